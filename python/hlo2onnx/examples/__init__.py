@@ -1,0 +1,1 @@
+"""Runnable examples: ``python -m hlo2onnx.examples.mlp``."""

@@ -1,0 +1,135 @@
+/* types.c - element types (numbered as ONNX's TensorProto.DataType) and
+ * tensor types of the HLO IR. */
+#include "h2o.h"
+
+#include <string.h>
+
+typedef struct ElemInfo {
+  const char *mlir, *onnx;
+  size_t size;
+} ElemInfo;
+
+static const ElemInfo elem_info[] = {
+    [ET_UNDEF] = {"?", "UNDEFINED", 0},    [ET_F32] = {"f32", "FLOAT", 4},
+    [ET_U8] = {"ui8", "UINT8", 1},         [ET_I8] = {"i8", "INT8", 1},
+    [ET_U16] = {"ui16", "UINT16", 2},      [ET_I16] = {"i16", "INT16", 2},
+    [ET_I32] = {"i32", "INT32", 4},        [ET_I64] = {"i64", "INT64", 8},
+    [ET_STRING] = {"!string", "STRING", 0}, [ET_BOOL] = {"i1", "BOOL", 1},
+    [ET_F16] = {"f16", "FLOAT16", 2},      [ET_F64] = {"f64", "DOUBLE", 8},
+    [ET_U32] = {"ui32", "UINT32", 4},      [ET_U64] = {"ui64", "UINT64", 8},
+    [ET_C64] = {"complex<f32>", "COMPLEX64", 8},
+    [ET_C128] = {"complex<f64>", "COMPLEX128", 16},
+    [ET_BF16] = {"bf16", "BFLOAT16", 2},
+    [ET_F8E4M3FN] = {"f8E4M3FN", "FLOAT8E4M3FN", 1},
+    [ET_F8E4M3FNUZ] = {"f8E4M3FNUZ", "FLOAT8E4M3FNUZ", 1},
+    [ET_F8E5M2] = {"f8E5M2", "FLOAT8E5M2", 1},
+    [ET_F8E5M2FNUZ] = {"f8E5M2FNUZ", "FLOAT8E5M2FNUZ", 1},
+    [ET_U4] = {"ui4", "UINT4", 0},         [ET_I4] = {"i4", "INT4", 0},
+    [ET_F4E2M1] = {"f4E2M1FN", "FLOAT4E2M1", 0},
+};
+
+#define N_ELEM ((int)(sizeof elem_info / sizeof elem_info[0]))
+
+static const ElemInfo *info(ElemType et) {
+  return (et >= 0 && (int)et < N_ELEM) ? &elem_info[et] : &elem_info[0];
+}
+
+size_t et_size(ElemType et) { return info(et)->size; }
+const char *et_mlir_name(ElemType et) { return info(et)->mlir; }
+const char *et_onnx_name(ElemType et) { return info(et)->onnx; }
+
+ElemType et_from_mlir(const char *s, size_t n) {
+  for (int i = 1; i < N_ELEM; i++) {
+    const char *name = elem_info[i].mlir;
+    if (name && strlen(name) == n && memcmp(name, s, n) == 0) return (ElemType)i;
+  }
+  return ET_UNDEF;
+}
+
+bool et_is_float(ElemType et) {
+  switch (et) {
+  case ET_F16: case ET_BF16: case ET_F32: case ET_F64:
+  case ET_F8E4M3FN: case ET_F8E4M3FNUZ: case ET_F8E5M2: case ET_F8E5M2FNUZ:
+  case ET_F4E2M1:
+    return true;
+  default:
+    return false;
+  }
+}
+
+bool et_is_signed_int(ElemType et) {
+  return et == ET_I8 || et == ET_I16 || et == ET_I32 || et == ET_I64 ||
+         et == ET_I4;
+}
+
+bool et_is_unsigned_int(ElemType et) {
+  return et == ET_U8 || et == ET_U16 || et == ET_U32 || et == ET_U64 ||
+         et == ET_U4;
+}
+
+bool et_is_int(ElemType et) {
+  return et_is_signed_int(et) || et_is_unsigned_int(et);
+}
+
+int64_t type_numel(const Type *t) {
+  int64_t n = 1;
+  for (int i = 0; i < t->rank; i++) {
+    int64_t d = t->dims[i];
+    if (d < 0) return -1;
+    if (d != 0 && n > INT64_MAX / d) return -1;
+    n *= d;
+  }
+  return n;
+}
+
+bool type_is_static(const Type *t) {
+  for (int i = 0; i < t->rank; i++)
+    if (t->dims[i] < 0) return false;
+  return true;
+}
+
+bool type_equal(const Type *a, const Type *b) {
+  if (a->kind != b->kind || a->et != b->et || a->rank != b->rank) return false;
+  for (int i = 0; i < a->rank; i++)
+    if (a->dims[i] != b->dims[i]) return false;
+  return true;
+}
+
+char *type_str(const Type *t, char *buf, size_t size) {
+  if (!size) return buf;
+  if (t->kind == TK_TOKEN) {
+    snprintf(buf, size, "!stablehlo.token");
+    return buf;
+  }
+  size_t n = (size_t)snprintf(buf, size, "tensor<");
+  for (int i = 0; i < t->rank && n < size; i++) {
+    if (t->dims[i] < 0)
+      n += (size_t)snprintf(buf + n, size - n, "?x");
+    else
+      n += (size_t)snprintf(buf + n, size - n, "%lldx", (long long)t->dims[i]);
+  }
+  if (n < size) snprintf(buf + n, size - n, "%s>", et_mlir_name(t->et));
+  return buf;
+}
+
+static int hex_nibble(char ch) {
+  if (ch >= '0' && ch <= '9') return ch - '0';
+  if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+  if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+  return 0; /* the parser validated the digits */
+}
+
+void hex_decode(const char *hex, size_t n, uint8_t *out) {
+  for (size_t i = 0; i < n; i++)
+    out[i] = (uint8_t)(hex_nibble(hex[2 * i]) << 4 | hex_nibble(hex[2 * i + 1]));
+}
+
+const uint8_t *data_bytes(Ctx *c, const Data *d) {
+  if (d->kind == DATA_RAW) return d->ptr;
+  if (d->kind == DATA_HEX) {
+    uint8_t *out = arena_alloc(c->arena, d->nbytes ? d->nbytes : 1);
+    hex_decode(d->ptr, d->nbytes, out);
+    return out;
+  }
+  return NULL;
+}

@@ -1,0 +1,1068 @@
+/* conv.c - windowed ops: stablehlo.convolution and stablehlo.reduce_window.
+ *
+ * ONNX's Conv, ConvTranspose and pools work on one layout, N,C,spatial...
+ * (kernels O,I,spatial...), while StableHLO names the role of every axis.  So
+ * each converter transposes its operands into the ONNX layout, emits the one
+ * ONNX op, and transposes the result back.  Transposes that are the identity
+ * are not emitted; the ones that remain (NHWC models) are for a later pass to
+ * push through elementwise ops and cancel, and constant kernels get theirs
+ * folded.  Nothing here marks anything for those passes: they match shapes.
+ *
+ * convolution
+ *   - padding is applied to the (lhs-dilated) input and may be negative:
+ *     negative edges crop the input (a Slice before the Conv), which is exact
+ *     for any stride, where slicing the output would not be.
+ *   - lhs_dilation > 1 is a transposed convolution (jax.lax.conv_transpose,
+ *     input gradients).  Writing the HLO conv as a scatter shows it is ONNX
+ *     ConvTranspose with strides = lhs_dilation, the kernel flipped in every
+ *     spatial axis, pads (k-1)*d - lo and (k-1)*d - hi; a negative pad there
+ *     means output positions no input reaches: zeros, added with a Pad.  A
+ *     window stride on top subsamples that result (a Slice with steps).
+ *   - window_reversal flips kernel axes (Slice with step -1), cancelling the
+ *     flip of the transposed case where both apply.
+ *   - batch_group_count G splits the batch into G groups that meet G groups
+ *     of output features: moving the batch groups into the feature axis
+ *     (Reshape, Transpose, Reshape) makes it an ONNX Conv with group = G.
+ *   - f16/bf16 are computed in f32 and rounded once at the end, as XLA does
+ *     on CPU and cuDNN accumulates on GPU; f64 stays f64 (a valid model;
+ *     onnxruntime's CPU provider has no double Conv).  Integer convolutions
+ *     have no ONNX Conv and are refused.
+ *
+ * reduce_window - one input, a body that is one add / maximum / minimum /
+ * multiply / and / or of its two arguments; base_dilations must be 1.
+ *   1. A cumulative sum (jnp.cumsum: window >= the axis, padding (n-1, 0) or
+ *      (0, n-1), stride 1) becomes CumSum (reverse for the second form).
+ *   2. add / max / min over at most three non-trivial axes become pools: the
+ *      trivial axes (window 1, stride 1, no padding) play N and C.  max is
+ *      MaxPool; min is -MaxPool(-x); add is AveragePool(count_include_pad=1)
+ *      times the window size (flax's avg_pool divides that by the window size
+ *      again; a fusion pass cancels the pair).  MaxPool ignores padded cells,
+ *      which equals padding with the init value once the init itself is folded
+ *      in (max(window, init)); AveragePool pads with zeros, so a non-zero init
+ *      of a sum gets an explicit Pad.  onnxruntime wants pads < kernel: larger
+ *      pads are an explicit Pad too.
+ *   3. Anything else with a small window (integers, windows over more axes,
+ *      f64 sums, ...) is the reduction of one strided Slice per window offset
+ *      of the padded input: exact for every type.
+ * In every case an init value that is not the identity of the reduction is
+ * folded in at the end, as StableHLO's reduce_window includes it once.
+ */
+#include "h2o.h"
+
+#include <math.h>
+#include <string.h>
+
+/* The largest window the slice-per-offset fallback unrolls. */
+#define MAX_UNROLLED_WINDOW 256
+
+/* ---- values with their static shape ------------------------------------ */
+
+/* An ONNX value and what we know of its type: the converters below track the
+ * shape through every node they emit, so intermediate values carry types. */
+typedef struct Tv {
+  OValue *v;
+  ElemType et;
+  int rank;
+  int64_t d[MAX_RANK]; /* DIM_DYN when not known */
+} Tv;
+
+static void tv_from(Lower *L, Tv *t, const Value *v) {
+  t->v = lw_get(L, v);
+  t->et = v->type.et;
+  t->rank = v->type.rank;
+  for (int i = 0; i < t->rank; i++) t->d[i] = v->type.dims[i];
+}
+
+static void tv_set(Lower *L, Tv *t, OValue *v) {
+  t->v = v;
+  og_set_type(L->c, v, t->et, t->rank, t->d);
+}
+
+static bool is_identity(const int64_t *perm, int n) {
+  for (int i = 0; i < n; i++)
+    if (perm[i] != i) return false;
+  return true;
+}
+
+static void tv_transpose(Lower *L, Tv *t, const int64_t *perm) {
+  if (is_identity(perm, t->rank)) return;
+  ONode *n = lw_node(L, "Transpose", 1, &t->v, 1);
+  og_attr_ints(L->c, n, "perm", perm, t->rank);
+  int64_t d[MAX_RANK];
+  for (int i = 0; i < t->rank; i++) d[i] = t->d[perm[i]];
+  memcpy(t->d, d, sizeof(int64_t) * (size_t)t->rank);
+  tv_set(L, t, n->outputs[0]);
+}
+
+static void tv_cast(Lower *L, Tv *t, ElemType et) {
+  if (t->et == et) return;
+  OValue *v = lw_cast(L, t->v, et);
+  t->et = et;
+  tv_set(L, t, v);
+}
+
+static void tv_unary(Lower *L, Tv *t, const char *op_type) {
+  tv_set(L, t, lw_op1(L, op_type, t->v));
+}
+
+/* The length ONNX Slice gives an axis of length dim. */
+static int64_t slice_len(int64_t dim, int64_t start, int64_t end, int64_t step) {
+  if (start < 0) start += dim;
+  if (end < 0) end += dim;
+  if (step > 0) {
+    start = start < 0 ? 0 : start > dim ? dim : start;
+    end = end < 0 ? 0 : end > dim ? dim : end;
+    return end > start ? (end - start + step - 1) / step : 0;
+  }
+  start = start < 0 ? 0 : start > dim - 1 ? dim - 1 : start;
+  end = end < -1 ? -1 : end > dim - 1 ? dim - 1 : end;
+  return start > end ? (start - end - step - 1) / -step : 0;
+}
+
+static void tv_slice(Lower *L, Tv *t, int n, const int64_t *axes, const int64_t *starts,
+                     const int64_t *ends, const int64_t *steps) {
+  if (n == 0) return;
+  OValue *in[5] = {t->v, lw_const_i64s(L, n, starts), lw_const_i64s(L, n, ends),
+                   lw_const_i64s(L, n, axes), lw_const_i64s(L, n, steps)};
+  ONode *node = lw_node(L, "Slice", 5, in, 1);
+  for (int i = 0; i < n; i++) {
+    int64_t *d = &t->d[axes[i]];
+    if (*d >= 0) *d = slice_len(*d, starts[i], ends[i], steps[i]);
+  }
+  tv_set(L, t, node->outputs[0]);
+}
+
+/* Pads every axis by lo[i] before and hi[i] after (both >= 0) with `value`
+ * (a scalar of t's type), or zeros when value is NULL. */
+static void tv_pad(Lower *L, Tv *t, const int64_t *lo, const int64_t *hi, OValue *value) {
+  int64_t pads[2 * MAX_RANK];
+  bool any = false;
+  for (int i = 0; i < t->rank; i++) {
+    pads[i] = lo[i];
+    pads[t->rank + i] = hi[i];
+    any |= lo[i] != 0 || hi[i] != 0;
+  }
+  if (!any) return;
+  OValue *in[3] = {t->v, lw_const_i64s(L, 2 * t->rank, pads), value};
+  ONode *n = lw_node(L, "Pad", value ? 3 : 2, in, 1);
+  for (int i = 0; i < t->rank; i++)
+    if (t->d[i] >= 0) t->d[i] += lo[i] + hi[i];
+  tv_set(L, t, n->outputs[0]);
+}
+
+/* Reshape to `shape` (ONNX rules: 0 copies the input dimension, -1 is
+ * inferred). */
+static void tv_reshape(Lower *L, Tv *t, int rank, const int64_t *shape) {
+  OValue *v = lw_op2(L, "Reshape", t->v, lw_const_i64s(L, rank, shape));
+  int64_t numel = 1, known = 1;
+  for (int i = 0; i < t->rank; i++) numel = t->d[i] < 0 || numel < 0 ? -1 : numel * t->d[i];
+  int64_t d[MAX_RANK];
+  int infer = -1;
+  for (int i = 0; i < rank; i++) {
+    d[i] = shape[i] > 0 ? shape[i] : shape[i] == 0 ? t->d[i] : DIM_DYN;
+    if (shape[i] < 0) infer = i;
+    else known = d[i] < 0 || known < 0 ? -1 : known * d[i];
+  }
+  if (infer >= 0 && numel >= 0 && known > 0) d[infer] = numel / known;
+  t->rank = rank;
+  memcpy(t->d, d, sizeof(int64_t) * (size_t)rank);
+  tv_set(L, t, v);
+}
+
+/* Unsqueeze (insert = true) or Squeeze the axes [0, n) counted from `at`. */
+static void tv_unit_axes(Lower *L, Tv *t, int at, int n, bool insert) {
+  if (n == 0) return;
+  int64_t axes[MAX_RANK];
+  for (int i = 0; i < n; i++) axes[i] = at + i;
+  const char *op_type = insert ? "Unsqueeze" : "Squeeze";
+  ONode *node;
+  if (L->opset >= 13) {
+    OValue *in[2] = {t->v, lw_const_i64s(L, n, axes)};
+    node = lw_node(L, op_type, 2, in, 1);
+  } else {
+    node = lw_node(L, op_type, 1, &t->v, 1);
+    og_attr_ints(L->c, node, "axes", axes, n);
+  }
+  int64_t d[MAX_RANK];
+  int r = 0;
+  if (insert) {
+    for (int i = 0; i < at; i++) d[r++] = t->d[i];
+    for (int i = 0; i < n; i++) d[r++] = 1;
+    for (int i = at; i < t->rank; i++) d[r++] = t->d[i];
+  } else {
+    for (int i = 0; i < t->rank; i++)
+      if (i < at || i >= at + n) d[r++] = t->d[i];
+  }
+  t->rank = r;
+  memcpy(t->d, d, sizeof(int64_t) * (size_t)r);
+  tv_set(L, t, node->outputs[0]);
+}
+
+/* ---- attributes --------------------------------------------------------- */
+
+/* Appends the integers of `a` to out[*n..max): nested arrays are flattened
+ * (padding [[lo, hi], ...]), booleans count as 0/1 (window_reversal), dense
+ * tensors are read element by element (padding dense<..> : tensor<Nx2xi64>,
+ * splats included).  Returns false when `a` holds something else. */
+static bool collect_ints(Lower *L, const Attr *a, int64_t *out, int *n, int max) {
+  switch (a->kind) {
+  case AK_INT:
+  case AK_BOOL:
+    if (*n >= max) return false;
+    out[(*n)++] = a->kind == AK_BOOL ? (int64_t)a->b : a->i;
+    return true;
+  case AK_ENUM:
+  case AK_OPAQUE:
+    if (!a->s || *n >= max) return false;
+    if (strcmp(a->s, "true") == 0) out[(*n)++] = 1;
+    else if (strcmp(a->s, "false") == 0) out[(*n)++] = 0;
+    else return false;
+    return true;
+  case AK_ARRAY:
+    for (int i = 0; i < a->n_elems; i++)
+      if (!collect_ints(L, a->elems[i], out, n, max)) return false;
+    return true;
+  case AK_DENSE: {
+    const Dense *d = a->dense;
+    if (!d || d->numel < 0 || *n + d->numel > max) return false;
+    size_t size = et_size(d->et);
+    if (!(et_is_int(d->et) || d->et == ET_BOOL) || size == 0) return false;
+    const uint8_t *p = data_bytes(L->c, &d->data);
+    for (int64_t k = 0; k < d->numel; k++) {
+      const uint8_t *e = p + (d->splat ? 0 : (size_t)k * size);
+      int64_t v = 0;
+      switch (d->et) {
+      case ET_BOOL: case ET_U8: v = e[0]; break;
+      case ET_I8: v = (int8_t)e[0]; break;
+      case ET_I16: { int16_t x; memcpy(&x, e, 2); v = x; break; }
+      case ET_U16: { uint16_t x; memcpy(&x, e, 2); v = x; break; }
+      case ET_I32: { int32_t x; memcpy(&x, e, 4); v = x; break; }
+      case ET_U32: { uint32_t x; memcpy(&x, e, 4); v = x; break; }
+      default: memcpy(&v, e, 8); break; /* i64, u64 */
+      }
+      out[(*n)++] = v;
+    }
+    return true;
+  }
+  default: {
+    int64_t *vals = NULL;
+    int k = ir_attr_i64s(L->c, a, &vals);
+    if (k < 0 || *n + k > max) return false;
+    for (int i = 0; i < k; i++) out[(*n)++] = vals[i];
+    return true;
+  }
+  }
+}
+
+/* Reads attribute `name` of the current op: exactly `count` integers, or
+ * `fill` repeated when the attribute is absent.  Reports and returns -1 when
+ * it has another form or length. */
+static int read_ints(Lower *L, const Attr *a, const char *name, int count, int64_t fill,
+                     int64_t *out) {
+  if (!a) {
+    for (int i = 0; i < count; i++) out[i] = fill;
+    return 0;
+  }
+  int n = 0;
+  if (!collect_ints(L, a, out, &n, count) || n != count)
+    return lw_unsupported(L, "attribute '%s' is not a list of %d integers", name, count);
+  return 0;
+}
+
+static int read_int(Lower *L, const Attr *a, const char *name, int64_t fill, int64_t *out) {
+  *out = fill;
+  if (a && !ir_attr_int(a, out))
+    return lw_unsupported(L, "attribute '%s' is not an integer", name);
+  return 0;
+}
+
+static bool all_equal(const int64_t *v, int n, int64_t x) {
+  for (int i = 0; i < n; i++)
+    if (v[i] != x) return false;
+  return true;
+}
+
+static bool dims_equal(const int64_t *a, const int64_t *b, int n) {
+  for (int i = 0; i < n; i++)
+    if (a[i] >= 0 && b[i] >= 0 && a[i] != b[i]) return false;
+  return true;
+}
+
+/* The dims we computed disagree with the op's result type: the attributes
+ * are inconsistent (bad input) or the arithmetic above is wrong. */
+static int check_result(Lower *L, const Tv *y, const Value *res) {
+  if (y->rank != res->type.rank || !dims_equal(y->d, res->type.dims, y->rank)) {
+    char ts[128];
+    return lw_unsupported(L, "the window attributes give another shape than the result type %s",
+                          type_str(&res->type, ts, sizeof ts));
+  }
+  return 0;
+}
+
+/* ===================================================================
+ * convolution
+ * =================================================================== */
+
+typedef struct ConvDims {
+  int64_t ib, ifeat, is[MAX_RANK]; /* input batch, feature, spatial */
+  int64_t ko, ki, ks[MAX_RANK];    /* kernel output, input feature, spatial */
+  int64_t ob, ofeat, os[MAX_RANK]; /* output batch, feature, spatial */
+} ConvDims;
+
+/* Reads one role (batch, feature, spatial axes) of the dimension numbers and
+ * checks the roles form a permutation of the rank axes. */
+static int read_layout(Lower *L, const Attr *dn, int rank, const char *a_name, int64_t *a,
+                       const char *b_name, int64_t *b, const char *sp_name, int64_t *sp) {
+  const Attr *fa = ir_dict_field(dn, a_name), *fb = ir_dict_field(dn, b_name);
+  if (!fa || !fb || !ir_attr_int(fa, a) || !ir_attr_int(fb, b))
+    return lw_unsupported(L, "dimension_numbers lack %s or %s", a_name, b_name);
+  const Attr *fs = ir_dict_field(dn, sp_name);
+  int n = 0;
+  if (rank > 2 && (!fs || !collect_ints(L, fs, sp, &n, rank - 2) || n != rank - 2))
+    return lw_unsupported(L, "dimension_numbers.%s does not list %d axes", sp_name, rank - 2);
+  bool seen[MAX_RANK] = {false};
+  int64_t all[MAX_RANK];
+  all[0] = *a;
+  all[1] = *b;
+  for (int i = 0; i < rank - 2; i++) all[2 + i] = sp[i];
+  for (int i = 0; i < rank; i++) {
+    if (all[i] < 0 || all[i] >= rank || seen[all[i]])
+      return lw_unsupported(L, "dimension_numbers (%s, %s, %s) are not a permutation of %d axes",
+                            a_name, b_name, sp_name, rank);
+    seen[all[i]] = true;
+  }
+  return 0;
+}
+
+static int read_conv_dims(Lower *L, const Op *op, int rank, ConvDims *cd) {
+  const Attr *dn = ir_op_attr(op, "dimension_numbers");
+  if (!dn || dn->kind != AK_DICT) return lw_unsupported(L, "no dimension_numbers");
+  if (read_layout(L, dn, rank, "input_batch_dimension", &cd->ib, "input_feature_dimension",
+                  &cd->ifeat, "input_spatial_dimensions", cd->is) != 0 ||
+      read_layout(L, dn, rank, "kernel_output_feature_dimension", &cd->ko,
+                  "kernel_input_feature_dimension", &cd->ki, "kernel_spatial_dimensions",
+                  cd->ks) != 0 ||
+      read_layout(L, dn, rank, "output_batch_dimension", &cd->ob, "output_feature_dimension",
+                  &cd->ofeat, "output_spatial_dimensions", cd->os) != 0)
+    return -1;
+  return 0;
+}
+
+/* (O, C/G, k...) -> (C, O/G, k...), the weight layout of ConvTranspose. */
+static int convtranspose_weight(Lower *L, Tv *w, int64_t group) {
+  int r = w->rank;
+  int64_t perm[MAX_RANK];
+  for (int i = 0; i < r; i++) perm[i] = i;
+  if (group == 1) {
+    perm[0] = 1;
+    perm[1] = 0;
+    tv_transpose(L, w, perm);
+    return 0;
+  }
+  for (int i = 0; i < r; i++)
+    if (w->d[i] < 0)
+      return lw_unsupported(L, "a grouped transposed convolution needs a kernel of static shape");
+  int64_t o = w->d[0], cg = w->d[1], shape[MAX_RANK];
+  shape[0] = group;
+  shape[1] = o / group;
+  shape[2] = cg;
+  for (int i = 2; i < r; i++) shape[i + 1] = w->d[i];
+  tv_reshape(L, w, r + 1, shape);
+  for (int i = 0; i <= r; i++) perm[i] = i;
+  perm[1] = 2;
+  perm[2] = 1;
+  tv_transpose(L, w, perm);
+  shape[0] = group * cg;
+  shape[1] = o / group;
+  for (int i = 2; i < r; i++) shape[i] = w->d[i + 1];
+  tv_reshape(L, w, r, shape);
+  return 0;
+}
+
+/* Batch groups into the feature axis: (N, C, s...) -> (N/G, G*C, s...), the
+ * group-major order ONNX's grouped Conv splits its channels in. */
+static int batch_groups_to_features(Lower *L, Tv *x, int64_t g) {
+  int r = x->rank;
+  for (int i = 1; i < r; i++)
+    if (x->d[i] < 0)
+      return lw_unsupported(L, "batch_group_count > 1 needs static feature and spatial sizes");
+  int64_t shape[MAX_RANK], perm[MAX_RANK];
+  shape[0] = g;
+  shape[1] = -1;
+  for (int i = 1; i < r; i++) shape[i + 1] = x->d[i];
+  tv_reshape(L, x, r + 1, shape);
+  for (int i = 0; i <= r; i++) perm[i] = i;
+  perm[0] = 1;
+  perm[1] = 0;
+  tv_transpose(L, x, perm);
+  shape[0] = 0;
+  shape[1] = g * x->d[2];
+  for (int i = 2; i < r; i++) shape[i] = x->d[i + 1];
+  tv_reshape(L, x, r, shape);
+  return 0;
+}
+
+int lower_convolution(Lower *L, const Op *op) {
+  if (op->n_operands != 2 || op->n_results != 1)
+    return lw_unsupported(L, "expected 2 operands and 1 result");
+  const Type *lt = &op->operands[0]->type, *kt = &op->operands[1]->type;
+  const Type *rt = &op->results[0]->type;
+  if (lt->kind != TK_TENSOR || kt->kind != TK_TENSOR || rt->kind != TK_TENSOR)
+    return lw_unsupported(L, "operands and result must be tensors");
+  int rank = lt->rank;
+  if (rank < 2 || rank > MAX_RANK || kt->rank != rank || rt->rank != rank)
+    return lw_unsupported(L, "operands and result must have one rank, at least 2");
+  if (!et_is_float(lt->et) || !et_is_float(kt->et) || !et_is_float(rt->et))
+    return lw_unsupported(L, "integer convolution: ONNX Conv takes floating-point tensors only "
+                             "(ConvInteger covers 8-bit inputs with no padding value choice)");
+  if (ir_op_attr(op, "lhs_quantization") || ir_op_attr(op, "rhs_quantization"))
+    return lw_unsupported(L, "quantized convolution");
+
+  int nsp = rank - 2;
+  ConvDims cd;
+  if (read_conv_dims(L, op, rank, &cd) != 0) return -1;
+  int64_t stride[MAX_RANK], pad[2 * MAX_RANK], ldil[MAX_RANK], rdil[MAX_RANK], rev[MAX_RANK];
+  int64_t fgc, bgc;
+  if (read_ints(L, ir_op_attr(op, "window_strides"), "window_strides", nsp, 1, stride) != 0 ||
+      read_ints(L, ir_op_attr(op, "padding"), "padding", 2 * nsp, 0, pad) != 0 ||
+      read_ints(L, ir_op_attr(op, "lhs_dilation"), "lhs_dilation", nsp, 1, ldil) != 0 ||
+      read_ints(L, ir_op_attr(op, "rhs_dilation"), "rhs_dilation", nsp, 1, rdil) != 0 ||
+      read_ints(L, ir_op_attr(op, "window_reversal"), "window_reversal", nsp, 0, rev) != 0 ||
+      read_int(L, ir_op_attr(op, "feature_group_count"), "feature_group_count", 1, &fgc) != 0 ||
+      read_int(L, ir_op_attr(op, "batch_group_count"), "batch_group_count", 1, &bgc) != 0)
+    return -1;
+  for (int i = 0; i < nsp; i++)
+    if (stride[i] < 1 || ldil[i] < 1 || rdil[i] < 1)
+      return lw_unsupported(L, "window strides and dilations must be positive");
+  if (fgc < 1 || bgc < 1 || (fgc > 1 && bgc > 1))
+    return lw_unsupported(L, "feature_group_count %lld with batch_group_count %lld",
+                          (long long)fgc, (long long)bgc);
+  bool transposed = !all_equal(ldil, nsp, 1);
+
+  /* f16/bf16 (and narrower floats) accumulate in f32, f64 stays f64. */
+  ElemType ct = rt->et == ET_F64 ? ET_F64 : ET_F32;
+  Tv x, w;
+  tv_from(L, &x, op->operands[0]);
+  tv_from(L, &w, op->operands[1]);
+  tv_cast(L, &x, ct);
+  tv_cast(L, &w, ct);
+  int64_t perm[MAX_RANK];
+  perm[0] = cd.ib;
+  perm[1] = cd.ifeat;
+  for (int i = 0; i < nsp; i++) perm[2 + i] = cd.is[i];
+  tv_transpose(L, &x, perm);
+  perm[0] = cd.ko;
+  perm[1] = cd.ki;
+  for (int i = 0; i < nsp; i++) perm[2 + i] = cd.ks[i];
+  tv_transpose(L, &w, perm);
+
+  /* A convolution without spatial axes (a matmul in disguise): ONNX needs
+   * one, so both get a unit axis that the result loses again. */
+  int ns = nsp;
+  int64_t lo[MAX_RANK], hi[MAX_RANK];
+  for (int i = 0; i < nsp; i++) {
+    lo[i] = pad[2 * i];
+    hi[i] = pad[2 * i + 1];
+  }
+  if (nsp == 0) {
+    tv_unit_axes(L, &x, 2, 1, true);
+    tv_unit_axes(L, &w, 2, 1, true);
+    ns = 1;
+    stride[0] = ldil[0] = rdil[0] = 1;
+    rev[0] = lo[0] = hi[0] = 0;
+  }
+
+  int64_t group = fgc;
+  if (bgc > 1) {
+    if (batch_groups_to_features(L, &x, bgc) != 0) return -1;
+    group = bgc;
+  }
+
+  /* Kernel flips: window_reversal, and the flip that makes a transposed
+   * convolution out of an lhs-dilated one; the two cancel. */
+  int64_t axes[MAX_RANK], starts[MAX_RANK], ends[MAX_RANK], steps[MAX_RANK];
+  int n = 0;
+  for (int i = 0; i < ns; i++)
+    if ((rev[i] != 0) != transposed) {
+      axes[n] = 2 + i;
+      starts[n] = -1;
+      ends[n] = INT64_MIN;
+      steps[n++] = -1;
+    }
+  tv_slice(L, &w, n, axes, starts, ends, steps);
+
+  int64_t pads[2 * MAX_RANK], kshape[MAX_RANK];
+  bool kstatic = true;
+  for (int i = 0; i < ns; i++) {
+    kshape[i] = w.d[2 + i];
+    kstatic &= kshape[i] >= 0;
+  }
+  Tv y;
+  y.et = ct;
+  y.rank = ns + 2;
+  y.d[0] = x.d[0];
+  y.d[1] = w.d[0];
+  if (!transposed) {
+    /* Negative padding crops the input. */
+    n = 0;
+    for (int i = 0; i < ns; i++)
+      if (lo[i] < 0 || hi[i] < 0) {
+        axes[n] = 2 + i;
+        starts[n] = lo[i] < 0 ? -lo[i] : 0;
+        ends[n] = hi[i] < 0 ? hi[i] : INT64_MAX;
+        steps[n++] = 1;
+      }
+    tv_slice(L, &x, n, axes, starts, ends, steps);
+    for (int i = 0; i < ns; i++) {
+      pads[i] = lo[i] > 0 ? lo[i] : 0;
+      pads[ns + i] = hi[i] > 0 ? hi[i] : 0;
+    }
+    OValue *in[2] = {x.v, w.v};
+    ONode *c = lw_node(L, "Conv", 2, in, 1);
+    if (kstatic) og_attr_ints(L->c, c, "kernel_shape", kshape, ns);
+    og_attr_ints(L->c, c, "strides", stride, ns);
+    og_attr_ints(L->c, c, "pads", pads, 2 * ns);
+    og_attr_ints(L->c, c, "dilations", rdil, ns);
+    og_attr_int(L->c, c, "group", group);
+    for (int i = 0; i < ns; i++) {
+      int64_t in_len = x.d[2 + i], span = (kshape[i] - 1) * rdil[i] + 1;
+      int64_t padded = in_len + pads[i] + pads[ns + i];
+      y.d[2 + i] = in_len < 0 || kshape[i] < 0 ? DIM_DYN
+                   : padded < span            ? 0
+                                              : (padded - span) / stride[i] + 1;
+    }
+    tv_set(L, &y, c->outputs[0]);
+  } else {
+    if (!kstatic)
+      return lw_unsupported(L, "lhs_dilation (a transposed convolution) needs a kernel of "
+                               "static spatial shape");
+    int64_t pb[MAX_RANK], pe[MAX_RANK], extra_lo[MAX_RANK], extra_hi[MAX_RANK];
+    for (int i = 0; i < ns; i++) {
+      pb[i] = (kshape[i] - 1) * rdil[i] - lo[i];
+      pe[i] = (kshape[i] - 1) * rdil[i] - hi[i];
+      pads[i] = pb[i] > 0 ? pb[i] : 0;
+      pads[ns + i] = pe[i] > 0 ? pe[i] : 0;
+    }
+    if (convtranspose_weight(L, &w, group) != 0) return -1;
+    y.d[1] = w.d[1] < 0 ? DIM_DYN : w.d[1] * group;
+    OValue *in[2] = {x.v, w.v};
+    ONode *c = lw_node(L, "ConvTranspose", 2, in, 1);
+    og_attr_ints(L->c, c, "kernel_shape", kshape, ns);
+    og_attr_ints(L->c, c, "strides", ldil, ns);
+    og_attr_ints(L->c, c, "pads", pads, 2 * ns);
+    og_attr_ints(L->c, c, "dilations", rdil, ns);
+    og_attr_int(L->c, c, "group", group);
+    for (int i = 0; i < ns; i++) {
+      int64_t in_len = x.d[2 + i];
+      y.d[2 + i] = in_len < 0 ? DIM_DYN
+                              : ldil[i] * (in_len - 1) + (kshape[i] - 1) * rdil[i] + 1 -
+                                    pads[i] - pads[ns + i];
+    }
+    tv_set(L, &y, c->outputs[0]);
+    /* Output positions before the first or after the last input reaches:
+     * zeros. */
+    for (int i = 0; i < y.rank; i++) extra_lo[i] = extra_hi[i] = 0;
+    for (int i = 0; i < ns; i++) {
+      extra_lo[2 + i] = pb[i] < 0 ? -pb[i] : 0;
+      extra_hi[2 + i] = pe[i] < 0 ? -pe[i] : 0;
+    }
+    tv_pad(L, &y, extra_lo, extra_hi, NULL);
+    /* A window stride subsamples the stride-1 result. */
+    n = 0;
+    for (int i = 0; i < ns; i++)
+      if (stride[i] > 1) {
+        axes[n] = 2 + i;
+        starts[n] = 0;
+        ends[n] = INT64_MAX;
+        steps[n++] = stride[i];
+      }
+    tv_slice(L, &y, n, axes, starts, ends, steps);
+  }
+
+  if (nsp == 0) tv_unit_axes(L, &y, 2, 1, false);
+  perm[cd.ob] = 0;
+  perm[cd.ofeat] = 1;
+  for (int i = 0; i < nsp; i++) perm[cd.os[i]] = 2 + i;
+  tv_transpose(L, &y, perm);
+  tv_cast(L, &y, rt->et);
+  if (check_result(L, &y, op->results[0]) != 0) return -1;
+  lw_bind(L, op->results[0], y.v);
+  return 0;
+}
+
+/* ===================================================================
+ * reduce_window
+ * =================================================================== */
+
+typedef enum Reducer { RED_ADD, RED_MUL, RED_MAX, RED_MIN, RED_AND, RED_OR } Reducer;
+
+/* The body's reduction: one binary op of the two block arguments, returned. */
+static bool body_reducer(const Op *op, Reducer *out) {
+  if (op->n_regions != 1 || op->regions[0]->n_blocks != 1) return false;
+  const Block *b = op->regions[0]->blocks[0];
+  if (b->n_args != 2 || b->n_ops != 2) return false;
+  const Op *f = b->ops[0], *ret = b->ops[1];
+  if (ret->kind != OP_RETURN && ret->kind != OP_FUNC_RETURN && ret->kind != OP_RETURN_SHORT)
+    return false;
+  if (f->n_operands != 2 || f->n_results != 1 || ret->n_operands != 1 ||
+      ret->operands[0] != f->results[0])
+    return false;
+  const Value *a0 = f->operands[0], *a1 = f->operands[1];
+  if (!((a0 == b->args[0] && a1 == b->args[1]) || (a0 == b->args[1] && a1 == b->args[0])))
+    return false;
+  switch (f->kind) {
+  case OP_ADD: *out = RED_ADD; return true;
+  case OP_MULTIPLY: *out = RED_MUL; return true;
+  case OP_MAXIMUM: *out = RED_MAX; return true;
+  case OP_MINIMUM: *out = RED_MIN; return true;
+  case OP_AND: *out = RED_AND; return true;
+  case OP_OR: *out = RED_OR; return true;
+  default: return false;
+  }
+}
+
+static double half_to_double(uint16_t h) {
+  int exp = (h >> 10) & 31, mant = h & 0x3ff;
+  double v = exp == 0 ? ldexp(mant, -24) : exp == 31 ? (mant ? NAN : INFINITY)
+                                                     : ldexp(mant + 1024, exp - 25);
+  return h & 0x8000 ? -v : v;
+}
+
+/* One element of type et as a double (exact up to 2^53). */
+static bool scalar_of(ElemType et, const uint8_t *p, double *out) {
+  switch (et) {
+  case ET_F32: { float f; memcpy(&f, p, 4); *out = f; return true; }
+  case ET_F64: memcpy(out, p, 8); return true;
+  case ET_F16: { uint16_t h; memcpy(&h, p, 2); *out = half_to_double(h); return true; }
+  case ET_BF16: {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    *out = f;
+    return true;
+  }
+  case ET_BOOL: case ET_U8: *out = p[0]; return true;
+  case ET_I8: *out = (int8_t)p[0]; return true;
+  case ET_I16: { int16_t x; memcpy(&x, p, 2); *out = x; return true; }
+  case ET_U16: { uint16_t x; memcpy(&x, p, 2); *out = x; return true; }
+  case ET_I32: { int32_t x; memcpy(&x, p, 4); *out = x; return true; }
+  case ET_U32: { uint32_t x; memcpy(&x, p, 4); *out = x; return true; }
+  case ET_I64: { int64_t x; memcpy(&x, p, 8); *out = (double)x; return true; }
+  case ET_U64: { uint64_t x; memcpy(&x, p, 8); *out = (double)x; return true; }
+  default: return false;
+  }
+}
+
+/* The value of a scalar operand when it is a constant: an initializer, or in
+ * the HLO a stablehlo.constant seen through broadcasts, reshapes and
+ * converts (JAX writes the init of a pool as broadcast_in_dim of a constant). */
+static bool constant_scalar(Lower *L, const Value *v, double *out) {
+  const OValue *ov = v->lowered;
+  const Data *d = ov ? og_const_data(ov) : NULL;
+  if (d && ov->type.rank >= 0 && d->nbytes == et_size(ov->type.et) && d->nbytes > 0)
+    return scalar_of(ov->type.et, data_bytes(L->c, d), out);
+  for (int hops = 0; v && v->def && hops < 16; hops++) {
+    const Op *def = v->def;
+    if (def->kind == OP_CONSTANT) {
+      const Attr *a = ir_op_attr(def, "value");
+      if (!a || a->kind != AK_DENSE || !a->dense || !(a->dense->splat || a->dense->numel == 1))
+        return false;
+      return scalar_of(a->dense->et, data_bytes(L->c, &a->dense->data), out);
+    }
+    if (def->kind != OP_BROADCAST_IN_DIM && def->kind != OP_RESHAPE && def->kind != OP_CONVERT)
+      return false;
+    if (def->n_operands < 1) return false;
+    v = def->operands[0];
+  }
+  return false;
+}
+
+/* Is v the identity of the reduction on type et (so it can be left out)? */
+static bool is_neutral(Reducer red, ElemType et, double v) {
+  int bits = (int)et_size(et) * 8;
+  switch (red) {
+  case RED_ADD: return v == 0;
+  case RED_MUL: return v == 1;
+  case RED_MAX:
+    if (et_is_float(et)) return isinf(v) && v < 0;
+    if (et_is_signed_int(et)) return v == -ldexp(1, bits - 1);
+    return v == 0;
+  case RED_MIN:
+    if (et_is_float(et)) return isinf(v) && v > 0;
+    if (et_is_signed_int(et)) return v == ldexp(1, bits - 1) - 1 || (bits == 64 && v == ldexp(1, 63));
+    if (et == ET_BOOL) return v == 1;
+    return v == ldexp(1, bits) - 1 || (bits == 64 && v == ldexp(1, 64));
+  case RED_AND: return v != 0;
+  case RED_OR: return v == 0;
+  }
+  return false;
+}
+
+static const char *reducer_binary_op(Reducer red, ElemType et) {
+  switch (red) {
+  case RED_ADD: return "Add";
+  case RED_MUL: return "Mul";
+  case RED_MAX: return et == ET_BOOL ? "Or" : "Max";
+  case RED_MIN: return et == ET_BOOL ? "And" : "Min";
+  case RED_AND: return "And";
+  case RED_OR: return "Or";
+  }
+  return "?";
+}
+
+typedef struct Window {
+  int rank;
+  Reducer red;
+  ElemType et;
+  int64_t win[MAX_RANK], str[MAX_RANK], wdil[MAX_RANK], lo[MAX_RANK], hi[MAX_RANK];
+  const Value *init_hlo;
+  bool neutral; /* the init is the reduction's identity */
+} Window;
+
+static bool trivial_axis(const Window *w, int a) {
+  return w->win[a] == 1 && w->str[a] == 1 && w->lo[a] == 0 && w->hi[a] == 0;
+}
+
+static int64_t window_count(const Window *w) {
+  int64_t n = 1;
+  for (int a = 0; a < w->rank; a++) {
+    if (w->win[a] > MAX_UNROLLED_WINDOW) return MAX_UNROLLED_WINDOW + 1;
+    n *= w->win[a];
+    if (n > MAX_UNROLLED_WINDOW) return n;
+  }
+  return n;
+}
+
+/* Crops the negative padding of every axis (a Slice). */
+static void crop_negative_padding(Lower *L, const Window *w, Tv *x) {
+  int64_t axes[MAX_RANK], starts[MAX_RANK], ends[MAX_RANK], steps[MAX_RANK];
+  int n = 0;
+  for (int a = 0; a < w->rank; a++)
+    if (w->lo[a] < 0 || w->hi[a] < 0) {
+      axes[n] = a;
+      starts[n] = w->lo[a] < 0 ? -w->lo[a] : 0;
+      ends[n] = w->hi[a] < 0 ? w->hi[a] : INT64_MAX;
+      steps[n++] = 1;
+    }
+  tv_slice(L, x, n, axes, starts, ends, steps);
+}
+
+/* Pads with the init value (cast to the compute type) where padding > 0. */
+static void pad_with_init(Lower *L, const Window *w, Tv *x) {
+  int64_t lo[MAX_RANK], hi[MAX_RANK];
+  for (int a = 0; a < w->rank; a++) {
+    lo[a] = w->lo[a] > 0 ? w->lo[a] : 0;
+    hi[a] = w->hi[a] > 0 ? w->hi[a] : 0;
+  }
+  tv_pad(L, x, lo, hi, lw_cast(L, lw_get(L, w->init_hlo), x->et));
+}
+
+/* StableHLO folds the init value in once: op(result, init), unless it is
+ * the identity. */
+static void fold_init(Lower *L, const Window *w, Tv *y) {
+  if (w->neutral) return;
+  OValue *init = lw_cast(L, lw_get(L, w->init_hlo), y->et);
+  tv_set(L, y, lw_op2(L, reducer_binary_op(w->red, y->et), y->v, init));
+}
+
+/* 1. Cumulative sums -> CumSum.  Returns 1 when the pattern does not match. */
+static int rw_cumsum(Lower *L, const Window *w, Tv *x) {
+  if (w->red != RED_ADD || w->et == ET_BOOL) return 1;
+  int axis = -1;
+  for (int a = 0; a < w->rank; a++) {
+    if (trivial_axis(w, a)) continue;
+    if (axis >= 0) return 1;
+    axis = a;
+  }
+  if (axis < 0) return 1;
+  int64_t n = x->d[axis], k = w->win[axis];
+  if (n < 1 || w->str[axis] != 1 || w->wdil[axis] != 1 || k < n) return 1;
+  bool reverse;
+  if (w->lo[axis] == k - 1 && w->hi[axis] == 0) reverse = false;
+  else if (w->lo[axis] == 0 && w->hi[axis] == k - 1) reverse = true;
+  else return 1;
+  /* onnxruntime's CumSum takes f32/f64/i32/i64; narrower integers sum in
+   * i32 and wrap back the same way, unsigned ones in i64. */
+  ElemType ct;
+  if (et_is_float(w->et)) ct = w->et == ET_F64 ? ET_F64 : ET_F32;
+  else if (w->et == ET_I32 || (et_is_int(w->et) && et_size(w->et) < 4)) ct = ET_I32;
+  else ct = ET_I64;
+  tv_cast(L, x, ct);
+  OValue *in[2] = {x->v, lw_const_scalar(L, ET_I64, (double)axis)};
+  ONode *node = lw_node(L, "CumSum", 2, in, 1);
+  if (reverse) og_attr_int(L->c, node, "reverse", 1);
+  tv_set(L, x, node->outputs[0]);
+  fold_init(L, w, x);
+  tv_cast(L, x, w->et);
+  return 0;
+}
+
+/* 2. add / max / min as ONNX pools.  Returns 1 (with *why set) when the
+ * window or the type does not suit a pool. */
+static int rw_pool(Lower *L, const Window *w, Tv *x, bool can_unroll, const char **why) {
+  int r = w->rank;
+  if (w->red != RED_ADD && w->red != RED_MAX && w->red != RED_MIN) {
+    *why = "no ONNX pool multiplies or takes logical and/or";
+    return 1;
+  }
+  /* Compute type: what onnxruntime pools and what holds the values exactly. */
+  ElemType et = w->et, ct;
+  if (et_is_float(et)) {
+    ct = et == ET_F64 ? ET_F64 : ET_F32;
+    if (ct == ET_F64 && w->red == RED_ADD && can_unroll) {
+      *why = "onnxruntime has no f64 AveragePool";
+      return 1;
+    }
+  } else if (et_is_int(et) && w->red != RED_ADD && et_size(et) <= 4) {
+    ct = et_size(et) <= 2 ? ET_F32 : ET_F64; /* both exact */
+  } else {
+    *why = "ONNX pools take floating-point tensors (and 8-bit MaxPool), and integer "
+           "sums or 64-bit integers do not convert exactly";
+    return 1;
+  }
+  int tr[MAX_RANK], sp[MAX_RANK], nt = 0, ns = 0;
+  for (int a = 0; a < r; a++) {
+    if (trivial_axis(w, a)) tr[nt++] = a;
+    else sp[ns++] = a;
+  }
+  if (ns == 0 || ns > 3) {
+    *why = ns == 0 ? "the window reduces nothing" : "ONNX pools have at most 3 spatial axes";
+    return 1;
+  }
+  if (w->red == RED_ADD && !all_equal(w->wdil, r, 1) && L->opset < 19) {
+    *why = "AveragePool takes dilations from opset 19 on";
+    return 1;
+  }
+  /* More than two trivial axes: the ones after the first merge into C, which
+   * needs static sizes for them and for the spatial axes. */
+  if (nt > 2) {
+    for (int i = 1; i < nt; i++)
+      if (x->d[tr[i]] < 0) {
+        *why = "merging the non-window axes into one needs their static sizes";
+        return 1;
+      }
+    for (int i = 0; i < ns; i++)
+      if (x->d[sp[i]] < 0) {
+        *why = "merging the non-window axes into one needs static window axes";
+        return 1;
+      }
+  }
+
+  /* Padding: MaxPool skips padded cells (= padding with the init, which is
+   * folded in after); AveragePool counts them as zeros (= padding with a zero
+   * init).  Otherwise, and where onnxruntime's pads < kernel rule fails, pad
+   * explicitly with the init value. */
+  bool explicit_pad = false, any_pad = false;
+  for (int a = 0; a < r; a++) {
+    int64_t lo = w->lo[a] > 0 ? w->lo[a] : 0, hi = w->hi[a] > 0 ? w->hi[a] : 0;
+    any_pad |= lo > 0 || hi > 0;
+    explicit_pad |= lo >= w->win[a] || hi >= w->win[a];
+  }
+  if (w->red == RED_ADD && any_pad && !w->neutral) explicit_pad = true;
+  /* A window wholly in explicit -inf padding comes out of onnxruntime's f32
+   * MaxPool as -FLT_MAX: the unrolled form keeps the init exactly. */
+  if (explicit_pad && w->red != RED_ADD && can_unroll) {
+    *why = "the padding covers whole windows";
+    return 1;
+  }
+
+  tv_cast(L, x, ct);
+  crop_negative_padding(L, w, x);
+  if (explicit_pad) pad_with_init(L, w, x);
+  if (w->red == RED_MIN) tv_unary(L, x, "Neg");
+  int64_t perm[MAX_RANK], inv[MAX_RANK];
+  for (int i = 0; i < nt; i++) perm[i] = tr[i];
+  for (int i = 0; i < ns; i++) perm[nt + i] = sp[i];
+  for (int i = 0; i < r; i++) inv[perm[i]] = i;
+  tv_transpose(L, x, perm);
+  int64_t shape[MAX_RANK], kept[MAX_RANK] = {0};
+  if (nt < 2) {
+    tv_unit_axes(L, x, 0, 2 - nt, true);
+  } else if (nt > 2) {
+    for (int i = 0; i < r; i++) kept[i] = x->d[i];
+    shape[0] = 0;
+    shape[1] = -1;
+    for (int i = 0; i < ns; i++) shape[2 + i] = x->d[nt + i];
+    tv_reshape(L, x, ns + 2, shape);
+  }
+
+  int64_t kernel[3], strides[3], dil[3], pads[6];
+  for (int i = 0; i < ns; i++) {
+    int a = sp[i];
+    kernel[i] = w->win[a];
+    strides[i] = w->str[a];
+    dil[i] = w->wdil[a];
+    pads[i] = explicit_pad || w->lo[a] < 0 ? 0 : w->lo[a];
+    pads[ns + i] = explicit_pad || w->hi[a] < 0 ? 0 : w->hi[a];
+  }
+  bool is_max = w->red != RED_ADD;
+  ONode *p = lw_node(L, is_max ? "MaxPool" : "AveragePool", 1, &x->v, 1);
+  og_attr_ints(L->c, p, "kernel_shape", kernel, ns);
+  og_attr_ints(L->c, p, "strides", strides, ns);
+  og_attr_ints(L->c, p, "pads", pads, 2 * ns);
+  if (is_max || !all_equal(dil, ns, 1)) og_attr_ints(L->c, p, "dilations", dil, ns);
+  if (!is_max) og_attr_int(L->c, p, "count_include_pad", 1);
+  for (int i = 0; i < ns; i++) {
+    int64_t len = x->d[2 + i], span = (kernel[i] - 1) * dil[i] + 1;
+    int64_t padded = len + pads[i] + pads[ns + i];
+    x->d[2 + i] = len < 0 ? DIM_DYN : padded < span ? 0 : (padded - span) / strides[i] + 1;
+  }
+  tv_set(L, x, p->outputs[0]);
+  if (w->red == RED_ADD) {
+    double size = 1;
+    for (int i = 0; i < ns; i++) size *= (double)kernel[i];
+    tv_set(L, x, lw_op2(L, "Mul", x->v, lw_const_scalar(L, ct, size)));
+  } else if (w->red == RED_MIN) {
+    tv_unary(L, x, "Neg");
+  }
+
+  if (nt < 2) {
+    tv_unit_axes(L, x, 0, 2 - nt, false);
+  } else if (nt > 2) {
+    shape[0] = 0;
+    for (int i = 1; i < nt; i++) shape[i] = kept[i];
+    for (int i = 0; i < ns; i++) shape[nt + i] = x->d[2 + i];
+    tv_reshape(L, x, r, shape);
+  }
+  tv_transpose(L, x, inv);
+  fold_init(L, w, x);
+  tv_cast(L, x, et);
+  return 0;
+}
+
+/* 3. The reduction of one strided Slice of the padded input per window
+ * offset: exact for every type. */
+static int rw_unrolled(Lower *L, const Window *w, Tv *x, const char *why_not_pool) {
+  int r = w->rank;
+  int64_t count = window_count(w);
+  if (count > MAX_UNROLLED_WINDOW)
+    return lw_unsupported(L, "the window is not an ONNX pool (%s), and its %lld%s elements "
+                             "are too many to unroll",
+                          why_not_pool, (long long)count,
+                          count > MAX_UNROLLED_WINDOW ? " or more" : "");
+  ElemType et = w->et, ct;
+  if (et == ET_BOOL) {
+    if (w->red == RED_ADD || w->red == RED_MUL)
+      return lw_unsupported(L, "arithmetic reduction of booleans");
+    ct = ET_BOOL;
+  } else if (et_is_float(et)) {
+    if (w->red == RED_AND || w->red == RED_OR)
+      return lw_unsupported(L, "logical reduction of floating-point values");
+    ct = et == ET_F64 ? ET_F64 : ET_F32;
+  } else if (et_is_int(et)) {
+    /* onnxruntime's Add/Mul/Max/Min take 32- and 64-bit integers; narrower
+     * ones compute in i32 and wrap back the same way on the final Cast. */
+    ct = et_size(et) < 4 ? ET_I32 : et;
+  } else {
+    return lw_unsupported(L, "element type %s", et_mlir_name(et));
+  }
+  tv_cast(L, x, ct);
+  crop_negative_padding(L, w, x);
+  pad_with_init(L, w, x);
+
+  /* Offset o of axis a reads o*dil, o*dil + stride, ...: the end is counted
+   * from the back (the window's span after o), so it holds for dynamic
+   * sizes too. */
+  OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)count);
+  int64_t off[MAX_RANK] = {0};
+  int64_t out_d[MAX_RANK];
+  for (int k = 0; k < count; k++) {
+    Tv s = *x;
+    int64_t axes[MAX_RANK], starts[MAX_RANK], ends[MAX_RANK], steps[MAX_RANK];
+    int n = 0;
+    for (int a = 0; a < r; a++) {
+      if (w->win[a] == 1 && w->str[a] == 1) continue;
+      int64_t span = (w->win[a] - 1) * w->wdil[a] + 1, start = off[a] * w->wdil[a];
+      axes[n] = a;
+      starts[n] = start;
+      ends[n] = span - 1 - start == 0 ? INT64_MAX : -(span - 1 - start);
+      steps[n++] = w->str[a];
+    }
+    tv_slice(L, &s, n, axes, starts, ends, steps);
+    parts[k] = s.v;
+    memcpy(out_d, s.d, sizeof(int64_t) * (size_t)r);
+    for (int a = r - 1; a >= 0; a--) { /* next offset, last axis fastest */
+      if (++off[a] < w->win[a]) break;
+      off[a] = 0;
+    }
+  }
+  memcpy(x->d, out_d, sizeof(int64_t) * (size_t)r);
+  const char *variadic = NULL;
+  if (et_is_float(ct) && w->red == RED_ADD) variadic = "Sum";
+  else if (ct != ET_BOOL && (w->red == RED_MAX || w->red == RED_MIN))
+    variadic = w->red == RED_MAX ? "Max" : "Min";
+  if (count == 1) {
+    x->v = parts[0];
+  } else if (variadic) {
+    tv_set(L, x, lw_node(L, variadic, (int)count, parts, 1)->outputs[0]);
+  } else {
+    OValue *acc = parts[0];
+    for (int k = 1; k < count; k++) {
+      acc = lw_op2(L, reducer_binary_op(w->red, ct), acc, parts[k]);
+      og_set_type(L->c, acc, ct, r, out_d);
+    }
+    x->v = acc;
+  }
+  fold_init(L, w, x);
+  tv_cast(L, x, et);
+  return 0;
+}
+
+int lower_reduce_window(Lower *L, const Op *op) {
+  if (op->n_operands != 2 || op->n_results != 1)
+    return lw_unsupported(L, "reduce_window over %d inputs (one is supported)",
+                          op->n_operands / 2);
+  Window w;
+  memset(&w, 0, sizeof w);
+  if (!body_reducer(op, &w.red))
+    return lw_unsupported(L, "the body is not one add, multiply, maximum, minimum, and or or "
+                             "of its two arguments");
+  const Value *xv = op->operands[0];
+  Value *res = op->results[0];
+  if (xv->type.kind != TK_TENSOR || res->type.kind != TK_TENSOR ||
+      xv->type.rank != res->type.rank || xv->type.rank > MAX_RANK)
+    return lw_unsupported(L, "operand and result must be tensors of one rank");
+  int r = w.rank = xv->type.rank;
+  w.et = xv->type.et;
+  w.init_hlo = op->operands[1];
+  int64_t bdil[MAX_RANK], pad[2 * MAX_RANK];
+  if (read_ints(L, ir_op_attr(op, "window_dimensions"), "window_dimensions", r, 1, w.win) != 0 ||
+      read_ints(L, ir_op_attr(op, "window_strides"), "window_strides", r, 1, w.str) != 0 ||
+      read_ints(L, ir_op_attr(op, "base_dilations"), "base_dilations", r, 1, bdil) != 0 ||
+      read_ints(L, ir_op_attr(op, "window_dilations"), "window_dilations", r, 1, w.wdil) != 0 ||
+      read_ints(L, ir_op_attr(op, "padding"), "padding", 2 * r, 0, pad) != 0)
+    return -1;
+  if (!ir_op_attr(op, "window_dimensions")) return lw_unsupported(L, "no window_dimensions");
+  for (int a = 0; a < r; a++) {
+    w.lo[a] = pad[2 * a];
+    w.hi[a] = pad[2 * a + 1];
+    if (w.win[a] < 1 || w.str[a] < 1 || w.wdil[a] < 1 || bdil[a] < 1)
+      return lw_unsupported(L, "window sizes, strides and dilations must be positive");
+  }
+  if (!all_equal(bdil, r, 1))
+    return lw_unsupported(L, "base_dilations other than 1 (no ONNX pool dilates its input)");
+  double init;
+  w.neutral = constant_scalar(L, w.init_hlo, &init) && is_neutral(w.red, w.et, init);
+
+  /* The result shape the attributes give, checked against the result type. */
+  Tv x;
+  tv_from(L, &x, xv);
+  Tv expect = x;
+  for (int a = 0; a < r; a++) {
+    int64_t len = x.d[a], span = (w.win[a] - 1) * w.wdil[a] + 1;
+    int64_t padded = len + w.lo[a] + w.hi[a];
+    expect.d[a] = len < 0 ? DIM_DYN : padded < span ? 0 : (padded - span) / w.str[a] + 1;
+  }
+  if (check_result(L, &expect, res) != 0) return -1;
+
+  int rc = rw_cumsum(L, &w, &x);
+  const char *why = "";
+  if (rc == 1) rc = rw_pool(L, &w, &x, window_count(&w) <= MAX_UNROLLED_WINDOW, &why);
+  if (rc == 1) rc = rw_unrolled(L, &w, &x, why);
+  if (rc != 0) return -1;
+  if (check_result(L, &x, res) != 0) return -1;
+  lw_bind(L, res, x.v);
+  return 0;
+}

@@ -1,0 +1,598 @@
+/* elementwise.c - the elementwise ops (stablehlo.abs ... stablehlo.convert)
+ * and the CHLO math ops that JAX leaves in its output.
+ *
+ * StableHLO elementwise operands all have one shape (no implicit
+ * broadcasting; only clamp's bounds and select's predicate may be rank 0),
+ * so every value built here has the shape of the op's result, and ONNX
+ * broadcasting only ever spreads a rank-0 operand or constant.  The work is
+ * in element types and corner cases, where the StableHLO spec, the ONNX
+ * operator docs and JAX (XLA on CPU) do not always agree.  JAX's numbers win:
+ *
+ *   - integer x / 0 is -1 (all ones), x % 0 is x, INT_MIN / -1 wraps to
+ *     INT_MIN; onnxruntime fails on a zero divisor and traps on INT_MIN / -1,
+ *     so divisors are made safe first and the special results selected after;
+ *   - float -> integer conversion saturates and maps NaN to 0, where ONNX Cast
+ *     leaves out-of-range values undefined (onnxruntime returns INT_MIN);
+ *   - shifts by >= the bit width give 0 (or the sign, for arithmetic right
+ *     shifts); ONNX BitShift leaves that undefined and exists only unsigned;
+ *   - -0.0 keeps its sign through sign, cbrt, expm1, log1p and rounding;
+ *   - expm1 and log1p keep their accuracy near 0, which Exp(x)-1 and Log(1+x)
+ *     lose: they use the tanh half-angle and Goldberg rewrites.
+ *
+ * Kernels: ONNX allows element types that onnxruntime's CPU kernels lack -
+ * every math op on bf16, f64 Tan/Erf/hyperbolic/inverse trig, Where on bool,
+ * 16-bit and 64-bit unsigned ints, Max/Min on 16-bit ints, Pow on narrow
+ * ints.  Such ops compute in a type that holds every value exactly (bf16 ->
+ * f32, as XLA does on CPU; i16 -> i32; bool -> u8; u64 -> i64 bit for bit)
+ * and cast back, so each tensor keeps its HLO element type at the op
+ * boundary.  Formulas of several ops compute f16 and bf16 in f32.
+ */
+#include "h2o.h"
+
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+static const double PI = 3.14159265358979323846;
+
+/* ---- values ------------------------------------------------------------- */
+
+static ElemType in_et(const Op *op, int i) { return op->operands[i]->type.et; }
+static ElemType out_et(const Op *op) { return op->results[0]->type.et; }
+
+/* A node of the current op; its output has the shape of the op's result and
+ * element type et (so lw_cast and later passes know it). */
+static ONode *node(Lower *L, ElemType et, const char *type, int n, OValue *const *in) {
+  ONode *nd = lw_node(L, type, n, in, 1);
+  og_type_from_hlo(L->c, nd->outputs[0], &L->op->results[0]->type);
+  nd->outputs[0]->type.et = et;
+  return nd;
+}
+
+static OValue *op1(Lower *L, ElemType et, const char *type, OValue *a) {
+  return node(L, et, type, 1, &a)->outputs[0];
+}
+
+static OValue *op2(Lower *L, ElemType et, const char *type, OValue *a, OValue *b) {
+  OValue *in[2] = {a, b};
+  return node(L, et, type, 2, in)->outputs[0];
+}
+
+static OValue *op3(Lower *L, ElemType et, const char *type, OValue *a, OValue *b,
+                   OValue *c) {
+  OValue *in[3] = {a, b, c};
+  return node(L, et, type, 3, in)->outputs[0];
+}
+
+/* A rank-0 integer (or bool) constant, bit-exact: lw_const_scalar goes
+ * through a double, which 64-bit extremes do not survive. */
+static OValue *kint(Lower *L, ElemType et, int64_t v) {
+  size_t n = et_size(et);
+  uint8_t *buf = arena_alloc(L->c->arena, 8);
+  for (size_t i = 0; i < n; i++) buf[i] = (uint8_t)((uint64_t)v >> (8 * i));
+  Data d = {DATA_RAW, buf, n};
+  return lw_const_data(L, et, 0, NULL, d);
+}
+
+/* A rank-0 constant of any type (small integers only). */
+static OValue *k(Lower *L, ElemType et, double v) {
+  return et_is_float(et) ? lw_const_scalar(L, et, v) : kint(L, et, (int64_t)v);
+}
+
+static int bits_of(ElemType et) { return (int)et_size(et) * 8; }
+
+/* Binds the op's result to v, cast back to the result's element type. */
+static int bind(Lower *L, const Op *op, OValue *v) {
+  lw_bind(L, op->results[0], lw_cast(L, v, out_et(op)));
+  return 0;
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+enum { K_BOOL = 1, K_SINT = 2, K_UINT = 4, K_FLOAT = 8, K_INT = K_SINT | K_UINT };
+
+/* The element types this file handles: complex, 4-bit and 8-bit float
+ * tensors have (almost) no ONNX math ops. */
+static int kind_of(ElemType et) {
+  if (et == ET_BOOL) return K_BOOL;
+  if (et_is_int(et) && et_size(et) > 0) return et_is_signed_int(et) ? K_SINT : K_UINT;
+  if (et == ET_F16 || et == ET_BF16 || et == ET_F32 || et == ET_F64) return K_FLOAT;
+  return 0;
+}
+
+/* Checks the arity, that operands and result are tensors, and that operand
+ * `which` has one of `kinds` of element types. */
+static int check_at(Lower *L, const Op *op, int n_operands, int which, int kinds) {
+  if (op->n_operands != n_operands || op->n_results != 1)
+    return diag_error_op(L->c, H2O_EINPUT, op,
+                         "%s takes %d operand%s and has 1 result, but this one has %d and %d",
+                         op->opname, n_operands, n_operands == 1 ? "" : "s",
+                         op->n_operands, op->n_results);
+  for (int i = 0; i < n_operands; i++)
+    if (op->operands[i]->type.kind != TK_TENSOR)
+      return lw_unsupported(L, "operand %d is not a tensor", i);
+  if (op->results[0]->type.kind != TK_TENSOR) return lw_unsupported(L, "the result is not a tensor");
+  ElemType et = in_et(op, which);
+  if (!(kind_of(et) & kinds)) return lw_unsupported(L, "%s tensors are not supported", et_mlir_name(et));
+  return 0;
+}
+
+static int check(Lower *L, const Op *op, int n_operands, int kinds) {
+  return check_at(L, op, n_operands, 0, kinds);
+}
+
+/* Ops with bitwise ONNX ops (BitwiseAnd/Or/Xor/Not) need opset 18. */
+static int need_opset(Lower *L, int opset, const char *onnx_op) {
+  if (L->opset >= opset) return 0;
+  return lw_unsupported(L, "needs ONNX %s (opset %d), but the target opset is %d", onnx_op,
+                        opset, L->opset);
+}
+
+/* ---- compute types: where onnxruntime lacks a kernel --------------------- */
+
+/* Single math ops: no kernel takes bf16; f32 holds every bf16 value. */
+static ElemType math_type(ElemType et) { return et == ET_BF16 ? ET_F32 : et; }
+
+/* Formulas of several ops: f16 and bf16 intermediates would round at every
+ * step, so these compute in f32 (XLA upcasts them on CPU too). */
+static ElemType formula_type(ElemType et) {
+  return et == ET_BF16 || et == ET_F16 ? ET_F32 : et;
+}
+
+/* Where has no bool, 16-bit, u64 or bf16 kernel: select in a type that
+ * holds the values (u64 <-> i64 Casts keep the bits). */
+static OValue *where(Lower *L, ElemType et, OValue *c, OValue *a, OValue *b) {
+  ElemType wt;
+  switch (et) {
+  case ET_BOOL: wt = ET_U8; break;
+  case ET_I16: case ET_U16: wt = ET_I32; break;
+  case ET_U64: wt = ET_I64; break;
+  case ET_BF16: wt = ET_F32; break;
+  default: return op3(L, et, "Where", c, a, b);
+  }
+  OValue *r = op3(L, wt, "Where", c, lw_cast(L, a, wt), lw_cast(L, b, wt));
+  return lw_cast(L, r, et);
+}
+
+/* Max/Min: on bool they are Or/And (the spec's maximum/minimum); there is no
+ * 16-bit or bf16 kernel.  Floats propagate NaN in both JAX and onnxruntime;
+ * for max(-0.0, +0.0) JAX returns +0.0 and onnxruntime the first operand -
+ * equal values, which ONNX leaves unspecified, so left as is. */
+static OValue *minmax(Lower *L, ElemType et, bool is_max, OValue *a, OValue *b) {
+  if (et == ET_BOOL) return op2(L, et, is_max ? "Or" : "And", a, b);
+  ElemType ct = et == ET_I16 || et == ET_U16 ? ET_I32 : math_type(et);
+  OValue *r = op2(L, ct, is_max ? "Max" : "Min", lw_cast(L, a, ct), lw_cast(L, b, ct));
+  return lw_cast(L, r, et);
+}
+
+/* x where x is ±0 (keeps the sign of zero), else r. */
+static OValue *keep_zero(Lower *L, ElemType et, OValue *x, OValue *r) {
+  return where(L, et, op2(L, ET_BOOL, "Equal", x, k(L, et, 0)), x, r);
+}
+
+/* ---- unary ops ------------------------------------------------------------ */
+
+/* onnxruntime has these only for f16 and f32, not f64. */
+static bool no_f64_kernel(const char *t) {
+  static const char *const names[] = {"Tan",  "Erf",   "Sinh",  "Cosh",  "Asin",
+                                      "Acos", "Atan",  "Asinh", "Acosh", "Atanh"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(t, names[i]) == 0) return true;
+  return false;
+}
+
+/* One ONNX op, named by the hint (Ceil, Exp, Tanh, Erf, IsInf, ...). */
+int lower_unary(Lower *L, const Op *op) {
+  const char *t = op_table[op->kind].onnx_hint;
+  bool neg = strcmp(t, "Neg") == 0;
+  if (check(L, op, 1, neg ? K_INT | K_FLOAT : K_FLOAT)) return -1;
+  ElemType et = in_et(op, 0);
+  OValue *x = lw_get(L, op->operands[0]);
+  /* ONNX Neg is for signed types; 0 - x wraps as JAX's negation does. */
+  if (neg && et_is_unsigned_int(et)) return bind(L, op, op2(L, et, "Sub", kint(L, et, 0), x));
+  ElemType ct = math_type(et);
+  if (et == ET_F64 && no_f64_kernel(t)) {
+    if (strcmp(t, "Tan") == 0)
+      return bind(L, op, op2(L, et, "Div", op1(L, et, "Sin", x), op1(L, et, "Cos", x)));
+    /* No f64 formula as accurate: computed in f32 (relative error ~1e-7). */
+    ct = ET_F32;
+  }
+  ElemType rt = out_et(op) == ET_BOOL ? ET_BOOL : ct; /* IsInf */
+  return bind(L, op, op1(L, rt, t, lw_cast(L, x, ct)));
+}
+
+/* abs of a signed int keeps INT_MIN, as ONNX Abs does. */
+int lower_abs(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_INT | K_FLOAT)) return -1;
+  ElemType ct = math_type(in_et(op, 0));
+  return bind(L, op, op1(L, ct, "Abs", lw_cast(L, lw_get(L, op->operands[0]), ct)));
+}
+
+/* 1 / sqrt(x); f16 in f32 so that only the final result rounds to f16. */
+int lower_rsqrt(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_FLOAT)) return -1;
+  ElemType ct = formula_type(in_et(op, 0));
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  return bind(L, op, op1(L, ct, "Reciprocal", op1(L, ct, "Sqrt", x)));
+}
+
+/* sign(x) * |x|^(1/3).  1/3 is not exact in binary, which costs at most
+ * |ln x| * 1e-8 relative in f32 (< 1e-6); ±0 stays ±0. */
+int lower_cbrt(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_FLOAT)) return -1;
+  ElemType ct = formula_type(in_et(op, 0));
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *mag = op2(L, ct, "Pow", op1(L, ct, "Abs", x), k(L, ct, 1.0 / 3.0));
+  return bind(L, op, keep_zero(L, ct, x, op2(L, ct, "Mul", op1(L, ct, "Sign", x), mag)));
+}
+
+/* exp(x) - 1 cancels for small |x|; there expm1(x) = 2t / (1 - t) with
+ * t = tanh(x/2) is accurate to a few ulp (and keeps -0.0).  For |x| >= 0.5
+ * the plain form loses at most a bit and handles ±inf. */
+int lower_expm1(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_FLOAT)) return -1;
+  ElemType ct = formula_type(in_et(op, 0));
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *t = op1(L, ct, "Tanh", op2(L, ct, "Mul", x, k(L, ct, 0.5)));
+  OValue *near = op2(L, ct, "Div", op2(L, ct, "Add", t, t), op2(L, ct, "Sub", k(L, ct, 1), t));
+  OValue *far = op2(L, ct, "Sub", op1(L, ct, "Exp", x), k(L, ct, 1));
+  OValue *small = op2(L, ET_BOOL, "Less", op1(L, ct, "Abs", x), k(L, ct, 0.5));
+  return bind(L, op, where(L, ct, small, near, far));
+}
+
+/* log(1 + x) loses the low bits of x in the addition; Goldberg's rewrite
+ * log(u) * x / (u - 1), u = 1 + x, cancels the rounding error of u.  u == 1
+ * gives x itself (keeping -0.0); u == +inf gives +inf, not inf/inf. */
+int lower_log1p(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_FLOAT)) return -1;
+  ElemType ct = formula_type(in_et(op, 0));
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *u = op2(L, ct, "Add", x, k(L, ct, 1));
+  OValue *r = op2(L, ct, "Mul", op1(L, ct, "Log", u),
+                  op2(L, ct, "Div", x, op2(L, ct, "Sub", u, k(L, ct, 1))));
+  ONode *inf = node(L, ET_BOOL, "IsInf", 1, &u);
+  og_attr_int(L->c, inf, "detect_negative", 0);
+  r = where(L, ct, inf->outputs[0], u, r);
+  return bind(L, op, where(L, ct, op2(L, ET_BOOL, "Equal", u, k(L, ct, 1)), x, r));
+}
+
+/* ONNX Sign returns +0 for -0.0, JAX keeps -0.0; NaN stays NaN in both. */
+int lower_sign(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_INT | K_FLOAT)) return -1;
+  ElemType et = in_et(op, 0), ct = math_type(et);
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *s = op1(L, ct, "Sign", x);
+  return bind(L, op, et_is_float(et) ? keep_zero(L, ct, x, s) : s);
+}
+
+/* Ties away from zero.  ONNX Round breaks ties to even; where x is exactly
+ * halfway (|x - Round(x)| == 0.5) the answer is x + copysign(0.5, x), which
+ * is exact.  Floor(|x| + 0.5) would be wrong for 0.49999997 and for odd
+ * integers above 2^23, where the addition itself rounds. */
+int lower_round_afz(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_FLOAT)) return -1;
+  ElemType ct = math_type(in_et(op, 0));
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *even = op1(L, ct, "Round", x);
+  OValue *tie = op2(L, ET_BOOL, "Equal", op1(L, ct, "Abs", op2(L, ct, "Sub", x, even)),
+                    k(L, ct, 0.5));
+  OValue *away = op2(L, ct, "Add", x, op2(L, ct, "Mul", op1(L, ct, "Sign", x), k(L, ct, 0.5)));
+  return bind(L, op, where(L, ct, tie, away, even));
+}
+
+/* Logical not on i1, bitwise not on integers. */
+int lower_not(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_BOOL | K_INT)) return -1;
+  ElemType et = in_et(op, 0);
+  OValue *x = lw_get(L, op->operands[0]);
+  if (et == ET_BOOL) return bind(L, op, op1(L, et, "Not", x));
+  if (need_opset(L, 18, "BitwiseNot")) return -1;
+  return bind(L, op, op1(L, et, "BitwiseNot", x));
+}
+
+/* |x| < inf: false for ±inf and NaN (any comparison with NaN is false). */
+int lower_is_finite(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_FLOAT)) return -1;
+  ElemType ct = math_type(in_et(op, 0));
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  return bind(L, op, op2(L, ET_BOOL, "Less", op1(L, ct, "Abs", x), k(L, ct, INFINITY)));
+}
+
+/* erfc(x) = 1 - erf(x).  For x > ~4 erfc is below f32's resolution of 1 and
+ * this gives 0 where JAX gives a tiny positive number: an absolute error
+ * below 1e-7.  f16/bf16/f64 compute in f32 (no f64 Erf kernel). */
+int lower_erfc(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_FLOAT)) return -1;
+  ElemType ct = ET_F32;
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  return bind(L, op, op2(L, ct, "Sub", k(L, ct, 1), op1(L, ct, "Erf", x)));
+}
+
+/* x * x (chlo.square). */
+int lower_square(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_INT | K_FLOAT)) return -1;
+  ElemType ct = math_type(in_et(op, 0));
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  return bind(L, op, op2(L, ct, "Mul", x, x));
+}
+
+/* ---- binary ops ----------------------------------------------------------- */
+
+/* Add, Sub, Mul (the hint).  Integers wrap in both.  On i1 the spec makes
+ * add logical or and multiply logical and. */
+int lower_binary(Lower *L, const Op *op) {
+  const char *t = op_table[op->kind].onnx_hint;
+  bool is_sub = strcmp(t, "Sub") == 0;
+  if (check(L, op, 2, K_INT | K_FLOAT | (is_sub ? 0 : K_BOOL))) return -1;
+  ElemType et = in_et(op, 0), ct = math_type(et);
+  OValue *a = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *b = lw_cast(L, lw_get(L, op->operands[1]), ct);
+  if (et == ET_BOOL) t = strcmp(t, "Add") == 0 ? "Or" : "And";
+  return bind(L, op, op2(L, ct, t, a, b));
+}
+
+/* The type integer division and remainder compute in: 8- and 16-bit ints in
+ * i32, where INT_MIN / -1 cannot overflow and the Casts back wrap as XLA. */
+static ElemType int_div_type(ElemType et) {
+  return bits_of(et) < 32 ? ET_I32 : et;
+}
+
+/* Integer division truncates toward zero in both; XLA defines x / 0 = -1
+ * (all ones) and INT_MIN / -1 = INT_MIN, where onnxruntime fails on the
+ * first and traps on the second.  The divisor becomes 1 in both cases and
+ * the quotient is selected: -x for y == -1, all ones for y == 0. */
+int lower_divide(Lower *L, const Op *op) {
+  if (check(L, op, 2, K_INT | K_FLOAT)) return -1;
+  ElemType et = in_et(op, 0);
+  OValue *x = lw_get(L, op->operands[0]), *y = lw_get(L, op->operands[1]);
+  if (et_is_float(et)) {
+    ElemType ct = math_type(et);
+    return bind(L, op, op2(L, ct, "Div", lw_cast(L, x, ct), lw_cast(L, y, ct)));
+  }
+  ElemType ct = int_div_type(et);
+  x = lw_cast(L, x, ct);
+  y = lw_cast(L, y, ct);
+  OValue *zero = op2(L, ET_BOOL, "Equal", y, kint(L, ct, 0));
+  bool wraps = et_is_signed_int(et) && ct == et; /* INT_MIN / -1 possible */
+  OValue *minus1 = wraps ? op2(L, ET_BOOL, "Equal", y, kint(L, ct, -1)) : NULL;
+  OValue *bad = wraps ? op2(L, ET_BOOL, "Or", zero, minus1) : zero;
+  OValue *q = op2(L, ct, "Div", x, where(L, ct, bad, kint(L, ct, 1), y));
+  if (wraps) q = where(L, ct, minus1, op1(L, ct, "Neg", x), q);
+  /* all ones of the HLO type: -1 signed, 2^n - 1 unsigned (in i32 for narrow) */
+  int64_t ones = et_is_signed_int(et) || ct == et ? -1 : (int64_t)((1ull << bits_of(et)) - 1);
+  return bind(L, op, where(L, ct, zero, kint(L, ct, ones), q));
+}
+
+/* Remainder has the sign of the dividend: ONNX Mod with fmod=1 (required for
+ * floats; C's % for integers).  XLA gives x % 0 = x and INT_MIN % -1 = 0;
+ * divisors 0 and -1 become 1 (x % 1 = x % -1 = 0). */
+int lower_remainder(Lower *L, const Op *op) {
+  if (check(L, op, 2, K_INT | K_FLOAT)) return -1;
+  ElemType et = in_et(op, 0);
+  OValue *x = lw_get(L, op->operands[0]), *y = lw_get(L, op->operands[1]);
+  ElemType ct = et_is_float(et) ? math_type(et) : int_div_type(et);
+  x = lw_cast(L, x, ct);
+  y = lw_cast(L, y, ct);
+  OValue *zero = NULL;
+  if (!et_is_float(et)) {
+    zero = op2(L, ET_BOOL, "Equal", y, kint(L, ct, 0));
+    OValue *bad = zero;
+    if (et_is_signed_int(et) && ct == et)
+      bad = op2(L, ET_BOOL, "Or", zero, op2(L, ET_BOOL, "Equal", y, kint(L, ct, -1)));
+    y = where(L, ct, bad, kint(L, ct, 1), y);
+  }
+  OValue *in[2] = {x, y};
+  ONode *mod = node(L, ct, "Mod", 2, in);
+  og_attr_int(L->c, mod, "fmod", 1);
+  OValue *r = mod->outputs[0];
+  if (zero) r = where(L, ct, zero, x, r);
+  return bind(L, op, r);
+}
+
+int lower_minmax(Lower *L, const Op *op) {
+  if (check(L, op, 2, K_BOOL | K_INT | K_FLOAT)) return -1;
+  bool is_max = strcmp(op_table[op->kind].onnx_hint, "Max") == 0;
+  return bind(L, op, minmax(L, in_et(op, 0), is_max, lw_get(L, op->operands[0]),
+                            lw_get(L, op->operands[1])));
+}
+
+/* Floats: Pow (same special values as JAX: pow(x, 0) = 1, pow(1, nan) = 1).
+ * Integers: onnxruntime's integer Pow goes through double and has only i32
+ * and i64 kernels, so all integers compute in i64 and wrap when cast back:
+ * exact while |result| < 2^53.  (JAX itself never emits an integer power:
+ * jnp.power unrolls it into multiplies.)  A negative exponent gives 0 except
+ * for bases 1 and -1 - as the double does - but 0^-n must be 0, not inf. */
+int lower_power(Lower *L, const Op *op) {
+  if (check(L, op, 2, K_INT | K_FLOAT)) return -1;
+  ElemType et = in_et(op, 0);
+  ElemType ct = et_is_float(et) ? math_type(et) : ET_I64;
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *y = lw_cast(L, lw_get(L, op->operands[1]), ct);
+  if (!et_is_float(et)) {
+    OValue *zero_neg = op2(L, ET_BOOL, "And", op2(L, ET_BOOL, "Equal", x, kint(L, ct, 0)),
+                           op2(L, ET_BOOL, "Less", y, kint(L, ct, 0)));
+    y = where(L, ct, zero_neg, kint(L, ct, 1), y);
+  }
+  return bind(L, op, op2(L, ct, "Pow", x, y));
+}
+
+/* True where x is negative or -0.0 (1/x is -inf); false for NaN. */
+static OValue *sign_bit(Lower *L, ElemType ct, OValue *x) {
+  OValue *zero = k(L, ct, 0);
+  return op2(L, ET_BOOL, "Or", op2(L, ET_BOOL, "Less", x, zero),
+             op2(L, ET_BOOL, "Less", op1(L, ct, "Reciprocal", x), zero));
+}
+
+/* atan2(y, x) from Atan of a ratio in [0, 1] (accurate everywhere, no
+ * overflow), then the octant: pi/2 - r when |y| > |x|, pi - r when x is
+ * negative or -0.0, and the sign of y (also of ±0).  0/0 and inf/inf have
+ * ratios 0 and 1, as IEEE atan2 does for those; NaN propagates.  f64 has
+ * no Atan kernel: computed in f32, like f16 and bf16. */
+int lower_atan2(Lower *L, const Op *op) {
+  if (check(L, op, 2, K_FLOAT)) return -1;
+  ElemType ct = ET_F32;
+  OValue *y = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *x = lw_cast(L, lw_get(L, op->operands[1]), ct);
+  OValue *ax = op1(L, ct, "Abs", x), *ay = op1(L, ct, "Abs", y);
+  OValue *lo = op2(L, ct, "Min", ax, ay), *hi = op2(L, ct, "Max", ax, ay);
+  OValue *ratio = op2(L, ct, "Div", lo, hi);
+  ratio = where(L, ct, op2(L, ET_BOOL, "Equal", hi, k(L, ct, 0)), k(L, ct, 0), ratio);
+  ratio = where(L, ct, op1(L, ET_BOOL, "IsInf", lo), k(L, ct, 1), ratio);
+  OValue *r = op1(L, ct, "Atan", ratio);
+  r = where(L, ct, op2(L, ET_BOOL, "Greater", ay, ax), op2(L, ct, "Sub", k(L, ct, PI / 2), r), r);
+  r = where(L, ct, sign_bit(L, ct, x), op2(L, ct, "Sub", k(L, ct, PI), r), r);
+  return bind(L, op, where(L, ct, sign_bit(L, ct, y), op1(L, ct, "Neg", r), r));
+}
+
+/* And/Or/Xor (the hint) on i1; BitwiseAnd/Or/Xor on integers. */
+int lower_logical(Lower *L, const Op *op) {
+  if (check(L, op, 2, K_BOOL | K_INT)) return -1;
+  ElemType et = in_et(op, 0);
+  const char *t = op_table[op->kind].onnx_hint;
+  if (et != ET_BOOL) {
+    t = arena_printf(L->c->arena, "Bitwise%s", t);
+    if (need_opset(L, 18, t)) return -1;
+  }
+  return bind(L, op, op2(L, et, t, lw_get(L, op->operands[0]), lw_get(L, op->operands[1])));
+}
+
+/* ---- compare, select, clamp ---------------------------------------------- */
+
+typedef enum Dir { D_EQ, D_NE, D_GE, D_GT, D_LE, D_LT } Dir;
+
+/* x < y in IEEE totalOrder: -0.0 < +0.0 (1/x < 1/y where x == y == 0) and
+ * NaN above everything.  Without a bitcast in ONNX the sign and payload of
+ * a NaN cannot be read: every NaN counts as +NaN (JAX's sort puts NaNs last
+ * too). */
+static OValue *total_less(Lower *L, ElemType ct, OValue *x, OValue *y) {
+  OValue *lt = op2(L, ET_BOOL, "Less", x, y);
+  OValue *zeros = op2(L, ET_BOOL, "And", op2(L, ET_BOOL, "Equal", x, y),
+                      op2(L, ET_BOOL, "Less", op1(L, ct, "Reciprocal", x),
+                          op1(L, ct, "Reciprocal", y)));
+  OValue *nan = op2(L, ET_BOOL, "And", op1(L, ET_BOOL, "Not", op1(L, ET_BOOL, "IsNaN", x)),
+                    op1(L, ET_BOOL, "IsNaN", y));
+  return op2(L, ET_BOOL, "Or", op2(L, ET_BOOL, "Or", lt, zeros), nan);
+}
+
+/* x == y in totalOrder: equal and of one sign (±inf have 1/x = ±0, equal),
+ * or both NaN. */
+static OValue *total_equal(Lower *L, ElemType ct, OValue *x, OValue *y) {
+  OValue *eq = op2(L, ET_BOOL, "And", op2(L, ET_BOOL, "Equal", x, y),
+                   op2(L, ET_BOOL, "Equal", op1(L, ct, "Reciprocal", x),
+                       op1(L, ct, "Reciprocal", y)));
+  OValue *nan = op2(L, ET_BOOL, "And", op1(L, ET_BOOL, "IsNaN", x), op1(L, ET_BOOL, "IsNaN", y));
+  return op2(L, ET_BOOL, "Or", eq, nan);
+}
+
+static int parse_dir(const Attr *a, Dir *d) {
+  static const char *const names[] = {"EQ", "NE", "GE", "GT", "LE", "LT"};
+  if (!a || !a->s) return -1;
+  for (int i = 0; i < 6; i++)
+    if (strcmp(a->s, names[i]) == 0) {
+      *d = (Dir)i;
+      return 0;
+    }
+  return -1;
+}
+
+/* EQ Equal, NE Not(Equal) (true for NaN != NaN), GT Greater, GE
+ * GreaterOrEqual, LT Less, LE LessOrEqual.  Integer signedness is the
+ * element type's, as compare_type must say.  Ordering bools (no kernel)
+ * compare as u8: false < true. */
+int lower_compare(Lower *L, const Op *op) {
+  if (check(L, op, 2, K_BOOL | K_INT | K_FLOAT)) return -1;
+  Dir d;
+  const Attr *dir = ir_op_attr(op, "comparison_direction");
+  if (parse_dir(dir, &d) != 0)
+    return lw_unsupported(L, "comparison_direction '%s' is not one of EQ, NE, GE, GT, LE, LT",
+                          dir && dir->s ? dir->s : "(missing)");
+  const Attr *ctype = ir_op_attr(op, "compare_type");
+  bool total = ctype && ctype->s && strcmp(ctype->s, "TOTALORDER") == 0;
+  ElemType et = in_et(op, 0);
+  ElemType ct = et == ET_BOOL && d != D_EQ && d != D_NE ? ET_U8 : math_type(et);
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *y = lw_cast(L, lw_get(L, op->operands[1]), ct);
+  if (total && et_is_float(et)) {
+    OValue *r;
+    switch (d) {
+    case D_EQ: r = total_equal(L, ct, x, y); break;
+    case D_NE: r = op1(L, ET_BOOL, "Not", total_equal(L, ct, x, y)); break;
+    case D_LT: r = total_less(L, ct, x, y); break;
+    case D_GT: r = total_less(L, ct, y, x); break;
+    case D_LE: r = op1(L, ET_BOOL, "Not", total_less(L, ct, y, x)); break;
+    default: r = op1(L, ET_BOOL, "Not", total_less(L, ct, x, y)); break;
+    }
+    return bind(L, op, r);
+  }
+  static const char *const onnx[] = {"Equal", "Equal", "GreaterOrEqual", "Greater",
+                                     "LessOrEqual", "Less"};
+  OValue *r = op2(L, ET_BOOL, onnx[d], x, y);
+  if (d == D_NE) r = op1(L, ET_BOOL, "Not", r);
+  return bind(L, op, r);
+}
+
+/* select(pred, on_true, on_false); pred may be rank 0. */
+int lower_select(Lower *L, const Op *op) {
+  if (check_at(L, op, 3, 1, K_BOOL | K_INT | K_FLOAT)) return -1;
+  if (in_et(op, 0) != ET_BOOL)
+    return lw_unsupported(L, "the predicate is %s, not i1", et_mlir_name(in_et(op, 0)));
+  ElemType et = in_et(op, 1);
+  return bind(L, op, where(L, et, lw_get(L, op->operands[0]), lw_get(L, op->operands[1]),
+                           lw_get(L, op->operands[2])));
+}
+
+/* clamp(min, x, max) = minimum(maximum(x, min), max) by the spec: NaN in any
+ * of the three gives NaN, min > max gives max - as JAX.  (ONNX Clip wants
+ * rank-0 bounds and treats NaN bounds differently; Max/Min broadcast the
+ * rank-0 bounds the spec allows.) */
+int lower_clamp(Lower *L, const Op *op) {
+  if (check_at(L, op, 3, 1, K_BOOL | K_INT | K_FLOAT)) return -1;
+  ElemType et = in_et(op, 1);
+  OValue *lo = lw_get(L, op->operands[0]), *x = lw_get(L, op->operands[1]);
+  OValue *hi = lw_get(L, op->operands[2]);
+  return bind(L, op, minmax(L, et, false, minmax(L, et, true, x, lo), hi));
+}
+
+/* ---- convert -------------------------------------------------------------- */
+
+/* Float to integer: truncation toward zero (ONNX Cast does that), but XLA
+ * saturates out-of-range values and maps NaN to 0, where Cast is undefined
+ * (onnxruntime: INT_MIN, or wrapped for narrow types).  So: NaN -> 0, clip
+ * to [min, the largest float <= max], cast.  When max = 2^k - 1 is not a
+ * float (k > the float's precision: i32 from f32, i64, ...), the clip bound
+ * is 2^k - 2^(k-p) and values above it get the rest added (Where has no
+ * u64 kernel; Add and Mul have all). */
+static OValue *float_to_int(Lower *L, OValue *x, ElemType ft, ElemType it) {
+  x = lw_cast(L, x, ft);
+  bool is_signed = et_is_signed_int(it);
+  int kbits = bits_of(it) - (is_signed ? 1 : 0); /* max = 2^kbits - 1 */
+  int p = ft == ET_F64 ? DBL_MANT_DIG : FLT_MANT_DIG;
+  bool exact = kbits <= p;
+  double lo = is_signed ? -ldexp(1, kbits) : 0; /* a power of two: exact */
+  double hi = exact ? ldexp(1, kbits) - 1 : ldexp(1, kbits) - ldexp(1, kbits - p);
+  x = where(L, ft, op1(L, ET_BOOL, "IsNaN", x), k(L, ft, 0), x);
+  OValue *in[3] = {x, k(L, ft, lo), k(L, ft, hi)};
+  OValue *r = lw_cast(L, node(L, ft, "Clip", 3, in)->outputs[0], it);
+  if (!exact) {
+    int64_t rest = (int64_t)((UINT64_C(1) << (kbits - p)) - 1);
+    OValue *over = lw_cast(L, op2(L, ET_BOOL, "Greater", x, k(L, ft, hi)), it);
+    r = op2(L, it, "Add", r, op2(L, it, "Mul", over, kint(L, it, rest)));
+  }
+  return r;
+}
+
+/* Element type conversion.  int -> int wraps (Cast does); float -> bool is
+ * x != 0 (NaN is true, as Cast); bf16 <-> f16 and conversions touching bf16
+ * go through f32, which holds both. */
+int lower_convert(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_BOOL | K_INT | K_FLOAT)) return -1;
+  ElemType from = in_et(op, 0), to = out_et(op);
+  if (!kind_of(to)) return lw_unsupported(L, "conversion to %s is not supported", et_mlir_name(to));
+  OValue *x = lw_get(L, op->operands[0]);
+  if (from == to) return bind(L, op, x);
+  if (et_is_float(from) && et_is_int(to))
+    return bind(L, op, float_to_int(L, x, from == ET_F64 ? ET_F64 : ET_F32, to));
+  if ((from == ET_BF16 || to == ET_BF16) && from != ET_F32 && to != ET_F32)
+    x = lw_cast(L, x, ET_F32);
+  return bind(L, op, lw_cast(L, x, to));
+}

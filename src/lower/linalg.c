@@ -1,0 +1,280 @@
+/* linalg.c - contractions: dot_general (and the legacy dot) to MatMul.
+ *
+ * dot_general's result is [batch..., lhs free..., rhs free...].  The general
+ * lowering transposes lhs to [batch, free, contract] and rhs to [batch,
+ * contract, free], collapses each group to one axis so MatMul sees
+ * [B..., M, K] x [B..., K, N], and reshapes the product back.  The common
+ * shapes get the minimal graph: a single MatMul for [.., M, K] x [K, N]
+ * (MatMul broadcasts leading axes) and for batched [B.., M, K] x [B.., K, N];
+ * a Transpose only where the contracted axis is not where MatMul wants it
+ * (for constant weights a folding pass removes it).  No contracting axes is
+ * an outer product: Unsqueeze both sides and Mul.
+ *
+ * Types: the result type carries JAX's preferred_element_type; operands are
+ * cast to the type the product is computed in.  bf16 is computed in f32 (as
+ * XLA accumulates it; onnxruntime has no bf16 MatMul on CPU) and narrow
+ * integers in i32 (the Cast back wraps, as the integer product does).
+ */
+#include "h2o.h"
+
+#include <string.h>
+
+static OValue *typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
+  og_set_type(L->c, v, et, rank, dims);
+  return v;
+}
+
+/* One list of dot_dimension_numbers; an absent field is the empty list. */
+static int dim_list(Lower *L, const Attr *dnums, const char *name, int64_t **out) {
+  const Attr *a = dnums ? ir_dict_field(dnums, name) : NULL;
+  *out = NULL;
+  if (!a) return 0;
+  int n = ir_attr_i64s(L->c, a, out);
+  if (n < 0)
+    diag_error_op(L->c, H2O_EINPUT, L->op, "%s: '%s' is not a list of integers",
+                  L->op->opname, name);
+  return n;
+}
+
+/* The type the product is computed in, for a result of type `out`. */
+static ElemType compute_type(ElemType out) {
+  switch (out) {
+  case ET_F32: case ET_F64: case ET_F16: case ET_I32: case ET_I64: case ET_U32: case ET_U64:
+    return out;
+  case ET_BF16: return ET_F32;
+  case ET_I8: case ET_I16: case ET_U8: case ET_U16: return ET_I32;
+  default: return ET_UNDEF;
+  }
+}
+
+static OValue *transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims,
+                         const int64_t *perm, int64_t *out_dims) {
+  bool identity = true;
+  for (int i = 0; i < rank; i++) {
+    out_dims[i] = dims[perm[i]];
+    if (perm[i] != i) identity = false;
+  }
+  if (identity) return x;
+  ONode *n = lw_node(L, "Transpose", 1, &x, 1);
+  og_attr_ints(L->c, n, "perm", perm, rank);
+  return typed(L, n->outputs[0], et, rank, out_dims);
+}
+
+/* Product of dims[from..to); DIM_DYN when any is dynamic. */
+static int64_t dim_product(const int64_t *dims, int from, int to) {
+  int64_t p = 1;
+  for (int i = from; i < to; i++) {
+    if (dims[i] == DIM_DYN) return DIM_DYN;
+    p *= dims[i];
+  }
+  return p;
+}
+
+/* A Reshape target made of pieces: the first `keep` axes copied (0), then
+ * one entry per group of axes [start, end) of `src` whose dims are
+ * `dims`: the static size, or -1 for the one dynamic group Reshape can
+ * infer, or the sizes read from src's Shape.  `collapse` multiplies each
+ * group into one axis (ReduceProd of its Shape); otherwise the group's
+ * axes are kept as they are. */
+typedef struct Group {
+  OValue *src;
+  const int64_t *dims;
+  int start, end;
+} Group;
+
+static OValue *reshape_target(Lower *L, int keep, const Group *g, int n_groups, bool collapse,
+                              int64_t *out_dims, int *out_rank) {
+  int n_dyn = 0;
+  for (int i = 0; i < n_groups; i++)
+    for (int j = g[i].start; j < g[i].end; j++)
+      if (g[i].dims[j] == DIM_DYN) n_dyn++;
+  int64_t vals[MAX_RANK];
+  int n = 0;
+  for (int i = 0; i < keep; i++) {
+    vals[n] = 0;
+    out_dims[n++] = DIM_DYN; /* filled in by the caller */
+  }
+  if (n_dyn <= 1) {
+    for (int i = 0; i < n_groups; i++) {
+      if (collapse) {
+        int64_t p = dim_product(g[i].dims, g[i].start, g[i].end);
+        out_dims[n] = p;
+        vals[n++] = p == DIM_DYN ? -1 : p;
+      } else {
+        for (int j = g[i].start; j < g[i].end; j++) {
+          out_dims[n] = g[i].dims[j];
+          vals[n++] = g[i].dims[j] == DIM_DYN ? -1 : g[i].dims[j];
+        }
+      }
+    }
+    *out_rank = n;
+    return lw_const_i64s(L, n, vals);
+  }
+  /* Several dynamic sizes: Concat of [0]*keep and each group's sizes. */
+  OValue *parts[MAX_RANK + 1];
+  int n_parts = 0;
+  if (keep) parts[n_parts++] = lw_const_i64s(L, keep, vals);
+  for (int i = 0; i < n_groups; i++) {
+    int len = g[i].end - g[i].start;
+    int64_t p = dim_product(g[i].dims, g[i].start, g[i].end);
+    if (collapse && p != DIM_DYN) { /* includes the empty group: 1 */
+      parts[n_parts++] = lw_const_i64s(L, 1, &p);
+      out_dims[n++] = p;
+      continue;
+    }
+    if (!collapse && p != DIM_DYN) {
+      if (len) parts[n_parts++] = lw_const_i64s(L, len, g[i].dims + g[i].start);
+      for (int j = g[i].start; j < g[i].end; j++) out_dims[n++] = g[i].dims[j];
+      continue;
+    }
+    ONode *sh = lw_node(L, "Shape", 1, &g[i].src, 1);
+    og_attr_int(L->c, sh, "start", g[i].start);
+    og_attr_int(L->c, sh, "end", g[i].end);
+    OValue *s = sh->outputs[0];
+    if (collapse) {
+      ONode *prod = lw_node(L, "ReduceProd", 1, &s, 1);
+      og_attr_int(L->c, prod, "keepdims", 1);
+      s = prod->outputs[0];
+      out_dims[n++] = DIM_DYN;
+    } else {
+      for (int j = g[i].start; j < g[i].end; j++) out_dims[n++] = g[i].dims[j];
+    }
+    parts[n_parts++] = s;
+  }
+  *out_rank = n;
+  if (n_parts == 1) return parts[0];
+  ONode *cat = lw_node(L, "Concat", n_parts, parts, 1);
+  og_attr_int(L->c, cat, "axis", 0);
+  return cat->outputs[0];
+}
+
+/* Reshape x (dims `dims`, rank nb + n1 + n2) to [batch..., prod(n1 axes),
+ * prod(n2 axes)], unless each group already is one axis. */
+static OValue *collapse(Lower *L, OValue *x, ElemType et, const int64_t *dims, int nb, int n1,
+                        int n2, int64_t *out_dims) {
+  for (int i = 0; i < nb; i++) out_dims[i] = dims[i];
+  if (n1 == 1 && n2 == 1) {
+    out_dims[nb] = dims[nb];
+    out_dims[nb + 1] = dims[nb + 1];
+    return x;
+  }
+  Group g[2] = {{x, dims, nb, nb + n1}, {x, dims, nb + n1, nb + n1 + n2}};
+  int64_t tdims[MAX_RANK];
+  int rank;
+  OValue *shape = reshape_target(L, nb, g, 2, true, tdims, &rank);
+  out_dims[nb] = tdims[nb];
+  out_dims[nb + 1] = tdims[nb + 1];
+  return typed(L, lw_op2(L, "Reshape", x, shape), et, nb + 2, out_dims);
+}
+
+int lower_dot_general(Lower *L, const Op *op) {
+  if (op->n_operands != 2 || op->n_results != 1)
+    return diag_error_op(L->c, H2O_EINPUT, op, "%s expects two operands", op->opname);
+  const Type *tl = &op->operands[0]->type, *tr = &op->operands[1]->type;
+  const Type *to = &op->results[0]->type;
+  int64_t *lb = NULL, *rb = NULL, *lc = NULL, *rc = NULL, dot_lc, dot_rc = 0;
+  int nb, nb2, nc, nc2;
+  const Attr *dnums = ir_op_attr(op, "dot_dimension_numbers");
+  if (op->kind == OP_DOT && !dnums) {
+    /* dot: [M,] K x K [, N], contracting lhs's last axis with rhs's first. */
+    if (tl->rank < 1 || tl->rank > 2 || tr->rank < 1 || tr->rank > 2)
+      return diag_error_op(L->c, H2O_EINPUT, op, "dot takes operands of rank 1 or 2");
+    dot_lc = tl->rank - 1;
+    lc = &dot_lc;
+    rc = &dot_rc;
+    nb = nb2 = 0;
+    nc = nc2 = 1;
+  } else {
+    if (!dnums) return diag_error_op(L->c, H2O_EINPUT, op, "missing dot_dimension_numbers");
+    nb = dim_list(L, dnums, "lhs_batching_dimensions", &lb);
+    nb2 = dim_list(L, dnums, "rhs_batching_dimensions", &rb);
+    nc = dim_list(L, dnums, "lhs_contracting_dimensions", &lc);
+    nc2 = dim_list(L, dnums, "rhs_contracting_dimensions", &rc);
+    if (nb < 0 || nb2 < 0 || nc < 0 || nc2 < 0) return -1;
+  }
+
+  /* Validate, and find the free axes: lhs role 0 = free, 1 = batch, 2 = contract. */
+  int lrole[MAX_RANK] = {0}, rrole[MAX_RANK] = {0};
+  bool ok = nb == nb2 && nc == nc2 && tl->rank + tr->rank - nb - 2 * nc == to->rank;
+  for (int i = 0; ok && i < nb + nc; i++) {
+    int64_t a = i < nb ? lb[i] : lc[i - nb], b = i < nb ? rb[i] : rc[i - nb];
+    if (a < 0 || a >= tl->rank || b < 0 || b >= tr->rank || lrole[a] || rrole[b]) {
+      ok = false;
+      break;
+    }
+    lrole[a] = rrole[b] = i < nb ? 1 : 2;
+    int64_t da = tl->dims[a], db = tr->dims[b];
+    if (da != DIM_DYN && db != DIM_DYN && da != db) ok = false;
+  }
+  if (!ok)
+    return diag_error_op(L->c, H2O_EINPUT, op,
+                         "%s: dimension numbers do not fit the operand and result types",
+                         op->opname);
+  ElemType ce = compute_type(to->et);
+  if (ce == ET_UNDEF)
+    return lw_unsupported(L, "a product of element type %s", et_mlir_name(to->et));
+
+  /* Permutations: lhs [batch, free, contract], rhs [batch, contract, free]. */
+  int64_t lperm[MAX_RANK], rperm[MAX_RANK];
+  int nlf = 0, nrf = 0;
+  for (int i = 0; i < nb; i++) {
+    lperm[i] = lb[i];
+    rperm[i] = rb[i];
+  }
+  for (int i = 0; i < tl->rank; i++)
+    if (!lrole[i]) lperm[nb + nlf++] = i;
+  for (int i = 0; i < nc; i++) {
+    lperm[nb + nlf + i] = lc[i];
+    rperm[nb + i] = rc[i];
+  }
+  for (int i = 0; i < tr->rank; i++)
+    if (!rrole[i]) rperm[nb + nc + nrf++] = i;
+
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ce);
+  OValue *y = lw_cast(L, lw_get(L, op->operands[1]), ce);
+  int64_t ld[MAX_RANK], rd[MAX_RANK], d3[MAX_RANK], e3[MAX_RANK];
+  OValue *z;
+
+  if (type_is_static(to) && (type_numel(tl) == 0 || type_numel(tr) == 0)) {
+    /* An empty operand: sums over nothing are 0, or the result is empty. */
+    z = lw_op2(L, "Expand", lw_const_scalar(L, ce, 0),
+               lw_const_i64s(L, to->rank, to->dims));
+  } else if (nc == 0) {
+    /* Outer product: lhs [B, Lf, 1..] * rhs [B, 1.., Rf]. */
+    int64_t axes[MAX_RANK];
+    x = transpose(L, x, ce, nb + nlf, tl->dims, lperm, ld);
+    y = transpose(L, y, ce, nb + nrf, tr->dims, rperm, rd);
+    for (int i = 0; i < nrf; i++) axes[i] = nb + nlf + i;
+    if (nrf) x = lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, nrf, axes));
+    for (int i = 0; i < nlf; i++) axes[i] = nb + i;
+    if (nlf) y = lw_op2(L, "Unsqueeze", y, lw_const_i64s(L, nlf, axes));
+    z = lw_op2(L, "Mul", x, y);
+  } else if (nb == 0 && nc == 1 && nrf <= 1) {
+    /* [Lf.., K] x [K(, N)]: MatMul broadcasts lhs's leading axes and
+     * handles a vector on either side as numpy.matmul does. */
+    x = transpose(L, x, ce, tl->rank, tl->dims, lperm, ld);
+    y = transpose(L, y, ce, tr->rank, tr->dims, rperm, rd);
+    z = lw_op2(L, "MatMul", x, y);
+  } else {
+    x = transpose(L, x, ce, tl->rank, tl->dims, lperm, ld);
+    y = transpose(L, y, ce, tr->rank, tr->dims, rperm, rd);
+    OValue *x3 = collapse(L, x, ce, ld, nb, nlf, nc, d3);
+    OValue *y3 = collapse(L, y, ce, rd, nb, nc, nrf, e3);
+    z = lw_op2(L, "MatMul", x3, y3);
+    int64_t zd[MAX_RANK];
+    for (int i = 0; i < nb; i++) zd[i] = d3[i] != DIM_DYN ? d3[i] : e3[i];
+    zd[nb] = d3[nb];
+    zd[nb + 1] = e3[nb + 1];
+    z = typed(L, z, ce, nb + 2, zd);
+    if (nlf != 1 || nrf != 1) {
+      Group g[2] = {{x, ld, nb, nb + nlf}, {y, rd, nb + nc, nb + nc + nrf}};
+      int64_t od[MAX_RANK];
+      int rank;
+      OValue *shape = reshape_target(L, nb, g, 2, false, od, &rank);
+      z = lw_op2(L, "Reshape", z, shape);
+    }
+  }
+  z = typed(L, z, ce, to->rank, to->dims);
+  lw_bind(L, op->results[0], lw_cast(L, z, to->et));
+  return 0;
+}

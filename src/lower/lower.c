@@ -1,0 +1,450 @@
+/* lower.c - the lowering driver: HLO IR of the entry function to an ONNX graph.
+ *
+ * The entry function's arguments become graph inputs, or initializers when the
+ * caller bound a weight buffer to them (model parameters), or - for the
+ * dimension variables of shape-polymorphic lowering (`jax.global_constant`) -
+ * values computed from the input shapes.  Ops are lowered in order through
+ * op_table; calls are inlined.  A failing op is reported and its results are
+ * "poisoned", so the ops after it are skipped quietly and one run reports
+ * every op that cannot be converted, with counts, not only the first.
+ */
+#include "h2o.h"
+
+#include <string.h>
+
+typedef struct Unsupported {
+  const char *opname;
+  const Op *first;
+  int count;
+  struct Unsupported *next;
+} Unsupported;
+
+/* ---- builders used by the converters ----------------------------------- */
+
+OValue *lw_get(Lower *L, const Value *v) {
+  if (!v->lowered) {
+    /* The parser guarantees every use has a definition; a value without an
+     * ONNX binding here is a bug of the lowering order. */
+    diag_error_op(L->c, H2O_EINTERNAL, L->op,
+                  "internal error: value %s has no ONNX value", v->name);
+    OValue *p = og_value(L->c, L->g, "poison");
+    p->poisoned = true;
+    return p;
+  }
+  return v->lowered;
+}
+
+void lw_bind(Lower *L, Value *v, OValue *ov) {
+  v->lowered = ov;
+  if (ov->type.et == ET_UNDEF || ov->type.rank < 0) og_type_from_hlo(L->c, ov, &v->type);
+}
+
+ONode *lw_node(Lower *L, const char *op_type, int n_in, OValue *const *in, int n_out) {
+  ONode *n = og_node(L->c, L->g, op_type, in, n_in, n_out);
+  n->origin = L->op;
+  if (L->op && L->op->scope)
+    n->name = arena_printf(L->c->arena, "%s/%s", L->op->scope, n->name);
+  return n;
+}
+
+OValue *lw_op1(Lower *L, const char *op_type, OValue *a) {
+  return lw_node(L, op_type, 1, &a, 1)->outputs[0];
+}
+
+OValue *lw_op2(Lower *L, const char *op_type, OValue *a, OValue *b) {
+  OValue *in[2] = {a, b};
+  return lw_node(L, op_type, 2, in, 1)->outputs[0];
+}
+
+OValue *lw_op3(Lower *L, const char *op_type, OValue *a, OValue *b, OValue *c) {
+  OValue *in[3] = {a, b, c};
+  return lw_node(L, op_type, 3, in, 1)->outputs[0];
+}
+
+OValue *lw_const_data(Lower *L, ElemType et, int rank, const int64_t *dims, Data data) {
+  return og_init(L->c, L->g, "const", et, rank, dims, data);
+}
+
+OValue *lw_const_i64s(Lower *L, int n, const int64_t *vals) {
+  int64_t *copy = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
+  if (n) memcpy(copy, vals, sizeof(int64_t) * (size_t)n);
+  int64_t dim = n;
+  Data d = {DATA_RAW, copy, sizeof(int64_t) * (size_t)n};
+  return lw_const_data(L, ET_I64, 1, &dim, d);
+}
+
+/* Encodes v as one element of type et (round-to-nearest for the narrow
+ * floats); used for the small constants converters need (0, 1, epsilons). */
+static void encode_scalar(ElemType et, double v, uint8_t *out) {
+  switch (et) {
+  case ET_F32: { float f = (float)v; memcpy(out, &f, 4); break; }
+  case ET_F64: memcpy(out, &v, 8); break;
+  case ET_F16: case ET_BF16: {
+    float f = (float)v;
+    uint32_t bits;
+    memcpy(&bits, &f, 4);
+    uint16_t h;
+    if (et == ET_BF16) {
+      /* round to nearest even on the dropped 16 bits; NaN stays NaN */
+      if ((bits & 0x7fffffffu) > 0x7f800000u) h = (uint16_t)((bits >> 16) | 0x40);
+      else h = (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+    } else {
+      uint32_t sign = (bits >> 16) & 0x8000u;
+      int32_t exp = (int32_t)((bits >> 23) & 0xff) - 127 + 15;
+      uint32_t mant = bits & 0x7fffffu;
+      if (((bits >> 23) & 0xff) == 0xff) h = (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0));
+      else if (exp >= 31) h = (uint16_t)(sign | 0x7c00u);
+      else if (exp <= 0) {
+        if (exp < -10) h = (uint16_t)sign;
+        else {
+          mant |= 0x800000u;
+          uint32_t shift = (uint32_t)(14 - exp);
+          uint32_t half = mant >> shift;
+          uint32_t rem = mant & ((1u << shift) - 1);
+          uint32_t mid = 1u << (shift - 1);
+          if (rem > mid || (rem == mid && (half & 1))) half++;
+          h = (uint16_t)(sign | half);
+        }
+      } else {
+        uint32_t half = sign | ((uint32_t)exp << 10) | (mant >> 13);
+        uint32_t rem = mant & 0x1fffu;
+        if (rem > 0x1000u || (rem == 0x1000u && (half & 1))) half++;
+        h = (uint16_t)half;
+      }
+    }
+    memcpy(out, &h, 2);
+    break;
+  }
+  case ET_BOOL: out[0] = v != 0; break;
+  case ET_I8: case ET_U8: out[0] = (uint8_t)(int64_t)v; break;
+  case ET_I16: case ET_U16: { uint16_t x = (uint16_t)(int64_t)v; memcpy(out, &x, 2); break; }
+  case ET_I32: case ET_U32: { uint32_t x = (uint32_t)(int64_t)v; memcpy(out, &x, 4); break; }
+  case ET_I64: { int64_t x = (int64_t)v; memcpy(out, &x, 8); break; }
+  case ET_U64: { uint64_t x = (uint64_t)v; memcpy(out, &x, 8); break; }
+  default: memset(out, 0, et_size(et)); break;
+  }
+}
+
+OValue *lw_const_scalar(Lower *L, ElemType et, double v) {
+  size_t size = et_size(et);
+  uint8_t *buf = arena_alloc(L->c->arena, size ? size : 1);
+  encode_scalar(et, v, buf);
+  Data d = {DATA_RAW, buf, size};
+  return lw_const_data(L, et, 0, NULL, d);
+}
+
+OValue *lw_cast(Lower *L, OValue *v, ElemType et) {
+  if (v->type.et == et) return v;
+  ONode *n = lw_node(L, "Cast", 1, &v, 1);
+  og_attr_int(L->c, n, "to", et);
+  OValue *out = n->outputs[0];
+  out->type = v->type;
+  out->type.et = et;
+  return out;
+}
+
+int lw_unsupported(Lower *L, const char *fmt, ...) {
+  char why[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  return diag_error_op(L->c, H2O_EUNSUPPORTED, L->op, "cannot convert %s: %s",
+                       L->op ? L->op->opname : "?", why);
+}
+
+int lower_unsupported_op(Lower *L, const Op *op) {
+  /* Counted, and reported once per op name after the whole module was seen. */
+  for (Unsupported *u = L->unsupported; u; u = u->next)
+    if (strcmp(u->opname, op->opname) == 0) {
+      u->count++;
+      return -1;
+    }
+  Unsupported *u = arena_alloc(L->c->arena, sizeof *u);
+  u->opname = op->opname;
+  u->first = op;
+  u->count = 1;
+  u->next = L->unsupported;
+  L->unsupported = u;
+  return -1;
+}
+
+/* ---- walking blocks ----------------------------------------------------- */
+
+static void poison_results(Lower *L, const Op *op) {
+  for (int i = 0; i < op->n_results; i++) {
+    OValue *p = og_value(L->c, L->g, "poison");
+    p->poisoned = true;
+    op->results[i]->lowered = p;
+  }
+}
+
+/* Marks the node of an op whose operands all have the result's shape (the
+ * StableHLO elementwise ops) when the converter emitted exactly one node
+ * reading exactly those operands: see ONode.same_shape_inputs. */
+static void mark_same_shape(const Op *op) {
+  if (op->n_results != 1 || op->n_operands < 2) return;
+  const Type *rt = &op->results[0]->type;
+  for (int i = 0; i < op->n_operands; i++) {
+    const Type *t = &op->operands[i]->type;
+    if (t->rank != rt->rank) return;
+    for (int d = 0; d < t->rank; d++)
+      if (t->dims[d] != rt->dims[d]) return;
+  }
+  const OValue *out = op->results[0]->lowered;
+  ONode *n = out ? out->producer : NULL;
+  if (!n || n->n_inputs != op->n_operands) return;
+  for (int i = 0; i < n->n_inputs; i++)
+    if (n->inputs[i] != op->operands[i]->lowered) return;
+  n->same_shape_inputs = true;
+}
+
+static bool has_poisoned_operand(const Op *op) {
+  for (int i = 0; i < op->n_operands; i++)
+    if (op->operands[i]->lowered && op->operands[i]->lowered->poisoned) return true;
+  return false;
+}
+
+int lw_block(Lower *L, const Block *b) {
+  int rc = 0;
+  for (int i = 0; i < b->n_ops; i++) {
+    const Op *op = b->ops[i];
+    const Op *saved = L->op;
+    L->op = op;
+    if (has_poisoned_operand(op)) {
+      poison_results(L, op);
+      rc = -1;
+    } else {
+      LowerFn fn = op_table[op->kind].lower;
+      int r = fn ? fn(L, op) : lower_unsupported_op(L, op);
+      if (r != 0) {
+        poison_results(L, op);
+        rc = -1;
+      } else {
+        mark_same_shape(op);
+      }
+    }
+    L->op = saved;
+  }
+  return rc;
+}
+
+int lw_inline_call(Lower *L, const Func *f, OValue *const *args, OValue **results) {
+  for (int i = 0; i < L->call_depth; i++)
+    if (L->call_stack[i] == f)
+      return diag_error_op(L->c, H2O_EUNSUPPORTED, L->op,
+                           "recursive call to @%s: recursion cannot be inlined", f->name);
+  if (L->call_depth == (int)(sizeof L->call_stack / sizeof L->call_stack[0]))
+    return diag_error_op(L->c, H2O_EUNSUPPORTED, L->op,
+                         "calls nested more than %d deep", L->call_depth);
+  L->call_stack[L->call_depth++] = f;
+  for (int i = 0; i < f->n_args; i++) {
+    Value *arg = f->body->args[i];
+    arg->lowered = args[i];
+  }
+  OValue **saved_ret = L->ret;
+  int saved_n = L->n_ret;
+  L->ret = results;
+  L->n_ret = f->n_results;
+  int rc = lw_block(L, f->body);
+  L->ret = saved_ret;
+  L->n_ret = saved_n;
+  L->call_depth--;
+  return rc;
+}
+
+/* ---- the entry function ------------------------------------------------- */
+
+static const h2o_param *find_param(const h2o_param *params, int n, int arg) {
+  for (int i = 0; i < n; i++)
+    if (params[i].arg_index == arg) return &params[i];
+  return NULL;
+}
+
+/* Names ONNX tools show: keep [A-Za-z0-9_.:/-], map the rest to '_'. */
+static char *clean_name(Arena *a, const char *s) {
+  char *out = arena_strdup(a, s);
+  for (char *p = out; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '_' || *p == '.' || *p == ':' || *p == '/' || *p == '-'))
+      *p = '_';
+  return out;
+}
+
+static const char *string_attr(const NamedAttr *attrs, int n, const char *name) {
+  const Attr *a = ir_attr(attrs, n, name);
+  return a && a->kind == AK_STRING ? a->s : NULL;
+}
+
+static void name_dims(Ctx *c, OValue *v, const h2o_dim_name *names, int n, int index) {
+  for (int i = 0; i < n; i++)
+    if (names[i].index == index && names[i].dim >= 0 && names[i].dim < v->type.rank &&
+        v->type.dims[names[i].dim].value < 0)
+      v->type.dims[names[i].dim].param = arena_strdup(c->arena, names[i].name);
+}
+
+/* A dimension variable (jax.global_constant = "B") from the first graph
+ * input that has a dimension named B: Shape -> Cast -> Reshape to a scalar. */
+static OValue *dimension_variable(Lower *L, const char *name, const Type *t) {
+  for (int i = 0; i < L->g->inputs.len; i++) {
+    OValue *in = L->g->inputs.items[i];
+    for (int d = 0; d < in->type.rank; d++) {
+      if (!in->type.dims[d].param || strcmp(in->type.dims[d].param, name) != 0) continue;
+      ONode *shape = lw_node(L, "Shape", 1, &in, 1);
+      og_attr_int(L->c, shape, "start", d);
+      og_attr_int(L->c, shape, "end", d + 1);
+      int64_t one = 1;
+      og_set_type(L->c, shape->outputs[0], ET_I64, 1, &one);
+      OValue *cast = lw_cast(L, shape->outputs[0], t->et);
+      OValue *scalar = lw_op2(L, "Reshape", cast, lw_const_i64s(L, 0, NULL));
+      og_set_type(L->c, scalar, t->et, 0, NULL);
+      return scalar;
+    }
+  }
+  return NULL;
+}
+
+static int bind_entry_args(Lower *L, const Func *f, const h2o_param *params, int n_params) {
+  Ctx *c = L->c;
+  const h2o_options *o = c->opts;
+  int n_inputs = 0, rc = 0;
+  /* Inputs and parameters first, so dimension variables can refer to them. */
+  for (int i = 0; i < f->n_args; i++) {
+    Value *arg = f->body->args[i];
+    const Type *t = &arg->type;
+    if (string_attr(f->arg_attrs[i], f->arg_n_attrs[i], "jax.global_constant")) continue;
+    const h2o_param *p = find_param(params, n_params, i);
+    if (p) {
+      int64_t numel = type_numel(t);
+      if (numel < 0 || (size_t)numel * et_size(t->et) != p->nbytes) {
+        char ts[128];
+        rc = diag_error(c, H2O_EUSAGE,
+                        "parameter for argument %d has %zu bytes, but its type %s needs %lld",
+                        i, p->nbytes, type_str(t, ts, sizeof ts),
+                        (long long)(numel < 0 ? -1 : numel * (int64_t)et_size(t->et)));
+        continue;
+      }
+      Data d = {DATA_RAW, p->data, p->nbytes};
+      OValue *v = og_init(c, L->g, "param", t->et, t->rank, t->dims, d);
+      if (p->name) v->name = clean_name(c->arena, p->name);
+      arg->lowered = v;
+      continue;
+    }
+    OValue *v = og_value(c, L->g, "input");
+    og_type_from_hlo(c, v, t);
+    if (o && n_inputs < o->n_input_names && o->input_names[n_inputs])
+      v->name = arena_strdup(c->arena, o->input_names[n_inputs]);
+    else if (f->arg_loc_names && f->arg_loc_names[i])
+      v->name = clean_name(c->arena, f->arg_loc_names[i]);
+    else
+      v->name = arena_printf(c->arena, "input_%d", n_inputs);
+    if (o) name_dims(c, v, o->input_dims, o->n_input_dims, i);
+    v->is_input = true;
+    ptrvec_push(c->arena, &L->g->inputs, v);
+    arg->lowered = v;
+    n_inputs++;
+  }
+  for (int i = 0; i < f->n_args; i++) {
+    const char *dimvar = string_attr(f->arg_attrs[i], f->arg_n_attrs[i], "jax.global_constant");
+    if (!dimvar) continue;
+    Value *arg = f->body->args[i];
+    OValue *v = dimension_variable(L, dimvar, &arg->type);
+    if (!v) {
+      rc = diag_error(c, H2O_EUSAGE,
+                      "dimension variable '%s' (argument %d of @%s) is not the name of "
+                      "any input dimension; name the symbolic dimensions of the inputs "
+                      "(e.g. --dim %d:0=%s) or export with jax.export, which computes it",
+                      dimvar, i, f->name, i + 1, dimvar);
+      continue;
+    }
+    arg->lowered = v;
+  }
+  return rc;
+}
+
+/* Graph outputs need names of their own: a value that is an input, an
+ * initializer, or already an output is passed through an Identity. */
+static int bind_entry_results(Lower *L, const Func *f, OValue **results) {
+  Ctx *c = L->c;
+  const h2o_options *o = c->opts;
+  for (int i = 0; i < f->n_results; i++) {
+    OValue *v = results[i];
+    if (!v) return diag_error(c, H2O_EINPUT, "@%s returns no value for result %d", f->name, i);
+    if (v->is_input || v->is_init || v->is_output || !v->producer) {
+      OValue *in = v;
+      L->op = NULL;
+      v = lw_op1(L, "Identity", in);
+      v->type = in->type;
+    }
+    const char *info = string_attr(f->result_attrs[i], f->result_n_attrs[i], "jax.result_info");
+    if (o && i < o->n_output_names && o->output_names[i])
+      v->name = arena_strdup(c->arena, o->output_names[i]);
+    else if (info && *info && strcmp(info, "result") != 0 && f->n_results > 1)
+      v->name = clean_name(c->arena, arena_printf(c->arena, "output%s", info));
+    else
+      v->name = arena_printf(c->arena, "output_%d", i);
+    og_type_from_hlo(c, v, &f->result_types[i]);
+    if (o) name_dims(c, v, o->output_dims, o->n_output_dims, i);
+    v->is_output = true;
+    ptrvec_push(c->arena, &L->g->outputs, v);
+  }
+  return 0;
+}
+
+static void report_unsupported(Lower *L) {
+  /* The list is newest first; report in source order of first use. */
+  int n = 0;
+  for (Unsupported *u = L->unsupported; u; u = u->next) n++;
+  Unsupported **all = arena_alloc(L->c->arena, sizeof(Unsupported *) * (size_t)(n + 1));
+  int k = n;
+  for (Unsupported *u = L->unsupported; u; u = u->next) all[--k] = u;
+  for (int i = 0; i < n; i++) {
+    Unsupported *u = all[i];
+    bool known = op_lookup(u->opname, strlen(u->opname)) != OP_UNKNOWN;
+    diag_error_op(L->c, H2O_EUNSUPPORTED, u->first,
+                  "%s op '%s' (%d use%s in the module; first one here)",
+                  known ? "no ONNX conversion yet for" : "unknown", u->opname, u->count,
+                  u->count == 1 ? "" : "s");
+  }
+}
+
+OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params, int n_params) {
+  const Func *entry = ir_entry_func(m);
+  if (!entry) {
+    diag_error(c, H2O_EINPUT, "the module has no public entry function (@main)");
+    return NULL;
+  }
+  const h2o_options *o = c->opts;
+  Lower L = {0};
+  L.c = c;
+  L.module = m;
+  L.opset = o && o->opset ? o->opset : H2O_DEFAULT_OPSET;
+  const char *gname = o && o->graph_name ? o->graph_name : (m->name ? m->name : "hlo2onnx");
+  L.g = og_new(c, gname, NULL);
+  for (int i = 0; i < n_params; i++)
+    if (params[i].arg_index < 0 || params[i].arg_index >= entry->n_args) {
+      diag_error(c, H2O_EUSAGE, "parameter %d is bound to argument %d, but @%s has %d arguments",
+                 i, params[i].arg_index, entry->name, entry->n_args);
+      return NULL;
+    }
+  if (bind_entry_args(&L, entry, params, n_params) != 0) return NULL;
+
+  OValue **results = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(entry->n_results + 1));
+  L.ret = results;
+  L.n_ret = entry->n_results;
+  L.call_stack[L.call_depth++] = entry;
+  int rc = lw_block(&L, entry->body);
+  report_unsupported(&L);
+  if (rc != 0 || c->n_errors) {
+    if (!c->n_errors) diag_error(c, H2O_EINTERNAL, "internal error: lowering failed without a message");
+    return NULL;
+  }
+  if (bind_entry_results(&L, entry, results) != 0) return NULL;
+
+  OModel *model = arena_alloc(c->arena, sizeof *model);
+  model->graph = L.g;
+  model->opset = L.opset;
+  model->producer_name = "hlo2onnx";
+  model->producer_version = H2O_VERSION;
+  return model;
+}

@@ -1,0 +1,432 @@
+/* reduce.c - reductions: stablehlo.reduce to ONNX Reduce* and ArgMax/ArgMin.
+ *
+ * The body region (the parser gives one even for the `applies stablehlo.add`
+ * short form; its arguments are [accumulators..., inputs...]) is recognised
+ * structurally, never evaluated:
+ *   - each result the reduction of one operand by one binary op
+ *     (add/multiply/maximum/minimum; and/or on i1) -> ReduceSum/Prod/Max/Min;
+ *   - the (value, iota index) pair JAX emits for argmax/argmin, with its
+ *     compare GT/LT, NaN test and smaller-index tie-break -> ArgMax/ArgMin.
+ * Anything else is reported naming the ops found in the body.
+ *
+ * JAX semantics kept: an init value that is not the reduction's identity is
+ * combined with the result; max/min over floats propagate NaN (onnxruntime's
+ * ReduceMax/ArgMax ignore NaN unless it comes first, so a NaN guard is
+ * added); argmax picks the first maximum, and the first NaN if any.
+ */
+#include "h2o.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef enum RKind { RK_NONE = 0, RK_SUM, RK_PROD, RK_MAX, RK_MIN } RKind;
+
+static OValue *typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
+  og_set_type(L->c, v, et, rank, dims);
+  return v;
+}
+
+/* ---- element types onnxruntime reduces ---------------------------------- */
+
+/* The type a reduction of kind k over elements of type et is computed in
+ * (cast there and back), from the kernels onnxruntime registers: Sum/Prod
+ * take f16/f32/f64/i32/i64, Max/Min also i8/u8 and (opset 20) bool.
+ * Narrow integers widen: the cast back wraps as the narrow sum would.
+ * ET_UNDEF: no exact way (max/min of u64). */
+static ElemType reduce_type(Lower *L, RKind k, ElemType et) {
+  switch (et) {
+  case ET_F32: case ET_F64: case ET_F16: case ET_I32: case ET_I64: return et;
+  case ET_BF16: return ET_F32;
+  case ET_I8: case ET_U8: return k == RK_MAX || k == RK_MIN ? et : ET_I32;
+  case ET_I16: case ET_U16: return ET_I32;
+  case ET_U32: return ET_I64;
+  case ET_U64: return k == RK_SUM || k == RK_PROD ? ET_I64 : ET_UNDEF; /* same bits mod 2^64 */
+  case ET_BOOL: return L->opset >= 20 ? ET_BOOL : ET_U8;
+  default: return ET_UNDEF;
+  }
+}
+
+/* ArgMax/ArgMin kernels: f16/f32/f64/i8/u8/i32/i64. */
+static ElemType arg_type(ElemType et) {
+  switch (et) {
+  case ET_F32: case ET_F64: case ET_F16: case ET_I8: case ET_U8: case ET_I32: case ET_I64:
+    return et;
+  case ET_BF16: return ET_F32;
+  case ET_BOOL: return ET_U8;
+  case ET_I16: case ET_U16: return ET_I32;
+  case ET_U32: return ET_I64;
+  default: return ET_UNDEF;
+  }
+}
+
+/* ---- constants ---------------------------------------------------------- */
+
+static double half_to_double(uint16_t h, bool bf16) {
+  if (bf16) {
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+  }
+  int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+  double v = exp == 0 ? ldexp(mant, -24)
+             : exp == 31 ? (mant ? NAN : INFINITY)
+                         : ldexp(mant | 0x400, exp - 25);
+  return (h & 0x8000) ? -v : v;
+}
+
+/* The value of a scalar constant: floats in *f, integers and bools in *i
+ * (unsigned ones as their bits).  False when v is not a constant scalar. */
+static bool scalar_value(Lower *L, OValue *v, double *f, int64_t *i) {
+  const Data *d = og_const_data(v);
+  ElemType et = v->type.et;
+  size_t size = et_size(et);
+  if (!d || size == 0 || d->nbytes != size) return false;
+  const uint8_t *p = data_bytes(L->c, d);
+  uint64_t bits = 0;
+  memcpy(&bits, p, size); /* little-endian host assumed, as the writer does */
+  *f = 0;
+  *i = 0;
+  switch (et) {
+  case ET_F32: { float x; memcpy(&x, p, 4); *f = x; return true; }
+  case ET_F64: memcpy(f, p, 8); return true;
+  case ET_F16: case ET_BF16: *f = half_to_double((uint16_t)bits, et == ET_BF16); return true;
+  case ET_I8: *i = (int8_t)bits; return true;
+  case ET_I16: *i = (int16_t)bits; return true;
+  case ET_I32: *i = (int32_t)bits; return true;
+  case ET_I64: *i = (int64_t)bits; return true;
+  case ET_BOOL: *i = bits != 0; return true;
+  case ET_U8: case ET_U16: case ET_U32: case ET_U64: memcpy(i, &bits, 8); return true;
+  default: return false;
+  }
+}
+
+/* Whether init is the identity of the reduction, so it can be dropped:
+ * 0, 1, the lowest value for max (-inf for floats), the highest for min. */
+static bool is_identity(Lower *L, OValue *init, RKind k, ElemType et) {
+  double f;
+  int64_t i;
+  if (!scalar_value(L, init, &f, &i)) return false;
+  if (et_is_float(et)) {
+    switch (k) {
+    case RK_SUM: return f == 0;
+    case RK_PROD: return f == 1;
+    case RK_MAX: return isinf(f) && f < 0;
+    case RK_MIN: return isinf(f) && f > 0;
+    default: return false;
+    }
+  }
+  if (et == ET_BOOL) return k == RK_MAX ? i == 0 : (k == RK_MIN && i == 1);
+  int bits = (int)et_size(et) * 8;
+  uint64_t mask = bits == 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
+  uint64_t u = (uint64_t)i & mask;
+  bool is_signed = et_is_signed_int(et);
+  uint64_t lowest = is_signed ? (uint64_t)1 << (bits - 1) : 0;
+  switch (k) {
+  case RK_SUM: return u == 0;
+  case RK_PROD: return u == 1;
+  case RK_MAX: return u == lowest;
+  case RK_MIN: return u == ((lowest - 1) & mask);
+  default: return false;
+  }
+}
+
+/* ---- node builders ------------------------------------------------------ */
+
+/* Reduce* with keepdims=0 over the given axes: the axes are an input for
+ * ReduceSum (opset 13) and for the others from opset 18, an attribute
+ * before that. */
+static OValue *reduce_node(Lower *L, const char *onnx_op, OValue *x, const int64_t *axes, int n) {
+  bool as_input = L->opset >= 18 || strcmp(onnx_op, "ReduceSum") == 0;
+  OValue *in[2] = {x, as_input ? lw_const_i64s(L, n, axes) : NULL};
+  ONode *node = lw_node(L, onnx_op, as_input ? 2 : 1, in, 1);
+  if (!as_input) og_attr_ints(L->c, node, "axes", axes, n);
+  og_attr_int(L->c, node, "keepdims", 0);
+  return node->outputs[0];
+}
+
+/* Whether any element along the axes is NaN: IsNaN, then ReduceMax over
+ * bool (opset 20) or over u8 and back. */
+static OValue *any_nan(Lower *L, OValue *x, const int64_t *axes, int n, int rank,
+                       const int64_t *dims, OValue **isnan_u8) {
+  OValue *m = typed(L, lw_op1(L, "IsNaN", x), ET_BOOL, rank, dims);
+  if (isnan_u8) {
+    *isnan_u8 = lw_cast(L, m, ET_U8);
+    return lw_cast(L, reduce_node(L, "ReduceMax", *isnan_u8, axes, n), ET_BOOL);
+  }
+  if (L->opset >= 20) return reduce_node(L, "ReduceMax", m, axes, n);
+  return lw_cast(L, reduce_node(L, "ReduceMax", lw_cast(L, m, ET_U8), axes, n), ET_BOOL);
+}
+
+static const char *combine_op(RKind k, bool logical) {
+  switch (k) {
+  case RK_SUM: return "Add";
+  case RK_PROD: return "Mul";
+  case RK_MAX: return logical ? "Or" : "Max";
+  case RK_MIN: return logical ? "And" : "Min";
+  default: return NULL;
+  }
+}
+
+/* ---- body recognition --------------------------------------------------- */
+
+static const Op *return_op(const Block *b) {
+  if (b->n_ops == 0) return NULL;
+  const Op *r = b->ops[b->n_ops - 1];
+  return r->kind == OP_RETURN || r->kind == OP_RETURN_SHORT || r->kind == OP_FUNC_RETURN ? r : NULL;
+}
+
+/* The ops of a body, for messages: "stablehlo.add, stablehlo.return". */
+static const char *body_ops(Lower *L, const Block *b) {
+  char *s = "";
+  for (int i = 0; i < b->n_ops && i < 12; i++)
+    s = arena_printf(L->c->arena, "%s%s%s", s, i ? ", " : "", b->ops[i]->opname);
+  return b->n_ops > 12 ? arena_printf(L->c->arena, "%s, ...", s) : s;
+}
+
+/* Result i of the body: op(acc_i, x_i), in either order, with op a binary
+ * op we can reduce with over elements of type et. */
+static RKind body_kind(const Block *b, const Op *ret, int n, int i, ElemType et) {
+  const Value *v = ret->operands[i];
+  const Op *d = v->def;
+  if (!d || d->n_operands != 2 || d->n_results != 1) return RK_NONE;
+  const Value *acc = b->args[i], *x = b->args[n + i];
+  if (!((d->operands[0] == acc && d->operands[1] == x) ||
+        (d->operands[0] == x && d->operands[1] == acc)))
+    return RK_NONE;
+  bool logical = et == ET_BOOL;
+  switch (d->kind) {
+  case OP_ADD: return logical ? RK_MAX : RK_SUM;       /* i1 add is or */
+  case OP_MULTIPLY: return logical ? RK_MIN : RK_PROD; /* i1 multiply is and */
+  case OP_MAXIMUM: return RK_MAX;
+  case OP_MINIMUM: return RK_MIN;
+  case OP_OR: return logical ? RK_MAX : RK_NONE;  /* bitwise or: no ONNX reduction */
+  case OP_AND: return logical ? RK_MIN : RK_NONE;
+  default: return RK_NONE;
+  }
+}
+
+static bool is_op(const Value *v, OpKind k, const Value **a, const Value **b) {
+  const Op *d = v->def;
+  if (!d || d->kind != k || d->n_operands != 2) return false;
+  *a = d->operands[0];
+  *b = d->operands[1];
+  return true;
+}
+
+static bool is_cmp(const Value *v, const char *dir, const Value *a, const Value *b) {
+  const Value *x, *y;
+  if (!is_op(v, OP_COMPARE, &x, &y) || x != a || y != b) return false;
+  const Attr *c = ir_op_attr(v->def, "comparison_direction");
+  return c && c->s && strcmp(c->s, dir) == 0;
+}
+
+
+/* ---- single reductions -------------------------------------------------- */
+
+/* One reduction of operand x (HLO value xv) by kind k over axes, with
+ * init; returns the result of the result type `to`. */
+static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, const int64_t *axes,
+                          int n, const Type *to) {
+  const Type *ti = &xv->type;
+  ElemType et = ti->et, ce = reduce_type(L, k, et);
+  bool logical = et == ET_BOOL;
+  bool identity = is_identity(L, init, k, et);
+  OValue *x = lw_get(L, xv);
+
+  /* An empty reduction is the init value everywhere. */
+  bool empty = false;
+  for (int a = 0; a < n; a++)
+    if (ti->dims[axes[a]] == 0) empty = true;
+  if (empty && type_is_static(to)) {
+    OValue *shape = lw_const_i64s(L, to->rank, to->dims);
+    return typed(L, lw_op2(L, "Expand", init, shape), et, to->rank, to->dims);
+  }
+
+  OValue *r = x;
+  if (n > 0) {
+    static const char *const names[] = {NULL, "ReduceSum", "ReduceProd", "ReduceMax", "ReduceMin"};
+    OValue *xc = lw_cast(L, x, ce);
+    r = typed(L, reduce_node(L, names[k], xc, axes, n), ce, to->rank, to->dims);
+    if (et_is_float(et) && (k == RK_MAX || k == RK_MIN)) {
+      OValue *nan = any_nan(L, xc, axes, n, ti->rank, ti->dims, NULL);
+      r = typed(L, lw_op3(L, "Where", nan, lw_const_scalar(L, ce, NAN), r), ce, to->rank,
+                to->dims);
+    }
+    if (!identity && !logical) {
+      r = typed(L, lw_op2(L, combine_op(k, false), r, lw_cast(L, init, ce)), ce, to->rank,
+                to->dims);
+      identity = true;
+    }
+    r = lw_cast(L, r, et);
+  }
+  if (!identity) r = lw_op2(L, combine_op(k, logical), r, init);
+  return typed(L, r, et, to->rank, to->dims);
+}
+
+/* ---- argmax / argmin ---------------------------------------------------- */
+
+/* Whether v is the iota that numbers positions along `axis` of a tensor:
+ * iota along axis, or a 1-D iota broadcast into that axis. */
+static bool is_position_iota(const Value *v, int64_t axis) {
+  const Op *d = v->def;
+  int64_t a;
+  if (!d) return false;
+  if (d->kind == OP_IOTA) {
+    const Attr *at = ir_op_attr(d, "iota_dimension");
+    return at && ir_attr_int(at, &a) && a == axis;
+  }
+  if (d->kind == OP_BROADCAST_IN_DIM && d->n_operands == 1 && d->operands[0]->type.rank == 1) {
+    const Attr *bd = ir_op_attr(d, "broadcast_dimensions");
+    const Op *src = d->operands[0]->def;
+    const Attr *at = src && src->kind == OP_IOTA ? ir_op_attr(src, "iota_dimension") : NULL;
+    return bd && bd->kind == AK_ARRAY && bd->n_elems == 1 && ir_attr_int(bd->elems[0], &a) &&
+           a == axis && at && ir_attr_int(at, &a) && a == 0;
+  }
+  return false;
+}
+
+/* The body JAX emits for argmax (dir "GT") / argmin ("LT"), args
+ * [va, ia, vb, ib]:
+ *   p = or(compare dir va vb, compare NE va va)   (the NaN test is optional)
+ *   q = or(p, and(compare EQ va vb, compare LT ia ib))
+ *   return select(p, va, vb), select(q, ia, ib)
+ * Returns "GT"/"LT" (and whether the NaN test is there), or NULL. */
+static const char *argminmax_body(const Block *b, const Op *ret, bool *nan_test) {
+  if (b->n_args != 4 || ret->n_operands != 2) return NULL;
+  const Value *va = b->args[0], *ia = b->args[1], *vb = b->args[2], *ib = b->args[3];
+  const Op *sv = ret->operands[0]->def, *si = ret->operands[1]->def;
+  if (!sv || !si || sv->kind != OP_SELECT || si->kind != OP_SELECT || sv->n_operands != 3 ||
+      si->n_operands != 3 || sv->operands[1] != va || sv->operands[2] != vb ||
+      si->operands[1] != ia || si->operands[2] != ib)
+    return NULL;
+  const Value *p = sv->operands[0], *q = si->operands[0], *x, *y;
+  static const char *const dirs[] = {"GT", "LT"};
+  const char *dir = NULL;
+  *nan_test = false;
+  for (int d = 0; d < 2 && !dir; d++) {
+    if (is_cmp(p, dirs[d], va, vb)) {
+      dir = dirs[d];
+    } else if (is_op(p, OP_OR, &x, &y) &&
+               ((is_cmp(x, dirs[d], va, vb) && is_cmp(y, "NE", va, va)) ||
+                (is_cmp(y, dirs[d], va, vb) && is_cmp(x, "NE", va, va)))) {
+      dir = dirs[d];
+      *nan_test = true;
+    }
+  }
+  if (!dir || !is_op(q, OP_OR, &x, &y)) return NULL;
+  const Value *tie = x == p ? y : (y == p ? x : NULL), *e, *l;
+  if (!tie || !is_op(tie, OP_AND, &e, &l)) return NULL;
+  if ((is_cmp(e, "EQ", va, vb) && is_cmp(l, "LT", ia, ib)) ||
+      (is_cmp(l, "EQ", va, vb) && is_cmp(e, "LT", ia, ib)))
+    return dir;
+  return NULL;
+}
+
+static int lower_argminmax(Lower *L, const Op *op, const Block *body, const Op *ret,
+                           const int64_t *axes, int n) {
+  bool nan_test;
+  const char *dir = argminmax_body(body, ret, &nan_test);
+  if (!dir)
+    return lw_unsupported(L, "a reduce of 2 operands whose body is not JAX's argmax/argmin (found: %s)",
+                          body_ops(L, body));
+  if (n != 1) return lw_unsupported(L, "argmax/argmin over %d dimensions", n);
+  bool is_max = dir[0] == 'G';
+  const Value *xv = op->operands[0], *iv = op->operands[1];
+  const Type *ti = &xv->type, *tv = &op->results[0]->type, *tidx = &op->results[1]->type;
+  if (!is_position_iota(iv, axes[0]))
+    return lw_unsupported(L, "argmax/argmin whose index operand is not an iota along dimension %lld",
+                          (long long)axes[0]);
+  OValue *vinit = lw_get(L, op->operands[2]), *iinit = lw_get(L, op->operands[3]);
+  double f;
+  int64_t i0;
+  if (!is_identity(L, vinit, is_max ? RK_MAX : RK_MIN, ti->et) ||
+      !scalar_value(L, iinit, &f, &i0) || i0 != 0)
+    return lw_unsupported(L, "argmax/argmin with init values other than (%s, 0)",
+                          is_max ? "lowest" : "highest");
+  ElemType ce = arg_type(ti->et);
+  if (ce == ET_UNDEF)
+    return lw_unsupported(L, "argmax/argmin over %s", et_mlir_name(ti->et));
+
+  if (ti->dims[axes[0]] == 0 && type_is_static(tv)) { /* empty: the inits */
+    OValue *shape = lw_const_i64s(L, tv->rank, tv->dims);
+    lw_bind(L, op->results[0], lw_op2(L, "Expand", vinit, shape));
+    lw_bind(L, op->results[1], lw_op2(L, "Expand", iinit, shape));
+    return 0;
+  }
+  OValue *x = lw_cast(L, lw_get(L, xv), ce);
+  ONode *arg = lw_node(L, is_max ? "ArgMax" : "ArgMin", 1, &x, 1);
+  og_attr_int(L->c, arg, "axis", axes[0]);
+  og_attr_int(L->c, arg, "keepdims", 0);
+  og_attr_int(L->c, arg, "select_last_index", 0); /* ties: the first, as JAX's body */
+  OValue *idx = typed(L, arg->outputs[0], ET_I64, tv->rank, tv->dims);
+  OValue *val = typed(L, reduce_node(L, is_max ? "ReduceMax" : "ReduceMin", x, axes, 1), ce,
+                      tv->rank, tv->dims);
+  if (nan_test && et_is_float(ti->et)) {
+    /* JAX: a NaN wins, the first one; onnxruntime's ArgMax ignores NaN. */
+    OValue *isnan_u8;
+    OValue *any = any_nan(L, x, axes, 1, ti->rank, ti->dims, &isnan_u8);
+    ONode *first = lw_node(L, "ArgMax", 1, &isnan_u8, 1);
+    og_attr_int(L->c, first, "axis", axes[0]);
+    og_attr_int(L->c, first, "keepdims", 0);
+    idx = typed(L, lw_op3(L, "Where", any, first->outputs[0], idx), ET_I64, tv->rank, tv->dims);
+    val = typed(L, lw_op3(L, "Where", any, lw_const_scalar(L, ce, NAN), val), ce, tv->rank,
+                tv->dims);
+  }
+  lw_bind(L, op->results[0], lw_cast(L, val, tv->et));
+  lw_bind(L, op->results[1], lw_cast(L, idx, tidx->et));
+  return 0;
+}
+
+/* ---- the converter ------------------------------------------------------ */
+
+int lower_reduce(Lower *L, const Op *op) {
+  int m = op->n_results;
+  if (m < 1 || op->n_operands != 2 * m || op->n_regions != 1 || op->regions[0]->n_blocks != 1)
+    return diag_error_op(L->c, H2O_EINPUT, op,
+                         "reduce expects N inputs, N init values, N results and a body");
+  const Block *body = op->regions[0]->blocks[0];
+  const Op *ret = return_op(body);
+  if (!ret || ret->n_operands != m || body->n_args != 2 * m)
+    return diag_error_op(L->c, H2O_EINPUT, op, "reduce body does not take and return %d values", m);
+  const Attr *da = ir_op_attr(op, "dimensions");
+  int64_t *axes = NULL;
+  int n = da ? ir_attr_i64s(L->c, da, &axes) : -1;
+  if (n < 0) return diag_error_op(L->c, H2O_EINPUT, op, "reduce without 'dimensions'");
+  for (int i = 0; i < m; i++) {
+    const Type *ti = &op->operands[i]->type;
+    if (ti->rank > MAX_RANK || n > ti->rank || op->results[i]->type.rank != ti->rank - n)
+      return diag_error_op(L->c, H2O_EINPUT, op, "reduce dimensions do not fit the types");
+    for (int a = 0; a < n; a++) {
+      if (axes[a] < 0 || axes[a] >= ti->rank)
+        return diag_error_op(L->c, H2O_EINPUT, op, "reduce dimension out of range");
+      for (int b = 0; b < a; b++)
+        if (axes[a] == axes[b])
+          return diag_error_op(L->c, H2O_EINPUT, op, "reduce dimension repeated");
+    }
+  }
+
+  /* Independent reductions, one per result (almost always just one). */
+  RKind kinds[MAX_RANK];
+  bool independent = m <= MAX_RANK;
+  for (int i = 0; i < m && independent; i++) {
+    kinds[i] = body_kind(body, ret, m, i, op->operands[i]->type.et);
+    if (!kinds[i]) independent = false;
+  }
+  if (independent) {
+    for (int i = 0; i < m; i++) {
+      const Type *ti = &op->operands[i]->type;
+      if (n > 0 && reduce_type(L, kinds[i], ti->et) == ET_UNDEF)
+        return lw_unsupported(L, "this reduction over %s", et_mlir_name(ti->et));
+    }
+    for (int i = 0; i < m; i++) {
+      OValue *r = reduce_one(L, kinds[i], op->operands[i], lw_get(L, op->operands[m + i]), axes,
+                             n, &op->results[i]->type);
+      lw_bind(L, op->results[i], r);
+    }
+    return 0;
+  }
+  if (m == 2) return lower_argminmax(L, op, body, ret, axes, n);
+  return lw_unsupported(L, "a reduce body that is not a single add/multiply/maximum/minimum/"
+                           "and/or per result (found: %s)", body_ops(L, body));
+}

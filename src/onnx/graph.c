@@ -1,0 +1,266 @@
+/* graph.c - the ONNX graph the lowering builds and the passes rewrite.
+ *
+ * Values are objects that nodes point to, so a pass matches patterns by
+ * pointer and knows how many nodes use a value (n_uses) without searching.
+ * Names are made unique per graph from a hint and a counter.
+ */
+#include "h2o.h"
+
+#include <string.h>
+
+OGraph *og_new(Ctx *c, const char *name, OGraph *parent) {
+  OGraph *g = arena_alloc(c->arena, sizeof *g);
+  g->name = name ? arena_strdup(c->arena, name) : "graph";
+  g->parent = parent;
+  return g;
+}
+
+/* The root graph: names must be unique across a graph and its subgraphs,
+ * since ONNX subgraphs can see the names of their enclosing graphs. */
+static OGraph *og_root(OGraph *g) {
+  while (g->parent) g = g->parent;
+  return g;
+}
+
+OValue *og_value(Ctx *c, OGraph *g, const char *name_hint) {
+  OValue *v = arena_alloc(c->arena, sizeof *v);
+  OGraph *root = og_root(g);
+  v->name = arena_printf(c->arena, "%s_%d", name_hint ? name_hint : "t",
+                         root->next_id++);
+  v->type.rank = -1;
+  v->graph = g;
+  ptrvec_push(c->arena, &g->values, v);
+  return v;
+}
+
+void og_set_type(Ctx *c, OValue *v, ElemType et, int rank, const int64_t *dims) {
+  v->type.et = et;
+  v->type.rank = rank;
+  v->type.dims = NULL;
+  if (rank > 0) {
+    v->type.dims = arena_alloc(c->arena, sizeof(ODim) * (size_t)rank);
+    for (int i = 0; i < rank; i++) {
+      v->type.dims[i].value = dims ? dims[i] : -1;
+      v->type.dims[i].param = NULL;
+    }
+  }
+}
+
+void og_type_from_hlo(Ctx *c, OValue *v, const Type *t) {
+  og_set_type(c, v, t->et, t->rank, t->dims);
+}
+
+OValue *og_init(Ctx *c, OGraph *g, const char *name_hint, ElemType et, int rank,
+                const int64_t *dims, Data data) {
+  OValue *v = og_value(c, g, name_hint ? name_hint : "const");
+  og_set_type(c, v, et, rank, dims);
+  v->is_init = true;
+  v->data = data;
+  ptrvec_push(c->arena, &g->inits, v);
+  return v;
+}
+
+ONode *og_node(Ctx *c, OGraph *g, const char *op_type, OValue *const *inputs,
+               int n_inputs, int n_outputs) {
+  ONode *n = arena_alloc(c->arena, sizeof *n);
+  n->op_type = op_type;
+  n->n_inputs = n_inputs;
+  n->inputs = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(n_inputs + 1));
+  for (int i = 0; i < n_inputs; i++) {
+    n->inputs[i] = inputs[i];
+    if (inputs[i]) inputs[i]->n_uses++;
+  }
+  n->n_outputs = n_outputs;
+  n->outputs = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(n_outputs + 1));
+  for (int i = 0; i < n_outputs; i++) {
+    OValue *out = og_value(c, g, NULL);
+    out->producer = n;
+    n->outputs[i] = out;
+  }
+  n->name = arena_printf(c->arena, "%s_%d", op_type, og_root(g)->next_id++);
+  ptrvec_push(c->arena, &g->nodes, n);
+  return n;
+}
+
+static OAttr *og_add_attr(Ctx *c, ONode *n, const char *name, OAttrKind kind) {
+  for (int i = 0; i < n->n_attrs; i++)
+    if (strcmp(n->attrs[i].name, name) == 0) {
+      memset(&n->attrs[i], 0, sizeof n->attrs[i]);
+      n->attrs[i].name = name;
+      n->attrs[i].kind = kind;
+      return &n->attrs[i];
+    }
+  if (n->n_attrs == n->cap_attrs) {
+    int cap = n->cap_attrs ? n->cap_attrs * 2 : 4;
+    n->attrs = arena_realloc(c->arena, n->attrs, sizeof(OAttr) * (size_t)n->cap_attrs,
+                             sizeof(OAttr) * (size_t)cap);
+    n->cap_attrs = cap;
+  }
+  OAttr *a = &n->attrs[n->n_attrs++];
+  a->name = name;
+  a->kind = kind;
+  return a;
+}
+
+void og_attr_int(Ctx *c, ONode *n, const char *name, int64_t v) {
+  og_add_attr(c, n, name, OA_INT)->i = v;
+}
+
+void og_attr_float(Ctx *c, ONode *n, const char *name, float v) {
+  og_add_attr(c, n, name, OA_FLOAT)->f = v;
+}
+
+void og_attr_ints(Ctx *c, ONode *n, const char *name, const int64_t *v, int count) {
+  OAttr *a = og_add_attr(c, n, name, OA_INTS);
+  int64_t *copy = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(count + 1));
+  if (count) memcpy(copy, v, sizeof(int64_t) * (size_t)count);
+  a->ints = copy;
+  a->n = count;
+}
+
+void og_attr_floats(Ctx *c, ONode *n, const char *name, const float *v, int count) {
+  OAttr *a = og_add_attr(c, n, name, OA_FLOATS);
+  float *copy = arena_alloc(c->arena, sizeof(float) * (size_t)(count + 1));
+  if (count) memcpy(copy, v, sizeof(float) * (size_t)count);
+  a->floats = copy;
+  a->n = count;
+}
+
+void og_attr_string(Ctx *c, ONode *n, const char *name, const char *s) {
+  OAttr *a = og_add_attr(c, n, name, OA_STRING);
+  a->s = arena_strdup(c->arena, s);
+  a->s_len = strlen(s);
+}
+
+void og_attr_tensor(Ctx *c, ONode *n, const char *name, OValue *t) {
+  og_add_attr(c, n, name, OA_TENSOR)->tensor = t;
+}
+
+void og_attr_graph(Ctx *c, ONode *n, const char *name, OGraph *sub) {
+  og_add_attr(c, n, name, OA_GRAPH)->graph = sub;
+}
+
+const OAttr *og_get_attr(const ONode *n, const char *name) {
+  for (int i = 0; i < n->n_attrs; i++)
+    if (strcmp(n->attrs[i].name, name) == 0) return &n->attrs[i];
+  return NULL;
+}
+
+static void og_replace_in_graph(OGraph *g, OValue *from, OValue *to) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_inputs; j++)
+      if (n->inputs[j] == from) {
+        n->inputs[j] = to;
+        from->n_uses--;
+        to->n_uses++;
+      }
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) og_replace_in_graph(n->attrs[j].graph, from, to);
+  }
+}
+
+void og_replace_uses(OGraph *g, OValue *from, OValue *to) {
+  og_replace_in_graph(g, from, to);
+  for (int i = 0; i < g->outputs.len; i++)
+    if (g->outputs.items[i] == from) {
+      /* A graph output keeps its name: the caller decides whether to rename
+       * `to`; here we only re-point the slot. */
+      g->outputs.items[i] = to;
+      to->is_output = true;
+      from->is_output = false;
+    }
+}
+
+static void og_count_graph(OGraph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_inputs; j++)
+      if (n->inputs[j]) n->inputs[j]->n_uses++;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) og_count_graph(n->attrs[j].graph);
+  }
+  for (int i = 0; i < g->outputs.len; i++) ((OValue *)g->outputs.items[i])->n_uses++;
+}
+
+static void og_zero_graph(OGraph *g) {
+  for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->n_uses = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) og_zero_graph(n->attrs[j].graph);
+  }
+}
+
+void og_recount_uses(OGraph *g) {
+  og_zero_graph(g);
+  og_count_graph(g);
+}
+
+const Data *og_const_data(const OValue *v) {
+  return (v && v->is_init && v->data.kind != DATA_NONE) ? &v->data : NULL;
+}
+
+static void og_dump_type(FILE *f, const OType *t) {
+  if (t->rank < 0) {
+    fprintf(f, "%s[?]", et_mlir_name(t->et));
+    return;
+  }
+  fprintf(f, "%s[", et_mlir_name(t->et));
+  for (int i = 0; i < t->rank; i++) {
+    if (i) fputc(',', f);
+    if (t->dims[i].param) fputs(t->dims[i].param, f);
+    else if (t->dims[i].value >= 0) fprintf(f, "%lld", (long long)t->dims[i].value);
+    else fputc('?', f);
+  }
+  fputc(']', f);
+}
+
+static void og_dump_indent(FILE *f, const OGraph *g, int indent) {
+  fprintf(f, "%*sgraph %s(", indent, "", g->name);
+  for (int i = 0; i < g->inputs.len; i++) {
+    const OValue *v = g->inputs.items[i];
+    fprintf(f, "%s%s: ", i ? ", " : "", v->name);
+    og_dump_type(f, &v->type);
+  }
+  fprintf(f, ")  %d initializers\n", g->inits.len);
+  for (int i = 0; i < g->nodes.len; i++) {
+    const ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    fprintf(f, "%*s  ", indent, "");
+    for (int j = 0; j < n->n_outputs; j++) {
+      fprintf(f, "%s%s: ", j ? ", " : "", n->outputs[j]->name);
+      og_dump_type(f, &n->outputs[j]->type);
+    }
+    fprintf(f, " = %s(", n->op_type);
+    for (int j = 0; j < n->n_inputs; j++)
+      fprintf(f, "%s%s", j ? ", " : "", n->inputs[j] ? n->inputs[j]->name : "");
+    fputc(')', f);
+    for (int j = 0; j < n->n_attrs; j++) {
+      const OAttr *a = &n->attrs[j];
+      fprintf(f, " %s=", a->name);
+      switch (a->kind) {
+      case OA_INT: fprintf(f, "%lld", (long long)a->i); break;
+      case OA_FLOAT: fprintf(f, "%g", (double)a->f); break;
+      case OA_STRING: fprintf(f, "\"%s\"", a->s); break;
+      case OA_INTS:
+        fputc('[', f);
+        for (int k = 0; k < a->n; k++) fprintf(f, "%s%lld", k ? "," : "", (long long)a->ints[k]);
+        fputc(']', f);
+        break;
+      default: fputs("...", f); break;
+      }
+    }
+    fputc('\n', f);
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) og_dump_indent(f, n->attrs[j].graph, indent + 4);
+  }
+  fprintf(f, "%*s  return ", indent, "");
+  for (int i = 0; i < g->outputs.len; i++)
+    fprintf(f, "%s%s", i ? ", " : "", ((const OValue *)g->outputs.items[i])->name);
+  fputc('\n', f);
+}
+
+void og_dump(FILE *f, const OGraph *g) { og_dump_indent(f, g, 0); }

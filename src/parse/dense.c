@@ -1,0 +1,346 @@
+/* dense.c - dense<...> literals: the constants of a module.
+ *
+ *   dense ::= 'dense' '<' body? '>' ':' tensor-type
+ *   body  ::= element                        a splat: one value for all
+ *           | '[' (body (',' body)*)? ']'    nested lists, row-major
+ *           | STRING                         "0x..." hex blob of the raw bytes
+ *   element ::= INT | FLOAT | 'true' | 'false' | HEX (the bit pattern)
+ *
+ * The type comes after the body, so lists are read twice: once to count and
+ * check their shape, and once, knowing the element type, to encode every
+ * element into little-endian bytes in the arena.  Hex blobs are not decoded
+ * at all: Data points at their digits in the input (DATA_HEX), so a 500 MB
+ * weight is never copied; only its digits and length are checked.
+ *
+ * Floats: f32 and f64 are read straight from the decimal text (one rounding).
+ * f16, bf16 and the f8 types round the double to nearest-even; a decimal that
+ * lies exactly between two such values after the first rounding could round
+ * differently from a one-step conversion, which JAX's shortest-round-trip
+ * printing makes practically impossible.
+ */
+#include "parse.h"
+
+#include <string.h>
+
+/* ---- float encoding ---------------------------------------------------------- */
+
+typedef enum NanStyle {
+  NAN_IEEE, /* exponent all ones is inf (mantissa 0) or NaN */
+  NAN_FN,   /* no inf; NaN is exponent and mantissa all ones */
+  NAN_FNUZ  /* no inf, no -0; NaN is the bit pattern of -0 */
+} NanStyle;
+
+typedef struct FloatFormat {
+  int ebits, mbits, bias;
+  NanStyle nan;
+} FloatFormat;
+
+static bool float_format(ElemType et, FloatFormat *f) {
+  switch (et) {
+  case ET_F16: *f = (FloatFormat){5, 10, 15, NAN_IEEE}; return true;
+  case ET_BF16: *f = (FloatFormat){8, 7, 127, NAN_IEEE}; return true;
+  case ET_F8E5M2: *f = (FloatFormat){5, 2, 15, NAN_IEEE}; return true;
+  case ET_F8E4M3FN: *f = (FloatFormat){4, 3, 7, NAN_FN}; return true;
+  case ET_F8E4M3FNUZ: *f = (FloatFormat){4, 3, 8, NAN_FNUZ}; return true;
+  case ET_F8E5M2FNUZ: *f = (FloatFormat){5, 2, 16, NAN_FNUZ}; return true;
+  default: return false;
+  }
+}
+
+static uint32_t float_nan(const FloatFormat *f, uint32_t sign) {
+  uint32_t emask = (1u << f->ebits) - 1, mmask = (1u << f->mbits) - 1;
+  switch (f->nan) {
+  case NAN_IEEE: return sign | emask << f->mbits | 1u << (f->mbits - 1);
+  case NAN_FN: return sign | emask << f->mbits | mmask;
+  default: return 1u << (f->ebits + f->mbits);
+  }
+}
+
+/* Rounds the double v to the nearest value of format f, ties to even, and
+ * returns its bit pattern.  Works on the integer significand of v, so the
+ * rounding is exact. */
+static uint32_t float_encode(double v, const FloatFormat *f) {
+  uint64_t b;
+  memcpy(&b, &v, 8);
+  uint32_t sign = (uint32_t)(b >> 63) << (f->ebits + f->mbits);
+  uint32_t emask = (1u << f->ebits) - 1, mmask = (1u << f->mbits) - 1;
+  int dexp = (int)(b >> 52 & 0x7FF);
+  uint64_t sig = b & ((1ull << 52) - 1);
+  if (dexp == 0x7FF) {
+    if (sig) return float_nan(f, sign);
+    return f->nan == NAN_IEEE ? sign | emask << f->mbits : float_nan(f, sign);
+  }
+  if (dexp == 0 && sig == 0) return f->nan == NAN_FNUZ ? 0 : sign;
+  int e2; /* v = sig * 2^e2 */
+  if (dexp == 0) {
+    e2 = -1074;
+  } else {
+    sig |= 1ull << 52;
+    e2 = dexp - 1075;
+  }
+  int bitlen = 0;
+  for (uint64_t s = sig; s; s >>= 1) bitlen++;
+  int emin = 1 - f->bias;
+  int e = bitlen - 1 + e2; /* v = 1.x * 2^e */
+  if (e < emin) e = emin;  /* subnormal: the scale of the smallest normal */
+  int shift = e - f->mbits - e2;
+  uint64_t r;
+  if (shift <= 0) {
+    r = sig << -shift; /* exact; only for tiny significands */
+  } else if (shift >= 64) {
+    r = 0;
+  } else {
+    r = sig >> shift;
+    uint64_t rem = sig & ((1ull << shift) - 1), half = 1ull << (shift - 1);
+    if (rem > half || (rem == half && (r & 1))) r++;
+  }
+  if (r >> (f->mbits + 1)) { /* rounded up to the next power of two */
+    r >>= 1;
+    e++;
+  }
+  uint32_t efield, mant;
+  if (r >> f->mbits) {
+    efield = (uint32_t)(e + f->bias);
+    mant = (uint32_t)r & mmask;
+  } else {
+    efield = 0;
+    mant = (uint32_t)r;
+  }
+  uint32_t emax_field = f->nan == NAN_IEEE ? emask - 1 : emask;
+  if (e + f->bias > (int)emax_field || (f->nan == NAN_FN && efield == emask && mant == mmask))
+    return f->nan == NAN_IEEE ? sign | emask << f->mbits : float_nan(f, sign);
+  if (f->nan == NAN_FNUZ && efield == 0 && mant == 0) return 0;
+  return sign | efield << f->mbits | mant;
+}
+
+/* ---- elements ------------------------------------------------------------------ */
+
+static void put_le(uint8_t *out, uint64_t v, size_t n) {
+  for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void encode_element(Parser *p, const Type *type, uint8_t *out) {
+  Token t = p->tok;
+  ElemType et = type->et;
+  size_t size = et_size(et);
+  uint64_t limit = size >= 8 ? UINT64_MAX : ((uint64_t)1 << (8 * size)) - 1;
+  if (et == ET_BOOL) {
+    if (tok_ident(p, "true") || tok_ident(p, "false")) {
+      out[0] = tok_ident(p, "true");
+    } else if (t.kind == T_INT) {
+      bool neg;
+      uint64_t v;
+      tok_int(p, &t, &neg, &v);
+      if (neg || v > 1) parse_fail(p, t.off, "expected true or false for an i1 element");
+      out[0] = (uint8_t)v;
+    } else {
+      parse_fail(p, t.off, "expected true or false for an i1 element, got %s", tok_desc(p));
+    }
+  } else if (et_is_int(et)) {
+    if (t.kind != T_INT)
+      parse_fail(p, t.off, "expected an integer element for %s, got %s", et_mlir_name(et),
+                 tok_desc(p));
+    bool neg;
+    uint64_t v;
+    tok_int(p, &t, &neg, &v);
+    /* Like MLIR, a signless-looking iN also takes 0..2^N-1 (its bit pattern). */
+    bool fits = neg ? et_is_signed_int(et) && v - 1 <= limit >> 1 : v <= limit;
+    if (!fits)
+      parse_fail(p, t.off, "value %s%llu does not fit in %s", neg ? "-" : "",
+                 (unsigned long long)v, et_mlir_name(et));
+    put_le(out, neg ? 0 - v : v, size);
+  } else if (et_is_float(et)) {
+    if (tok_is_hex(p, &t)) {
+      bool neg;
+      uint64_t bits;
+      tok_int(p, &t, &neg, &bits);
+      if (neg || bits > limit)
+        parse_fail(p, t.off, "hex value does not fit in %s", et_mlir_name(et));
+      put_le(out, bits, size);
+    } else if (t.kind == T_INT || t.kind == T_FLOAT) {
+      FloatFormat f;
+      if (et == ET_F32) {
+        float v = tok_float32(p, &t);
+        uint32_t bits;
+        memcpy(&bits, &v, 4);
+        put_le(out, bits, 4);
+      } else if (et == ET_F64) {
+        double v = tok_double(p, &t);
+        uint64_t bits;
+        memcpy(&bits, &v, 8);
+        put_le(out, bits, 8);
+      } else if (float_format(et, &f)) {
+        put_le(out, float_encode(tok_double(p, &t), &f), size);
+      } else {
+        parse_fail(p, t.off, "dense literals of %s are not supported", et_mlir_name(et));
+      }
+    } else {
+      parse_fail(p, t.off, "expected a number for a %s element, got %s", et_mlir_name(et),
+                 tok_desc(p));
+    }
+  } else {
+    parse_fail(p, t.off, "dense literals of %s are not supported", et_mlir_name(et));
+  }
+  lex_next(p);
+}
+
+static bool tok_is_element(Parser *p) {
+  return p->tok.kind == T_INT || p->tok.kind == T_FLOAT || tok_ident(p, "true") ||
+         tok_ident(p, "false");
+}
+
+/* Pass 1 over a nested list (tok at '['): checks that it is rectangular and
+ * counts its elements. */
+static int64_t count_list(Parser *p) {
+  int64_t count[PARSE_MAX_DEPTH + 1], expect[PARSE_MAX_DEPTH + 1];
+  int level = 0, max_level = 0, leaf_level = -1;
+  int64_t leaves = 0;
+  for (;;) {
+    if (tok_punct(p, '[')) {
+      if (level == PARSE_MAX_DEPTH)
+        parse_fail(p, p->tok.off, "dense literal is nested deeper than %d levels",
+                   PARSE_MAX_DEPTH);
+      if (level > 0) count[level]++;
+      if (leaf_level >= 0 && level >= leaf_level)
+        parse_fail(p, p->tok.off, "dense literal mixes lists and elements at one level");
+      level++;
+      count[level] = 0;
+      if (level > max_level) { /* the first list at this depth sets its length */
+        max_level = level;
+        expect[level] = -1;
+      }
+      lex_next(p);
+      if (!tok_punct(p, ']')) continue;
+    } else if (tok_punct(p, '(')) {
+      parse_fail(p, p->tok.off, "complex element type is not supported");
+    } else if (tok_is_element(p)) {
+      if (leaf_level < 0) leaf_level = level;
+      else if (leaf_level != level)
+        parse_fail(p, p->tok.off, "dense literal mixes lists and elements at one level");
+      count[level]++;
+      leaves++;
+      lex_next(p);
+    } else {
+      parse_fail(p, p->tok.off, "expected a dense element, got %s", tok_desc(p));
+    }
+    /* after an element or a list: ',' continues, ']' closes lists */
+    for (;;) {
+      if (accept_punct(p, ',')) break;
+      if (!tok_punct(p, ']'))
+        parse_fail(p, p->tok.off, "expected ',' or ']' in dense literal, got %s", tok_desc(p));
+      if (expect[level] < 0) expect[level] = count[level];
+      else if (expect[level] != count[level])
+        parse_fail(p, p->tok.off, "dense literal has rows of different lengths (%lld and %lld)",
+                   (long long)expect[level], (long long)count[level]);
+      level--;
+      lex_next(p);
+      if (level == 0) return leaves;
+    }
+  }
+}
+
+static Type dense_type(Parser *p, size_t dense_off) {
+  if (!accept_punct(p, ':'))
+    parse_fail(p, p->tok.off, "expected ':' and the type of the dense literal, got %s",
+               tok_desc(p));
+  size_t type_off = p->tok.off;
+  Type t = parse_type(p);
+  if (t.kind != TK_TENSOR)
+    parse_fail(p, type_off, "a dense literal needs a tensor type, got %s", type_text(p, &t));
+  if (!type_is_static(&t))
+    parse_fail(p, type_off, "a dense literal needs a static shape, got %s", type_text(p, &t));
+  if (t.et == ET_C64 || t.et == ET_C128)
+    parse_fail(p, dense_off, "complex element type is not supported");
+  if (et_size(t.et) == 0)
+    parse_fail(p, dense_off, "dense literals of %s are not supported", et_mlir_name(t.et));
+  return t;
+}
+
+static Attr *dense_attr(Parser *p, size_t off, Type t, Dense *d) {
+  Attr *a = new_attr(p, AK_DENSE, off);
+  a->type = t;
+  a->dense = d;
+  return a;
+}
+
+/* "0x..." (tok at the string): checks digits and length, keeps a pointer. */
+static Attr *parse_hex_blob(Parser *p, size_t dense_off) {
+  Token s = p->tok;
+  const char *q = tok_ptr(p, &s) + 1;
+  size_t n = s.len - 2;
+  if (n < 2 || q[0] != '0' || (q[1] != 'x' && q[1] != 'X'))
+    parse_fail(p, s.off, "string dense literals are not supported (expected a \"0x...\" hex blob)");
+  q += 2;
+  n -= 2;
+  for (size_t i = 0; i < n; i++) {
+    char ch = q[i];
+    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
+      parse_fail(p, s.off + 3 + i, "invalid hex digit '%c' in dense literal", ch);
+  }
+  if (n % 2)
+    parse_fail(p, s.off, "hex dense literal has an odd number of digits (%zu)", n);
+  lex_next(p);
+  expect_punct(p, '>', "to close dense<...>");
+  Type t = dense_type(p, dense_off);
+  int64_t numel = type_numel(&t);
+  size_t es = et_size(t.et), bytes = n / 2;
+  bool splat = bytes == es && numel != 1;
+  if (!splat && (bytes % es != 0 || (uint64_t)numel != bytes / es))
+    parse_fail(p, s.off, "hex dense literal has %zu bytes, %s needs %llu (or %zu for a splat)",
+               bytes, type_text(p, &t), (unsigned long long)numel * es, es);
+  Dense *d = arena_alloc(p->a, sizeof *d);
+  d->et = t.et;
+  d->numel = numel;
+  d->splat = splat;
+  d->data = (Data){DATA_HEX, q, bytes};
+  return dense_attr(p, dense_off, t, d);
+}
+
+Attr *parse_dense(Parser *p) {
+  size_t off = p->tok.off;
+  lex_next(p); /* dense */
+  expect_punct(p, '<', "after 'dense'");
+  if (p->tok.kind == T_STRING) return parse_hex_blob(p, off);
+  size_t body = p->tok.off;
+  int64_t count;
+  bool splat = false;
+  if (tok_punct(p, '>')) {
+    count = 0;
+  } else if (tok_punct(p, '[')) {
+    count = count_list(p);
+  } else if (tok_punct(p, '(')) {
+    parse_fail(p, p->tok.off, "complex element type is not supported");
+  } else if (tok_is_element(p)) {
+    count = 1;
+    splat = true;
+    lex_next(p);
+  } else {
+    parse_fail(p, p->tok.off, "expected a dense literal, got %s", tok_desc(p));
+  }
+  expect_punct(p, '>', "to close dense<...>");
+  Type t = dense_type(p, off);
+  size_t after = p->tok.off;
+  int64_t numel = type_numel(&t);
+  if (!splat && count != numel)
+    parse_fail(p, off, "dense literal has %lld elements, %s needs %lld", (long long)count,
+               type_text(p, &t), (long long)numel);
+  size_t es = et_size(t.et);
+  if ((uint64_t)count > SIZE_MAX / es) parse_fail(p, off, "dense literal is too large");
+  uint8_t *bytes = arena_alloc(p->a, (size_t)count * es + 1);
+  lex_seek(p, body); /* pass 2: encode */
+  for (int64_t i = 0; i < count;) {
+    if (tok_punct(p, '[') || tok_punct(p, ']') || tok_punct(p, ',')) {
+      lex_next(p);
+      continue;
+    }
+    encode_element(p, &t, bytes + (size_t)i * es);
+    i++;
+  }
+  lex_seek(p, after);
+  Dense *d = arena_alloc(p->a, sizeof *d);
+  d->et = t.et;
+  d->numel = numel;
+  d->splat = splat && numel != 1;
+  d->data = (Data){DATA_RAW, bytes, (size_t)count * es};
+  return dense_attr(p, off, t, d);
+}

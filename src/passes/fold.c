@@ -1,0 +1,340 @@
+/* fold.c - constant folding: nodes whose inputs are all initializers are
+ * computed now and replaced by an initializer.
+ *
+ * Like Lua's constfolding, only what cannot change the result is folded:
+ * data movement (Reshape, Squeeze, Unsqueeze, Identity share the bytes;
+ * Transpose, Expand and Concat copy them), exact conversions, and single
+ * IEEE operations (+ - * /, sqrt, reciprocal, neg) in the tensor's own type,
+ * which give the same bits at conversion time as at run time.  Integer
+ * division and anything that may trap or round differently are left alone.
+ * Results are capped in size, except Transpose of weights, which runtimes
+ * would otherwise redo on every inference.
+ */
+#include "h2o.h"
+
+#include <math.h>
+#include <string.h>
+
+#define FOLD_MAX_ELEMS (1 << 16)      /* materialised results, e.g. Expand */
+#define FOLD_MAX_TRANSPOSE (1u << 28) /* 256 MiB: weights */
+
+typedef struct Tensor {
+  ElemType et;
+  int rank;
+  int64_t dims[MAX_RANK];
+  int64_t numel;
+  const uint8_t *bytes;
+} Tensor;
+
+static bool static_tensor(Ctx *c, const OValue *v, Tensor *t) {
+  const Data *d = og_const_data(v);
+  if (!d || v->type.rank < 0 || v->type.rank > MAX_RANK || !et_size(v->type.et)) return false;
+  t->et = v->type.et;
+  t->rank = v->type.rank;
+  t->numel = 1;
+  for (int i = 0; i < t->rank; i++) {
+    t->dims[i] = v->type.dims[i].value;
+    if (t->dims[i] < 0) return false;
+    t->numel *= t->dims[i];
+  }
+  if ((size_t)t->numel * et_size(t->et) != d->nbytes) return false;
+  t->bytes = data_bytes(c, d);
+  return true;
+}
+
+/* Replaces node n's only output by a new initializer holding `bytes`. */
+static void fold_to(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank, const int64_t *dims,
+                    const void *bytes, size_t nbytes) {
+  Data d = {DATA_RAW, bytes, nbytes};
+  OValue *out = n->outputs[0];
+  OValue *k = og_init(c, g, "folded", et, rank, dims, d);
+  /* keep the symbolic names the output had, if any */
+  for (int i = 0; i < rank && out->type.rank == rank; i++) k->type.dims[i].param = out->type.dims[i].param;
+  og_replace_uses(g, out, k);
+  n->dead = true;
+  for (int j = 0; j < n->n_inputs; j++)
+    if (n->inputs[j]) n->inputs[j]->n_uses--;
+}
+
+static bool read_i64s(Tensor *t, int64_t *out, int max) {
+  if (t->rank > 1 || t->numel > max) return false;
+  for (int64_t i = 0; i < t->numel; i++) {
+    if (t->et == ET_I64) memcpy(&out[i], t->bytes + 8 * i, 8);
+    else if (t->et == ET_I32) {
+      int32_t v;
+      memcpy(&v, t->bytes + 4 * i, 4);
+      out[i] = v;
+    } else return false;
+  }
+  return true;
+}
+
+/* Strides of a row-major shape. */
+static void strides_of(const int64_t *dims, int rank, int64_t *strides) {
+  int64_t s = 1;
+  for (int i = rank - 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= dims[i];
+  }
+}
+
+/* Copies src (shape sdims, broadcast into out dims per numpy rules, or
+ * permuted by perm when perm is non-NULL) element by element. */
+static void gather_copy(const Tensor *src, const int64_t *odims, int orank, const int64_t *perm,
+                        uint8_t *out) {
+  size_t es = et_size(src->et);
+  int64_t sstr[MAX_RANK], istr[MAX_RANK] = {0}, idx[MAX_RANK] = {0};
+  strides_of(src->dims, src->rank, sstr);
+  for (int i = 0; i < orank; i++) {
+    if (perm) istr[i] = sstr[perm[i]];
+    else {
+      int si = i - (orank - src->rank);
+      istr[i] = (si >= 0 && src->dims[si] != 1) ? sstr[si] : 0;
+    }
+  }
+  int64_t numel = 1;
+  for (int i = 0; i < orank; i++) numel *= odims[i];
+  int64_t off = 0;
+  for (int64_t k = 0; k < numel; k++) {
+    memcpy(out + (size_t)k * es, src->bytes + (size_t)off * es, es);
+    for (int i = orank - 1; i >= 0; i--) {
+      idx[i]++;
+      off += istr[i];
+      if (idx[i] < odims[i]) break;
+      off -= istr[i] * idx[i];
+      idx[i] = 0;
+    }
+  }
+}
+
+static double load(ElemType et, const uint8_t *p) {
+  switch (et) {
+  case ET_F32: { float f; memcpy(&f, p, 4); return f; }
+  case ET_F64: { double f; memcpy(&f, p, 8); return f; }
+  default: return 0;
+  }
+}
+
+static void store(ElemType et, uint8_t *p, double v) {
+  if (et == ET_F32) { float f = (float)v; memcpy(p, &f, 4); }
+  else if (et == ET_F64) memcpy(p, &v, 8);
+}
+
+static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
+
+static int64_t shape_numel(const int64_t *dims, int rank) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; i++) n *= dims[i];
+  return n;
+}
+
+/* The folds.  Each returns true when it replaced the node. */
+
+static bool fold_view(Ctx *c, OGraph *g, ONode *n, Tensor *x) {
+  /* Reshape / Squeeze / Unsqueeze / Identity: same bytes, the output's shape. */
+  const OType *ot = &n->outputs[0]->type;
+  if (ot->rank < 0) return false;
+  int64_t dims[MAX_RANK];
+  for (int i = 0; i < ot->rank; i++) {
+    dims[i] = ot->dims[i].value;
+    if (dims[i] < 0) return false;
+  }
+  if (shape_numel(dims, ot->rank) != x->numel) return false;
+  fold_to(c, g, n, x->et, ot->rank, dims, x->bytes, (size_t)x->numel * et_size(x->et));
+  return true;
+}
+
+static bool fold_transpose(Ctx *c, OGraph *g, ONode *n, Tensor *x) {
+  const OAttr *perm_attr = og_get_attr(n, "perm");
+  int64_t perm[MAX_RANK], dims[MAX_RANK];
+  for (int i = 0; i < x->rank; i++) perm[i] = x->rank - 1 - i;
+  if (perm_attr) {
+    if (perm_attr->n != x->rank) return false;
+    memcpy(perm, perm_attr->ints, sizeof(int64_t) * (size_t)x->rank);
+  }
+  size_t nbytes = (size_t)x->numel * et_size(x->et);
+  if (nbytes > FOLD_MAX_TRANSPOSE) return false;
+  for (int i = 0; i < x->rank; i++) {
+    if (perm[i] < 0 || perm[i] >= x->rank) return false;
+    dims[i] = x->dims[perm[i]];
+  }
+  uint8_t *out = arena_alloc(c->arena, nbytes ? nbytes : 1);
+  gather_copy(x, dims, x->rank, perm, out);
+  fold_to(c, g, n, x->et, x->rank, dims, out, nbytes);
+  return true;
+}
+
+static bool fold_expand(Ctx *c, OGraph *g, ONode *n, Tensor *x, Tensor *shape) {
+  int64_t target[MAX_RANK], dims[MAX_RANK];
+  if (!read_i64s(shape, target, MAX_RANK)) return false;
+  int rank = (int)shape->numel > x->rank ? (int)shape->numel : x->rank;
+  for (int i = 0; i < rank; i++) {
+    int ti = i - (rank - (int)shape->numel), xi = i - (rank - x->rank);
+    int64_t a = ti >= 0 ? target[ti] : 1, b = xi >= 0 ? x->dims[xi] : 1;
+    if (a != b && a != 1 && b != 1) return false;
+    dims[i] = a == 1 ? b : a;
+  }
+  int64_t numel = shape_numel(dims, rank);
+  if (numel > FOLD_MAX_ELEMS) return false;
+  size_t nbytes = (size_t)numel * et_size(x->et);
+  uint8_t *out = arena_alloc(c->arena, nbytes ? nbytes : 1);
+  gather_copy(x, dims, rank, NULL, out);
+  fold_to(c, g, n, x->et, rank, dims, out, nbytes);
+  return true;
+}
+
+static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in) {
+  ElemType et = in[0].et;
+  if (et != ET_F32 && et != ET_F64) return false;
+  int rank = 0;
+  int64_t dims[MAX_RANK];
+  for (int k = 0; k < n_in; k++) {
+    if (in[k].et != et) return false;
+    if (in[k].rank > rank) rank = in[k].rank;
+  }
+  for (int i = 0; i < rank; i++) {
+    dims[i] = 1;
+    for (int k = 0; k < n_in; k++) {
+      int xi = i - (rank - in[k].rank);
+      int64_t d = xi >= 0 ? in[k].dims[xi] : 1;
+      if (d != 1 && dims[i] != 1 && d != dims[i]) return false;
+      if (d != 1) dims[i] = d;
+    }
+  }
+  int64_t numel = shape_numel(dims, rank);
+  if (numel > FOLD_MAX_ELEMS) return false;
+  size_t es = et_size(et);
+  /* Broadcast every input to the result shape, then combine. */
+  uint8_t *bufs[2];
+  for (int k = 0; k < n_in; k++) {
+    bufs[k] = arena_alloc(c->arena, (size_t)numel * es + 1);
+    gather_copy(&in[k], dims, rank, NULL, bufs[k]);
+  }
+  uint8_t *out = arena_alloc(c->arena, (size_t)numel * es + 1);
+  for (int64_t i = 0; i < numel; i++) {
+    double a = load(et, bufs[0] + i * (int64_t)es), b = n_in > 1 ? load(et, bufs[1] + i * (int64_t)es) : 0, r;
+    if (et == ET_F32) {
+      /* compute in float so the bits match a float32 runtime */
+      float fa = (float)a, fb = (float)b;
+      if (is_op(n, "Add")) r = fa + fb;
+      else if (is_op(n, "Sub")) r = fa - fb;
+      else if (is_op(n, "Mul")) r = fa * fb;
+      else if (is_op(n, "Div")) r = fa / fb;
+      else if (is_op(n, "Neg")) r = -fa;
+      else if (is_op(n, "Sqrt")) r = sqrtf(fa);
+      else if (is_op(n, "Reciprocal")) r = 1.0f / fa;
+      else return false;
+    } else {
+      if (is_op(n, "Add")) r = a + b;
+      else if (is_op(n, "Sub")) r = a - b;
+      else if (is_op(n, "Mul")) r = a * b;
+      else if (is_op(n, "Div")) r = a / b;
+      else if (is_op(n, "Neg")) r = -a;
+      else if (is_op(n, "Sqrt")) r = sqrt(a);
+      else if (is_op(n, "Reciprocal")) r = 1.0 / a;
+      else return false;
+    }
+    store(et, out + i * (int64_t)es, r);
+  }
+  fold_to(c, g, n, et, rank, dims, out, (size_t)numel * es);
+  return true;
+}
+
+static bool fold_cast(Ctx *c, OGraph *g, ONode *n, Tensor *x) {
+  const OAttr *to = og_get_attr(n, "to");
+  if (!to || x->numel > FOLD_MAX_ELEMS) return false;
+  ElemType et = (ElemType)to->i;
+  /* Only the exact integer conversions the shape arithmetic needs. */
+  bool ints_in = x->et == ET_I32 || x->et == ET_I64;
+  if (!ints_in || (et != ET_I32 && et != ET_I64)) return false;
+  uint8_t *out = arena_alloc(c->arena, (size_t)x->numel * et_size(et) + 1);
+  for (int64_t i = 0; i < x->numel; i++) {
+    int64_t v;
+    if (x->et == ET_I64) memcpy(&v, x->bytes + 8 * i, 8);
+    else { int32_t w; memcpy(&w, x->bytes + 4 * i, 4); v = w; }
+    if (et == ET_I64) memcpy(out + 8 * i, &v, 8);
+    else {
+      if (v < INT32_MIN || v > INT32_MAX) return false;
+      int32_t w = (int32_t)v;
+      memcpy(out + 4 * i, &w, 4);
+    }
+  }
+  fold_to(c, g, n, et, x->rank, x->dims, out, (size_t)x->numel * et_size(et));
+  return true;
+}
+
+static bool fold_concat(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in) {
+  /* 1-D integer concatenations: the shapes built for Reshape and Expand. */
+  int64_t vals[MAX_RANK * 4];
+  int64_t total = 0;
+  ElemType et = in[0].et;
+  for (int k = 0; k < n_in; k++) {
+    if (in[k].rank != 1 || in[k].et != et || total + in[k].numel > (int64_t)(sizeof vals / sizeof vals[0]))
+      return false;
+    if (!read_i64s(&in[k], vals + total, (int)in[k].numel)) return false;
+    total += in[k].numel;
+  }
+  size_t es = et_size(et);
+  uint8_t *out = arena_alloc(c->arena, (size_t)total * es + 1);
+  for (int64_t i = 0; i < total; i++) {
+    if (et == ET_I64) memcpy(out + 8 * i, &vals[i], 8);
+    else { int32_t w = (int32_t)vals[i]; memcpy(out + 4 * i, &w, 4); }
+  }
+  fold_to(c, g, n, et, 1, &total, out, (size_t)total * es);
+  return true;
+}
+
+static bool try_fold(Ctx *c, OGraph *g, ONode *n) {
+  if (n->n_outputs != 1 || n->outputs[0]->is_output || n->n_inputs > 8 || n->n_inputs == 0) return false;
+  Tensor in[8];
+  for (int j = 0; j < n->n_inputs; j++)
+    if (!n->inputs[j] || !static_tensor(c, n->inputs[j], &in[j])) return false;
+  if (is_op(n, "Reshape") || is_op(n, "Squeeze") || is_op(n, "Unsqueeze") || is_op(n, "Identity"))
+    return fold_view(c, g, n, &in[0]);
+  if (is_op(n, "Transpose")) return fold_transpose(c, g, n, &in[0]);
+  if (is_op(n, "Expand") && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1]);
+  if (is_op(n, "Cast")) return fold_cast(c, g, n, &in[0]);
+  if (is_op(n, "Concat")) return fold_concat(c, g, n, in, n->n_inputs);
+  if (n->n_inputs <= 2 && (is_op(n, "Add") || is_op(n, "Sub") || is_op(n, "Mul") ||
+                           is_op(n, "Div") || is_op(n, "Neg") || is_op(n, "Sqrt") ||
+                           is_op(n, "Reciprocal")))
+    return fold_arith(c, g, n, in, n->n_inputs);
+  return false;
+}
+
+/* Shape(x) of a statically shaped x is a constant too. */
+static bool fold_shape(Ctx *c, OGraph *g, ONode *n) {
+  if (!is_op(n, "Shape") || n->outputs[0]->is_output) return false;
+  const OType *t = &n->inputs[0]->type;
+  if (t->rank < 0) return false;
+  int64_t start = 0, end = t->rank;
+  const OAttr *a = og_get_attr(n, "start");
+  if (a) start = a->i < 0 ? a->i + t->rank : a->i;
+  a = og_get_attr(n, "end");
+  if (a) end = a->i < 0 ? a->i + t->rank : (a->i > t->rank ? t->rank : a->i);
+  if (start < 0) start = 0;
+  if (end < start) end = start;
+  int64_t count = end - start;
+  int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(count + 1));
+  for (int64_t i = 0; i < count; i++) {
+    vals[i] = t->dims[start + i].value;
+    if (vals[i] < 0) return false;
+  }
+  fold_to(c, g, n, ET_I64, 1, &count, vals, sizeof(int64_t) * (size_t)count);
+  return true;
+}
+
+static void fold_graph(Ctx *c, OGraph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    if (!try_fold(c, g, n)) fold_shape(c, g, n);
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) fold_graph(c, n->attrs[j].graph);
+  }
+}
+
+int pass_fold(Ctx *c, OModel *m) {
+  fold_graph(c, m->graph);
+  return 0;
+}

@@ -1,0 +1,156 @@
+/* simplify.c - removes what the op-by-op lowering leaves behind: Identity
+ * nodes, Casts to the same type, Reshapes and Expands that do not change the
+ * shape, Transposes that undo each other, and the Expands in front of
+ * elementwise ops that ONNX broadcasting makes redundant (StableHLO has no
+ * implicit broadcasting, so JAX spells out every broadcast_in_dim). */
+#include "h2o.h"
+
+#include <string.h>
+
+static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
+
+/* Static dims of a value, or false. */
+static bool static_dims(const OValue *v, int64_t *dims) {
+  if (v->type.rank < 0) return false;
+  for (int i = 0; i < v->type.rank; i++) {
+    dims[i] = v->type.dims[i].value;
+    if (dims[i] < 0) return false;
+  }
+  return true;
+}
+
+static bool same_static_shape(const OValue *a, const OValue *b) {
+  int64_t da[MAX_RANK], db[MAX_RANK];
+  if (a->type.rank != b->type.rank || a->type.rank > MAX_RANK) return false;
+  if (!static_dims(a, da) || !static_dims(b, db)) return false;
+  return memcmp(da, db, sizeof(int64_t) * (size_t)a->type.rank) == 0;
+}
+
+/* Makes n's output an alias of `to`, unless the output is a graph output
+ * (which needs a node of its own to carry its name). */
+static bool bypass(OGraph *g, ONode *n, OValue *to) {
+  OValue *out = n->outputs[0];
+  if (out->is_output) return false;
+  og_replace_uses(g, out, to);
+  return true;
+}
+
+/* ONNX ops with numpy-style (multidirectional) broadcasting. */
+static bool broadcasts(const ONode *n) {
+  static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod",
+                                    "Where", "Equal", "Greater", "Less", "GreaterOrEqual",
+                                    "LessOrEqual", "And", "Or", "Xor", "BitwiseAnd",
+                                    "BitwiseOr", "BitwiseXor", "PRelu", NULL};
+  for (int i = 0; ops[i]; i++)
+    if (is_op(n, ops[i])) return true;
+  return false;
+}
+
+static bool is_live_expand(const OValue *v) {
+  const ONode *p = v ? v->producer : NULL;
+  return p && !p->dead && is_op(p, "Expand");
+}
+
+/* Expand(x, shape) feeding an elementwise node whose other inputs have the
+ * full shape: the node broadcasts x itself, so it can read x directly.  One
+ * input keeps the full shape - the first that is not an Expand, or else the
+ * first input - so the node's output shape does not change. */
+static bool drop_expands(ONode *n) {
+  if (!n->same_shape_inputs || !broadcasts(n)) return false;
+  int keep = 0;
+  for (int j = 0; j < n->n_inputs; j++)
+    if (!is_live_expand(n->inputs[j])) {
+      keep = j;
+      break;
+    }
+  bool changed = false;
+  for (int j = 0; j < n->n_inputs; j++) {
+    OValue *in = n->inputs[j];
+    if (j == keep || !is_live_expand(in)) continue;
+    OValue *x = in->producer->inputs[0];
+    /* numpy broadcasting aligns from the right: x must not outrank in */
+    if (x->type.rank < 0 || x->type.rank > in->type.rank) continue;
+    n->inputs[j] = x;
+    in->n_uses--;
+    x->n_uses++;
+    changed = true;
+  }
+  if (changed) n->same_shape_inputs = false;
+  return changed;
+}
+
+static bool identity_perm(const OAttr *perm) {
+  for (int i = 0; i < perm->n; i++)
+    if (perm->ints[i] != i) return false;
+  return true;
+}
+
+static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
+  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0]) return drop_expands(n);
+  OValue *x = n->inputs[0], *out = n->outputs[0];
+  if (is_op(n, "Identity")) return bypass(g, n, x);
+  if (is_op(n, "Cast") && x->type.et != ET_UNDEF && x->type.et == out->type.et)
+    return bypass(g, n, x);
+  if ((is_op(n, "Reshape") || is_op(n, "Expand")) && same_static_shape(x, out))
+    return bypass(g, n, x);
+  if (is_op(n, "Transpose")) {
+    const OAttr *perm = og_get_attr(n, "perm");
+    if (perm && identity_perm(perm)) return bypass(g, n, x);
+    ONode *p = x->producer;
+    const OAttr *inner = p && !p->dead && is_op(p, "Transpose") ? og_get_attr(p, "perm") : NULL;
+    if (perm && inner && inner->n == perm->n && perm->n <= MAX_RANK) {
+      /* Transpose(Transpose(y, q), r) = Transpose(y, q[r[i]]) */
+      int64_t composed[MAX_RANK];
+      for (int i = 0; i < perm->n; i++) composed[i] = inner->ints[perm->ints[i]];
+      OValue *y = p->inputs[0];
+      x->n_uses--;
+      n->inputs[0] = y;
+      y->n_uses++;
+      og_attr_ints(c, n, "perm", composed, perm->n);
+      return true;
+    }
+  }
+  if (is_op(n, "Reshape") && n->n_inputs == 2) {
+    ONode *p = x->producer;
+    if (p && !p->dead && is_op(p, "Reshape") && p->n_inputs == 2) {
+      /* Reshape(Reshape(y, s1), s2) = Reshape(y, s2) when s2 has no 0
+       * (a 0 would copy a dim of the intermediate shape) */
+      const OAttr *az = og_get_attr(n, "allowzero");
+      const Data *s2 = og_const_data(n->inputs[1]);
+      bool safe = az && az->i == 1;
+      if (!safe && s2) {
+        const int64_t *v = (const int64_t *)data_bytes(c, s2);
+        safe = n->inputs[1]->type.et == ET_I64;
+        for (size_t i = 0; safe && i < s2->nbytes / 8; i++) safe = v[i] != 0;
+      }
+      if (safe) {
+        OValue *y = p->inputs[0];
+        x->n_uses--;
+        n->inputs[0] = y;
+        y->n_uses++;
+        return true;
+      }
+    }
+  }
+  return drop_expands(n);
+}
+
+static void simplify_graph(Ctx *c, OGraph *g) {
+  for (int round = 0; round < 4; round++) {
+    bool changed = false;
+    for (int i = 0; i < g->nodes.len; i++) {
+      ONode *n = g->nodes.items[i];
+      if (n->dead) continue;
+      changed |= simplify_node(c, g, n);
+      for (int j = 0; j < n->n_attrs; j++)
+        if (n->attrs[j].kind == OA_GRAPH) simplify_graph(c, n->attrs[j].graph);
+    }
+    if (!changed) break;
+  }
+}
+
+int pass_simplify(Ctx *c, OModel *m) {
+  simplify_graph(c, m->graph);
+  og_recount_uses(m->graph);
+  return 0;
+}

@@ -1,0 +1,218 @@
+/* transpose.c - moves Transposes through elementwise ops until they meet and
+ * cancel.
+ *
+ * Flax convolutions and pools are NHWC while ONNX's are NCHW, so the lowering
+ * wraps each Conv in Transpose(NHWC->NCHW) ... Transpose(NCHW->NHWC).  Between
+ * two convolutions sit elementwise ops (bias add, activation), so the pair
+ * NCHW->NHWC, NHWC->NCHW never meets directly.  This pass pushes a Transpose
+ * down through its single elementwise consumer:
+ *
+ *   U(Transpose(x, p))                 = Transpose(U(x), p)
+ *   B(Transpose(x, p), k)              = Transpose(B(x, Transpose(k, p^-1)), p)
+ *   B(Transpose(x, p), Transpose(y, p)) = Transpose(B(x, y), p)
+ *
+ * (k a constant; a lower-rank k is first given the full rank, as numpy
+ * broadcasting would).  The simplify pass then composes adjacent Transposes
+ * and drops identities, and fold computes Transpose(k).  Nodes are re-sorted
+ * topologically at the end, since a moved Transpose now follows its consumer.
+ */
+#include "h2o.h"
+
+#include <string.h>
+
+static bool is_op(const ONode *n, const char *t) { return n && !n->dead && strcmp(n->op_type, t) == 0; }
+
+static bool unary_elementwise(const ONode *n) {
+  static const char *const ops[] = {"Relu", "Sigmoid", "Tanh", "Neg", "Exp", "Log", "Abs",
+                                    "Sqrt", "Reciprocal", "Erf", "Gelu", "Elu", "LeakyRelu",
+                                    "Softplus", "Cast", "Floor", "Ceil", "Round", "Sign",
+                                    "Not", "Sin", "Cos", "Identity", "HardSigmoid", "Selu",
+                                    "IsNaN", "IsInf", NULL};
+  if (!n || n->dead || n->n_inputs != 1 || n->n_outputs != 1) return false;
+  for (int i = 0; ops[i]; i++)
+    if (strcmp(n->op_type, ops[i]) == 0) return true;
+  return false;
+}
+
+static bool binary_elementwise(const ONode *n) {
+  static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Equal",
+                                    "Greater", "Less", "And", "Or", NULL};
+  if (!n || n->dead || n->n_inputs != 2 || n->n_outputs != 1) return false;
+  for (int i = 0; ops[i]; i++)
+    if (strcmp(n->op_type, ops[i]) == 0) return true;
+  return false;
+}
+
+static const OAttr *perm_of(const ONode *t) {
+  const OAttr *p = og_get_attr(t, "perm");
+  return p && p->n <= MAX_RANK ? p : NULL;
+}
+
+/* The single node reading v, or NULL. */
+static ONode *only_consumer(OGraph *g, const OValue *v) {
+  if (v->n_uses != 1 || v->is_output) return NULL;
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_inputs; j++)
+      if (n->inputs[j] == v) return n;
+  }
+  return NULL;
+}
+
+static void set_perm_type(Ctx *c, OValue *dst, const OValue *src, const OAttr *perm) {
+  dst->type.et = src->type.et;
+  dst->type.rank = src->type.rank;
+  if (src->type.rank != perm->n) {
+    dst->type.rank = -1;
+    return;
+  }
+  dst->type.dims = arena_alloc(c->arena, sizeof(ODim) * (size_t)perm->n);
+  for (int i = 0; i < perm->n; i++) dst->type.dims[i] = src->type.dims[perm->ints[i]];
+}
+
+/* k as seen by B(x, .) once the Transpose is moved behind B: Transpose(k,
+ * p^-1) after padding k's shape with leading 1s to the full rank. */
+static OValue *untranspose_constant(Ctx *c, OGraph *g, ONode *at, OValue *k, const OAttr *perm) {
+  int rank = perm->n;
+  if (k->type.rank < 0 || k->type.rank > rank) return NULL;
+  OValue *full = k;
+  if (k->type.rank < rank) {
+    int64_t shape[MAX_RANK];
+    for (int i = 0; i < rank; i++) {
+      int ki = i - (rank - k->type.rank);
+      shape[i] = ki >= 0 ? k->type.dims[ki].value : 1;
+      if (shape[i] < 0) return NULL;
+    }
+    int64_t *copy = arena_alloc(c->arena, sizeof(int64_t) * (size_t)rank);
+    memcpy(copy, shape, sizeof(int64_t) * (size_t)rank);
+    int64_t r = rank;
+    Data d = {DATA_RAW, copy, sizeof(int64_t) * (size_t)rank};
+    OValue *shape_v = og_init(c, g, "shape", ET_I64, 1, &r, d);
+    OValue *in[2] = {k, shape_v};
+    ONode *reshape = og_node(c, g, "Reshape", in, 2, 1);
+    reshape->origin = at->origin;
+    og_set_type(c, reshape->outputs[0], k->type.et, rank, shape);
+    full = reshape->outputs[0];
+  }
+  int64_t inv[MAX_RANK];
+  for (int i = 0; i < rank; i++) inv[perm->ints[i]] = i;
+  ONode *t = og_node(c, g, "Transpose", &full, 1, 1);
+  t->origin = at->origin;
+  og_attr_ints(c, t, "perm", inv, rank);
+  OAttr fake = {.ints = inv, .n = rank};
+  set_perm_type(c, t->outputs[0], full, &fake);
+  return t->outputs[0];
+}
+
+/* Moves Transpose t (output tv) behind its consumer u.  u's inputs are
+ * already rewritten by the caller to read the un-transposed values. */
+static void move_behind(Ctx *c, ONode *t, ONode *u) {
+  OValue *uout = u->outputs[0];
+  OValue *tin = t->inputs[0];
+  /* u now computes in the un-transposed layout into the old Transpose
+   * output value; t transposes that into u's old output value. */
+  OValue *mid = t->outputs[0];
+  u->outputs[0] = mid;
+  mid->producer = u;
+  const OAttr *perm = perm_of(t);
+  int64_t inv[MAX_RANK];
+  for (int i = 0; i < perm->n; i++) inv[perm->ints[i]] = i;
+  OAttr fake = {.ints = inv, .n = perm->n};
+  set_perm_type(c, mid, uout, &fake);
+  if (mid->type.rank >= 0) mid->type.et = uout->type.et;
+  else mid->type.et = ET_UNDEF;
+  tin->n_uses--;
+  t->inputs[0] = mid;
+  t->outputs[0] = uout;
+  uout->producer = t;
+  mid->n_uses = 1;
+  t->origin = u->origin;
+}
+
+static bool push_one(Ctx *c, OGraph *g, ONode *t) {
+  const OAttr *perm = perm_of(t);
+  if (!perm) return false;
+  OValue *tv = t->outputs[0];
+  ONode *u = only_consumer(g, tv);
+  if (!u) return false;
+  if (unary_elementwise(u)) {
+    u->inputs[0] = t->inputs[0];
+    t->inputs[0]->n_uses++;
+    move_behind(c, t, u);
+    return true;
+  }
+  if (!binary_elementwise(u)) return false;
+  int side = u->inputs[0] == tv ? 0 : 1;
+  OValue *other = u->inputs[1 - side];
+  ONode *ot = other->producer;
+  OValue *replacement = NULL;
+  if (is_op(ot, "Transpose") && other->n_uses == 1 && perm_of(ot) &&
+      perm_of(ot)->n == perm->n &&
+      memcmp(perm_of(ot)->ints, perm->ints, sizeof(int64_t) * (size_t)perm->n) == 0) {
+    replacement = ot->inputs[0];
+    ot->dead = true;
+    replacement->n_uses++;
+  } else if (other->is_init) {
+    replacement = untranspose_constant(c, g, u, other, perm);
+    if (!replacement) return false;
+    replacement->n_uses++;
+  } else {
+    return false;
+  }
+  other->n_uses--;
+  u->inputs[1 - side] = replacement;
+  u->inputs[side] = t->inputs[0];
+  t->inputs[0]->n_uses++;
+  u->same_shape_inputs = false;
+  move_behind(c, t, u);
+  return true;
+}
+
+/* Kahn's algorithm over the node list, stable for nodes already in order. */
+static void toposort(Ctx *c, OGraph *g) {
+  int n = g->nodes.len;
+  for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->mark = 0;
+  for (int i = 0; i < n; i++) {
+    ONode *node = g->nodes.items[i];
+    for (int j = 0; j < node->n_outputs; j++) node->outputs[j]->mark = 1; /* not yet available */
+  }
+  void **sorted = arena_alloc(c->arena, sizeof(void *) * (size_t)(n + 1));
+  bool *placed = arena_alloc(c->arena, (size_t)(n + 1));
+  int k = 0;
+  while (k < n) {
+    bool progress = false;
+    for (int i = 0; i < n; i++) {
+      if (placed[i]) continue;
+      ONode *node = g->nodes.items[i];
+      bool ready = true;
+      for (int j = 0; j < node->n_inputs && ready; j++)
+        if (node->inputs[j] && node->inputs[j]->graph == g && node->inputs[j]->mark == 1) ready = false;
+      if (!ready) continue;
+      for (int j = 0; j < node->n_outputs; j++) node->outputs[j]->mark = 0;
+      placed[i] = true;
+      sorted[k++] = node;
+      progress = true;
+    }
+    if (!progress) break; /* a cycle cannot arise from these rewrites; keep order */
+  }
+  if (k == n) memcpy(g->nodes.items, sorted, sizeof(void *) * (size_t)n);
+}
+
+int pass_push_transposes(Ctx *c, OModel *m) {
+  OGraph *g = m->graph;
+  og_recount_uses(g);
+  bool moved_any = false;
+  for (int round = 0; round < 64; round++) {
+    bool moved = false;
+    for (int i = 0; i < g->nodes.len; i++) {
+      ONode *t = g->nodes.items[i];
+      if (is_op(t, "Transpose") && push_one(c, g, t)) moved = true;
+    }
+    if (!moved) break;
+    moved_any = true;
+  }
+  if (moved_any) toposort(c, g);
+  og_recount_uses(g);
+  return 0;
+}

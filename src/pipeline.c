@@ -1,0 +1,119 @@
+/* pipeline.c - the stages of a conversion, in order, in one place:
+ *
+ *   parse -> lower -> passes (h2o_passes, verifier after each) -> write
+ *
+ * h2o_convert owns the arena and the diagnostics of one conversion and turns
+ * running out of memory (a longjmp from the arena) into H2O_ENOMEM, so no
+ * path of a conversion can abort the host process.
+ */
+#include "h2o.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* The passes, in the order they run.  Folding first so the fusions see
+ * constants; dead code last so the fusions' leftovers disappear. */
+const Pass h2o_passes[] = {
+    {"fold", pass_fold, false},
+    {"simplify", pass_simplify, true},
+    {"transpose", pass_push_transposes, true},
+    {"simplify2", pass_simplify, true},
+    {"fold2", pass_fold, false},
+    {"gemm", pass_fuse_gemm, true},
+    {"dce", pass_dce, false},
+    {NULL, NULL, false},
+};
+
+void h2o_options_init(h2o_options *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->opset = H2O_DEFAULT_OPSET;
+  opts->optimize = 1;
+  opts->external_threshold = 1u << 20;
+}
+
+void h2o_result_free(h2o_result *res) {
+  if (!res) return;
+  free(res->message);
+  free(res->bytes);
+  memset(res, 0, sizeof *res);
+}
+
+static bool wants_dump(const h2o_options *o, const char *stage) {
+  return o->dump_after && strcmp(o->dump_after, stage) == 0;
+}
+
+static int check_opset(Ctx *c) {
+  int opset = c->opts->opset;
+  if (opset < 17 || opset > 23)
+    return diag_error(c, H2O_EUSAGE,
+                      "opset %d is not supported: choose between 17 and 23 (default %d)",
+                      opset, H2O_DEFAULT_OPSET);
+  return 0;
+}
+
+static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char *out_path,
+                      h2o_result *res) {
+  const h2o_options *o = c->opts;
+  if (check_opset(c) != 0) return -1;
+  Module *m = parse_module(c);
+  if (!m) return -1;
+  if (wants_dump(o, "parse")) ir_dump_module(stderr, m);
+  OModel *model = lower_module(c, m, params, n_params);
+  if (!model) return -1;
+  if (wants_dump(o, "lower")) og_dump(stderr, model->graph);
+  if (og_verify(c, model->graph) != 0) return -1;
+  for (const Pass *p = h2o_passes; p->name; p++) {
+    if (p->optimization && !o->optimize) continue;
+    if (p->run(c, model) != 0) return -1;
+    if (og_verify(c, model->graph) != 0) {
+      diag_note(c, "  (the graph was broken by the pass '%s')", p->name);
+      return -1;
+    }
+    if (wants_dump(o, p->name)) og_dump(stderr, model->graph);
+  }
+  if (out_path) return ow_write_file(c, model, out_path);
+  return ow_write_memory(c, model, &res->bytes, &res->nbytes);
+}
+
+int h2o_convert(const char *text, size_t len, const h2o_options *opts,
+                const h2o_param *params, int n_params, const char *out_path,
+                h2o_result *res) {
+  memset(res, 0, sizeof *res);
+  h2o_options defaults;
+  if (!opts) {
+    h2o_options_init(&defaults);
+    opts = &defaults;
+  }
+  jmp_buf oom;
+  Arena *arena = arena_new(&oom);
+  if (!arena) {
+    res->status = H2O_ENOMEM;
+    return res->status;
+  }
+  /* volatile: read after a longjmp back into this frame */
+  Ctx *volatile c = calloc(1, sizeof(Ctx));
+  if (!c) {
+    arena_free(arena);
+    res->status = H2O_ENOMEM;
+    return res->status;
+  }
+  ctx_init(c, arena, &oom, opts->source_name, text, len, opts);
+  if (setjmp(oom) == 0) {
+    if (run_stages(c, params, n_params, out_path, res) != 0 && c->status == H2O_OK)
+      diag_error(c, H2O_EINTERNAL, "internal error: a stage failed without a message");
+  } else {
+    c->status = H2O_ENOMEM;
+    diag_note(c, "%s: error: out of memory (%zu bytes in use by the conversion)", c->file,
+              arena_bytes_used(arena));
+    free(res->bytes);
+    res->bytes = NULL;
+    res->nbytes = 0;
+  }
+  res->status = c->status;
+  res->n_errors = c->n_errors;
+  res->message = c->diag; /* ownership moves to the caller */
+  c->diag = NULL;
+  arena_free(arena);
+  free(c);
+  return res->status;
+}

@@ -1,0 +1,9 @@
+"""pytest setup for the Python tests: CPU-only JAX, and the tests directory
+on sys.path so that test modules can `from util import ...`."""
+
+import os
+import sys
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(__file__))

@@ -1,0 +1,503 @@
+"""The whole pipeline through the Python API and the CLI.
+
+JAX function or Flax NNX module -> MLIR text (weights as arguments) -> C core
+-> ONNX file, checked with onnx.checker (full_check) and numerically against
+JAX with onnxruntime.  Tolerance: float32, rtol = atol = 1e-5.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import hlo2onnx
+from hlo2onnx import _core
+from hlo2onnx.examples.mlp import make_mlp
+from util import (check_model, convert_and_check, dims_of, op_counts, op_types, opset_of,
+                  run_cli, run_ort)
+
+flax = pytest.importorskip("flax")
+from flax import nnx  # noqa: E402
+
+
+def mlp_param_names():
+    return {"layers.0.kernel", "layers.0.bias", "layers.1.scale", "layers.1.bias",
+            "layers.1.mean", "layers.1.var", "layers.4.kernel", "layers.4.bias"}
+
+
+def nnx_arrays(module) -> dict[str, jax.Array]:
+    """name -> array of every variable of an nnx module."""
+    _, state = nnx.split(module)
+    out = {}
+    for path, var in nnx.to_flat_state(state):
+        out[".".join(map(str, path))] = var.get_value()
+    return out
+
+
+# ---------------------------------------------------------------------------
+# The seed's MLP (Linear -> BatchNorm -> Dropout -> exact gelu -> Linear).
+
+
+def test_mlp_static_batch(tmp_path):
+    mlp = make_mlp()
+    path = tmp_path / "mlp.onnx"
+    model = convert_and_check(mlp, [(5, 30)], path=path)
+    g = model.graph
+    assert [i.name for i in g.input] == ["input_0"]
+    assert [o.name for o in g.output] == ["output_0"]
+    assert dims_of(g.input[0]) == [5, 30]
+    assert dims_of(g.output[0]) == [5, 10]
+    assert opset_of(model) == hlo2onnx.DEFAULT_OPSET
+    # Parameters are initializers named by their paths, holding the weights.
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    weights = nnx_arrays(mlp)
+    for name in ("layers.0.kernel", "layers.4.kernel", "layers.4.bias"):
+        assert name in inits, sorted(inits)
+        np.testing.assert_array_equal(inits[name], np.asarray(weights[name]))
+    # Dropout is gone in inference mode; the exact gelu is one Gelu (opset 20).
+    assert "Dropout" not in op_types(model)
+    assert op_counts(model)["Gelu"] == 1, op_types(model)
+    assert op_counts(model)["Erf"] == 0, op_types(model)
+
+
+def test_mlp_dynamic_batch(tmp_path):
+    mlp = make_mlp()
+    path = tmp_path / "mlp_dyn.onnx"
+    model = convert_and_check(mlp, [("B", 30)], path=path, batch_sizes=(1, 3, 8))
+    assert dims_of(model.graph.input[0]) == ["B", 30]
+    assert dims_of(model.graph.output[0]) == ["B", 10]
+    # The dimension variable of `lower()` is computed, not a graph input.
+    assert len(model.graph.input) == 1
+    # The returned model is the file, loaded without external data.
+    assert onnx.load(path, load_external_data=False) == model
+
+
+def test_mlp_in_memory_equals_file(tmp_path):
+    mlp = make_mlp()
+    in_memory = hlo2onnx.to_onnx(mlp, [("B", 30)])
+    from_file = hlo2onnx.to_onnx(mlp, [("B", 30)], tmp_path / "m.onnx")
+    assert in_memory == from_file
+    check_model(in_memory)
+
+
+def test_user_module_is_not_changed():
+    mlp = make_mlp()
+    before = {k: np.array(v) for k, v in nnx_arrays(mlp).items()
+              if not jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key)}
+    hlo2onnx.to_onnx(mlp, [(2, 30)])
+    assert mlp.layers[2].deterministic is False  # still in training mode
+    assert mlp.layers[1].use_running_average is False
+    after = nnx_arrays(mlp)
+    for k, v in before.items():
+        np.testing.assert_array_equal(np.asarray(after[k]), v)
+
+
+def test_training_mode_module_converts_in_eval_mode():
+    """A module in training mode still converts as inference: Dropout off,
+    BatchNorm on running statistics (set here to non-trivial values)."""
+    mlp = make_mlp()
+    mlp.layers[1].mean.set_value(jnp.linspace(-1, 1, 20))
+    mlp.layers[1].var.set_value(jnp.linspace(0.5, 2, 20))
+    convert_and_check(mlp, [("B", 30)])
+
+
+def test_example_script(tmp_path):
+    """`python -m hlo2onnx.examples.mlp` converts, verifies and reports."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "example.onnx"
+    proc = subprocess.run([sys.executable, "-m", "hlo2onnx.examples.mlp", "-o", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert str(out) in proc.stdout
+    assert re.search(r"largest abs diff: \S+", proc.stdout)
+    assert re.search(r"largest rel diff: \S+", proc.stdout)
+    assert "OK: 9 runs" in proc.stdout
+    check_model(out)
+
+
+# ---------------------------------------------------------------------------
+# Parameters: arguments in the text, initializers in the model, never copied.
+
+
+def test_params_are_arguments_not_literals():
+    mlp = make_mlp(din=64, dmid=256, dout=32)
+    lowered = hlo2onnx.lower_to_text(mlp, [("B", 64)])
+    text = lowered.text
+    # No big literal: every dense<...> is a short scalar-ish constant.
+    literals = re.findall(r"dense<(.*?)>\s*:", text)
+    assert literals, "expected at least the small constants of BatchNorm/gelu"
+    assert max(len(s) for s in literals) < 40, max(literals, key=len)
+    assert 'dense<"0x' not in text
+    weights_bytes = sum(b.nbytes for _, b, _ in lowered.params)
+    assert weights_bytes > 64 * 256 * 4
+    assert len(text) < weights_bytes / 4
+    # The parameters are bound to the entry arguments after the "B" argument.
+    assert [n for _, _, n in lowered.params] and \
+        set(n for _, _, n in lowered.params) == mlp_param_names()
+    assert lowered.n_dim_args == 1
+    assert [a for a, _, _ in lowered.params] == list(range(1, 1 + len(lowered.params)))
+    assert lowered.options["input_dims"] == [(1 + len(lowered.params), 0, "B")]
+    assert lowered.options["output_dims"] == [(0, 0, "B")]
+
+
+def test_params_reach_c_without_copies():
+    """The buffer handed to the C core is the JAX array's own memory."""
+    mlp = make_mlp()
+    arrays = nnx_arrays(mlp)
+    lowered = hlo2onnx.lower_to_text(mlp, [(4, 30)])
+    assert lowered.params
+    for _, buf, name in lowered.params:
+        addr, nbytes = _core._buffer_info(buf)
+        arr = arrays[name]
+        assert nbytes == arr.nbytes
+        assert addr == arr.unsafe_buffer_pointer(), f"{name} was copied"
+
+
+def test_large_params_stream_to_external_data(tmp_path):
+    """Weights above the threshold go to the .data file, in order, intact."""
+    rngs = nnx.Rngs(0)
+    model = nnx.Sequential(nnx.Linear(128, 512, rngs=rngs), nnx.relu,
+                           nnx.Linear(512, 16, rngs=rngs))
+    path = tmp_path / "big.onnx"
+    onnx_model = convert_and_check(model, [("B", 128)], path=path, external_threshold=4096,
+                                   rtol=1e-5, atol=1e-5)
+    data_file = tmp_path / "big.onnx.data"
+    assert data_file.exists()
+    external = [t.name for t in onnx_model.graph.initializer
+                if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert "layers.0.kernel" in external
+    full = onnx.load(path)  # with the external data
+    inits = {t.name: numpy_helper.to_array(t) for t in full.graph.initializer}
+    np.testing.assert_array_equal(inits["layers.0.kernel"],
+                                  np.asarray(model.layers[0].kernel.get_value()))
+
+
+def test_params_pytree_function():
+    """fn(params, x) with a params pytree (e.g. a Flax Linen `apply`)."""
+    rng = np.random.default_rng(1)
+    params = {"dense": {"w": rng.standard_normal((6, 4)).astype(np.float32),
+                        "b": jnp.asarray(rng.standard_normal(4).astype(np.float32))},
+              "scale": np.float32(0.5)}
+
+    def fn(p, x):
+        return jnp.tanh(x @ p["dense"]["w"] + p["dense"]["b"]) * p["scale"]
+
+    model = convert_and_check(fn, [("N", 6)], params=params)
+    names = {t.name for t in model.graph.initializer}
+    assert {"dense.w", "dense.b", "scale"} <= names, names
+
+
+def test_linen_apply_with_variables():
+    linen = pytest.importorskip("flax.linen")
+
+    class Net(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            return linen.Dense(3)(linen.relu(linen.Dense(8)(x)))
+
+    net = Net()
+    variables = net.init(jax.random.key(0), jnp.ones((1, 5)))
+    model = convert_and_check(net.apply, [("B", 5)], params=variables)
+    assert "params.Dense_0.kernel" in {t.name for t in model.graph.initializer}
+
+
+# ---------------------------------------------------------------------------
+# Plain functions with closed-over constants of every kind.
+
+
+def test_function_with_constants(tmp_path):
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((4, 96)).astype(np.float32)  # printed as a hex blob
+    nested = jnp.array([[1.0, -2.0, 0.5, 0.0], [3.0, 4.0, -0.0, 1e-30]])
+    special = jnp.array([np.nan, np.inf, -np.inf, 2.0], jnp.float32)
+    mask = jnp.array([True, False, False, True])
+    ints = jnp.array([[1, 2, 3, 4]], jnp.int32)
+
+    def f(x, y):
+        a = x @ nested.T                        # (B, 2)
+        b = jnp.where(mask, y, special)         # NaN/inf survive where mask is False
+        c = y @ table                           # (B, 96) from the big constant
+        d = (y * ints).sum(axis=-1)             # int constant, float result
+        return a, b, c, d
+
+    lowered = hlo2onnx.lower_to_text(f, [("B", 4), ("B", 4)])
+    assert 'dense<"0x' in lowered.text, "the big constant should print as a hex blob"
+    assert "0x7FC00000" in lowered.text.upper() or "nan" in lowered.text.lower()
+    model = convert_and_check(f, [("B", 4), ("B", 4)], path=tmp_path / "consts.onnx")
+    assert len(model.graph.output) == 4
+    assert [o.name for o in model.graph.output] == ["output_0", "output_1", "output_2",
+                                                      "output_3"]
+
+
+def test_function_bool_and_int_inputs():
+    def f(x, m, k):
+        return jnp.where(m, x, -x) * k.astype(jnp.float32), m.sum(axis=-1), k + 1
+
+    convert_and_check(f, [("B", 3), ("B", 3), ("B", 3)],
+                      input_dtypes=[np.float32, np.bool_, np.int32])
+
+
+def test_shared_and_distinct_symbols():
+    def f(x, y):
+        return x @ y, x.sum(axis=0)
+
+    model = convert_and_check(f, [("B", "K"), ("K", 5)], batch_sizes=(2, 3, 7))
+    g = model.graph
+    assert dims_of(g.input[0]) == ["B", "K"]
+    assert dims_of(g.input[1]) == ["K", 5]
+    assert dims_of(g.output[0]) == ["B", 5]
+    assert dims_of(g.output[1]) == ["K"]
+
+
+def test_names_and_opset_options():
+    def f(x):
+        return jax.nn.gelu(x, approximate=False), jnp.exp(x)
+
+    model = convert_and_check(f, [("B", 8)], input_names=["features"],
+                              output_names=["gelu", "exp"], opset=17)
+    assert [i.name for i in model.graph.input] == ["features"]
+    assert [o.name for o in model.graph.output] == ["gelu", "exp"]
+    assert opset_of(model) == 17
+    assert "Gelu" not in op_types(model)  # Gelu arrives in opset 20
+
+
+def test_shape_info_option():
+    def f(x):
+        return jnp.tanh(x * 2.0 + 1.0).sum(axis=-1)
+
+    plain = convert_and_check(f, [("B", 8)])
+    shaped = convert_and_check(f, [("B", 8)], shape_info=True)
+    assert len(shaped.graph.value_info) >= len(plain.graph.value_info)
+    if len(shaped.graph.node) > 1:
+        assert len(shaped.graph.value_info) > 0
+
+
+def test_example_array_and_shape_dtype_struct_inputs():
+    x = np.ones((2, 3), np.float32)
+    B, = jax.export.symbolic_shape("B")
+    s = jax.ShapeDtypeStruct((B, 3), jnp.float32)
+    model = convert_and_check(lambda a, b: a + b, [s, s])
+    assert dims_of(model.graph.input[0]) == ["B", 3]
+    convert_and_check(lambda a: a * 2, [x])
+
+
+def test_conversion_runs_in_threads():
+    """The GIL is released during the conversion; two threads converting at
+    once both succeed."""
+    mlp = make_mlp()
+    results, errors = [None, None], []
+
+    def work(i):
+        try:
+            results[i] = hlo2onnx.to_onnx(mlp, [("B", 30)])
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert results[0] == results[1]
+
+
+# ---------------------------------------------------------------------------
+# verify() itself, and argument checking.
+
+
+def test_verify_reports_a_mismatch():
+    model = hlo2onnx.to_onnx(jnp.sin, [("B", 4)])
+    result = hlo2onnx.verify(jnp.cos, model, [("B", 4)])
+    assert not result.ok and not result
+    assert result.max_abs_diff > 0.01
+    assert "MISMATCH" in str(result) and "output 0" in str(result)
+    assert not hlo2onnx.allclose(jnp.cos, model, [("B", 4)])
+    good = hlo2onnx.verify(jnp.sin, model, [("B", 4)])
+    assert good.ok and good.runs == 9 and "B=1" in str(good)
+
+
+def test_inputs_must_be_a_list():
+    with pytest.raises(TypeError, match="one entry per input"):
+        hlo2onnx.to_onnx(jnp.sin, (5, 30))
+
+
+# ---------------------------------------------------------------------------
+# The CLI on text written by JAX: jit(...).lower() and jax.export.
+
+
+def _small_model():
+    rng = np.random.default_rng(3)
+    w1 = rng.standard_normal((6, 8)).astype(np.float32)
+    b1 = rng.standard_normal(8).astype(np.float32)
+    w2 = rng.standard_normal((8, 3)).astype(np.float32)
+
+    def f(x):
+        h = jax.nn.gelu(x @ w1 + b1, approximate=False)
+        return jax.nn.softmax(h @ w2, axis=-1)
+
+    return f
+
+
+@pytest.mark.parametrize("how", ["lower", "export"])
+def test_cli_on_jax_text(tmp_path, how):
+    f = _small_model()
+    x = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    spec = jax.ShapeDtypeStruct(x.shape, x.dtype)
+    if how == "lower":
+        text = jax.jit(f).lower(spec).as_text()
+    else:
+        text = jax.export.export(jax.jit(f))(spec).mlir_module()
+    src = tmp_path / f"{how}.mlir"
+    src.write_text(text)
+    out = tmp_path / f"{how}.onnx"
+    proc = run_cli(src, "-o", out, "-q")
+    assert proc.returncode == 0, proc.stderr
+    check_model(out)
+    (got,) = run_ort(out, x)
+    np.testing.assert_allclose(got, np.asarray(f(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_cli_dynamic_batch_from_export(tmp_path):
+    f = _small_model()
+    B, = jax.export.symbolic_shape("B")
+    text = jax.export.export(jax.jit(f))(jax.ShapeDtypeStruct((B, 6), jnp.float32)).mlir_module()
+    src = tmp_path / "dyn.mlir"
+    src.write_text(text)
+    out = tmp_path / "dyn.onnx"
+    proc = run_cli(src, "-o", out, "--dim", "0:0=B", "-q")
+    assert proc.returncode == 0, proc.stderr
+    check_model(out)
+    assert dims_of(onnx.load(out).graph.input[0]) == ["B", 6]
+    for n in (1, 3, 8):
+        x = np.random.default_rng(n).standard_normal((n, 6)).astype(np.float32)
+        (got,) = run_ort(out, x)
+        np.testing.assert_allclose(got, np.asarray(f(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_cli_version_and_help():
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and hlo2onnx.__version__ in proc.stdout
+    proc = run_cli("--help")
+    assert proc.returncode == 0 and "usage: hlo2onnx" in proc.stdout
+
+
+# ---------------------------------------------------------------------------
+# Errors: clean, positioned, and leaving no file behind.
+
+
+def _fft(x):
+    return jnp.fft.fft(x).real
+
+
+def _popcount(x):
+    return jax.lax.population_count(x) + 1
+
+
+UNSUPPORTED = {
+    # name: (function, input shape, dtype, the op the core must name)
+    "fft": (_fft, (4, 8), np.float32, "stablehlo.fft"),
+    "popcnt": (_popcount, (4, 8), np.int32, "stablehlo.popcnt"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNSUPPORTED))
+def test_unsupported_op_is_reported_with_position(tmp_path, case):
+    fn, shape, dtype, opname = UNSUPPORTED[case]
+    path = tmp_path / f"{case}.onnx"
+    mlir = tmp_path / f"{case}.mlir"
+    with pytest.raises(hlo2onnx.UnsupportedOpError) as info:
+        hlo2onnx.to_onnx(fn, [shape], path, dtype=dtype, save_mlir=mlir)
+    err = info.value
+    assert isinstance(err, hlo2onnx.ConversionError) and isinstance(err, ValueError)
+    assert err.status == 3
+    assert opname in err.ops, err.messages
+    m = re.search(re.escape(str(mlir)) + r":(\d+):(\d+): error: .*" + re.escape(opname),
+                  err.messages)
+    assert m, err.messages
+    line = mlir.read_text().splitlines()[int(m.group(1)) - 1]
+    assert opname in line[int(m.group(2)) - 1:], line
+    assert list(tmp_path.iterdir()) == [mlir], "no output (or temporary) file may remain"
+
+
+def test_unsupported_op_default_source_name():
+    with pytest.raises(hlo2onnx.UnsupportedOpError) as info:
+        hlo2onnx.to_onnx(_popcount, [(4, 8)], dtype=np.int32)
+    assert re.search(r"<jit__popcount>:\d+:\d+: error: .*stablehlo\.popcnt",
+                     info.value.messages), info.value.messages
+    assert str(info.value).startswith("unsupported (status 3")
+
+
+@pytest.mark.parametrize("case", sorted(UNSUPPORTED))
+def test_unsupported_op_cli(tmp_path, case):
+    fn, shape, dtype, opname = UNSUPPORTED[case]
+    src = tmp_path / f"{case}.mlir"
+    src.write_text(jax.jit(fn).lower(jax.ShapeDtypeStruct(shape, dtype)).as_text())
+    out = tmp_path / f"{case}.onnx"
+    proc = run_cli(src, "-o", out, "-q")
+    assert proc.returncode == 3, proc.stderr
+    assert re.search(re.escape(str(src)) + r":\d+:\d+: error: .*" + re.escape(opname),
+                     proc.stderr), proc.stderr
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [src.name]
+
+
+MALFORMED = {
+    "truncated": ("module @m {\n  func.func public @main(%arg0: tensor<2xf32>) -> tensor<2xf32> {\n"
+                  "    %0 = stablehlo.add %arg0, %arg0 : tensor<2xf32>\n"),
+    "bad_type": ("module @m {\n  func.func public @main(%arg0: tensor<2xf33>) -> tensor<2xf32> {\n"
+                 "    return %arg0 : tensor<2xf32>\n  }\n}\n"),
+    "undefined_value": ("module @m {\n  func.func public @main(%arg0: tensor<2xf32>) -> tensor<2xf32> {\n"
+                        "    %0 = stablehlo.add %arg0, %nope : tensor<2xf32>\n"
+                        "    return %0 : tensor<2xf32>\n  }\n}\n"),
+    "garbage": "this is not MLIR @@@ {",
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_text_gives_positions(tmp_path, name):
+    text = MALFORMED[name]
+    out = tmp_path / "bad.onnx"
+    with pytest.raises(hlo2onnx.InputError) as info:
+        _core.convert(text, [], str(out), {"source_name": "bad.mlir"})
+    assert info.value.status == 2
+    m = re.search(r"bad\.mlir:(\d+):(\d+): error: ", info.value.messages)
+    assert m, info.value.messages
+    assert 1 <= int(m.group(1)) <= text.count("\n") + 1
+    assert not out.exists()
+    # The same through the CLI: exit code 2, the position on stderr.
+    src = tmp_path / "bad.mlir"
+    src.write_text(text)
+    proc = run_cli(src, "-o", out, "-q")
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert re.search(re.escape(str(src)) + r":\d+:\d+: error: ", proc.stderr), proc.stderr
+    assert not out.exists()
+
+
+def test_bad_option_is_a_usage_error():
+    text = jax.jit(jnp.sin).lower(jax.ShapeDtypeStruct((2,), jnp.float32)).as_text()
+    with pytest.raises(hlo2onnx.ConversionError) as info:
+        _core.convert(text, [], None, {"opset": 3})
+    assert info.value.status == 1 and isinstance(info.value, hlo2onnx.UsageError)
+
+
+def test_write_error_is_an_io_error(tmp_path):
+    with pytest.raises(hlo2onnx.ConversionIOError):
+        hlo2onnx.to_onnx(jnp.sin, [(2,)], tmp_path / "no" / "such" / "dir" / "m.onnx")
+
+
+def test_param_size_mismatch_is_reported():
+    text = jax.jit(lambda w, x: x @ w).lower(jax.ShapeDtypeStruct((3, 2), jnp.float32),
+                                              jax.ShapeDtypeStruct((1, 3), jnp.float32)).as_text()
+    with pytest.raises(hlo2onnx.ConversionError):
+        _core.convert(text, [(0, np.zeros(5, np.float32), "w")], None, {})
