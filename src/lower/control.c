@@ -98,3 +98,189 @@ int lower_composite(Lower *L, const Op *op) {
     return lw_unsupported(L, "composite '%s' has no decomposition", name ? name : "?");
   return call_function(L, op, decomposition);
 }
+
+/* ---- control flow: regions become ONNX subgraphs ------------------------ */
+
+/* A value a subgraph may return: ONNX wants graph outputs produced inside the
+ * graph (or its inputs), each once, so anything else goes through an
+ * Identity in the subgraph. */
+static OValue *local_output(Lower *L, OGraph *sub, OValue *v) {
+  bool local = v->graph == sub && !v->is_init;
+  for (int i = 0; local && i < sub->outputs.len; i++)
+    if (sub->outputs.items[i] == v) local = false;
+  if (local) return v;
+  OValue *copy = lw_op1(L, "Identity", v);
+  copy->type = v->type;
+  return copy;
+}
+
+/* Lowers the single block of `r` into `sub` (which becomes L->g meanwhile);
+ * the block's arguments must already be bound.  The returned values are
+ * stored in results[0..n). */
+static int lower_region_into(Lower *L, OGraph *sub, const Region *r, OValue **results, int n) {
+  if (r->n_blocks != 1) return lw_unsupported(L, "a region with %d blocks", r->n_blocks);
+  OGraph *saved_g = L->g;
+  OValue **saved_ret = L->ret;
+  int saved_n = L->n_ret;
+  L->g = sub;
+  L->ret = results;
+  L->n_ret = n;
+  int rc = lw_block(L, r->blocks[0]);
+  L->g = saved_g;
+  L->ret = saved_ret;
+  L->n_ret = saved_n;
+  for (int i = 0; rc == 0 && i < n; i++)
+    if (!results[i]) rc = lw_unsupported(L, "a region returns no value for result %d", i);
+  return rc;
+}
+
+static OValue *subgraph_input(Lower *L, OGraph *sub, const char *hint, ElemType et, int rank,
+                              const int64_t *dims) {
+  OValue *v = og_value(L->c, sub, hint);
+  og_set_type(L->c, v, et, rank, dims);
+  v->is_input = true;
+  ptrvec_push(L->c->arena, &sub->inputs, v);
+  return v;
+}
+
+static void add_outputs(Lower *L, OGraph *sub, OValue **vals, int n) {
+  OGraph *saved = L->g;
+  L->g = sub;
+  for (int i = 0; i < n; i++) {
+    OValue *v = local_output(L, sub, vals[i]);
+    v->is_output = true;
+    ptrvec_push(L->c->arena, &sub->outputs, v);
+  }
+  L->g = saved;
+}
+
+static bool scalar_pred(const Value *v) {
+  return v->type.et == ET_BOOL && type_numel(&v->type) == 1;
+}
+
+/* stablehlo.while -> Loop.  ONNX evaluates the condition before the first
+ * iteration from an input and after each iteration inside the body, so the
+ * cond region is lowered twice: once here on the initial values, once in the
+ * body graph on the updated ones. */
+int lower_while(Lower *L, const Op *op) {
+  if (op->n_regions != 2) return lw_unsupported(L, "expected cond and body regions");
+  const Region *cond = op->regions[0], *body = op->regions[1];
+  int n = op->n_operands;
+  if (cond->n_blocks != 1 || body->n_blocks != 1 || cond->blocks[0]->n_args != n ||
+      body->blocks[0]->n_args != n || op->n_results != n)
+    return lw_unsupported(L, "regions do not match the %d loop-carried values", n);
+  for (int i = 0; i < n; i++)
+    if (op->operands[i]->type.kind != TK_TENSOR)
+      return lw_unsupported(L, "loop-carried value %d is not a tensor", i);
+
+  OValue *cond_init[1] = {NULL};
+  for (int i = 0; i < n; i++) cond->blocks[0]->args[i]->lowered = lw_get(L, op->operands[i]);
+  if (lower_region_into(L, L->g, cond, cond_init, 1) != 0) return -1;
+
+  OGraph *sub = og_new(L->c, "while_body", L->g);
+  subgraph_input(L, sub, "iteration", ET_I64, 0, NULL);
+  subgraph_input(L, sub, "cond_in", ET_BOOL, 0, NULL);
+  for (int i = 0; i < n; i++) {
+    const Type *t = &op->operands[i]->type;
+    body->blocks[0]->args[i]->lowered = subgraph_input(L, sub, "carried", t->et, t->rank, t->dims);
+  }
+  OValue **outs = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(n + 2));
+  if (lower_region_into(L, sub, body, outs + 1, n) != 0) return -1;
+  for (int i = 0; i < n; i++) cond->blocks[0]->args[i]->lowered = outs[1 + i];
+  if (lower_region_into(L, sub, cond, outs, 1) != 0) return -1;
+  add_outputs(L, sub, outs, n + 1);
+
+  OValue **in = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(n + 2));
+  in[0] = NULL; /* no trip count: the condition decides */
+  in[1] = cond_init[0];
+  for (int i = 0; i < n; i++) in[2 + i] = lw_get(L, op->operands[i]);
+  ONode *loop = lw_node(L, "Loop", n + 2, in, n);
+  og_attr_graph(L->c, loop, "body", sub);
+  for (int i = 0; i < n; i++) lw_bind(L, op->results[i], loop->outputs[i]);
+  return 0;
+}
+
+/* One branch region as a graph without inputs (ONNX If branches read the
+ * enclosing graph's values directly). */
+static OGraph *branch_graph(Lower *L, const Op *op, const Region *r, const char *name) {
+  OGraph *sub = og_new(L->c, name, L->g);
+  OValue **outs = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(op->n_results + 1));
+  if (r->n_blocks == 1 && r->blocks[0]->n_args != 0) {
+    lw_unsupported(L, "a branch with block arguments");
+    return NULL;
+  }
+  if (lower_region_into(L, sub, r, outs, op->n_results) != 0) return NULL;
+  add_outputs(L, sub, outs, op->n_results);
+  return sub;
+}
+
+/* If(pred) over then/else graphs; returns the If node, built in L->g. */
+static ONode *emit_if(Lower *L, const Op *op, OValue *pred, OGraph *then_g, OGraph *else_g) {
+  ONode *n = lw_node(L, "If", 1, &pred, op->n_results);
+  og_attr_graph(L->c, n, "then_branch", then_g);
+  og_attr_graph(L->c, n, "else_branch", else_g);
+  for (int i = 0; i < op->n_results; i++) og_type_from_hlo(L->c, n->outputs[i], &op->results[i]->type);
+  return n;
+}
+
+int lower_if(Lower *L, const Op *op) {
+  if (op->n_regions != 2 || op->n_operands != 1 || !scalar_pred(op->operands[0]))
+    return lw_unsupported(L, "expected a scalar i1 predicate and two branches");
+  OGraph *then_g = branch_graph(L, op, op->regions[0], "then");
+  OGraph *else_g = then_g ? branch_graph(L, op, op->regions[1], "else") : NULL;
+  if (!else_g) return -1;
+  OValue *pred = lw_get(L, op->operands[0]);
+  ONode *n = emit_if(L, op, pred, then_g, else_g);
+  for (int i = 0; i < op->n_results; i++) lw_bind(L, op->results[i], n->outputs[i]);
+  return 0;
+}
+
+/* stablehlo.case -> a chain of Ifs: index == 0 ? b0 : (index == 1 ? b1 :
+ * ... b[n-1]).  The spec sends an out-of-range index to the last branch,
+ * which the chain does by construction. */
+
+static OValue *index_equals(Lower *L, OValue *index, int k) {
+  OValue *pred = lw_op2(L, "Equal", index, lw_const_scalar(L, index->type.et, k));
+  og_set_type(L->c, pred, ET_BOOL, 0, NULL);
+  return pred;
+}
+
+/* A graph computing branches first..n-1: the last branch alone, or
+ * If(index == first, branch first, the chain of the rest). */
+static OGraph *case_chain(Lower *L, const Op *op, OValue *index, int first) {
+  if (first == op->n_regions - 1) return branch_graph(L, op, op->regions[first], "case_branch");
+  OGraph *g = og_new(L->c, "case_chain", L->g);
+  OGraph *saved = L->g;
+  L->g = g;
+  OGraph *then_g = branch_graph(L, op, op->regions[first], "case_branch");
+  OGraph *else_g = then_g ? case_chain(L, op, index, first + 1) : NULL;
+  if (else_g) {
+    ONode *n = emit_if(L, op, index_equals(L, index, first), then_g, else_g);
+    add_outputs(L, g, n->outputs, op->n_results);
+  }
+  L->g = saved;
+  return else_g ? g : NULL;
+}
+
+int lower_case(Lower *L, const Op *op) {
+  if (op->n_operands != 1 || op->n_regions < 1 || type_numel(&op->operands[0]->type) != 1)
+    return lw_unsupported(L, "expected a scalar index and at least one branch");
+  if (op->n_regions == 1) {
+    /* a single branch always runs: inline it */
+    OValue **outs = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(op->n_results + 1));
+    if (lower_region_into(L, L->g, op->regions[0], outs, op->n_results) != 0) return -1;
+    for (int i = 0; i < op->n_results; i++) lw_bind(L, op->results[i], outs[i]);
+    return 0;
+  }
+  OValue *index = lw_get(L, op->operands[0]);
+  if (index->type.rank > 0) {
+    index = lw_op2(L, "Reshape", index, lw_const_i64s(L, 0, NULL));
+    og_set_type(L->c, index, op->operands[0]->type.et, 0, NULL);
+  }
+  OGraph *then_g = branch_graph(L, op, op->regions[0], "case_branch");
+  OGraph *else_g = then_g ? case_chain(L, op, index, 1) : NULL;
+  if (!else_g) return -1;
+  ONode *n = emit_if(L, op, index_equals(L, index, 0), then_g, else_g);
+  for (int i = 0; i < op->n_results; i++) lw_bind(L, op->results[i], n->outputs[i]);
+  return 0;
+}

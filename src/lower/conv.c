@@ -36,16 +36,20 @@
  *      trivial axes (window 1, stride 1, no padding) play N and C.  max is
  *      MaxPool; min is -MaxPool(-x); add is AveragePool(count_include_pad=1)
  *      times the window size (flax's avg_pool divides that by the window size
- *      again; a fusion pass cancels the pair).  MaxPool ignores padded cells,
- *      which equals padding with the init value once the init itself is folded
- *      in (max(window, init)); AveragePool pads with zeros, so a non-zero init
- *      of a sum gets an explicit Pad.  onnxruntime wants pads < kernel: larger
- *      pads are an explicit Pad too.
+ *      again; a fusion pass cancels the pair).  onnxruntime wants pads <
+ *      kernel: larger pads are an explicit Pad (zeros for a sum; a max/min
+ *      goes to 3., see there).
  *   3. Anything else with a small window (integers, windows over more axes,
- *      f64 sums, ...) is the reduction of one strided Slice per window offset
- *      of the padded input: exact for every type.
- * In every case an init value that is not the identity of the reduction is
- * folded in at the end, as StableHLO's reduce_window includes it once.
+ *      f64 sums, max/min whose padding covers whole windows, ...) is the
+ *      reduction of one strided Slice per window offset of the padded input:
+ *      exact for every type.
+ * Padding and the init value follow what XLA computes, which JAX's numbers
+ * are: padded cells count as the identity of the reduction (MaxPool skips
+ * them, AveragePool counts zeros), and the init value is folded in once at
+ * the end (op(result, init), left out when it is the identity), so a window
+ * wholly in the padding yields the init.  For max/min padding with the init
+ * is the same thing; for a sum with init 1.5 it is not, and XLA agrees with
+ * the former.
  */
 #include "h2o.h"
 
@@ -749,14 +753,22 @@ static void crop_negative_padding(Lower *L, const Window *w, Tv *x) {
   tv_slice(L, x, n, axes, starts, ends, steps);
 }
 
-/* Pads with the init value (cast to the compute type) where padding > 0. */
-static void pad_with_init(Lower *L, const Window *w, Tv *x) {
+/* Pads where padding > 0 with what a padded cell counts as: the identity
+ * of a sum or product (0, 1), the init value for the idempotent reductions
+ * (the same as their identity once the init is folded in, and known). */
+static void pad_window(Lower *L, const Window *w, Tv *x) {
   int64_t lo[MAX_RANK], hi[MAX_RANK];
+  bool any = false;
   for (int a = 0; a < w->rank; a++) {
     lo[a] = w->lo[a] > 0 ? w->lo[a] : 0;
     hi[a] = w->hi[a] > 0 ? w->hi[a] : 0;
+    any |= lo[a] > 0 || hi[a] > 0;
   }
-  tv_pad(L, x, lo, hi, lw_cast(L, lw_get(L, w->init_hlo), x->et));
+  if (!any) return;
+  OValue *value = w->red == RED_ADD   ? lw_const_scalar(L, x->et, 0)
+                  : w->red == RED_MUL ? lw_const_scalar(L, x->et, 1)
+                                      : lw_cast(L, lw_get(L, w->init_hlo), x->et);
+  tv_pad(L, x, lo, hi, value);
 }
 
 /* StableHLO folds the init value in once: op(result, init), unless it is
@@ -850,19 +862,14 @@ static int rw_pool(Lower *L, const Window *w, Tv *x, bool can_unroll, const char
       }
   }
 
-  /* Padding: MaxPool skips padded cells (= padding with the init, which is
-   * folded in after); AveragePool counts them as zeros (= padding with a zero
-   * init).  Otherwise, and where onnxruntime's pads < kernel rule fails, pad
-   * explicitly with the init value. */
-  bool explicit_pad = false, any_pad = false;
-  for (int a = 0; a < r; a++) {
-    int64_t lo = w->lo[a] > 0 ? w->lo[a] : 0, hi = w->hi[a] > 0 ? w->hi[a] : 0;
-    any_pad |= lo > 0 || hi > 0;
-    explicit_pad |= lo >= w->win[a] || hi >= w->win[a];
-  }
-  if (w->red == RED_ADD && any_pad && !w->neutral) explicit_pad = true;
+  /* Padding: MaxPool skips padded cells and AveragePool counts them as
+   * zeros, which is what XLA does.  Where onnxruntime's pads < kernel rule
+   * fails, pad explicitly. */
+  bool explicit_pad = false;
+  for (int a = 0; a < r; a++)
+    explicit_pad |= w->lo[a] >= w->win[a] || w->hi[a] >= w->win[a];
   /* A window wholly in explicit -inf padding comes out of onnxruntime's f32
-   * MaxPool as -FLT_MAX: the unrolled form keeps the init exactly. */
+   * MaxPool as -FLT_MAX, not -inf: the unrolled form gets the init exactly. */
   if (explicit_pad && w->red != RED_ADD && can_unroll) {
     *why = "the padding covers whole windows";
     return 1;
@@ -870,7 +877,7 @@ static int rw_pool(Lower *L, const Window *w, Tv *x, bool can_unroll, const char
 
   tv_cast(L, x, ct);
   crop_negative_padding(L, w, x);
-  if (explicit_pad) pad_with_init(L, w, x);
+  if (explicit_pad) pad_window(L, w, x);
   if (w->red == RED_MIN) tv_unary(L, x, "Neg");
   int64_t perm[MAX_RANK], inv[MAX_RANK];
   for (int i = 0; i < nt; i++) perm[i] = tr[i];
@@ -960,7 +967,7 @@ static int rw_unrolled(Lower *L, const Window *w, Tv *x, const char *why_not_poo
   }
   tv_cast(L, x, ct);
   crop_negative_padding(L, w, x);
-  pad_with_init(L, w, x);
+  pad_window(L, w, x);
 
   /* Offset o of axis a reads o*dil, o*dil + stride, ...: the end is counted
    * from the back (the window's span after o), so it holds for dynamic

@@ -145,6 +145,8 @@ int lower_constant(Lower *L, const Op *op) {
   int64_t numel = type_numel(t);
   size_t size = et_size(t->et);
   OValue *v;
+  if (!d->splat && size > 0 && d->data.nbytes != (uint64_t)numel * size)
+    return bad_input(L, "constant data does not match its type");
   if (!d->splat || numel == 1) {
     v = lw_const_data(L, t->et, t->rank, t->dims, d->data);
   } else if (numel == 0) {
@@ -275,6 +277,7 @@ int lower_broadcast_in_dim(Lower *L, const Op *op) {
       if (bd[k] == j) i = k;
     int64_t di = i >= 0 ? ti->dims[i] : 1;
     if (di != DIM_DYN && di == dj) continue;
+    if (di != DIM_DYN && di != 1 && dj == DIM_DYN) continue; /* then it must be di */
     if (di != DIM_DYN && dj != DIM_DYN && di != 1)
       return bad_input(L, "an operand dimension is neither 1 nor the result's");
     /* Equal sizes: a '?' operand axis of the static op (the spec requires
@@ -503,8 +506,9 @@ int lower_real_dynamic_slice(Lower *L, const Op *op) {
 /* Start indices of dynamic_slice and dynamic_update_slice: scalar operands
  * starts[axes[k]] for the m axes listed, clamped as JAX requires to
  * [0, dim - size[k]].  Returns an int64 [m] value.  When every start and
- * bound is a constant, the clamping is done here: the result is a constant
- * whose values are also stored in cst, and *is_const is set.  `upper` is
+ * bound is a constant, the clamping is done here: *is_const is set, the
+ * values are stored in cst and NULL is returned (callers build the
+ * constants they need from them).  `upper` is
  * the int64 [m] value dim - size when some of it is dynamic, else NULL and
  * hi holds it. */
 static OValue *clamped_starts(Lower *L, Value *const *starts, const int64_t *axes, int m,
@@ -515,7 +519,7 @@ static OValue *clamped_starts(Lower *L, Value *const *starts, const int64_t *axe
     if (const_ints(L, lw_get(L, starts[axes[k]]), &v, 1) != 1) *is_const = false;
     else cst[k] = v < 0 ? 0 : (v > hi[k] ? hi[k] : v);
   }
-  if (*is_const) return lw_const_i64s(L, m, cst);
+  if (*is_const) return NULL;
 
   int64_t one = 1, mm = m;
   OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)m);

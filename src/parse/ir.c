@@ -227,7 +227,7 @@ static void dump_attrs(FILE *f, const NamedAttr *attrs, int n) {
   fputc('}', f);
 }
 
-static void dump_block(FILE *f, const Block *b, int indent);
+static void dump_block(FILE *f, const Block *b, int indent, bool header);
 
 static void dump_op(FILE *f, const Op *op, int indent) {
   fprintf(f, "%*s", indent, "");
@@ -244,7 +244,7 @@ static void dump_op(FILE *f, const Op *op, int indent) {
     for (int r = 0; r < op->n_regions; r++) {
       fputs(r ? ", {\n" : "{\n", f);
       for (int k = 0; k < op->regions[r]->n_blocks; k++)
-        dump_block(f, op->regions[r]->blocks[k], indent + 2);
+        dump_block(f, op->regions[r]->blocks[k], indent + 2, true);
       fprintf(f, "%*s}", indent, "");
     }
     fputc(')', f);
@@ -264,8 +264,8 @@ static void dump_op(FILE *f, const Op *op, int indent) {
   fputc('\n', f);
 }
 
-static void dump_block(FILE *f, const Block *b, int indent) {
-  if (b->n_args) {
+static void dump_block(FILE *f, const Block *b, int indent, bool header) {
+  if (header && b->n_args) {
     fprintf(f, "%*s^(", indent > 2 ? indent - 2 : 0, "");
     for (int i = 0; i < b->n_args; i++) {
       fprintf(f, "%s%s: ", i ? ", " : "", b->args[i]->name);
@@ -296,6 +296,6 @@ void ir_dump_module(FILE *f, const Module *m) {
       dump_attrs(f, fn->result_attrs[k], fn->result_n_attrs[k]);
     }
     fprintf(f, ")  // %d:%d\n", fn->pos.line, fn->pos.col);
-    dump_block(f, fn->body, 2);
+    dump_block(f, fn->body, 2, false); /* its arguments are on the func line */
   }
 }

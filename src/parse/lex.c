@@ -60,6 +60,14 @@ _Noreturn void parse_fail(Parser *p, size_t off, const char *fmt, ...) {
   longjmp(*p->bail, 1);
 }
 
+_Noreturn void parse_fail_pos(Parser *p, SrcPos pos, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_verror_at(p->c, H2O_EINPUT, pos, fmt, ap);
+  va_end(ap);
+  longjmp(*p->bail, 1);
+}
+
 void parse_enter(Parser *p) {
   if (++p->depth > PARSE_MAX_DEPTH)
     parse_fail(p, p->tok.off, "nesting is deeper than %d levels", PARSE_MAX_DEPTH);

@@ -271,7 +271,7 @@ static void bracket_indices(Parser *p, OpBuild *b) {
     if (!accept_punct(p, ',')) break;
   }
   expect_punct(p, ']', "to close the indices");
-  if (parts >= 2) { /* a slice: start_indices, limit_indices, strides */
+  if (parts >= 2 || b->op->kind == OP_SLICE) { /* start_indices, limit_indices, strides */
     static const char *const names[3] = {"start_indices", "limit_indices", "strides"};
     for (int k = 0; k < 3; k++) {
       Attr **elems = n ? arena_alloc(p->a, sizeof(Attr *) * (size_t)n) : NULL;

@@ -246,21 +246,20 @@ static bool is_return(const Op *op) {
 }
 
 /* The body ends with a return whose operands have the function's result types. */
-static void check_func_return(Parser *p, Func *f, size_t close_off) {
+static void check_func_return(Parser *p, Func *f) {
   Block *body = f->body;
   Op *ret = body->n_ops ? body->ops[body->n_ops - 1] : NULL;
   if (!ret || !is_return(ret))
-    parse_fail(p, close_off, "function @%s does not end with a return", f->name);
+    parse_fail_pos(p, ret ? ret->pos : f->pos, "function @%s does not end with a return",
+                   f->name);
   if (ret->n_operands != f->n_results)
-    diag_error_at(p->c, H2O_EINPUT, ret->pos, "@%s returns %d values, its signature says %d",
-                  f->name, ret->n_operands, f->n_results),
-        longjmp(*p->bail, 1);
+    parse_fail_pos(p, ret->pos, "@%s returns %d values, its signature says %d", f->name,
+                   ret->n_operands, f->n_results);
   for (int i = 0; i < f->n_results; i++)
     if (!type_equal(&ret->operands[i]->type, &f->result_types[i]))
-      diag_error_at(p->c, H2O_EINPUT, ret->pos,
-                    "result %d of @%s has type %s, its signature says %s", i, f->name,
-                    type_text(p, &ret->operands[i]->type), type_text(p, &f->result_types[i])),
-          longjmp(*p->bail, 1);
+      parse_fail_pos(p, ret->pos, "result %d of @%s has type %s, its signature says %s", i,
+                     f->name, type_text(p, &ret->operands[i]->type),
+                     type_text(p, &f->result_types[i]));
 }
 
 static Func *parse_func(Parser *p) {
@@ -290,13 +289,12 @@ static Func *parse_func(Parser *p) {
     parse_fail(p, p->tok.off, "expected '{' to open the body of @%s (declarations without a "
                "body are not supported), got %s", f->name, tok_desc(p));
   Region *r = parse_region(p, fa.vals, fa.n, fa.offs);
-  size_t close_off = p->tok.off; /* just after '}': good enough for "no return" */
   f->body = r->blocks[0];
   f->n_args = fa.n;
   f->arg_attrs = fa.attrs;
   f->arg_n_attrs = fa.n_attrs;
   parse_opt_loc(p, NULL);
-  check_func_return(p, f, close_off);
+  check_func_return(p, f);
   return f;
 }
 
@@ -382,8 +380,7 @@ static void check_calls(Parser *p, const Module *m) {
     Op *op = p->calls.items[i];
     const Attr *callee = ir_op_attr(op, "callee");
     if (!callee || callee->kind != AK_SYMBOL)
-      diag_error_at(p->c, H2O_EINPUT, op->pos, "%s needs a callee (@name)", op->opname),
-          longjmp(*p->bail, 1);
+      parse_fail_pos(p, op->pos, "%s needs a callee (@name)", op->opname);
     const Func *f = ir_find_func(m, callee->s);
     const char *err = NULL;
     if (!f) {
@@ -406,10 +403,7 @@ static void check_calls(Parser *p, const Module *m) {
                              "returns %s", k, f->name, type_text(p, &op->results[k]->type),
                              type_text(p, &f->result_types[k]));
     }
-    if (err) {
-      diag_error_at(p->c, H2O_EINPUT, op->pos, "%s", err);
-      longjmp(*p->bail, 1);
-    }
+    if (err) parse_fail_pos(p, op->pos, "%s", err);
   }
 }
 

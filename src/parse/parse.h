@@ -103,6 +103,9 @@ Token lex_peek(Parser *p);            /* the token after tok */
 SrcPos lex_pos(const Parser *p, size_t off);
 _Noreturn void parse_fail(Parser *p, size_t off, const char *fmt, ...)
     H2O_PRINTF(3, 4);
+/* The same at a position already converted (an op's, a function's). */
+_Noreturn void parse_fail_pos(Parser *p, SrcPos pos, const char *fmt, ...)
+    H2O_PRINTF(3, 4);
 /* The current token, quoted and shortened, for "expected X, got Y". */
 const char *tok_desc(Parser *p);
 const char *tok_ptr(const Parser *p, const Token *t);
