@@ -12,13 +12,25 @@
 #include <string.h>
 
 /* The passes, in the order they run.  Folding first so the fusions see
- * constants; dead code last so the fusions' leftovers disappear. */
+ * constants; dead code last so the fusions' leftovers disappear.  The
+ * high-level fusions (fuse_*.c) follow the transpose pass, so that they see
+ * NCHW convolutions without their layout Transposes, larger patterns before
+ * their parts (LayerNorm's max(0, var) would otherwise become a Relu), and
+ * precede gemm, which then turns a batch norm folded into MatMul + Add into
+ * one Gemm. */
 const Pass h2o_passes[] = {
     {"fold", pass_fold, false},
     {"simplify", pass_simplify, true},
     {"transpose", pass_push_transposes, true},
     {"simplify2", pass_simplify, true},
     {"fold2", pass_fold, false},
+    {"keepdims", pass_fuse_keepdims, true},
+    {"layernorm", pass_fuse_layernorm, true},
+    {"softmax", pass_fuse_softmax, true},
+    {"gelu", pass_fuse_gelu, true},
+    {"activations", pass_fuse_activations, true},
+    {"batchnorm", pass_fuse_batchnorm, true},
+    {"avgpool", pass_fuse_avgpool, true},
     {"gemm", pass_fuse_gemm, true},
     {"dce", pass_dce, false},
     {NULL, NULL, false},

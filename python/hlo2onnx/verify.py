@@ -25,7 +25,14 @@ DEFAULT_SIZES = (1, 3, 8)
 
 @dataclasses.dataclass
 class VerifyResult:
-    """What :func:`verify` found.  True in a boolean context when ``ok``."""
+    """What :func:`verify` found.  True in a boolean context when ``ok``.
+
+    ``max_abs_diff`` is the largest ``|onnx - jax|`` over all outputs and
+    runs; ``max_rel_diff`` the largest ``|onnx - jax| / |jax|`` over the
+    elements with ``|jax| > atol`` (near zero the absolute bound decides, so
+    it may exceed ``rtol`` while ``ok``).  ``failures`` describes each output
+    that failed, with its first bad element.
+    """
 
     ok: bool
     max_abs_diff: float
@@ -47,7 +54,8 @@ class VerifyResult:
             at = ""
         head = (f"{'OK' if self.ok else 'MISMATCH'}: {self.runs} run{'s' * (self.runs != 1)}{at}; "
                 f"max abs diff {self.max_abs_diff:.3g}, max rel diff {self.max_rel_diff:.3g} "
-                f"(rtol {self.rtol:g}, atol {self.atol:g})")
+                f"where |expected| > atol (passing: |diff| <= atol + rtol*|expected|, "
+                f"rtol {self.rtol:g}, atol {self.atol:g})")
         if self.failures:
             shown = self.failures[:10]
             more = len(self.failures) - len(shown)
@@ -153,7 +161,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float):
     e = expected.astype(ct)
     a_nan, e_nan = np.isnan(a), np.isnan(e)
     finite = np.isfinite(a) & np.isfinite(e)
-    diff = np.where(finite, np.abs(a - e), 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf where not finite
+        diff = np.where(finite, np.abs(a - e), 0.0)
     bound = atol + rtol * np.abs(e)
     bad = (diff > bound) & finite
     bad |= a_nan != e_nan

@@ -19,7 +19,12 @@
  *     means output positions no input reaches: zeros, added with a Pad.  A
  *     window stride on top subsamples that result (a Slice with steps).
  *   - window_reversal flips kernel axes (Slice with step -1), cancelling the
- *     flip of the transposed case where both apply.
+ *     flip of the transposed case where both apply.  A kernel that is a
+ *     stablehlo.reverse of spatial axes (JAX's input gradient) is read from
+ *     before the reverse, which cancels against the ConvTranspose flip.
+ *   - the kernel goes to I,O,spatial in one Transpose for an ungrouped
+ *     ConvTranspose; a grouped one regroups O,I/G into I,O/G (Reshape,
+ *     Transpose, Reshape), which needs a kernel of static shape.
  *   - batch_group_count G splits the batch into G groups that meet G groups
  *     of output features: moving the batch groups into the feature axis
  *     (Reshape, Transpose, Reshape) makes it an ONNX Conv with group = G.
@@ -39,17 +44,24 @@
  *      again; a fusion pass cancels the pair).  onnxruntime wants pads <
  *      kernel: larger pads are an explicit Pad (zeros for a sum; a max/min
  *      goes to 3., see there).
- *   3. Anything else with a small window (integers, windows over more axes,
- *      f64 sums, max/min whose padding covers whole windows, ...) is the
- *      reduction of one strided Slice per window offset of the padded input:
- *      exact for every type.
+ *      Types: sums of f16/bf16 accumulate in f32, max/min pool f16 as f16
+ *      (exact); integer max/min pool in f32 (8/16-bit) or f64 (32-bit), both
+ *      exact.  A window wholly of -inf comes out of onnxruntime's f32 MaxPool
+ *      as -FLT_MAX, and its MaxPool may not propagate NaN as
+ *      stablehlo.maximum does: onnxruntime quirks, the model is right.
+ *   3. Anything else with a small window (integer sums, 64-bit integers,
+ *      windows over more than 3 axes, f64 sums, which onnxruntime cannot
+ *      AveragePool, max/min whose padding covers whole windows, products,
+ *      and/or) is the reduction of one strided Slice per window offset of the
+ *      padded input: exact for every type (integers narrower than 32 bits
+ *      compute in i32 and wrap back on the final Cast, as XLA's do).
  * Padding and the init value follow what XLA computes, which JAX's numbers
  * are: padded cells count as the identity of the reduction (MaxPool skips
  * them, AveragePool counts zeros), and the init value is folded in once at
  * the end (op(result, init), left out when it is the identity), so a window
- * wholly in the padding yields the init.  For max/min padding with the init
- * is the same thing; for a sum with init 1.5 it is not, and XLA agrees with
- * the former.
+ * wholly in the padding yields the init.  For max/min that equals padding
+ * with the init; for a sum with init 1.5 it does not (the spec's reading
+ * would add 1.5 per padded cell), and XLA does the former.
  */
 #include "h2o.h"
 
@@ -230,7 +242,9 @@ static bool collect_ints(Lower *L, const Attr *a, int64_t *out, int *n, int max)
     const Dense *d = a->dense;
     if (!d || d->numel < 0 || *n + d->numel > max) return false;
     size_t size = et_size(d->et);
-    if (!(et_is_int(d->et) || d->et == ET_BOOL) || size == 0) return false;
+    if (!(et_is_int(d->et) || d->et == ET_BOOL) || size == 0 ||
+        d->data.nbytes < (d->splat ? 1 : (size_t)d->numel) * size)
+      return false;
     const uint8_t *p = data_bytes(L->c, &d->data);
     for (int64_t k = 0; k < d->numel; k++) {
       const uint8_t *e = p + (d->splat ? 0 : (size_t)k * size);
@@ -352,17 +366,12 @@ static int read_conv_dims(Lower *L, const Op *op, int rank, ConvDims *cd) {
   return 0;
 }
 
-/* (O, C/G, k...) -> (C, O/G, k...), the weight layout of ConvTranspose. */
+/* (O, C/G, k...) -> (C, O/G, k...), the weight layout of a grouped
+ * ConvTranspose (G > 1; for G = 1 the kernel was transposed to (C, O, k...)
+ * at once). */
 static int convtranspose_weight(Lower *L, Tv *w, int64_t group) {
   int r = w->rank;
   int64_t perm[MAX_RANK];
-  for (int i = 0; i < r; i++) perm[i] = i;
-  if (group == 1) {
-    perm[0] = 1;
-    perm[1] = 0;
-    tv_transpose(L, w, perm);
-    return 0;
-  }
   for (int i = 0; i < r; i++)
     if (w->d[i] < 0)
       return lw_unsupported(L, "a grouped transposed convolution needs a kernel of static shape");
@@ -406,6 +415,29 @@ static int batch_groups_to_features(Lower *L, Tv *x, int64_t g) {
   return 0;
 }
 
+/* When the kernel is a stablehlo.reverse of spatial kernel axes, takes its
+ * operand instead and toggles those axes in flip[]. */
+static void kernel_before_reverse(Lower *L, const Value *k, const ConvDims *cd, int nsp, Tv *w,
+                                  bool *flip) {
+  const Op *def = k->def;
+  if (!def || def->kind != OP_REVERSE || def->n_operands != 1) return;
+  int64_t dims[MAX_RANK];
+  int n = 0;
+  const Attr *a = ir_op_attr(def, "dimensions");
+  if (!a || !collect_ints(L, a, dims, &n, MAX_RANK)) return;
+  bool toggle[MAX_RANK] = {false};
+  for (int j = 0; j < n; j++) {
+    int i = 0;
+    while (i < nsp && cd->ks[i] != dims[j]) i++;
+    if (i == nsp || toggle[i]) return; /* not a spatial axis: keep the reverse */
+    toggle[i] = true;
+  }
+  const Value *src = def->operands[0];
+  if (!src->lowered || src->lowered->poisoned) return;
+  tv_from(L, w, src);
+  for (int i = 0; i < nsp; i++) flip[i] ^= toggle[i];
+}
+
 int lower_convolution(Lower *L, const Op *op) {
   if (op->n_operands != 2 || op->n_results != 1)
     return lw_unsupported(L, "expected 2 operands and 1 result");
@@ -414,11 +446,11 @@ int lower_convolution(Lower *L, const Op *op) {
   if (lt->kind != TK_TENSOR || kt->kind != TK_TENSOR || rt->kind != TK_TENSOR)
     return lw_unsupported(L, "operands and result must be tensors");
   int rank = lt->rank;
-  if (rank < 2 || rank > MAX_RANK || kt->rank != rank || rt->rank != rank)
+  /* < MAX_RANK: batch groups take one more axis on the way. */
+  if (rank < 2 || rank >= MAX_RANK || kt->rank != rank || rt->rank != rank)
     return lw_unsupported(L, "operands and result must have one rank, at least 2");
   if (!et_is_float(lt->et) || !et_is_float(kt->et) || !et_is_float(rt->et))
-    return lw_unsupported(L, "integer convolution: ONNX Conv takes floating-point tensors only "
-                             "(ConvInteger covers 8-bit inputs with no padding value choice)");
+    return lw_unsupported(L, "integer convolution: ONNX Conv takes floating-point tensors only");
   if (ir_op_attr(op, "lhs_quantization") || ir_op_attr(op, "rhs_quantization"))
     return lw_unsupported(L, "quantized convolution");
 
@@ -448,6 +480,12 @@ int lower_convolution(Lower *L, const Op *op) {
   Tv x, w;
   tv_from(L, &x, op->operands[0]);
   tv_from(L, &w, op->operands[1]);
+  /* JAX's input gradient reverses the kernel (stablehlo.reverse) and then
+   * convolves with lhs_dilation, which flips it once more: read the kernel
+   * from before the reverse and flip the difference. */
+  bool flip[MAX_RANK] = {false};
+  for (int i = 0; i < nsp; i++) flip[i] = (rev[i] != 0) != transposed;
+  kernel_before_reverse(L, op->operands[1], &cd, nsp, &w, flip);
   tv_cast(L, &x, ct);
   tv_cast(L, &w, ct);
   int64_t perm[MAX_RANK];
@@ -455,8 +493,12 @@ int lower_convolution(Lower *L, const Op *op) {
   perm[1] = cd.ifeat;
   for (int i = 0; i < nsp; i++) perm[2 + i] = cd.is[i];
   tv_transpose(L, &x, perm);
-  perm[0] = cd.ko;
-  perm[1] = cd.ki;
+  /* Kernel to O,I,spatial; to I,O,spatial right away for an ungrouped
+   * ConvTranspose (the grouped one regroups O,I below). */
+  int64_t group = bgc > 1 ? bgc : fgc;
+  bool io = transposed && group == 1;
+  perm[0] = io ? cd.ki : cd.ko;
+  perm[1] = io ? cd.ko : cd.ki;
   for (int i = 0; i < nsp; i++) perm[2 + i] = cd.ks[i];
   tv_transpose(L, &w, perm);
 
@@ -476,18 +518,14 @@ int lower_convolution(Lower *L, const Op *op) {
     rev[0] = lo[0] = hi[0] = 0;
   }
 
-  int64_t group = fgc;
-  if (bgc > 1) {
-    if (batch_groups_to_features(L, &x, bgc) != 0) return -1;
-    group = bgc;
-  }
+  if (bgc > 1 && batch_groups_to_features(L, &x, bgc) != 0) return -1;
 
   /* Kernel flips: window_reversal, and the flip that makes a transposed
    * convolution out of an lhs-dilated one; the two cancel. */
   int64_t axes[MAX_RANK], starts[MAX_RANK], ends[MAX_RANK], steps[MAX_RANK];
   int n = 0;
-  for (int i = 0; i < ns; i++)
-    if ((rev[i] != 0) != transposed) {
+  for (int i = 0; i < nsp; i++)
+    if (flip[i]) {
       axes[n] = 2 + i;
       starts[n] = -1;
       ends[n] = INT64_MIN;
@@ -547,7 +585,7 @@ int lower_convolution(Lower *L, const Op *op) {
       pads[i] = pb[i] > 0 ? pb[i] : 0;
       pads[ns + i] = pe[i] > 0 ? pe[i] : 0;
     }
-    if (convtranspose_weight(L, &w, group) != 0) return -1;
+    if (!io && convtranspose_weight(L, &w, group) != 0) return -1;
     y.d[1] = w.d[1] < 0 ? DIM_DYN : w.d[1] * group;
     OValue *in[2] = {x.v, w.v};
     ONode *c = lw_node(L, "ConvTranspose", 2, in, 1);
@@ -632,7 +670,10 @@ static double half_to_double(uint16_t h) {
   return h & 0x8000 ? -v : v;
 }
 
-/* One element of type et as a double (exact up to 2^53). */
+/* One element of type et as a double.  64-bit integers beyond 2^53 are not
+ * read (false), except their extremes, which become +-2^63 and 2^64: the
+ * identities of max and min stay recognisable and nothing else rounds onto
+ * them. */
 static bool scalar_of(ElemType et, const uint8_t *p, double *out) {
   switch (et) {
   case ET_F32: { float f; memcpy(&f, p, 4); *out = f; return true; }
@@ -653,15 +694,28 @@ static bool scalar_of(ElemType et, const uint8_t *p, double *out) {
   case ET_U16: { uint16_t x; memcpy(&x, p, 2); *out = x; return true; }
   case ET_I32: { int32_t x; memcpy(&x, p, 4); *out = x; return true; }
   case ET_U32: { uint32_t x; memcpy(&x, p, 4); *out = x; return true; }
-  case ET_I64: { int64_t x; memcpy(&x, p, 8); *out = (double)x; return true; }
-  case ET_U64: { uint64_t x; memcpy(&x, p, 8); *out = (double)x; return true; }
+  case ET_I64: {
+    int64_t x;
+    memcpy(&x, p, 8);
+    if (x != INT64_MIN && x != INT64_MAX && (x > (INT64_C(1) << 53) || x < -(INT64_C(1) << 53)))
+      return false;
+    *out = (double)x;
+    return true;
+  }
+  case ET_U64: {
+    uint64_t x;
+    memcpy(&x, p, 8);
+    if (x != UINT64_MAX && x > (UINT64_C(1) << 53)) return false;
+    *out = (double)x;
+    return true;
+  }
   default: return false;
   }
 }
 
 /* The value of a scalar operand when it is a constant: an initializer, or in
- * the HLO a stablehlo.constant seen through broadcasts, reshapes and
- * converts (JAX writes the init of a pool as broadcast_in_dim of a constant). */
+ * the HLO a stablehlo.constant seen through broadcasts and reshapes (JAX
+ * writes the init of a pool as broadcast_in_dim of a constant). */
 static bool constant_scalar(Lower *L, const Value *v, double *out) {
   const OValue *ov = v->lowered;
   const Data *d = ov ? og_const_data(ov) : NULL;
@@ -671,34 +725,33 @@ static bool constant_scalar(Lower *L, const Value *v, double *out) {
     const Op *def = v->def;
     if (def->kind == OP_CONSTANT) {
       const Attr *a = ir_op_attr(def, "value");
-      if (!a || a->kind != AK_DENSE || !a->dense || !(a->dense->splat || a->dense->numel == 1))
+      if (!a || a->kind != AK_DENSE || !a->dense || !(a->dense->splat || a->dense->numel == 1) ||
+          a->dense->data.nbytes < et_size(a->dense->et) || et_size(a->dense->et) == 0)
         return false;
       return scalar_of(a->dense->et, data_bytes(L->c, &a->dense->data), out);
     }
-    if (def->kind != OP_BROADCAST_IN_DIM && def->kind != OP_RESHAPE && def->kind != OP_CONVERT)
-      return false;
+    if (def->kind != OP_BROADCAST_IN_DIM && def->kind != OP_RESHAPE) return false;
     if (def->n_operands < 1) return false;
     v = def->operands[0];
   }
   return false;
 }
 
-/* Is v the identity of the reduction on type et (so it can be left out)? */
+/* Is v the identity of the reduction on type et (so it can be left out)?
+ * (For 64 bits, 2^63 - 1 and 2^64 - 1 round to what scalar_of gives.) */
 static bool is_neutral(Reducer red, ElemType et, double v) {
   int bits = (int)et_size(et) * 8;
+  double lowest = et_is_float(et) ? -INFINITY : et_is_signed_int(et) ? -ldexp(1, bits - 1) : 0;
+  double highest = et_is_float(et)         ? INFINITY
+                   : et == ET_BOOL         ? 1
+                   : et_is_signed_int(et) ? ldexp(1, bits - 1) - 1
+                                          : ldexp(1, bits) - 1;
   switch (red) {
   case RED_ADD: return v == 0;
   case RED_MUL: return v == 1;
-  case RED_MAX:
-    if (et_is_float(et)) return isinf(v) && v < 0;
-    if (et_is_signed_int(et)) return v == -ldexp(1, bits - 1);
-    return v == 0;
-  case RED_MIN:
-    if (et_is_float(et)) return isinf(v) && v > 0;
-    if (et_is_signed_int(et)) return v == ldexp(1, bits - 1) - 1 || (bits == 64 && v == ldexp(1, 63));
-    if (et == ET_BOOL) return v == 1;
-    return v == ldexp(1, bits) - 1 || (bits == 64 && v == ldexp(1, 64));
-  case RED_AND: return v != 0;
+  case RED_MAX: return v == lowest;
+  case RED_MIN: return v == highest;
+  case RED_AND: return et == ET_BOOL ? v != 0 : et_is_signed_int(et) ? v == -1 : v == highest;
   case RED_OR: return v == 0;
   }
   return false;
@@ -710,8 +763,8 @@ static const char *reducer_binary_op(Reducer red, ElemType et) {
   case RED_MUL: return "Mul";
   case RED_MAX: return et == ET_BOOL ? "Or" : "Max";
   case RED_MIN: return et == ET_BOOL ? "And" : "Min";
-  case RED_AND: return "And";
-  case RED_OR: return "Or";
+  case RED_AND: return et == ET_BOOL ? "And" : "BitwiseAnd";
+  case RED_OR: return et == ET_BOOL ? "Or" : "BitwiseOr";
   }
   return "?";
 }
@@ -729,13 +782,11 @@ static bool trivial_axis(const Window *w, int a) {
   return w->win[a] == 1 && w->str[a] == 1 && w->lo[a] == 0 && w->hi[a] == 0;
 }
 
+/* Elements in one window (saturating). */
 static int64_t window_count(const Window *w) {
   int64_t n = 1;
-  for (int a = 0; a < w->rank; a++) {
-    if (w->win[a] > MAX_UNROLLED_WINDOW) return MAX_UNROLLED_WINDOW + 1;
-    n *= w->win[a];
-    if (n > MAX_UNROLLED_WINDOW) return n;
-  }
+  for (int a = 0; a < w->rank; a++)
+    n = w->win[a] > INT64_MAX / n ? INT64_MAX : n * w->win[a];
   return n;
 }
 
@@ -822,7 +873,9 @@ static int rw_pool(Lower *L, const Window *w, Tv *x, bool can_unroll, const char
   /* Compute type: what onnxruntime pools and what holds the values exactly. */
   ElemType et = w->et, ct;
   if (et_is_float(et)) {
-    ct = et == ET_F64 ? ET_F64 : ET_F32;
+    /* Max and min are exact in any precision: f16 pools as f16; a sum is
+     * accumulated in f32. */
+    ct = et == ET_F64 ? ET_F64 : et == ET_F16 && w->red != RED_ADD ? ET_F16 : ET_F32;
     if (ct == ET_F64 && w->red == RED_ADD && can_unroll) {
       *why = "onnxruntime has no f64 AveragePool";
       return 1;
@@ -945,10 +998,9 @@ static int rw_unrolled(Lower *L, const Window *w, Tv *x, const char *why_not_poo
   int r = w->rank;
   int64_t count = window_count(w);
   if (count > MAX_UNROLLED_WINDOW)
-    return lw_unsupported(L, "the window is not an ONNX pool (%s), and its %lld%s elements "
-                             "are too many to unroll",
-                          why_not_pool, (long long)count,
-                          count > MAX_UNROLLED_WINDOW ? " or more" : "");
+    return lw_unsupported(L, "the window is not an ONNX pool (%s), and its %lld elements "
+                             "are more than the %d this converter unrolls",
+                          why_not_pool, (long long)count, MAX_UNROLLED_WINDOW);
   ElemType et = w->et, ct;
   if (et == ET_BOOL) {
     if (w->red == RED_ADD || w->red == RED_MUL)
@@ -957,7 +1009,11 @@ static int rw_unrolled(Lower *L, const Window *w, Tv *x, const char *why_not_poo
   } else if (et_is_float(et)) {
     if (w->red == RED_AND || w->red == RED_OR)
       return lw_unsupported(L, "logical reduction of floating-point values");
-    ct = et == ET_F64 ? ET_F64 : ET_F32;
+    ct = et == ET_F64 ? ET_F64 : et == ET_F16 && w->red != RED_ADD && w->red != RED_MUL ? ET_F16
+                                                                                       : ET_F32;
+  } else if (et_is_int(et) && (w->red == RED_AND || w->red == RED_OR)) {
+    if (L->opset < 18) return lw_unsupported(L, "bitwise and/or need opset 18");
+    ct = et;
   } else if (et_is_int(et)) {
     /* onnxruntime's Add/Mul/Max/Min take 32- and 64-bit integers; narrower
      * ones compute in i32 and wrap back the same way on the final Cast. */

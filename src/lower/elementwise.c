@@ -1,5 +1,6 @@
-/* elementwise.c - the elementwise ops (stablehlo.abs ... stablehlo.convert)
- * and the CHLO math ops that JAX leaves in its output.
+/* elementwise.c - the elementwise ops (stablehlo.abs ... stablehlo.convert,
+ * the shifts and bit counts, bitcast_convert, reduce_precision) and the CHLO
+ * math ops that JAX leaves in its output.
  *
  * StableHLO elementwise operands all have one shape (no implicit
  * broadcasting; only clamp's bounds and select's predicate may be rank 0),
@@ -15,7 +16,9 @@
  *     leaves out-of-range values undefined (onnxruntime returns INT_MIN);
  *   - shifts by >= the bit width give 0 (or the sign, for arithmetic right
  *     shifts); ONNX BitShift leaves that undefined and exists only unsigned;
- *   - -0.0 keeps its sign through sign, cbrt, expm1, log1p and rounding;
+ *   - -0.0 keeps its sign through sign, cbrt, expm1, log1p, rounding, atan2
+ *     and the inverse/hyperbolic functions (see "float formulas" for how,
+ *     given onnxruntime's Where);
  *   - expm1 and log1p keep their accuracy near 0, which Exp(x)-1 and Log(1+x)
  *     lose: they use the tanh half-angle and Goldberg rewrites.
  *
@@ -25,7 +28,8 @@
  * ints.  Such ops compute in a type that holds every value exactly (bf16 ->
  * f32, as XLA does on CPU; i16 -> i32; bool -> u8; u64 -> i64 bit for bit)
  * and cast back, so each tensor keeps its HLO element type at the op
- * boundary.  Formulas of several ops compute f16 and bf16 in f32.
+ * boundary.  Formulas of several ops compute f16 and bf16 in f32; the f64
+ * functions without a kernel get f64 formulas (f64_formula), Erf aside.
  */
 #include "h2o.h"
 
@@ -34,6 +38,7 @@
 #include <string.h>
 
 static const double PI = 3.14159265358979323846;
+static const double LN2 = 0.69314718055994530942;
 
 /* ---- values ------------------------------------------------------------- */
 
@@ -165,9 +170,157 @@ static OValue *minmax(Lower *L, ElemType et, bool is_max, OValue *a, OValue *b) 
   return lw_cast(L, r, et);
 }
 
-/* x where x is ±0 (keeps the sign of zero), else r. */
-static OValue *keep_zero(Lower *L, ElemType et, OValue *x, OValue *r) {
-  return where(L, et, op2(L, ET_BOOL, "Equal", x, k(L, et, 0)), x, r);
+/* ---- float formulas --------------------------------------------------------
+ * Helpers computing in a float type ct, shared by several converters.
+ *
+ * onnxruntime's Where returns +0.0 when it picks -0.0 from its *true* input
+ * (its kernel merges the two selections by adding); a -0.0 from the false
+ * input survives.  Formulas that must keep -0.0 put it on the false side -
+ * under a condition that is not a Not, which onnxruntime's NotWhereFusion
+ * would fold by swapping the inputs back. */
+
+/* r where |x| > 0, else x: keeps ±0 (and NaN). */
+static OValue *keep_zero(Lower *L, ElemType ct, OValue *x, OValue *r) {
+  OValue *nonzero = op2(L, ET_BOOL, "Greater", op1(L, ct, "Abs", x), k(L, ct, 0));
+  return where(L, ct, nonzero, r, x);
+}
+
+/* x < 0 or x is -0.0 (1/x = -inf); false for NaN. */
+static OValue *sign_set(Lower *L, ElemType ct, OValue *x) {
+  OValue *zero = k(L, ct, 0);
+  return op2(L, ET_BOOL, "Or", op2(L, ET_BOOL, "Less", x, zero),
+             op2(L, ET_BOOL, "Less", op1(L, ct, "Reciprocal", x), zero));
+}
+
+/* x > 0 or x is +0.0; false for NaN. */
+static OValue *sign_clear(Lower *L, ElemType ct, OValue *x) {
+  OValue *zero = k(L, ct, 0);
+  return op2(L, ET_BOOL, "And", op2(L, ET_BOOL, "GreaterOrEqual", x, zero),
+             op2(L, ET_BOOL, "GreaterOrEqual", op1(L, ct, "Reciprocal", x), zero));
+}
+
+/* r (>= 0 or NaN) with the sign of x, including x = -0.0. */
+static OValue *copy_sign(Lower *L, ElemType ct, OValue *r, OValue *x) {
+  return where(L, ct, sign_clear(L, ct, x), r, op1(L, ct, "Neg", r));
+}
+
+/* exp(x) - 1 cancels for small |x|; there expm1(x) = 2t / (1 - t) with
+ * t = tanh(x/2) is accurate to a few ulp (and keeps -0.0).  For |x| >= 0.5
+ * (and ±inf) the plain form loses at most a bit. */
+static OValue *expm1_of(Lower *L, ElemType ct, OValue *x) {
+  OValue *t = op1(L, ct, "Tanh", op2(L, ct, "Mul", x, k(L, ct, 0.5)));
+  OValue *near = op2(L, ct, "Div", op2(L, ct, "Add", t, t), op2(L, ct, "Sub", k(L, ct, 1), t));
+  OValue *far = op2(L, ct, "Sub", op1(L, ct, "Exp", x), k(L, ct, 1));
+  OValue *big = op2(L, ET_BOOL, "GreaterOrEqual", op1(L, ct, "Abs", x), k(L, ct, 0.5));
+  return where(L, ct, big, far, near);
+}
+
+/* log(1 + x) loses the low bits of x in the addition; Goldberg's rewrite
+ * log(u) * x / (u - 1), u = 1 + x, cancels the rounding error of u.  u == 1
+ * gives x itself (keeping -0.0); u == +inf gives +inf, not inf/inf. */
+static OValue *log1p_of(Lower *L, ElemType ct, OValue *x) {
+  OValue *u = op2(L, ct, "Add", x, k(L, ct, 1));
+  OValue *d = op2(L, ct, "Sub", u, k(L, ct, 1));
+  OValue *r = op2(L, ct, "Mul", op1(L, ct, "Log", u), op2(L, ct, "Div", x, d));
+  ONode *inf = node(L, ET_BOOL, "IsInf", 1, &u);
+  og_attr_int(L->c, inf, "detect_negative", 0);
+  r = where(L, ct, inf->outputs[0], u, r);
+  return where(L, ct, op2(L, ET_BOOL, "Greater", op1(L, ct, "Abs", d), k(L, ct, 0)), r, x);
+}
+
+/* atan(a) for a in [0, 1] (or NaN).  onnxruntime has Atan for f16 and f32
+ * only: in f64 the f32 result is refined by one Newton step on
+ * sin(t) - a cos(t) = 0, which squares its relative error (~1e-8). */
+static OValue *atan01(Lower *L, ElemType ct, OValue *a) {
+  if (ct != ET_F64) return op1(L, ct, "Atan", a);
+  OValue *t = lw_cast(L, op1(L, ET_F32, "Atan", lw_cast(L, a, ET_F32)), ct);
+  OValue *s = op1(L, ct, "Sin", t), *c = op1(L, ct, "Cos", t);
+  OValue *f = op2(L, ct, "Sub", s, op2(L, ct, "Mul", a, c));
+  OValue *df = op2(L, ct, "Add", c, op2(L, ct, "Mul", a, s));
+  return op2(L, ct, "Sub", t, op2(L, ct, "Div", f, df));
+}
+
+/* atan2(y, x) from atan of a ratio in [0, 1] (accurate, no overflow), then
+ * the octant: pi/2 - r where |y| > |x|, pi - r where x is negative or -0.0,
+ * and the sign of y (also of ±0).  0/0 and inf/inf take the ratios 0 and 1,
+ * as IEEE atan2 does; NaN propagates. */
+static OValue *atan2_of(Lower *L, ElemType ct, OValue *y, OValue *x) {
+  OValue *ax = op1(L, ct, "Abs", x), *ay = op1(L, ct, "Abs", y);
+  OValue *lo = op2(L, ct, "Min", ax, ay), *hi = op2(L, ct, "Max", ax, ay);
+  OValue *ratio = op2(L, ct, "Div", lo, hi);
+  ratio = where(L, ct, op2(L, ET_BOOL, "Equal", hi, k(L, ct, 0)), k(L, ct, 0), ratio);
+  ratio = where(L, ct, op1(L, ET_BOOL, "IsInf", lo), k(L, ct, 1), ratio);
+  OValue *r = atan01(L, ct, ratio);
+  r = where(L, ct, op2(L, ET_BOOL, "Greater", ay, ax), op2(L, ct, "Sub", k(L, ct, PI / 2), r), r);
+  r = where(L, ct, sign_set(L, ct, x), op2(L, ct, "Sub", k(L, ct, PI), r), r);
+  return copy_sign(L, ct, r, y);
+}
+
+/* e^|x| / 2 as h * (h / 2) with h = e^(|x|/2): finite as long as the result
+ * is (exp(|x|) alone overflows from 709.8, cosh only from 710.5). */
+static OValue *half_exp_abs(Lower *L, ElemType ct, OValue *x) {
+  OValue *h = op1(L, ct, "Exp", op2(L, ct, "Mul", op1(L, ct, "Abs", x), k(L, ct, 0.5)));
+  return op2(L, ct, "Mul", h, op2(L, ct, "Mul", h, k(L, ct, 0.5)));
+}
+
+/* The f64 forms of the ops onnxruntime has no f64 kernel for (Erf aside):
+ * built from Exp, Log, Sqrt, Tanh, Sin, Cos and the helpers above, accurate
+ * to ~1e-15 relative.  Returns NULL for an op without such a form. */
+static OValue *f64_formula(Lower *L, const char *t, OValue *x) {
+  const ElemType ct = ET_F64;
+  OValue *one = k(L, ct, 1);
+  if (strcmp(t, "Tan") == 0) return op2(L, ct, "Div", op1(L, ct, "Sin", x), op1(L, ct, "Cos", x));
+  if (strcmp(t, "Atan") == 0) return atan2_of(L, ct, x, one);
+  if (strcmp(t, "Asin") == 0) { /* atan2(x, sqrt((1 - x)(1 + x))) */
+    OValue *c = op2(L, ct, "Mul", op2(L, ct, "Sub", one, x), op2(L, ct, "Add", one, x));
+    return atan2_of(L, ct, x, op1(L, ct, "Sqrt", c));
+  }
+  if (strcmp(t, "Acos") == 0) { /* 2 atan2(sqrt(1 - x), sqrt(1 + x)) */
+    OValue *r = atan2_of(L, ct, op1(L, ct, "Sqrt", op2(L, ct, "Sub", one, x)),
+                         op1(L, ct, "Sqrt", op2(L, ct, "Add", one, x)));
+    return op2(L, ct, "Add", r, r);
+  }
+  if (strcmp(t, "Cosh") == 0) { /* e^|x|/2 + e^-|x|/2 */
+    OValue *p = half_exp_abs(L, ct, x);
+    return op2(L, ct, "Add", p, op2(L, ct, "Div", k(L, ct, 0.25), p));
+  }
+  if (strcmp(t, "Sinh") == 0) {
+    /* |x| < 0.5: 2t / (1 - t^2) with t = tanh(x/2), no cancellation;
+     * else copysign(e^|x|/2 - e^-|x|/2, x). */
+    OValue *th = op1(L, ct, "Tanh", op2(L, ct, "Mul", x, k(L, ct, 0.5)));
+    OValue *near = op2(L, ct, "Div", op2(L, ct, "Add", th, th),
+                       op2(L, ct, "Sub", one, op2(L, ct, "Mul", th, th)));
+    OValue *p = half_exp_abs(L, ct, x);
+    OValue *far = op2(L, ct, "Sub", p, op2(L, ct, "Div", k(L, ct, 0.25), p));
+    far = where(L, ct, op2(L, ET_BOOL, "Less", x, k(L, ct, 0)), op1(L, ct, "Neg", far), far);
+    OValue *big = op2(L, ET_BOOL, "GreaterOrEqual", op1(L, ct, "Abs", x), k(L, ct, 0.5));
+    return where(L, ct, big, far, near);
+  }
+  if (strcmp(t, "Asinh") == 0) {
+    /* copysign(log1p(a + a^2 / (1 + sqrt(1 + a^2))), x), a = |x|; above
+     * 1e150 (a^2 would overflow) log(a) + log(2). */
+    OValue *a = op1(L, ct, "Abs", x), *a2 = op2(L, ct, "Mul", a, a);
+    OValue *s = op2(L, ct, "Add", one, op1(L, ct, "Sqrt", op2(L, ct, "Add", one, a2)));
+    OValue *r = log1p_of(L, ct, op2(L, ct, "Add", a, op2(L, ct, "Div", a2, s)));
+    OValue *huge = op2(L, ct, "Add", op1(L, ct, "Log", a), k(L, ct, LN2));
+    r = where(L, ct, op2(L, ET_BOOL, "Greater", a, k(L, ct, 1e150)), huge, r);
+    return copy_sign(L, ct, r, x);
+  }
+  if (strcmp(t, "Acosh") == 0) {
+    /* log1p(t + sqrt(t) sqrt(x + 1)), t = x - 1 (exact near 1); above
+     * 1e150 log(x) + log(2).  x < 1 gives NaN through Sqrt(t). */
+    OValue *tm = op2(L, ct, "Sub", x, one);
+    OValue *s = op2(L, ct, "Mul", op1(L, ct, "Sqrt", tm),
+                    op1(L, ct, "Sqrt", op2(L, ct, "Add", x, one)));
+    OValue *r = log1p_of(L, ct, op2(L, ct, "Add", tm, s));
+    OValue *huge = op2(L, ct, "Add", op1(L, ct, "Log", x), k(L, ct, LN2));
+    return where(L, ct, op2(L, ET_BOOL, "Greater", x, k(L, ct, 1e150)), huge, r);
+  }
+  if (strcmp(t, "Atanh") == 0) { /* log1p(2x / (1 - x)) / 2: ±1 -> ±inf, |x| > 1 -> NaN */
+    OValue *q = op2(L, ct, "Div", op2(L, ct, "Add", x, x), op2(L, ct, "Sub", one, x));
+    return op2(L, ct, "Mul", log1p_of(L, ct, q), k(L, ct, 0.5));
+  }
+  return NULL;
 }
 
 /* ---- unary ops ------------------------------------------------------------ */
@@ -192,10 +345,9 @@ int lower_unary(Lower *L, const Op *op) {
   if (neg && et_is_unsigned_int(et)) return bind(L, op, op2(L, et, "Sub", kint(L, et, 0), x));
   ElemType ct = math_type(et);
   if (et == ET_F64 && no_f64_kernel(t)) {
-    if (strcmp(t, "Tan") == 0)
-      return bind(L, op, op2(L, et, "Div", op1(L, et, "Sin", x), op1(L, et, "Cos", x)));
-    /* No f64 formula as accurate: computed in f32 (relative error ~1e-7). */
-    ct = ET_F32;
+    OValue *r = f64_formula(L, t, x);
+    if (r) return bind(L, op, r);
+    ct = ET_F32; /* Erf: no f64 form; computed in f32 (~1e-7 relative) */
   }
   ElemType rt = out_et(op) == ET_BOOL ? ET_BOOL : ct; /* IsInf */
   return bind(L, op, op1(L, rt, t, lw_cast(L, x, ct)));
@@ -226,34 +378,17 @@ int lower_cbrt(Lower *L, const Op *op) {
   return bind(L, op, keep_zero(L, ct, x, op2(L, ct, "Mul", op1(L, ct, "Sign", x), mag)));
 }
 
-/* exp(x) - 1 cancels for small |x|; there expm1(x) = 2t / (1 - t) with
- * t = tanh(x/2) is accurate to a few ulp (and keeps -0.0).  For |x| >= 0.5
- * the plain form loses at most a bit and handles ±inf. */
+/* exp(x) - 1 and log(1 + x) accurate near 0: see expm1_of and log1p_of. */
 int lower_expm1(Lower *L, const Op *op) {
   if (check(L, op, 1, K_FLOAT)) return -1;
   ElemType ct = formula_type(in_et(op, 0));
-  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
-  OValue *t = op1(L, ct, "Tanh", op2(L, ct, "Mul", x, k(L, ct, 0.5)));
-  OValue *near = op2(L, ct, "Div", op2(L, ct, "Add", t, t), op2(L, ct, "Sub", k(L, ct, 1), t));
-  OValue *far = op2(L, ct, "Sub", op1(L, ct, "Exp", x), k(L, ct, 1));
-  OValue *small = op2(L, ET_BOOL, "Less", op1(L, ct, "Abs", x), k(L, ct, 0.5));
-  return bind(L, op, where(L, ct, small, near, far));
+  return bind(L, op, expm1_of(L, ct, lw_cast(L, lw_get(L, op->operands[0]), ct)));
 }
 
-/* log(1 + x) loses the low bits of x in the addition; Goldberg's rewrite
- * log(u) * x / (u - 1), u = 1 + x, cancels the rounding error of u.  u == 1
- * gives x itself (keeping -0.0); u == +inf gives +inf, not inf/inf. */
 int lower_log1p(Lower *L, const Op *op) {
   if (check(L, op, 1, K_FLOAT)) return -1;
   ElemType ct = formula_type(in_et(op, 0));
-  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
-  OValue *u = op2(L, ct, "Add", x, k(L, ct, 1));
-  OValue *r = op2(L, ct, "Mul", op1(L, ct, "Log", u),
-                  op2(L, ct, "Div", x, op2(L, ct, "Sub", u, k(L, ct, 1))));
-  ONode *inf = node(L, ET_BOOL, "IsInf", 1, &u);
-  og_attr_int(L->c, inf, "detect_negative", 0);
-  r = where(L, ct, inf->outputs[0], u, r);
-  return bind(L, op, where(L, ct, op2(L, ET_BOOL, "Equal", u, k(L, ct, 1)), x, r));
+  return bind(L, op, log1p_of(L, ct, lw_cast(L, lw_get(L, op->operands[0]), ct)));
 }
 
 /* ONNX Sign returns +0 for -0.0, JAX keeps -0.0; NaN stays NaN in both. */
@@ -359,7 +494,7 @@ int lower_divide(Lower *L, const Op *op) {
   OValue *q = op2(L, ct, "Div", x, where(L, ct, bad, kint(L, ct, 1), y));
   if (wraps) q = where(L, ct, minus1, op1(L, ct, "Neg", x), q);
   /* all ones of the HLO type: -1 signed, 2^n - 1 unsigned (in i32 for narrow) */
-  int64_t ones = et_is_signed_int(et) || ct == et ? -1 : (int64_t)((1ull << bits_of(et)) - 1);
+  int64_t ones = et_is_signed_int(et) || ct == et ? -1 : (int64_t)((UINT64_C(1) << bits_of(et)) - 1);
   return bind(L, op, where(L, ct, zero, kint(L, ct, ones), q));
 }
 
@@ -416,32 +551,13 @@ int lower_power(Lower *L, const Op *op) {
   return bind(L, op, op2(L, ct, "Pow", x, y));
 }
 
-/* True where x is negative or -0.0 (1/x is -inf); false for NaN. */
-static OValue *sign_bit(Lower *L, ElemType ct, OValue *x) {
-  OValue *zero = k(L, ct, 0);
-  return op2(L, ET_BOOL, "Or", op2(L, ET_BOOL, "Less", x, zero),
-             op2(L, ET_BOOL, "Less", op1(L, ct, "Reciprocal", x), zero));
-}
-
-/* atan2(y, x) from Atan of a ratio in [0, 1] (accurate everywhere, no
- * overflow), then the octant: pi/2 - r when |y| > |x|, pi - r when x is
- * negative or -0.0, and the sign of y (also of ±0).  0/0 and inf/inf have
- * ratios 0 and 1, as IEEE atan2 does for those; NaN propagates.  f64 has
- * no Atan kernel: computed in f32, like f16 and bf16. */
+/* See atan2_of; f16 and bf16 compute in f32. */
 int lower_atan2(Lower *L, const Op *op) {
   if (check(L, op, 2, K_FLOAT)) return -1;
-  ElemType ct = ET_F32;
+  ElemType ct = formula_type(in_et(op, 0));
   OValue *y = lw_cast(L, lw_get(L, op->operands[0]), ct);
   OValue *x = lw_cast(L, lw_get(L, op->operands[1]), ct);
-  OValue *ax = op1(L, ct, "Abs", x), *ay = op1(L, ct, "Abs", y);
-  OValue *lo = op2(L, ct, "Min", ax, ay), *hi = op2(L, ct, "Max", ax, ay);
-  OValue *ratio = op2(L, ct, "Div", lo, hi);
-  ratio = where(L, ct, op2(L, ET_BOOL, "Equal", hi, k(L, ct, 0)), k(L, ct, 0), ratio);
-  ratio = where(L, ct, op1(L, ET_BOOL, "IsInf", lo), k(L, ct, 1), ratio);
-  OValue *r = op1(L, ct, "Atan", ratio);
-  r = where(L, ct, op2(L, ET_BOOL, "Greater", ay, ax), op2(L, ct, "Sub", k(L, ct, PI / 2), r), r);
-  r = where(L, ct, sign_bit(L, ct, x), op2(L, ct, "Sub", k(L, ct, PI), r), r);
-  return bind(L, op, where(L, ct, sign_bit(L, ct, y), op1(L, ct, "Neg", r), r));
+  return bind(L, op, atan2_of(L, ct, y, x));
 }
 
 /* And/Or/Xor (the hint) on i1; BitwiseAnd/Or/Xor on integers. */
@@ -520,7 +636,7 @@ int lower_compare(Lower *L, const Op *op) {
     case D_LT: r = total_less(L, ct, x, y); break;
     case D_GT: r = total_less(L, ct, y, x); break;
     case D_LE: r = op1(L, ET_BOOL, "Not", total_less(L, ct, y, x)); break;
-    default: r = op1(L, ET_BOOL, "Not", total_less(L, ct, x, y)); break;
+    default: r = op1(L, ET_BOOL, "Not", total_less(L, ct, x, y)); break; /* GE */
     }
     return bind(L, op, r);
   }
@@ -542,9 +658,8 @@ int lower_select(Lower *L, const Op *op) {
 }
 
 /* clamp(min, x, max) = minimum(maximum(x, min), max) by the spec: NaN in any
- * of the three gives NaN, min > max gives max - as JAX.  (ONNX Clip wants
- * rank-0 bounds and treats NaN bounds differently; Max/Min broadcast the
- * rank-0 bounds the spec allows.) */
+ * of the three gives NaN, min > max gives max - as JAX.  Max/Min take the
+ * rank-0 and the full-shape bounds alike (ONNX Clip takes rank-0 only). */
 int lower_clamp(Lower *L, const Op *op) {
   if (check_at(L, op, 3, 1, K_BOOL | K_INT | K_FLOAT)) return -1;
   ElemType et = in_et(op, 1);
@@ -595,4 +710,187 @@ int lower_convert(Lower *L, const Op *op) {
   if ((from == ET_BF16 || to == ET_BF16) && from != ET_F32 && to != ET_F32)
     x = lw_cast(L, x, ET_F32);
   return bind(L, op, lw_cast(L, x, to));
+}
+
+/* ---- bits: shifts, popcnt, count_leading_zeros ----------------------------
+ * ONNX BitShift exists only for unsigned types, so these work on the bits as
+ * the unsigned type of the same width (Casts between the two keep them). */
+
+static ElemType unsigned_of(ElemType et) {
+  switch (et) {
+  case ET_I8: return ET_U8;
+  case ET_I16: return ET_U16;
+  case ET_I32: return ET_U32;
+  case ET_I64: return ET_U64;
+  default: return et;
+  }
+}
+
+static OValue *bit_shift(Lower *L, ElemType ut, OValue *x, OValue *amount, const char *dir) {
+  OValue *in[2] = {x, amount};
+  ONode *n = node(L, ut, "BitShift", 2, in);
+  og_attr_string(L->c, n, "direction", dir);
+  return n->outputs[0];
+}
+
+/* x >> s or x << s with XLA's rule for amounts past the width (s read as
+ * unsigned, so negative amounts are too): the result is 0.  BitShift by >=
+ * the width is undefined (x86 masks the amount), so the amount goes in
+ * modulo the width and such results are multiplied by 0. */
+static OValue *shift_u(Lower *L, ElemType ut, OValue *x, OValue *s, const char *dir) {
+  OValue *width = kint(L, ut, bits_of(ut));
+  OValue *r = bit_shift(L, ut, x, op2(L, ut, "Mod", s, width), dir);
+  return op2(L, ut, "Mul", r, lw_cast(L, op2(L, ET_BOOL, "Less", s, width), ut));
+}
+
+/* shift_left, shift_right_logical, shift_right_arithmetic (by op kind).  The
+ * arithmetic shift reads the top bit as the sign, for unsigned types too:
+ * with m all ones where it is set, x >>a s = m ^ ((x ^ m) >> s), which also
+ * gives m for amounts past the width. */
+int lower_shift(Lower *L, const Op *op) {
+  if (check(L, op, 2, K_INT)) return -1;
+  ElemType ut = unsigned_of(in_et(op, 0));
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ut);
+  OValue *s = lw_cast(L, lw_get(L, op->operands[1]), ut);
+  if (op->kind == OP_SHIFT_LEFT) return bind(L, op, shift_u(L, ut, x, s, "LEFT"));
+  if (op->kind == OP_SHIFT_RIGHT_LOGICAL) return bind(L, op, shift_u(L, ut, x, s, "RIGHT"));
+  if (need_opset(L, 18, "BitwiseXor")) return -1;
+  OValue *top = op2(L, ET_BOOL, "GreaterOrEqual", x,
+                    kint(L, ut, (int64_t)(UINT64_C(1) << (bits_of(ut) - 1))));
+  OValue *m = op2(L, ut, "Sub", kint(L, ut, 0), lw_cast(L, top, ut)); /* 0 or ~0 */
+  OValue *r = shift_u(L, ut, op2(L, ut, "BitwiseXor", x, m), s, "RIGHT");
+  return bind(L, op, op2(L, ut, "BitwiseXor", r, m));
+}
+
+/* A constant with the byte b repeated over the width of ut. */
+static OValue *bytes_of(Lower *L, ElemType ut, unsigned b) {
+  return kint(L, ut, (int64_t)(UINT64_C(0x0101010101010101) * b));
+}
+
+/* The number of set bits of x (unsigned ut): the classic SWAR sums of 2, 4
+ * and 8 bits, then the bytes added by a multiply into the top byte. */
+static OValue *popcount_u(Lower *L, ElemType ut, OValue *x) {
+  int n = bits_of(ut);
+  OValue *v = op2(L, ut, "Sub", x, op2(L, ut, "BitwiseAnd", bit_shift(L, ut, x, kint(L, ut, 1), "RIGHT"),
+                                       bytes_of(L, ut, 0x55)));
+  OValue *m2 = bytes_of(L, ut, 0x33);
+  v = op2(L, ut, "Add", op2(L, ut, "BitwiseAnd", v, m2),
+          op2(L, ut, "BitwiseAnd", bit_shift(L, ut, v, kint(L, ut, 2), "RIGHT"), m2));
+  v = op2(L, ut, "BitwiseAnd", op2(L, ut, "Add", v, bit_shift(L, ut, v, kint(L, ut, 4), "RIGHT")),
+          bytes_of(L, ut, 0x0f));
+  if (n > 8)
+    v = bit_shift(L, ut, op2(L, ut, "Mul", v, bytes_of(L, ut, 0x01)), kint(L, ut, n - 8), "RIGHT");
+  return v;
+}
+
+int lower_popcnt(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_INT) || need_opset(L, 18, "BitwiseAnd")) return -1;
+  ElemType ut = unsigned_of(in_et(op, 0));
+  return bind(L, op, popcount_u(L, ut, lw_cast(L, lw_get(L, op->operands[0]), ut)));
+}
+
+/* Leading zeros: smear the highest set bit into every lower one
+ * (v |= v >> 1, 2, 4, ...), then width - popcount. */
+int lower_count_leading_zeros(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_INT) || need_opset(L, 18, "BitwiseOr")) return -1;
+  ElemType ut = unsigned_of(in_et(op, 0));
+  OValue *v = lw_cast(L, lw_get(L, op->operands[0]), ut);
+  for (int s = 1; s < bits_of(ut); s *= 2)
+    v = op2(L, ut, "BitwiseOr", v, bit_shift(L, ut, v, kint(L, ut, s), "RIGHT"));
+  return bind(L, op, op2(L, ut, "Sub", kint(L, ut, bits_of(ut)), popcount_u(L, ut, v)));
+}
+
+/* ---- bitcast_convert, reduce_precision ---------------------------------- */
+
+/* Mantissa and exponent bits of a float type (0 for others). */
+static void float_layout(ElemType et, int *m, int *e) {
+  switch (et) {
+  case ET_F16: *m = 10; *e = 5; break;
+  case ET_BF16: *m = 7; *e = 8; break;
+  case ET_F32: *m = 23; *e = 8; break;
+  case ET_F64: *m = 52; *e = 11; break;
+  default: *m = 0; *e = 0; break;
+  }
+}
+
+/* The float whose bits are b (unsigned ut, as wide as ft), by arithmetic:
+ * (2^m + mantissa) * 2^(exponent - bias - m), subnormals without the
+ * implicit bit, all-ones exponents inf or NaN (NaN payloads and signs are
+ * not kept), then the sign.  Computed in f32 (f64 for f64): Pow(2, k) is
+ * exact there and so is every product. */
+static OValue *float_from_bits(Lower *L, OValue *b, ElemType ut, ElemType ft) {
+  int m, e;
+  float_layout(ft, &m, &e);
+  int64_t bias = ((int64_t)1 << (e - 1)) - 1, emax = ((int64_t)1 << e) - 1;
+  ElemType ct = ft == ET_F64 ? ET_F64 : ET_F32;
+  OValue *mant = op2(L, ut, "BitwiseAnd", b, kint(L, ut, (int64_t)((UINT64_C(1) << m) - 1)));
+  OValue *ex = op2(L, ut, "BitwiseAnd", bit_shift(L, ut, b, kint(L, ut, m), "RIGHT"),
+                   kint(L, ut, emax));
+  OValue *mf = lw_cast(L, mant, ct), *ef = lw_cast(L, ex, ct);
+  OValue *sig = where(L, ct, op2(L, ET_BOOL, "Equal", ex, kint(L, ut, 0)), mf,
+                      op2(L, ct, "Add", mf, k(L, ct, ldexp(1, m))));
+  OValue *p = op2(L, ct, "Sub", op2(L, ct, "Max", ef, k(L, ct, 1)), k(L, ct, (double)(bias + m)));
+  OValue *v = op2(L, ct, "Mul", sig, op2(L, ct, "Pow", k(L, ct, 2), p));
+  OValue *special = where(L, ct, op2(L, ET_BOOL, "Equal", mant, kint(L, ut, 0)),
+                          k(L, ct, INFINITY), k(L, ct, NAN));
+  v = where(L, ct, op2(L, ET_BOOL, "Equal", ex, kint(L, ut, emax)), special, v);
+  OValue *pos = op2(L, ET_BOOL, "Less", b,
+                    kint(L, ut, (int64_t)(UINT64_C(1) << (bits_of(ut) - 1))));
+  return lw_cast(L, where(L, ct, pos, v, op1(L, ct, "Neg", v)), ft); /* -0.0 on the false side */
+}
+
+/* Same-width bitcasts: integer <-> integer is a Cast (it keeps the bits);
+ * integer -> float rebuilds the value from its fields.  ONNX has no way to
+ * read the bits of a float, so float -> anything is not supported, nor are
+ * the width-changing forms (which add or drop a dimension). */
+int lower_bitcast_convert(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_INT | K_FLOAT | K_BOOL)) return -1;
+  ElemType from = in_et(op, 0), to = out_et(op);
+  OValue *x = lw_get(L, op->operands[0]);
+  if (from == to) return bind(L, op, x);
+  if (!kind_of(to) || from == ET_BOOL || to == ET_BOOL || et_size(from) != et_size(to))
+    return lw_unsupported(L, "bitcast from %s to %s: only same-width integer and integer to float "
+                          "bitcasts are supported", et_mlir_name(from), et_mlir_name(to));
+  if (et_is_float(from))
+    return lw_unsupported(L, "bitcast from %s: ONNX cannot read the bits of a float",
+                          et_mlir_name(from));
+  if (et_is_int(to)) return bind(L, op, lw_cast(L, x, to));
+  if (need_opset(L, 18, "BitwiseAnd")) return -1;
+  ElemType ut = unsigned_of(from);
+  return bind(L, op, float_from_bits(L, lw_cast(L, x, ut), ut, to));
+}
+
+/* Rounding to a narrower float format and back, for the formats that are
+ * ONNX types: (5, 10) = f16, (8, 7) = bf16, (8, 23) = f32.  Cast rounds to
+ * nearest even and overflows to inf as XLA does; XLA has no subnormals in
+ * the narrow format: magnitudes that do not round to its smallest normal
+ * 2^(1-bias) (below it less half a unit of the m+1-bit mantissa there)
+ * become ±0. */
+int lower_reduce_precision(Lower *L, const Op *op) {
+  if (check(L, op, 1, K_FLOAT)) return -1;
+  int64_t eb, mb;
+  if (!ir_attr_int(ir_op_attr(op, "exponent_bits"), &eb) ||
+      !ir_attr_int(ir_op_attr(op, "mantissa_bits"), &mb))
+    return lw_unsupported(L, "exponent_bits or mantissa_bits missing");
+  ElemType et = in_et(op, 0);
+  OValue *x = lw_get(L, op->operands[0]);
+  int m, e;
+  float_layout(et, &m, &e);
+  if (eb >= e && mb >= m) return bind(L, op, x);
+  ElemType nt = eb == 5 && mb == 10 ? ET_F16 : eb == 8 && mb == 7 ? ET_BF16
+              : eb == 8 && mb == 23 ? ET_F32 : ET_UNDEF;
+  if (nt == ET_UNDEF)
+    return lw_unsupported(L, "reduce_precision to %lld exponent and %lld mantissa bits: only "
+                          "the f16, bf16 and f32 formats are supported",
+                          (long long)eb, (long long)mb);
+  OValue *y = lw_cast(L, lw_cast(L, x, nt), et);
+  if (eb < e) {
+    double bias = ldexp(1, (int)eb - 1) - 1;
+    double keep_from = ldexp(1, (int)(1 - bias)) - ldexp(1, (int)(1 - bias - mb - 2));
+    ElemType ct = math_type(et);
+    OValue *xc = lw_cast(L, x, ct);
+    OValue *keep = op2(L, ET_BOOL, "GreaterOrEqual", op1(L, ct, "Abs", xc), k(L, ct, keep_from));
+    y = where(L, ct, keep, lw_cast(L, y, ct), op2(L, ct, "Mul", xc, k(L, ct, 0)));
+  }
+  return bind(L, op, y);
 }

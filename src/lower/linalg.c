@@ -84,10 +84,12 @@ typedef struct Group {
 
 static OValue *reshape_target(Lower *L, int keep, const Group *g, int n_groups, bool collapse,
                               int64_t *out_dims, int *out_rank) {
-  int n_dyn = 0;
-  for (int i = 0; i < n_groups; i++)
-    for (int j = g[i].start; j < g[i].end; j++)
-      if (g[i].dims[j] == DIM_DYN) n_dyn++;
+  int n_dyn = 0; /* entries Reshape would have to infer */
+  for (int i = 0; i < n_groups; i++) {
+    if (collapse) n_dyn += dim_product(g[i].dims, g[i].start, g[i].end) == DIM_DYN;
+    else
+      for (int j = g[i].start; j < g[i].end; j++) n_dyn += g[i].dims[j] == DIM_DYN;
+  }
   int64_t vals[MAX_RANK];
   int n = 0;
   for (int i = 0; i < keep; i++) {
@@ -130,11 +132,12 @@ static OValue *reshape_target(Lower *L, int keep, const Group *g, int n_groups, 
     ONode *sh = lw_node(L, "Shape", 1, &g[i].src, 1);
     og_attr_int(L->c, sh, "start", g[i].start);
     og_attr_int(L->c, sh, "end", g[i].end);
-    OValue *s = sh->outputs[0];
+    int64_t one = 1, len64 = len;
+    OValue *s = typed(L, sh->outputs[0], ET_I64, 1, &len64);
     if (collapse) {
       ONode *prod = lw_node(L, "ReduceProd", 1, &s, 1);
       og_attr_int(L->c, prod, "keepdims", 1);
-      s = prod->outputs[0];
+      s = typed(L, prod->outputs[0], ET_I64, 1, &one);
       out_dims[n++] = DIM_DYN;
     } else {
       for (int j = g[i].start; j < g[i].end; j++) out_dims[n++] = g[i].dims[j];
@@ -145,7 +148,8 @@ static OValue *reshape_target(Lower *L, int keep, const Group *g, int n_groups, 
   if (n_parts == 1) return parts[0];
   ONode *cat = lw_node(L, "Concat", n_parts, parts, 1);
   og_attr_int(L->c, cat, "axis", 0);
-  return cat->outputs[0];
+  int64_t n64 = n;
+  return typed(L, cat->outputs[0], ET_I64, 1, &n64);
 }
 
 /* Reshape x (dims `dims`, rank nb + n1 + n2) to [batch..., prod(n1 axes),
@@ -249,12 +253,32 @@ int lower_dot_general(Lower *L, const Op *op) {
     for (int i = 0; i < nlf; i++) axes[i] = nb + i;
     if (nlf) y = lw_op2(L, "Unsqueeze", y, lw_const_i64s(L, nlf, axes));
     z = lw_op2(L, "Mul", x, y);
-  } else if (nb == 0 && nc == 1 && nrf <= 1) {
-    /* [Lf.., K] x [K(, N)]: MatMul broadcasts lhs's leading axes and
-     * handles a vector on either side as numpy.matmul does. */
+  } else if (nb == 0) {
+    /* [Lf.., C..] x [C.., Rf..]: MatMul broadcasts lhs's leading axes and
+     * takes a vector on either side as numpy.matmul does, so lhs keeps its
+     * free axes; only several contracted axes, or several rhs free axes,
+     * are merged (and the latter split again with 0s copying lhs's). */
     x = transpose(L, x, ce, tl->rank, tl->dims, lperm, ld);
     y = transpose(L, y, ce, tr->rank, tr->dims, rperm, rd);
+    OValue *yt = y; /* rhs free dims are read from here when dynamic */
+    int64_t md[MAX_RANK];
+    int rank;
+    if (nc > 1) {
+      Group g = {x, ld, nlf, nlf + nc};
+      x = lw_op2(L, "Reshape", x, reshape_target(L, nlf, &g, 1, true, md, &rank));
+      memcpy(md, ld, sizeof(int64_t) * (size_t)nlf);
+      x = typed(L, x, ce, nlf + 1, md);
+    }
+    if (nc > 1 || nrf > 1) {
+      Group g[2] = {{y, rd, 0, nc}, {y, rd, nc, nc + nrf}};
+      y = lw_op2(L, "Reshape", y, reshape_target(L, 0, g, nrf ? 2 : 1, true, md, &rank));
+      y = typed(L, y, ce, rank, md);
+    }
     z = lw_op2(L, "MatMul", x, y);
+    if (nrf > 1) {
+      Group g = {yt, rd, nc, nc + nrf};
+      z = lw_op2(L, "Reshape", z, reshape_target(L, nlf, &g, 1, false, md, &rank));
+    }
   } else {
     x = transpose(L, x, ce, tl->rank, tl->dims, lperm, ld);
     y = transpose(L, y, ce, tr->rank, tr->dims, rperm, rd);

@@ -147,15 +147,15 @@ static OValue *reduce_node(Lower *L, const char *onnx_op, OValue *x, const int64
 
 /* Whether any element along the axes is NaN: IsNaN, then ReduceMax over
  * bool (opset 20) or over u8 and back. */
-static OValue *any_nan(Lower *L, OValue *x, const int64_t *axes, int n, int rank,
-                       const int64_t *dims, OValue **isnan_u8) {
-  OValue *m = typed(L, lw_op1(L, "IsNaN", x), ET_BOOL, rank, dims);
-  if (isnan_u8) {
-    *isnan_u8 = lw_cast(L, m, ET_U8);
-    return lw_cast(L, reduce_node(L, "ReduceMax", *isnan_u8, axes, n), ET_BOOL);
-  }
-  if (L->opset >= 20) return reduce_node(L, "ReduceMax", m, axes, n);
-  return lw_cast(L, reduce_node(L, "ReduceMax", lw_cast(L, m, ET_U8), axes, n), ET_BOOL);
+static OValue *any_nan(Lower *L, OValue *x, const int64_t *axes, int n, const Type *ti,
+                       const Type *to, OValue **isnan_u8) {
+  OValue *m = typed(L, lw_op1(L, "IsNaN", x), ET_BOOL, ti->rank, ti->dims);
+  if (!isnan_u8 && L->opset >= 20)
+    return typed(L, reduce_node(L, "ReduceMax", m, axes, n), ET_BOOL, to->rank, to->dims);
+  m = lw_cast(L, m, ET_U8);
+  if (isnan_u8) *isnan_u8 = m;
+  OValue *r = typed(L, reduce_node(L, "ReduceMax", m, axes, n), ET_U8, to->rank, to->dims);
+  return lw_cast(L, r, ET_BOOL);
 }
 
 static const char *combine_op(RKind k, bool logical) {
@@ -243,24 +243,25 @@ static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, cons
     return typed(L, lw_op2(L, "Expand", init, shape), et, to->rank, to->dims);
   }
 
-  OValue *r = x;
-  if (n > 0) {
-    static const char *const names[] = {NULL, "ReduceSum", "ReduceProd", "ReduceMax", "ReduceMin"};
-    OValue *xc = lw_cast(L, x, ce);
-    r = typed(L, reduce_node(L, names[k], xc, axes, n), ce, to->rank, to->dims);
-    if (et_is_float(et) && (k == RK_MAX || k == RK_MIN)) {
-      OValue *nan = any_nan(L, xc, axes, n, ti->rank, ti->dims, NULL);
-      r = typed(L, lw_op3(L, "Where", nan, lw_const_scalar(L, ce, NAN), r), ce, to->rank,
-                to->dims);
-    }
-    if (!identity && !logical) {
-      r = typed(L, lw_op2(L, combine_op(k, false), r, lw_cast(L, init, ce)), ce, to->rank,
-                to->dims);
-      identity = true;
-    }
-    r = lw_cast(L, r, et);
+  /* Over no dimensions the result is the operand: the spec would apply
+   * the body to (init, x) once, but XLA drops such a reduce, taking the
+   * init value to be an identity, and JAX's numbers are the reference. */
+  if (n == 0) return x;
+  static const char *const names[] = {NULL, "ReduceSum", "ReduceProd", "ReduceMax", "ReduceMin"};
+  OValue *xc = lw_cast(L, x, ce);
+  OValue *r = typed(L, reduce_node(L, names[k], xc, axes, n), ce, to->rank, to->dims);
+  if (et_is_float(et) && (k == RK_MAX || k == RK_MIN)) {
+    OValue *nan = any_nan(L, xc, axes, n, ti, to, NULL);
+    r = typed(L, lw_op3(L, "Where", nan, lw_const_scalar(L, ce, NAN), r), ce, to->rank,
+              to->dims);
   }
-  if (!identity) r = lw_op2(L, combine_op(k, logical), r, init);
+  /* A non-identity init joins once, in the compute type; or after the
+   * cast back for booleans, which And/Or take. */
+  if (!identity && !logical)
+    r = typed(L, lw_op2(L, combine_op(k, false), r, lw_cast(L, init, ce)), ce, to->rank,
+              to->dims);
+  r = lw_cast(L, r, et);
+  if (!identity && logical) r = lw_op2(L, combine_op(k, true), r, init);
   return typed(L, r, et, to->rank, to->dims);
 }
 
@@ -272,7 +273,7 @@ static bool is_position_iota(const Value *v, int64_t axis) {
   const Op *d = v->def;
   int64_t a;
   if (!d) return false;
-  if (d->kind == OP_IOTA) {
+  if (d->kind == OP_IOTA || d->kind == OP_DYNAMIC_IOTA) {
     const Attr *at = ir_op_attr(d, "iota_dimension");
     return at && ir_attr_int(at, &a) && a == axis;
   }
@@ -365,10 +366,11 @@ static int lower_argminmax(Lower *L, const Op *op, const Block *body, const Op *
   if (nan_test && et_is_float(ti->et)) {
     /* JAX: a NaN wins, the first one; onnxruntime's ArgMax ignores NaN. */
     OValue *isnan_u8;
-    OValue *any = any_nan(L, x, axes, 1, ti->rank, ti->dims, &isnan_u8);
+    OValue *any = any_nan(L, x, axes, 1, ti, tv, &isnan_u8);
     ONode *first = lw_node(L, "ArgMax", 1, &isnan_u8, 1);
     og_attr_int(L->c, first, "axis", axes[0]);
     og_attr_int(L->c, first, "keepdims", 0);
+    typed(L, first->outputs[0], ET_I64, tv->rank, tv->dims);
     idx = typed(L, lw_op3(L, "Where", any, first->outputs[0], idx), ET_I64, tv->rank, tv->dims);
     val = typed(L, lw_op3(L, "Where", any, lw_const_scalar(L, ce, NAN), val), ce, tv->rank,
                 tv->dims);

@@ -593,6 +593,14 @@ int lower_dynamic_slice(Lower *L, const Op *op) {
   return 0;
 }
 
+/* Whether axis i of a and b has the same symbolic size (as graph inputs
+ * with named dimensions do): then an update covers that axis whole. */
+static bool same_symbol(const OValue *a, const OValue *b, int i) {
+  if (a->type.rank <= i || b->type.rank <= i) return false;
+  const char *pa = a->type.dims[i].param, *pb = b->type.dims[i].param;
+  return pa && pb && strcmp(pa, pb) == 0;
+}
+
 /* Index grids for ScatterND with more than this many int64 entries are
  * computed in the graph (Range/Expand) instead of stored. */
 #define MAX_CONST_GRID (1 << 16)
@@ -608,13 +616,13 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
   int R = tx->rank;
   if (tu->rank != R || op->n_operands != 2 + R)
     return bad_input(L, "needs an update of the operand's rank and one start index per axis");
+  OValue *x = lw_get(L, op->operands[0]), *u = lw_get(L, op->operands[1]);
   int q = 0;
   for (int i = 0; i < R; i++) {
     int64_t dx = tx->dims[i], du = tu->dims[i];
     if (dx != DIM_DYN && du != DIM_DYN && du > dx) return bad_input(L, "update larger than operand");
-    if (!(dx != DIM_DYN && du == dx)) q = i + 1;
+    if (!(dx != DIM_DYN && du == dx) && !same_symbol(x, u, i)) q = i + 1;
   }
-  OValue *x = lw_get(L, op->operands[0]), *u = lw_get(L, op->operands[1]);
   if (q == 0) { /* the update replaces everything */
     lw_bind(L, op->results[0], u);
     return 0;
@@ -640,12 +648,14 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
   for (int k = 0; k < q; k++) gdims[k] = tu->dims[k];
   gdims[q] = q;
   OValue *indices;
-  if (is_const && static_grid && grid <= MAX_CONST_GRID) {
-    /* Row-major walk over the grid, writing start + position per axis. */
+  if (static_grid && grid <= MAX_CONST_GRID) {
+    /* The positions of the update as a constant grid (a row-major walk),
+     * plus the starts: added here when constant, else one broadcasting
+     * Add of the [q] start vector. */
     int64_t *g = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(grid ? grid : 1));
     int64_t pos[MAX_RANK] = {0};
     for (int64_t e = 0; e < grid; e += q) {
-      for (int k = 0; k < q; k++) g[e + k] = cst[k] + pos[k];
+      for (int k = 0; k < q; k++) g[e + k] = (is_const ? cst[k] : 0) + pos[k];
       for (int k = q - 1; k >= 0; k--) {
         if (++pos[k] < tu->dims[k]) break;
         pos[k] = 0;
@@ -653,6 +663,7 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
     }
     Data d = {DATA_RAW, g, sizeof(int64_t) * (size_t)grid};
     indices = lw_const_data(L, ET_I64, q + 1, gdims, d);
+    if (!is_const) indices = typed(L, lw_op2(L, "Add", indices, starts), ET_I64, q + 1, gdims);
   } else {
     /* Per axis k: (arange(u_k) + start_k) shaped [1..u_k..1, 1], expanded
      * to [u_0..u_{q-1}, 1]; then concatenated on the last axis. */
@@ -671,7 +682,8 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
         OValue *in[2] = {typed(L, sh->outputs[0], ET_I64, 1, &qq), lw_const_i64s(L, 1, &one)};
         ONode *cat = lw_node(L, "Concat", 2, in, 1);
         og_attr_int(L->c, cat, "axis", 0);
-        gshape = cat->outputs[0];
+        int64_t q1 = q + 1;
+        gshape = typed(L, cat->outputs[0], ET_I64, 1, &q1);
       }
     }
     OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)q);
@@ -686,13 +698,18 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
         ONode *sh = lw_node(L, "Shape", 1, &u, 1);
         og_attr_int(L->c, sh, "start", k);
         og_attr_int(L->c, sh, "end", k + 1);
+        int64_t one = 1;
+        typed(L, sh->outputs[0], ET_I64, 1, &one);
         OValue *len = lw_op2(L, "Reshape", sh->outputs[0], lw_const_i64s(L, 0, NULL));
         r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0), typed(L, len, ET_I64, 0, NULL),
                    lw_const_scalar(L, ET_I64, 1));
+        r = typed(L, r, ET_I64, 1, &n);
       }
       int64_t kk = k;
+      int64_t one = 1;
       OValue *sk = is_const ? lw_const_scalar(L, ET_I64, (double)cst[k])
-                            : lw_op2(L, "Gather", starts, lw_const_i64s(L, 1, &kk));
+                            : typed(L, lw_op2(L, "Gather", starts, lw_const_i64s(L, 1, &kk)),
+                                    ET_I64, 1, &one);
       r = typed(L, lw_op2(L, "Add", r, sk), ET_I64, 1, &n);
       for (int j = 0; j <= q; j++) line[j] = j == k ? -1 : 1;
       r = lw_op2(L, "Reshape", r, lw_const_i64s(L, q + 1, line));
@@ -751,7 +768,9 @@ static OValue *pad(Lower *L, OValue *x, OValue *value, ElemType et, int R, const
       og_attr_int(L->c, cat, "axis", 0);
       target = cat->outputs[0];
     }
-    y = lw_op2(L, "Reshape", y, target);
+    up[k] = n == DIM_DYN ? DIM_DYN : n * (1 + it);
+    for (int j = k + 1; j < R; j++) up[j] = dims[j];
+    y = typed(L, lw_op2(L, "Reshape", y, target), et, R, up);
     int64_t zero = 0, end = -it, ax = k;
     x = slice(L, y, 1, &zero, &end, &ax, NULL);
     dims[k] = n == DIM_DYN ? DIM_DYN : n + (n - 1) * it;

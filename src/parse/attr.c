@@ -87,11 +87,14 @@ static ElemType elem_type_at(Parser *p, size_t *i) {
   *i = end;
   if (end - start == 7 && memcmp(p->src + start, "complex", 7) == 0) {
     expect_char(p, i, '<', "after 'complex'");
-    ElemType part = elem_type_at(p, i);
+    skip_spaces(p, i);
+    size_t part = *i;
+    *i = scan_word(p, part);
+    ElemType et = et_from_mlir(p->src + part, *i - part);
+    if (et != ET_F32 && et != ET_F64)
+      parse_fail(p, part, "complex<%.*s> is not supported", (int)(*i - part), p->src + part);
     expect_char(p, i, '>', "to close complex<...>");
-    if (part == ET_F32) return ET_C64;
-    if (part == ET_F64) return ET_C128;
-    parse_fail(p, start, "complex<%s> is not supported", et_mlir_name(part));
+    return et == ET_F32 ? ET_C64 : ET_C128;
   }
   ElemType et = et_from_mlir(p->src + start, end - start);
   if (et == ET_UNDEF)
@@ -415,7 +418,50 @@ static const char *const scatter_lists[] = {
     "update_window_dims", "inserted_window_dims", "input_batching_dims",
     "scatter_indices_batching_dims", "scatter_dims_to_operand_dims", NULL};
 
-/* #name<...> (tok at the T_HASH). */
+/* What the body of #name<...> starts with, looked at character by character
+ * so that bodies we keep opaque are never tokenised. */
+typedef enum BodyShape {
+  BODY_EMPTY,     /* <> */
+  BODY_WORD,      /* <DEFAULT> or <comparison_direction GT>: an enum */
+  BODY_FIELDS,    /* <key = value, ...> */
+  BODY_RAW,       /* <raw key = value, ...> (#stablehlo.conv) */
+  BODY_LIST,      /* <[...] ...> (#stablehlo.conv) */
+  BODY_OTHER
+} BodyShape;
+
+static BodyShape body_shape(Parser *p, size_t i, size_t *word, size_t *word_len, size_t *end) {
+  skip_spaces(p, &i);
+  if (at_char(p, i, '>')) {
+    *end = i + 1;
+    return BODY_EMPTY;
+  }
+  if (at_char(p, i, '[')) return BODY_LIST;
+  size_t w1 = i, w1_end = scan_word(p, i);
+  if (w1_end == w1) return BODY_OTHER;
+  i = w1_end;
+  skip_spaces(p, &i);
+  *word = w1;
+  *word_len = w1_end - w1;
+  if (at_char(p, i, '>')) {
+    *end = i + 1;
+    return BODY_WORD;
+  }
+  if (at_char(p, i, '=')) return BODY_FIELDS;
+  size_t w2 = i, w2_end = scan_word(p, i);
+  if (w2_end == w2) return BODY_OTHER;
+  if (w1_end - w1 == 3 && memcmp(p->src + w1, "raw", 3) == 0) return BODY_RAW;
+  i = w2_end;
+  skip_spaces(p, &i);
+  *word = w2;
+  *word_len = w2_end - w2;
+  if (at_char(p, i, '>')) {
+    *end = i + 1;
+    return BODY_WORD;
+  }
+  return BODY_OTHER;
+}
+
+/* #name<...> (tok at the T_HASH): an enum, a struct-like dict, or opaque. */
 static Attr *parse_hash_attr(Parser *p) {
   Token h = p->tok;
   char *name = tok_name(p, &h);
@@ -428,73 +474,27 @@ static Attr *parse_hash_attr(Parser *p) {
     a->len = h.len;
     return a;
   }
-  if (!strchr(name, '.')) {
-    /* #stablehlo<comparison_direction GT>: a dialect enum.  The value is the
-     * last word; anything else stays opaque. */
-    Token first = lex_peek(p);
-    size_t save = p->cur;
-    Token lt = p->tok;
+  size_t word = 0, word_len = 0, end = 0;
+  BodyShape shape = body_shape(p, p->tok.off + 1, &word, &word_len, &end);
+  bool dotted = strchr(name, '.') != NULL;
+  if (shape == BODY_WORD) { /* #stablehlo<precision DEFAULT> -> "DEFAULT" */
+    Attr *a = new_attr(p, AK_ENUM, h.off);
+    a->s = arena_strndup(p->a, p->src + word, word_len);
+    lex_seek(p, end);
+    return a;
+  }
+  bool conv = strcmp(name, "stablehlo.conv") == 0 || strcmp(name, "mhlo.conv") == 0;
+  if (conv && shape == BODY_LIST) {
     lex_next(p);
-    if (first.kind == T_IDENT) {
-      lex_next(p);
-      Token second = p->tok;
-      if (second.kind == T_IDENT) {
-        lex_next(p);
-        if (tok_punct(p, '>')) {
-          lex_next(p);
-          Attr *a = new_attr(p, AK_ENUM, h.off);
-          a->s = tok_name(p, &second);
-          return a;
-        }
-      }
-    }
-    p->tok = lt;
-    p->cur = save;
+    Attr *d = parse_conv_dims(p);
+    d->pos = lex_pos(p, h.off);
+    expect_punct(p, '>', "to close #stablehlo.conv<...>");
+    return d;
+  }
+  if (!dotted || !(shape == BODY_FIELDS || shape == BODY_RAW || shape == BODY_EMPTY))
     return parse_opaque_from(p, h.off);
-  }
-  if (strcmp(name, "stablehlo.conv") == 0 || strcmp(name, "mhlo.conv") == 0) {
-    Token next = lex_peek(p);
-    if (next.kind == T_PUNCT && next.ch == '[') {
-      lex_next(p);
-      Attr *d = parse_conv_dims(p);
-      d->pos = lex_pos(p, h.off);
-      expect_punct(p, '>', "to close #stablehlo.conv<...>");
-      return d;
-    }
-  }
-  Token next = lex_peek(p);
-  bool raw = next.kind == T_IDENT && next.len == 3 && memcmp(tok_ptr(p, &next), "raw", 3) == 0;
-  if (raw || (next.kind == T_PUNCT && next.ch == '>')) {
-    lex_next(p);
-    if (raw) lex_next(p);
-  } else if (next.kind == T_IDENT) {
-    /* key = value fields?  Look one token further without consuming. */
-    size_t save = p->cur;
-    Token lt = p->tok;
-    lex_next(p);
-    lex_next(p);
-    bool fields = tok_punct(p, '=');
-    p->tok = lt;
-    p->cur = save;
-    if (!fields) {
-      /* #stablehlo.result_accuracy_mode<DEFAULT>: one word is an enum */
-      lex_next(p);
-      Token word = p->tok;
-      lex_next(p);
-      if (tok_punct(p, '>')) {
-        lex_next(p);
-        Attr *a = new_attr(p, AK_ENUM, h.off);
-        a->s = tok_name(p, &word);
-        return a;
-      }
-      p->tok = lt;
-      p->cur = save;
-      return parse_opaque_from(p, h.off);
-    }
-    lex_next(p);
-  } else {
-    return parse_opaque_from(p, h.off);
-  }
+  lex_next(p); /* '<' */
+  if (shape == BODY_RAW) lex_next(p);
   parse_enter(p);
   Attr *d = parse_struct_body(p, name, h.off);
   parse_leave(p);
@@ -899,33 +899,38 @@ void parse_alias_def(Parser *p) {
   *slot = value;
 }
 
-static const char *alias_scope(Parser *p, LocAlias *al, int depth);
-
+/* The outermost name of a location.  Iterative along callsites and aliases
+ * (alias chains can be long, and cyclic in a hostile input: an alias visited
+ * more often than there are aliases means a cycle); fused locations, whose
+ * textual nesting parse_location bounded, recurse with a depth count. */
 static const char *loc_scope(Parser *p, Loc *l, int depth) {
   if (depth > PARSE_MAX_DEPTH)
     parse_fail(p, l->off, "locations nest deeper than %d levels", PARSE_MAX_DEPTH);
-  switch (l->kind) {
-  case LOC_NAME: return l->name;
-  case LOC_CALLSITE: return loc_scope(p, l->child, depth + 1);
-  case LOC_ALIAS: return alias_scope(p, l->alias, depth + 1);
-  case LOC_FUSED:
-    for (int i = 0; i < l->n_elems; i++) {
-      const char *s = loc_scope(p, l->elems[i], depth + 1);
-      if (s) return s;
+  for (int alias_visits = 0;;) {
+    switch (l->kind) {
+    case LOC_NAME:
+      return l->name;
+    case LOC_CALLSITE:
+      l = l->child;
+      continue;
+    case LOC_ALIAS: {
+      LocAlias *al = l->alias;
+      if (!al->def) parse_fail(p, al->ref_off, "undefined location alias #%s", al->name);
+      if (++alias_visits > p->loc_aliases.count)
+        parse_fail(p, al->ref_off, "location alias #%s refers to itself", al->name);
+      l = al->def;
+      continue;
     }
-    return NULL;
-  default: return NULL;
+    case LOC_FUSED:
+      for (int i = 0; i < l->n_elems; i++) {
+        const char *s = loc_scope(p, l->elems[i], depth + 1);
+        if (s) return s;
+      }
+      return NULL;
+    default:
+      return NULL;
+    }
   }
-}
-
-static const char *alias_scope(Parser *p, LocAlias *al, int depth) {
-  if (!al->def) parse_fail(p, al->ref_off, "undefined location alias #%s", al->name);
-  if (al->state == 2) return al->scope;
-  if (al->state == 1) parse_fail(p, al->ref_off, "location alias #%s refers to itself", al->name);
-  al->state = 1;
-  al->scope = loc_scope(p, al->def, depth);
-  al->state = 2;
-  return al->scope;
 }
 
 void resolve_locs(Parser *p) {

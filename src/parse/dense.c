@@ -272,11 +272,13 @@ static Attr *parse_hex_blob(Parser *p, size_t dense_off) {
     parse_fail(p, s.off, "string dense literals are not supported (expected a \"0x...\" hex blob)");
   q += 2;
   n -= 2;
-  for (size_t i = 0; i < n; i++) {
-    char ch = q[i];
-    if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F')))
-      parse_fail(p, s.off + 3 + i, "invalid hex digit '%c' in dense literal", ch);
-  }
+  static bool is_hex[256];
+  if (!is_hex['0']) /* a table: blobs run to hundreds of megabytes */
+    for (int ch = 0; ch < 256; ch++)
+      is_hex[ch] = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+  for (size_t i = 0; i < n; i++)
+    if (!is_hex[(unsigned char)q[i]])
+      parse_fail(p, s.off + 3 + i, "invalid hex digit '%c' in dense literal", q[i]);
   if (n % 2)
     parse_fail(p, s.off, "hex dense literal has an odd number of digits (%zu)", n);
   lex_next(p);

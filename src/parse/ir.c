@@ -150,6 +150,14 @@ static void dump_string(FILE *f, const char *s, size_t len) {
   fputc('"', f);
 }
 
+/* A float that reads as one: 2.0, not 2. */
+static void dump_float(FILE *f, double v, int digits) {
+  char buf[64];
+  snprintf(buf, sizeof buf, "%.*g", digits, v);
+  fputs(buf, f);
+  if (!strpbrk(buf, ".enia")) fputs(".0", f); /* not 1e+10, nan, inf */
+}
+
 static void dump_dense(FILE *f, const Attr *a) {
   const Dense *d = a->dense;
   size_t size = et_size(d->et);
@@ -165,11 +173,11 @@ static void dump_dense(FILE *f, const Attr *a) {
         if (d->et == ET_F32) {
           float v;
           memcpy(&v, bytes + 4 * i, 4);
-          fprintf(f, "%.9g", v);
+          dump_float(f, v, 9);
         } else {
           double v;
           memcpy(&v, bytes + 8 * i, 8);
-          fprintf(f, "%.17g", v);
+          dump_float(f, v, 17);
         }
       } else {
         fputs("0x", f);
@@ -190,7 +198,7 @@ static void dump_attr(FILE *f, const Attr *a) {
   case AK_UNIT: fputs("unit", f); break;
   case AK_BOOL: fputs(a->b ? "true" : "false", f); break;
   case AK_INT: fprintf(f, "%" PRId64, a->i); break;
-  case AK_FLOAT: fprintf(f, "%.17g", a->f); break;
+  case AK_FLOAT: dump_float(f, a->f, 17); break;
   case AK_STRING: dump_string(f, a->s, a->len); break;
   case AK_SYMBOL: fprintf(f, "@%s", a->s); break;
   case AK_ENUM: fputs(a->s, f); break;

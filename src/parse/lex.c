@@ -14,6 +14,7 @@
  */
 #include "parse.h"
 
+#include <limits.h>
 #include <locale.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,7 @@
 void *parse_grow(Parser *p, void *items, int *cap, int n, size_t elem) {
   if (n < *cap) return items;
   if (*cap > (1 << 28)) parse_fail(p, p->tok.off, "too many items in a list");
-  int ncap = *cap ? *cap * 2 : 8;
+  int ncap = *cap ? *cap * 2 : 4;
   items = arena_realloc(p->a, items, elem * (size_t)*cap, elem * (size_t)ncap);
   *cap = ncap;
   return items;
@@ -33,12 +34,16 @@ static void build_line_table(Parser *p) {
   int n = 1;
   for (const char *q = p->src, *end = p->src + p->len;
        q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
-    n++;
+    if (++n == INT_MAX) { /* SrcPos.line is an int */
+      diag_error(p->c, H2O_EINPUT, "the input has more than %d lines", INT_MAX - 1);
+      longjmp(*p->bail, 1);
+    }
   p->lines = arena_alloc(p->a, sizeof(size_t) * (size_t)n);
   p->n_lines = n;
   int i = 1;
-  for (size_t off = 0; off < p->len; off++)
-    if (p->src[off] == '\n') p->lines[i++] = off + 1;
+  for (const char *q = p->src, *end = p->src + p->len;
+       q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+    p->lines[i++] = (size_t)(q - p->src) + 1;
 }
 
 SrcPos lex_pos(const Parser *p, size_t off) {
@@ -112,8 +117,12 @@ static size_t utf8_seq_len(const unsigned char *s, size_t n) {
 
 static size_t lex_string_end(Parser *p, size_t start) {
   size_t i = start + 1;
+  const unsigned char *s = (const unsigned char *)p->src;
   while (i < p->len) {
-    unsigned char ch = (unsigned char)p->src[i];
+    /* plain ASCII runs (all of a hex blob) in a tight loop */
+    while (i < p->len && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\') i++;
+    if (i >= p->len) break;
+    unsigned char ch = s[i];
     if (ch == '"') return i + 1;
     if (ch == '\n' || ch == '\r')
       parse_fail(p, start, "string literal is not closed on its line");

@@ -4,7 +4,9 @@
  *   results ::= VALUE (':' INT)? (',' VALUE (':' INT)?)*
  *   generic ::= STRING '(' uses? ')' ('<' attr-dict '>')? ('(' region (',' region)* ')')?
  *               attr-dict? ':' function-type
- *   pretty  ::= IDENT item* attr-dict? (':' signature)? trailing-regions?
+ *   pretty  ::= IDENT item* attr-dict? (':' signature)?
+ *   item    ::= VALUE ('[' indices ']')? | IDENT '=' value | IDENT | SYMBOL | STRING
+ *             | '(' item* ')' | '<' opaque '>' | '{' region '}' | ','
  *
  * The pretty forms differ per op (StableHLO's custom assembly formats), but
  * most are a comma list of a few kinds of items, so one loop reads them all:

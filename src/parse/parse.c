@@ -34,9 +34,9 @@ struct Binding {
   size_t off;
 };
 
-void scope_enter(Parser *p) { p->scope_depth++; }
+static void scope_enter(Parser *p) { p->scope_depth++; }
 
-void scope_leave(Parser *p) {
+static void scope_leave(Parser *p) {
   while (p->n_undo > 0 && p->undo[p->n_undo - 1]->depth == p->scope_depth) {
     Binding *b = p->undo[--p->n_undo];
     b->slot->val = b->prev;
@@ -105,7 +105,7 @@ Value *new_value(Parser *p, const char *name, Type type, Op *def, int index) {
 /* ---- regions ------------------------------------------------------------------ */
 
 /* block-label ::= '^' IDENT ('(' VALUE ':' type loc? (',' ...)* ')')? ':' */
-int parse_block_label(Parser *p, Value ***args, size_t **offs) {
+static int parse_block_label(Parser *p, Value ***args, size_t **offs) {
   lex_next(p); /* ^bb0 */
   Value **a = NULL;
   size_t *o = NULL;

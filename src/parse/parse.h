@@ -161,9 +161,7 @@ typedef enum LocKind {
 typedef struct LocAlias {
   const char *name;
   Loc *def;       /* NULL until `#name = loc(...)` is seen */
-  size_t ref_off; /* first reference, for "undefined alias" */
-  int state;      /* 0 unresolved, 1 resolving, 2 resolved */
-  const char *scope;
+  size_t ref_off; /* where it was first seen, for "undefined alias" */
 } LocAlias;
 
 struct Loc {
@@ -204,17 +202,13 @@ void parse_op(Parser *p, PtrVec *ops);
 
 /* ---- parse.c ---------------------------------------------------------- */
 
-void scope_enter(Parser *p);
-void scope_leave(Parser *p);
 void scope_define(Parser *p, const char *name, size_t len, Value **vals, int n,
                   size_t off);
 /* A use `%x` or `%x#2` (tok at it); fails when undefined. */
 Value *scope_use(Parser *p);
 Value *new_value(Parser *p, const char *name, Type type, Op *def, int index);
-/* `{ ... }` with tok at '{'.  args become the block's arguments (defined in
- * the region's scope). */
+/* `{ ... }` with tok at '{'.  args (or those of a `^bb0(...)` label when
+ * args is empty) become the block's arguments, defined in the region's scope. */
 Region *parse_region(Parser *p, Value **args, int n_args, size_t *arg_offs);
-/* `^bb0(%a: T loc(..), ...):` with tok at '^': the block's arguments. */
-int parse_block_label(Parser *p, Value ***args, size_t **offs);
 
 #endif

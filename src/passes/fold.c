@@ -7,8 +7,10 @@
  * IEEE operations (+ - * /, sqrt, reciprocal, neg) in the tensor's own type,
  * which give the same bits at conversion time as at run time.  Integer
  * division and anything that may trap or round differently are left alone.
- * Results are capped in size, except Transpose of weights, which runtimes
- * would otherwise redo on every inference.
+ * A fold never makes the model bigger: a result may not have more elements
+ * than its largest input (a broadcast stays a broadcast, which the simplify
+ * pass usually removes altogether).  Transposes of weights are folded up to
+ * a cap, since runtimes would otherwise redo them on every inference.
  */
 #include "h2o.h"
 
@@ -175,7 +177,7 @@ static bool fold_expand(Ctx *c, OGraph *g, ONode *n, Tensor *x, Tensor *shape) {
     dims[i] = a == 1 ? b : a;
   }
   int64_t numel = shape_numel(dims, rank);
-  if (numel > FOLD_MAX_ELEMS) return false;
+  if (numel > FOLD_MAX_ELEMS || numel > x->numel) return false;
   size_t nbytes = (size_t)numel * et_size(x->et);
   uint8_t *out = arena_alloc(c->arena, nbytes ? nbytes : 1);
   gather_copy(x, dims, rank, NULL, out);
@@ -201,8 +203,10 @@ static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in) {
       if (d != 1) dims[i] = d;
     }
   }
-  int64_t numel = shape_numel(dims, rank);
-  if (numel > FOLD_MAX_ELEMS) return false;
+  int64_t numel = shape_numel(dims, rank), largest = 0;
+  for (int k = 0; k < n_in; k++)
+    if (in[k].numel > largest) largest = in[k].numel;
+  if (numel > FOLD_MAX_ELEMS || numel > largest) return false;
   size_t es = et_size(et);
   /* Broadcast every input to the result shape, then combine. */
   uint8_t *bufs[2];

@@ -49,6 +49,8 @@ def random_input(rng, shape, dtype):
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
         return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind == "b":
+        return rng.random(shape) < 0.3
     info = np.iinfo(dtype)
     lo, hi = max(info.min, -1000), min(info.max, 1000)
     return rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
@@ -128,6 +130,9 @@ CONV_CASES = [
     Case("dynamic_batch", conv(NHWC, (2, 2), "SAME"), [("B", 9, 8, 3), (3, 3, 3, 4)], ("Conv",)),
     Case("float16", conv(NHWC), [(2, 6, 6, 3), (3, 3, 3, 4)], ("Conv",),
          dtypes=(np.float16, np.float16), tol=2e-3),
+    Case("no_spatial_axes", lambda x, w: lax.conv_general_dilated(
+        x, w, (), (), dimension_numbers=("NC", "OI", "NC")), [(3, 4), (5, 4)],
+         ("Conv", "Unsqueeze", "Squeeze")),
 ]
 
 
@@ -156,6 +161,33 @@ CONV_TRANSPOSE_CASES = [
 
 @pytest.mark.parametrize("case", CONV_TRANSPOSE_CASES, ids=lambda c: c.id)
 def test_conv_transpose(case):
+    check(case)
+
+
+# Gradients: JAX's kernel gradient convolves with unusual dimension numbers
+# ([f, 0, 1, b]x[i, 0, 1, o]->[0, 1, b, f]) and, for a depthwise conv, with
+# batch_group_count; the input gradient reverses the kernel and dilates the
+# input, and the two flips cancel (no Slice left on the kernel).
+def kernel_grad(fgc):
+    def f(x, w):
+        return jax.grad(lambda w: (conv(NHWC, (2, 2), "SAME", feature_group_count=fgc)(x, w)
+                                   ** 2).sum())(w)
+    return f
+
+
+def input_grad(x, w):
+    return jax.grad(lambda x: (conv(NHWC, (2, 2), "SAME")(x, w) ** 2).sum())(x)
+
+
+GRAD_CASES = [
+    Case("kernel_grad", kernel_grad(1), [(2, 8, 8, 4), (3, 3, 4, 5)], ("Conv",)),
+    Case("kernel_grad_depthwise", kernel_grad(4), [(2, 8, 8, 4), (3, 3, 1, 8)], ("Conv",)),
+    Case("input_grad", input_grad, [(2, 8, 8, 4), (3, 3, 4, 5)], ("ConvTranspose",), ("Slice",)),
+]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES, ids=lambda c: c.id)
+def test_conv_gradients(case):
     check(case)
 
 
@@ -214,6 +246,12 @@ POOL_CASES = [
 ]
 
 
+POOL_CASES.append(Case(
+    "nnx_avg_pool_excluding_padding",
+    lambda x: nnx.avg_pool(x, (3, 3), strides=(2, 2), padding="SAME", count_include_pad=False),
+    [("B", 7, 8, 3)], ("AveragePool",)))
+
+
 @pytest.mark.parametrize("case", POOL_CASES, ids=lambda c: c.id)
 def test_nnx_pools(case):
     check(case)
@@ -230,7 +268,9 @@ CUMULATIVE_CASES = [
     Case("cumsum_reverse", cum(lax.cumsum, 1, reverse=True), [(4, 5, 6)], ("CumSum",)),
     Case("cumsum_dynamic_batch", cum(jnp.cumsum, 1), [("B", 7)], ("CumSum",)),
     Case("cumsum_int32", cum(jnp.cumsum, 0), [(6, 3)], ("CumSum",), dtypes=(np.int32,)),
+    Case("cumsum_long", cum(jnp.cumsum, 0), [(1000,)], ("CumSum",)),
     Case("cummax", cum(lax.cummax, 1), [(3, 6, 2)], ("MaxPool",)),
+    Case("cummax_long", cum(lax.cummax, 1), [(2, 300)], ("MaxPool",)),
     Case("cummin_reverse", cum(lax.cummin, 0, reverse=True), [(5, 4)], ("MaxPool", "Neg")),
 ]
 
@@ -261,7 +301,7 @@ REDUCE_WINDOW_CASES = [
                                          ((0, 0), (3, 1), (0, 2), (0, 0))),
          [(2, 5, 5, 3)], ("AveragePool", "Pad")),
     Case("max_init_zero", rw(0.0, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME"),
-         [(2, 7, 7, 3)], ("MaxPool", "Max")),
+         [(2, 7, 7, 3)], ("MaxPool",)),  # then max(., 0): Max, or Relu after fusion
     Case("product_padded_init", rw(2.0, lax.mul, (2, 1), (1, 1), ((1, 1), (0, 0))), [(5, 4)],
          ("Mul", "Pad")),
     Case("max_padding_beyond_window", rw(-np.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1),
@@ -279,8 +319,17 @@ REDUCE_WINDOW_CASES = [
     Case("sum_pool_int32", rw(0, lax.add, (1, 2, 2, 1), (1, 1, 1, 1), "SAME"), [(2, 5, 5, 3)],
          ("Add",), ("AveragePool",), dtypes=(np.int32,)),
     Case("product_window", rw(1.0, lax.mul, (2, 1), (1, 1), "VALID"), [(5, 4)], ("Mul",)),
+    Case("or_window_bool", rw(False, lax.bitwise_or, (2, 3), (1, 2), "SAME"), [(5, 7)], ("Or",),
+         dtypes=(np.bool_,)),
+    Case("and_window_int32", rw(-1, lax.bitwise_and, (2, 2), (1, 1), "VALID"), [(5, 4)],
+         ("BitwiseAnd",), dtypes=(np.int32,)),
     Case("max_pool_float16", rw(-np.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID"),
-         [(2, 6, 6, 3)], ("MaxPool",), dtypes=(np.float16,)),
+         [(2, 6, 6, 3)], ("MaxPool",), ("Cast",), dtypes=(np.float16,)),
+    Case("min_float16_padding_beyond_window", rw(np.inf, lax.min, (2, 2), (2, 1),
+                                                ((2, 0), (1, 1))),
+         [(5, 4)], ("Min", "Pad"), ("Cast",), dtypes=(np.float16,)),
+    Case("avg_pool_float16", lambda x: nnx.avg_pool(x, (2, 2), strides=(2, 2)), [(2, 6, 6, 3)],
+         ("AveragePool", "Cast"), dtypes=(np.float16,), tol=2e-3),
 ]
 
 
@@ -289,7 +338,54 @@ def test_reduce_window(case):
     check(case)
 
 
+# 64-bit types (jax_enable_x64).  onnxruntime has MaxPool and CumSum for
+# f64 but no f64 AveragePool (sums are unrolled) or Conv (checker only).
+X64_CASES = [
+    Case("max_window_int64", rw(np.iinfo(np.int64).min, lax.max, (1, 3), (1, 1), "SAME"),
+         [(4, 6)], ("Max",), ("MaxPool",), dtypes=(np.int64,)),
+    Case("max_pool_float64", rw(-np.inf, lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "SAME"),
+         [(2, 5, 5, 3)], ("MaxPool",), ("Cast",), dtypes=(np.float64,)),
+    Case("sum_pool_float64", rw(0.0, lax.add, (1, 2, 2, 1), (1, 1, 1, 1), "SAME"),
+         [(2, 5, 5, 3)], ("Sum",), ("AveragePool", "Cast"), dtypes=(np.float64,)),
+    Case("cumsum_float64", cum(jnp.cumsum, 1), [(3, 9)], ("CumSum",), ("Cast",),
+         dtypes=(np.float64,)),
+]
+
+
+@pytest.mark.parametrize("case", X64_CASES, ids=lambda c: c.id)
+def test_x64(case):
+    with jax.enable_x64(True):
+        check(case)
+
+
+def test_conv_float64_stays_float64():
+    """f64 convolutions keep f64 (no Cast): a valid model, which
+    onnxruntime's CPU provider cannot run (it has no double Conv)."""
+    with jax.enable_x64(True):
+        model = hlo2onnx.to_onnx(conv(NHWC), [(1, 5, 5, 2), (3, 3, 2, 4)],
+                                 input_dtypes=[np.float64, np.float64])
+    onnx.checker.check_model(model, full_check=True)
+    counts = op_counts(model)
+    assert counts["Conv"] == 1 and counts["Cast"] == 0, dict(counts)
+
+
 def test_base_dilation_is_refused():
     f = rw(0.0, lax.add, (1, 2), (1, 1), "VALID", base_dilation=(1, 2))
     with pytest.raises(hlo2onnx.ConversionError, match="base_dilations"):
         hlo2onnx.to_onnx(f, [(3, 4)])
+
+
+def test_dilated_sum_pool_before_opset_19():
+    """AveragePool takes dilations from opset 19 on: before, the window is
+    unrolled into strided Slices and a Sum."""
+    case = Case("sum_window_dilation_opset17",
+                rw(0.0, lax.add, (1, 1, 3, 2), (1, 1, 1, 2), ((0, 0), (0, 0), (2, 1), (1, 0)),
+                   window_dilation=(1, 1, 2, 2)), [(2, 3, 9, 8)], ("Sum", "Slice"),
+                ("AveragePool",))
+    check(case, hlo2onnx.to_onnx(case.fn, case.inputs, opset=17))
+
+
+def test_large_window_over_four_axes_is_refused():
+    f = rw(0.0, lax.add, (5, 5, 5, 5), (1, 1, 1, 1), "VALID")
+    with pytest.raises(hlo2onnx.ConversionError, match="at most 3 spatial axes"):
+        hlo2onnx.to_onnx(f, [(6, 6, 6, 6)])

@@ -56,16 +56,37 @@ def test_mlp_static_batch(tmp_path):
     assert dims_of(g.input[0]) == [5, 30]
     assert dims_of(g.output[0]) == [5, 10]
     assert opset_of(model) == hlo2onnx.DEFAULT_OPSET
+    # Dropout is gone in inference mode.
+    assert "Dropout" not in op_types(model)
     # Parameters are initializers named by their paths, holding the weights.
-    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    # The optimizer may fuse BatchNorm into the first kernel; the last kernel
+    # stays as it is.
     weights = nnx_arrays(mlp)
-    for name in ("layers.0.kernel", "layers.4.kernel", "layers.4.bias"):
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    np.testing.assert_array_equal(inits["layers.4.kernel"], np.asarray(weights["layers.4.kernel"]))
+    # Without the fusion passes, both kernels are there untouched.
+    plain = hlo2onnx.to_onnx(mlp, [(5, 30)], optimize=False)
+    check_model(plain)
+    inits = {t.name: numpy_helper.to_array(t) for t in plain.graph.initializer}
+    for name in ("layers.0.kernel", "layers.4.kernel"):
         assert name in inits, sorted(inits)
         np.testing.assert_array_equal(inits[name], np.asarray(weights[name]))
-    # Dropout is gone in inference mode; the exact gelu is one Gelu (opset 20).
-    assert "Dropout" not in op_types(model)
+
+
+@pytest.mark.parametrize("shape", [(5, 30), ("B", 30)], ids=["static", "dynamic"])
+def test_mlp_gelu_is_one_node(shape):
+    """chlo.erfc from the exact gelu is fused back into one Gelu (opset 20)."""
+    model = hlo2onnx.to_onnx(make_mlp(), [shape])
     assert op_counts(model)["Gelu"] == 1, op_types(model)
     assert op_counts(model)["Erf"] == 0, op_types(model)
+
+
+def test_no_constant_grows_with_the_batch():
+    """Folding must not materialize broadcasts: no initializer of the static
+    model may be larger than the biggest parameter (the 30x20 kernel)."""
+    model = hlo2onnx.to_onnx(make_mlp(), [(64, 30)])
+    sizes = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    assert max(sizes.values()) <= 30 * 20, sizes
 
 
 def test_mlp_dynamic_batch(tmp_path):
@@ -163,6 +184,27 @@ def test_params_reach_c_without_copies():
         assert addr == arr.unsafe_buffer_pointer(), f"{name} was copied"
 
 
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+def test_big_param_is_streamed_not_copied(tmp_path):
+    """Converting a 64 MB weight to a file raises the peak RSS by far less
+    than 64 MB: no copy in Python, in the extension, or in the core."""
+    w = jax.random.normal(jax.random.key(0), (4096, 4096), jnp.float32).block_until_ready()
+    lowered = hlo2onnx.lower_to_text(lambda p, x: x @ p["w"], [("B", 4096)], params={"w": w})
+    assert len(lowered.text) < 4096
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak RSS to the current RSS
+    before = _peak_rss_mb()
+    lowered.convert(tmp_path / "big.onnx")
+    grown = _peak_rss_mb() - before
+    assert (tmp_path / "big.onnx.data").stat().st_size >= 4096 * 4096 * 4
+    assert grown < 24, f"peak RSS grew by {grown:.0f} MB while writing a 64 MB weight"
+
+
 def test_large_params_stream_to_external_data(tmp_path):
     """Weights above the threshold go to the .data file, in order, intact."""
     rngs = nnx.Rngs(0)
@@ -194,7 +236,7 @@ def test_params_pytree_function():
 
     model = convert_and_check(fn, [("N", 6)], params=params)
     names = {t.name for t in model.graph.initializer}
-    assert {"dense.w", "dense.b", "scale"} <= names, names
+    assert "dense.w" in names, names
 
 
 def test_linen_apply_with_variables():
@@ -232,7 +274,7 @@ def test_function_with_constants(tmp_path):
 
     lowered = hlo2onnx.lower_to_text(f, [("B", 4), ("B", 4)])
     assert 'dense<"0x' in lowered.text, "the big constant should print as a hex blob"
-    assert "0x7FC00000" in lowered.text.upper() or "nan" in lowered.text.lower()
+    assert "0x7FC00000" in lowered.text, "NaN prints as its bit pattern"
     model = convert_and_check(f, [("B", 4), ("B", 4)], path=tmp_path / "consts.onnx")
     assert len(model.graph.output) == 4
     assert [o.name for o in model.graph.output] == ["output_0", "output_1", "output_2",
@@ -397,17 +439,13 @@ def test_cli_version_and_help():
 
 
 def _fft(x):
-    return jnp.fft.fft(x).real
-
-
-def _popcount(x):
-    return jax.lax.population_count(x) + 1
+    # rfft: stablehlo.fft is the first op (no convert to complex before it)
+    return jnp.abs(jnp.fft.rfft(x))
 
 
 UNSUPPORTED = {
     # name: (function, input shape, dtype, the op the core must name)
     "fft": (_fft, (4, 8), np.float32, "stablehlo.fft"),
-    "popcnt": (_popcount, (4, 8), np.int32, "stablehlo.popcnt"),
 }
 
 
@@ -432,10 +470,19 @@ def test_unsupported_op_is_reported_with_position(tmp_path, case):
 
 def test_unsupported_op_default_source_name():
     with pytest.raises(hlo2onnx.UnsupportedOpError) as info:
-        hlo2onnx.to_onnx(_popcount, [(4, 8)], dtype=np.int32)
-    assert re.search(r"<jit__popcount>:\d+:\d+: error: .*stablehlo\.popcnt",
-                     info.value.messages), info.value.messages
+        hlo2onnx.to_onnx(_fft, [(4, 8)])
+    assert re.search(r"<jit__fft>:\d+:\d+: error: .*stablehlo\.fft", info.value.messages), \
+        info.value.messages
     assert str(info.value).startswith("unsupported (status 3")
+
+
+def test_custom_call_is_unsupported_not_malformed():
+    """A LAPACK custom_call (eigh on the CPU) is valid input that ONNX cannot
+    express: status 3 naming the op, not a parse error on its attributes
+    (`dense<[0, 1]> : tensor<2xindex>` in operand_layouts)."""
+    with pytest.raises(hlo2onnx.UnsupportedOpError) as info:
+        hlo2onnx.to_onnx(lambda x: jnp.linalg.eigh(x @ x.T)[0], [(4, 4)])
+    assert "stablehlo.custom_call" in info.value.messages, info.value.messages
 
 
 @pytest.mark.parametrize("case", sorted(UNSUPPORTED))

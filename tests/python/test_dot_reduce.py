@@ -134,6 +134,7 @@ REDUCE_CASES = [
     Case("sum_f16", lambda x: jnp.sum(x, axis=1), [of(jnp.float16, 5, 4)], kw=F16),
     Case("sum_init", lambda x: lax.reduce(x, 5.0, lax.add, (1,)), [(5, 6)]),
     Case("sum_no_dims", lambda x: lax.reduce(x, 0.0, lax.add, ()), [(5, 6)]),
+    # XLA drops a reduce over no dimensions, init and all: JAX returns x.
     Case("sum_no_dims_init", lambda x: lax.reduce(x, 2.0, lax.add, ()), [(5, 6)]),
     Case("sum_empty", lambda x: jnp.sum(x, axis=0), [(0, 4)]),
     Case("sum_empty_init", lambda x: lax.reduce(x, 3.0, lax.add, (0,)), [(0, 4)]),
@@ -166,7 +167,10 @@ REDUCE_CASES = [
                                  lambda a, b: (a[0] + b[0], a[1] * b[1]), (1,)),
          [(5, 4), (5, 4)]),
     # ---- argmax / argmin: JAX's (value, iota) reduce
-    Case("argmax", lambda x: jnp.argmax(x, axis=1), [(5, 4)], ops={"ArgMax": 1}),
+    # ArgMax, and a second ArgMax over IsNaN: JAX's argmax picks the first NaN.
+    Case("argmax", lambda x: jnp.argmax(x, axis=1), [(5, 4)], ops={"ArgMax": 2, "IsNaN": 1}),
+    Case("argmax_int_plain", lambda x: jnp.argmax(x, axis=1), [of(jnp.int32, 5, 4)],
+         ops={"ArgMax": 1, "IsNaN": 0}),
     Case("argmin_axis0", lambda x: jnp.argmin(x, axis=0), [(5, 4)]),
     Case("argmax_ties", lambda x: jnp.argmax(x, axis=1), [(6, 7)],
          kw=dict(input_generator=ties)),

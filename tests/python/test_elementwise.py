@@ -39,8 +39,9 @@ DTYPES = {"bool": np.dtype(np.bool_), "i8": np.dtype(np.int8), "i16": np.dtype(n
           "f16": np.dtype(np.float16), "bf16": BF16, "f32": np.dtype(np.float32),
           "f64": np.dtype(np.float64)}
 # Relative tolerance per float type: a few units in the last place of the
-# type (JAX and onnxruntime use different libm approximations).
-RTOL = {"f16": 2e-3, "bf16": 1.6e-2, "f32": 1e-5, "f64": 1e-5}
+# type (JAX and onnxruntime use different libm approximations); f32 as the
+# project's default 1e-5.  f64 is tight: its formulas compute in f64 too.
+RTOL = {"f16": 2e-3, "bf16": 1.6e-2, "f32": 1e-5, "f64": 1e-12}
 
 
 # ---------------------------------------------------------------------------
@@ -48,10 +49,10 @@ RTOL = {"f16": 2e-3, "bf16": 1.6e-2, "f32": 1e-5, "f64": 1e-5}
 
 
 def float_edges(dt: np.dtype) -> np.ndarray:
-    """Specials of a float type.  Subnormals only for f16: XLA on CPU runs
-    with denormals flushed to zero (FTZ/DAZ) in f32 arithmetic, where f16 is
-    computed, and onnxruntime keeps them, a difference of runtimes, not of
-    the conversion."""
+    """Specials of a float type.  Subnormals only for f16: XLA on CPU flushes
+    f32 and f64 subnormals to zero (FTZ/DAZ; f16 is computed in f32, where
+    its subnormals are normal) and onnxruntime keeps them - a difference of
+    the runtimes, not of the conversion."""
     fi = ml_dtypes.finfo(dt)
     sub = [float(fi.smallest_subnormal)] if dt == np.float16 else []
     vals = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 3.5, 0.49999997, -0.49999997,
@@ -184,7 +185,8 @@ def assert_same(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
     fin = np.isfinite(e)
     bad = ~fin & ~np.isnan(e) & (a != e)
     assert not bad.any(), where(bad, "infinities differ")
-    bad = fin & ~(np.abs(a - e) <= atol + rtol * np.abs(e))
+    with np.errstate(invalid="ignore"):  # inf - inf where both are inf (masked by fin)
+        bad = fin & ~(np.abs(a - e) <= atol + rtol * np.abs(e))
     assert not bad.any(), where(bad, f"beyond rtol={rtol} atol={atol}")
     if signed_zeros:
         bad = (e == 0) & (a == 0) & (np.signbit(a) != np.signbit(e))
@@ -224,7 +226,7 @@ class Case:
     rtol: float | None = None  # None: RTOL of the dtype
     atol: float = 1e-5
     signed_zeros: bool = True
-    f64_rtol: float | None = None  # f64 ops computed in f32 (no onnxruntime kernel)
+    f64_rtol: float | None = None  # f64 ops computed in f32 (no f64 Erf in onnxruntime)
 
 
 def rne(x):
@@ -241,7 +243,7 @@ CASES = [
     # libm: |x| <= 1e4 via the 'trig' kind keeps the comparison meaningful
     Case("cos", lax.cos, FLOATS, kind="trig"),
     Case("sin", lax.sin, FLOATS, kind="trig"),
-    Case("tan", lax.tan, FLOATS, kind="trig", rtol=1e-4),
+    Case("tan", lax.tan, FLOATS, kind="trig"),
     Case("exp", lax.exp, FLOATS),
     Case("log", lax.log, FLOATS),
     Case("sqrt", lax.sqrt, FLOATS),
@@ -259,14 +261,14 @@ CASES = [
     Case("erf", lax.erf, FLOATS, f64_rtol=1e-6),
     Case("erfc", lax.erfc, FLOATS, atol=1e-6, f64_rtol=1e-5),
     Case("square", lax.square, FLOATS + INTS),
-    Case("sinh", jnp.sinh, FLOATS, f64_rtol=1e-6),
-    Case("cosh", jnp.cosh, FLOATS, f64_rtol=1e-6),
-    Case("asin", lax.asin, FLOATS, kind="unit", f64_rtol=1e-6),
-    Case("acos", lax.acos, FLOATS, kind="unit", f64_rtol=1e-6),
-    Case("atan", lax.atan, FLOATS, f64_rtol=1e-6),
-    Case("asinh", lax.asinh, FLOATS, f64_rtol=1e-6),
-    Case("acosh", lax.acosh, FLOATS, f64_rtol=1e-6),
-    Case("atanh", lax.atanh, FLOATS, kind="unit", f64_rtol=1e-6),
+    Case("sinh", jnp.sinh, FLOATS),
+    Case("cosh", jnp.cosh, FLOATS),
+    Case("asin", lax.asin, FLOATS, kind="unit"),
+    Case("acos", lax.acos, FLOATS, kind="unit"),
+    Case("atan", lax.atan, FLOATS),
+    Case("asinh", lax.asinh, FLOATS),
+    Case("acosh", lax.acosh, FLOATS),
+    Case("atanh", lax.atanh, FLOATS, kind="unit"),
     Case("not", lax.bitwise_not, ["bool"] + INTS),
     # binary
     Case("add", lax.add, FLOATS + INTS, 2),
@@ -278,7 +280,7 @@ CASES = [
     Case("min", lax.min, FLOATS + INTS + ["bool"], 2, signed_zeros=False),
     Case("pow", lax.pow, FLOATS, 2),
     Case("jnp_power_int", jnp.power, INTS, 2),  # JAX unrolls: and, shift_right_logical, mul
-    Case("atan2", lax.atan2, FLOATS, 2, f64_rtol=1e-6),
+    Case("atan2", lax.atan2, FLOATS, 2),
     Case("and", lax.bitwise_and, ["bool"] + INTS, 2),
     Case("or", lax.bitwise_or, ["bool"] + INTS, 2),
     Case("xor", lax.bitwise_xor, ["bool"] + INTS, 2),
@@ -289,8 +291,11 @@ CASES = [
     Case("gt", lax.gt, FLOATS + INTS + ["bool"], 2),
     Case("ge", lax.ge, FLOATS + INTS + ["bool"], 2),
     # ternary
-    Case("select", lambda p, a, b: lax.select(p, a, b), FLOATS + INTS + ["bool"], 3),
-    Case("clamp", lambda lo, x, hi: lax.clamp(lo, x, hi), FLOATS + INTS, 3),
+    # onnxruntime's Where turns a -0.0 picked from its true input into +0.0
+    # (a kernel quirk), and Max/Min pick either of two equal zeros
+    Case("select", lambda p, a, b: lax.select(p, a, b), FLOATS + INTS + ["bool"], 3,
+         signed_zeros=False),
+    Case("clamp", lambda lo, x, hi: lax.clamp(lo, x, hi), FLOATS + INTS, 3, signed_zeros=False),
 ]
 
 BITS = [
@@ -339,6 +344,8 @@ def test_elementwise(case: Case, dname: str):
     if dname in ("f16", "bf16"):
         rtol = max(rtol, RTOL[dname])
     atol = case.atol if dname not in ("f16", "bf16") else max(case.atol, RTOL[dname] * 1e-3)
+    if dname == "f64" and case.f64_rtol is None:
+        atol = min(atol, 1e-12)
     check_case(case.fn, xs, rtol, atol, signed_zeros=case.signed_zeros)
 
 
@@ -403,8 +410,11 @@ def _xla_run(text: str, args: list[np.ndarray]) -> list[np.ndarray]:
     with jmlir.make_ir_context():
         mod = ir.Module.parse(text)
         opts = compiler.get_compile_options(num_replicas=1, num_partitions=1)
-        exe = backend.compile_and_load(mod, xc.DeviceList(tuple(backend.local_devices()[:1])),
-                                       opts)
+        try:
+            devices = xc.DeviceList(tuple(backend.local_devices()[:1]))
+            exe = backend.compile_and_load(mod, devices, opts)
+        except (AttributeError, TypeError) as e:  # pragma: no cover - JAX internals moved
+            pytest.skip(f"cannot compile StableHLO text with this JAX: {e}")
     with jax.enable_x64(True):
         return [np.asarray(o) for o in exe.execute([jax.device_put(a) for a in args])]
 
@@ -458,3 +468,46 @@ def test_integer_power(dname: str):
     body = (f"    %0 = stablehlo.power %a0, %a1 : tensor<{n}x{t}>\n"
             f"    return %0 : tensor<{n}x{t}>")
     _text_case(body, [base, expo], f"tensor<{n}x{t}>")
+
+
+# ---------------------------------------------------------------------------
+# bitcast_convert and reduce_precision
+
+_BITCASTS = [("i8", "u8"), ("u8", "i8"), ("i16", "u16"), ("u32", "i32"), ("i64", "u64"),
+             ("u64", "i64"), ("u16", "f16"), ("i16", "f16"), ("u16", "bf16"), ("u32", "f32"),
+             ("i32", "f32"), ("u64", "f64"), ("i64", "f64")]
+
+
+@pytest.mark.parametrize("src,dst", [pytest.param(s, d, id=f"{s}-{d}") for s, d in _BITCASTS])
+def test_bitcast_convert(src: str, dst: str):
+    sdt, ddt = DTYPES[src], DTYPES[dst]
+    x = gen_inputs([sdt], "grid")[0]
+    if ddt.kind == "f" or ddt == BF16:
+        # the bit patterns of the specials of the float type, and every
+        # exponent with a random mantissa (subnormals, inf and NaN included)
+        specials = edges(ddt).view(sdt)
+        nbits = 8 * sdt.itemsize
+        rng = np.random.default_rng(3)
+        pat = rng.integers(0, 2 ** min(nbits, 63), 300, dtype=np.uint64).astype(
+            np.dtype(f"u{sdt.itemsize}")).view(sdt)
+        x = np.concatenate([x, specials, pat])
+    check_case(lambda v: lax.bitcast_convert_type(v, ddt), [x], 0.0, 0.0, signed_zeros=True)
+
+
+def test_bitcast_float_to_int_is_unsupported():
+    with jax.enable_x64(True), pytest.raises(hlo2onnx.UnsupportedOpError, match="bits of a float"):
+        convert(lambda v: lax.bitcast_convert_type(v, np.int32), [(4, np.float32)])
+
+
+@pytest.mark.parametrize("dname", ["f32", "f64"])
+@pytest.mark.parametrize("bits", [(5, 10), (8, 7), (8, 23), (11, 52)], ids=str)
+def test_reduce_precision(dname: str, bits):
+    dt = DTYPES[dname]
+    x = gen_inputs([dt], "grid")[0]
+    # around the smallest normal and the largest finite value of f16
+    near = np.array([2.0 ** -14, 2.0 ** -14 * (1 - 2.0 ** -12), 2.0 ** -14 - 2.0 ** -26,
+                     2.0 ** -14 - 2.0 ** -25, 6e-5, 1e-5, 6e-8, 65504.0, 65519.0, 65520.0,
+                     1 + 2.0 ** -8, 1 + 3 * 2.0 ** -8, 1 + 2.0 ** -11, 1 + 3 * 2.0 ** -11])
+    x = np.concatenate([x, near, -near]).astype(dt)
+    fn = lambda v: lax.reduce_precision(v, *bits)  # noqa: E731
+    check_case(fn, [x], 0.0, 0.0, signed_zeros=True)

@@ -131,3 +131,15 @@ def run_cli(*args, timeout: float = 120) -> subprocess.CompletedProcess:
     on a non-zero exit)."""
     return subprocess.run([cli_path(), *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def check_case(component, case):
+    """Runs a registry case (:func:`hlo2onnx.registry.run_case`: convert,
+    onnx.checker full_check, the component's graph checks, onnxruntime
+    against JAX) and fails the test with its report when anything is wrong.
+    Returns the converted model."""
+    from hlo2onnx.registry import run_case
+
+    result = run_case(component, case)
+    assert result.ok, result.report()
+    return result.model

@@ -1,0 +1,109 @@
+"""jax.lax components: broadcast, gather, slice.
+
+With a symbolic batch "B", JAX lowers these to the dynamic StableHLO forms
+(``dynamic_broadcast_in_dim``, ``dynamic_gather``, ``real_dynamic_slice``),
+whose shapes are computed at run time; the static cases lower to the plain
+forms.  Both kinds are covered.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hlo2onnx.registry import Case, Component, register
+
+SINCE = "v0.1.0"
+JAX_DOCS = "https://docs.jax.dev/en/latest/_autosummary"
+
+
+def _lax():
+    from jax import lax
+
+    return lax
+
+
+register(Component(
+    "broadcast", "jax.lax.broadcast",
+    docs_url=f"{JAX_DOCS}/jax.lax.broadcast.html", since=SINCE,
+    onnx_expected=("Expand",),
+    cases=[
+        Case("broadcast_a", lambda: lambda x: _lax().broadcast(x, (2, 3)), [(4, 5)],
+             notes="two new leading axes, static shapes"),
+        Case("broadcast_b", lambda: lambda x: _lax().broadcast(x, (5,)), [("B", 4)],
+             notes="one new leading axis in front of a dynamic batch"),
+    ]))
+
+
+def _first_token():
+    """x[:, 0, :] written as lax.gather: the class token out of (batch,
+    tokens, features), as a ViT's head takes it."""
+    import jax.numpy as jnp
+
+    lax = _lax()
+    dn = lax.GatherDimensionNumbers(offset_dims=(0, 1), collapsed_slice_dims=(1,),
+                                    start_index_map=(1,))
+
+    def take_first_token(x):
+        return lax.gather(x, jnp.array([0], jnp.int32), dn,
+                          slice_sizes=(x.shape[0], 1, x.shape[2]))
+
+    return take_first_token
+
+
+def _take_rows():
+    """Rows of a table at run-time indices (an embedding lookup)."""
+    import jax.numpy as jnp
+
+    return lambda table, idx: jnp.take(table, idx, axis=0, mode="clip")
+
+
+def _valid_indices(rng, shape, dtype, index):
+    if index == 1:  # the indices: rows of the 6-row table
+        return rng.integers(0, 6, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+register(Component(
+    "gather", "jax.lax.gather",
+    docs_url=f"{JAX_DOCS}/jax.lax.gather.html", since=SINCE,
+    onnx_expected=(("Gather", "GatherND", "Slice"),),
+    cases=[
+        Case("gather_tf_out", _first_token, [("B", 5, 16)],
+             notes="the first token out: x[:, 0, :] as a gather with a constant index"),
+        Case("gather_rows", _take_rows, [(6, 4), ("B",)], dtypes=("float32", "int32"),
+             input_generator=_valid_indices, expect_ops=(("Gather", "GatherND"),),
+             notes="rows of a (6, 4) table at B run-time indices"),
+    ]))
+
+
+def _slice(start, limit, strides=None):
+    def build():
+        lax = _lax()
+
+        def f(x):
+            lim = tuple(x.shape[i] if v is None else v for i, v in enumerate(limit))
+            return lax.slice(x, start, lim, strides)
+
+        return f
+
+    return build
+
+
+def _getitem(index):
+    return lambda: lambda x: x[index]
+
+
+register(Component(
+    "slice", "jax.lax.slice",
+    docs_url=f"{JAX_DOCS}/jax.lax.slice.html", since=SINCE,
+    onnx_expected=("Slice",),
+    cases=[
+        Case("slice_basic", _slice((1, 1), (3, 4)), [(4, 5)], notes="x[1:3, 1:4]"),
+        Case("slice_last_column", _slice((0, 4), (None, 5)), [("B", 5)],
+             notes="x[:, 4:5] with a dynamic batch"),
+        Case("slice_out_of_bounds", _getitem(np.s_[2:100, :]), [(5, 3)],
+             notes="x[2:100]: numpy slicing clamps the limit to the size before lax.slice"),
+        Case("slice_single_element", _slice((1, 2), (2, 3)), [(4, 5)], notes="x[1:2, 2:3]"),
+        Case("slice_with_stride", _slice((0, 1), (5, 6), (2, 2)), [(5, 6)],
+             notes="x[0:5:2, 1:6:2]"),
+    ]))

@@ -1,0 +1,329 @@
+"""Writes the README's generated tables: ``python -m hlo2onnx.tables``.
+
+Run from the repository (or pass ``--root``).  It replaces what lies between
+the marker comments of README.md:
+
+``<!-- COMPONENTS TABLE START -->`` ... ``END``
+    one row per registered component (:mod:`hlo2onnx.registry`): the JAX
+    component with its docs link; the ONNX ops found in the converted models
+    of its cases; its cases, each with ✅ or ❌ from running it exactly as
+    ``tests/python/test_components.py`` does; the version it arrived in.
+``<!-- EXAMPLES TABLE START -->`` ... ``END``
+    the same for ``kind="example"`` entries (left alone while there are none).
+``<!-- OPS TABLE START -->`` ... ``END``
+    one row per op of ``src/ops.def``: whether it converts, and the ONNX ops
+    it becomes, observed by converting a probe program
+    (:mod:`hlo2onnx.components.stablehlo_probes`) without the fusion passes,
+    or, without a probe, the hint column of ops.def (shown in italics).
+
+``--check`` writes nothing and exits 1 (printing a diff) when README.md is not
+what the command would write; ``tests/python/test_readme_tables.py`` does the
+same.  The output depends only on the registry, ops.def and the converter:
+cases and probes use fixed seeds, and every conversion is done once per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import registry
+
+__all__ = ["render_readme", "components_table", "ops_table", "parse_ops_def", "find_root",
+           "MARKERS", "GLUE_OPS"]
+
+MARKERS = {
+    "components": ("<!-- COMPONENTS TABLE START -->", "<!-- COMPONENTS TABLE END -->"),
+    "examples": ("<!-- EXAMPLES TABLE START -->", "<!-- EXAMPLES TABLE END -->"),
+    "ops": ("<!-- OPS TABLE START -->", "<!-- OPS TABLE END -->"),
+}
+
+PASS, FAIL = "✅", "❌"
+
+# Ops that only re-view or re-type data; left out of the ONNX column unless
+# the component declares them expected (reshape, squeeze, ...).
+GLUE_OPS = frozenset({"Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Cast",
+                      "CastLike"})
+# Ops whose outputs are shapes or constants, not data.
+_SHAPE_SOURCES = frozenset({"Shape", "Size", "Constant", "ConstantOfShape"})
+
+
+def onnx_link(op: str) -> str:
+    return f"[{op}](https://onnx.ai/onnx/operators/onnx__{op}.html)"
+
+
+# ---------------------------------------------------------------------------
+# The components table
+
+
+def _data_ops(model) -> list[str]:
+    """Op types of the nodes that compute on data, in graph order: without
+    nodes whose inputs are all shapes or constants (Shape -> Gather ->
+    Concat chains, materialised constants), which are glue."""
+    g = model.graph
+    static = {t.name for t in g.initializer}
+    ops = []
+    for n in g.node:
+        inputs = [i for i in n.input if i]
+        if n.op_type in _SHAPE_SOURCES or all(i in static for i in inputs):
+            static.update(n.output)
+            continue
+        ops.append(n.op_type)
+    return ops
+
+
+def component_ops(comp: registry.Component, results: Sequence[registry.CaseResult]) -> list[str]:
+    """The ONNX ops of ``comp``'s converted models, for the table: the
+    expected ops first (those present), then the others by first
+    appearance; glue left out unless expected."""
+    expected = comp.expected_op_names()
+    seen: list[str] = []
+    for r in results:
+        if r.model is None:
+            continue
+        for op in _data_ops(r.model):
+            if op not in seen and (op in expected or op not in GLUE_OPS):
+                seen.append(op)
+    return [op for op in expected if op in seen] + [op for op in seen if op not in expected]
+
+
+def _ops_cell(comp: registry.Component, ops: list[str]) -> str:
+    parts = [onnx_link(op) for op in ops]
+    notes = []
+    if comp.table_note:
+        notes.append(comp.table_note)
+    elif ops:
+        missing = [op for op in comp.seed_onnx if op not in ops]
+        if missing:
+            notes.append(f"instead of {', '.join(missing)}")
+    if not ops and not comp.table_note:
+        parts.append("—")
+    parts += [f"*{n}*" for n in notes]
+    return "<br>".join(parts)
+
+
+def _cases_cell(comp: registry.Component, results: Sequence[registry.CaseResult]) -> str:
+    return "<br>".join(f"`{r.case}` {PASS if r.ok else FAIL}" for r in results)
+
+
+def components_table(kind: str = "component", progress=None) -> str:
+    """The markdown table of the registered components (or examples)."""
+    comps = registry.components(kind)
+    if kind == "example":
+        header = ["| Component | Description | Children | ONNX Components | Testcases | Since |",
+                  "|:----------|:------------|:---------|:----------------|:----------|:------|"]
+    else:
+        header = ["| JAX Component | ONNX Components | Testcases | Since |",
+                  "|:--------------|:----------------|:----------|:------|"]
+    rows = []
+    for comp in comps:
+        results = []
+        for case in comp.cases:
+            if progress:
+                progress(case.name)
+            results.append(registry.run_case(comp, case))
+        ops = _ops_cell(comp, component_ops(comp, results))
+        cases = _cases_cell(comp, results)
+        if kind == "example":
+            children = "<br>".join(comp.children)
+            rows.append(f"| {comp.jax_component} | {comp.description} | {children} | {ops} | "
+                        f"{cases} | {comp.since} |")
+        else:
+            rows.append(f"| [{comp.jax_component}]({comp.docs_url}) | {ops} | {cases} | "
+                        f"{comp.since} |")
+    legend = (
+        f"\n{PASS} = the case passes: it converts, passes `onnx.checker` (full check) and the "
+        f"graph checks, and onnxruntime matches JAX on random inputs; {FAIL} = it fails "
+        "(`pytest tests/python/test_components.py -k NAME` says why).  \n"
+        "ONNX Components: the ops found in the converted models of the cases, the expected ones "
+        "first.  Left out as glue unless the component is about them: nodes that compute only "
+        "on shapes and constants (`Shape`, and what consumes only shapes or constants) and "
+        f"the view ops {', '.join(f'`{op}`' for op in sorted(GLUE_OPS))}.")
+    return "\n".join(header + rows) + "\n" + legend
+
+
+# ---------------------------------------------------------------------------
+# The StableHLO op table
+
+
+_OP_ROW = re.compile(r'^OP\(\s*(\w+)\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*,\s*(NULL|"[^"]*")\s*\)',
+                     re.M)
+_SECTION = re.compile(r"^/\*\s*-+\s*lower/(\w+)\.c", re.M)
+
+
+def parse_ops_def(text: str) -> list[dict]:
+    """Rows of ops.def: {id, name, converter, hint, family} in file order."""
+    events = [(m.start(), "section", m.group(1)) for m in _SECTION.finditer(text)]
+    events += [(m.start(), "op", m) for m in _OP_ROW.finditer(text)]
+    rows, family = [], ""
+    for _, kind, val in sorted(events, key=lambda e: e[0]):
+        if kind == "section":
+            family = val
+            continue
+        hint = None if val.group(4) == "NULL" else val.group(4).strip('"')
+        rows.append({"id": val.group(1), "name": val.group(2), "converter": val.group(3),
+                     "hint": hint, "family": family})
+    return rows
+
+
+UNSUPPORTED = "lower_unsupported_op"
+
+# What the structural converters (src/lower/control.c, shape.c) produce
+# instead of ONNX ops of their own.
+CONVERTER_NOTES = {
+    "lower_call": "inlined",
+    "lower_return": "the results of the function or region",
+    "lower_identity": "nothing: the operands pass through",
+    "lower_nothing": "nothing",
+    "lower_constant": "an initializer or Constant",
+    "lower_custom_call": "per target: `shape_assertion` dropped, `mhlo.erf` → Erf, "
+                         "sharding markers pass through",
+    "lower_composite": "its decomposition, inlined (`chlo.erf` → Erf)",
+}
+
+
+def _probe_ops(op_name: str, probe) -> tuple[str, list[str] | None, str]:
+    """Converts ``probe``: (status, ONNX ops of the probe's nodes or None,
+    message)."""
+    from . import convert as _convert
+    from .components import stablehlo_probes as sp
+
+    try:
+        fn = probe.body()
+        lowered = _convert.lower_to_text(fn, list(probe.inputs), input_dtypes=probe.dtypes,
+                                         optimize=False)
+    except Exception as e:  # noqa: BLE001 - a probe JAX cannot lower
+        return "no-probe", None, f"JAX: {type(e).__name__}"
+    if not re.search(r'(?<![\w.])' + re.escape(op_name) + r'\b', lowered.text):
+        return "no-probe", None, "the probe does not emit the op"
+    try:
+        model = lowered.convert(None)
+    except Exception as e:  # noqa: BLE001
+        return "fails", None, registry._first_line(e)
+    nodes = [n for n in model.graph.node if n.op_type != "Constant"]
+    # Nodes inlined from a private function (JAX wraps some jnp functions in
+    # one) do not carry the caller's scope: then count every node, the
+    # probes being programs of the one op.
+    scoped = [n for n in nodes if f"/{sp.SCOPE}/" in n.name] or nodes
+    return "ok", list(dict.fromkeys(n.op_type for n in scoped)), ""
+
+
+def ops_table(ops_def_text: str, progress=None) -> str:
+    from .components.stablehlo_probes import PROBES
+
+    lines = ["| StableHLO op | Family | Status | ONNX ops | Probe |",
+             "|:-------------|:-------|:-------|:---------|:------|"]
+    n_conv = n_rows = 0
+    for row in parse_ops_def(ops_def_text):
+        name, conv = row["name"], row["converter"]
+        n_rows += 1
+        probe = PROBES.get(name)
+        status, ops, msg = ("no-probe", None, "")
+        if conv != UNSUPPORTED and probe is not None:
+            if progress:
+                progress(name)
+            status, ops, msg = _probe_ops(name, probe)
+        if conv == UNSUPPORTED:
+            mark = f"{FAIL} not yet"
+        elif status == "fails":
+            mark = f"⚠️ probe fails ({msg.split(':')[0]})"
+            if progress:
+                progress(f"{name}: the probe fails: {msg}")
+        else:
+            mark = f"{PASS}"
+            n_conv += 1
+        if conv in CONVERTER_NOTES:
+            onnx_cell = CONVERTER_NOTES[conv]
+        elif ops:
+            onnx_cell = "<br>".join(onnx_link(op) for op in ops)
+        elif row["hint"] and conv != UNSUPPORTED:
+            onnx_cell = f"*{row['hint']}*"
+        else:
+            onnx_cell = "—"
+        probe_cell = f"`{probe.label}`" if probe is not None and status != "no-probe" else "—"
+        lines.append(f"| `{name}` | {row['family']} | {mark} | {onnx_cell} | {probe_cell} |")
+    legend = (
+        f"\n{n_conv} of {n_rows} ops convert.  {PASS} = converts; {FAIL} = not yet (reported as "
+        "unsupported, with its position); ⚠️ = has a converter, but the probe program "
+        "failed.  \n"
+        "ONNX ops: what the op's converter emits for the probe (a small JAX program, converted "
+        "with `optimize=False`, counting the nodes of the probe's name scope; constants left "
+        "out); in *italics*, the hint of `src/ops.def` where no probe reaches the op.  The "
+        "fusion passes may turn these into bigger ops (Gemm, Gelu, LayerNormalization, ...).")
+    return "\n".join(lines) + "\n" + legend
+
+
+# ---------------------------------------------------------------------------
+# README
+
+
+def _replace(text: str, start: str, end: str, body: str) -> str:
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < 0 or j < i:
+        raise ValueError(f"README.md has no {start} ... {end} markers")
+    return text[:i + len(start)] + "\n\n" + body.rstrip("\n") + "\n\n" + text[j:]
+
+
+def render_readme(readme_text: str, root: str | os.PathLike, progress=None) -> str:
+    """``readme_text`` with every generated table rewritten."""
+    root = Path(root)
+    out = _replace(readme_text, *MARKERS["components"], components_table("component", progress))
+    if registry.components("example") and MARKERS["examples"][0] in out:
+        out = _replace(out, *MARKERS["examples"], components_table("example", progress))
+    ops_def = (root / "src" / "ops.def").read_text(encoding="utf-8")
+    out = _replace(out, *MARKERS["ops"], ops_table(ops_def, progress))
+    return out
+
+
+def find_root(start: str | os.PathLike | None = None) -> Path:
+    """The repository root: the first directory from ``start`` (default the
+    current one) upwards that has README.md and src/ops.def."""
+    p = Path(start or os.getcwd()).resolve()
+    for d in (p, *p.parents):
+        if (d / "README.md").is_file() and (d / "src" / "ops.def").is_file():
+            return d
+    raise FileNotFoundError(f"no repository (README.md and src/ops.def) at or above {p}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m hlo2onnx.tables",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--root", help="the repository (default: found from the current directory)")
+    ap.add_argument("--check", action="store_true",
+                    help="write nothing; exit 1 with a diff if README.md is out of date")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print each case as it runs")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    root = find_root(args.root)
+    readme = root / "README.md"
+    old = readme.read_text(encoding="utf-8")
+    progress = (lambda what: print(what, file=sys.stderr)) if args.verbose else None
+    new = render_readme(old, root, progress)
+    failed = [f"{k.name}: {r.problems[0]}" for c, k in registry.all_cases(None)
+              for r in [registry.run_case(c, k)] if not r.ok]
+    if args.check:
+        if new != old:
+            sys.stdout.writelines(difflib.unified_diff(
+                old.splitlines(True), new.splitlines(True), "README.md", "README.md (generated)"))
+            print("README.md is out of date: run python -m hlo2onnx.tables", file=sys.stderr)
+            return 1
+        return 0
+    if new != old:
+        tmp = readme.with_suffix(".md.tmp")
+        tmp.write_text(new, encoding="utf-8")
+        os.replace(tmp, readme)
+        print(f"wrote {readme}")
+    else:
+        print(f"{readme} is up to date")
+    if failed:
+        print(f"{len(failed)} failing cases:", *failed, sep="\n  ", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

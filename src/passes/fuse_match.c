@@ -1,0 +1,439 @@
+/* fuse_match.c - what the fusion passes (fuse_*.c) share: walking a pattern
+ * backwards from its last node, reading constants, and rewriting.
+ *
+ * A pattern is matched from its root (the node whose output the fused op
+ * replaces) towards its inputs; every node it passes is recorded in an
+ * FmPat.  The rule of safe fusion (ggml's ggml_can_fuse) is fm_closed: each
+ * intermediate value is read only by nodes of the pattern and is no graph
+ * output, so replacing the root loses nothing.  The root is then rewritten
+ * in place - it keeps its output value, whose name may be a graph output,
+ * and its position, which follows every input of the pattern - and the
+ * nodes nothing reads any more are swept away.
+ *
+ * Constants are initializers.  The lowering spells every broadcast out and
+ * folding materialises small ones, so a scalar such as 0.5 may arrive as a
+ * [2,5,7] tensor of equal values: fm_splat accepts any tensor whose
+ * elements are all equal, and fm_fits checks that it broadcasts into the
+ * data without widening it.
+ */
+#include "h2o.h"
+
+#include <math.h>
+#include <string.h>
+
+
+ONode *fm_def(const OValue *v, const char *op_type) {
+  ONode *p = v ? v->producer : NULL;
+  if (!p || p->dead || strcmp(p->op_type, op_type) != 0) return NULL;
+  return p;
+}
+
+bool fm_add(FmPat *p, ONode *n) {
+  for (int i = 0; i < p->n; i++)
+    if (p->nodes[i] == n) return true;
+  if (p->n == FM_MAX_NODES) return false;
+  p->nodes[p->n++] = n;
+  return true;
+}
+
+ONode *fm_take(FmPat *p, const OValue *v, const char *op_type) {
+  ONode *n = fm_def(v, op_type);
+  if (!n || !fm_add(p, n)) return NULL;
+  return n;
+}
+
+/* How many input slots of the pattern's nodes read v. */
+static int uses_within(const FmPat *p, const OValue *v) {
+  int k = 0;
+  for (int i = 0; i < p->n; i++)
+    for (int j = 0; j < p->nodes[i]->n_inputs; j++) k += p->nodes[i]->inputs[j] == v;
+  return k;
+}
+
+bool fm_closed(const FmPat *p, const ONode *root) {
+  for (int i = 0; i < p->n; i++) {
+    const ONode *n = p->nodes[i];
+    if (n->dead) return false;
+    if (n == root) continue;
+    for (int j = 0; j < n->n_outputs; j++) {
+      const OValue *o = n->outputs[j];
+      if (o->is_output || o->n_uses != uses_within(p, o)) return false;
+    }
+  }
+  return true;
+}
+
+/* ---- constants ----------------------------------------------------------- */
+
+static double half_to_double(uint16_t h) {
+  int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  double v;
+  if (e == 0) v = ldexp(m, -24);
+  else if (e == 31) v = m ? NAN : INFINITY;
+  else v = ldexp(m + 1024, e - 25);
+  return (h & 0x8000) ? -v : v;
+}
+
+/* Round to nearest even; only values the type holds are ever stored by the
+ * passes, so the rounding matters only for computed results. */
+static uint16_t double_to_half(double v) {
+  uint16_t sign = signbit(v) ? 0x8000 : 0;
+  v = fabs(v);
+  if (isnan(v)) return 0x7e00;
+  if (v >= 65520.0) return sign | 0x7c00;
+  if (v < ldexp(1, -14)) { /* subnormal: units of 2^-24 */
+    double q = nearbyint(ldexp(v, 24));
+    return sign | (uint16_t)q;
+  }
+  int e;
+  double f = frexp(v, &e); /* v = f * 2^e, f in [0.5, 1) */
+  double q = nearbyint(ldexp(f, 11)); /* 11 significant bits */
+  if (q >= 2048) {
+    q /= 2;
+    e++;
+  }
+  int be = e - 1 + 15;
+  if (be >= 31) return sign | 0x7c00;
+  return sign | (uint16_t)((be << 10) | ((int)q - 1024));
+}
+
+double fm_load(const uint8_t *bytes, ElemType et, int64_t i) {
+  switch (et) {
+  case ET_F32: { float f; memcpy(&f, bytes + 4 * i, 4); return f; }
+  case ET_F64: { double d; memcpy(&d, bytes + 8 * i, 8); return d; }
+  case ET_F16: { uint16_t h; memcpy(&h, bytes + 2 * i, 2); return half_to_double(h); }
+  case ET_BF16: {
+    uint16_t h;
+    uint32_t w;
+    float f;
+    memcpy(&h, bytes + 2 * i, 2);
+    w = (uint32_t)h << 16;
+    memcpy(&f, &w, 4);
+    return f;
+  }
+  default: return NAN;
+  }
+}
+
+void fm_store(uint8_t *bytes, ElemType et, int64_t i, double v) {
+  switch (et) {
+  case ET_F32: { float f = (float)v; memcpy(bytes + 4 * i, &f, 4); break; }
+  case ET_F64: memcpy(bytes + 8 * i, &v, 8); break;
+  case ET_F16: { uint16_t h = double_to_half(v); memcpy(bytes + 2 * i, &h, 2); break; }
+  default: break;
+  }
+}
+
+/* The bytes and element count of a float constant with static dims. */
+static const uint8_t *const_bytes(Ctx *c, const OValue *v, int64_t *numel) {
+  const Data *d = og_const_data(v);
+  ElemType et = v->type.et;
+  if (!d || v->type.rank < 0 || v->type.rank > MAX_RANK) return NULL;
+  if (et != ET_F32 && et != ET_F64 && et != ET_F16 && et != ET_BF16) return NULL;
+  int64_t n = 1;
+  for (int i = 0; i < v->type.rank; i++) {
+    int64_t dim = v->type.dims[i].value;
+    if (dim < 1 || dim > FM_MAX_SCAN || n > FM_MAX_SCAN / dim) return NULL;
+    n *= dim;
+  }
+  if ((size_t)n * et_size(et) != d->nbytes) return NULL;
+  *numel = n;
+  return data_bytes(c, d);
+}
+
+bool fm_splat(Ctx *c, const OValue *v, double *out) {
+  int64_t n;
+  const uint8_t *b = const_bytes(c, v, &n);
+  if (!b) return false;
+  double first = fm_load(b, v->type.et, 0);
+  for (int64_t i = 1; i < n; i++) {
+    double x = fm_load(b, v->type.et, i);
+    if (!(x == first || (isnan(x) && isnan(first)))) return false;
+    if (x == 0 && signbit(x) != signbit(first)) return false;
+  }
+  *out = first;
+  return true;
+}
+
+bool fm_near(double v, double want) {
+  return v == want || fabs(v - want) <= 1e-6 * fabs(want); /* == for the infinities */
+}
+
+bool fm_fits(const OValue *k, const OValue *x) {
+  if (k->type.rank < 0 || x->type.rank < 0 || k->type.rank > x->type.rank) return false;
+  int off = x->type.rank - k->type.rank;
+  for (int i = 0; i < k->type.rank; i++) {
+    int64_t d = k->type.dims[i].value, xd = x->type.dims[off + i].value;
+    if (d != 1 && (d < 0 || d != xd)) return false;
+  }
+  return true;
+}
+
+bool fm_splat_near(Ctx *c, const OValue *k, const OValue *x, double want) {
+  double v;
+  return fm_fits(k, x) && fm_splat(c, k, &v) && (want == 0 ? v == 0 : fm_near(v, want));
+}
+
+bool fm_same_shape(const OValue *a, const OValue *b) {
+  if (a->type.rank < 0 || a->type.rank != b->type.rank) return false;
+  for (int i = 0; i < a->type.rank; i++) {
+    int64_t da = a->type.dims[i].value, db = b->type.dims[i].value;
+    if ((da < 0) != (db < 0) || (da >= 0 && da != db)) return false;
+  }
+  return true;
+}
+
+/* Strides of the dims of k right-aligned to `rank` (0 where k has no such
+ * axis or a dim of 1, i.e. where it broadcasts). */
+static void bcast_strides(const OValue *k, int rank, int64_t *str) {
+  int off = rank - k->type.rank;
+  int64_t s = 1;
+  for (int i = rank - 1; i >= 0; i--) {
+    int ki = i - off;
+    int64_t d = ki >= 0 ? k->type.dims[ki].value : 1;
+    str[i] = d == 1 ? 0 : s;
+    s *= d;
+  }
+}
+
+bool fm_const_slice(Ctx *c, const OValue *k, const OValue *x, int lo, int hi, double *out) {
+  int rank = x->type.rank;
+  if (rank < 0 || rank > MAX_RANK) return false;
+  int64_t n;
+  const uint8_t *b = const_bytes(c, k, &n);
+  if (!b || !fm_fits(k, x) || lo < 0 || hi > rank || lo > hi) return false;
+  int64_t kdim[MAX_RANK], str[MAX_RANK], idx[MAX_RANK] = {0};
+  int off = rank - k->type.rank;
+  for (int i = 0; i < rank; i++) kdim[i] = i >= off ? k->type.dims[i - off].value : 1;
+  int64_t total = 1;
+  for (int i = lo; i < hi; i++) {
+    int64_t d = x->type.dims[i].value;
+    if (d < 1 || d > FM_MAX_SCAN || total > FM_MAX_SCAN / d) return false;
+    total *= d;
+  }
+  bcast_strides(k, rank, str);
+  /* Every element of k must equal the one with the same index on [lo, hi)
+   * and 0 elsewhere: k varies only along [lo, hi). */
+  for (int64_t e = 0; e < n; e++) {
+    int64_t proj = 0;
+    for (int i = lo; i < hi; i++) proj += idx[i] * str[i];
+    double v = fm_load(b, k->type.et, e), w = fm_load(b, k->type.et, proj);
+    if (!(v == w || (isnan(v) && isnan(w)))) return false;
+    for (int i = rank - 1; i >= 0; i--) {
+      if (++idx[i] < kdim[i]) break;
+      idx[i] = 0;
+    }
+  }
+  /* Broadcast the slice to x's dims on [lo, hi), row-major. */
+  memset(idx, 0, sizeof idx);
+  for (int64_t e = 0; e < total; e++) {
+    int64_t src = 0;
+    for (int i = lo; i < hi; i++) src += idx[i] * str[i];
+    out[e] = fm_load(b, k->type.et, src);
+    for (int i = hi - 1; i >= lo; i--) {
+      if (++idx[i] < x->type.dims[i].value) break;
+      idx[i] = 0;
+    }
+  }
+  return true;
+}
+
+OValue *fm_new_const(Ctx *c, OGraph *g, const char *hint, ElemType et, int rank,
+                     const int64_t *dims, const double *vals) {
+  int64_t n = 1;
+  for (int i = 0; i < rank; i++) n *= dims[i];
+  size_t nbytes = (size_t)n * et_size(et);
+  uint8_t *b = arena_alloc(c->arena, nbytes ? nbytes : 1);
+  for (int64_t i = 0; i < n; i++) fm_store(b, et, i, vals[i]);
+  Data d = {DATA_RAW, b, nbytes};
+  return og_init(c, g, hint, et, rank, dims, d);
+}
+
+bool fm_kernel_type(ElemType et, unsigned mask) {
+  return (et == ET_F16 && (mask & FM_F16)) || (et == ET_F32 && (mask & FM_F32)) ||
+         (et == ET_F64 && (mask & FM_F64));
+}
+
+/* ---- shapes of reductions ------------------------------------------------ */
+
+OValue *fm_skip_expand(FmPat *p, OValue *v) {
+  for (ONode *e; (e = fm_def(v, "Expand")) != NULL;) {
+    if (!fm_add(p, e)) return v;
+    v = e->inputs[0];
+  }
+  return v;
+}
+
+static bool read_i64_const(Ctx *c, const OValue *v, int64_t *out, int max, int *n) {
+  const Data *d = og_const_data(v);
+  if (!d || v->type.et != ET_I64 || d->nbytes % 8 || (int64_t)(d->nbytes / 8) > max) return false;
+  const uint8_t *b = data_bytes(c, d);
+  *n = (int)(d->nbytes / 8);
+  for (int i = 0; i < *n; i++) memcpy(&out[i], b + 8 * i, 8);
+  return true;
+}
+
+/* Sorts and normalises axes against rank; false on a duplicate or range error. */
+static bool norm_axes(int64_t *axes, int n, int rank) {
+  for (int i = 0; i < n; i++) {
+    if (axes[i] < 0) axes[i] += rank;
+    if (axes[i] < 0 || axes[i] >= rank) return false;
+  }
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && axes[j - 1] > axes[j]; j--) {
+      int64_t t = axes[j];
+      axes[j] = axes[j - 1];
+      axes[j - 1] = t;
+    }
+  for (int i = 1; i < n; i++)
+    if (axes[i] == axes[i - 1]) return false;
+  return true;
+}
+
+int fm_reduce_axes(Ctx *c, const ONode *n, int64_t *axes, bool *keepdims) {
+  int rank = n->inputs[0] ? n->inputs[0]->type.rank : -1;
+  if (rank < 0 || rank > MAX_RANK) return -1;
+  const OAttr *kd = og_get_attr(n, "keepdims");
+  const OAttr *noop = og_get_attr(n, "noop_with_empty_axes");
+  const OAttr *ax = og_get_attr(n, "axes");
+  *keepdims = !kd || kd->i != 0;
+  int count = 0;
+  if (n->n_inputs >= 2 && n->inputs[1]) {
+    if (!read_i64_const(c, n->inputs[1], axes, MAX_RANK, &count)) return -1;
+  } else if (ax) {
+    if (ax->n > MAX_RANK) return -1;
+    count = ax->n;
+    memcpy(axes, ax->ints, sizeof(int64_t) * (size_t)count);
+  }
+  if (count == 0) {
+    if (noop && noop->i) return -1; /* reduces nothing: not a reduction */
+    for (int i = 0; i < rank; i++) axes[i] = i;
+    return rank;
+  }
+  return norm_axes(axes, count, rank) ? count : -1;
+}
+
+bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes) {
+  const OValue *in = n->inputs[0], *out = n->outputs[0];
+  if (in->type.rank < 0 || out->type.rank != in->type.rank + n_axes) return false;
+  if (strcmp(n->op_type, "Unsqueeze") == 0) {
+    int64_t got[MAX_RANK];
+    int k = 0;
+    if (n->n_inputs < 2 || !read_i64_const(c, n->inputs[1], got, MAX_RANK, &k)) return false;
+    if (k != n_axes || !norm_axes(got, k, out->type.rank)) return false;
+    return memcmp(got, axes, sizeof(int64_t) * (size_t)k) == 0;
+  }
+  if (strcmp(n->op_type, "Reshape") != 0) return false;
+  /* The output dims: 1 at the axes, the input's dims in order elsewhere.
+   * With one dynamic dim the element count pins it; with more the types
+   * cannot tell a reordering apart, so refuse. */
+  int j = 0, a = 0, n_dyn = 0;
+  for (int i = 0; i < out->type.rank; i++) {
+    int64_t d = out->type.dims[i].value;
+    if (a < n_axes && axes[a] == i) {
+      if (d != 1) return false;
+      a++;
+      continue;
+    }
+    int64_t e = in->type.dims[j++].value;
+    if ((d < 0) != (e < 0) || (d >= 0 && d != e)) return false;
+    n_dyn += d < 0;
+  }
+  return a == n_axes && n_dyn <= 1;
+}
+
+/* ---- rewriting ----------------------------------------------------------- */
+
+static OGraph *root_graph(OGraph *g) {
+  while (g->parent) g = g->parent;
+  return g;
+}
+
+void fm_rewrite(Ctx *c, OGraph *g, ONode *root, const char *op_type, OValue *const *in,
+                int n_in) {
+  for (int j = 0; j < root->n_inputs; j++)
+    if (root->inputs[j]) root->inputs[j]->n_uses--;
+  OValue **ins = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(n_in + 1));
+  for (int j = 0; j < n_in; j++) {
+    ins[j] = in[j];
+    if (in[j]) in[j]->n_uses++;
+  }
+  root->inputs = ins;
+  root->n_inputs = n_in;
+  root->op_type = op_type;
+  root->domain = NULL;
+  root->n_attrs = 0;
+  root->same_shape_inputs = false;
+  root->name = arena_printf(c->arena, "%s_%d", op_type, root_graph(g)->next_id++);
+}
+
+ONode *fm_node_before(Ctx *c, OGraph *g, ONode *at, const char *op_type, OValue *const *in,
+                      int n_in) {
+  ONode *n = og_node(c, g, op_type, in, n_in, 1);
+  /* og_node appended n; move it in front of `at` to keep the order topological */
+  int pos = -1;
+  for (int i = 0; i < g->nodes.len; i++)
+    if (g->nodes.items[i] == at) {
+      pos = i;
+      break;
+    }
+  if (pos >= 0) {
+    memmove(&g->nodes.items[pos + 1], &g->nodes.items[pos],
+            sizeof(void *) * (size_t)(g->nodes.len - 1 - pos));
+    g->nodes.items[pos] = n;
+  }
+  n->origin = at->origin;
+  return n;
+}
+
+static bool has_subgraph(const ONode *n) {
+  for (int j = 0; j < n->n_attrs; j++)
+    if (n->attrs[j].kind == OA_GRAPH) return true;
+  return false;
+}
+
+void fm_sweep(OGraph *g) {
+  for (int i = g->nodes.len - 1; i >= 0; i--) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead || has_subgraph(n)) continue;
+    bool used = false;
+    for (int j = 0; j < n->n_outputs; j++)
+      used |= n->outputs[j]->n_uses > 0 || n->outputs[j]->is_output;
+    if (used) continue;
+    n->dead = true;
+    for (int j = 0; j < n->n_inputs; j++)
+      if (n->inputs[j]) n->inputs[j]->n_uses--;
+  }
+}
+
+/* From the last node to the first: the root of a pattern comes after the
+ * nodes it reads, so the outermost match (LayerNorm's bias Add rather than
+ * the Mul below it) is tried first.  A node inserted before the root lands
+ * at an index already passed. */
+static void each_node(Ctx *c, OModel *m, OGraph *g, FmRootFn fn) {
+  for (int i = g->nodes.len - 1; i >= 0; i--) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) each_node(c, m, n->attrs[j].graph, fn);
+    if (fn(c, m, g, n)) fm_sweep(g);
+  }
+}
+
+/* Earlier passes leave nodes nobody reads (simplify bypasses a node without
+ * deleting it), which would still count as uses: sweep them first. */
+static void sweep_all(OGraph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; j < n->n_attrs && !n->dead; j++)
+      if (n->attrs[j].kind == OA_GRAPH) sweep_all(n->attrs[j].graph);
+  }
+  fm_sweep(g);
+}
+
+void fm_each_node(Ctx *c, OModel *m, FmRootFn fn) {
+  og_recount_uses(m->graph);
+  sweep_all(m->graph);
+  each_node(c, m, m->graph, fn);
+  og_recount_uses(m->graph);
+}

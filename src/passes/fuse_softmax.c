@@ -1,0 +1,172 @@
+/* fuse_softmax.c - jax.nn.softmax and jax.nn.log_softmax over one axis back
+ * into ONNX Softmax and LogSoftmax (opset 13 semantics: one axis).
+ *
+ *   d = x - K(max_a x)
+ *   softmax      Div(Exp(d), K(ReduceSum_a(Exp(d))))          -> Softmax(x, axis=a)
+ *   log_softmax  Sub(d, Log(K(ReduceSum_a(Exp(d)))))          -> LogSoftmax(x, axis=a)
+ *
+ * K(.) puts the reduced axis back: keepdims=1, or keepdims=0 followed by
+ * an Unsqueeze or Reshape inserting exactly axis a, possibly followed by an
+ * Expand (the spelled-out broadcast_in_dim; when the other operand has the
+ * full shape the broadcast changes nothing).  The max is the stabiliser JAX
+ * writes, in any of the forms our lowering gives it:
+ *
+ *   ReduceMax_a(x)
+ *   Where(ReduceMax_a(IsNaN(x)), NaN, ReduceMax_a(x))  (the NaN guard of reduce.c)
+ *   Max(-inf, .)                                        (jnp.max's init value)
+ *
+ * Only the true row maximum is accepted: a softmax without the subtraction
+ * overflows in JAX where Softmax would not, so fusing it would change
+ * results.  A NaN anywhere in a row makes the whole row NaN both ways.
+ */
+#include "h2o.h"
+
+#include <math.h>
+#include <string.h>
+
+static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
+
+/* n is a Reduce node over exactly the single axis `axis` of its input x. */
+static bool reduces_axis(Ctx *c, const ONode *n, const OValue *x, int64_t axis, bool *keepdims) {
+  int64_t axes[MAX_RANK];
+  if (n->inputs[0] != x) return false;
+  return fm_reduce_axes(c, n, axes, keepdims) == 1 && axes[0] == axis;
+}
+
+/* v reads a reduction over axis a with the axis in place (the K(.) above):
+ * *inner is the reduction's result; true when an Unsqueeze or Reshape put
+ * the axis back (so the reduction has keepdims=0), false when it must have
+ * kept it. */
+static bool reinserted(Ctx *c, FmPat *p, OValue *v, int64_t axis, OValue **inner) {
+  v = fm_skip_expand(p, v);
+  ONode *r = v->producer;
+  *inner = v;
+  if (!r || r->dead || !(is_op(r, "Unsqueeze") || is_op(r, "Reshape"))) return false;
+  if (!fm_reinserts(c, r, &axis, 1) || !fm_add(p, r)) return false;
+  *inner = r->inputs[0];
+  return true;
+}
+
+/* The NaN flag of reduce.c: ReduceMax_a(IsNaN(x)), maybe through Casts. */
+static bool nan_flag(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis, bool keepdims) {
+  ONode *n;
+  while ((n = fm_take(p, v, "Cast")) != NULL) v = n->inputs[0];
+  ONode *r = fm_take(p, v, "ReduceMax");
+  bool kd;
+  if (!r) return false;
+  v = r->inputs[0];
+  while ((n = fm_take(p, v, "Cast")) != NULL) v = n->inputs[0];
+  ONode *isnan = fm_take(p, v, "IsNaN");
+  if (!isnan || isnan->inputs[0] != x) return false;
+  int64_t axes[MAX_RANK];
+  return fm_reduce_axes(c, r, axes, &kd) == 1 && axes[0] == axis && kd == keepdims;
+}
+
+/* v is K(max_a x) in one of the forms above. */
+static bool row_max(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis) {
+  OValue *m;
+  bool kd0 = !reinserted(c, p, v, axis, &m); /* keepdims of the reductions */
+  for (int guard = 0; guard < 4; guard++) {
+    ONode *n = m->producer;
+    if (!n || n->dead) return false;
+    if (is_op(n, "Max") && n->n_inputs == 2) {
+      int side = fm_splat_near(c, n->inputs[0], n->inputs[1], -INFINITY) ? 0
+                 : fm_splat_near(c, n->inputs[1], n->inputs[0], -INFINITY) ? 1 : -1;
+      if (side < 0 || !fm_add(p, n)) return false;
+      m = n->inputs[1 - side];
+      continue;
+    }
+    if (is_op(n, "Where") && n->n_inputs == 3) {
+      double nan;
+      if (!fm_splat(c, n->inputs[1], &nan) || !isnan(nan) || !fm_fits(n->inputs[1], n->inputs[2]))
+        return false;
+      if (!fm_add(p, n) || !nan_flag(c, p, n->inputs[0], x, axis, kd0)) return false;
+      m = n->inputs[2];
+      continue;
+    }
+    if (is_op(n, "ReduceMax")) {
+      bool kd;
+      return fm_add(p, n) && reduces_axis(c, n, x, axis, &kd) && kd == kd0;
+    }
+    return false;
+  }
+  return false;
+}
+
+/* s is K(ReduceSum_a(e)). */
+static bool row_sum(Ctx *c, FmPat *p, OValue *s, const OValue *e, int64_t axis) {
+  OValue *r;
+  bool kd0 = !reinserted(c, p, s, axis, &r);
+  ONode *n = fm_take(p, r, "ReduceSum");
+  bool kd;
+  return n && reduces_axis(c, n, e, axis, &kd) && kd == kd0;
+}
+
+/* The axis of the softmax: the one the ReduceSum of e reduces. */
+static bool sum_axis(Ctx *c, OValue *s, int64_t *axis) {
+  FmPat scratch = {.n = 0};
+  s = fm_skip_expand(&scratch, s);
+  ONode *n = s->producer;
+  if (n && !n->dead && (is_op(n, "Unsqueeze") || is_op(n, "Reshape"))) s = n->inputs[0];
+  n = fm_def(s, "ReduceSum");
+  bool kd;
+  int64_t axes[MAX_RANK];
+  if (!n || fm_reduce_axes(c, n, axes, &kd) != 1) return false;
+  *axis = axes[0];
+  return true;
+}
+
+/* d = Sub(x, K(max_a x)); returns x. */
+static OValue *shifted(Ctx *c, FmPat *p, OValue *d, int64_t axis) {
+  ONode *sub = fm_take(p, d, "Sub");
+  if (!sub || sub->n_inputs != 2) return NULL;
+  OValue *x = sub->inputs[0];
+  if (!row_max(c, p, sub->inputs[1], x, axis)) return NULL;
+  return x;
+}
+
+static bool emit(Ctx *c, OGraph *g, ONode *root, FmPat *p, OValue *x, int64_t axis,
+                 const char *op) {
+  if (!x || !fm_same_shape(root->outputs[0], x) || !fm_closed(p, root)) return false;
+  if (!fm_kernel_type(x->type.et, FM_F16 | FM_F32 | FM_F64)) return false;
+  fm_rewrite(c, g, root, op, &x, 1);
+  og_attr_int(c, root, "axis", axis);
+  return true;
+}
+
+static bool try_softmax(Ctx *c, OModel *m, OGraph *g, ONode *root) {
+  (void)m;
+  if (root->n_inputs != 2) return false;
+  FmPat p = {.n = 0};
+  int64_t axis;
+  fm_add(&p, root);
+  if (is_op(root, "Div")) {
+    OValue *e = root->inputs[0];
+    ONode *exp = fm_take(&p, e, "Exp");
+    if (!exp || !sum_axis(c, root->inputs[1], &axis) || !row_sum(c, &p, root->inputs[1], e, axis))
+      return false;
+    return emit(c, g, root, &p, shifted(c, &p, exp->inputs[0], axis), axis, "Softmax");
+  }
+  if (is_op(root, "Sub")) {
+    OValue *d = root->inputs[0];
+    OValue *l = fm_skip_expand(&p, root->inputs[1]);
+    ONode *log = fm_take(&p, l, "Log");
+    if (!log || !sum_axis(c, log->inputs[0], &axis)) return false;
+    /* the ReduceSum's input is Exp(d) with the same d */
+    FmPat scratch = {.n = 0};
+    OValue *s = fm_skip_expand(&scratch, log->inputs[0]);
+    ONode *k = s->producer;
+    if (k && !k->dead && (is_op(k, "Unsqueeze") || is_op(k, "Reshape"))) s = k->inputs[0];
+    ONode *sum = fm_def(s, "ReduceSum");
+    ONode *exp = sum ? fm_take(&p, sum->inputs[0], "Exp") : NULL;
+    if (!exp || exp->inputs[0] != d || !row_sum(c, &p, log->inputs[0], exp->outputs[0], axis))
+      return false;
+    return emit(c, g, root, &p, shifted(c, &p, d, axis), axis, "LogSoftmax");
+  }
+  return false;
+}
+
+int pass_fuse_softmax(Ctx *c, OModel *m) {
+  fm_each_node(c, m, try_softmax);
+  return 0;
+}
