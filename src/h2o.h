@@ -520,6 +520,7 @@ int pass_fuse_softmax(Ctx *c, OModel *m);     /* exp(x - max) / sum -> Softmax, 
 int pass_fuse_gelu(Ctx *c, OModel *m);        /* erf and tanh forms -> Gelu (opset 20) */
 int pass_fuse_activations(Ctx *c, OModel *m); /* Relu, LeakyRelu, Elu, Softplus, Sigmoid, Mish */
 int pass_fuse_batchnorm(Ctx *c, OModel *m);   /* (x - m) * a + b -> Gemm weights or BatchNormalization */
+int pass_fuse_conv_bias(Ctx *c, OModel *m);   /* Add(Conv(x, W), c) -> Conv(x, W, c) */
 int pass_fuse_avgpool(Ctx *c, OModel *m);     /* AveragePool * N / N -> AveragePool */
 
 /* passes/fuse_match.c - matching helpers of the fusion passes.  A pattern is

@@ -30,6 +30,7 @@ const Pass h2o_passes[] = {
     {"gelu", pass_fuse_gelu, true},
     {"activations", pass_fuse_activations, true},
     {"batchnorm", pass_fuse_batchnorm, true},
+    {"convbias", pass_fuse_conv_bias, true},
     {"avgpool", pass_fuse_avgpool, true},
     {"gemm", pass_fuse_gemm, true},
     {"dce", pass_dce, false},

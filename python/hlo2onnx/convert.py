@@ -408,6 +408,93 @@ def entry_signature(text: str, name: str = "main") -> list[dict]:
 
 
 # ---------------------------------------------------------------------------
+# NCHW at the graph boundary (inputs_as_nchw= / outputs_as_nchw=).
+#
+# Flax's Conv and pools are NHWC, ONNX's are NCHW; the core converts each
+# NHWC convolution into Transpose -> Conv -> Transpose.  With these options
+# the traced function itself starts with NCHW -> NHWC on the chosen inputs
+# and ends with NHWC -> NCHW on the chosen outputs, so the model file takes
+# and returns NCHW tensors, and the core's transpose pass cancels the
+# boundary Transposes against the ones around the first and last Conv.
+
+
+def channels_last_perm(rank: int) -> tuple[int, ...]:
+    """NCHW -> NHWC for any rank >= 3 (NCW -> NWC, NCDHW -> NDHWC)."""
+    return (0, *range(2, rank), 1)
+
+
+def channels_first_perm(rank: int) -> tuple[int, ...]:
+    """NHWC -> NCHW for any rank >= 3."""
+    return (0, rank - 1, *range(1, rank - 1))
+
+
+def layout_positions(option, ranks: Sequence[int], names: Sequence[str],
+                     what: str) -> list[int]:
+    """The positions that ``inputs_as_nchw=`` / ``outputs_as_nchw=`` select.
+
+    ``option`` is None/False (none), True (every one of rank >= 3), or an
+    index, a name, or a list of them; a selected tensor must have rank >= 3.
+    """
+    if option is None or option is False:
+        return []
+    if option is True:
+        return [i for i, r in enumerate(ranks) if r >= 3]
+    items = [option] if isinstance(option, (int, str)) else list(option)
+    out = []
+    for item in items:
+        if isinstance(item, bool):
+            raise TypeError(f"{what}s_as_nchw: expected True, indices or names, got {option!r}")
+        if isinstance(item, str):
+            if item not in names:
+                raise ValueError(f"{what}s_as_nchw: no {what} named {item!r} "
+                                 f"(the {what}s are {', '.join(names)})")
+            i = list(names).index(item)
+        else:
+            i = int(item)
+            if not -len(ranks) <= i < len(ranks):
+                raise ValueError(f"{what}s_as_nchw: {what} {i} does not exist "
+                                 f"(there are {len(ranks)})")
+            i %= len(ranks)
+        if ranks[i] < 3:
+            raise ValueError(f"{what}s_as_nchw: {what} {i} has rank {ranks[i]}; "
+                             "channels-first needs rank >= 3")
+        out.append(i)
+    return sorted(set(out))
+
+
+def _channels_first_spec(spec: InputSpec) -> InputSpec:
+    import jax
+
+    perm = channels_first_perm(len(spec.dims))
+    shape = tuple(spec.aval.shape[p] for p in perm)
+    return InputSpec(tuple(spec.dims[p] for p in perm), spec.dtype,
+                     jax.ShapeDtypeStruct(shape, spec.aval.dtype))
+
+
+def _nchw_boundary(apply: Callable, in_pos: Sequence[int], outputs_as_nchw,
+                   output_names: Sequence[str] | None) -> Callable:
+    """``apply`` with NCHW -> NHWC on the inputs at ``in_pos`` and NHWC ->
+    NCHW on the outputs ``outputs_as_nchw`` selects (decided when traced,
+    from the outputs' ranks)."""
+    import jax
+    import jax.numpy as jnp
+
+    def wrapped(params, *inputs):
+        inputs = [jnp.transpose(x, channels_last_perm(x.ndim)) if i in in_pos else x
+                  for i, x in enumerate(inputs)]
+        leaves, tree = jax.tree_util.tree_flatten(apply(params, *inputs))
+        names = list(output_names) if output_names is not None else \
+            [f"output_{i}" for i in range(len(leaves))]
+        pos = layout_positions(outputs_as_nchw, [jnp.ndim(y) for y in leaves], names, "output")
+        leaves = [jnp.transpose(y, channels_first_perm(y.ndim)) if i in pos else y
+                  for i, y in enumerate(leaves)]
+        return jax.tree_util.tree_unflatten(tree, leaves)
+
+    wrapped.__name__ = wrapped.__qualname__ = getattr(apply, "__name__", "f")
+    return wrapped
+
+
+# ---------------------------------------------------------------------------
 # Lowering.
 
 
@@ -452,7 +539,8 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
                   external_threshold: int | None = None, external_data: str | None = None,
                   graph_name: str | None = None, progress: bool = False,
                   dump_after: str | None = None, save_mlir: str | os.PathLike | None = None,
-                  source_name: str | None = None) -> Lowered:
+                  source_name: str | None = None, inputs_as_nchw=None,
+                  outputs_as_nchw=None) -> Lowered:
     """Lowers like :func:`to_onnx` and returns what would be handed to the
     C core, without converting.  Useful to look at the MLIR text."""
     import jax
@@ -463,10 +551,18 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
     buffers = [param_buffer(v) for v in bound.values]
     abstract_params = [jax.ShapeDtypeStruct(np.shape(v), _leaf_dtype(v)) for v in bound.values]
 
+    apply = bound.apply
+    if inputs_as_nchw not in (None, False) or outputs_as_nchw not in (None, False):
+        names = list(input_names) if input_names is not None else \
+            [f"input_{i}" for i in range(len(specs))]
+        in_pos = layout_positions(inputs_as_nchw, [len(s.dims) for s in specs], names, "input")
+        # From here on the specs describe the graph inputs: channels first.
+        specs = [_channels_first_spec(s) if i in in_pos else s for i, s in enumerate(specs)]
+        apply = _nchw_boundary(apply, in_pos, outputs_as_nchw, output_names)
+
     # keep_unused: every input stays an argument (and a graph input) even when
     # the function ignores it, so argument indices follow the flattening order.
-    lowered = jax.jit(bound.apply, keep_unused=True).lower(abstract_params,
-                                                           *[s.aval for s in specs])
+    lowered = jax.jit(apply, keep_unused=True).lower(abstract_params, *[s.aval for s in specs])
     text = lowered.as_text(debug_info=debug_info)
 
     sig = entry_signature(text)
@@ -559,6 +655,12 @@ def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
             ``fn_or_module``; its leaves become initializers named by their
             paths (e.g. for a Flax Linen model: ``to_onnx(model.apply,
             inputs, params=variables)``).
+        inputs_as_nchw, outputs_as_nchw: graph inputs / outputs that are
+            channels-first (NCHW) while the function's are channels-last
+            (NHWC, as Flax's Conv): True for all of rank >= 3, or indices or
+            names.  ``inputs`` still gives the function's (NHWC) shapes; the
+            graph input gets the NCHW shape, and the boundary Transposes
+            cancel against the ones the core puts around Conv and pools.
         **kw: ``dtype``, ``input_dtypes``, ``optimize`` (fusion passes, default
             True), ``external_data``, ``graph_name``, ``shape_constraints``
             (jax.export constraints such as ``"B >= 2"``), ``debug_info``

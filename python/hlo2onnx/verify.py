@@ -16,7 +16,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .convert import bind, normalize_inputs, symbols_of
+from .convert import (bind, channels_first_perm, layout_positions, normalize_inputs,
+                      symbols_of)
 
 __all__ = ["verify", "allclose", "VerifyResult", "random_inputs"]
 
@@ -184,7 +185,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float):
 def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-5,
            atol: float = 1e-5, seed: int = 0, batch_sizes: Sequence[int] | None = None,
            params=None, dtype=None, input_dtypes=None, shape_constraints: Sequence[str] = (),
-           input_generator: Callable | None = None, check_dtype: bool = True) -> VerifyResult:
+           input_generator: Callable | None = None, check_dtype: bool = True,
+           inputs_as_nchw=None, outputs_as_nchw=None) -> VerifyResult:
     """Compares the ONNX model with the JAX function on random inputs.
 
     ``fn_or_module``, ``inputs``, ``params``, ``dtype`` and ``input_dtypes``
@@ -193,6 +195,10 @@ def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-
     model without symbols is run at its static shapes) ``n`` random input
     draws are compared.  ``input_generator(rng, shape, dtype, index)`` may
     replace the default random values (e.g. for valid indices).
+    ``inputs_as_nchw`` and ``outputs_as_nchw`` are the options the model was
+    converted with: the function's (NHWC) inputs are drawn, and given to
+    onnxruntime transposed to NCHW; its outputs are compared after JAX's are
+    transposed the same way.
     """
     import jax
 
@@ -204,6 +210,8 @@ def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-
     feeds = [i.name for i in sess.get_inputs()]
     if len(feeds) != len(specs):
         raise ValueError(f"the ONNX model has {len(feeds)} inputs, the function {len(specs)}")
+    in_nchw = layout_positions(inputs_as_nchw, [len(s.dims) for s in specs], feeds, "input")
+    out_names = [o.name for o in sess.get_outputs()]
     rng = np.random.default_rng(seed)
     size_sets = _size_sets(symbols_of(specs), batch_sizes)
     result = VerifyResult(True, 0.0, 0.0, 0, size_sets, rtol, atol)
@@ -211,7 +219,13 @@ def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-
         for _ in range(max(1, n)):
             xs = random_inputs(specs, sizes, rng, input_generator)
             expected = [np.asarray(y) for y in jax.tree_util.tree_leaves(jitted(bound.values, *xs))]
-            actual = sess.run(None, dict(zip(feeds, xs)))
+            out_nchw = layout_positions(outputs_as_nchw, [y.ndim for y in expected], out_names,
+                                        "output")
+            expected = [y.transpose(channels_first_perm(y.ndim)) if k in out_nchw else y
+                        for k, y in enumerate(expected)]
+            onnx_xs = [x.transpose(channels_first_perm(x.ndim)) if k in in_nchw else x
+                       for k, x in enumerate(xs)]
+            actual = sess.run(None, dict(zip(feeds, onnx_xs)))
             result.runs += 1
             where = ", ".join(f"{k}={v}" for k, v in sizes.items())
             where = f" ({where})" if where else ""

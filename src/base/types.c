@@ -39,6 +39,9 @@ const char *et_mlir_name(ElemType et) { return info(et)->mlir; }
 const char *et_onnx_name(ElemType et) { return info(et)->onnx; }
 
 ElemType et_from_mlir(const char *s, size_t n) {
+  /* MLIR's `index` (shape arithmetic, e.g. in custom_call operands) has no
+   * ONNX counterpart; ONNX computes shapes in int64. */
+  if (n == 5 && memcmp(s, "index", 5) == 0) return ET_I64;
   for (int i = 1; i < N_ELEM; i++) {
     const char *name = elem_info[i].mlir;
     if (name && strlen(name) == n && memcmp(name, s, n) == 0) return (ElemType)i;

@@ -34,18 +34,22 @@
  * out-of-range indices), so when the indices are not known to be in range:
  *   - with a reduction (add, mul, max, min) the indices are clamped and the
  *     dropped windows' updates replaced by the reduction's neutral element
- *     (-0.0 for add, so that -0.0 stays -0.0; 1; -inf; +inf);
+ *     (-0.0 for add, so that -0.0 stays -0.0 - though onnxruntime's Where
+ *     turns a selected -0.0 into +0.0; 1; -inf; +inf);
  *   - plain replacement has no neutral element, so the data gets a padding
  *     block on the first indexed axis, dropped windows are sent there, and
- *     a Slice removes it again.
+ *     a Slice removes it again (two copies of the data more: a scatter whose
+ *     indices are constants or clamped in the HLO, mode="clip", needs none).
  * Duplicate indices in a replacing scatter are non-deterministic in XLA
- * and in ONNX alike; with a reduction they are summed (etc.) in both.
+ * and in ONNX alike (on the CPU both keep the last write in practice); with
+ * a reduction they are summed (etc.) in both.
  *
  * Dynamic dimensions ('?') work wherever the sizes can be read at run time
  * with Shape; window sizes of indexed axes must be static.  dynamic_gather
  * carries its slice sizes as a tensor: sizes the result type fixes are used
  * as constants, and a '?' one is taken whole (no Slice) when it is provably
- * the operand's own dimension, else sliced with the run-time size.
+ * the operand's own dimension (see same-dimension proof below), else the
+ * (smaller) result is cut to the run-time size.
  */
 #include "h2o.h"
 
@@ -985,7 +989,7 @@ static OValue *preslice(Lower *L, const GatherPlan *p, OValue *x, int64_t *DD) {
   return typed(L, y, x->type.et, p->R, DD);
 }
 
-/* ---- dynamic_gather: is a run-time slice size the whole dimension? -------
+/* ---- dynamic_gather: the same-dimension proof ----------------------------
  *
  * JAX gives a gather on a symbolic dimension, such as the ViT's x[:, 0] on
  * (B, T, D), slice sizes computed from the dimension variable B.  The slice
@@ -1575,9 +1579,10 @@ static OValue *neutral(Lower *L, Reduction red, ElemType et) {
 }
 
 int lower_scatter(Lower *L, const Op *op) {
-  if (op->n_operands != 3 || op->n_results != 1)
+  if (op->n_results != 1)
     return lw_unsupported(L, "a scatter of %d operands at once (only one is supported)",
                           op->n_results);
+  if (op->n_operands != 3) return bad_input(L, "expects three operands");
   Reduction red;
   if (scatter_reduction(L, op, &red) != 0) return -1;
   const Attr *dn = ir_op_attr(op, "scatter_dimension_numbers");
@@ -1767,8 +1772,8 @@ int lower_scatter(Lower *L, const Op *op) {
           redirect[0] = D[pad_axis];
           rv = lw_const_i64s(L, n_map, redirect);
         } else {
-          OValue *parts[2] = {dim_1d(L, x, DIM_DYN, pad_axis),
-                              lw_const_i64s(L, n_map - 1, redirect + 1)};
+          OValue *parts[2] = {dim_1d(L, x, DIM_DYN, pad_axis), NULL};
+          if (n_map > 1) parts[1] = lw_const_i64s(L, n_map - 1, redirect + 1);
           rv = vector_of(L, parts, n_map > 1 ? 2 : 1);
         }
         sd[nbs] = n_map;

@@ -15,6 +15,8 @@
  *   Where(ReduceMax_a(IsNaN(x)), NaN, ReduceMax_a(x))  (the NaN guard of reduce.c)
  *   Max(-inf, .)                                        (jnp.max's init value)
  *
+ * possibly with a Transpose the transpose pass moved into the chain (then x
+ * is Transpose(x0) and the max is taken over the matching axis of x0).
  * Only the true row maximum is accepted: a softmax without the subtraction
  * overflows in JAX where Softmax would not, so fusing it would change
  * results.  A NaN anywhere in a row makes the whole row NaN both ways.
@@ -62,11 +64,33 @@ static bool nan_flag(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis,
   return fm_reduce_axes(c, r, axes, &kd) == 1 && axes[0] == axis && kd == keepdims;
 }
 
+/* The transpose pass may have moved a layout Transpose into the max chain:
+ * x = Transpose(x0, P), the max taken over axis P[a] of x0 and permuted into
+ * x's layout afterwards.  With keepdims=1 that permutation is P itself;
+ * with keepdims=0 it is P without position a (and axes renumbered). */
+static bool layout_matches(const OValue *x, const OValue *x0, int64_t axis, int64_t b,
+                           const OAttr *q, bool keepdims) {
+  if (!q) return x == x0 && b == axis;
+  ONode *t = fm_def(x, "Transpose");
+  const OAttr *perm = t ? og_get_attr(t, "perm") : NULL;
+  int rank = x->type.rank;
+  if (!perm || t->inputs[0] != x0 || perm->n != rank || rank > MAX_RANK) return false;
+  if (perm->ints[axis] != b) return false;
+  int64_t want[MAX_RANK];
+  int n = 0;
+  for (int i = 0; i < rank; i++) {
+    if (keepdims) want[n++] = perm->ints[i];
+    else if (i != axis) want[n++] = perm->ints[i] - (perm->ints[i] > b);
+  }
+  return q->n == n && memcmp(q->ints, want, sizeof(int64_t) * (size_t)n) == 0;
+}
+
 /* v is K(max_a x) in one of the forms above. */
 static bool row_max(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis) {
-  OValue *m;
+  OValue *m, *flag = NULL;
+  const OAttr *q = NULL; /* a Transpose in the chain */
   bool kd0 = !reinserted(c, p, v, axis, &m); /* keepdims of the reductions */
-  for (int guard = 0; guard < 4; guard++) {
+  for (int guard = 0; guard < 5; guard++) {
     ONode *n = m->producer;
     if (!n || n->dead) return false;
     if (is_op(n, "Max") && n->n_inputs == 2) {
@@ -76,17 +100,29 @@ static bool row_max(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis) 
       m = n->inputs[1 - side];
       continue;
     }
-    if (is_op(n, "Where") && n->n_inputs == 3) {
+    if (is_op(n, "Where") && n->n_inputs == 3 && !flag) {
       double nan;
       if (!fm_splat(c, n->inputs[1], &nan) || !isnan(nan) || !fm_fits(n->inputs[1], n->inputs[2]))
         return false;
-      if (!fm_add(p, n) || !nan_flag(c, p, n->inputs[0], x, axis, kd0)) return false;
+      if (!fm_add(p, n)) return false;
+      flag = n->inputs[0];
       m = n->inputs[2];
       continue;
     }
+    if (is_op(n, "Transpose") && !q && !flag) {
+      /* (below a Where the NaN flag would be in the other layout) */
+      q = og_get_attr(n, "perm");
+      if (!q || !fm_add(p, n)) return false;
+      m = n->inputs[0];
+      continue;
+    }
     if (is_op(n, "ReduceMax")) {
+      int64_t axes[MAX_RANK];
       bool kd;
-      return fm_add(p, n) && reduces_axis(c, n, x, axis, &kd) && kd == kd0;
+      OValue *x0 = n->inputs[0];
+      if (!fm_add(p, n) || fm_reduce_axes(c, n, axes, &kd) != 1 || kd != kd0) return false;
+      if (!layout_matches(x, x0, axis, axes[0], q, kd0)) return false;
+      return !flag || nan_flag(c, p, flag, x0, axes[0], kd0);
     }
     return false;
   }

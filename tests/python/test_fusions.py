@@ -178,12 +178,17 @@ CASES = [
     Case("batchnorm_channel_last_3d", lambda: _bn(7), [("B", 5, 7)], ops=["Sub", "Mul", "Add"]),
     Case("conv_batchnorm_relu", lambda: ConvBNRelu(), [("B", 8, 8, 3)], has=("Conv", "Relu"),
          lacks=("BatchNormalization", "Sub", "Mul", "Add", "Max")),
+    Case("conv_bias", lambda: nnx.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0)), [("B", 8, 8, 3)],
+         has=("Conv",), lacks=("Add",)),
     # Pools, reductions
     Case("avg_pool", lambda: lambda x: nnx.avg_pool(x, (2, 2), strides=(1, 1)),
          [("B", 6, 6, 3)], has=("AveragePool",), lacks=("Mul", "Div")),
     Case("sum_keepdims", lambda: lambda x: x * jnp.sum(x, axis=-1, keepdims=True),
          [("B", 5, 7)], has=("ReduceSum",), lacks=("Unsqueeze", "Reshape"),
          attrs={("ReduceSum", "keepdims"): 1}),
+    # Attention: the transpose pass moves a layout Transpose into the softmax
+    Case("attention_softmax", lambda: lambda q, k, v: nnx.dot_product_attention(q, k, v),
+         [("B", 6, 2, 8)] * 3, has=("Softmax",), lacks=("ReduceMax", "ReduceSum", "Exp")),
     # A block with all of it
     Case("transformer_block", lambda: Block(), [("B", 6, 16)],
          has=("LayerNormalization", "Softmax", "Gelu"),

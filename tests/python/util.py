@@ -30,7 +30,8 @@ import onnx
 import hlo2onnx
 
 # Options of to_onnx that verify() needs too, to rebuild the same inputs.
-_SHARED = ("params", "dtype", "input_dtypes", "shape_constraints")
+_SHARED = ("params", "dtype", "input_dtypes", "shape_constraints", "inputs_as_nchw",
+           "outputs_as_nchw")
 # Options only verify() takes.
 _VERIFY_ONLY = ("input_generator", "seed", "n", "check_dtype")
 
