@@ -53,6 +53,7 @@ COMPONENT_MODULES = (
     "hlo2onnx.components.flax_nnx",
     "hlo2onnx.components.jax_lax",
     "hlo2onnx.components.jax_numpy",
+    "hlo2onnx.components.examples",
 )
 
 
@@ -303,9 +304,13 @@ def run_case(component: Component, case: Case, *, cache: bool = True) -> CaseRes
     if graph_problems:
         res.problems.append("graph: " + "; ".join(graph_problems))
     try:
+        # The layout options change the graph's inputs/outputs: verify feeds
+        # and compares them the same way.
+        layout = {k: case.options[k] for k in ("inputs_as_nchw", "outputs_as_nchw")
+                  if k in case.options}
         v = verify(fn, model, list(case.inputs), rtol=case.rtol, atol=case.atol,
                    batch_sizes=case.batch_sizes, input_dtypes=case.dtypes,
-                   input_generator=case.input_generator)
+                   input_generator=case.input_generator, **layout)
         if not v.ok:
             res.problems.append(f"numeric: {str(v).splitlines()[0]}")
             res.details.append(str(v))

@@ -7,9 +7,9 @@
  * IEEE operations (+ - * /, sqrt, reciprocal, neg) in the tensor's own type,
  * which give the same bits at conversion time as at run time.  Integer
  * division and anything that may trap or round differently are left alone.
- * A fold never makes the model bigger: a result may not have more elements
- * than its largest input (a broadcast stays a broadcast, which the simplify
- * pass usually removes altogether).  Transposes of weights are folded up to
+ * A fold never makes the model noticeably bigger: a result may have more
+ * elements than its largest input only when it is tiny (a broadcast stays a
+ * broadcast, which the simplify pass usually removes altogether).  Transposes of weights are folded up to
  * a cap, since runtimes would otherwise redo them on every inference.
  */
 #include "h2o.h"
@@ -18,6 +18,9 @@
 #include <string.h>
 
 #define FOLD_MAX_ELEMS (1 << 16)      /* materialised results, e.g. Expand */
+#define FOLD_SMALL_GROWTH 256         /* a broadcast this small may be folded: it
+                                         costs less than the Expand node (and
+                                         onnxruntime has no Expand for bf16) */
 #define FOLD_MAX_TRANSPOSE (1u << 28) /* 256 MiB: weights */
 
 typedef struct Tensor {
@@ -177,7 +180,7 @@ static bool fold_expand(Ctx *c, OGraph *g, ONode *n, Tensor *x, Tensor *shape) {
     dims[i] = a == 1 ? b : a;
   }
   int64_t numel = shape_numel(dims, rank);
-  if (numel > FOLD_MAX_ELEMS || numel > x->numel) return false;
+  if (numel > FOLD_MAX_ELEMS || (numel > x->numel && numel > FOLD_SMALL_GROWTH)) return false;
   size_t nbytes = (size_t)numel * et_size(x->et);
   uint8_t *out = arena_alloc(c->arena, nbytes ? nbytes : 1);
   gather_copy(x, dims, rank, NULL, out);
@@ -206,7 +209,7 @@ static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in) {
   int64_t numel = shape_numel(dims, rank), largest = 0;
   for (int k = 0; k < n_in; k++)
     if (in[k].numel > largest) largest = in[k].numel;
-  if (numel > FOLD_MAX_ELEMS || numel > largest) return false;
+  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > FOLD_SMALL_GROWTH)) return false;
   size_t es = et_size(et);
   /* Broadcast every input to the result shape, then combine. */
   uint8_t *bufs[2];
