@@ -2,7 +2,7 @@
  *
  * The pipeline, one directory per stage:
  *
- *   text --base/lex, parse/--> HLO IR (Module)          "parse"
+ *   text --parse/-->          HLO IR (Module)          "parse"
  *        --lower/-->           ONNX graph (OGraph)      "lower"
  *        --passes/-->          ONNX graph, simplified   "fold", "dce", "fuse", ...
  *        --write/-->           .onnx protobuf (+ .data)  "write"
@@ -242,7 +242,7 @@ extern const OpInfo op_table[OP__COUNT];
 OpKind op_lookup(const char *name, size_t len);
 
 /* ===================================================================
- * HLO IR (parse/ builds it, ir/ helpers read it): Module > Func > Block > Op.
+ * HLO IR (parse/ builds it; parse/ir.c has the helpers that read it):
  * Values are SSA; each has a Type.  Regions hold one block (StableHLO's rule).
  * =================================================================== */
 typedef struct Value Value;
