@@ -2,10 +2,10 @@
  *
  * The pipeline, one directory per stage:
  *
- *   text --parse/-->          HLO IR (Module)          "parse"
- *        --lower/-->           ONNX graph (OGraph)      "lower"
- *        --passes/-->          ONNX graph, simplified   "fold", "dce", "fuse", ...
- *        --write/-->           .onnx protobuf (+ .data)  "write"
+ *   text --parse/-->   HLO IR (Module)          "parse"
+ *        --lower/-->   ONNX graph (OGraph)      "lower"
+ *        --passes/-->  ONNX graph, simplified   "fold", "simplify", fusions, "dce"
+ *        --write/-->   .onnx protobuf (+ .data) "write"
  *
  * pipeline.c lists the stages in order.  Each section of this header belongs
  * to one file (or directory) and says what it owns.  Prefixes: arena_, diag_,
@@ -242,7 +242,7 @@ extern const OpInfo op_table[OP__COUNT];
 OpKind op_lookup(const char *name, size_t len);
 
 /* ===================================================================
- * HLO IR (parse/ builds it; parse/ir.c has the helpers that read it):
+ * HLO IR (parse/ builds it, parse/ir.c reads it): Module > Func > Block > Op.
  * Values are SSA; each has a Type.  Regions hold one block (StableHLO's rule).
  * =================================================================== */
 typedef struct Value Value;
