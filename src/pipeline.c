@@ -21,6 +21,7 @@
 const Pass h2o_passes[] = {
     {"fold", pass_fold, false},
     {"simplify", pass_simplify, true},
+    {"refold", pass_fold, false}, /* what simplify freed of Expands (rsqrt(var + eps) * scale) */
     {"transpose", pass_push_transposes, true},
     {"simplify2", pass_simplify, true},
     {"fold2", pass_fold, false},

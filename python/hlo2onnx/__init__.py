@@ -14,12 +14,14 @@ from .convert import (DEFAULT_OPSET, InputSpec, Lowered, lower_to_text, register
 from .errors import (ConversionError, ConversionIOError, ConversionMemoryError,
                      ConversionWarning, InputError, InternalError, UnsupportedOpError,
                      UsageError)
+from .text import mlir_to_onnx
 from .verify import VerifyResult, allclose, verify
 
 __version__ = "0.1.0"
 
 __all__ = [
     "to_onnx",
+    "mlir_to_onnx",
     "verify",
     "allclose",
     "lower_to_text",

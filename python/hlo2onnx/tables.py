@@ -9,7 +9,10 @@ the marker comments of README.md:
     of its cases; its cases, each with ✅ or ❌ from running it exactly as
     ``tests/python/test_components.py`` does; the version it arrived in.
 ``<!-- EXAMPLES TABLE START -->`` ... ``END``
-    the same for ``kind="example"`` entries (left alone while there are none).
+    the same for ``kind="example"`` entries (left alone while there are none),
+    with a pass mark per variant (static/dynamic batch, with/without shape
+    info) linking to the variant's ONNX file, which the command also writes
+    to ``docs/onnx/`` (:mod:`hlo2onnx.components.examples`).
 ``<!-- OPS TABLE START -->`` ... ``END``
     one row per op of ``src/ops.def``: whether it converts, and the ONNX ops
     it becomes, observed by converting a probe program
@@ -108,7 +111,25 @@ def _ops_cell(comp: registry.Component, ops: list[str]) -> str:
 
 
 def _cases_cell(comp: registry.Component, results: Sequence[registry.CaseResult]) -> str:
+    if comp.kind == "example":
+        return _example_cases_cell(results)
     return "<br>".join(f"`{r.case}` {PASS if r.ok else FAIL}" for r in results)
+
+
+def _example_cases_cell(results: Sequence[registry.CaseResult]) -> str:
+    """Examples: one line per test case with a mark per variant (its four
+    cases ``<name>_00`` ... ``_11``), each passing one linking to its ONNX
+    file in docs/onnx (:mod:`hlo2onnx.components.examples`)."""
+    from .components import examples
+
+    lines: dict[str, list[str]] = {}
+    for r in results:
+        base, variant = examples.split_case_name(r.case)
+        title = variant.title if variant else r.case
+        mark = (f'[{PASS}]({examples.onnx_file(r.case)} "{title}")' if r.ok
+                else f'{FAIL}<sup title="{title}"></sup>')
+        lines.setdefault(base, []).append(mark)
+    return "<br>".join(f"`{base}` {' '.join(marks)}" for base, marks in lines.items())
 
 
 def components_table(kind: str = "component", progress=None) -> str:
@@ -144,6 +165,15 @@ def components_table(kind: str = "component", progress=None) -> str:
         "first.  Left out as glue unless the component is about them: nodes that compute only "
         "on shapes and constants (`Shape`, and what consumes only shapes or constants) and "
         f"the view ops {', '.join(f'`{op}`' for op in sorted(GLUE_OPS))}.")
+    if kind == "example":
+        from .components import examples
+
+        legend += (
+            "  \nTestcases: one mark per variant, in the order "
+            + ", ".join(f"`_{v.code}` {v.title}" for v in examples.VARIANTS)
+            + f" (batch {examples.STATIC_BATCH} when static; \"B\" at 1, 3 and 8 when "
+            "dynamic); a passing mark links to the variant's ONNX file in "
+            f"`{examples.ONNX_DIR}/`.")
     return "\n".join(header + rows) + "\n" + legend
 
 
@@ -320,6 +350,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {readme}")
     else:
         print(f"{readme} is up to date")
+    if registry.components("example"):
+        from .components import examples
+
+        files = examples.write_onnx_files(root, progress)
+        print(f"{len(files)} example models in {root / examples.ONNX_DIR}")
     if failed:
         print(f"{len(failed)} failing cases:", *failed, sep="\n  ", file=sys.stderr)
     return 0

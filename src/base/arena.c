@@ -14,6 +14,29 @@
 #define ARENA_CHUNK (1u << 20)
 #define ARENA_ALIGN 16u
 
+/* Under AddressSanitizer every allocation is followed by a poisoned red zone
+ * and the free part of a chunk stays poisoned, so an overrun from one arena
+ * object into the next is reported as it is with malloc (the fuzzers and the
+ * sanitizer builds rely on this).  Elsewhere the macros do nothing. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define H2O_ARENA_ASAN 1
+#endif
+#endif
+#if !defined(H2O_ARENA_ASAN) && defined(__SANITIZE_ADDRESS__)
+#define H2O_ARENA_ASAN 1
+#endif
+#ifdef H2O_ARENA_ASAN
+#include <sanitizer/asan_interface.h>
+#define ARENA_REDZONE ARENA_ALIGN
+#define ARENA_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define ARENA_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define ARENA_REDZONE 0u
+#define ARENA_POISON(p, n) ((void)(p), (void)(n))
+#define ARENA_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 typedef struct Chunk {
   struct Chunk *next;
   size_t size, used;
@@ -36,6 +59,7 @@ void arena_free(Arena *a) {
   if (!a) return;
   for (Chunk *ch = a->head, *next; ch; ch = next) {
     next = ch->next;
+    ARENA_UNPOISON(ch->mem, ch->size);
     free(ch);
   }
   free(a);
@@ -47,15 +71,17 @@ static void arena_out_of_memory(Arena *a) {
 }
 
 void *arena_alloc(Arena *a, size_t size) {
-  size_t need = (size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+  size_t need = ((size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1)) + ARENA_REDZONE;
   if (need < size) arena_out_of_memory(a);
   Chunk *ch = a->head;
   if (!ch || ch->size - ch->used < need) {
     size_t cap = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+    if (cap > SIZE_MAX - sizeof(Chunk)) arena_out_of_memory(a);
     Chunk *fresh = malloc(sizeof(Chunk) + cap);
     if (!fresh) arena_out_of_memory(a);
     fresh->size = cap;
     fresh->used = 0;
+    ARENA_POISON(fresh->mem, cap);
     if (ch && need > ARENA_CHUNK) {
       /* A big block gets a chunk of its own behind the current one, so the
        * free space left in the current chunk is not wasted. */
@@ -70,6 +96,7 @@ void *arena_alloc(Arena *a, size_t size) {
   }
   void *p = ch->mem + ch->used;
   ch->used += need;
+  ARENA_UNPOISON(p, size);
   memset(p, 0, size);
   return p;
 }

@@ -798,7 +798,7 @@ static Loc *parse_location(Parser *p) {
     l->alias = loc_alias(p, &t);
     lex_next(p);
   } else if (t.kind == T_STRING) {
-    char *name = tok_string(p, &t, NULL);
+    char *name = tok_name_string(p, &t);
     lex_next(p);
     if (accept_punct(p, ':')) { /* "file.py":12:3 (to (L:)?C)? */
       l = new_loc(p, LOC_FILE, t.off);

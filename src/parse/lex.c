@@ -233,6 +233,9 @@ static void lex_at(Parser *p, size_t i) {
     t.ch = (char)ch;
   } else if (ch >= 0x20 && ch < 0x7F) {
     parse_fail(p, i, "unexpected character '%c'", ch);
+  } else if (ch >= 0x80) {
+    parse_fail(p, i, "unexpected byte 0x%02X (non-ASCII text is only allowed in string "
+               "literals)", ch);
   } else {
     parse_fail(p, i, "unexpected byte 0x%02X", ch);
   }
@@ -343,11 +346,34 @@ char *tok_string(Parser *p, const Token *t, size_t *len) {
   return decode_string(p, t->off, len);
 }
 
+/* A decoded string that becomes a name (symbols, locations): names flow into
+ * ONNX string fields, which must be UTF-8, and are C strings from here on.
+ * The raw bytes were checked by the lexer; escapes are checked here. */
+static char *checked_name(Parser *p, size_t off, char *s, size_t n) {
+  if (memchr(s, 0, n)) parse_fail(p, off, "a name must not contain a NUL byte (\\00)");
+  for (size_t i = 0; i < n;) {
+    size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);
+    if (!k) parse_fail(p, off, "name is not valid UTF-8 once its escapes are decoded");
+    i += k;
+  }
+  return s;
+}
+
+char *tok_name_string(Parser *p, const Token *t) {
+  size_t n;
+  char *s = decode_string(p, t->off, &n);
+  return checked_name(p, t->off, s, n);
+}
+
 char *tok_name(Parser *p, const Token *t) {
   const char *s = tok_ptr(p, t);
   switch (t->kind) {
   case T_SYMBOL:
-    if (t->len > 1 && s[1] == '"') return decode_string(p, t->off + 1, NULL);
+    if (t->len > 1 && s[1] == '"') {
+      size_t n;
+      char *name = decode_string(p, t->off + 1, &n);
+      return checked_name(p, t->off, name, n);
+    }
     return arena_strndup(p->a, s + 1, t->len - 1);
   case T_HASH: case T_BANG: case T_CARET:
     return arena_strndup(p->a, s + 1, t->len - 1);

@@ -241,8 +241,10 @@ static void func_results(Parser *p, Func *f) {
   expect_punct(p, ')', "to close the function results");
 }
 
+/* JAX ends the reducer functions of custom calls such as
+ * @stablehlo.dynamic_reduce_window with stablehlo.return, not func.return. */
 static bool is_return(const Op *op) {
-  return op->kind == OP_FUNC_RETURN || op->kind == OP_RETURN_SHORT;
+  return op->kind == OP_FUNC_RETURN || op->kind == OP_RETURN_SHORT || op->kind == OP_RETURN;
 }
 
 /* The body ends with a return whose operands have the function's result types. */

@@ -118,6 +118,9 @@ void parse_enter(Parser *p);
 void parse_leave(Parser *p);
 /* Decodes a T_STRING token (escapes \" \\ \n \t \XX); NUL-terminated copy. */
 char *tok_string(Parser *p, const Token *t, size_t *len);
+/* The same for a string that becomes a name (a location's): fails unless
+ * the decoded bytes are UTF-8 without NUL. */
+char *tok_name_string(Parser *p, const Token *t);
 /* The text of an identifier-like token (T_IDENT, the name of a T_SYMBOL
  * without '@', T_HASH without '#'), NUL-terminated in the arena. */
 char *tok_name(Parser *p, const Token *t);
