@@ -467,7 +467,16 @@ struct Lower {
   OValue **ret;       /* where the next `return` stores its operands */
   int n_ret;
   struct Unsupported *unsupported; /* ops without converter: name, count, first */
+  long n_lowered;     /* ops lowered so far, those of inlined calls included */
+  struct TupleBinding *tuples; /* lower/tuple.c: the elements of tuple values */
 };
+
+/* The most ops a module may lower to, counting each inlined call anew: a
+ * small text whose functions each call the next twice would otherwise
+ * expand exponentially (2^40 ops from 40 functions).  Fuzz builds lower it. */
+#ifndef H2O_MAX_LOWERED_OPS
+#define H2O_MAX_LOWERED_OPS (1L << 21)
+#endif
 
 /* The ONNX value of an HLO value (its binding). */
 OValue *lw_get(Lower *L, const Value *v);
@@ -499,6 +508,20 @@ int lw_inline_call(Lower *L, const Func *f, OValue *const *args, OValue **result
 /* A converter for ops that cannot be converted: reports the op. */
 int lower_unsupported_op(Lower *L, const Op *op);
 
+/* lower/scan.c: the role of each loop-carried value of a stablehlo.while
+ * (role[i] for operand i).  For WL_SCAN and WL_SCAN_REVERSE, scan_value[i]
+ * is the value of the body block that the iteration writes into its row. */
+typedef enum WhileRole {
+  WL_CARRIED = 0, /* a Loop-carried value */
+  WL_INVARIANT,   /* returned unchanged: read from the enclosing graph */
+  WL_SCAN,        /* row c of a buffer written at counter c: a scan output */
+  WL_SCAN_REVERSE /* row N-1-c: a scan output, reversed after the loop */
+} WhileRole;
+void lw_plan_while(const Lower *L, const Op *op, WhileRole *role, const Value **scan_value);
+/* lower/dynamic_window.c: custom_call @stablehlo.dynamic_reduce_window
+ * (sums, e.g. jnp.cumsum along a symbolic axis); called by lower_custom_call. */
+int lower_dynamic_reduce_window(Lower *L, const Op *op);
+
 /* Lowers the entry function of m into a model. */
 OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params,
                      int n_params);
@@ -510,6 +533,7 @@ OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params,
 int og_verify(Ctx *c, const OGraph *g);
 int pass_dce(Ctx *c, OModel *m);   /* passes/dce.c: unused nodes and initializers */
 int pass_fold(Ctx *c, OModel *m);  /* passes/fold.c: constant folding */
+int pass_fold_late(Ctx *c, OModel *m); /* the same, after simplify: small broadcasts too */
 int pass_simplify(Ctx *c, OModel *m); /* passes/simplify.c: no-op and redundant nodes */
 int pass_fuse_gemm(Ctx *c, OModel *m); /* passes/fuse_gemm.c: MatMul + Add -> Gemm */
 int pass_push_transposes(Ctx *c, OModel *m); /* passes/transpose.c: cancel layout Transposes */

@@ -24,10 +24,14 @@ const Pass h2o_passes[] = {
     {"refold", pass_fold, false}, /* what simplify freed of Expands (rsqrt(var + eps) * scale) */
     {"transpose", pass_push_transposes, true},
     {"simplify2", pass_simplify, true},
-    {"fold2", pass_fold, false},
+    {"fold2", pass_fold_late, false},
     {"keepdims", pass_fuse_keepdims, true},
     {"layernorm", pass_fuse_layernorm, true},
     {"softmax", pass_fuse_softmax, true},
+    /* again, through the fused LayerNormalization and Softmax nodes */
+    {"transpose2", pass_push_transposes, true},
+    {"simplify3", pass_simplify, true},
+    {"fold3", pass_fold, true},
     {"gelu", pass_fuse_gelu, true},
     {"activations", pass_fuse_activations, true},
     {"batchnorm", pass_fuse_batchnorm, true},

@@ -537,7 +537,7 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
                   shape_constraints: Sequence[str] = (), debug_info: bool = True,
                   opset: int | None = None, shape_info: bool = False, optimize: bool = True,
                   external_threshold: int | None = None, external_data: str | None = None,
-                  graph_name: str | None = None, progress: bool = False,
+                  graph_name: str | None = None, progress: bool | None = None,
                   dump_after: str | None = None, save_mlir: str | os.PathLike | None = None,
                   source_name: str | None = None, inputs_as_nchw=None,
                   outputs_as_nchw=None) -> Lowered:
@@ -613,11 +613,20 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
         "output_names": out_names,
         "input_dims": input_dims,
         "output_dims": output_dims,
-        "progress": bool(progress),
+        # None: on when stderr is a terminal (the core also checks that fd 2
+        # is one, and shows nothing for models under 64 MB of tensors).
+        "progress": _stderr_is_tty() if progress is None else bool(progress),
         "dump_after": dump_after,
     }
     return Lowered(text, params_arg, options, specs, in_names, out_names, n_dim, bound,
                    lowered.out_info)
+
+
+def _stderr_is_tty() -> bool:
+    try:
+        return sys.stderr is not None and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stream
+        return False
 
 
 def _leaf_dtype(v):
@@ -665,7 +674,9 @@ def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
             True), ``external_data``, ``graph_name``, ``shape_constraints``
             (jax.export constraints such as ``"B >= 2"``), ``debug_info``
             (locations and JAX name scopes in the text, default True),
-            ``progress``, ``dump_after``, ``save_mlir`` (write the MLIR text
+            ``progress`` (tensor bytes written / total on stderr; default:
+            when stderr is a terminal and the tensors pass 64 MB; False
+            silences it), ``dump_after``, ``save_mlir`` (write the MLIR text
             there; messages then point into it), ``source_name``.
 
     Returns:

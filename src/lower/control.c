@@ -74,6 +74,8 @@ int lower_custom_call(Lower *L, const Op *op) {
      * shapes; an ONNX graph has no place to raise an error, so they go. */
     return op->n_results == 0 ? 0 : lw_unsupported(L, "shape_assertion with results");
   }
+  if (strcmp(target, "stablehlo.dynamic_reduce_window") == 0)
+    return lower_dynamic_reduce_window(L, op);
   if (strcmp(target, "mhlo.erf") == 0 && op->n_operands == 1 && op->n_results == 1) {
     lw_bind(L, op->results[0], lw_op1(L, "Erf", lw_get(L, op->operands[0])));
     return 0;
@@ -161,7 +163,11 @@ static bool scalar_pred(const Value *v) {
 /* stablehlo.while -> Loop.  ONNX evaluates the condition before the first
  * iteration from an input and after each iteration inside the body, so the
  * cond region is lowered twice: once here on the initial values, once in the
- * body graph on the updated ones. */
+ * body graph on the updated ones.  lw_plan_while (scan.c) says which values
+ * need not be carried: those the body returns unchanged are read from the
+ * enclosing graph, and the buffers of lax.scan's stacked outputs become Loop
+ * scan outputs (stacked by the Loop, reversed after it for reverse scans), so
+ * a scan costs no copy of its inputs or outputs per iteration. */
 int lower_while(Lower *L, const Op *op) {
   if (op->n_regions != 2) return lw_unsupported(L, "expected cond and body regions");
   const Region *cond = op->regions[0], *body = op->regions[1];
@@ -173,30 +179,84 @@ int lower_while(Lower *L, const Op *op) {
     if (op->operands[i]->type.kind != TK_TENSOR)
       return lw_unsupported(L, "loop-carried value %d is not a tensor", i);
 
+  Arena *a = L->c->arena;
+  WhileRole *role = arena_alloc(a, sizeof(WhileRole) * (size_t)(n + 1));
+  const Value **scan_y = arena_alloc(a, sizeof(Value *) * (size_t)(n + 1));
+  lw_plan_while(L, op, role, scan_y);
+  OValue **init = operand_values(L, op);
+
   OValue *cond_init[1] = {NULL};
-  for (int i = 0; i < n; i++) cond->blocks[0]->args[i]->lowered = lw_get(L, op->operands[i]);
+  for (int i = 0; i < n; i++) cond->blocks[0]->args[i]->lowered = init[i];
   if (lower_region_into(L, L->g, cond, cond_init, 1) != 0) return -1;
 
   OGraph *sub = og_new(L->c, "while_body", L->g);
   subgraph_input(L, sub, "iteration", ET_I64, 0, NULL);
   subgraph_input(L, sub, "cond_in", ET_BOOL, 0, NULL);
+  int n_carried = 0, n_scan = 0;
   for (int i = 0; i < n; i++) {
     const Type *t = &op->operands[i]->type;
-    body->blocks[0]->args[i]->lowered = subgraph_input(L, sub, "carried", t->et, t->rank, t->dims);
+    Value *arg = body->blocks[0]->args[i];
+    if (role[i] == WL_CARRIED) {
+      arg->lowered = subgraph_input(L, sub, "carried", t->et, t->rank, t->dims);
+      n_carried++;
+    } else {
+      /* invariant: the value itself; a scan buffer: read by nothing the body
+       * outputs (scan.c checked), so its update is dead code DCE removes */
+      arg->lowered = init[i];
+      n_scan += role[i] != WL_INVARIANT;
+    }
   }
-  OValue **outs = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(n + 2));
+  OValue **outs = arena_alloc(a, sizeof(OValue *) * (size_t)(n + 2));
   if (lower_region_into(L, sub, body, outs + 1, n) != 0) return -1;
-  for (int i = 0; i < n; i++) cond->blocks[0]->args[i]->lowered = outs[1 + i];
+  for (int i = 0; i < n; i++)
+    cond->blocks[0]->args[i]->lowered = role[i] == WL_CARRIED ? outs[1 + i] : init[i];
   if (lower_region_into(L, sub, cond, outs, 1) != 0) return -1;
-  add_outputs(L, sub, outs, n + 1);
+  /* body outputs: condition, carried values, then the scan outputs */
+  OValue **bout = arena_alloc(a, sizeof(OValue *) * (size_t)(n + 2));
+  int k = 0;
+  bout[k++] = outs[0];
+  for (int i = 0; i < n; i++)
+    if (role[i] == WL_CARRIED) bout[k++] = outs[1 + i];
+  for (int i = 0; i < n; i++)
+    if (role[i] == WL_SCAN || role[i] == WL_SCAN_REVERSE) {
+      OValue *y = scan_y[i]->lowered;
+      if (!y || y->poisoned) return lw_unsupported(L, "scan output %d has no value", i);
+      bout[k++] = y;
+    }
+  add_outputs(L, sub, bout, k);
 
-  OValue **in = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(n + 2));
+  OValue **in = arena_alloc(a, sizeof(OValue *) * (size_t)(n + 2));
   in[0] = NULL; /* no trip count: the condition decides */
   in[1] = cond_init[0];
-  for (int i = 0; i < n; i++) in[2 + i] = lw_get(L, op->operands[i]);
-  ONode *loop = lw_node(L, "Loop", n + 2, in, n);
+  k = 2;
+  for (int i = 0; i < n; i++)
+    if (role[i] == WL_CARRIED) in[k++] = init[i];
+  ONode *loop = lw_node(L, "Loop", k, in, n_carried + n_scan);
   og_attr_graph(L->c, loop, "body", sub);
-  for (int i = 0; i < n; i++) lw_bind(L, op->results[i], loop->outputs[i]);
+  int next_carried = 0, next_scan = n_carried;
+  for (int i = 0; i < n; i++) {
+    Value *res = op->results[i];
+    switch (role[i]) {
+    case WL_CARRIED:
+      lw_bind(L, res, loop->outputs[next_carried++]);
+      break;
+    case WL_INVARIANT:
+      lw_bind(L, res, init[i]);
+      break;
+    case WL_SCAN:
+      lw_bind(L, res, loop->outputs[next_scan++]);
+      break;
+    case WL_SCAN_REVERSE: {
+      OValue *stacked = loop->outputs[next_scan++];
+      og_type_from_hlo(L->c, stacked, &res->type);
+      int64_t start = -1, end = INT64_MIN, axis = 0, step = -1;
+      OValue *sin[5] = {stacked, lw_const_i64s(L, 1, &start), lw_const_i64s(L, 1, &end),
+                        lw_const_i64s(L, 1, &axis), lw_const_i64s(L, 1, &step)};
+      lw_bind(L, res, lw_node(L, "Slice", 5, sin, 1)->outputs[0]);
+      break;
+    }
+    }
+  }
   return 0;
 }
 

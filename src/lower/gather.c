@@ -1583,7 +1583,7 @@ int lower_scatter(Lower *L, const Op *op) {
     return lw_unsupported(L, "a scatter of %d operands at once (only one is supported)",
                           op->n_results);
   if (op->n_operands != 3) return bad_input(L, "expects three operands");
-  Reduction red;
+  Reduction red = RED_NONE;
   if (scatter_reduction(L, op, &red) != 0) return -1;
   const Attr *dn = ir_op_attr(op, "scatter_dimension_numbers");
   if (!dn || dn->kind != AK_DICT) return bad_input(L, "missing scatter_dimension_numbers");

@@ -209,6 +209,14 @@ int lw_block(Lower *L, const Block *b) {
   int rc = 0;
   for (int i = 0; i < b->n_ops; i++) {
     const Op *op = b->ops[i];
+    if (++L->n_lowered > H2O_MAX_LOWERED_OPS) {
+      if (L->n_lowered == H2O_MAX_LOWERED_OPS + 1)
+        diag_error_op(L->c, H2O_EUNSUPPORTED, op,
+                      "the module expands to more than %ld ops once its calls are "
+                      "inlined (each call copies its function into the graph)",
+                      (long)H2O_MAX_LOWERED_OPS);
+      return -1;
+    }
     const Op *saved = L->op;
     L->op = op;
     if (has_poisoned_operand(op)) {
@@ -304,10 +312,87 @@ static OValue *dimension_variable(Lower *L, const char *name, const Type *t) {
   return NULL;
 }
 
+/* ---- jax.export: naming the input dimensions ---------------------------- *
+ * The @main of jax.export computes each dimension variable from an input
+ * dimension (get_dimension_size) and passes it to @_wrapped_jax_export_main,
+ * whose parameter says its name (jax.global_constant = "B"); the other
+ * dimensions of that name are tied to it by shape assertions (EQ).  Those
+ * dimensions of the graph inputs get the name as their dim_param, so the
+ * model shows "B" where it would show an anonymous dimension. */
+
+/* The graph input and axis v measures, when v = get_dimension_size(input). */
+static OValue *measured_input(const Block *entry, const Value *v, int64_t *axis) {
+  const Op *op = v ? v->def : NULL;
+  if (op && op->kind == OP_CONVERT && op->n_operands == 1) op = op->operands[0]->def;
+  if (!op || op->kind != OP_GET_DIMENSION_SIZE || op->n_operands != 1 ||
+      !ir_attr_int(ir_op_attr(op, "dimension"), axis))
+    return NULL;
+  const Value *x = op->operands[0];
+  if (x->def || x->index < 0 || x->index >= entry->n_args || entry->args[x->index] != x)
+    return NULL;
+  OValue *in = x->lowered;
+  if (!in || !in->is_input || *axis < 0 || *axis >= in->type.rank) return NULL;
+  return in;
+}
+
+static const char *measured_name(const Block *entry, const Value *v) {
+  int64_t axis;
+  OValue *in = measured_input(entry, v, &axis);
+  return in ? in->type.dims[axis].param : NULL;
+}
+
+static void name_measured(Ctx *c, const Block *entry, const Value *v, const char *name) {
+  int64_t axis;
+  OValue *in = measured_input(entry, v, &axis);
+  if (in && name && !in->type.dims[axis].param && in->type.dims[axis].value < 0)
+    in->type.dims[axis].param = arena_strdup(c->arena, name);
+}
+
+/* Also the names: @main's arguments are loc(unknown), the wrapped
+ * function's parameters carry the Python names (loc("x")).  An input named
+ * by neither the options nor its own location takes its parameter's name. */
+static void name_exported_dims(Lower *L, const Func *f, bool *default_name) {
+  const Block *b = f->body;
+  for (int i = 0; i < b->n_ops; i++) {
+    const Op *op = b->ops[i];
+    if (op->kind != OP_CALL && op->kind != OP_CALL_SHORT) continue;
+    const Attr *callee = ir_op_attr(op, "callee");
+    const Func *g = callee && callee->s ? ir_find_func(L->module, callee->s) : NULL;
+    if (!g || g->n_args != op->n_operands) continue;
+    for (int k = 0; k < g->n_args; k++) {
+      const Value *x = op->operands[k];
+      name_measured(L->c, b, x,
+                    string_attr(g->arg_attrs[k], g->arg_n_attrs[k], "jax.global_constant"));
+      if (!x->def && x->index >= 0 && x->index < b->n_args && b->args[x->index] == x &&
+          default_name[x->index] && g->arg_loc_names && g->arg_loc_names[k] && x->lowered &&
+          x->lowered->is_input) {
+        x->lowered->name = clean_name(L->c->arena, g->arg_loc_names[k]);
+        /* a second call passing it keeps the first name */
+        default_name[x->index] = false;
+      }
+    }
+  }
+  for (int i = 0; i < b->n_ops; i++) {
+    const Op *op = b->ops[i];
+    const Attr *target = ir_op_attr(op, "call_target_name");
+    if (op->kind != OP_CUSTOM_CALL || op->n_operands < 1 || !target || !target->s ||
+        strcmp(target->s, "shape_assertion") != 0)
+      continue;
+    const Op *cmp = op->operands[0]->def;
+    const Attr *dir = cmp ? ir_op_attr(cmp, "comparison_direction") : NULL;
+    if (!cmp || cmp->kind != OP_COMPARE || cmp->n_operands != 2 || !dir || !dir->s ||
+        strcmp(dir->s, "EQ") != 0)
+      continue;
+    name_measured(L->c, b, cmp->operands[0], measured_name(b, cmp->operands[1]));
+    name_measured(L->c, b, cmp->operands[1], measured_name(b, cmp->operands[0]));
+  }
+}
+
 static int bind_entry_args(Lower *L, const Func *f, const h2o_param *params, int n_params) {
   Ctx *c = L->c;
   const h2o_options *o = c->opts;
   int n_inputs = 0, rc = 0;
+  bool *default_name = arena_alloc(c->arena, sizeof(bool) * (size_t)(f->n_args + 1));
   /* Inputs and parameters first, so dimension variables can refer to them. */
   for (int i = 0; i < f->n_args; i++) {
     Value *arg = f->body->args[i];
@@ -332,18 +417,21 @@ static int bind_entry_args(Lower *L, const Func *f, const h2o_param *params, int
     }
     OValue *v = og_value(c, L->g, "input");
     og_type_from_hlo(c, v, t);
-    if (o && n_inputs < o->n_input_names && o->input_names[n_inputs])
+    if (o && n_inputs < o->n_input_names && o->input_names[n_inputs]) {
       v->name = arena_strdup(c->arena, o->input_names[n_inputs]);
-    else if (f->arg_loc_names && f->arg_loc_names[i])
+    } else if (f->arg_loc_names && f->arg_loc_names[i]) {
       v->name = clean_name(c->arena, f->arg_loc_names[i]);
-    else
+    } else {
       v->name = arena_printf(c->arena, "input_%d", n_inputs);
+      default_name[i] = true;
+    }
     if (o) name_dims(c, v, o->input_dims, o->n_input_dims, i);
     v->is_input = true;
     ptrvec_push(c->arena, &L->g->inputs, v);
     arg->lowered = v;
     n_inputs++;
   }
+  name_exported_dims(L, f, default_name);
   for (int i = 0; i < f->n_args; i++) {
     const char *dimvar = string_attr(f->arg_attrs[i], f->arg_n_attrs[i], "jax.global_constant");
     if (!dimvar) continue;

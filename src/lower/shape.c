@@ -145,14 +145,14 @@ int lower_constant(Lower *L, const Op *op) {
   int64_t numel = type_numel(t);
   size_t size = et_size(t->et);
   OValue *v;
-  if (!d->splat && size > 0 && d->data.nbytes != (uint64_t)numel * size)
+  if (!d->splat && size > 0 && (d->data.nbytes % size || d->data.nbytes / size != (uint64_t)numel))
     return bad_input(L, "constant data does not match its type");
   if (!d->splat || numel == 1) {
     v = lw_const_data(L, t->et, t->rank, t->dims, d->data);
   } else if (numel == 0) {
     Data empty = {DATA_RAW, "", 0};
     v = lw_const_data(L, t->et, t->rank, t->dims, empty);
-  } else if (size > 0 && (uint64_t)numel * size <= SMALL_SPLAT_BYTES) {
+  } else if (size > 0 && (uint64_t)numel <= SMALL_SPLAT_BYTES / size) {
     if (d->data.nbytes != size) return bad_input(L, "splat constant with malformed data");
     const uint8_t *elem = data_bytes(L->c, &d->data);
     uint8_t *buf = arena_alloc(L->c->arena, (size_t)numel * size);

@@ -150,6 +150,11 @@ static Type tensor_type_at(Parser *p, size_t *i, size_t start) {
     parse_fail(p, start, "tensor type has more than 2^63-1 elements");
   Type t = {.kind = TK_TENSOR, .rank = rank};
   t.et = elem_type_at(p, i);
+  /* Byte sizes (numel * element size) must fit in int64 too, so that no
+   * later stage needs to check that product. */
+  size_t es = et_size(t.et);
+  if (es > 1 && static_numel > INT64_MAX / (int64_t)es)
+    parse_fail(p, start, "tensor type has more than 2^63-1 bytes");
   skip_spaces(p, i);
   if (at_char(p, *i, ',')) { /* an encoding such as #stablehlo.bounds<?, 3>: ignored */
     (*i)++;

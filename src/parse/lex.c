@@ -119,7 +119,19 @@ static size_t lex_string_end(Parser *p, size_t start) {
   size_t i = start + 1;
   const unsigned char *s = (const unsigned char *)p->src;
   while (i < p->len) {
-    /* plain ASCII runs (all of a hex blob) in a tight loop */
+    /* plain ASCII runs (all of a hex blob) in a tight loop: 64 bytes at a
+     * time while none of them needs a look (a branch-free test that the
+     * compiler vectorizes; a 1 GB weight is 2 GB of digits), then by byte */
+    while (p->len - i >= 64) {
+      unsigned stop = 0;
+      for (int k = 0; k < 64; k++) {
+        unsigned char c = s[i + k];
+        stop |= (unsigned)(c < 0x20) | (unsigned)(c >= 0x80) | (unsigned)(c == '"') |
+                (unsigned)(c == '\\');
+      }
+      if (stop) break;
+      i += 64;
+    }
     while (i < p->len && s[i] >= 0x20 && s[i] < 0x80 && s[i] != '"' && s[i] != '\\') i++;
     if (i >= p->len) break;
     unsigned char ch = s[i];

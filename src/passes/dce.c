@@ -16,7 +16,7 @@ static void mark_node_inputs(ONode *n) {
 }
 
 /* A subgraph may read any value of the enclosing graphs; everything a live
- * subgraph reads is needed.  (Subgraphs are cleaned by their own DCE.) */
+ * subgraph reads is needed.  (Subgraphs are cleaned first, by their own DCE.) */
 static void mark_subgraph_uses(OGraph *g) {
   for (int i = 0; i < g->outputs.len; i++) ((OValue *)g->outputs.items[i])->mark = NEEDED;
   for (int i = 0; i < g->nodes.len; i++) {
@@ -26,6 +26,13 @@ static void mark_subgraph_uses(OGraph *g) {
 }
 
 static int dce_graph(Ctx *c, OGraph *g) {
+  /* Subgraphs first: what their dead nodes read from this graph is not
+   * needed (e.g. the initial buffer of a scan output, see lower/scan.c). */
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; !n->dead && j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH && dce_graph(c, n->attrs[j].graph) != 0) return -1;
+  }
   for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->mark = 0;
   for (int i = 0; i < g->outputs.len; i++) ((OValue *)g->outputs.items[i])->mark = NEEDED;
   for (int i = g->nodes.len - 1; i >= 0; i--) {
@@ -47,11 +54,6 @@ static int dce_graph(Ctx *c, OGraph *g) {
     if (v->mark == NEEDED) g->inits.items[k++] = v;
   }
   g->inits.len = k;
-  for (int i = 0; i < g->nodes.len; i++) {
-    ONode *n = g->nodes.items[i];
-    for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH && dce_graph(c, n->attrs[j].graph) != 0) return -1;
-  }
   og_recount_uses(g);
   return 0;
 }

@@ -8,8 +8,9 @@
  * which give the same bits at conversion time as at run time.  Integer
  * division and anything that may trap or round differently are left alone.
  * A fold never makes the model noticeably bigger: a result may have more
- * elements than its largest input only when it is tiny (a broadcast stays a
- * broadcast, which the simplify pass usually removes altogether).  Transposes of weights are folded up to
+ * elements than its largest input only in the late run (pass_fold_late) and
+ * only when it is tiny; before that a broadcast stays a broadcast, which the
+ * simplify pass usually removes altogether.  Transposes of weights are folded up to
  * a cap, since runtimes would otherwise redo them on every inference.
  */
 #include "h2o.h"
@@ -18,8 +19,10 @@
 #include <string.h>
 
 #define FOLD_MAX_ELEMS (1 << 16)      /* materialised results, e.g. Expand */
-#define FOLD_SMALL_GROWTH 256         /* a broadcast this small may be folded: it
-                                         costs less than the Expand node (and
+#define FOLD_SMALL_GROWTH 256         /* pass_fold_late: a broadcast this small
+                                         may be folded once the simplify pass
+                                         had its chance to drop it: it costs
+                                         less than the Expand node (and
                                          onnxruntime has no Expand for bf16) */
 #define FOLD_MAX_TRANSPOSE (1u << 28) /* 256 MiB: weights */
 
@@ -47,6 +50,8 @@ static bool static_tensor(Ctx *c, const OValue *v, Tensor *t) {
   return true;
 }
 
+static bool is_op(const ONode *n, const char *t);
+
 /* Replaces node n's only output by a new initializer holding `bytes`. */
 static void fold_to(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank, const int64_t *dims,
                     const void *bytes, size_t nbytes) {
@@ -55,6 +60,16 @@ static void fold_to(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank, const in
   OValue *k = og_init(c, g, "folded", et, rank, dims, d);
   /* keep the symbolic names the output had, if any */
   for (int i = 0; i < rank && out->type.rank == rank; i++) k->type.dims[i].param = out->type.dims[i].param;
+  /* A weight that is only reshaped or transposed keeps its name (users look
+   * for "layers.0.kernel" in Netron): the folded copy takes it over when the
+   * node was the weight's only user, so the original is about to vanish. */
+  OValue *src = n->inputs[0];
+  bool moves_data = is_op(n, "Reshape") || is_op(n, "Squeeze") || is_op(n, "Unsqueeze") ||
+                    is_op(n, "Identity") || is_op(n, "Transpose");
+  if (moves_data && src && src->is_init && src->n_uses == 1) {
+    k->name = src->name;
+    src->name = arena_printf(c->arena, "%s__before_%s", src->name, n->op_type);
+  }
   og_replace_uses(g, out, k);
   n->dead = true;
   for (int j = 0; j < n->n_inputs; j++)
@@ -169,7 +184,8 @@ static bool fold_transpose(Ctx *c, OGraph *g, ONode *n, Tensor *x) {
   return true;
 }
 
-static bool fold_expand(Ctx *c, OGraph *g, ONode *n, Tensor *x, Tensor *shape) {
+static bool fold_expand(Ctx *c, OGraph *g, ONode *n, Tensor *x, Tensor *shape,
+                        int64_t max_growth) {
   int64_t target[MAX_RANK], dims[MAX_RANK];
   if (!read_i64s(shape, target, MAX_RANK)) return false;
   int rank = (int)shape->numel > x->rank ? (int)shape->numel : x->rank;
@@ -180,7 +196,7 @@ static bool fold_expand(Ctx *c, OGraph *g, ONode *n, Tensor *x, Tensor *shape) {
     dims[i] = a == 1 ? b : a;
   }
   int64_t numel = shape_numel(dims, rank);
-  if (numel > FOLD_MAX_ELEMS || (numel > x->numel && numel > FOLD_SMALL_GROWTH)) return false;
+  if (numel > FOLD_MAX_ELEMS || (numel > x->numel && numel > max_growth)) return false;
   size_t nbytes = (size_t)numel * et_size(x->et);
   uint8_t *out = arena_alloc(c->arena, nbytes ? nbytes : 1);
   gather_copy(x, dims, rank, NULL, out);
@@ -188,7 +204,7 @@ static bool fold_expand(Ctx *c, OGraph *g, ONode *n, Tensor *x, Tensor *shape) {
   return true;
 }
 
-static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in) {
+static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_t max_growth) {
   ElemType et = in[0].et;
   if (et != ET_F32 && et != ET_F64) return false;
   int rank = 0;
@@ -209,7 +225,7 @@ static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in) {
   int64_t numel = shape_numel(dims, rank), largest = 0;
   for (int k = 0; k < n_in; k++)
     if (in[k].numel > largest) largest = in[k].numel;
-  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > FOLD_SMALL_GROWTH)) return false;
+  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > max_growth)) return false;
   size_t es = et_size(et);
   /* Broadcast every input to the result shape, then combine. */
   uint8_t *bufs[2];
@@ -291,7 +307,7 @@ static bool fold_concat(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in) {
   return true;
 }
 
-static bool try_fold(Ctx *c, OGraph *g, ONode *n) {
+static bool try_fold(Ctx *c, OGraph *g, ONode *n, int64_t max_growth) {
   if (n->n_outputs != 1 || n->outputs[0]->is_output || n->n_inputs > 8 || n->n_inputs == 0) return false;
   Tensor in[8];
   for (int j = 0; j < n->n_inputs; j++)
@@ -299,13 +315,13 @@ static bool try_fold(Ctx *c, OGraph *g, ONode *n) {
   if (is_op(n, "Reshape") || is_op(n, "Squeeze") || is_op(n, "Unsqueeze") || is_op(n, "Identity"))
     return fold_view(c, g, n, &in[0]);
   if (is_op(n, "Transpose")) return fold_transpose(c, g, n, &in[0]);
-  if (is_op(n, "Expand") && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1]);
+  if (is_op(n, "Expand") && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1], max_growth);
   if (is_op(n, "Cast")) return fold_cast(c, g, n, &in[0]);
   if (is_op(n, "Concat")) return fold_concat(c, g, n, in, n->n_inputs);
   if (n->n_inputs <= 2 && (is_op(n, "Add") || is_op(n, "Sub") || is_op(n, "Mul") ||
                            is_op(n, "Div") || is_op(n, "Neg") || is_op(n, "Sqrt") ||
                            is_op(n, "Reciprocal")))
-    return fold_arith(c, g, n, in, n->n_inputs);
+    return fold_arith(c, g, n, in, n->n_inputs, max_growth);
   return false;
 }
 
@@ -331,17 +347,22 @@ static bool fold_shape(Ctx *c, OGraph *g, ONode *n) {
   return true;
 }
 
-static void fold_graph(Ctx *c, OGraph *g) {
+static void fold_graph(Ctx *c, OGraph *g, int64_t max_growth) {
   for (int i = 0; i < g->nodes.len; i++) {
     ONode *n = g->nodes.items[i];
     if (n->dead) continue;
-    if (!try_fold(c, g, n)) fold_shape(c, g, n);
+    if (!try_fold(c, g, n, max_growth)) fold_shape(c, g, n);
     for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) fold_graph(c, n->attrs[j].graph);
+      if (n->attrs[j].kind == OA_GRAPH) fold_graph(c, n->attrs[j].graph, max_growth);
   }
 }
 
 int pass_fold(Ctx *c, OModel *m) {
-  fold_graph(c, m->graph);
+  fold_graph(c, m->graph, 0);
+  return 0;
+}
+
+int pass_fold_late(Ctx *c, OModel *m) {
+  fold_graph(c, m->graph, FOLD_SMALL_GROWTH);
   return 0;
 }

@@ -109,10 +109,23 @@ static OValue *centered(Ctx *c, FmPat *p, OValue *d, Stats *s) {
   return mean;
 }
 
+/* What a mean_of form reduces: the input of its ReduceSum or ReduceMean
+ * (the full check is mean_of's). */
+static OValue *mean_input(const OValue *v) {
+  ONode *n = v->producer;
+  if (!n || n->dead) return NULL;
+  if (is_op(n, "ReduceMean")) return n->inputs[0];
+  if (n->n_inputs != 2 || !(is_op(n, "Div") || is_op(n, "Mul"))) return NULL;
+  for (int j = 0; j < (is_op(n, "Div") ? 1 : 2); j++) {
+    ONode *r = fm_def(n->inputs[j], "ReduceSum");
+    if (r) return r->inputs[0];
+  }
+  return NULL;
+}
+
 /* var in either form, given the mean value. */
 static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
   ONode *mx = fm_def(var, "Max");
-  const OValue *x = s->x;
   if (mx && mx->n_inputs == 2) {
     /* max(0, E[x^2] - mean^2) */
     int side = fm_splat_near(c, mx->inputs[0], mx->inputs[1], 0) ? 0
@@ -122,31 +135,17 @@ static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
     if (!sub || sub->n_inputs != 2) return false;
     ONode *sq = fm_take(p, sub->inputs[1], "Mul");
     if (!sq || sq->inputs[0] != mean || sq->inputs[1] != mean) return false;
-    OValue *msq = sub->inputs[0];
-    ONode *r = msq->producer;
-    ONode *xx = NULL;
-    /* the reduction's input is x*x */
-    if (r && !r->dead && r->n_inputs >= 1) {
-      ONode *red = is_op(r, "ReduceMean") ? r : fm_def(r->inputs[0], "ReduceSum");
-      if (!red && r->n_inputs == 2) red = fm_def(r->inputs[1], "ReduceSum");
-      if (red) xx = fm_def(red->inputs[0], "Mul");
-    }
-    if (!xx || xx->inputs[0] != x || xx->inputs[1] != x || !fm_add(p, xx)) return false;
-    return mean_of(c, p, msq, xx->outputs[0], s);
+    OValue *msq = sub->inputs[0], *in = mean_input(msq);
+    ONode *xx = in ? fm_take(p, in, "Mul") : NULL;
+    if (!xx || xx->inputs[0] != s->x || xx->inputs[1] != s->x) return false;
+    return mean_of(c, p, msq, in, s);
   }
   /* mean((x - K(mean))^2) */
-  ONode *r = var->producer;
-  ONode *red = NULL;
-  if (r && !r->dead && r->n_inputs >= 1) {
-    red = is_op(r, "ReduceMean") ? r : fm_def(r->inputs[0], "ReduceSum");
-    if (!red && r->n_inputs == 2) red = fm_def(r->inputs[1], "ReduceSum");
-  }
-  ONode *sq = red ? fm_def(red->inputs[0], "Mul") : NULL;
-  if (!sq || sq->inputs[0] != sq->inputs[1] || !fm_add(p, sq)) return false;
+  OValue *in = mean_input(var);
+  ONode *sq = in ? fm_take(p, in, "Mul") : NULL;
+  if (!sq || sq->inputs[0] != sq->inputs[1]) return false;
   Stats s2 = *s;
-  OValue *mean2 = centered(c, p, sq->inputs[0], &s2);
-  if (mean2 != mean || !mean_of(c, p, var, sq->outputs[0], s)) return false;
-  return true;
+  return centered(c, p, sq->inputs[0], &s2) == mean && mean_of(c, p, var, in, s);
 }
 
 /* r = rsqrt(K(var) + eps); returns eps. */

@@ -12,9 +12,14 @@
  *   B(Transpose(x, p), Transpose(y, p)) = Transpose(B(x, y), p)
  *
  * (k a constant; a lower-rank k is first given the full rank, as numpy
- * broadcasting would).  The simplify pass then composes adjacent Transposes
- * and drops identities, and fold computes Transpose(k).  Nodes are re-sorted
- * topologically at the end, since a moved Transpose now follows its consumer.
+ * broadcasting would).  The pipeline runs the pass a second time after the
+ * fusions, when it also moves a Transpose through a fused Softmax or
+ * LogSoftmax (the axis is renamed) and a LayerNormalization whose leading,
+ * unnormalised axes it leaves in place (Scale and B are transposed): the
+ * NHWC LayerNorm between two NCHW Convs.  The simplify pass then composes
+ * adjacent Transposes and drops identities, and fold computes Transpose(k).
+ * Nodes are re-sorted topologically at the end, since a moved Transpose now
+ * follows its consumer.
  */
 #include "h2o.h"
 
@@ -130,12 +135,72 @@ static void move_behind(Ctx *c, ONode *t, ONode *u) {
   t->origin = u->origin;
 }
 
+/* The axis attribute of u in [0, rank), or -1 when out of range. */
+static int64_t axis_of(const ONode *u, int rank) {
+  const OAttr *ax = og_get_attr(u, "axis");
+  int64_t a = ax ? ax->i : -1;
+  if (a < -rank || a >= rank) return -1;
+  return a < 0 ? a + rank : a;
+}
+
+/* Softmax and LogSoftmax normalise along one axis (opset >= 13), which the
+ * Transpose only renames: S(Transpose(x, p), a) = Transpose(S(x, p[a]), p). */
+static bool push_through_softmax(Ctx *c, ONode *t, ONode *u, const OAttr *perm) {
+  int64_t a = axis_of(u, perm->n);
+  if (u->n_inputs != 1 || u->n_outputs != 1 || a < 0) return false;
+  og_attr_int(c, u, "axis", perm->ints[a]);
+  u->inputs[0] = t->inputs[0];
+  t->inputs[0]->n_uses++;
+  move_behind(c, t, u);
+  return true;
+}
+
+/* LayerNormalization normalises over the axes [a, rank).  A Transpose that
+ * keeps every axis before a in place only reorders the normalised axes among
+ * themselves: mean and variance are unchanged and only Scale and B, indexed
+ * by those axes, move.  With q the permutation p restricted to them,
+ * LN(Transpose(x, p), s, b) = Transpose(LN(x, Transpose(s, q^-1),
+ * Transpose(b, q^-1)), p). */
+static bool push_through_layernorm(Ctx *c, OGraph *g, ONode *t, ONode *u, const OAttr *perm) {
+  int rank = perm->n;
+  int64_t a = axis_of(u, rank);
+  if (u->n_inputs < 2 || u->n_inputs > 3 || u->n_outputs != 1 || a < 0) return false;
+  for (int i = 0; i < a; i++)
+    if (perm->ints[i] != i) return false;
+  int64_t tail[MAX_RANK];
+  for (int i = (int)a; i < rank; i++) tail[i - a] = perm->ints[i] - a;
+  OAttr tail_perm = {.ints = tail, .n = rank - (int)a};
+  for (int j = 1; j < u->n_inputs; j++) {
+    const OValue *k = u->inputs[j];
+    if (!k) continue; /* B omitted */
+    if (!k->is_init || k->type.rank < 0 || k->type.rank > tail_perm.n) return false;
+    for (int d = 0; d < k->type.rank; d++)
+      if (k->type.dims[d].value < 0) return false;
+  }
+  for (int j = 1; j < u->n_inputs; j++) {
+    OValue *k = u->inputs[j];
+    if (!k) continue;
+    OValue *moved = untranspose_constant(c, g, u, k, &tail_perm);
+    k->n_uses--;
+    u->inputs[j] = moved;
+    moved->n_uses++;
+  }
+  u->inputs[0] = t->inputs[0];
+  t->inputs[0]->n_uses++;
+  move_behind(c, t, u);
+  return true;
+}
+
 static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   const OAttr *perm = perm_of(t);
   if (!perm) return false;
   OValue *tv = t->outputs[0];
   ONode *u = only_consumer(g, tv);
   if (!u) return false;
+  if ((is_op(u, "Softmax") || is_op(u, "LogSoftmax")) && u->inputs[0] == tv)
+    return push_through_softmax(c, t, u, perm);
+  if (is_op(u, "LayerNormalization") && u->inputs[0] == tv)
+    return push_through_layernorm(c, g, t, u, perm);
   if (unary_elementwise(u)) {
     u->inputs[0] = t->inputs[0];
     t->inputs[0]->n_uses++;

@@ -18,23 +18,10 @@ import tempfile
 
 
 def make_mlp(din: int = 30, dmid: int = 20, dout: int = 10, seed: int = 17):
-    """The MLP of the jax2onnx README, with its layers in an ``nnx.List``."""
+    """The MLP of the jax2onnx README (:class:`hlo2onnx.examples.models.MLP`)."""
     from flax import nnx
 
-    class MLP(nnx.Module):
-        def __init__(self, din, dmid, dout, *, rngs: nnx.Rngs):
-            self.layers = nnx.List([
-                nnx.Linear(din, dmid, rngs=rngs),
-                nnx.BatchNorm(dmid, rngs=rngs),
-                nnx.Dropout(rate=0.1, rngs=rngs),
-                lambda x: nnx.gelu(x, approximate=False),
-                nnx.Linear(dmid, dout, rngs=rngs),
-            ])
-
-        def __call__(self, x):
-            for layer in self.layers:
-                x = layer(x)
-            return x
+    from .models import MLP
 
     return MLP(din, dmid, dout, rngs=nnx.Rngs(seed))
 

@@ -1,0 +1,194 @@
+/* pool_grad.c - stablehlo.select_and_scatter: the gradient of a max pool,
+ * which JAX emits for jax.grad through reduce_window max (nnx.max_pool,
+ * lax.reduce_window with lax.max), e.g. when a training step is exported.
+ *
+ * select_and_scatter picks one element per window with its `select` region
+ * and adds the window's source value onto it; elements no window picks get
+ * the init value.  For JAX's select - compare GE, which keeps the earlier
+ * element on ties, so the first maximum in row-major window order wins -
+ * that is exactly ONNX MaxPool's second output: the flat index of each
+ * window's first maximum in the (unpadded) input; padded positions are never
+ * picked by either.  So:
+ *
+ *   x -> Transpose(other axes first, window axes last) -> Reshape [M, 1, D..]
+ *     -> MaxPool(kernel, strides, pads) indices [M, 1, O..]
+ *   out = ScatterElements(Expand(init) over M*prod(D), flat indices,
+ *                         flat source, reduction=add)
+ *     -> Reshape, Transpose back.
+ *
+ * Overlapping windows that pick one element add up, as in XLA.  Windows
+ * that span an axis only with window 1, stride 1 and no padding ride along
+ * in M.  NaN inside a window is where the two may differ (GE against NaN is
+ * false, MaxPool skips NaN); JAX's max pool itself propagates NaN.
+ */
+#include "h2o.h"
+
+#include <string.h>
+
+static OValue *typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
+  og_set_type(L->c, v, et, rank, dims);
+  return v;
+}
+
+/* The one op of a region besides its return, when it is `kind` applied to
+ * the two block arguments in order (a, b); its op, else NULL. */
+static const Op *region_op(const Region *r, OpKind kind) {
+  if (r->n_blocks != 1) return NULL;
+  const Block *b = r->blocks[0];
+  if (b->n_args != 2 || b->n_ops != 2) return NULL;
+  const Op *o = b->ops[0], *ret = b->ops[1];
+  if (o->kind != kind || o->n_operands != 2 || o->n_results != 1 ||
+      o->operands[0] != b->args[0] || o->operands[1] != b->args[1])
+    return NULL;
+  if (ret->kind != OP_RETURN || ret->n_operands != 1 || ret->operands[0] != o->results[0])
+    return NULL;
+  return o;
+}
+
+static bool select_is_ge(const Region *r) {
+  const Op *o = region_op(r, OP_COMPARE);
+  const Attr *a = o ? ir_op_attr(o, "comparison_direction") : NULL;
+  return a && a->s && strcmp(a->s, "GE") == 0;
+}
+
+/* An integer list attribute of n entries (default `dflt` when absent). */
+static int ints_attr(Lower *L, const Op *op, const char *name, int n, int64_t dflt, int64_t *out) {
+  const Attr *a = ir_op_attr(op, name);
+  if (!a) {
+    for (int i = 0; i < n; i++) out[i] = dflt;
+    return 0;
+  }
+  int64_t *v;
+  if (ir_attr_i64s(L->c, a, &v) != n)
+    return diag_error_op(L->c, H2O_EINPUT, op, "select_and_scatter: '%s' needs %d integers",
+                         name, n);
+  memcpy(out, v, sizeof(int64_t) * (size_t)n);
+  return 0;
+}
+
+static OValue *transpose(Lower *L, OValue *x, const int64_t *perm, int rank, ElemType et,
+                         const int64_t *dims) {
+  ONode *n = lw_node(L, "Transpose", 1, &x, 1);
+  og_attr_ints(L->c, n, "perm", perm, rank);
+  return typed(L, n->outputs[0], et, rank, dims);
+}
+
+static OValue *reshape(Lower *L, OValue *x, int rank, const int64_t *dims, ElemType et) {
+  return typed(L, lw_op2(L, "Reshape", x, lw_const_i64s(L, rank, dims)), et, rank, dims);
+}
+
+/* MaxPool's element types in onnxruntime (bf16 and the rest widen). */
+static ElemType pool_type(ElemType et) {
+  switch (et) {
+  case ET_F16: case ET_F32: case ET_F64: case ET_I8: case ET_U8: return et;
+  case ET_BF16: return ET_F32;
+  default: return ET_UNDEF;
+  }
+}
+
+/* ScatterElements' add in onnxruntime: f32, f64, i32, i64 (no f16). */
+static ElemType scatter_type(ElemType et) {
+  switch (et) {
+  case ET_F32: case ET_F64: return et;
+  case ET_F16: case ET_BF16: return ET_F32;
+  default: return ET_I32; /* i8, u8: the cast back wraps as the narrow sums would */
+  }
+}
+
+int lower_select_and_scatter(Lower *L, const Op *op) {
+  if (op->n_operands != 3 || op->n_results != 1 || op->n_regions != 2)
+    return diag_error_op(L->c, H2O_EINPUT, op,
+                         "select_and_scatter takes operand, source, init and two regions");
+  const Type *t = &op->operands[0]->type, *ts = &op->operands[1]->type;
+  int r = t->rank;
+  if (r < 1 || r > MAX_RANK || ts->rank != r)
+    return diag_error_op(L->c, H2O_EINPUT, op, "select_and_scatter: operand and source ranks");
+  if (!select_is_ge(op->regions[0]) || !region_op(op->regions[1], OP_ADD))
+    return lw_unsupported(L, "only the max-pool gradient form (select: compare GE, scatter: "
+                             "add) converts");
+  if (!type_is_static(t))
+    return lw_unsupported(L, "dynamic dimensions (%s has '?')", op->operands[0]->name);
+  ElemType et = t->et, ct = pool_type(et);
+  if (ct == ET_UNDEF) return lw_unsupported(L, "%s elements", et_mlir_name(et));
+
+  int64_t win[MAX_RANK], str[MAX_RANK], pad[2 * MAX_RANK];
+  if (ints_attr(L, op, "window_dimensions", r, 1, win) != 0 ||
+      ints_attr(L, op, "window_strides", r, 1, str) != 0 ||
+      ints_attr(L, op, "padding", 2 * r, 0, pad) != 0)
+    return -1;
+
+  /* Window axes last, in order; the others first, in order. */
+  int64_t perm[MAX_RANK], inv[MAX_RANK], tdims[MAX_RANK], sdims[MAX_RANK];
+  int nsp = 0, np = 0;
+  for (int d = 0; d < r; d++)
+    if (win[d] == 1 && str[d] == 1 && pad[2 * d] == 0 && pad[2 * d + 1] == 0) perm[np++] = d;
+  int n_other = np;
+  for (int d = 0; d < r; d++)
+    if (!(win[d] == 1 && str[d] == 1 && pad[2 * d] == 0 && pad[2 * d + 1] == 0)) perm[np++] = d;
+  nsp = r - n_other;
+  if (nsp > 3) return lw_unsupported(L, "%d windowed axes (MaxPool takes at most 3)", nsp);
+
+  int64_t m = 1, kernel[3], strides[3], pads[6], pool_in[5], pool_out[5];
+  for (int i = 0; i < n_other; i++) m *= t->dims[perm[i]];
+  pool_in[0] = pool_out[0] = m;
+  pool_in[1] = pool_out[1] = 1;
+  for (int i = 0; i < nsp; i++) {
+    int d = (int)perm[n_other + i];
+    int64_t lo = pad[2 * d], hi = pad[2 * d + 1];
+    if (win[d] < 1 || str[d] < 1 || lo < 0 || hi < 0 || lo >= win[d] || hi >= win[d])
+      return lw_unsupported(L, "window %lld, stride %lld, padding (%lld, %lld) on axis %d: "
+                               "windows must not lie wholly in the padding",
+                            (long long)win[d], (long long)str[d], (long long)lo, (long long)hi, d);
+    kernel[i] = win[d];
+    strides[i] = str[d];
+    pads[i] = lo;
+    pads[nsp + i] = hi;
+    pool_in[2 + i] = t->dims[d];
+    pool_out[2 + i] = (t->dims[d] + lo + hi - win[d]) / str[d] + 1;
+    if (t->dims[d] + lo + hi < win[d] || ts->dims[d] != pool_out[2 + i])
+      return diag_error_op(L->c, H2O_EINPUT, op,
+                           "select_and_scatter: the source has %lld windows on axis %d, not %lld",
+                           (long long)ts->dims[d], d, (long long)pool_out[2 + i]);
+  }
+  for (int i = 0; i < n_other; i++)
+    if (ts->dims[perm[i]] != t->dims[perm[i]])
+      return diag_error_op(L->c, H2O_EINPUT, op, "select_and_scatter: source and operand "
+                                                 "differ on the unwindowed axis %d", (int)perm[i]);
+  for (int i = 0; i < r; i++) {
+    inv[perm[i]] = i;
+    tdims[i] = t->dims[perm[i]];
+    sdims[i] = ts->dims[perm[i]];
+  }
+
+  if (nsp == 0) { /* every element is its own window */
+    ElemType at = scatter_type(ct);
+    OValue *s = lw_cast(L, lw_get(L, op->operands[1]), at);
+    OValue *init = lw_cast(L, lw_get(L, op->operands[2]), at);
+    lw_bind(L, op->results[0], lw_cast(L, typed(L, lw_op2(L, "Add", s, init), at, r, t->dims), et));
+    return 0;
+  }
+
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  x = reshape(L, transpose(L, x, perm, r, ct, tdims), 2 + nsp, pool_in, ct);
+  ONode *pool = lw_node(L, "MaxPool", 1, &x, 2);
+  og_attr_ints(L->c, pool, "kernel_shape", kernel, nsp);
+  og_attr_ints(L->c, pool, "strides", strides, nsp);
+  og_attr_ints(L->c, pool, "pads", pads, 2 * nsp);
+  typed(L, pool->outputs[0], ct, 2 + nsp, pool_out);
+  OValue *idx = typed(L, pool->outputs[1], ET_I64, 2 + nsp, pool_out);
+
+  int64_t n_in = type_numel(t), n_src = type_numel(ts);
+  ElemType st = scatter_type(ct);
+  OValue *s = lw_cast(L, lw_get(L, op->operands[1]), st);
+  s = reshape(L, transpose(L, s, perm, r, st, sdims), 1, &n_src, st);
+  idx = reshape(L, idx, 1, &n_src, ET_I64);
+  OValue *base = lw_cast(L, lw_get(L, op->operands[2]), st);
+  base = typed(L, lw_op2(L, "Expand", base, lw_const_i64s(L, 1, &n_in)), st, 1, &n_in);
+  ONode *sc = lw_node(L, "ScatterElements", 3, (OValue *[]){base, idx, s}, 1);
+  og_attr_int(L->c, sc, "axis", 0);
+  og_attr_string(L->c, sc, "reduction", "add");
+  OValue *out = typed(L, sc->outputs[0], st, 1, &n_in);
+  out = transpose(L, reshape(L, out, r, tdims, st), inv, r, st, t->dims);
+  lw_bind(L, op->results[0], lw_cast(L, out, et));
+  return 0;
+}
