@@ -272,6 +272,25 @@ def run_cli(repeats: int, out_dir: str, mem_cap: float, width: int, layers: int)
             break
     out = {"runs": runs, "weight_bytes": weight_bytes, "text_bytes": os.path.getsize(mlir),
            "width": width, "layers": layers}
+    # Where the time goes: the same conversion written to /dev/null (parse,
+    # hex decode and protobuf encoding, no file system), and the machine's
+    # own rate for writing 1 GiB to a file and fsync-ing it (dd).
+    nul = [measure([exe, "-q", mlir, "-o", os.devnull], time_cap=600, mem_cap=mem_cap)
+           for _ in range(repeats)]
+    if all(r["ended"] == "ok" for r in nul):
+        out["devnull_wall_s"] = statistics.median(r["wall_s"] for r in nul)
+        log(f"    to /dev/null: {out['devnull_wall_s']:.2f} s, "
+            f"{weight_bytes / 1e6 / out['devnull_wall_s']:.0f} MB/s")
+    dd_path = os.path.join(out_dir, "dd.bin")
+    dd = []
+    for _ in range(repeats):
+        clean(dd_path)
+        dd.append(measure(["dd", "if=/dev/zero", f"of={dd_path}", "bs=1M", "count=1024",
+                           "conv=fsync"], time_cap=600, mem_cap=mem_cap))
+    clean(dd_path)
+    if all(r["ended"] == "ok" for r in dd):
+        out["dd_wall_s"] = statistics.median(r["wall_s"] for r in dd)
+        log(f"    dd 1 GiB + fsync: {out['dd_wall_s']:.2f} s")
     if all(r["ended"] == "ok" for r in runs):
         for k in ("wall_s", "maxrss_mb", "mb_per_s"):
             out[k] = statistics.median(r[k] for r in runs)
@@ -391,6 +410,16 @@ def tables(res: dict) -> str:
             if v.get("ended") == "ok" else str(v.get("ended"))
         lines.append(f"| {len(c['runs'])} | {_fmt_s(c.get('wall_s'))} | "
                      f"{(c.get('mb_per_s') or 0):.0f} MB/s | {_fmt_mb(c.get('maxrss_mb'))} | {ok} |")
+        extra = []
+        if c.get("devnull_wall_s"):
+            extra.append(f"the same conversion written to `/dev/null` (parsing, hex decoding, "
+                         f"protobuf encoding; no file system): {_fmt_s(c['devnull_wall_s'])}, "
+                         f"{c['weight_bytes'] / 1e6 / c['devnull_wall_s']:.0f} MB/s")
+        if c.get("dd_wall_s"):
+            extra.append(f"`dd` writing 1 GiB of zeros to a file with `fsync` on this machine: "
+                         f"{_fmt_s(c['dd_wall_s'])}, {1024 / c['dd_wall_s'] * 1.048576:.0f} MB/s")
+        if extra:
+            lines += ["", "For comparison (medians): " + "; ".join(extra) + "."]
     return "\n".join(lines)
 
 

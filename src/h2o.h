@@ -113,7 +113,11 @@ typedef enum ElemType {
   ET_I32 = 6, ET_I64 = 7, ET_STRING = 8, ET_BOOL = 9, ET_F16 = 10,
   ET_F64 = 11, ET_U32 = 12, ET_U64 = 13, ET_C64 = 14, ET_C128 = 15,
   ET_BF16 = 16, ET_F8E4M3FN = 17, ET_F8E4M3FNUZ = 18, ET_F8E5M2 = 19,
-  ET_F8E5M2FNUZ = 20, ET_U4 = 21, ET_I4 = 22, ET_F4E2M1 = 23
+  ET_F8E5M2FNUZ = 20, ET_U4 = 21, ET_I4 = 22, ET_F4E2M1 = 23,
+  ET_F8E8M0 = 24, ET_U2 = 25, ET_I2 = 26, ET_F6E2M3 = 27, ET_F6E3M2 = 28,
+  /* MLIR types without an ONNX counterpart: known so that the lowering can
+   * name them in its error (et_onnx_name is "none") */
+  ET_NO_ONNX = 100, ET_F8E4M3 = ET_NO_ONNX, ET_F8E3M4, ET_F8E4M3B11FNUZ
 } ElemType;
 
 size_t et_size(ElemType et);          /* bytes per element; 0 for sub-byte/undef */

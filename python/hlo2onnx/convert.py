@@ -301,6 +301,45 @@ def _bind_nnx(obj, params) -> Bound | None:
 register_adapter(_bind_nnx)
 
 
+def _bind_equinox(obj, params) -> Bound | None:
+    """An ``equinox.Module``: its array leaves are the parameters (named by
+    their paths, "layers.0.weight"), the rest of the module is static.  Like
+    NNX modules it is converted in inference mode
+    (``eqx.nn.inference_mode``: Dropout off), on a copy."""
+    eqx = sys.modules.get("equinox")
+    if eqx is None or not isinstance(obj, eqx.Module):
+        return None
+    if params is not None:
+        raise TypeError("params= is for plain functions; an equinox Module carries its own arrays")
+    arrays, static = eqx.partition(eqx.nn.inference_mode(obj), eqx.is_array)
+    return _bind_pytree(lambda p, *inputs: eqx.combine(p, static)(*inputs), arrays,
+                        type(obj).__name__)
+
+
+def _bind_linen(obj, params) -> Bound | None:
+    """A Flax Linen module with its variables, given as ``(module,
+    variables)`` or as ``module, params=variables``: ``module.apply`` with
+    the variables' leaves as parameters ("params.Dense_0.kernel")."""
+    linen = sys.modules.get("flax.linen")
+    if linen is None:
+        return None
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], linen.Module):
+        if params is not None:
+            raise TypeError("give the variables either in the (module, variables) pair or "
+                            "as params=, not both")
+        obj, params = obj
+    elif not isinstance(obj, linen.Module):
+        return None
+    if params is None:
+        raise TypeError("a Flax Linen module needs its variables: to_onnx((module, variables), "
+                        "inputs) or to_onnx(module, inputs, params=variables)")
+    return _bind_pytree(lambda v, *inputs: obj.apply(v, *inputs), params, type(obj).__name__)
+
+
+register_adapter(_bind_equinox)
+register_adapter(_bind_linen)
+
+
 def bind(fn_or_module, params=None) -> Bound:
     """The :class:`Bound` form of a function, ``(fn, params)``, or a module."""
     b = None
@@ -645,7 +684,10 @@ def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
         fn_or_module: a function of the inputs; or, with ``params``, a function
             ``fn(params, *inputs)``; or an ``nnx.Module`` (converted in
             inference mode: Dropout off, BatchNorm on its running averages,
-            without changing the module you pass).
+            without changing the module you pass); or an ``equinox.Module``
+            (its arrays become initializers; inference mode too); or a Flax
+            Linen module with its variables, ``(module, variables)`` (or the
+            module with ``params=variables``).
         inputs: one entry per input: a shape tuple, where a str is a symbolic
             dimension (``("B", 30)``; the same name in several inputs is the
             same dimension) and the dtype is ``dtype=``/``input_dtypes=`` or

@@ -91,7 +91,10 @@ class UnsupportedOpError(ConversionError):
         """The op names the core reported as unsupported, in order, without repeats."""
         seen: dict[str, None] = {}
         for line in self.errors:
-            for op in re.findall(r"\b((?:stablehlo|chlo|mhlo|func|sdy|shardy)\.[A-Za-z_][\w.]*)", line):
+            # "unknown op 'foo.bar'" names ops of any dialect
+            quoted = re.findall(r"\bop '([A-Za-z_][\w.$-]*)'", line)
+            for op in quoted or re.findall(
+                    r"\b((?:stablehlo|chlo|mhlo|func|sdy|shardy)\.[A-Za-z_][\w.]*)", line):
                 seen.setdefault(op, None)
         return list(seen)
 

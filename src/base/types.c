@@ -26,12 +26,18 @@ static const ElemInfo elem_info[] = {
     [ET_F8E5M2FNUZ] = {"f8E5M2FNUZ", "FLOAT8E5M2FNUZ", 1},
     [ET_U4] = {"ui4", "UINT4", 0},         [ET_I4] = {"i4", "INT4", 0},
     [ET_F4E2M1] = {"f4E2M1FN", "FLOAT4E2M1", 0},
+    [ET_F8E8M0] = {"f8E8M0FNU", "FLOAT8E8M0", 1},
+    [ET_U2] = {"ui2", "UINT2", 0},         [ET_I2] = {"i2", "INT2", 0},
+    [ET_F6E2M3] = {"f6E2M3FN", "FLOAT6E2M3", 0},
+    [ET_F6E3M2] = {"f6E3M2FN", "FLOAT6E3M2", 0},
+    [ET_F8E4M3] = {"f8E4M3", "none", 1},   [ET_F8E3M4] = {"f8E3M4", "none", 1},
+    [ET_F8E4M3B11FNUZ] = {"f8E4M3B11FNUZ", "none", 1},
 };
 
 #define N_ELEM ((int)(sizeof elem_info / sizeof elem_info[0]))
 
 static const ElemInfo *info(ElemType et) {
-  return (et >= 0 && (int)et < N_ELEM) ? &elem_info[et] : &elem_info[0];
+  return (et >= 0 && (int)et < N_ELEM && elem_info[et].mlir) ? &elem_info[et] : &elem_info[0];
 }
 
 size_t et_size(ElemType et) { return info(et)->size; }
@@ -42,7 +48,7 @@ ElemType et_from_mlir(const char *s, size_t n) {
   /* MLIR's `index` (shape arithmetic, e.g. in custom_call operands) has no
    * ONNX counterpart; ONNX computes shapes in int64. */
   if (n == 5 && memcmp(s, "index", 5) == 0) return ET_I64;
-  for (int i = 1; i < N_ELEM; i++) {
+  for (int i = 1; i < N_ELEM; i++) { /* (the gap below ET_NO_ONNX has no names) */
     const char *name = elem_info[i].mlir;
     if (name && strlen(name) == n && memcmp(name, s, n) == 0) return (ElemType)i;
   }

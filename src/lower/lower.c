@@ -205,6 +205,58 @@ static bool has_poisoned_operand(const Op *op) {
   return false;
 }
 
+/* ---- element types onnxruntime cannot compute with ------------------------ *
+ * Checked once here rather than in every converter: an op reading or making
+ * a tensor of such a type is reported with the type, e.g. "cannot convert
+ * stablehlo.add: i4 tensors (ONNX INT4): onnxruntime has no kernels ...".
+ * Ops that only pass values along (calls, returns, control flow) are not
+ * checked: the ops inside them are. */
+
+static const char *type_problem(ElemType et, OpKind kind) {
+  switch (et) {
+  case ET_C64: case ET_C128:
+    /* lower/complex.c reports these ops itself, with more to say */
+    if (kind == OP_FFT || kind == OP_COMPLEX || kind == OP_REAL || kind == OP_IMAG) return NULL;
+    return "onnxruntime has no kernels for complex tensors";
+  case ET_I4: case ET_U4: case ET_I2: case ET_U2: case ET_F4E2M1: case ET_F6E2M3:
+  case ET_F6E3M2: case ET_F8E8M0:
+    return "onnxruntime has no kernels for this type outside of quantization ops";
+  case ET_F8E4M3FN: case ET_F8E4M3FNUZ: case ET_F8E5M2: case ET_F8E5M2FNUZ:
+    /* Cast to and from float8 exists; the convert converter decides */
+    if (kind == OP_CONVERT) return NULL;
+    return "onnxruntime computes with float8 only in Cast and quantization ops";
+  default:
+    return et >= ET_NO_ONNX ? "ONNX has no such element type" : NULL;
+  }
+}
+
+static bool passes_values_along(OpKind kind) {
+  switch (kind) {
+  case OP_CALL: case OP_CALL_SHORT: case OP_FUNC_RETURN: case OP_RETURN_SHORT: case OP_RETURN:
+  case OP_WHILE: case OP_IF: case OP_CASE: case OP_COMPOSITE: case OP_OPTIMIZATION_BARRIER:
+  case OP_SDY_SHARDING_CONSTRAINT:
+    return true;
+  default:
+    return false;
+  }
+}
+
+static int check_types(Lower *L, const Op *op) {
+  if (passes_values_along(op->kind)) return 0;
+  for (int i = 0; i < op->n_operands + op->n_results; i++) {
+    const Type *t = i < op->n_operands ? &op->operands[i]->type
+                                       : &op->results[i - op->n_operands]->type;
+    if (t->kind != TK_TENSOR) continue;
+    const char *why = type_problem(t->et, op->kind);
+    if (!why) continue;
+    if (t->et >= ET_NO_ONNX)
+      return lw_unsupported(L, "%s tensors: %s", et_mlir_name(t->et), why);
+    return lw_unsupported(L, "%s tensors (ONNX %s): %s", et_mlir_name(t->et),
+                          et_onnx_name(t->et), why);
+  }
+  return 0;
+}
+
 int lw_block(Lower *L, const Block *b) {
   int rc = 0;
   for (int i = 0; i < b->n_ops; i++) {
@@ -219,7 +271,12 @@ int lw_block(Lower *L, const Block *b) {
     }
     const Op *saved = L->op;
     L->op = op;
-    if (has_poisoned_operand(op)) {
+    bool poisoned = has_poisoned_operand(op);
+    if (poisoned || check_types(L, op) != 0) {
+      /* An op without converter is still counted in the report of the
+       * unsupported ops when it reads the result of another failed op. */
+      LowerFn fn = op_table[op->kind].lower;
+      if (poisoned && (!fn || fn == lower_unsupported_op)) lower_unsupported_op(L, op);
       poison_results(L, op);
       rc = -1;
     } else {
@@ -415,6 +472,11 @@ static int bind_entry_args(Lower *L, const Func *f, const h2o_param *params, int
       arg->lowered = v;
       continue;
     }
+    if (t->et >= ET_NO_ONNX) {
+      rc = diag_error(c, H2O_EUNSUPPORTED, "argument %d of @%s has element type %s, which ONNX "
+                      "has no type for", i, f->name, et_mlir_name(t->et));
+      continue;
+    }
     OValue *v = og_value(c, L->g, "input");
     og_type_from_hlo(c, v, t);
     if (o && n_inputs < o->n_input_names && o->input_names[n_inputs]) {
@@ -450,6 +512,31 @@ static int bind_entry_args(Lower *L, const Func *f, const h2o_param *params, int
   return rc;
 }
 
+/* "output_0_logits" for the pytree path JAX gives as jax.result_info,
+ * "result[0]['logits']" (or "[0]['logits']" before JAX 0.4.36): "output",
+ * then each run of letters, digits and '_' after an underscore. */
+static char *output_name(Arena *a, const char *info) {
+  if (strncmp(info, "result", 6) == 0) info += 6;
+  size_t n = strlen(info);
+  char *out = arena_alloc(a, n + 8 + n / 2 + 1), *q = out;
+  memcpy(q, "output", 6);
+  q += 6;
+  bool sep = true;
+  for (const char *p = info; *p; p++) {
+    bool word = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                *p == '_';
+    if (!word) {
+      sep = true;
+      continue;
+    }
+    if (sep) *q++ = '_';
+    sep = false;
+    *q++ = *p;
+  }
+  *q = 0;
+  return out;
+}
+
 /* Graph outputs need names of their own: a value that is an input, an
  * initializer, or already an output is passed through an Identity. */
 static int bind_entry_results(Lower *L, const Func *f, OValue **results) {
@@ -468,7 +555,7 @@ static int bind_entry_results(Lower *L, const Func *f, OValue **results) {
     if (o && i < o->n_output_names && o->output_names[i])
       v->name = arena_strdup(c->arena, o->output_names[i]);
     else if (info && *info && strcmp(info, "result") != 0 && f->n_results > 1)
-      v->name = clean_name(c->arena, arena_printf(c->arena, "output%s", info));
+      v->name = output_name(c->arena, info);
     else
       v->name = arena_printf(c->arena, "output_%d", i);
     og_type_from_hlo(c, v, &f->result_types[i]);

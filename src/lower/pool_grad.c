@@ -16,9 +16,10 @@
  *                         flat source, reduction=add)
  *     -> Reshape, Transpose back.
  *
- * Overlapping windows that pick one element add up, as in XLA.  Windows
- * that span an axis only with window 1, stride 1 and no padding ride along
- * in M.  NaN inside a window is where the two may differ (GE against NaN is
+ * Overlapping windows that pick one element add up, as in XLA.  Axes the
+ * window spans with window 1, stride 1 and no padding ride along in M, and
+ * may be dynamic (a batch: the flat sizes are then read with Shape); the
+ * windowed axes must be static.  NaN inside a window is where the two may differ (GE against NaN is
  * false, MaxPool skips NaN); JAX's max pool itself propagates NaN.
  */
 #include "h2o.h"
@@ -106,8 +107,6 @@ int lower_select_and_scatter(Lower *L, const Op *op) {
   if (!select_is_ge(op->regions[0]) || !region_op(op->regions[1], OP_ADD))
     return lw_unsupported(L, "only the max-pool gradient form (select: compare GE, scatter: "
                              "add) converts");
-  if (!type_is_static(t))
-    return lw_unsupported(L, "dynamic dimensions (%s has '?')", op->operands[0]->name);
   ElemType et = t->et, ct = pool_type(et);
   if (ct == ET_UNDEF) return lw_unsupported(L, "%s elements", et_mlir_name(et));
 
@@ -128,13 +127,17 @@ int lower_select_and_scatter(Lower *L, const Op *op) {
   nsp = r - n_other;
   if (nsp > 3) return lw_unsupported(L, "%d windowed axes (MaxPool takes at most 3)", nsp);
 
+  /* M is -1 (for Reshape) when an unwindowed axis is dynamic */
   int64_t m = 1, kernel[3], strides[3], pads[6], pool_in[5], pool_out[5];
-  for (int i = 0; i < n_other; i++) m *= t->dims[perm[i]];
+  for (int i = 0; i < n_other; i++)
+    m = m < 0 || t->dims[perm[i]] == DIM_DYN ? -1 : m * t->dims[perm[i]];
   pool_in[0] = pool_out[0] = m;
   pool_in[1] = pool_out[1] = 1;
   for (int i = 0; i < nsp; i++) {
     int d = (int)perm[n_other + i];
     int64_t lo = pad[2 * d], hi = pad[2 * d + 1];
+    if (t->dims[d] == DIM_DYN || ts->dims[d] == DIM_DYN)
+      return lw_unsupported(L, "a dynamic windowed axis (%d)", d);
     if (win[d] < 1 || str[d] < 1 || lo < 0 || hi < 0 || lo >= win[d] || hi >= win[d])
       return lw_unsupported(L, "window %lld, stride %lld, padding (%lld, %lld) on axis %d: "
                                "windows must not lie wholly in the padding",
@@ -168,8 +171,8 @@ int lower_select_and_scatter(Lower *L, const Op *op) {
     return 0;
   }
 
-  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
-  x = reshape(L, transpose(L, x, perm, r, ct, tdims), 2 + nsp, pool_in, ct);
+  OValue *x_t = transpose(L, lw_cast(L, lw_get(L, op->operands[0]), ct), perm, r, ct, tdims);
+  OValue *x = reshape(L, x_t, 2 + nsp, pool_in, ct);
   ONode *pool = lw_node(L, "MaxPool", 1, &x, 2);
   og_attr_ints(L->c, pool, "kernel_shape", kernel, nsp);
   og_attr_ints(L->c, pool, "strides", strides, nsp);
@@ -177,18 +180,26 @@ int lower_select_and_scatter(Lower *L, const Op *op) {
   typed(L, pool->outputs[0], ct, 2 + nsp, pool_out);
   OValue *idx = typed(L, pool->outputs[1], ET_I64, 2 + nsp, pool_out);
 
-  int64_t n_in = type_numel(t), n_src = type_numel(ts);
+  /* Flat sizes: constants, or read with Shape when M is dynamic. */
+  int64_t n_in = m < 0 ? -1 : type_numel(t), n_src = m < 0 ? -1 : type_numel(ts), flat = -1;
   ElemType st = scatter_type(ct);
   OValue *s = lw_cast(L, lw_get(L, op->operands[1]), st);
   s = reshape(L, transpose(L, s, perm, r, st, sdims), 1, &n_src, st);
-  idx = reshape(L, idx, 1, &n_src, ET_I64);
+  idx = reshape(L, idx, 1, &flat, ET_I64);
+  OValue *in_size = lw_const_i64s(L, 1, &n_in), *in_shape = lw_const_i64s(L, r, tdims);
+  if (m < 0) {
+    int64_t one = 1;
+    in_shape = typed(L, lw_op1(L, "Shape", x_t), ET_I64, 1, (int64_t[]){r});
+    in_size = typed(L, lw_op1(L, "Shape", reshape(L, x_t, 1, &flat, ct)), ET_I64, 1, &one);
+  }
   OValue *base = lw_cast(L, lw_get(L, op->operands[2]), st);
-  base = typed(L, lw_op2(L, "Expand", base, lw_const_i64s(L, 1, &n_in)), st, 1, &n_in);
+  base = typed(L, lw_op2(L, "Expand", base, in_size), st, 1, &n_in);
   ONode *sc = lw_node(L, "ScatterElements", 3, (OValue *[]){base, idx, s}, 1);
   og_attr_int(L->c, sc, "axis", 0);
   og_attr_string(L->c, sc, "reduction", "add");
   OValue *out = typed(L, sc->outputs[0], st, 1, &n_in);
-  out = transpose(L, reshape(L, out, r, tdims, st), inv, r, st, t->dims);
+  out = typed(L, lw_op2(L, "Reshape", out, in_shape), st, r, tdims);
+  out = transpose(L, out, inv, r, st, t->dims);
   lw_bind(L, op->results[0], lw_cast(L, out, et));
   return 0;
 }

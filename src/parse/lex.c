@@ -252,6 +252,9 @@ static void lex_at(Parser *p, size_t i) {
     parse_fail(p, i, "unexpected byte 0x%02X", ch);
   }
   t.len = end - i;
+  if (t.len > PARSE_MAX_NAME && t.kind != T_STRING && t.kind != T_INT &&
+      t.kind != T_FLOAT && !(t.kind == T_SYMBOL && s[i + 1] == '"'))
+    parse_fail(p, i, "name is longer than %d bytes", PARSE_MAX_NAME);
   p->tok = t;
   p->cur = end;
 }
@@ -362,6 +365,7 @@ char *tok_string(Parser *p, const Token *t, size_t *len) {
  * ONNX string fields, which must be UTF-8, and are C strings from here on.
  * The raw bytes were checked by the lexer; escapes are checked here. */
 static char *checked_name(Parser *p, size_t off, char *s, size_t n) {
+  if (n > PARSE_MAX_NAME) parse_fail(p, off, "name is longer than %d bytes", PARSE_MAX_NAME);
   if (memchr(s, 0, n)) parse_fail(p, off, "a name must not contain a NUL byte (\\00)");
   for (size_t i = 0; i < n;) {
     size_t k = utf8_seq_len((const unsigned char *)s + i, n - i);

@@ -25,6 +25,11 @@
 #include "h2o.h"
 
 #define PARSE_MAX_DEPTH 256
+/* The longest name: identifiers, %values, @symbols (quoted ones once
+ * decoded), #aliases and location names.  String literals are otherwise
+ * unbounded (a hex blob is as long as its tensor), numbers are bounded by
+ * their value or, for floats, by lex.c's buffer. */
+#define PARSE_MAX_NAME 4096
 
 /* ---- lex.c ------------------------------------------------------------ */
 

@@ -116,7 +116,17 @@ static void gather_copy(const Tensor *src, const int64_t *odims, int orank, cons
   for (int i = 0; i < orank; i++) numel *= odims[i];
   int64_t off = 0;
   for (int64_t k = 0; k < numel; k++) {
-    memcpy(out + (size_t)k * es, src->bytes + (size_t)off * es, es);
+    /* constant sizes: one load and store, not a memcpy call per element
+     * (a transposed embedding is tens of millions of elements) */
+    uint8_t *d = out + (size_t)k * es;
+    const uint8_t *s = src->bytes + (size_t)off * es;
+    switch (es) {
+    case 4: memcpy(d, s, 4); break;
+    case 2: memcpy(d, s, 2); break;
+    case 8: memcpy(d, s, 8); break;
+    case 1: *d = *s; break;
+    default: memcpy(d, s, es); break;
+    }
     for (int i = orank - 1; i >= 0; i--) {
       idx[i]++;
       off += istr[i];

@@ -1,18 +1,32 @@
 # Runs the CLI over every tests/fixtures/*.mlir.  A fixture named bad_*.mlir
-# must fail with exit code 2 or 3 and leave no output file; every other one
-# must convert.
+# must fail with exit code 2 or 3, say where (FILE:LINE:COL: error: ...) and
+# leave no output file; every other one must convert.  No run may print a
+# sanitizer report.
+#
+# With -DVALGRIND=/path/to/valgrind each run goes through Valgrind's memcheck
+# (errors or definite/indirect leaks fail the test).
 file(GLOB fixtures ${FIXTURES}/*.mlir)
 file(MAKE_DIRECTORY ${OUT})
+set(wrapper)
+if(VALGRIND)
+  set(wrapper ${VALGRIND} --quiet --error-exitcode=99 --leak-check=full
+      --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect)
+endif()
 set(failed 0)
 foreach(f ${fixtures})
   get_filename_component(name ${f} NAME_WE)
   set(out ${OUT}/${name}.onnx)
   file(REMOVE ${out})
-  execute_process(COMMAND ${CLI} ${f} -o ${out} RESULT_VARIABLE rc
+  execute_process(COMMAND ${wrapper} ${CLI} ${f} -o ${out} -q RESULT_VARIABLE rc
                   OUTPUT_VARIABLE stdout ERROR_VARIABLE stderr)
-  if(name MATCHES "^bad_")
-    if(NOT (rc EQUAL 2 OR rc EQUAL 3) OR EXISTS ${out})
-      message(SEND_ERROR "${name}: expected a clean failure, got rc=${rc}\n${stderr}")
+  if(stderr MATCHES "Sanitizer|runtime error:|==[0-9]+==")
+    message(SEND_ERROR "${name}: sanitizer or Valgrind report, rc=${rc}\n${stderr}")
+    set(failed 1)
+  elseif(name MATCHES "^bad_")
+    string(FIND "${stderr}" "${f}:" at)
+    if(NOT (rc EQUAL 2 OR rc EQUAL 3) OR EXISTS ${out} OR NOT at EQUAL 0 OR
+       NOT stderr MATCHES "^[^\n]*:[0-9]+:[0-9]+: error: ")
+      message(SEND_ERROR "${name}: expected a clean, positioned failure, got rc=${rc}\n${stderr}")
       set(failed 1)
     endif()
   elseif(NOT rc EQUAL 0 OR NOT EXISTS ${out})

@@ -373,3 +373,44 @@ def test_cli_progress_on_a_terminal(hex_mlir, tmp_path):
     assert re.search(r"writing tensors: \d+/67 MB", text), text
     rc, text = _run_on_pty([cli_path(), "-q", str(mlir), "-o", str(out)])
     assert rc == 0 and "writing tensors" not in text, text
+
+
+def test_cli_long_blobs_and_strings_are_checked_exactly(tmp_path):
+    # Blobs and strings are scanned 64 bytes at a time: a bad digit deep in a
+    # long blob, at a block's first or last byte, or past the last whole
+    # block must still be reported at its own column, and escapes or UTF-8
+    # inside a long string must still be read one by one.
+    digits = "0123456789abcdefABCDEF" * 20  # 440 digits: 220 bytes
+
+    def module(blob: str, loc: str = "x") -> str:
+        t = f"tensor<{len(blob) // 8}xi32>"
+        return ("module @m {\n"
+                f"  func.func public @main(%arg0: {t}) -> {t} {{\n"
+                f'    %c = stablehlo.constant dense<"0x{blob}"> : {t} loc("{loc}")\n'
+                f"    %0 = stablehlo.add %arg0, %c : {t}\n"
+                f"    return %0 : {t}\n  }}\n}}\n")
+
+    prefix = '    %c = stablehlo.constant dense<"0x'
+    for bad_at in (0, 63, 64, 127, 130, 383, 439):
+        blob = digits[:bad_at] + "g" + digits[bad_at + 1:]
+        path = tmp_path / f"bad{bad_at}.mlir"
+        path.write_text(module(blob))
+        r = subprocess.run([cli_path(), "-q", str(path), "-o", str(tmp_path / "bad.onnx")],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2, r.stderr
+        assert f":3:{len(prefix) + bad_at + 1}: error: invalid hex digit 'g'" in r.stderr, \
+            (bad_at, r.stderr)
+
+    # A good blob (all 22 digit forms) decodes to its bytes, and a long
+    # location string with an escaped quote and UTF-8 past the first blocks
+    # lexes as one string.
+    loc = "a" * 150 + '\\"q\\" ' + "é" * 40 + "b" * 100
+    path = tmp_path / "good.mlir"
+    path.write_text(module(digits, loc), encoding="utf-8")
+    out = tmp_path / "good.onnx"
+    r = subprocess.run([cli_path(), "-q", str(path), "-o", str(out)], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    want = np.frombuffer(bytes.fromhex(digits), "<i4")
+    x = np.zeros(len(want), np.int32)
+    np.testing.assert_array_equal(run_ort(out, x)[0], want)
