@@ -444,7 +444,7 @@ def main() -> None:
                     help="comma-separated subset of vit, gpt2, big, cli")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each short case")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="scratch directory")
-    ap.add_argument("--mem-cap-gib", type=float, default=20.0,
+    ap.add_argument("--mem-cap-gib", type=float, default=16.0,
                     help="a run whose RSS passes this is stopped and reported")
     ap.add_argument("--cli-width", type=int, default=4096)
     ap.add_argument("--cli-layers", type=int, default=16)

@@ -161,7 +161,8 @@ typedef struct Data {
   size_t nbytes;   /* size of the decoded bytes */
 } Data;
 
-/* The decoded bytes: RAW as is, HEX decoded into the arena. */
+/* The decoded bytes: RAW as is, HEX decoded into the arena once (the Data
+ * then becomes RAW, so later calls cost nothing). */
 const uint8_t *data_bytes(Ctx *c, const Data *d);
 /* Decodes HEX digits (2*n of them) into out[0..n). */
 void hex_decode(const char *hex, size_t n, uint8_t *out);
@@ -452,6 +453,9 @@ void og_recount_uses(OGraph *g);
 /* The initializer data of v when it is a constant (initializer), else NULL. */
 const Data *og_const_data(const OValue *v);
 void og_dump(FILE *f, const OGraph *g);
+/* Makes every value name unique across g and its subgraphs, keeping the
+ * names of the graph's inputs and outputs (which must differ: else an error). */
+int og_unique_names(Ctx *c, OGraph *root);
 
 /* ===================================================================
  * lower/ - HLO IR to ONNX graph.  lower.c walks the entry function, inlines
@@ -481,6 +485,17 @@ struct Lower {
 #ifndef H2O_MAX_LOWERED_OPS
 #define H2O_MAX_LOWERED_OPS (1L << 21)
 #endif
+/* Control flow nests at most this deep: ONNX If/Loop subgraphs within
+ * subgraphs.  Each level nests three protobuf messages (node, attribute,
+ * graph), and protobuf readers (onnx, onnxruntime) refuse messages nested
+ * deeper than 100: the innermost value_info's dimension sits at level
+ * 7 + 3 * depth, so 31 is the deepest model they can load. */
+#define H2O_MAX_SUBGRAPH_DEPTH 31
+/* lower/limits.c: the ops `entry` expands to with its calls inlined (and
+ * regions included), counted without lowering; saturates at LONG_MAX.
+ * *where = the op of entry's body at which the count passes limit. */
+long lw_expanded_ops(Ctx *c, const Module *m, const Func *entry, long limit,
+                     const Op **where);
 
 /* The ONNX value of an HLO value (its binding). */
 OValue *lw_get(Lower *L, const Value *v);

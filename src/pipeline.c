@@ -28,12 +28,12 @@ const Pass h2o_passes[] = {
     {"keepdims", pass_fuse_keepdims, true},
     {"layernorm", pass_fuse_layernorm, true},
     {"softmax", pass_fuse_softmax, true},
-    /* again, through the fused LayerNormalization and Softmax nodes */
+    {"gelu", pass_fuse_gelu, true},
+    {"activations", pass_fuse_activations, true},
+    /* again, through the fused LayerNormalization, Softmax, Gelu, ... nodes */
     {"transpose2", pass_push_transposes, true},
     {"simplify3", pass_simplify, true},
     {"fold3", pass_fold, true},
-    {"gelu", pass_fuse_gelu, true},
-    {"activations", pass_fuse_activations, true},
     {"batchnorm", pass_fuse_batchnorm, true},
     {"convbias", pass_fuse_conv_bias, true},
     {"avgpool", pass_fuse_avgpool, true},
@@ -89,6 +89,7 @@ static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char 
     }
     if (wants_dump(o, p->name)) og_dump(stderr, model->graph);
   }
+  if (og_unique_names(c, model->graph) != 0) return -1;
   if (out_path) return ow_write_file(c, model, out_path);
   return ow_write_memory(c, model, &res->bytes, &res->nbytes);
 }

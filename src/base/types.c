@@ -137,6 +137,12 @@ const uint8_t *data_bytes(Ctx *c, const Data *d) {
   if (d->kind == DATA_HEX) {
     uint8_t *out = arena_alloc(c->arena, d->nbytes ? d->nbytes : 1);
     hex_decode(d->ptr, d->nbytes, out);
+    /* Decode once: the Data now points at the bytes.  Every Data lives in a
+     * mutable arena object (an OValue or a Dense); `const` here only says
+     * the caller does not change the tensor's value, which stays the same. */
+    Data *cached = (Data *)d;
+    cached->kind = DATA_RAW;
+    cached->ptr = out;
     return out;
   }
   return NULL;

@@ -276,6 +276,13 @@ int lower_dot_general(Lower *L, const Op *op) {
     }
     z = lw_op2(L, "MatMul", x, y);
     if (nrf > 1) {
+      /* [Lf.., prod(Rf)] before the split, typed for value_info */
+      int64_t zd[MAX_RANK], merged = 1;
+      memcpy(zd, ld, sizeof(int64_t) * (size_t)nlf);
+      for (int i = nc; i < nc + nrf; i++)
+        merged = (merged == DIM_DYN || rd[i] == DIM_DYN) ? DIM_DYN : merged * rd[i];
+      zd[nlf] = merged;
+      z = typed(L, z, ce, nlf + 1, zd);
       Group g = {yt, rd, nc, nc + nrf};
       z = lw_op2(L, "Reshape", z, reshape_target(L, nlf, &g, 1, false, md, &rank));
     }

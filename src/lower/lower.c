@@ -259,6 +259,12 @@ static int check_types(Lower *L, const Op *op) {
 
 int lw_block(Lower *L, const Block *b) {
   int rc = 0;
+  int depth = 0;
+  for (const OGraph *g = L->g; g->parent; g = g->parent) depth++;
+  if (depth > H2O_MAX_SUBGRAPH_DEPTH)
+    return diag_error_op(L->c, H2O_EUNSUPPORTED, L->op,
+                         "control flow nested more than %d deep: ONNX readers cannot "
+                         "load If and Loop subgraphs nested deeper", H2O_MAX_SUBGRAPH_DEPTH);
   for (int i = 0; i < b->n_ops; i++) {
     const Op *op = b->ops[i];
     if (++L->n_lowered > H2O_MAX_LOWERED_OPS) {
@@ -602,6 +608,14 @@ OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params, int n_par
                  i, params[i].arg_index, entry->name, entry->n_args);
       return NULL;
     }
+  const Op *where;
+  if (lw_expanded_ops(c, m, entry, H2O_MAX_LOWERED_OPS, &where) > H2O_MAX_LOWERED_OPS) {
+    diag_error_op(c, H2O_EUNSUPPORTED, where,
+                  "the module expands to more than %ld ops once its calls are inlined "
+                  "(each call copies its function into the graph)",
+                  (long)H2O_MAX_LOWERED_OPS);
+    return NULL;
+  }
   if (bind_entry_args(&L, entry, params, n_params) != 0) return NULL;
 
   OValue **results = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(entry->n_results + 1));

@@ -84,7 +84,9 @@ static bool body_const(Lower *L, const Value *v, double *out) {
   }
   case ET_F16: {
     unsigned h = (unsigned)(p[0] | p[1] << 8), e = (h >> 10) & 0x1f, m = h & 0x3ff;
-    double v0 = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(m | 0x400, (int)e - 25);
+    double v0 = e == 0    ? ldexp(m, -24)
+                : e == 31 ? (m ? NAN : INFINITY)
+                          : ldexp(m | 0x400, (int)e - 25);
     *out = (h & 0x8000) ? -v0 : v0;
     return true;
   }
@@ -132,8 +134,12 @@ static const Value *strip_canon_at(Lower *L, const Value *v, bool *zero, int dep
     *zero = inner_zero;
     return base;
   }
-  if (is_compare(p, "EQ", &a, &b) && body_const(L, t, &c) && c == 0) {
-    const Value *other = body_const(L, b, &z) && z == 0 ? a : (body_const(L, a, &z) && z == 0 ? b : NULL);
+  const char *ct = is_compare(p, "EQ", &a, &b) ? compare_type(p) : NULL;
+  bool float_eq = !ct || strcmp(ct, "TOTALORDER") != 0; /* TOTALORDER: -0.0 != 0 */
+  if (is_compare(p, "EQ", &a, &b) && float_eq && body_const(L, t, &c) && c == 0) {
+    const Value *other = body_const(L, b, &z) && z == 0   ? a
+                         : body_const(L, a, &z) && z == 0 ? b
+                                                          : NULL;
     if (other && (other == x || other == base)) {
       *zero = true;
       return base;

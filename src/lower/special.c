@@ -40,7 +40,9 @@ static OValue *shape_as(Fx *f, OValue *v, ElemType et) {
 }
 
 static OValue *k(Fx *f, double v) { return lw_const_scalar(f->L, f->ct, v); }
-static OValue *op1(Fx *f, const char *op, OValue *a) { return shape_as(f, lw_op1(f->L, op, a), f->ct); }
+static OValue *op1(Fx *f, const char *op, OValue *a) {
+  return shape_as(f, lw_op1(f->L, op, a), f->ct);
+}
 static OValue *op2(Fx *f, const char *op, OValue *a, OValue *b) {
   return shape_as(f, lw_op2(f->L, op, a, b), f->ct);
 }

@@ -264,3 +264,85 @@ static void og_dump_indent(FILE *f, const OGraph *g, int indent) {
 }
 
 void og_dump(FILE *f, const OGraph *g) { og_dump_indent(f, g, 0); }
+
+/* ---- unique names --------------------------------------------------------
+ * ONNX resolves every tensor by name across a graph and its subgraphs, and an
+ * initializer named like a graph input silently becomes that input's default.
+ * Generated names ("t_12", "const_3") could meet names users chose (inputs,
+ * outputs, parameters), so before writing, the names users chose are kept and
+ * any other value whose name is taken gets a suffix. */
+
+typedef struct NameSet {
+  const char **slots;
+  size_t cap, len;
+} NameSet;
+
+static uint64_t name_hash(const char *s) {
+  uint64_t h = 1469598103934665603u; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211u;
+  return h;
+}
+
+static bool nameset_has(const NameSet *set, const char *name) {
+  for (size_t i = name_hash(name) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
+    if (!set->slots[i]) return false;
+    if (strcmp(set->slots[i], name) == 0) return true;
+  }
+}
+
+static void nameset_add(Ctx *c, NameSet *set, const char *name) {
+  if (2 * (set->len + 1) > set->cap) {
+    NameSet bigger = {NULL, set->cap ? set->cap * 2 : 256, 0};
+    bigger.slots = arena_alloc(c->arena, sizeof(char *) * bigger.cap);
+    for (size_t i = 0; i < set->cap; i++)
+      if (set->slots[i]) nameset_add(c, &bigger, set->slots[i]);
+    *set = bigger;
+  }
+  size_t i = name_hash(name) & (set->cap - 1);
+  while (set->slots[i]) i = (i + 1) & (set->cap - 1);
+  set->slots[i] = name;
+  set->len++;
+}
+
+static void claim_name(Ctx *c, NameSet *set, OValue *v) {
+  if (nameset_has(set, v->name)) {
+    const char *base = v->name;
+    for (int k = 1;; k++) {
+      const char *candidate = arena_printf(c->arena, "%s__%d", base, k);
+      if (!nameset_has(set, candidate)) {
+        v->name = candidate;
+        break;
+      }
+    }
+  }
+  nameset_add(c, set, v->name);
+}
+
+static void claim_graph_names(Ctx *c, NameSet *set, OGraph *g) {
+  for (int i = 0; i < g->values.len; i++) {
+    OValue *v = g->values.items[i];
+    if (!(g->parent == NULL && (v->is_input || v->is_output))) claim_name(c, set, v);
+  }
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) claim_graph_names(c, set, n->attrs[j].graph);
+  }
+}
+
+int og_unique_names(Ctx *c, OGraph *root) {
+  NameSet set = {NULL, 0, 0};
+  nameset_add(c, &set, ""); /* the empty name means "omitted input" */
+  for (int pass = 0; pass < 2; pass++) {
+    PtrVec *list = pass == 0 ? &root->inputs : &root->outputs;
+    for (int i = 0; i < list->len; i++) {
+      OValue *v = list->items[i];
+      if (nameset_has(&set, v->name))
+        return diag_error(c, H2O_EUSAGE, "two graph inputs or outputs are both named '%s'",
+                          v->name);
+      nameset_add(c, &set, v->name);
+    }
+  }
+  claim_graph_names(c, &set, root);
+  return 0;
+}

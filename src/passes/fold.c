@@ -31,7 +31,8 @@ typedef struct Tensor {
   int rank;
   int64_t dims[MAX_RANK];
   int64_t numel;
-  const uint8_t *bytes;
+  const Data *data;
+  const uint8_t *bytes; /* decoded on demand: see decode_inputs */
 } Tensor;
 
 static bool static_tensor(Ctx *c, const OValue *v, Tensor *t) {
@@ -46,16 +47,26 @@ static bool static_tensor(Ctx *c, const OValue *v, Tensor *t) {
     t->numel *= t->dims[i];
   }
   if ((size_t)t->numel * et_size(t->et) != d->nbytes) return false;
-  t->bytes = data_bytes(c, d);
+  t->data = d;
+  t->bytes = NULL;
+  return true;
+}
+
+/* The folds that compute need the bytes; decoding a hex blob costs a copy,
+ * so it happens only once a fold is certain to be tried, and only for inputs
+ * below the size the fold accepts. */
+static bool decode_inputs(Ctx *c, Tensor *in, int n, size_t max_bytes) {
+  for (int k = 0; k < n; k++)
+    if (in[k].data->nbytes > max_bytes) return false;
+  for (int k = 0; k < n; k++) in[k].bytes = data_bytes(c, in[k].data);
   return true;
 }
 
 static bool is_op(const ONode *n, const char *t);
 
 /* Replaces node n's only output by a new initializer holding `bytes`. */
-static void fold_to(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank, const int64_t *dims,
-                    const void *bytes, size_t nbytes) {
-  Data d = {DATA_RAW, bytes, nbytes};
+static void fold_to_data(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank,
+                         const int64_t *dims, Data d) {
   OValue *out = n->outputs[0];
   OValue *k = og_init(c, g, "folded", et, rank, dims, d);
   /* keep the symbolic names the output had, if any */
@@ -74,6 +85,11 @@ static void fold_to(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank, const in
   n->dead = true;
   for (int j = 0; j < n->n_inputs; j++)
     if (n->inputs[j]) n->inputs[j]->n_uses--;
+}
+
+static void fold_to(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank, const int64_t *dims,
+                    const void *bytes, size_t nbytes) {
+  fold_to_data(c, g, n, et, rank, dims, (Data){DATA_RAW, bytes, nbytes});
 }
 
 static bool read_i64s(Tensor *t, int64_t *out, int max) {
@@ -170,7 +186,7 @@ static bool fold_view(Ctx *c, OGraph *g, ONode *n, Tensor *x) {
     if (dims[i] < 0) return false;
   }
   if (shape_numel(dims, ot->rank) != x->numel) return false;
-  fold_to(c, g, n, x->et, ot->rank, dims, x->bytes, (size_t)x->numel * et_size(x->et));
+  fold_to_data(c, g, n, x->et, ot->rank, dims, *x->data); /* the same bytes, hex or not */
   return true;
 }
 
@@ -324,7 +340,9 @@ static bool try_fold(Ctx *c, OGraph *g, ONode *n, int64_t max_growth) {
     if (!n->inputs[j] || !static_tensor(c, n->inputs[j], &in[j])) return false;
   if (is_op(n, "Reshape") || is_op(n, "Squeeze") || is_op(n, "Unsqueeze") || is_op(n, "Identity"))
     return fold_view(c, g, n, &in[0]);
-  if (is_op(n, "Transpose")) return fold_transpose(c, g, n, &in[0]);
+  if (is_op(n, "Transpose"))
+    return decode_inputs(c, in, 1, FOLD_MAX_TRANSPOSE) && fold_transpose(c, g, n, &in[0]);
+  if (!decode_inputs(c, in, n->n_inputs, (size_t)FOLD_MAX_ELEMS * 8)) return false;
   if (is_op(n, "Expand") && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1], max_growth);
   if (is_op(n, "Cast")) return fold_cast(c, g, n, &in[0]);
   if (is_op(n, "Concat")) return fold_concat(c, g, n, in, n->n_inputs);

@@ -216,8 +216,7 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
       perm_of(ot)->n == perm->n &&
       memcmp(perm_of(ot)->ints, perm->ints, sizeof(int64_t) * (size_t)perm->n) == 0) {
     replacement = ot->inputs[0];
-    ot->dead = true;
-    replacement->n_uses++;
+    ot->dead = true; /* replacement's use count stays: u reads it instead of ot */
   } else if (other->is_init) {
     replacement = untranspose_constant(c, g, u, other, perm);
     if (!replacement) return false;
@@ -231,6 +230,23 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   t->inputs[0]->n_uses++;
   u->same_shape_inputs = false;
   move_behind(c, t, u);
+  return true;
+}
+
+/* An If or Loop reads values of g from inside its subgraphs without listing
+ * them as inputs: it may only be placed once those are available too. */
+static bool captures_ready(const ONode *node, const OGraph *g) {
+  for (int j = 0; j < node->n_attrs; j++) {
+    if (node->attrs[j].kind != OA_GRAPH) continue;
+    const OGraph *sub = node->attrs[j].graph;
+    for (int i = 0; i < sub->nodes.len; i++) {
+      const ONode *n = sub->nodes.items[i];
+      if (n->dead) continue;
+      for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] && n->inputs[k]->graph == g && n->inputs[k]->mark == 1) return false;
+      if (!captures_ready(n, g)) return false;
+    }
+  }
   return true;
 }
 
@@ -253,7 +269,7 @@ static void toposort(Ctx *c, OGraph *g) {
       bool ready = true;
       for (int j = 0; j < node->n_inputs && ready; j++)
         if (node->inputs[j] && node->inputs[j]->graph == g && node->inputs[j]->mark == 1) ready = false;
-      if (!ready) continue;
+      if (!ready || !captures_ready(node, g)) continue;
       for (int j = 0; j < node->n_outputs; j++) node->outputs[j]->mark = 0;
       placed[i] = true;
       sorted[k++] = node;

@@ -17,7 +17,10 @@ static int verify_graph(Ctx *c, const OGraph *g) {
     for (int j = 0; j < n->n_inputs; j++) {
       const OValue *in = n->inputs[j];
       if (!in) continue;
-      if (in->poisoned || (in->graph == g && in->mark != DEFINED))
+      /* Values of enclosing graphs keep the marks their own check gave
+       * them so far, so a subgraph may only read what is defined before
+       * the node that owns it. */
+      if (in->poisoned || in->mark != DEFINED)
         return diag_error(c, H2O_EINTERNAL,
                           "internal error: node %s (%s) uses %s before it is defined",
                           n->name, n->op_type, in->name);

@@ -156,7 +156,7 @@ BAD = [
         "tensor type has more than 2^63-1 bytes", 2, 53),
     Bad("calls nested too deep", call_chain(70, 1), 3, "calls nested more than 64 deep", 255, 10),
     Bad("call expansion", call_chain(30, 2), 3,
-        "the module expands to more than 2097152 ops once its calls are inlined", None, 10),
+        "the module expands to more than 2097152 ops once its calls are inlined", 3, 10),
 ]
 
 

@@ -98,6 +98,17 @@ class ConvBNRelu(nnx.Module):
         return nnx.relu(self.bn(self.conv(x)))
 
 
+class PoolBNRelu(nnx.Module):
+    """BatchNorm on NHWC data after a pool: the transpose pass leaves its
+    arithmetic in NCHW between the pool's Transposes, channel on axis 1."""
+
+    def __init__(self):
+        self.bn = _bn(3)
+
+    def __call__(self, x):
+        return nnx.relu(self.bn(nnx.max_pool(x, (2, 2), strides=(2, 2))))
+
+
 class Block(nnx.Module):
     """A small transformer block: pre-LayerNorm attention and a GELU MLP."""
 
@@ -178,6 +189,8 @@ CASES = [
     Case("batchnorm_channel_last_3d", lambda: _bn(7), [("B", 5, 7)], ops=["Sub", "Mul", "Add"]),
     Case("conv_batchnorm_relu", lambda: ConvBNRelu(), [("B", 8, 8, 3)], has=("Conv", "Relu"),
          lacks=("BatchNormalization", "Sub", "Mul", "Add", "Max")),
+    Case("max_pool_batchnorm_nhwc", lambda: PoolBNRelu(), [("B", 8, 8, 3)],
+         has=("MaxPool", "BatchNormalization", "Relu"), lacks=("Sub", "Mul", "Add")),
     Case("conv_bias", lambda: nnx.Conv(3, 4, (3, 3), rngs=nnx.Rngs(0)), [("B", 8, 8, 3)],
          has=("Conv",), lacks=("Add",)),
     # Pools, reductions

@@ -57,13 +57,14 @@ def ties(rng, shape, dtype):
     dt = np.dtype(dtype)
     if dt == np.bool_:
         return rng.random(shape) < 0.5
-    lo = 0 if np.issubdtype(dt, np.unsignedinteger) else -3
-    x = rng.integers(lo, 4, size=shape).astype(np.float64)
+    if np.issubdtype(dt, np.unsignedinteger):  # the top of the range sorts last
+        x = rng.integers(0, 4, size=shape).astype(dt)
+        x[rng.random(shape) < 0.2] = np.iinfo(dt).max
+        return x
+    x = rng.integers(-3, 4, size=shape).astype(np.float64)
     if not np.issubdtype(dt, np.integer):
         mask = rng.random(shape) < 0.35
         x[mask] = rng.choice(SPECIALS, size=int(mask.sum()))
-    if np.issubdtype(dt, np.unsignedinteger):  # the top of the range sorts last
-        x[rng.random(shape) < 0.2] = np.iinfo(dt).max
     return x.astype(dt)
 
 
