@@ -445,6 +445,12 @@ void og_attr_string(Ctx *c, ONode *n, const char *name, const char *s);
 void og_attr_tensor(Ctx *c, ONode *n, const char *name, OValue *t);
 void og_attr_graph(Ctx *c, ONode *n, const char *name, OGraph *sub);
 const OAttr *og_get_attr(const ONode *n, const char *name);
+/* n is a live node of type op_type (false for NULL and dead nodes). */
+bool og_is(const ONode *n, const char *op_type);
+/* v is read by one node only and is not a graph output: a fusion may absorb it. */
+bool og_single_use(const OValue *v);
+/* A fresh node name "<op_type>_<n>", unique across g's root graph. */
+const char *og_node_name(Ctx *c, OGraph *g, const char *op_type);
 void og_set_type(Ctx *c, OValue *v, ElemType et, int rank, const int64_t *dims);
 void og_type_from_hlo(Ctx *c, OValue *v, const Type *t); /* '?' dims -> unknown */
 /* Replaces every use of `from` by `to` (graph outputs included). */
@@ -613,9 +619,6 @@ bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes);
 /* Rewrites root into op_type(in...) in place: same output, no attributes. */
 void fm_rewrite(Ctx *c, OGraph *g, ONode *root, const char *op_type, OValue *const *in,
                 int n_in);
-/* A new one-output node placed just before `at` in g's node order. */
-ONode *fm_node_before(Ctx *c, OGraph *g, ONode *at, const char *op_type, OValue *const *in,
-                      int n_in);
 void fm_sweep(OGraph *g); /* marks dead the nodes whose outputs nothing reads */
 /* Calls fn on every live node of the model's graphs (uses recounted first);
  * fn returns true when it rewrote the node, and the graph is then swept. */

@@ -77,10 +77,20 @@ ONode *og_node(Ctx *c, OGraph *g, const char *op_type, OValue *const *inputs,
     out->producer = n;
     n->outputs[i] = out;
   }
-  n->name = arena_printf(c->arena, "%s_%d", op_type, og_root(g)->next_id++);
+  n->name = og_node_name(c, g, op_type);
   ptrvec_push(c->arena, &g->nodes, n);
   return n;
 }
+
+const char *og_node_name(Ctx *c, OGraph *g, const char *op_type) {
+  return arena_printf(c->arena, "%s_%d", op_type, og_root(g)->next_id++);
+}
+
+bool og_is(const ONode *n, const char *op_type) {
+  return n && !n->dead && strcmp(n->op_type, op_type) == 0;
+}
+
+bool og_single_use(const OValue *v) { return v->n_uses == 1 && !v->is_output; }
 
 static OAttr *og_add_attr(Ctx *c, ONode *n, const char *name, OAttrKind kind) {
   for (int i = 0; i < n->n_attrs; i++)

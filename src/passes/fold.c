@@ -62,8 +62,6 @@ static bool decode_inputs(Ctx *c, Tensor *in, int n, size_t max_bytes) {
   return true;
 }
 
-static bool is_op(const ONode *n, const char *t);
-
 /* Replaces node n's only output by a new initializer holding `bytes`. */
 static void fold_to_data(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank,
                          const int64_t *dims, Data d) {
@@ -75,8 +73,8 @@ static void fold_to_data(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank,
    * for "layers.0.kernel" in Netron): the folded copy takes it over when the
    * node was the weight's only user, so the original is about to vanish. */
   OValue *src = n->inputs[0];
-  bool moves_data = is_op(n, "Reshape") || is_op(n, "Squeeze") || is_op(n, "Unsqueeze") ||
-                    is_op(n, "Identity") || is_op(n, "Transpose");
+  bool moves_data = og_is(n, "Reshape") || og_is(n, "Squeeze") || og_is(n, "Unsqueeze") ||
+                    og_is(n, "Identity") || og_is(n, "Transpose");
   if (moves_data && src && src->is_init && src->n_uses == 1) {
     k->name = src->name;
     src->name = arena_printf(c->arena, "%s__before_%s", src->name, n->op_type);
@@ -166,8 +164,6 @@ static void store(ElemType et, uint8_t *p, double v) {
   else if (et == ET_F64) memcpy(p, &v, 8);
 }
 
-static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
-
 static int64_t shape_numel(const int64_t *dims, int rank) {
   int64_t n = 1;
   for (int i = 0; i < rank; i++) n *= dims[i];
@@ -200,6 +196,11 @@ static bool fold_transpose(Ctx *c, OGraph *g, ONode *n, Tensor *x) {
   }
   size_t nbytes = (size_t)x->numel * et_size(x->et);
   if (nbytes > FOLD_MAX_TRANSPOSE) return false;
+  /* A weight that other nodes read too (a tied embedding: Gather reads it,
+   * the output projection its transpose) would be written twice: the model
+   * grows by the copy (+31 % for GPT-2), and making the copy costs more time
+   * than the rest of the conversion.  The runtime folds it once at load. */
+  if (n->inputs[0]->n_uses > 1 && x->numel > FOLD_MAX_ELEMS) return false;
   for (int i = 0; i < x->rank; i++) {
     if (perm[i] < 0 || perm[i] >= x->rank) return false;
     dims[i] = x->dims[perm[i]];
@@ -265,22 +266,22 @@ static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_
     if (et == ET_F32) {
       /* compute in float so the bits match a float32 runtime */
       float fa = (float)a, fb = (float)b;
-      if (is_op(n, "Add")) r = fa + fb;
-      else if (is_op(n, "Sub")) r = fa - fb;
-      else if (is_op(n, "Mul")) r = fa * fb;
-      else if (is_op(n, "Div")) r = fa / fb;
-      else if (is_op(n, "Neg")) r = -fa;
-      else if (is_op(n, "Sqrt")) r = sqrtf(fa);
-      else if (is_op(n, "Reciprocal")) r = 1.0f / fa;
+      if (og_is(n, "Add")) r = fa + fb;
+      else if (og_is(n, "Sub")) r = fa - fb;
+      else if (og_is(n, "Mul")) r = fa * fb;
+      else if (og_is(n, "Div")) r = fa / fb;
+      else if (og_is(n, "Neg")) r = -fa;
+      else if (og_is(n, "Sqrt")) r = sqrtf(fa);
+      else if (og_is(n, "Reciprocal")) r = 1.0f / fa;
       else return false;
     } else {
-      if (is_op(n, "Add")) r = a + b;
-      else if (is_op(n, "Sub")) r = a - b;
-      else if (is_op(n, "Mul")) r = a * b;
-      else if (is_op(n, "Div")) r = a / b;
-      else if (is_op(n, "Neg")) r = -a;
-      else if (is_op(n, "Sqrt")) r = sqrt(a);
-      else if (is_op(n, "Reciprocal")) r = 1.0 / a;
+      if (og_is(n, "Add")) r = a + b;
+      else if (og_is(n, "Sub")) r = a - b;
+      else if (og_is(n, "Mul")) r = a * b;
+      else if (og_is(n, "Div")) r = a / b;
+      else if (og_is(n, "Neg")) r = -a;
+      else if (og_is(n, "Sqrt")) r = sqrt(a);
+      else if (og_is(n, "Reciprocal")) r = 1.0 / a;
       else return false;
     }
     store(et, out + i * (int64_t)es, r);
@@ -338,24 +339,24 @@ static bool try_fold(Ctx *c, OGraph *g, ONode *n, int64_t max_growth) {
   Tensor in[8];
   for (int j = 0; j < n->n_inputs; j++)
     if (!n->inputs[j] || !static_tensor(c, n->inputs[j], &in[j])) return false;
-  if (is_op(n, "Reshape") || is_op(n, "Squeeze") || is_op(n, "Unsqueeze") || is_op(n, "Identity"))
+  if (og_is(n, "Reshape") || og_is(n, "Squeeze") || og_is(n, "Unsqueeze") || og_is(n, "Identity"))
     return fold_view(c, g, n, &in[0]);
-  if (is_op(n, "Transpose"))
+  if (og_is(n, "Transpose"))
     return decode_inputs(c, in, 1, FOLD_MAX_TRANSPOSE) && fold_transpose(c, g, n, &in[0]);
   if (!decode_inputs(c, in, n->n_inputs, (size_t)FOLD_MAX_ELEMS * 8)) return false;
-  if (is_op(n, "Expand") && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1], max_growth);
-  if (is_op(n, "Cast")) return fold_cast(c, g, n, &in[0]);
-  if (is_op(n, "Concat")) return fold_concat(c, g, n, in, n->n_inputs);
-  if (n->n_inputs <= 2 && (is_op(n, "Add") || is_op(n, "Sub") || is_op(n, "Mul") ||
-                           is_op(n, "Div") || is_op(n, "Neg") || is_op(n, "Sqrt") ||
-                           is_op(n, "Reciprocal")))
+  if (og_is(n, "Expand") && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1], max_growth);
+  if (og_is(n, "Cast")) return fold_cast(c, g, n, &in[0]);
+  if (og_is(n, "Concat")) return fold_concat(c, g, n, in, n->n_inputs);
+  if (n->n_inputs <= 2 && (og_is(n, "Add") || og_is(n, "Sub") || og_is(n, "Mul") ||
+                           og_is(n, "Div") || og_is(n, "Neg") || og_is(n, "Sqrt") ||
+                           og_is(n, "Reciprocal")))
     return fold_arith(c, g, n, in, n->n_inputs, max_growth);
   return false;
 }
 
 /* Shape(x) of a statically shaped x is a constant too. */
 static bool fold_shape(Ctx *c, OGraph *g, ONode *n) {
-  if (!is_op(n, "Shape") || n->outputs[0]->is_output) return false;
+  if (!og_is(n, "Shape") || n->outputs[0]->is_output) return false;
   const OType *t = &n->inputs[0]->type;
   if (t->rank < 0) return false;
   int64_t start = 0, end = t->rank;

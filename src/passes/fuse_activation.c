@@ -27,8 +27,6 @@
 #include <math.h>
 #include <string.h>
 
-static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
-
 static ONode *binary(FmPat *p, const OValue *v, const char *op) {
   ONode *n = fm_take(p, v, op);
   return n && n->n_inputs == 2 ? n : NULL;
@@ -63,8 +61,8 @@ static bool positive(Ctx *c, FmPat *p, const OValue *cond, const OValue *x, bool
   ONode *n = cond->producer;
   if (!n || n->dead || n->n_inputs != 2 || !fm_add(p, n)) return false;
   int xs;
-  if (is_op(n, "Greater") || (or_equal && is_op(n, "GreaterOrEqual"))) xs = 0;
-  else if (is_op(n, "Less") || (or_equal && is_op(n, "LessOrEqual"))) xs = 1;
+  if (og_is(n, "Greater") || (or_equal && og_is(n, "GreaterOrEqual"))) xs = 0;
+  else if (og_is(n, "Less") || (or_equal && og_is(n, "LessOrEqual"))) xs = 1;
   else return false;
   return n->inputs[xs] == x && fm_splat_near(c, n->inputs[1 - xs], x, 0);
 }
@@ -84,7 +82,7 @@ static bool try_sigmoid(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   (void)m;
   FmPat p = {.n = 0};
   OValue *den, *e;
-  if (!is_op(root, "Div") || root->n_inputs != 2 || !fm_add(&p, root)) return false;
+  if (!og_is(root, "Div") || root->n_inputs != 2 || !fm_add(&p, root)) return false;
   if (!fm_splat_near(c, root->inputs[0], root->inputs[1], 1)) return false;
   den = root->inputs[1];
   ONode *add = binary(&p, den, "Add");
@@ -93,8 +91,8 @@ static bool try_sigmoid(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   if (!exp) return false;
   ONode *neg = exp->inputs[0]->producer;
   OValue *x = NULL;
-  if (neg && !neg->dead && is_op(neg, "Neg")) x = neg->inputs[0];
-  else if (neg && !neg->dead && is_op(neg, "Mul") && neg->n_inputs == 2)
+  if (neg && !neg->dead && og_is(neg, "Neg")) x = neg->inputs[0];
+  else if (neg && !neg->dead && og_is(neg, "Mul") && neg->n_inputs == 2)
     with_const(c, neg, -1, &x, NULL);
   if (!x || !negated(c, &p, exp->inputs[0], x)) return false;
   return done(c, g, root, &p, x, "Sigmoid", FM_F16 | FM_F32 | FM_F64);
@@ -140,7 +138,7 @@ static bool selector(FmPat *p, const OValue *v, OValue *const *src, int n, int d
   ONode *d = v->producer;
   if (depth > 6 || !d || d->dead || d->n_outputs != 1) return false;
   bool known = false;
-  for (int i = 0; ops[i] && !known; i++) known = is_op(d, ops[i]);
+  for (int i = 0; ops[i] && !known; i++) known = og_is(d, ops[i]);
   if (!known || !fm_add(p, d)) return false;
   for (int j = 0; j < d->n_inputs; j++)
     if (!d->inputs[j] || !selector(p, d->inputs[j], src, n, depth + 1)) return false;
@@ -251,14 +249,14 @@ static bool try_softplus(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   FmPat p = {.n = 0};
   OValue *x = NULL, *w, *e;
   if (!fm_add(&p, root)) return false;
-  if (is_op(root, "Log") && root->n_inputs == 1) {
+  if (og_is(root, "Log") && root->n_inputs == 1) {
     /* log(exp(x) + 1) */
     ONode *add = binary(&p, root->inputs[0], "Add");
     ONode *exp = add && with_const(c, add, 1, &w, NULL) ? fm_take(&p, w, "Exp") : NULL;
     if (!exp) return false;
     return done(c, g, root, &p, exp->inputs[0], "Softplus", FM_F16 | FM_F32);
   }
-  if (!is_op(root, "Where") || root->n_inputs != 3) return false;
+  if (!og_is(root, "Where") || root->n_inputs != 3) return false;
   /* the NaN branch: x + 0 */
   ONode *nanb = binary(&p, root->inputs[1], "Add");
   if (!nanb || !with_const(c, nanb, 0, &x, NULL)) return false;
@@ -291,7 +289,7 @@ static bool try_softplus(Ctx *c, OModel *m, OGraph *g, ONode *root) {
 static bool try_where_act(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   (void)m;
   FmPat p = {.n = 0};
-  if (!is_op(root, "Where") || root->n_inputs != 3 || !fm_add(&p, root)) return false;
+  if (!og_is(root, "Where") || root->n_inputs != 3 || !fm_add(&p, root)) return false;
   OValue *x = root->inputs[1], *neg = root->inputs[2], *w, *t;
   double alpha = 1;
   /* LeakyRelu: Where(x >= 0, x, alpha * x) */
@@ -325,7 +323,7 @@ static bool try_where_act(Ctx *c, OModel *m, OGraph *g, ONode *root) {
 /* ---- Mish, Relu --------------------------------------------------------- */
 
 static bool try_mish(Ctx *c, OModel *m, OGraph *g, ONode *root) {
-  if (m->opset < 18 || !is_op(root, "Mul") || root->n_inputs != 2) return false;
+  if (m->opset < 18 || !og_is(root, "Mul") || root->n_inputs != 2) return false;
   for (int side = 0; side < 2; side++) {
     FmPat p = {.n = 0};
     OValue *x = root->inputs[side];
@@ -341,7 +339,7 @@ static bool try_relu(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   (void)m;
   FmPat p = {.n = 0};
   OValue *x;
-  if (!is_op(root, "Max") || root->n_inputs != 2 || !fm_add(&p, root)) return false;
+  if (!og_is(root, "Max") || root->n_inputs != 2 || !fm_add(&p, root)) return false;
   if (!with_const(c, root, 0, &x, NULL)) return false;
   return done(c, g, root, &p, x, "Relu", FM_F16 | FM_F32 | FM_F64);
 }

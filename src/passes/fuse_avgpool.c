@@ -12,11 +12,9 @@
 
 #include <string.h>
 
-static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
-
 static bool try_avgpool(Ctx *c, OModel *m, OGraph *g, ONode *div) {
   (void)m;
-  if (!is_op(div, "Div") || div->n_inputs != 2) return false;
+  if (!og_is(div, "Div") || div->n_inputs != 2) return false;
   FmPat p = {.n = 0};
   double k1, k2;
   fm_add(&p, div);

@@ -28,10 +28,6 @@
 #include <math.h>
 #include <string.h>
 
-static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
-
-static bool single(const OValue *v) { return v->n_uses == 1 && !v->is_output; }
-
 /* v rounded to et, as one operation of that type would. */
 static double rnd(ElemType et, double v) {
   uint8_t b[8];
@@ -116,29 +112,29 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
   OValue *y = f->y, *bias = NULL, *out = y;
   int r = y->type.rank;
   ONode *layer = y->producer;
-  if (!layer || layer->dead || !single(y)) return false;
-  if (is_op(layer, "Add") && layer->n_inputs == 2) {
+  if (!layer || layer->dead || !og_single_use(y)) return false;
+  if (og_is(layer, "Add") && layer->n_inputs == 2) {
     for (int side = 0; side < 2 && !bias; side++) {
       ONode *l = layer->inputs[1 - side]->producer;
       if (og_const_data(layer->inputs[side]) && l && !l->dead &&
-          (is_op(l, "MatMul") || is_op(l, "Conv"))) {
+          (og_is(l, "MatMul") || og_is(l, "Conv"))) {
         bias = layer->inputs[side];
         out = layer->inputs[1 - side];
       }
     }
-    if (!bias || !single(out) || !fm_add(p, layer)) return false;
+    if (!bias || !og_single_use(out) || !fm_add(p, layer)) return false;
     layer = out->producer;
   }
   ElemType et = y->type.et;
   if (!fm_kernel_type(et, FM_F16 | FM_F32 | FM_F64)) return false;
   OValue *w;
   int ch, wa;
-  if (is_op(layer, "MatMul")) {
+  if (og_is(layer, "MatMul")) {
     w = layer->inputs[1];
     ch = r - 1;
     wa = 1;
     if (w->type.rank != 2 || r < 1) return false;
-  } else if (is_op(layer, "Gemm")) {
+  } else if (og_is(layer, "Gemm")) {
     const OAttr *alpha = og_get_attr(layer, "alpha"), *beta = og_get_attr(layer, "beta");
     const OAttr *tb = og_get_attr(layer, "transB");
     if ((alpha && alpha->f != 1) || (beta && beta->f != 1) || bias) return false;
@@ -147,7 +143,7 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
     wa = tb && tb->i ? 0 : 1;
     if (w->type.rank != 2 || r != 2) return false;
     if (layer->n_inputs > 2 && layer->inputs[2]) bias = layer->inputs[2];
-  } else if (is_op(layer, "Conv")) {
+  } else if (og_is(layer, "Conv")) {
     w = layer->inputs[1];
     ch = 1;
     wa = 0;
@@ -168,7 +164,7 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
     const OValue *ref = layer->outputs[0];
     cv = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
     if (bias->type.et != et) return false;
-    if (is_op(layer, "Conv") && bias == layer->inputs[2]) {
+    if (og_is(layer, "Conv") && bias == layer->inputs[2]) {
       if (bias->type.rank != 1 || !fm_const_slice(c, bias, bias, 0, 1, cv)) return false;
     } else if (!fm_const_slice(c, bias, ref, ch, ch + 1, cv)) {
       return false;
@@ -177,7 +173,7 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
   OValue *nw = new_weight(c, g, f, w, wa);
   if (!nw) return false;
   OValue *nb = new_bias(c, g, f, cv, et);
-  if (is_op(layer, "MatMul")) {
+  if (og_is(layer, "MatMul")) {
     layer->inputs[1] = nw;
     w->n_uses--;
     nw->n_uses++;
@@ -259,12 +255,12 @@ static bool try_batchnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   Affine f = {0};
   OValue *mv = root->outputs[0];
   fm_add(&p, root);
-  if (is_op(root, "Add")) {
-    if (!const_operand(root, &mv, &f.b, true) || !single(mv)) return false;
+  if (og_is(root, "Add")) {
+    if (!const_operand(root, &mv, &f.b, true) || !og_single_use(mv)) return false;
   }
   ONode *mul = fm_take(&p, mv, "Mul");
   OValue *dv;
-  if (!mul || mul->n_inputs != 2 || !const_operand(mul, &dv, &f.a, true) || !single(dv))
+  if (!mul || mul->n_inputs != 2 || !const_operand(mul, &dv, &f.a, true) || !og_single_use(dv))
     return false;
   ONode *sub = fm_take(&p, dv, "Sub");
   if (!sub || sub->n_inputs != 2 || !const_operand(sub, &f.y, &f.mean, false)) return false;

@@ -11,16 +11,14 @@
 
 #include <string.h>
 
-static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
-
 static bool try_conv_bias(Ctx *c, OModel *m, OGraph *g, ONode *add) {
   (void)m;
-  if (!is_op(add, "Add") || add->n_inputs != 2) return false;
+  if (!og_is(add, "Add") || add->n_inputs != 2) return false;
   for (int side = 0; side < 2; side++) {
     OValue *k = add->inputs[side], *y = add->inputs[1 - side];
     ONode *conv = y->producer;
     if (!og_const_data(k) || !conv || conv->dead || y->n_uses != 1 || y->is_output) continue;
-    if (!is_op(conv, "Conv") && !is_op(conv, "ConvTranspose")) continue;
+    if (!og_is(conv, "Conv") && !og_is(conv, "ConvTranspose")) continue;
     ElemType et = y->type.et;
     int64_t n = y->type.rank >= 3 ? y->type.dims[1].value : -1;
     if (n < 1 || n > FM_MAX_SCAN || k->type.et != et) continue;

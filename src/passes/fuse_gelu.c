@@ -23,24 +23,20 @@
 
 #define MAX_FACTORS 6
 
-static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
-
 /* The intermediate v may be folded into the pattern: read only once. */
-static bool single(const OValue *v) { return v->n_uses == 1 && !v->is_output; }
-
 /* Flattens the product tree below v into factors; divisions by a constant
  * become the factor 1/k (a constant recorded in *scale). */
 static bool factors(Ctx *c, FmPat *p, OValue *v, OValue **out, int *n, double *scale,
                     bool top) {
   ONode *d = v->producer;
   double k;
-  if ((top || single(v)) && d && !d->dead && d->n_inputs == 2) {
-    if (is_op(d, "Mul")) {
+  if ((top || og_single_use(v)) && d && !d->dead && d->n_inputs == 2) {
+    if (og_is(d, "Mul")) {
       if (!fm_add(p, d)) return false;
       return factors(c, p, d->inputs[0], out, n, scale, false) &&
              factors(c, p, d->inputs[1], out, n, scale, false);
     }
-    if (is_op(d, "Div") && fm_splat(c, d->inputs[1], &k) && k != 0) {
+    if (og_is(d, "Div") && fm_splat(c, d->inputs[1], &k) && k != 0) {
       if (!fm_add(p, d)) return false;
       *scale /= k;
       return factors(c, p, d->inputs[0], out, n, scale, false);
@@ -63,18 +59,18 @@ static bool poly_binary(Ctx *c, FmPat *p, ONode *d, const OValue *x, Poly *r, in
   double k;
   OValue *a = d->inputs[0], *b = d->inputs[1];
   memset(r, 0, sizeof *r);
-  if (is_op(d, "Add") || is_op(d, "Sub")) {
+  if (og_is(d, "Add") || og_is(d, "Sub")) {
     if (!poly_of(c, p, a, x, &u, depth) || !poly_of(c, p, b, x, &w, depth)) return false;
-    double sign = is_op(d, "Sub") ? -1 : 1;
+    double sign = og_is(d, "Sub") ? -1 : 1;
     for (int i = 0; i < 4; i++) r->a[i] = u.a[i] + sign * w.a[i];
     return true;
   }
-  if (is_op(d, "Div")) {
+  if (og_is(d, "Div")) {
     if (!fm_splat(c, b, &k) || k == 0 || !poly_of(c, p, a, x, &u, depth)) return false;
     for (int i = 0; i < 4; i++) r->a[i] = u.a[i] / k;
     return true;
   }
-  if (is_op(d, "Mul")) {
+  if (og_is(d, "Mul")) {
     if (!poly_of(c, p, a, x, &u, depth) || !poly_of(c, p, b, x, &w, depth)) return false;
     for (int i = 0; i < 4; i++)
       for (int j = 0; j < 4; j++) {
@@ -85,7 +81,7 @@ static bool poly_binary(Ctx *c, FmPat *p, ONode *d, const OValue *x, Poly *r, in
       }
     return true;
   }
-  if (is_op(d, "Pow")) {
+  if (og_is(d, "Pow")) {
     /* x ** 3 as Pow with a constant integer exponent 1..3 */
     if (!fm_splat(c, b, &k) || (k != 1 && k != 2 && k != 3)) return false;
     if (!poly_of(c, p, a, x, &u, depth)) return false;
@@ -120,7 +116,7 @@ static bool poly_of(Ctx *c, FmPat *p, const OValue *v, const OValue *x, Poly *r,
   }
   ONode *d = v->producer;
   if (depth > 12 || !d || d->dead || !fm_add(p, d)) return false;
-  if (is_op(d, "Neg") && d->n_inputs == 1) {
+  if (og_is(d, "Neg") && d->n_inputs == 1) {
     Poly u;
     if (!poly_of(c, p, d->inputs[0], x, &u, depth + 1)) return false;
     for (int i = 0; i < 4; i++) r->a[i] = -u.a[i];
@@ -140,13 +136,13 @@ static bool poly_is(const Poly *q, double a1, double a3) {
 static bool one_plus(Ctx *c, FmPat *p, const OValue *x, OValue *t, const char *f, OValue **z,
                      double *sign) {
   ONode *d = t->producer;
-  if (!d || d->dead || d->n_inputs != 2 || !single(t)) return false;
-  bool add = is_op(d, "Add"), sub = is_op(d, "Sub");
+  if (!d || d->dead || d->n_inputs != 2 || !og_single_use(t)) return false;
+  bool add = og_is(d, "Add"), sub = og_is(d, "Sub");
   if (!add && !sub) return false;
   for (int side = 0; side < (add ? 2 : 1); side++) {
     OValue *one = d->inputs[side], *fv = d->inputs[1 - side];
     ONode *fn = fm_def(fv, f);
-    if (!fn || !single(fv) || !fm_splat_near(c, one, x, 1.0)) continue;
+    if (!fn || !og_single_use(fv) || !fm_splat_near(c, one, x, 1.0)) continue;
     if (!fm_add(p, d) || !fm_add(p, fn)) return false;
     *z = fn->inputs[0];
     *sign = sub ? -1 : 1;
@@ -156,7 +152,7 @@ static bool one_plus(Ctx *c, FmPat *p, const OValue *x, OValue *t, const char *f
 }
 
 static bool try_gelu(Ctx *c, OModel *m, OGraph *g, ONode *root) {
-  if (m->opset < 20 || !is_op(root, "Mul") || root->n_inputs != 2) return false;
+  if (m->opset < 20 || !og_is(root, "Mul") || root->n_inputs != 2) return false;
   OValue *out = root->outputs[0];
   FmPat p = {.n = 0};
   OValue *fs[MAX_FACTORS];

@@ -8,8 +8,6 @@
 
 #include <string.h>
 
-static bool is_op(const ONode *n, const char *t) { return n && !n->dead && strcmp(n->op_type, t) == 0; }
-
 static bool gemm_type(ElemType et) { return et == ET_F32 || et == ET_F64 || et == ET_F16; }
 
 /* C of rank <= 2 whose dims are 1 or those of [M, N] (right-aligned). */
@@ -27,17 +25,17 @@ static bool bias_fits(const OValue *cv, const OValue *y) {
 static void fuse_graph(Ctx *c, OGraph *g) {
   for (int i = 0; i < g->nodes.len; i++) {
     ONode *add = g->nodes.items[i];
-    if (!is_op(add, "Add") || add->n_inputs != 2) continue;
+    if (!og_is(add, "Add") || add->n_inputs != 2) continue;
     for (int side = 0; side < 2; side++) {
       OValue *y = add->inputs[side], *bias = add->inputs[1 - side];
       ONode *mm = y->producer;
-      if (!is_op(mm, "MatMul") || y->n_uses != 1 || y->is_output) continue;
+      if (!og_is(mm, "MatMul") || y->n_uses != 1 || y->is_output) continue;
       OValue *a = mm->inputs[0], *b = mm->inputs[1];
       if (a->type.rank != 2 || b->type.rank != 2 || !gemm_type(y->type.et)) continue;
       if (bias->type.et != y->type.et || !bias_fits(bias, y)) continue;
       int64_t trans_b = 0;
       ONode *t = b->producer;
-      const OAttr *perm = is_op(t, "Transpose") ? og_get_attr(t, "perm") : NULL;
+      const OAttr *perm = og_is(t, "Transpose") ? og_get_attr(t, "perm") : NULL;
       if (perm && perm->n == 2 && perm->ints[0] == 1 && perm->ints[1] == 0) {
         b->n_uses--;
         b = t->inputs[0];

@@ -28,10 +28,6 @@
 
 #define MAX_FACTORS 4
 
-static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
-
-static bool single(const OValue *v) { return v->n_uses == 1 && !v->is_output; }
-
 typedef struct Stats {
   const OValue *x;
   int64_t axes[MAX_RANK];
@@ -50,11 +46,11 @@ static bool mean_of(Ctx *c, FmPat *p, OValue *v, const OValue *of, Stats *s) {
   ONode *n = v->producer, *r = NULL;
   if (!n || n->dead) return false;
   double k = 0;
-  if (is_op(n, "ReduceMean")) r = n;
-  else if (is_op(n, "Div") && n->n_inputs == 2 && fm_splat(c, n->inputs[1], &k) && k != 0) {
+  if (og_is(n, "ReduceMean")) r = n;
+  else if (og_is(n, "Div") && n->n_inputs == 2 && fm_splat(c, n->inputs[1], &k) && k != 0) {
     r = fm_def(n->inputs[0], "ReduceSum");
     k = 1 / k;
-  } else if (is_op(n, "Mul") && n->n_inputs == 2) {
+  } else if (og_is(n, "Mul") && n->n_inputs == 2) {
     for (int side = 0; side < 2 && !r; side++)
       if (fm_splat(c, n->inputs[side], &k)) r = fm_def(n->inputs[1 - side], "ReduceSum");
   }
@@ -87,7 +83,7 @@ static OValue *kept(Ctx *c, FmPat *p, OValue *v, const Stats *s) {
   v = fm_skip_expand(p, v);
   if (s->keepdims) return v;
   ONode *r = v->producer;
-  if (!r || r->dead || !(is_op(r, "Unsqueeze") || is_op(r, "Reshape"))) return NULL;
+  if (!r || r->dead || !(og_is(r, "Unsqueeze") || og_is(r, "Reshape"))) return NULL;
   if (!fm_reinserts(c, r, s->axes, s->n_axes) || !fm_add(p, r)) return NULL;
   return r->inputs[0];
 }
@@ -102,7 +98,7 @@ static OValue *centered(Ctx *c, FmPat *p, OValue *d, Stats *s) {
   s->x = x;
   OValue *mean = fm_skip_expand(p, sub->inputs[1]);
   ONode *r = mean->producer;
-  bool reinsert = r && !r->dead && (is_op(r, "Unsqueeze") || is_op(r, "Reshape"));
+  bool reinsert = r && !r->dead && (og_is(r, "Unsqueeze") || og_is(r, "Reshape"));
   if (reinsert) mean = r->inputs[0];
   if (!mean_of(c, p, mean, x, s) || reinsert == s->keepdims) return NULL;
   if (reinsert && (!fm_reinserts(c, r, s->axes, s->n_axes) || !fm_add(p, r))) return NULL;
@@ -114,9 +110,9 @@ static OValue *centered(Ctx *c, FmPat *p, OValue *d, Stats *s) {
 static OValue *mean_input(const OValue *v) {
   ONode *n = v->producer;
   if (!n || n->dead) return NULL;
-  if (is_op(n, "ReduceMean")) return n->inputs[0];
-  if (n->n_inputs != 2 || !(is_op(n, "Div") || is_op(n, "Mul"))) return NULL;
-  for (int j = 0; j < (is_op(n, "Div") ? 1 : 2); j++) {
+  if (og_is(n, "ReduceMean")) return n->inputs[0];
+  if (n->n_inputs != 2 || !(og_is(n, "Div") || og_is(n, "Mul"))) return NULL;
+  for (int j = 0; j < (og_is(n, "Div") ? 1 : 2); j++) {
     ONode *r = fm_def(n->inputs[j], "ReduceSum");
     if (r) return r->inputs[0];
   }
@@ -153,12 +149,12 @@ static bool inv_std(Ctx *c, FmPat *p, OValue *r, OValue *mean, Stats *s, double 
   ONode *n = r->producer;
   OValue *u = NULL;
   double k;
-  if (!n || n->dead || !single(r)) return false;
-  if (is_op(n, "Reciprocal") || (is_op(n, "Div") && fm_splat(c, n->inputs[0], &k) && k == 1)) {
+  if (!n || n->dead || !og_single_use(r)) return false;
+  if (og_is(n, "Reciprocal") || (og_is(n, "Div") && fm_splat(c, n->inputs[0], &k) && k == 1)) {
     ONode *sq = fm_def(n->inputs[n->n_inputs - 1], "Sqrt");
     if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return false;
     u = sq->inputs[0];
-  } else if (is_op(n, "Pow") && fm_splat(c, n->inputs[1], &k) && k == -0.5) {
+  } else if (og_is(n, "Pow") && fm_splat(c, n->inputs[1], &k) && k == -0.5) {
     if (!fm_add(p, n)) return false;
     u = n->inputs[0];
   } else {
@@ -179,7 +175,7 @@ static bool inv_std(Ctx *c, FmPat *p, OValue *r, OValue *mean, Stats *s, double 
 static bool factors(FmPat *p, OValue *v, OValue **out, int *n, bool top) {
   v = top ? v : fm_skip_expand(p, v);
   ONode *d = v->producer;
-  if ((top || single(v)) && d && !d->dead && is_op(d, "Mul") && d->n_inputs == 2) {
+  if ((top || og_single_use(v)) && d && !d->dead && og_is(d, "Mul") && d->n_inputs == 2) {
     if (!fm_add(p, d)) return false;
     return factors(p, d->inputs[0], out, n, false) && factors(p, d->inputs[1], out, n, false);
   }
@@ -211,17 +207,17 @@ static OValue *normalized_const(Ctx *c, OGraph *g, OValue *k, const OValue *x, i
 
 static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   (void)m;
-  if (!(is_op(root, "Add") || is_op(root, "Mul")) || root->n_inputs != 2) return false;
+  if (!(og_is(root, "Add") || og_is(root, "Mul")) || root->n_inputs != 2) return false;
   FmPat p = {.n = 0};
   fm_add(&p, root);
   OValue *bias = NULL, *y = root->outputs[0];
-  if (is_op(root, "Add")) {
+  if (og_is(root, "Add")) {
     for (int side = 0; side < 2 && !bias; side++)
       if (og_const_data(root->inputs[side]) && !og_const_data(root->inputs[1 - side])) {
         bias = root->inputs[side];
         y = root->inputs[1 - side];
       }
-    if (!bias || !single(y) || !fm_def(y, "Mul")) return false;
+    if (!bias || !og_single_use(y) || !fm_def(y, "Mul")) return false;
   }
   OValue *fs[MAX_FACTORS];
   int nf = 0;

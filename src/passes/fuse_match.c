@@ -344,11 +344,6 @@ bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes) {
 
 /* ---- rewriting ----------------------------------------------------------- */
 
-static OGraph *root_graph(OGraph *g) {
-  while (g->parent) g = g->parent;
-  return g;
-}
-
 void fm_rewrite(Ctx *c, OGraph *g, ONode *root, const char *op_type, OValue *const *in,
                 int n_in) {
   for (int j = 0; j < root->n_inputs; j++)
@@ -364,26 +359,7 @@ void fm_rewrite(Ctx *c, OGraph *g, ONode *root, const char *op_type, OValue *con
   root->domain = NULL;
   root->n_attrs = 0;
   root->same_shape_inputs = false;
-  root->name = arena_printf(c->arena, "%s_%d", op_type, root_graph(g)->next_id++);
-}
-
-ONode *fm_node_before(Ctx *c, OGraph *g, ONode *at, const char *op_type, OValue *const *in,
-                      int n_in) {
-  ONode *n = og_node(c, g, op_type, in, n_in, 1);
-  /* og_node appended n; move it in front of `at` to keep the order topological */
-  int pos = -1;
-  for (int i = 0; i < g->nodes.len; i++)
-    if (g->nodes.items[i] == at) {
-      pos = i;
-      break;
-    }
-  if (pos >= 0) {
-    memmove(&g->nodes.items[pos + 1], &g->nodes.items[pos],
-            sizeof(void *) * (size_t)(g->nodes.len - 1 - pos));
-    g->nodes.items[pos] = n;
-  }
-  n->origin = at->origin;
-  return n;
+  root->name = og_node_name(c, g, op_type);
 }
 
 static bool has_subgraph(const ONode *n) {

@@ -26,8 +26,6 @@
 #include <math.h>
 #include <string.h>
 
-static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
-
 /* n is a Reduce node over exactly the single axis `axis` of its input x. */
 static bool reduces_axis(Ctx *c, const ONode *n, const OValue *x, int64_t axis, bool *keepdims) {
   int64_t axes[MAX_RANK];
@@ -43,7 +41,7 @@ static bool reinserted(Ctx *c, FmPat *p, OValue *v, int64_t axis, OValue **inner
   v = fm_skip_expand(p, v);
   ONode *r = v->producer;
   *inner = v;
-  if (!r || r->dead || !(is_op(r, "Unsqueeze") || is_op(r, "Reshape"))) return false;
+  if (!r || r->dead || !(og_is(r, "Unsqueeze") || og_is(r, "Reshape"))) return false;
   if (!fm_reinserts(c, r, &axis, 1) || !fm_add(p, r)) return false;
   *inner = r->inputs[0];
   return true;
@@ -93,14 +91,14 @@ static bool row_max(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis) 
   for (int guard = 0; guard < 5; guard++) {
     ONode *n = m->producer;
     if (!n || n->dead) return false;
-    if (is_op(n, "Max") && n->n_inputs == 2) {
+    if (og_is(n, "Max") && n->n_inputs == 2) {
       int side = fm_splat_near(c, n->inputs[0], n->inputs[1], -INFINITY) ? 0
                  : fm_splat_near(c, n->inputs[1], n->inputs[0], -INFINITY) ? 1 : -1;
       if (side < 0 || !fm_add(p, n)) return false;
       m = n->inputs[1 - side];
       continue;
     }
-    if (is_op(n, "Where") && n->n_inputs == 3 && !flag) {
+    if (og_is(n, "Where") && n->n_inputs == 3 && !flag) {
       double nan;
       if (!fm_splat(c, n->inputs[1], &nan) || !isnan(nan) || !fm_fits(n->inputs[1], n->inputs[2]))
         return false;
@@ -109,14 +107,14 @@ static bool row_max(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis) 
       m = n->inputs[2];
       continue;
     }
-    if (is_op(n, "Transpose") && !q && !flag) {
+    if (og_is(n, "Transpose") && !q && !flag) {
       /* (below a Where the NaN flag would be in the other layout) */
       q = og_get_attr(n, "perm");
       if (!q || !fm_add(p, n)) return false;
       m = n->inputs[0];
       continue;
     }
-    if (is_op(n, "ReduceMax")) {
+    if (og_is(n, "ReduceMax")) {
       int64_t axes[MAX_RANK];
       bool kd;
       OValue *x0 = n->inputs[0];
@@ -143,7 +141,7 @@ static bool sum_axis(Ctx *c, OValue *s, int64_t *axis) {
   FmPat scratch = {.n = 0};
   s = fm_skip_expand(&scratch, s);
   ONode *n = s->producer;
-  if (n && !n->dead && (is_op(n, "Unsqueeze") || is_op(n, "Reshape"))) s = n->inputs[0];
+  if (n && !n->dead && (og_is(n, "Unsqueeze") || og_is(n, "Reshape"))) s = n->inputs[0];
   n = fm_def(s, "ReduceSum");
   bool kd;
   int64_t axes[MAX_RANK];
@@ -176,14 +174,14 @@ static bool try_softmax(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   FmPat p = {.n = 0};
   int64_t axis;
   fm_add(&p, root);
-  if (is_op(root, "Div")) {
+  if (og_is(root, "Div")) {
     OValue *e = root->inputs[0];
     ONode *exp = fm_take(&p, e, "Exp");
     if (!exp || !sum_axis(c, root->inputs[1], &axis) || !row_sum(c, &p, root->inputs[1], e, axis))
       return false;
     return emit(c, g, root, &p, shifted(c, &p, exp->inputs[0], axis), axis, "Softmax");
   }
-  if (is_op(root, "Sub")) {
+  if (og_is(root, "Sub")) {
     OValue *d = root->inputs[0];
     OValue *l = fm_skip_expand(&p, root->inputs[1]);
     ONode *log = fm_take(&p, l, "Log");
@@ -192,7 +190,7 @@ static bool try_softmax(Ctx *c, OModel *m, OGraph *g, ONode *root) {
     FmPat scratch = {.n = 0};
     OValue *s = fm_skip_expand(&scratch, log->inputs[0]);
     ONode *k = s->producer;
-    if (k && !k->dead && (is_op(k, "Unsqueeze") || is_op(k, "Reshape"))) s = k->inputs[0];
+    if (k && !k->dead && (og_is(k, "Unsqueeze") || og_is(k, "Reshape"))) s = k->inputs[0];
     ONode *sum = fm_def(s, "ReduceSum");
     ONode *exp = sum ? fm_take(&p, sum->inputs[0], "Exp") : NULL;
     if (!exp || exp->inputs[0] != d || !row_sum(c, &p, log->inputs[0], exp->outputs[0], axis))

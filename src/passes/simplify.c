@@ -7,8 +7,6 @@
 
 #include <string.h>
 
-static bool is_op(const ONode *n, const char *t) { return strcmp(n->op_type, t) == 0; }
-
 /* Static dims of a value, or false. */
 static bool static_dims(const OValue *v, int64_t *dims) {
   if (v->type.rank < 0) return false;
@@ -26,13 +24,31 @@ static bool same_static_shape(const OValue *a, const OValue *b) {
   return memcmp(da, db, sizeof(int64_t) * (size_t)a->type.rank) == 0;
 }
 
-/* Makes n's output an alias of `to`, unless the output is a graph output
- * (which needs a node of its own to carry its name). */
+/* Makes n's output an alias of `to`.  A graph output keeps its name: the
+ * node computing `to` then writes the output itself, when `to` is that
+ * node's own value and n its only reader (else n stays, to carry the name:
+ * e.g. the identity left of the NHWC -> NCHW Transposes of outputs_as_nchw
+ * behind a pool). */
 static bool bypass(OGraph *g, ONode *n, OValue *to) {
   OValue *out = n->outputs[0];
-  if (out->is_output) return false;
-  og_replace_uses(g, out, to);
-  return true;
+  if (!out->is_output) {
+    og_replace_uses(g, out, to);
+    return true;
+  }
+  ONode *p = to->producer;
+  if (!p || p->dead || to->graph != g || to->n_uses != 1 || to->is_output || to->is_input ||
+      to->is_init)
+    return false;
+  for (int j = 0; j < p->n_outputs; j++)
+    if (p->outputs[j] == to) {
+      p->outputs[j] = out;
+      out->producer = p;
+      to->producer = NULL;
+      to->n_uses = 0;
+      n->dead = true;
+      return true;
+    }
+  return false;
 }
 
 /* ONNX ops with numpy-style (multidirectional) broadcasting. */
@@ -42,13 +58,13 @@ static bool broadcasts(const ONode *n) {
                                     "LessOrEqual", "And", "Or", "Xor", "BitwiseAnd",
                                     "BitwiseOr", "BitwiseXor", "PRelu", NULL};
   for (int i = 0; ops[i]; i++)
-    if (is_op(n, ops[i])) return true;
+    if (og_is(n, ops[i])) return true;
   return false;
 }
 
 static bool is_live_expand(const OValue *v) {
   const ONode *p = v ? v->producer : NULL;
-  return p && !p->dead && is_op(p, "Expand");
+  return p && !p->dead && og_is(p, "Expand");
 }
 
 /* Expand(x, shape) feeding an elementwise node whose other inputs have the
@@ -88,16 +104,16 @@ static bool identity_perm(const OAttr *perm) {
 static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
   if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0]) return drop_expands(n);
   OValue *x = n->inputs[0], *out = n->outputs[0];
-  if (is_op(n, "Identity")) return bypass(g, n, x);
-  if (is_op(n, "Cast") && x->type.et != ET_UNDEF && x->type.et == out->type.et)
+  if (og_is(n, "Identity")) return bypass(g, n, x);
+  if (og_is(n, "Cast") && x->type.et != ET_UNDEF && x->type.et == out->type.et)
     return bypass(g, n, x);
-  if ((is_op(n, "Reshape") || is_op(n, "Expand")) && same_static_shape(x, out))
+  if ((og_is(n, "Reshape") || og_is(n, "Expand")) && same_static_shape(x, out))
     return bypass(g, n, x);
-  if (is_op(n, "Transpose")) {
+  if (og_is(n, "Transpose")) {
     const OAttr *perm = og_get_attr(n, "perm");
     if (perm && identity_perm(perm)) return bypass(g, n, x);
     ONode *p = x->producer;
-    const OAttr *inner = p && !p->dead && is_op(p, "Transpose") ? og_get_attr(p, "perm") : NULL;
+    const OAttr *inner = p && !p->dead && og_is(p, "Transpose") ? og_get_attr(p, "perm") : NULL;
     if (perm && inner && inner->n == perm->n && perm->n <= MAX_RANK) {
       /* Transpose(Transpose(y, q), r) = Transpose(y, q[r[i]]) */
       int64_t composed[MAX_RANK];
@@ -106,13 +122,17 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
       x->n_uses--;
       n->inputs[0] = y;
       y->n_uses++;
+      if (x->n_uses == 0 && !x->is_output) { /* n was its only reader */
+        p->dead = true;
+        y->n_uses--;
+      }
       og_attr_ints(c, n, "perm", composed, perm->n);
       return true;
     }
   }
-  if (is_op(n, "Reshape") && n->n_inputs == 2) {
+  if (og_is(n, "Reshape") && n->n_inputs == 2) {
     ONode *p = x->producer;
-    if (p && !p->dead && is_op(p, "Reshape") && p->n_inputs == 2) {
+    if (p && !p->dead && og_is(p, "Reshape") && p->n_inputs == 2) {
       /* Reshape(Reshape(y, s1), s2) = Reshape(y, s2) when s2 has no 0
        * (a 0 would copy a dim of the intermediate shape) */
       const OAttr *az = og_get_attr(n, "allowzero");

@@ -25,8 +25,6 @@
 
 #include <string.h>
 
-static bool is_op(const ONode *n, const char *t) { return n && !n->dead && strcmp(n->op_type, t) == 0; }
-
 static bool unary_elementwise(const ONode *n) {
   static const char *const ops[] = {"Relu", "Sigmoid", "Tanh", "Neg", "Exp", "Log", "Abs",
                                     "Sqrt", "Reciprocal", "Erf", "Gelu", "Elu", "LeakyRelu",
@@ -197,9 +195,9 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   OValue *tv = t->outputs[0];
   ONode *u = only_consumer(g, tv);
   if (!u) return false;
-  if ((is_op(u, "Softmax") || is_op(u, "LogSoftmax")) && u->inputs[0] == tv)
+  if ((og_is(u, "Softmax") || og_is(u, "LogSoftmax")) && u->inputs[0] == tv)
     return push_through_softmax(c, t, u, perm);
-  if (is_op(u, "LayerNormalization") && u->inputs[0] == tv)
+  if (og_is(u, "LayerNormalization") && u->inputs[0] == tv)
     return push_through_layernorm(c, g, t, u, perm);
   if (unary_elementwise(u)) {
     u->inputs[0] = t->inputs[0];
@@ -212,7 +210,7 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   OValue *other = u->inputs[1 - side];
   ONode *ot = other->producer;
   OValue *replacement = NULL;
-  if (is_op(ot, "Transpose") && other->n_uses == 1 && perm_of(ot) &&
+  if (og_is(ot, "Transpose") && other->n_uses == 1 && perm_of(ot) &&
       perm_of(ot)->n == perm->n &&
       memcmp(perm_of(ot)->ints, perm->ints, sizeof(int64_t) * (size_t)perm->n) == 0) {
     replacement = ot->inputs[0];
@@ -288,7 +286,7 @@ int pass_push_transposes(Ctx *c, OModel *m) {
     bool moved = false;
     for (int i = 0; i < g->nodes.len; i++) {
       ONode *t = g->nodes.items[i];
-      if (is_op(t, "Transpose") && push_one(c, g, t)) moved = true;
+      if (og_is(t, "Transpose") && push_one(c, g, t)) moved = true;
     }
     if (!moved) break;
     moved_any = true;

@@ -66,6 +66,19 @@ def call_chain(n: int, calls_per_level: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def nested_ifs(n: int) -> str:
+    """@main with n stablehlo.if nested in each other's then-branches; the
+    innermost (%r0) is on line n + 2."""
+    inner = "stablehlo.return %arg1 : tensor<f32>"
+    for i in range(n):
+        inner = (f'%r{i} = "stablehlo.if"(%arg0) ({{\n {inner}\n }}, {{\n'
+                 f' stablehlo.return %arg1 : tensor<f32>\n }}) : (tensor<i1>) -> tensor<f32>\n'
+                 f' stablehlo.return %r{i} : tensor<f32>')
+    inner = inner.rsplit("stablehlo.return", 1)[0] + f"return %r{n - 1} : tensor<f32>"
+    return ("module @m {\n func.func public @main(%arg0: tensor<i1>, %arg1: tensor<f32>)"
+            f" -> tensor<f32> {{\n {inner}\n }}\n}}\n")
+
+
 @dataclasses.dataclass
 class Bad:
     name: str
@@ -154,6 +167,8 @@ BAD = [
              "    return %c : tensor<2305843009213693952xf64>\n",
              result="tensor<2305843009213693952xf64>"), 2,
         "tensor type has more than 2^63-1 bytes", 2, 53),
+    Bad("control flow nested too deep", nested_ifs(32), 3,
+        "control flow nested more than 31 deep: ONNX readers cannot load", 34, 8),
     Bad("calls nested too deep", call_chain(70, 1), 3, "calls nested more than 64 deep", 255, 10),
     Bad("call expansion", call_chain(30, 2), 3,
         "the module expands to more than 2097152 ops once its calls are inlined", 3, 10),
@@ -213,6 +228,16 @@ def test_bad_input_python(tmp_path, bad):
     with pytest.raises(EXC[bad.status]) as info2:
         hlo2onnx.mlir_to_onnx(bad.data)
     assert info2.value.messages == err.messages.replace("bad.mlir", "<input>")
+
+
+def test_deepest_control_flow_loads(tmp_path):
+    """31 nested Ifs: the deepest model protobuf readers accept (their limit
+    of 100 nested messages); 32 is refused above."""
+    import onnx
+
+    out = tmp_path / "deep.onnx"
+    hlo2onnx.mlir_to_onnx(nested_ifs(31), out)
+    onnx.checker.check_model(onnx.load(out))
 
 
 def test_text_api_reads_files_and_names_them(tmp_path):
