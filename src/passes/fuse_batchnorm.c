@@ -165,7 +165,9 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
     cv = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
     if (bias->type.et != et) return false;
     if (og_is(layer, "Conv") && bias == layer->inputs[2]) {
-      if (bias->type.rank != 1 || !fm_const_slice(c, bias, bias, 0, 1, cv)) return false;
+      if (bias->type.rank != 1 || bias->type.dims[0].value != f->n ||
+          !fm_const_slice(c, bias, bias, 0, 1, cv))
+        return false;
     } else if (!fm_const_slice(c, bias, ref, ch, ch + 1, cv)) {
       return false;
     }

@@ -30,7 +30,9 @@ static bool try_conv_bias(Ctx *c, OModel *m, OGraph *g, ONode *add) {
     OValue *b = conv->n_inputs > 2 ? conv->inputs[2] : NULL;
     if (b) {
       /* B is [n]: read it as a tensor of its own shape */
-      if (b->type.et != et || b->type.rank != 1 || !fm_const_slice(c, b, b, 0, 1, old)) continue;
+      if (b->type.et != et || b->type.rank != 1 || b->type.dims[0].value != n ||
+          !fm_const_slice(c, b, b, 0, 1, old))
+        continue;
       for (int64_t i = 0; i < n; i++) {
         uint8_t tmp[8];
         fm_store(tmp, et, 0, old[i] + vals[i]); /* one rounding, as the runtime's add */

@@ -155,17 +155,22 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
   return drop_expands(n);
 }
 
+/* A few rounds until nothing changes, then each subgraph once: nested loops
+ * cost one visit per level, not one per round of every enclosing level. */
 static void simplify_graph(Ctx *c, OGraph *g) {
   for (int round = 0; round < 4; round++) {
     bool changed = false;
     for (int i = 0; i < g->nodes.len; i++) {
       ONode *n = g->nodes.items[i];
-      if (n->dead) continue;
-      changed |= simplify_node(c, g, n);
-      for (int j = 0; j < n->n_attrs; j++)
-        if (n->attrs[j].kind == OA_GRAPH) simplify_graph(c, n->attrs[j].graph);
+      if (!n->dead) changed |= simplify_node(c, g, n);
     }
     if (!changed) break;
+  }
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) simplify_graph(c, n->attrs[j].graph);
   }
 }
 

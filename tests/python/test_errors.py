@@ -419,6 +419,59 @@ def test_write_failure_python_api(tmp_path):
     _unchanged(tmp_path, out, data)
 
 
+def many_ops_module(n: int) -> str:
+    lines = ["module @m {", "  func.func public @main(%arg0: tensor<2xf32>) -> tensor<2xf32> {"]
+    prev = "%arg0"
+    for i in range(n):
+        lines.append(f"    %{i} = stablehlo.sine {prev} : tensor<2xf32>")
+        prev = f"%{i}"
+    lines.append(f"    return {prev} : tensor<2xf32>\n  }}\n}}\n")
+    return "\n".join(lines)
+
+
+def test_out_of_memory_is_status_6(tmp_path):
+    """300,000 ops need more than 150 MB of address space: the arena's
+    longjmp becomes exit code 6 with a message, and no file is written."""
+    src = tmp_path / "in.mlir"
+    src.write_text(many_ops_module(300_000))
+    out, data = _previous_pair(tmp_path)
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (150 << 20, 150 << 20))
+
+    proc = subprocess.run([cli_path(), str(src), "-o", str(out), "-q"], capture_output=True,
+                          text=True, timeout=300, preexec_fn=limit_memory)
+    if "Sanitizer" in proc.stderr:
+        pytest.skip("a sanitized CLI cannot run with a small address space")
+    assert proc.returncode == 6, (proc.returncode, proc.stderr)
+    assert re.search(r"error: out of memory \(\d+ bytes in use by the conversion\)", proc.stderr)
+    _unchanged(tmp_path, out, data)
+
+
+def test_out_of_memory_python_api(tmp_path):
+    """The same in a Python process: ConversionMemoryError, and the process
+    lives on."""
+    src = tmp_path / "in.mlir"
+    src.write_text(many_ops_module(300_000))
+    code = (
+        "import re, resource, sys, hlo2onnx\n"
+        "vm = int(re.search(r'VmSize:\\s+(\\d+)', open('/proc/self/status').read())[1]) * 1024\n"
+        "text = open(sys.argv[1]).read()\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20), resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    hlo2onnx.mlir_to_onnx(text, sys.argv[2])\n"
+        "except hlo2onnx.ConversionMemoryError as e:\n"
+        "    assert isinstance(e, MemoryError) and e.status == 6\n"
+        "    print('status', e.status); sys.exit(0)\n"
+        "sys.exit(1)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(src), str(tmp_path / "m.onnx")],
+                          capture_output=True, text=True, timeout=300)
+    if "Sanitizer" in proc.stderr:
+        pytest.skip("a sanitized extension cannot run with a small address space")
+    assert proc.returncode == 0 and "status 6" in proc.stdout, proc.stdout + proc.stderr
+    assert _listing(tmp_path) == ["in.mlir"]
+
+
 def test_full_disk_keeps_previous_files(tmp_path):
     """ENOSPC on a 1 MB tmpfs (needs root to mount; skipped otherwise)."""
     mnt = tmp_path / "full"
