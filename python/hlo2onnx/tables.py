@@ -202,6 +202,19 @@ def parse_ops_def(text: str) -> list[dict]:
 
 UNSUPPORTED = "lower_unsupported_op"
 
+# Converters that only report why an op cannot be expressed in ONNX.
+NOT_EXPRESSIBLE = {
+    "lower_unsupported_fft": "complex results: onnxruntime has no complex tensors",
+    "lower_unsupported_complex": "complex tensors: onnxruntime has none",
+    "lower_unsupported_rng": "XLA's RNG algorithms cannot be reproduced bit for bit",
+    "lower_unsupported_rng_bit_generator": "XLA's RBG bits cannot be reproduced; "
+                                           "the default threefry PRNG converts",
+}
+
+
+def _converts(conv: str) -> bool:
+    return conv != UNSUPPORTED and conv not in NOT_EXPRESSIBLE
+
 # What the structural converters (src/lower/control.c, shape.c) produce
 # instead of ONNX ops of their own.
 CONVERTER_NOTES = {
@@ -253,11 +266,13 @@ def ops_table(ops_def_text: str, progress=None) -> str:
         n_rows += 1
         probe = PROBES.get(name)
         status, ops, msg = ("no-probe", None, "")
-        if conv != UNSUPPORTED and probe is not None:
+        if _converts(conv) and probe is not None:
             if progress:
                 progress(name)
             status, ops, msg = _probe_ops(name, probe)
-        if conv == UNSUPPORTED:
+        if conv in NOT_EXPRESSIBLE:
+            mark = f"{FAIL} not expressible: {NOT_EXPRESSIBLE[conv]}"
+        elif conv == UNSUPPORTED:
             mark = f"{FAIL} not yet"
         elif status == "fails":
             mark = f"⚠️ probe fails ({msg.split(':')[0]})"
@@ -270,7 +285,7 @@ def ops_table(ops_def_text: str, progress=None) -> str:
             onnx_cell = CONVERTER_NOTES[conv]
         elif ops:
             onnx_cell = "<br>".join(onnx_link(op) for op in ops)
-        elif row["hint"] and conv != UNSUPPORTED:
+        elif row["hint"] and _converts(conv):
             onnx_cell = f"*{row['hint']}*"
         else:
             onnx_cell = "—"

@@ -284,6 +284,12 @@ static int read_ints(Lower *L, const Attr *a, const char *name, int count, int64
   int n = 0;
   if (!collect_ints(L, a, out, &n, count) || n != count)
     return lw_unsupported(L, "attribute '%s' is not a list of %d integers", name, count);
+  /* Window sizes, strides, dilations and padding within +-(2^31-1), and
+   * axes no longer (check_axes): the shape arithmetic below cannot
+   * overflow int64 then. */
+  for (int i = 0; i < count; i++)
+    if (out[i] > INT32_MAX || out[i] < -INT32_MAX)
+      return lw_unsupported(L, "attribute '%s': %lld is beyond 2^31-1", name, (long long)out[i]);
   return 0;
 }
 
@@ -291,6 +297,16 @@ static int read_int(Lower *L, const Attr *a, const char *name, int64_t fill, int
   *out = fill;
   if (a && !ir_attr_int(a, out))
     return lw_unsupported(L, "attribute '%s' is not an integer", name);
+  if (*out > INT32_MAX || *out < -INT32_MAX)
+    return lw_unsupported(L, "attribute '%s': %lld is beyond 2^31-1", name, (long long)*out);
+  return 0;
+}
+
+/* Axes of windowed ops up to 2^31-1 long (see read_ints). */
+static int check_axes(Lower *L, const Type *t) {
+  for (int i = 0; i < t->rank; i++)
+    if (t->dims[i] > INT32_MAX)
+      return lw_unsupported(L, "axes longer than 2^31-1 elements (%lld)", (long long)t->dims[i]);
   return 0;
 }
 
@@ -453,6 +469,7 @@ int lower_convolution(Lower *L, const Op *op) {
     return lw_unsupported(L, "integer convolution: ONNX Conv takes floating-point tensors only");
   if (ir_op_attr(op, "lhs_quantization") || ir_op_attr(op, "rhs_quantization"))
     return lw_unsupported(L, "quantized convolution");
+  if (check_axes(L, lt) != 0 || check_axes(L, kt) != 0 || check_axes(L, rt) != 0) return -1;
 
   int nsp = rank - 2;
   ConvDims cd;
@@ -1087,6 +1104,7 @@ int lower_reduce_window(Lower *L, const Op *op) {
   if (xv->type.kind != TK_TENSOR || res->type.kind != TK_TENSOR ||
       xv->type.rank != res->type.rank || xv->type.rank > MAX_RANK)
     return lw_unsupported(L, "operand and result must be tensors of one rank");
+  if (check_axes(L, &xv->type) != 0 || check_axes(L, &res->type) != 0) return -1;
   int r = w.rank = xv->type.rank;
   w.et = xv->type.et;
   w.init_hlo = op->operands[1];

@@ -803,12 +803,26 @@ static int check_pad(Lower *L, const Op *op, const int64_t *lo, const int64_t *h
                      const int64_t *interior, OValue **empty_result) {
   const Type *ti = &op->operands[0]->type, *to = &op->results[0]->type;
   *empty_result = NULL;
+  const int64_t big = (int64_t)1 << 62;
   for (int k = 0; k < ti->rank; k++) {
     if (interior[k] < 0) return bad_input(L, "negative interior padding");
+    /* Bounds that keep pad()'s arithmetic in int64: each amount below
+     * 2^62 in magnitude, and every length it computes checked. */
+    if (lo[k] <= -big || lo[k] >= big || hi[k] <= -big || hi[k] >= big || interior[k] >= big)
+      return bad_input(L, "padding amounts beyond 2^62");
     if (ti->dims[k] == DIM_DYN) continue;
-    int64_t n = ti->dims[k];
-    if (n + lo[k] + hi[k] + (n > 0 ? n - 1 : 0) * interior[k] < 0)
-      return bad_input(L, "padding removes more than the axis has");
+    int64_t n = ti->dims[k], spread, grown, with_edges, total;
+    if (__builtin_mul_overflow(n, 1 + interior[k], &spread) ||
+        __builtin_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k],
+                               (lo[k] > 0 ? lo[k] : 0) + (hi[k] > 0 ? hi[k] : 0), &with_edges) ||
+        __builtin_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k], lo[k] + hi[k], &grown))
+      return bad_input(L, "padded axis longer than 2^63-1");
+    total = grown;
+    if (total < 0) return bad_input(L, "padding removes more than the axis has");
+    if (to->rank == ti->rank && to->dims[k] != DIM_DYN && to->dims[k] != total)
+      return diag_error_op(L->c, H2O_EINPUT, op,
+                           "%s: axis %d of the result type is %lld, the padding makes it %lld",
+                           op->opname, k, (long long)to->dims[k], (long long)total);
   }
   if (type_numel(ti) == 0 && type_is_static(to))
     *empty_result = expand_const(L, lw_get(L, op->operands[1]), to->et, to->rank, to->dims);
