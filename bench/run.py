@@ -106,7 +106,8 @@ def measure(cmd: list[str], *, time_cap: float, mem_cap: float, env=None, log_pa
         out.close()
     if ended is None:
         ended = "ok" if p.returncode == 0 else f"failed (exit {p.returncode})"
-    return {"wall_s": wall, "maxrss_mb": ru.ru_maxrss / 1024.0, "ended": ended}
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024.0,
+            "ended": ended}
 
 
 def load_avg() -> float:
@@ -214,7 +215,8 @@ def run_model(name: str, tool: str, repeats: int, out_dir: str, mem_cap: float) 
     out = {"model": name, "tool": tool, "runs": runs}
     ok = [r for r in runs if r["ended"] == "ok"]
     if ok and len(ok) == len(runs):
-        for k in ("wall_s", "maxrss_mb", "convert_s", "added_mb", "build_s", "rss_before_mb"):
+        for k in ("wall_s", "cpu_s", "maxrss_mb", "convert_s", "convert_cpu_s", "added_mb",
+                  "build_s", "rss_before_mb"):
             vals = [r[k] for r in ok if r.get(k) is not None]
             out[k] = statistics.median(vals) if vals else None
         for k in ("weight_bytes", "params", "version", "onnx_bytes", "data_files"):
@@ -279,6 +281,7 @@ def run_cli(repeats: int, out_dir: str, mem_cap: float, width: int, layers: int)
            for _ in range(repeats)]
     if all(r["ended"] == "ok" for r in nul):
         out["devnull_wall_s"] = statistics.median(r["wall_s"] for r in nul)
+        out["devnull_cpu_s"] = statistics.median(r["cpu_s"] for r in nul)
         log(f"    to /dev/null: {out['devnull_wall_s']:.2f} s, "
             f"{weight_bytes / 1e6 / out['devnull_wall_s']:.0f} MB/s")
     dd_path = os.path.join(out_dir, "dd.bin")
@@ -292,7 +295,7 @@ def run_cli(repeats: int, out_dir: str, mem_cap: float, width: int, layers: int)
         out["dd_wall_s"] = statistics.median(r["wall_s"] for r in dd)
         log(f"    dd 1 GiB + fsync: {out['dd_wall_s']:.2f} s")
     if all(r["ended"] == "ok" for r in runs):
-        for k in ("wall_s", "maxrss_mb", "mb_per_s"):
+        for k in ("wall_s", "cpu_s", "maxrss_mb", "mb_per_s"):
             out[k] = statistics.median(r[k] for r in runs)
         vres = os.path.join(out_dir, "cli_verify.json")
         v = measure([sys.executable, os.path.join(HERE, "worker.py"), "verify-cli", "--onnx",
@@ -359,9 +362,9 @@ def tables(res: dict) -> str:
         "construction, conversion; peak RSS of the whole process from the OS; *added* = peak "
         "RSS during `to_onnx` minus RSS just before it, with the model already in memory):",
         "",
-        "| model | params (weights) | tool | runs | to_onnx | process | peak RSS | added "
-        "(% of weights) | output | ORT vs JAX (max abs diff) |",
-        "|:--|--:|:--|--:|--:|--:|--:|--:|--:|:--|",
+        "| model | params (weights) | tool | runs | to_onnx | to_onnx CPU | process | peak RSS "
+        "| added (% of weights) | output | ORT vs JAX (max abs diff) |",
+        "|:--|--:|:--|--:|--:|--:|--:|--:|--:|--:|:--|",
     ]
     ratios = []
     for name in ("vit", "gpt2", "big"):
@@ -380,41 +383,48 @@ def tables(res: dict) -> str:
                 size = (r["onnx_bytes"] + sum((r.get("data_files") or {}).values())) / 2**20
             lines.append(
                 f"| {MODELS[name][0]} | {p / 1e6:.1f} M ({w / 2**20:.0f} MiB) | {tool} | "
-                f"{len(r['runs'])} | {_fmt_s(r.get('convert_s'))} | {_fmt_s(r.get('wall_s'))} | "
+                f"{len(r['runs'])} | {_fmt_s(r.get('convert_s'))} | "
+                f"{_fmt_s(r.get('convert_cpu_s'))} | {_fmt_s(r.get('wall_s'))} | "
                 f"{_fmt_mb(r.get('maxrss_mb'))} | {_fmt_mb(added)}{pct} | {_fmt_mb(size)} | "
                 f"{_verdict(r)} |" if p and w else
-                f"| {MODELS[name][0]} | — | {tool} | {len(r['runs'])} | — | "
+                f"| {MODELS[name][0]} | — | {tool} | {len(r['runs'])} | — | — | "
                 f"{_fmt_s(r.get('wall_s'))} | {_fmt_mb(r.get('maxrss_mb'))} | — | — | "
                 f"{_verdict(r)} |")
         h, j = rows["hlo2onnx"], rows["jax2onnx"]
         if h and j:
             ratios.append(
                 f"| {MODELS[name][0]} | {_ratio(h.get('convert_s'), j.get('convert_s') if not j.get('ended') else None)} | "
+                f"{_ratio(h.get('convert_cpu_s'), j.get('convert_cpu_s') if not j.get('ended') else None)} | "
                 f"{_ratio(h.get('wall_s'), j.get('wall_s') if not j.get('ended') else None)} | "
                 f"{_ratio(h.get('maxrss_mb'), j.get('maxrss_mb') if not j.get('ended') else None)} | "
                 f"{_ratio(h.get('added_mb'), j.get('added_mb') if not j.get('ended') else None)} |")
     if ratios:
         lines += ["", "Ratios hlo2onnx / jax2onnx (lower is better for hlo2onnx):", "",
-                  "| model | to_onnx time | process time | peak RSS | added memory |",
-                  "|:--|--:|--:|--:|--:|"] + ratios
+                  "| model | to_onnx time | to_onnx CPU | process time | peak RSS | added memory |",
+                  "|:--|--:|--:|--:|--:|--:|"] + ratios
     c = res.get("cli")
     if c:
         lines += ["", f"**The C core alone** (`hlo2onnx -q in.mlir -o out.onnx`, a module of "
                   f"{c['layers']} dense layers {c['width']}×{c['width']} whose weights are "
                   f"`dense<\"0x...\">` constants: {c['weight_bytes'] / 2**30:.2f} GiB of weights, "
                   f"{c['text_bytes'] / 2**30:.2f} GiB of text, read from the page cache):", "",
-                  "| runs | wall | weight bytes / s | peak RSS (the input is mapped) | "
-                  "ORT vs NumPy |", "|--:|--:|--:|--:|:--|"]
+                  "| runs | wall | CPU (user + sys) | weight bytes / s of wall | weight bytes / s "
+                  "of CPU | peak RSS (the input is mapped) | ORT vs NumPy |",
+                  "|--:|--:|--:|--:|--:|--:|:--|"]
         v = c.get("verify", {})
         ok = ("✅" if v.get("ok") else "❌") + f" {v.get('max_abs_diff', float('nan')):.1e}" \
             if v.get("ended") == "ok" else str(v.get("ended"))
-        lines.append(f"| {len(c['runs'])} | {_fmt_s(c.get('wall_s'))} | "
-                     f"{(c.get('mb_per_s') or 0):.0f} MB/s | {_fmt_mb(c.get('maxrss_mb'))} | {ok} |")
+        cpu = c.get("cpu_s")
+        per_cpu = f"{c['weight_bytes'] / 1e6 / cpu:.0f} MB/s" if cpu else "—"
+        lines.append(f"| {len(c['runs'])} | {_fmt_s(c.get('wall_s'))} | {_fmt_s(cpu)} | "
+                     f"{(c.get('mb_per_s') or 0):.0f} MB/s | {per_cpu} | "
+                     f"{_fmt_mb(c.get('maxrss_mb'))} | {ok} |")
         extra = []
         if c.get("devnull_wall_s"):
             extra.append(f"the same conversion written to `/dev/null` (parsing, hex decoding, "
                          f"protobuf encoding; no file system): {_fmt_s(c['devnull_wall_s'])}, "
-                         f"{c['weight_bytes'] / 1e6 / c['devnull_wall_s']:.0f} MB/s")
+                         f"{c['weight_bytes'] / 1e6 / c['devnull_wall_s']:.0f} MB/s of wall, "
+                         f"{_fmt_s(c.get('devnull_cpu_s'))} of CPU")
         if c.get("dd_wall_s"):
             extra.append(f"`dd` writing 1 GiB of zeros to a file with `fsync` on this machine: "
                          f"{_fmt_s(c['dd_wall_s'])}, {1024 / c['dd_wall_s'] * 1.048576:.0f} MB/s")

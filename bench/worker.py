@@ -96,9 +96,10 @@ def cmd_convert(a) -> None:
     _settle()
     res["peak_reset"] = _reset_peak()
     res["rss_before_mb"] = _status_mb("VmRSS")
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     convert()
     res["convert_s"] = time.perf_counter() - t0
+    res["convert_cpu_s"] = time.process_time() - c0  # all threads, user + system
     res["hwm_mb"] = _status_mb("VmHWM")
     res["added_mb"] = res["hwm_mb"] - res["rss_before_mb"] if res["peak_reset"] else None
     res["onnx_bytes"] = os.path.getsize(a.out)

@@ -502,6 +502,10 @@ struct Lower {
  * *where = the op of entry's body at which the count passes limit. */
 long lw_expanded_ops(Ctx *c, const Module *m, const Func *entry, long limit,
                      const Op **where);
+/* lower/checks.c: 0, or -1 after reporting an op whose result shape is not
+ * what its operands and attributes make (elementwise ops, transpose,
+ * concatenate, slice, reduce): possible in a valid-looking signature. */
+int lw_check_shapes(Lower *L, const Op *op);
 
 /* The ONNX value of an HLO value (its binding). */
 OValue *lw_get(Lower *L, const Value *v);

@@ -12,13 +12,15 @@
 
 /* The first complex type among the op's operands and results, printed. */
 static const char *complex_type(Lower *L, const Op *op) {
-  static char buf[160];
   for (int i = 0; i < op->n_operands + op->n_results; i++) {
     const Type *t = i < op->n_operands ? &op->operands[i]->type
                                        : &op->results[i - op->n_operands]->type;
-    if (t->et == ET_C64 || t->et == ET_C128) return type_str(t, buf, sizeof buf);
+    if (t->et == ET_C64 || t->et == ET_C128) {
+      /* in the arena, not a static buffer: conversions run in parallel threads */
+      size_t size = 64 + 24 * MAX_RANK;
+      return type_str(t, arena_alloc(L->c->arena, size), size);
+    }
   }
-  (void)L;
   return NULL;
 }
 

@@ -1482,8 +1482,66 @@ int lower_gather(Lower *L, const Op *op) {
 /* dynamic_gather: slice_sizes is an operand.  The sizes of collapsed and
  * batching dimensions are 1; those of offset dimensions are the result's,
  * or the constant operand's, or - for a '?' one - read at run time. */
+/* A dynamic_gather that is a slice of run-time size: one start index
+ * vector, every result axis a window axis (x[:n], x[:, 1:] on a symbolic
+ * axis, as jnp indexing with symbolic shapes emits).  Slice from the
+ * clamped starts: start in [0, dim - size], as gather clamps.  Returns 1
+ * when the op is not such a slice. */
+static int dynamic_gather_slice(Lower *L, const Op *op) {
+  const Type *tx = &op->operands[0]->type, *ts = &op->operands[1]->type;
+  const Type *tz = &op->operands[2]->type, *tr = &op->results[0]->type;
+  int R = tx->rank;
+  if (R < 1 || tr->rank != R || ts->rank != 1 || ts->dims[0] < 1 || tz->rank != 1 ||
+      tz->dims[0] != R)
+    return 1;
+  const Attr *dn = ir_op_attr(op, "dimension_numbers");
+  int64_t *offset, *collapsed, *map, *ob, *sb;
+  int n_off = dims_field(L, dn, "offset_dims", &offset);
+  int n_col = dims_field(L, dn, "collapsed_slice_dims", &collapsed);
+  int n_map = dims_field(L, dn, "start_index_map", &map);
+  int n_ob = dims_field(L, dn, "operand_batching_dims", &ob);
+  int n_sb = dims_field(L, dn, "start_indices_batching_dims", &sb);
+  if (n_off != R || n_col != 0 || n_ob != 0 || n_sb != 0 || n_map != ts->dims[0] ||
+      int_field(dn, "index_vector_dim") != 0 || !good_list(map, n_map, R, false))
+    return 1;
+  for (int d = 0; d < R; d++)
+    if (offset[d] != d) return 1;
+  int64_t one = 1, zero = 0, all = R;
+  OValue *x = lw_get(L, op->operands[0]);
+  OValue *idx = typed(L, lw_cast(L, lw_get(L, op->operands[1]), ET_I64), ET_I64, 1, &ts->dims[0]);
+  OValue *sizes = typed(L, lw_cast(L, lw_get(L, op->operands[2]), ET_I64), ET_I64, 1, &all);
+  OValue *shape = typed(L, lw_op1(L, "Shape", x), ET_I64, 1, &all);
+  OValue *starts[MAX_RANK];
+  for (int d = 0; d < R; d++) {
+    int k = index_in(map, n_map, d);
+    if (k < 0) {
+      starts[d] = lw_const_i64s(L, 1, &zero);
+      continue;
+    }
+    int64_t at = k, at1 = k + 1, dd = d, dd1 = d + 1;
+    OValue *s = lw_op3(L, "Slice", idx, lw_const_i64s(L, 1, &at), lw_const_i64s(L, 1, &at1));
+    OValue *lim = lw_op2(L, "Sub",
+                         lw_op3(L, "Slice", shape, lw_const_i64s(L, 1, &dd),
+                                lw_const_i64s(L, 1, &dd1)),
+                         lw_op3(L, "Slice", sizes, lw_const_i64s(L, 1, &dd),
+                                lw_const_i64s(L, 1, &dd1)));
+    starts[d] = lw_op2(L, "Max", lw_op2(L, "Min", s, lim), lw_const_i64s(L, 1, &zero));
+    typed(L, starts[d], ET_I64, 1, &one);
+  }
+  ONode *cat = lw_node(L, "Concat", R, starts, 1);
+  og_attr_int(L->c, cat, "axis", 0);
+  OValue *begin = typed(L, cat->outputs[0], ET_I64, 1, &all);
+  OValue *end = typed(L, lw_op2(L, "Add", begin, sizes), ET_I64, 1, &all);
+  lw_bind(L, op->results[0], lw_op3(L, "Slice", x, begin, end));
+  return 0;
+}
+
 int lower_dynamic_gather(Lower *L, const Op *op) {
   if (op->n_operands != 3 || op->n_results != 1) return bad_input(L, "expects three operands");
+  if (!hlo_const_ints(L, op->operands[2])) { /* run-time slice sizes */
+    int rc = dynamic_gather_slice(L, op);
+    if (rc != 1) return rc;
+  }
   GatherPlan p;
   if (gather_plan(L, op, &p) != 0) return -1;
   const Type *tz = &op->operands[2]->type;

@@ -278,7 +278,7 @@ int lw_block(Lower *L, const Block *b) {
     const Op *saved = L->op;
     L->op = op;
     bool poisoned = has_poisoned_operand(op);
-    if (poisoned || check_types(L, op) != 0) {
+    if (poisoned || check_types(L, op) != 0 || lw_check_shapes(L, op) != 0) {
       /* An op without converter is still counted in the report of the
        * unsupported ops when it reads the result of another failed op. */
       LowerFn fn = op_table[op->kind].lower;

@@ -348,6 +348,10 @@ int lower_reshape(Lower *L, const Op *op) {
     return bad_input(L, "wrong number of operands or results");
   const Type *ti = &op->operands[0]->type, *to = &op->results[0]->type;
   OValue *x = lw_get(L, op->operands[0]);
+  if (type_is_static(ti) && type_is_static(to) && type_numel(ti) != type_numel(to))
+    return diag_error_op(L->c, H2O_EINPUT, op, "%s: the operand has %lld elements, the result "
+                         "type %lld", op->opname, (long long)type_numel(ti),
+                         (long long)type_numel(to));
   if (type_is_static(ti) && type_equal(ti, to)) {
     lw_bind(L, op->results[0], x);
     return 0;

@@ -152,6 +152,42 @@ BAD = [
     Bad("invalid UTF-8 in a location",
         main(ADD.replace("tensor<2x3xf32>\n", 'tensor<2x3xf32> loc("jit(f)/\xed\xa0\x80")\n', 1))
         .encode("latin-1"), 2, "invalid UTF-8 in string literal", 3, 67),
+    # types that do not fit the op: errors, not models that compute something else
+    Bad("elementwise operands of different shapes",
+        main('    %0 = "stablehlo.add"(%arg0, %arg1) : (tensor<2x3xf32>, tensor<3x2xf32>) -> tensor<2x3xf32>\n'
+             "    return %0 : tensor<2x3xf32>\n", args="%arg0: tensor<2x3xf32>, %arg1: tensor<3x2xf32>"),
+        2, "stablehlo.add: operand 1 has type tensor<3x2xf32>, which does not have the shape of "
+           "the result type tensor<2x3xf32>", 3, 10),
+    Bad("reshape to another element count",
+        main("    %0 = stablehlo.reshape %arg0 : (tensor<2x3xf32>) -> tensor<7xf32>\n"
+             "    return %0 : tensor<7xf32>\n", result="tensor<7xf32>"), 2,
+        "stablehlo.reshape: the operand has 6 elements, the result type 7", 3, 10),
+    Bad("transpose with a wrong result type",
+        main("    %0 = stablehlo.transpose %arg0, dims = [1, 0] : (tensor<2x3xf32>) -> tensor<2x3xf32>\n"
+             "    return %0 : tensor<2x3xf32>\n"), 2,
+        "stablehlo.transpose: result 0 has type tensor<2x3xf32>, but its operands and attributes "
+        "make axis 0 3 long", 3, 10),
+    Bad("pad amounts near 2^63",
+        main("    %z = stablehlo.constant dense<0.0> : tensor<f32>\n"
+             "    %0 = stablehlo.pad %arg0, %z, low = [9223372036854775807, 0], high = [0, 0], "
+             "interior = [0, 0] : (tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xf32>\n"
+             "    return %0 : tensor<2x3xf32>\n"), 2, "stablehlo.pad: padding amounts beyond 2^62", 4, 10),
+    Bad("pad with a wrong result type",
+        main("    %z = stablehlo.constant dense<0.0> : tensor<f32>\n"
+             "    %0 = stablehlo.pad %arg0, %z, low = [1, 0], high = [0, 0], "
+             "interior = [0, 0] : (tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xf32>\n"
+             "    return %0 : tensor<2x3xf32>\n"), 2,
+        "stablehlo.pad: axis 0 of the result type is 2, the padding makes it 3", 4, 10),
+    Bad("window attributes near 2^63",
+        main("    %z = stablehlo.constant dense<0.0> : tensor<f32>\n"
+             '    %0 = "stablehlo.reduce_window"(%arg0, %z) ({\n'
+             "    ^bb0(%a: tensor<f32>, %b: tensor<f32>):\n"
+             "      %s = stablehlo.add %a, %b : tensor<f32>\n"
+             "      stablehlo.return %s : tensor<f32>\n"
+             "    }) {window_dimensions = array<i64: 1, 9223372036854775807>} : "
+             "(tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xf32>\n"
+             "    return %0 : tensor<2x3xf32>\n"), 3,
+        "attribute 'window_dimensions': 9223372036854775807 is beyond 2^31-1", 4, 10),
     # limits: errors, not crashes
     Bad("nesting too deep", "module @m attributes {a = " + "[" * 300 + "]" * 300 + "} {\n}\n", 2,
         "nesting is deeper than 256 levels", 1, 282),
@@ -296,6 +332,26 @@ def test_output_is_byte_identical(tmp_path, fixture):
     assert outs[0] == outs[1] == outs[2], "the CLI wrote different bytes for the same input"
     assert mem[0] == mem[1] == mem[2], "the Python API returned different bytes"
     assert mem[0] == outs[0], "the CLI and the Python API disagree"
+
+
+def test_parallel_conversions_match_serial_ones():
+    """The core releases the GIL: conversions in 8 threads at once (good and
+    bad inputs mixed) give the same bytes and the same messages as one at a
+    time, so no state is shared between conversions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [p.read_bytes() for p in GOOD_FIXTURES] + [b.data for b in BAD[:12]]
+
+    def run(data):
+        try:
+            return hlo2onnx.mlir_to_onnx(data, return_bytes=True)
+        except hlo2onnx.ConversionError as e:
+            return (e.status, e.messages)
+
+    serial = [run(d) for d in inputs]
+    with ThreadPoolExecutor(8) as pool:
+        for _ in range(3):
+            assert list(pool.map(run, inputs)) == serial
 
 
 def test_output_is_byte_identical_with_external_data(tmp_path):

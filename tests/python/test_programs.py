@@ -323,6 +323,14 @@ PROGRAMS = [
     Case("dynamic_at", dynamic_at, [(5, 3), I32], dict(input_generator=ints_in(-6, 6))),
     Case("boolean_mask_count", lambda x: ((x > 0).sum(-1), (x > 0).any(-1), (x > 0).all(0)),
          [("B", 4)]),
+    # Slices along symbolic axes: dynamic_gather with run-time sizes.
+    Case("shift_along_t", lambda x: x[:, 1:] - x[:, :-1], [("B", "T")],
+         dict(shape_constraints=["T >= 1"])),
+    Case("first_half", lambda x: x[: x.shape[0] // 2] + x[x.shape[0] // 2: 2 * (x.shape[0] // 2)],
+         [("B", 3)]),
+    Case("dynamic_slice_along_t", lambda x, i: lax.dynamic_slice_in_dim(x, i, 2, axis=1),
+         [("B", "T"), I32], dict(shape_constraints=["T >= 2"], batch_sizes=(2, 3, 8),
+                                 input_generator=ints_in(-3, 9))),
     Case("sort", lambda x: (jnp.sort(x, -1), jnp.argsort(x, 0)), [("B", 5)]),
     Case("top_k", lambda x: lax.top_k(x, 3), [("B", 6)]),
 ]
