@@ -448,6 +448,11 @@ def update_readme(res: dict) -> None:
 # ---------------------------------------------------------------------------
 
 
+def save(res: dict, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(res, f, indent=1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description="hlo2onnx against jax2onnx on big models")
     ap.add_argument("--only", default="vit,gpt2,big,cli",
@@ -482,14 +487,14 @@ def main() -> None:
         for tool in ("hlo2onnx", "jax2onnx"):
             loads.append(wait_for_quiet(a.quiet_load, 120))
             res["models"][f"{name}/{tool}"] = run_model(name, tool, a.repeats, a.out, mem_cap)
-            json.dump(res, open(res_path, "w"), indent=1)
+            save(res, res_path)
     if "cli" in only:
         loads.append(wait_for_quiet(a.quiet_load, 120))
         res["cli"] = run_cli(a.repeats, a.out, mem_cap, a.cli_width, a.cli_layers)
     loads += [r["load"] for k, m in res["models"].items() for r in m["runs"]]
     loads += [r["load"] for r in res.get("cli", {}).get("runs", [])]
     res["load_min"], res["load_max"] = (min(loads), max(loads)) if loads else (0, 0)
-    json.dump(res, open(res_path, "w"), indent=1)
+    save(res, res_path)
     print(tables(res))
     if not a.no_readme:
         update_readme(res)

@@ -200,6 +200,7 @@ static OValue *iota(Lower *L, ElemType et, int rank, const int64_t *dims, int ax
 }
 
 int lower_iota(Lower *L, const Op *op) {
+  if (op->n_results != 1) return bad_input(L, "expects one result");
   const Type *t = &op->results[0]->type;
   int64_t axis;
   if (int_attr(L, op, "iota_dimension", &axis) != 0) return -1;
@@ -210,6 +211,7 @@ int lower_iota(Lower *L, const Op *op) {
 }
 
 int lower_dynamic_iota(Lower *L, const Op *op) {
+  if (op->n_results != 1) return bad_input(L, "expects one result");
   const Type *t = &op->results[0]->type;
   int64_t axis;
   if (int_attr(L, op, "iota_dimension", &axis) != 0) return -1;

@@ -6,7 +6,7 @@
 # Builds fuzz_parse (the MLIR parser) and fuzz_convert (text -> ONNX in
 # memory) with clang, -fsanitize=fuzzer,address,undefined, in build-fuzz/
 # (BUILD=... to change), seeds a corpus for each from tests/fixtures/*.mlir,
-# tests/fixtures/regress/*, tests/fuzz/seeds.tar.xz and variants of the
+# tests/fixtures/regress/*.mlir, tests/fuzz/seeds.tar.xz and variants of the
 # fixtures made here (truncations, one function at a time), then runs each
 # target for SECONDS seconds with JOBS processes (default 1), one target
 # after the other.
@@ -58,7 +58,7 @@ SEEDS="$WORK/seeds"
 rm -rf "$SEEDS"
 mkdir -p "$SEEDS" "$REGRESS"
 shopt -s nullglob
-for f in "$ROOT"/tests/fixtures/*.mlir "$REGRESS"/*; do
+for f in "$ROOT"/tests/fixtures/*.mlir "$REGRESS"/*.mlir; do
   base="$(basename "$f")"
   cp "$f" "$SEEDS/$base"
   size=$(wc -c <"$f")

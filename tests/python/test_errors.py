@@ -188,6 +188,9 @@ BAD = [
              "(tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xf32>\n"
              "    return %0 : tensor<2x3xf32>\n"), 3,
         "attribute 'window_dimensions': 9223372036854775807 is beyond 2^31-1", 4, 10),
+    Bad("op without its result (a fuzzer finding)",
+        main("    stablehlo.iota dim = 0 : () -> ()\n    return %arg0 : tensor<2x3xf32>\n"), 2,
+        "stablehlo.iota: expects one result", 3, 5),
     # limits: errors, not crashes
     Bad("nesting too deep", "module @m attributes {a = " + "[" * 300 + "]" * 300 + "} {\n}\n", 2,
         "nesting is deeper than 256 levels", 1, 282),
