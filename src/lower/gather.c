@@ -958,7 +958,12 @@ static int check_sizes(Lower *L, const GatherPlan *p) {
       return bad_input(L, "collapsed and batching dimensions need slice size 1");
   }
   for (int r = 0; r < p->Rr; r++) {
-    if (p->res[r] < LBL_D(0)) continue;
+    if (p->res[r] < LBL_D(0)) { /* a batch axis: the start indices' axis */
+      int64_t s = p->st.S->type.dims[p->res[r]];
+      if (s != DIM_DYN && p->RD[r] != DIM_DYN && s != p->RD[r])
+        return bad_input(L, "the result type does not match the start indices' batch dimensions");
+      continue;
+    }
     int64_t s = p->size[p->res[r] - LBL_D(0)];
     if (s != DIM_DYN && p->RD[r] != DIM_DYN && s != p->RD[r])
       return bad_input(L, "the result type does not match slice_sizes");
@@ -1679,6 +1684,14 @@ int lower_scatter(Lower *L, const Op *op) {
   int usc[MAX_RANK], n_usc = 0; /* update scatter axes, paired with st.sax */
   for (int a = 0; a < Ru; a++)
     if (index_in(uwd, n_uwd, a) < 0) usc[n_usc++] = a;
+  /* The update's scatter axes are the indices' batch axes (the grid below
+   * walks the one and reads rows of the other). */
+  for (int i = 0; i < n_usc && i < st.nbs; i++) {
+    int64_t a = UD[usc[i]], b = ts->dims[st.sax[i]];
+    if (a != DIM_DYN && b != DIM_DYN && a != b)
+      return bad_input(L, "the updates' scatter dimensions do not match the indices' batch "
+                          "dimensions");
+  }
   for (int d = 0, j = 0; d < R; d++) {
     col[d] = index_in(map, n_map, d);
     uaxis[d] = -1;

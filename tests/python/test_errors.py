@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -188,6 +187,15 @@ BAD = [
              "(tensor<2x3xf32>, tensor<f32>) -> tensor<2x3xf32>\n"
              "    return %0 : tensor<2x3xf32>\n"), 3,
         "attribute 'window_dimensions': 9223372036854775807 is beyond 2^31-1", 4, 10),
+    Bad("gather with a wrong result type",
+        main("    %i = stablehlo.constant dense<[[0], [1], [1]]> : tensor<3x1xi32>\n"
+             '    %0 = "stablehlo.gather"(%arg0, %i) {dimension_numbers = #stablehlo.gather<'
+             "offset_dims = [1], collapsed_slice_dims = [0], start_index_map = [0], "
+             "index_vector_dim = 1>, slice_sizes = array<i64: 1, 3>} : "
+             "(tensor<2x3xf32>, tensor<3x1xi32>) -> tensor<7x3xf32>\n"
+             "    return %0 : tensor<7x3xf32>\n", result="tensor<7x3xf32>"), 2,
+        "stablehlo.gather: the result type does not match the start indices' batch dimensions",
+        4, 10),
     Bad("op without its result (a fuzzer finding)",
         main("    stablehlo.iota dim = 0 : () -> ()\n    return %arg0 : tensor<2x3xf32>\n"), 2,
         "stablehlo.iota: expects one result", 3, 5),
@@ -419,12 +427,21 @@ def test_error_found_late_keeps_previous_files(tmp_path):
     _unchanged(tmp_path, out, data)
 
 
-def _fsize_limit(limit: int):
-    def set_limit():
-        # EFBIG from write(2) instead of SIGXFSZ killing the process
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-    return set_limit
+# Runs argv with resource limits set by a small Python launcher that then
+# exec()s it (no preexec_fn: forking a process that runs JAX's threads is
+# unsafe).  SIGXFSZ is ignored, so that a write past RLIMIT_FSIZE fails with
+# EFBIG as on a full disk, instead of killing the process.
+_LAUNCH = ("import os, resource, signal, sys\n"
+           "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+           "fsize, vm = int(sys.argv[1]), int(sys.argv[2])\n"
+           "if fsize: resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))\n"
+           "if vm: resource.setrlimit(resource.RLIMIT_AS, (vm, vm))\n"
+           "os.execv(sys.argv[3], sys.argv[3:])\n")
+
+
+def run_limited(argv, *, fsize: int = 0, vm: int = 0, timeout: float = 300):
+    return subprocess.run([sys.executable, "-c", _LAUNCH, str(fsize), str(vm), *map(str, argv)],
+                          capture_output=True, text=True, timeout=timeout)
 
 
 # (n_floats of the big constant, 8 KB constants, --external-threshold, file size limit):
@@ -446,10 +463,8 @@ def test_write_failure_keeps_previous_files(tmp_path, case):
     src = tmp_path / "in.mlir"
     src.write_text(big_constant_module(n, n_small))
     out, data = _previous_pair(tmp_path)
-    proc = subprocess.run([cli_path(), str(src), "-o", str(out), "-q",
-                           "--external-threshold", str(threshold)],
-                          capture_output=True, text=True, timeout=120,
-                          preexec_fn=_fsize_limit(limit))
+    proc = run_limited([cli_path(), src, "-o", out, "-q", "--external-threshold", threshold],
+                       fsize=limit)
     assert proc.returncode == 4, (proc.returncode, proc.stderr)
     which = r"m\.onnx" if case.startswith("model") else r"m\.onnx\.data"
     assert re.search(rf"error: cannot write \S*{which}: File too large", proc.stderr), \
@@ -495,11 +510,7 @@ def test_out_of_memory_is_status_6(tmp_path):
     src.write_text(many_ops_module(300_000))
     out, data = _previous_pair(tmp_path)
 
-    def limit_memory():
-        resource.setrlimit(resource.RLIMIT_AS, (150 << 20, 150 << 20))
-
-    proc = subprocess.run([cli_path(), str(src), "-o", str(out), "-q"], capture_output=True,
-                          text=True, timeout=300, preexec_fn=limit_memory)
+    proc = run_limited([cli_path(), src, "-o", out, "-q"], vm=150 << 20)
     if "Sanitizer" in proc.stderr:
         pytest.skip("a sanitized CLI cannot run with a small address space")
     assert proc.returncode == 6, (proc.returncode, proc.stderr)
