@@ -262,6 +262,8 @@ struct Value {
   const char *name; /* as written, e.g. "%3", "%0#1", "%arg2" (for messages) */
   Op *def;          /* NULL for block arguments */
   int index;        /* result index, or argument index */
+  int n_uses;       /* ops reading it (f(x, x) reads x once) */
+  const Op *user;   /* the last op reading it: the only one if n_uses == 1 */
   OValue *lowered;  /* bound by the lowering */
 };
 
@@ -342,6 +344,8 @@ const Attr *ir_dict_field(const Attr *dict, const char *name);
 int ir_attr_i64s(Ctx *c, const Attr *a, int64_t **out);
 bool ir_attr_int(const Attr *a, int64_t *out);
 void ir_dump_module(FILE *f, const Module *m);
+/* Sets n_uses and user of every value of m (parse_module calls it). */
+void ir_count_uses(Module *m);
 
 /* ===================================================================
  * ONNX graph (onnx/graph.c).  The lowering builds it; the passes rewrite it;
@@ -525,6 +529,12 @@ OValue *lw_const_data(Lower *L, ElemType et, int rank, const int64_t *dims,
                       Data data);
 /* Casts to `et` unless already of that type (known from its OType). */
 OValue *lw_cast(Lower *L, OValue *v, ElemType et);
+/* Sets v's type (dims: DIM_DYN where unknown) and returns v. */
+OValue *lw_typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims);
+/* Transpose of x (type et, dims `dims`) unless perm is the identity;
+ * out_dims gets the permuted dims either way. */
+OValue *lw_transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims,
+                     const int64_t *perm, int64_t *out_dims);
 /* Reports "unsupported: <op> ...: reason" at the current op; returns -1. */
 int lw_unsupported(Lower *L, const char *fmt, ...) H2O_PRINTF(2, 3);
 /* Lowers every op of a block in order (used for function bodies and regions).
@@ -566,6 +576,7 @@ int pass_fold_late(Ctx *c, OModel *m); /* the same, after simplify: small broadc
 int pass_simplify(Ctx *c, OModel *m); /* passes/simplify.c: no-op and redundant nodes */
 int pass_fuse_gemm(Ctx *c, OModel *m); /* passes/fuse_gemm.c: MatMul + Add -> Gemm */
 int pass_push_transposes(Ctx *c, OModel *m); /* passes/transpose.c: cancel layout Transposes */
+int pass_unit_transposes(Ctx *c, OModel *m); /* ... and those moving only unit axes -> Reshape */
 /* passes/fuse_*.c: recover the high-level ops JAX decomposes (one file each) */
 int pass_fuse_keepdims(Ctx *c, OModel *m);    /* ReduceX(keepdims=0) + Unsqueeze -> keepdims=1 */
 int pass_fuse_layernorm(Ctx *c, OModel *m);   /* mean/variance arithmetic -> LayerNormalization */

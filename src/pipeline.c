@@ -32,6 +32,7 @@ const Pass h2o_passes[] = {
     {"activations", pass_fuse_activations, true},
     /* again, through the fused LayerNormalization, Softmax, Gelu, ... nodes */
     {"transpose2", pass_push_transposes, true},
+    {"unit_transposes", pass_unit_transposes, true}, /* after the fusions: see transpose.c */
     {"simplify3", pass_simplify, true},
     {"fold3", pass_fold, true},
     {"batchnorm", pass_fuse_batchnorm, true},

@@ -70,11 +70,6 @@ enum { LBL_DROP = -1 };
 
 /* ---- small builders ---------------------------------------------------- */
 
-static OValue *typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
-  og_set_type(L->c, v, et, rank, dims);
-  return v;
-}
-
 static int bad_input(Lower *L, const char *what) {
   return diag_error_op(L->c, H2O_EINPUT, L->op, "%s: %s", L->op->opname, what);
 }
@@ -96,7 +91,7 @@ static OValue *unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
   bool is_new[MAX_AXES] = {false};
   for (int i = 0; i < n; i++) is_new[axes[i]] = true;
   for (int i = 0, k = 0; i < r + n; i++) out[i] = is_new[i] ? 1 : in[k++];
-  return typed(L, y, x->type.et, r + n, out);
+  return lw_typed(L, y, x->type.et, r + n, out);
 }
 
 static OValue *squeeze(Lower *L, OValue *x, const int64_t *axes, int n) {
@@ -110,7 +105,7 @@ static OValue *squeeze(Lower *L, OValue *x, const int64_t *axes, int n) {
   int k = 0;
   for (int i = 0; i < r; i++)
     if (!gone[i]) out[k++] = in[i];
-  return typed(L, y, x->type.et, k, out);
+  return lw_typed(L, y, x->type.et, k, out);
 }
 
 static OValue *transpose(Lower *L, OValue *x, const int64_t *perm, int rank) {
@@ -123,7 +118,7 @@ static OValue *transpose(Lower *L, OValue *x, const int64_t *perm, int rank) {
   int64_t in[MAX_AXES], out[MAX_AXES];
   if (dims_of(x, in) != rank) return n->outputs[0];
   for (int i = 0; i < rank; i++) out[i] = in[perm[i]];
-  return typed(L, n->outputs[0], x->type.et, rank, out);
+  return lw_typed(L, n->outputs[0], x->type.et, rank, out);
 }
 
 static OValue *concat(Lower *L, OValue **parts, int n, int64_t axis) {
@@ -140,18 +135,18 @@ static OValue *dim_1d(Lower *L, OValue *x, int64_t static_size, int axis) {
   ONode *n = lw_node(L, "Shape", 1, &x, 1);
   og_attr_int(L->c, n, "start", axis);
   og_attr_int(L->c, n, "end", axis + 1);
-  return typed(L, n->outputs[0], ET_I64, 1, &one);
+  return lw_typed(L, n->outputs[0], ET_I64, 1, &one);
 }
 
 static OValue *to_scalar(Lower *L, OValue *v1d) {
   OValue *s = lw_op2(L, "Reshape", v1d, lw_const_i64s(L, 0, NULL));
-  return typed(L, s, v1d->type.et, 0, NULL);
+  return lw_typed(L, s, v1d->type.et, 0, NULL);
 }
 
 /* An int64 [n] from n int64 [1] pieces. */
 static OValue *vector_of(Lower *L, OValue **parts, int n) {
   int64_t nn = n;
-  return typed(L, concat(L, parts, n, 0), ET_I64, 1, &nn);
+  return lw_typed(L, concat(L, parts, n, 0), ET_I64, 1, &nn);
 }
 
 static OValue *const_i64_shaped(Lower *L, int rank, const int64_t *dims, const int64_t *vals,
@@ -531,7 +526,7 @@ static OValue *sprime(Lower *L, const Starts *st) {
     perm[st->nbs] = st->ivd;
     s = transpose(L, s, perm, st->Rs);
   }
-  return typed(L, s, ET_I64, r, dims);
+  return lw_typed(L, s, ET_I64, r, dims);
 }
 
 /* The int64 [n_map] upper bounds dim - window per column: a constant when
@@ -552,7 +547,7 @@ static OValue *upper_bounds(Lower *L, OValue *x, const int64_t *D, const int64_t
     }
     int64_t one = 1;
     OValue *d = dim_1d(L, x, DIM_DYN, (int)K[k]);
-    parts[k] = typed(L, lw_op2(L, "Sub", d, lw_const_i64s(L, 1, &win[k])), ET_I64, 1, &one);
+    parts[k] = lw_typed(L, lw_op2(L, "Sub", d, lw_const_i64s(L, 1, &win[k])), ET_I64, 1, &one);
   }
   return vector_of(L, parts, n_map);
 }
@@ -571,8 +566,8 @@ static OValue *clamp_sprime(Lower *L, const Starts *st, OValue *s, OValue *hi,
     }
     return const_i64_shaped(L, r, dims, c, n);
   }
-  s = typed(L, lw_op2(L, "Max", s, lw_const_scalar(L, ET_I64, 0)), ET_I64, r, dims);
-  return typed(L, lw_op2(L, "Min", s, hi), ET_I64, r, dims);
+  s = lw_typed(L, lw_op2(L, "Max", s, lw_const_scalar(L, ET_I64, 0)), ET_I64, r, dims);
+  return lw_typed(L, lw_op2(L, "Min", s, hi), ET_I64, r, dims);
 }
 
 /* JAX makes the index vector axis of x[idx] with a broadcast_in_dim (or
@@ -619,18 +614,18 @@ static OValue *single_index(Lower *L, const Starts *st, OValue *x, int64_t D_axi
     int64_t a = st->ivd;
     s = squeeze(L, s, &a, 1);
   }
-  s = typed(L, s, et, st->nbs, dims);
+  s = lw_typed(L, s, et, st->nbs, dims);
   if (in_range) return s;
   OValue *h;
   if (hi != DIM_DYN) {
     h = lw_const_scalar(L, et, (double)hi);
   } else {
     int64_t one = 1;
-    OValue *d = typed(L, lw_op2(L, "Sub", dim_1d(L, x, DIM_DYN, axis), lw_const_i64s(L, 1, &one)),
+    OValue *d = lw_typed(L, lw_op2(L, "Sub", dim_1d(L, x, DIM_DYN, axis), lw_const_i64s(L, 1, &one)),
                       ET_I64, 1, &one);
     h = lw_cast(L, to_scalar(L, d), et);
   }
-  return typed(L, lw_op3(L, "Clip", s, lw_const_scalar(L, et, 0), h), et, st->nbs, dims);
+  return lw_typed(L, lw_op3(L, "Clip", s, lw_const_scalar(L, et, 0), h), et, st->nbs, dims);
 }
 
 /* ---- the index grid ----------------------------------------------------- */
@@ -682,10 +677,10 @@ static OValue *grid_iota(Lower *L, const Grid *g, int axis) {
   }
   OValue *len = to_scalar(L, dim_1d(L, g->src[axis], DIM_DYN, g->src_axis[axis]));
   OValue *r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0), len, lw_const_scalar(L, ET_I64, 1));
-  r = typed(L, r, ET_I64, 1, &n);
+  r = lw_typed(L, r, ET_I64, 1, &n);
   int64_t shape[MAX_AXES];
   for (int i = 0; i <= g->n; i++) shape[i] = i == axis ? -1 : 1;
-  return typed(L, lw_op2(L, "Reshape", r, lw_const_i64s(L, g->n + 1, shape)), ET_I64, g->n + 1,
+  return lw_typed(L, lw_op2(L, "Reshape", r, lw_const_i64s(L, g->n + 1, shape)), ET_I64, g->n + 1,
                dims);
 }
 
@@ -775,7 +770,7 @@ static OValue *build_grid(Lower *L, const Grid *g) {
         out[i] = a == 1 ? dims[i] : a;
       }
       out[g->n] = g->n_map;
-      kp = typed(L, lw_op2(L, "Add", kp, off), ET_I64, g->n + 1, out);
+      kp = lw_typed(L, lw_op2(L, "Add", kp, off), ET_I64, g->n + 1, out);
     }
   }
   /* 2. The columns, in data-axis order: runs of start columns come from kp
@@ -801,7 +796,7 @@ static OValue *build_grid(Lower *L, const Grid *g) {
         int64_t dims[MAX_AXES];
         int r = dims_of(kp, dims);
         dims[g->n] = m;
-        p = r == g->n + 1 ? typed(L, n->outputs[0], ET_I64, r, dims) : n->outputs[0];
+        p = r == g->n + 1 ? lw_typed(L, n->outputs[0], ET_I64, r, dims) : n->outputs[0];
       }
       full[n_pieces] = kp_full;
       pieces[n_pieces++] = p;
@@ -826,10 +821,10 @@ static OValue *build_grid(Lower *L, const Grid *g) {
   for (int p = 0; p < n_pieces; p++) {
     if (full[p]) continue;
     dims[g->n] = pieces[p]->type.rank == g->n + 1 ? pieces[p]->type.dims[g->n].value : DIM_DYN;
-    pieces[p] = typed(L, lw_op2(L, "Expand", pieces[p], shape), ET_I64, g->n + 1, dims);
+    pieces[p] = lw_typed(L, lw_op2(L, "Expand", pieces[p], shape), ET_I64, g->n + 1, dims);
   }
   dims[g->n] = g->n_cols;
-  return typed(L, concat(L, pieces, n_pieces, g->n), ET_I64, g->n + 1, dims);
+  return lw_typed(L, concat(L, pieces, n_pieces, g->n), ET_I64, g->n + 1, dims);
 }
 
 /* y's axes carry labels lab[0..n) (LBL_DROP: size 1, not in the result);
@@ -991,7 +986,7 @@ static OValue *preslice(Lower *L, const GatherPlan *p, OValue *x, int64_t *DD) {
   OValue *in[4] = {x, lw_const_i64s(L, m, starts), lw_const_i64s(L, m, ends),
                    lw_const_i64s(L, m, axes)};
   OValue *y = lw_node(L, "Slice", 4, in, 1)->outputs[0];
-  return typed(L, y, x->type.et, p->R, DD);
+  return lw_typed(L, y, x->type.et, p->R, DD);
 }
 
 /* ---- dynamic_gather: the same-dimension proof ----------------------------
@@ -1311,7 +1306,7 @@ static OValue *gather_by_axis(Lower *L, const GatherPlan *p, OValue *x, const in
     lab[k] = p->role[d] == ROLE_COLLAPSED ? LBL_DROP : LBL_D(d);
     dims[k] = DD[d];
   }
-  OValue *y = typed(L, n->outputs[0], x->type.et, k, dims);
+  OValue *y = lw_typed(L, n->outputs[0], x->type.et, k, dims);
   return to_result(L, y, k, lab, p->Rr, p->res);
 }
 
@@ -1446,7 +1441,7 @@ static OValue *gather_nd(Lower *L, const GatherPlan *p, OValue *x0, OValue *x, c
     lab[k] = p->role[d] == ROLE_OFFSET ? LBL_D(d) : LBL_DROP;
     dims[k] = DD[d];
   }
-  OValue *y = typed(L, n->outputs[0], x->type.et, k, dims);
+  OValue *y = lw_typed(L, n->outputs[0], x->type.et, k, dims);
   return to_result(L, y, k, lab, p->Rr, p->res);
 }
 
@@ -1513,9 +1508,9 @@ static int dynamic_gather_slice(Lower *L, const Op *op) {
     if (offset[d] != d) return 1;
   int64_t one = 1, zero = 0, all = R;
   OValue *x = lw_get(L, op->operands[0]);
-  OValue *idx = typed(L, lw_cast(L, lw_get(L, op->operands[1]), ET_I64), ET_I64, 1, &ts->dims[0]);
-  OValue *sizes = typed(L, lw_cast(L, lw_get(L, op->operands[2]), ET_I64), ET_I64, 1, &all);
-  OValue *shape = typed(L, lw_op1(L, "Shape", x), ET_I64, 1, &all);
+  OValue *idx = lw_typed(L, lw_cast(L, lw_get(L, op->operands[1]), ET_I64), ET_I64, 1, &ts->dims[0]);
+  OValue *sizes = lw_typed(L, lw_cast(L, lw_get(L, op->operands[2]), ET_I64), ET_I64, 1, &all);
+  OValue *shape = lw_typed(L, lw_op1(L, "Shape", x), ET_I64, 1, &all);
   OValue *starts[MAX_RANK];
   for (int d = 0; d < R; d++) {
     int k = index_in(map, n_map, d);
@@ -1531,12 +1526,12 @@ static int dynamic_gather_slice(Lower *L, const Op *op) {
                          lw_op3(L, "Slice", sizes, lw_const_i64s(L, 1, &dd),
                                 lw_const_i64s(L, 1, &dd1)));
     starts[d] = lw_op2(L, "Max", lw_op2(L, "Min", s, lim), lw_const_i64s(L, 1, &zero));
-    typed(L, starts[d], ET_I64, 1, &one);
+    lw_typed(L, starts[d], ET_I64, 1, &one);
   }
   ONode *cat = lw_node(L, "Concat", R, starts, 1);
   og_attr_int(L->c, cat, "axis", 0);
-  OValue *begin = typed(L, cat->outputs[0], ET_I64, 1, &all);
-  OValue *end = typed(L, lw_op2(L, "Add", begin, sizes), ET_I64, 1, &all);
+  OValue *begin = lw_typed(L, cat->outputs[0], ET_I64, 1, &all);
+  OValue *end = lw_typed(L, lw_op2(L, "Add", begin, sizes), ET_I64, 1, &all);
   lw_bind(L, op->results[0], lw_op3(L, "Slice", x, begin, end));
   return 0;
 }
@@ -1560,7 +1555,7 @@ int lower_dynamic_gather(Lower *L, const Op *op) {
     for (int d = 0; d < p.R; d++) p.size[d] = cst[d];
   OValue *sizes = lw_cast(L, lw_get(L, op->operands[2]), ET_I64);
   int64_t nr = p.R;
-  return gather_common(L, op, &p, typed(L, sizes, ET_I64, 1, &nr));
+  return gather_common(L, op, &p, lw_typed(L, sizes, ET_I64, 1, &nr));
 }
 
 /* ---- scatter ------------------------------------------------------------ */
@@ -1800,15 +1795,15 @@ int lower_scatter(Lower *L, const Op *op) {
       /* bad[batch..., 1]: some start of the window is out of range. */
       OValue *low = lw_op2(L, "Less", s, lw_const_scalar(L, ET_I64, 0));
       OValue *high = lw_op2(L, "Greater", s, hv);
-      OValue *bad = typed(L, lw_op2(L, "Or", low, high), ET_BOOL, sr, sd);
+      OValue *bad = lw_typed(L, lw_op2(L, "Or", low, high), ET_BOOL, sr, sd);
       sd[nbs] = 1;
       if (n_map > 1) {
         int64_t last = nbs;
         OValue *in[2] = {lw_cast(L, bad, ET_I64), lw_const_i64s(L, 1, &last)};
         ONode *rs = lw_node(L, "ReduceSum", 2, in, 1);
         og_attr_int(L->c, rs, "keepdims", 1);
-        OValue *cnt = typed(L, rs->outputs[0], ET_I64, sr, sd);
-        bad = typed(L, lw_op2(L, "Greater", cnt, lw_const_scalar(L, ET_I64, 0)), ET_BOOL, sr, sd);
+        OValue *cnt = lw_typed(L, rs->outputs[0], ET_I64, sr, sd);
+        bad = lw_typed(L, lw_op2(L, "Greater", cnt, lw_const_scalar(L, ET_I64, 0)), ET_BOOL, sr, sd);
       }
       if (red != RED_NONE) {
         /* Clamp, and turn the dropped windows' updates into no-ops. */
@@ -1848,7 +1843,7 @@ int lower_scatter(Lower *L, const Op *op) {
           rv = vector_of(L, parts, n_map > 1 ? 2 : 1);
         }
         sd[nbs] = n_map;
-        g->starts = typed(L, lw_op3(L, "Where", bad, rv, s), ET_I64, sr, sd);
+        g->starts = lw_typed(L, lw_op3(L, "Where", bad, rv, s), ET_I64, sr, sd);
         int64_t *pads = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(2 * R));
         pads[R + pad_axis] = pad_w;
         data = lw_op3(L, "Pad", data, lw_const_i64s(L, 2 * R, pads), lw_const_scalar(L, ct, 0));
@@ -1882,7 +1877,7 @@ int lower_scatter(Lower *L, const Op *op) {
                      lw_const_i64s(L, 1, &axis)};
     y = lw_node(L, "Slice", 4, in, 1)->outputs[0];
   }
-  y = typed(L, y, ct, R, D);
+  y = lw_typed(L, y, ct, R, D);
   y = lw_cast(L, y, et);
   og_type_from_hlo(L->c, y, tr);
   lw_bind(L, op->results[0], y);

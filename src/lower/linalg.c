@@ -19,11 +19,6 @@
 
 #include <string.h>
 
-static OValue *typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
-  og_set_type(L->c, v, et, rank, dims);
-  return v;
-}
-
 /* One list of dot_dimension_numbers; an absent field is the empty list. */
 static int dim_list(Lower *L, const Attr *dnums, const char *name, int64_t **out) {
   const Attr *a = dnums ? ir_dict_field(dnums, name) : NULL;
@@ -45,19 +40,6 @@ static ElemType compute_type(ElemType out) {
   case ET_I8: case ET_I16: case ET_U8: case ET_U16: return ET_I32;
   default: return ET_UNDEF;
   }
-}
-
-static OValue *transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims,
-                         const int64_t *perm, int64_t *out_dims) {
-  bool identity = true;
-  for (int i = 0; i < rank; i++) {
-    out_dims[i] = dims[perm[i]];
-    if (perm[i] != i) identity = false;
-  }
-  if (identity) return x;
-  ONode *n = lw_node(L, "Transpose", 1, &x, 1);
-  og_attr_ints(L->c, n, "perm", perm, rank);
-  return typed(L, n->outputs[0], et, rank, out_dims);
 }
 
 /* Product of dims[from..to); DIM_DYN when any is dynamic. */
@@ -133,11 +115,11 @@ static OValue *reshape_target(Lower *L, int keep, const Group *g, int n_groups, 
     og_attr_int(L->c, sh, "start", g[i].start);
     og_attr_int(L->c, sh, "end", g[i].end);
     int64_t one = 1, len64 = len;
-    OValue *s = typed(L, sh->outputs[0], ET_I64, 1, &len64);
+    OValue *s = lw_typed(L, sh->outputs[0], ET_I64, 1, &len64);
     if (collapse) {
       ONode *prod = lw_node(L, "ReduceProd", 1, &s, 1);
       og_attr_int(L->c, prod, "keepdims", 1);
-      s = typed(L, prod->outputs[0], ET_I64, 1, &one);
+      s = lw_typed(L, prod->outputs[0], ET_I64, 1, &one);
       out_dims[n++] = DIM_DYN;
     } else {
       for (int j = g[i].start; j < g[i].end; j++) out_dims[n++] = g[i].dims[j];
@@ -149,7 +131,7 @@ static OValue *reshape_target(Lower *L, int keep, const Group *g, int n_groups, 
   ONode *cat = lw_node(L, "Concat", n_parts, parts, 1);
   og_attr_int(L->c, cat, "axis", 0);
   int64_t n64 = n;
-  return typed(L, cat->outputs[0], ET_I64, 1, &n64);
+  return lw_typed(L, cat->outputs[0], ET_I64, 1, &n64);
 }
 
 /* Reshape x (dims `dims`, rank nb + n1 + n2) to [batch..., prod(n1 axes),
@@ -168,7 +150,116 @@ static OValue *collapse(Lower *L, OValue *x, ElemType et, const int64_t *dims, i
   OValue *shape = reshape_target(L, nb, g, 2, true, tdims, &rank);
   out_dims[nb] = tdims[nb];
   out_dims[nb + 1] = tdims[nb + 1];
-  return typed(L, lw_op2(L, "Reshape", x, shape), et, nb + 2, out_dims);
+  return lw_typed(L, lw_op2(L, "Reshape", x, shape), et, nb + 2, out_dims);
+}
+
+/* [batch..., x free..., y free...] = x . y, for x permuted by xperm to
+ * [batch, x free (nxf), contract (nc)] and y by yperm to [batch, contract,
+ * y free (nyf)]: both collapsed to rank nb + 2, one MatMul, and a Reshape
+ * back unless each free group is one axis. */
+static OValue *batched_product(Lower *L, ElemType ce, OValue *x, const Type *tx,
+                               const int64_t *xperm, int nxf, OValue *y, const Type *ty,
+                               const int64_t *yperm, int nyf, int nb, int nc) {
+  int64_t xd[MAX_RANK], yd[MAX_RANK], d3[MAX_RANK], e3[MAX_RANK], zd[MAX_RANK];
+  x = lw_transpose(L, x, ce, tx->rank, tx->dims, xperm, xd);
+  y = lw_transpose(L, y, ce, ty->rank, ty->dims, yperm, yd);
+  OValue *x3 = collapse(L, x, ce, xd, nb, nxf, nc, d3);
+  OValue *y3 = collapse(L, y, ce, yd, nb, nc, nyf, e3);
+  OValue *z = lw_op2(L, "MatMul", x3, y3);
+  for (int i = 0; i < nb; i++) zd[i] = d3[i] != DIM_DYN ? d3[i] : e3[i];
+  zd[nb] = d3[nb];
+  zd[nb + 1] = e3[nb + 1];
+  z = lw_typed(L, z, ce, nb + 2, zd);
+  if (nxf == 1 && nyf == 1) return z;
+  Group g[2] = {{x, xd, nb, nb + nxf}, {y, yd, nb + nc, nb + nc + nyf}};
+  int64_t od[MAX_RANK];
+  int rank;
+  return lw_op2(L, "Reshape", z, reshape_target(L, nb, g, 2, false, od, &rank));
+}
+
+/* Whether the Transpose by perm of a tensor of these dims moves data: not
+ * when only axes of size 1 change places (then it is a Reshape). */
+static bool moves_data(const int64_t *perm, int rank, const int64_t *dims) {
+  int64_t last = -1;
+  for (int i = 0; i < rank; i++) {
+    if (dims[perm[i]] == 1) continue;
+    if (perm[i] < last) return true;
+    last = perm[i];
+  }
+  return false;
+}
+
+/* perm applied after the transpose `t` (a stablehlo.transpose of rank
+ * `rank`) as one permutation of t's operand; false if t's is unreadable. */
+static bool compose_with(Lower *L, const Op *t, const int64_t *perm, int rank, int64_t *out) {
+  const Attr *a = ir_op_attr(t, "permutation");
+  int64_t *tperm;
+  if (!a || ir_attr_i64s(L->c, a, &tperm) != rank) return false;
+  for (int i = 0; i < rank; i++) {
+    if (perm[i] < 0 || perm[i] >= rank) return false;
+    out[i] = tperm[perm[i]];
+  }
+  return true;
+}
+
+/* Whether reading operand v with perm moves data, after the transpose pass
+ * has merged perm into the transpose that made v, when there is one. */
+static bool operand_moves_data(Lower *L, const Value *v, const int64_t *perm, int rank) {
+  const Op *t = v->def;
+  int64_t composed[MAX_RANK];
+  if (t && t->kind == OP_TRANSPOSE && v->n_uses == 1 && t->n_operands == 1 &&
+      t->operands[0]->type.rank == rank && compose_with(L, t, perm, rank, composed))
+    return moves_data(composed, rank, t->operands[0]->type.dims);
+  return moves_data(perm, rank, v->type.dims);
+}
+
+/* The permutations for computing a batched dot_general the other way round,
+ * as rhs' . lhs' with rhs' [batch, rhs free, contract] and lhs' [batch,
+ * contract, lhs free], and the Transpose `back` from its [batch, rhs free,
+ * lhs free] result to the dot_general's [batch, lhs free, rhs free]. */
+static void swapped_perms(int nb, int nc, int nlf, int nrf, const int64_t *lperm,
+                          const int64_t *rperm, int64_t *lperm2, int64_t *rperm2,
+                          int64_t *back) {
+  for (int i = 0; i < nb; i++) lperm2[i] = lperm[i], rperm2[i] = rperm[i], back[i] = i;
+  for (int i = 0; i < nc; i++) lperm2[nb + i] = lperm[nb + nlf + i];
+  for (int i = 0; i < nlf; i++) lperm2[nb + nc + i] = lperm[nb + i];
+  for (int i = 0; i < nrf; i++) rperm2[nb + i] = rperm[nb + nc + i];
+  for (int i = 0; i < nc; i++) rperm2[nb + nrf + i] = rperm[nb + i];
+  for (int i = 0; i < nlf; i++) back[nb + i] = nb + nrf + i;
+  for (int i = 0; i < nrf; i++) back[nb + nlf + i] = nb + i;
+}
+
+/* Whether to compute the product as rhs' . lhs' (swapped_perms): when that
+ * needs fewer Transposes that move data.  Attention's value weighting, as
+ * JAX writes it (v first, the weights second, the result transposed), is the
+ * case: lhs . rhs would transpose both operands, rhs' . lhs' only v, and its
+ * Transpose back merges into the one JAX applies to the result. */
+static bool swap_operands(Lower *L, const Op *op, int nb, int nc, int nlf, int nrf,
+                          const int64_t *lperm, const int64_t *rperm) {
+  const Type *tl = &op->operands[0]->type, *tr = &op->operands[1]->type;
+  const Type *to = &op->results[0]->type;
+  int64_t lperm2[MAX_RANK], rperm2[MAX_RANK], back[MAX_RANK], zd[MAX_RANK], after[MAX_RANK];
+  swapped_perms(nb, nc, nlf, nrf, lperm, rperm, lperm2, rperm2, back);
+  int straight = operand_moves_data(L, op->operands[0], lperm, tl->rank) +
+                 operand_moves_data(L, op->operands[1], rperm, tr->rank);
+  int swapped = operand_moves_data(L, op->operands[0], lperm2, tl->rank) +
+                operand_moves_data(L, op->operands[1], rperm2, tr->rank);
+  if (swapped >= straight) return false;
+  /* The Transpose back costs nothing when it merges into the result's
+   * transpose and the two together move no more data than that one. */
+  for (int i = 0; i < to->rank; i++) zd[back[i]] = to->dims[i]; /* result axis i = zd's back[i] */
+  const Value *res = op->results[0];
+  const Op *t = res->n_uses == 1 ? res->user : NULL;
+  int64_t identity[MAX_RANK];
+  for (int i = 0; i < to->rank; i++) identity[i] = i;
+  if (t && t->kind == OP_TRANSPOSE && compose_with(L, t, identity, to->rank, after)) {
+    int64_t merged[MAX_RANK];
+    for (int i = 0; i < to->rank; i++) merged[i] = back[after[i]];
+    swapped += moves_data(merged, to->rank, zd) - moves_data(after, to->rank, to->dims);
+  } else {
+    swapped += moves_data(back, to->rank, zd);
+  }
+  return swapped < straight;
 }
 
 int lower_dot_general(Lower *L, const Op *op) {
@@ -236,7 +327,7 @@ int lower_dot_general(Lower *L, const Op *op) {
 
   OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ce);
   OValue *y = lw_cast(L, lw_get(L, op->operands[1]), ce);
-  int64_t ld[MAX_RANK], rd[MAX_RANK], d3[MAX_RANK], e3[MAX_RANK];
+  int64_t ld[MAX_RANK], rd[MAX_RANK];
   OValue *z;
 
   if (type_is_static(to) && (type_numel(tl) == 0 || type_numel(tr) == 0)) {
@@ -246,8 +337,8 @@ int lower_dot_general(Lower *L, const Op *op) {
   } else if (nc == 0) {
     /* Outer product: lhs [B, Lf, 1..] * rhs [B, 1.., Rf]. */
     int64_t axes[MAX_RANK];
-    x = transpose(L, x, ce, nb + nlf, tl->dims, lperm, ld);
-    y = transpose(L, y, ce, nb + nrf, tr->dims, rperm, rd);
+    x = lw_transpose(L, x, ce, nb + nlf, tl->dims, lperm, ld);
+    y = lw_transpose(L, y, ce, nb + nrf, tr->dims, rperm, rd);
     for (int i = 0; i < nrf; i++) axes[i] = nb + nlf + i;
     if (nrf) x = lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, nrf, axes));
     for (int i = 0; i < nlf; i++) axes[i] = nb + i;
@@ -258,8 +349,8 @@ int lower_dot_general(Lower *L, const Op *op) {
      * takes a vector on either side as numpy.matmul does, so lhs keeps its
      * free axes; only several contracted axes, or several rhs free axes,
      * are merged (and the latter split again with 0s copying lhs's). */
-    x = transpose(L, x, ce, tl->rank, tl->dims, lperm, ld);
-    y = transpose(L, y, ce, tr->rank, tr->dims, rperm, rd);
+    x = lw_transpose(L, x, ce, tl->rank, tl->dims, lperm, ld);
+    y = lw_transpose(L, y, ce, tr->rank, tr->dims, rperm, rd);
     OValue *yt = y; /* rhs free dims are read from here when dynamic */
     int64_t md[MAX_RANK];
     int rank;
@@ -267,12 +358,12 @@ int lower_dot_general(Lower *L, const Op *op) {
       Group g = {x, ld, nlf, nlf + nc};
       x = lw_op2(L, "Reshape", x, reshape_target(L, nlf, &g, 1, true, md, &rank));
       memcpy(md, ld, sizeof(int64_t) * (size_t)nlf);
-      x = typed(L, x, ce, nlf + 1, md);
+      x = lw_typed(L, x, ce, nlf + 1, md);
     }
     if (nc > 1 || nrf > 1) {
       Group g[2] = {{y, rd, 0, nc}, {y, rd, nc, nc + nrf}};
       y = lw_op2(L, "Reshape", y, reshape_target(L, 0, g, nrf ? 2 : 1, true, md, &rank));
-      y = typed(L, y, ce, rank, md);
+      y = lw_typed(L, y, ce, rank, md);
     }
     z = lw_op2(L, "MatMul", x, y);
     if (nrf > 1) {
@@ -282,30 +373,21 @@ int lower_dot_general(Lower *L, const Op *op) {
       for (int i = nc; i < nc + nrf; i++)
         merged = (merged == DIM_DYN || rd[i] == DIM_DYN) ? DIM_DYN : merged * rd[i];
       zd[nlf] = merged;
-      z = typed(L, z, ce, nlf + 1, zd);
+      z = lw_typed(L, z, ce, nlf + 1, zd);
       Group g = {yt, rd, nc, nc + nrf};
       z = lw_op2(L, "Reshape", z, reshape_target(L, nlf, &g, 1, false, md, &rank));
     }
+  } else if (!swap_operands(L, op, nb, nc, nlf, nrf, lperm, rperm)) {
+    z = batched_product(L, ce, x, tl, lperm, nlf, y, tr, rperm, nrf, nb, nc);
   } else {
-    x = transpose(L, x, ce, tl->rank, tl->dims, lperm, ld);
-    y = transpose(L, y, ce, tr->rank, tr->dims, rperm, rd);
-    OValue *x3 = collapse(L, x, ce, ld, nb, nlf, nc, d3);
-    OValue *y3 = collapse(L, y, ce, rd, nb, nc, nrf, e3);
-    z = lw_op2(L, "MatMul", x3, y3);
-    int64_t zd[MAX_RANK];
-    for (int i = 0; i < nb; i++) zd[i] = d3[i] != DIM_DYN ? d3[i] : e3[i];
-    zd[nb] = d3[nb];
-    zd[nb + 1] = e3[nb + 1];
-    z = typed(L, z, ce, nb + 2, zd);
-    if (nlf != 1 || nrf != 1) {
-      Group g[2] = {{x, ld, nb, nb + nlf}, {y, rd, nb + nc, nb + nc + nrf}};
-      int64_t od[MAX_RANK];
-      int rank;
-      OValue *shape = reshape_target(L, nb, g, 2, false, od, &rank);
-      z = lw_op2(L, "Reshape", z, shape);
-    }
+    /* (lhs . rhs) = (rhs^T . lhs^T)^T over the last two axes */
+    int64_t lperm2[MAX_RANK], rperm2[MAX_RANK], back[MAX_RANK], zd[MAX_RANK], td[MAX_RANK];
+    swapped_perms(nb, nc, nlf, nrf, lperm, rperm, lperm2, rperm2, back);
+    z = batched_product(L, ce, y, tr, rperm2, nrf, x, tl, lperm2, nlf, nb, nc);
+    for (int i = 0; i < to->rank; i++) zd[back[i]] = to->dims[i]; /* result axis i = zd's back[i] */
+    z = lw_transpose(L, lw_typed(L, z, ce, to->rank, zd), ce, to->rank, zd, back, td);
   }
-  z = typed(L, z, ce, to->rank, to->dims);
+  z = lw_typed(L, z, ce, to->rank, to->dims);
   lw_bind(L, op->results[0], lw_cast(L, z, to->et));
   return 0;
 }

@@ -143,6 +143,24 @@ OValue *lw_cast(Lower *L, OValue *v, ElemType et) {
   return out;
 }
 
+OValue *lw_typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
+  og_set_type(L->c, v, et, rank, dims);
+  return v;
+}
+
+OValue *lw_transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims,
+                     const int64_t *perm, int64_t *out_dims) {
+  bool identity = true;
+  for (int i = 0; i < rank; i++) {
+    out_dims[i] = dims[perm[i]];
+    if (perm[i] != i) identity = false;
+  }
+  if (identity) return x;
+  ONode *n = lw_node(L, "Transpose", 1, &x, 1);
+  og_attr_ints(L->c, n, "perm", perm, rank);
+  return lw_typed(L, n->outputs[0], et, rank, out_dims);
+}
+
 int lw_unsupported(Lower *L, const char *fmt, ...) {
   char why[512];
   va_list ap;

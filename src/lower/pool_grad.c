@@ -26,11 +26,6 @@
 
 #include <string.h>
 
-static OValue *typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
-  og_set_type(L->c, v, et, rank, dims);
-  return v;
-}
-
 /* The one op of a region besides its return, when it is `kind` applied to
  * the two block arguments in order (a, b); its op, else NULL. */
 static const Op *region_op(const Region *r, OpKind kind) {
@@ -71,11 +66,11 @@ static OValue *transpose(Lower *L, OValue *x, const int64_t *perm, int rank, Ele
                          const int64_t *dims) {
   ONode *n = lw_node(L, "Transpose", 1, &x, 1);
   og_attr_ints(L->c, n, "perm", perm, rank);
-  return typed(L, n->outputs[0], et, rank, dims);
+  return lw_typed(L, n->outputs[0], et, rank, dims);
 }
 
 static OValue *reshape(Lower *L, OValue *x, int rank, const int64_t *dims, ElemType et) {
-  return typed(L, lw_op2(L, "Reshape", x, lw_const_i64s(L, rank, dims)), et, rank, dims);
+  return lw_typed(L, lw_op2(L, "Reshape", x, lw_const_i64s(L, rank, dims)), et, rank, dims);
 }
 
 /* MaxPool's element types in onnxruntime (bf16 and the rest widen). */
@@ -167,7 +162,7 @@ int lower_select_and_scatter(Lower *L, const Op *op) {
     ElemType at = scatter_type(ct);
     OValue *s = lw_cast(L, lw_get(L, op->operands[1]), at);
     OValue *init = lw_cast(L, lw_get(L, op->operands[2]), at);
-    lw_bind(L, op->results[0], lw_cast(L, typed(L, lw_op2(L, "Add", s, init), at, r, t->dims), et));
+    lw_bind(L, op->results[0], lw_cast(L, lw_typed(L, lw_op2(L, "Add", s, init), at, r, t->dims), et));
     return 0;
   }
 
@@ -177,8 +172,8 @@ int lower_select_and_scatter(Lower *L, const Op *op) {
   og_attr_ints(L->c, pool, "kernel_shape", kernel, nsp);
   og_attr_ints(L->c, pool, "strides", strides, nsp);
   og_attr_ints(L->c, pool, "pads", pads, 2 * nsp);
-  typed(L, pool->outputs[0], ct, 2 + nsp, pool_out);
-  OValue *idx = typed(L, pool->outputs[1], ET_I64, 2 + nsp, pool_out);
+  lw_typed(L, pool->outputs[0], ct, 2 + nsp, pool_out);
+  OValue *idx = lw_typed(L, pool->outputs[1], ET_I64, 2 + nsp, pool_out);
 
   /* Flat sizes: constants, or read with Shape when M is dynamic. */
   int64_t n_in = m < 0 ? -1 : type_numel(t), n_src = m < 0 ? -1 : type_numel(ts), flat = -1;
@@ -189,16 +184,16 @@ int lower_select_and_scatter(Lower *L, const Op *op) {
   OValue *in_size = lw_const_i64s(L, 1, &n_in), *in_shape = lw_const_i64s(L, r, tdims);
   if (m < 0) {
     int64_t one = 1;
-    in_shape = typed(L, lw_op1(L, "Shape", x_t), ET_I64, 1, (int64_t[]){r});
-    in_size = typed(L, lw_op1(L, "Shape", reshape(L, x_t, 1, &flat, ct)), ET_I64, 1, &one);
+    in_shape = lw_typed(L, lw_op1(L, "Shape", x_t), ET_I64, 1, (int64_t[]){r});
+    in_size = lw_typed(L, lw_op1(L, "Shape", reshape(L, x_t, 1, &flat, ct)), ET_I64, 1, &one);
   }
   OValue *base = lw_cast(L, lw_get(L, op->operands[2]), st);
-  base = typed(L, lw_op2(L, "Expand", base, in_size), st, 1, &n_in);
+  base = lw_typed(L, lw_op2(L, "Expand", base, in_size), st, 1, &n_in);
   ONode *sc = lw_node(L, "ScatterElements", 3, (OValue *[]){base, idx, s}, 1);
   og_attr_int(L->c, sc, "axis", 0);
   og_attr_string(L->c, sc, "reduction", "add");
-  OValue *out = typed(L, sc->outputs[0], st, 1, &n_in);
-  out = typed(L, lw_op2(L, "Reshape", out, in_shape), st, r, tdims);
+  OValue *out = lw_typed(L, sc->outputs[0], st, 1, &n_in);
+  out = lw_typed(L, lw_op2(L, "Reshape", out, in_shape), st, r, tdims);
   out = transpose(L, out, inv, r, st, t->dims);
   lw_bind(L, op->results[0], lw_cast(L, out, et));
   return 0;

@@ -21,11 +21,6 @@
 
 typedef enum RKind { RK_NONE = 0, RK_SUM, RK_PROD, RK_MAX, RK_MIN } RKind;
 
-static OValue *typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
-  og_set_type(L->c, v, et, rank, dims);
-  return v;
-}
-
 /* ---- element types onnxruntime reduces ---------------------------------- */
 
 /* The type a reduction of kind k over elements of type et is computed in
@@ -149,12 +144,12 @@ static OValue *reduce_node(Lower *L, const char *onnx_op, OValue *x, const int64
  * bool (opset 20) or over u8 and back. */
 static OValue *any_nan(Lower *L, OValue *x, const int64_t *axes, int n, const Type *ti,
                        const Type *to, OValue **isnan_u8) {
-  OValue *m = typed(L, lw_op1(L, "IsNaN", x), ET_BOOL, ti->rank, ti->dims);
+  OValue *m = lw_typed(L, lw_op1(L, "IsNaN", x), ET_BOOL, ti->rank, ti->dims);
   if (!isnan_u8 && L->opset >= 20)
-    return typed(L, reduce_node(L, "ReduceMax", m, axes, n), ET_BOOL, to->rank, to->dims);
+    return lw_typed(L, reduce_node(L, "ReduceMax", m, axes, n), ET_BOOL, to->rank, to->dims);
   m = lw_cast(L, m, ET_U8);
   if (isnan_u8) *isnan_u8 = m;
-  OValue *r = typed(L, reduce_node(L, "ReduceMax", m, axes, n), ET_U8, to->rank, to->dims);
+  OValue *r = lw_typed(L, reduce_node(L, "ReduceMax", m, axes, n), ET_U8, to->rank, to->dims);
   return lw_cast(L, r, ET_BOOL);
 }
 
@@ -240,7 +235,7 @@ static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, cons
     if (ti->dims[axes[a]] == 0) empty = true;
   if (empty && type_is_static(to)) {
     OValue *shape = lw_const_i64s(L, to->rank, to->dims);
-    return typed(L, lw_op2(L, "Expand", init, shape), et, to->rank, to->dims);
+    return lw_typed(L, lw_op2(L, "Expand", init, shape), et, to->rank, to->dims);
   }
 
   /* Over no dimensions the result is the operand: the spec would apply
@@ -249,20 +244,20 @@ static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, cons
   if (n == 0) return x;
   static const char *const names[] = {NULL, "ReduceSum", "ReduceProd", "ReduceMax", "ReduceMin"};
   OValue *xc = lw_cast(L, x, ce);
-  OValue *r = typed(L, reduce_node(L, names[k], xc, axes, n), ce, to->rank, to->dims);
+  OValue *r = lw_typed(L, reduce_node(L, names[k], xc, axes, n), ce, to->rank, to->dims);
   if (et_is_float(et) && (k == RK_MAX || k == RK_MIN)) {
     OValue *nan = any_nan(L, xc, axes, n, ti, to, NULL);
-    r = typed(L, lw_op3(L, "Where", nan, lw_const_scalar(L, ce, NAN), r), ce, to->rank,
+    r = lw_typed(L, lw_op3(L, "Where", nan, lw_const_scalar(L, ce, NAN), r), ce, to->rank,
               to->dims);
   }
   /* A non-identity init joins once, in the compute type; or after the
    * cast back for booleans, which And/Or take. */
   if (!identity && !logical)
-    r = typed(L, lw_op2(L, combine_op(k, false), r, lw_cast(L, init, ce)), ce, to->rank,
+    r = lw_typed(L, lw_op2(L, combine_op(k, false), r, lw_cast(L, init, ce)), ce, to->rank,
               to->dims);
   r = lw_cast(L, r, et);
   if (!identity && logical) r = lw_op2(L, combine_op(k, true), r, init);
-  return typed(L, r, et, to->rank, to->dims);
+  return lw_typed(L, r, et, to->rank, to->dims);
 }
 
 /* ---- argmax / argmin ---------------------------------------------------- */
@@ -360,8 +355,8 @@ static int lower_argminmax(Lower *L, const Op *op, const Block *body, const Op *
   og_attr_int(L->c, arg, "axis", axes[0]);
   og_attr_int(L->c, arg, "keepdims", 0);
   og_attr_int(L->c, arg, "select_last_index", 0); /* ties: the first, as JAX's body */
-  OValue *idx = typed(L, arg->outputs[0], ET_I64, tv->rank, tv->dims);
-  OValue *val = typed(L, reduce_node(L, is_max ? "ReduceMax" : "ReduceMin", x, axes, 1), ce,
+  OValue *idx = lw_typed(L, arg->outputs[0], ET_I64, tv->rank, tv->dims);
+  OValue *val = lw_typed(L, reduce_node(L, is_max ? "ReduceMax" : "ReduceMin", x, axes, 1), ce,
                       tv->rank, tv->dims);
   if (nan_test && et_is_float(ti->et)) {
     /* JAX: a NaN wins, the first one; onnxruntime's ArgMax ignores NaN. */
@@ -370,9 +365,9 @@ static int lower_argminmax(Lower *L, const Op *op, const Block *body, const Op *
     ONode *first = lw_node(L, "ArgMax", 1, &isnan_u8, 1);
     og_attr_int(L->c, first, "axis", axes[0]);
     og_attr_int(L->c, first, "keepdims", 0);
-    typed(L, first->outputs[0], ET_I64, tv->rank, tv->dims);
-    idx = typed(L, lw_op3(L, "Where", any, first->outputs[0], idx), ET_I64, tv->rank, tv->dims);
-    val = typed(L, lw_op3(L, "Where", any, lw_const_scalar(L, ce, NAN), val), ce, tv->rank,
+    lw_typed(L, first->outputs[0], ET_I64, tv->rank, tv->dims);
+    idx = lw_typed(L, lw_op3(L, "Where", any, first->outputs[0], idx), ET_I64, tv->rank, tv->dims);
+    val = lw_typed(L, lw_op3(L, "Where", any, lw_const_scalar(L, ce, NAN), val), ce, tv->rank,
                 tv->dims);
   }
   lw_bind(L, op->results[0], lw_cast(L, val, tv->et));

@@ -19,11 +19,6 @@
  * see plain initializers.  Larger splats stay one element + Expand. */
 #define SMALL_SPLAT_BYTES 256
 
-static OValue *typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
-  og_set_type(L->c, v, et, rank, dims);
-  return v;
-}
-
 static int bad_input(Lower *L, const char *what) {
   return diag_error_op(L->c, H2O_EINPUT, L->op, "%s: %s", L->op->opname, what);
 }
@@ -69,7 +64,7 @@ static bool is_tensor(const Value *v) { return v->type.kind == TK_TENSOR; }
 static OValue *shape_i64(Lower *L, const Value *v) {
   OValue *s = lw_cast(L, lw_get(L, v), ET_I64);
   int64_t n = v->type.rank == 1 ? v->type.dims[0] : DIM_DYN;
-  return typed(L, s, ET_I64, 1, &n);
+  return lw_typed(L, s, ET_I64, 1, &n);
 }
 
 /* Reads a constant (initializer) integer tensor of at most max elements into
@@ -99,20 +94,6 @@ static int const_ints(Lower *L, OValue *v, int64_t *out, int max) {
   return (int)n;
 }
 
-/* Transpose unless perm is the identity; out_dims gets the permuted dims. */
-static OValue *transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims,
-                         const int64_t *perm, int64_t *out_dims) {
-  bool identity = true;
-  for (int i = 0; i < rank; i++) {
-    out_dims[i] = dims[perm[i]];
-    if (perm[i] != i) identity = false;
-  }
-  if (identity) return x;
-  ONode *n = lw_node(L, "Transpose", 1, &x, 1);
-  og_attr_ints(L->c, n, "perm", perm, rank);
-  return typed(L, n->outputs[0], et, rank, out_dims);
-}
-
 static OValue *unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
   if (n == 0) return x;
   return lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, n, axes));
@@ -123,7 +104,7 @@ static OValue *unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
 static OValue *expand_const(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims) {
   int64_t shape[MAX_RANK];
   for (int i = 0; i < rank; i++) shape[i] = dims[i] == DIM_DYN ? 1 : dims[i];
-  return typed(L, lw_op2(L, "Expand", x, lw_const_i64s(L, rank, shape)), et, rank, dims);
+  return lw_typed(L, lw_op2(L, "Expand", x, lw_const_i64s(L, rank, shape)), et, rank, dims);
 }
 
 static OValue *slice(Lower *L, OValue *x, int n, const int64_t *starts, const int64_t *ends,
@@ -183,7 +164,7 @@ static OValue *iota(Lower *L, ElemType et, int rank, const int64_t *dims, int ax
   int64_t n = dims[axis];
   OValue *limit = len ? lw_cast(L, len, rt) : lw_const_scalar(L, rt, (double)n);
   OValue *r = lw_op3(L, "Range", lw_const_scalar(L, rt, 0), limit, lw_const_scalar(L, rt, 1));
-  r = lw_cast(L, typed(L, r, rt, 1, &n), et);
+  r = lw_cast(L, lw_typed(L, r, rt, 1, &n), et);
   if (rank == 1) return r;
   int64_t line[MAX_RANK];
   bool need_expand = false;
@@ -193,9 +174,9 @@ static OValue *iota(Lower *L, ElemType et, int rank, const int64_t *dims, int ax
   }
   r = lw_op2(L, "Reshape", r, lw_const_i64s(L, rank, line));
   line[axis] = n;
-  r = typed(L, r, et, rank, line);
+  r = lw_typed(L, r, et, rank, line);
   if (!need_expand) return r;
-  if (shape) return typed(L, lw_op2(L, "Expand", r, shape), et, rank, dims);
+  if (shape) return lw_typed(L, lw_op2(L, "Expand", r, shape), et, rank, dims);
   return expand_const(L, r, et, rank, dims);
 }
 
@@ -225,7 +206,7 @@ int lower_dynamic_iota(Lower *L, const Op *op) {
   OValue *len = NULL;
   if (t->dims[axis] == DIM_DYN) {
     len = lw_op2(L, "Gather", shape, lw_const_scalar(L, ET_I64, (double)axis));
-    len = typed(L, len, ET_I64, 0, NULL);
+    len = lw_typed(L, len, ET_I64, 0, NULL);
   }
   lw_bind(L, op->results[0], iota(L, t->et, t->rank, t->dims, (int)axis, len, shape));
   return 0;
@@ -291,7 +272,7 @@ int lower_broadcast_in_dim(Lower *L, const Op *op) {
 
   OValue *x = lw_get(L, op->operands[0]);
   ElemType et = to->et;
-  x = transpose(L, x, et, r, ti->dims, perm, tdims);
+  x = lw_transpose(L, x, et, r, ti->dims, perm, tdims);
 
   /* Missing axes to unsqueeze: all of them when nothing is expanded (the
    * result is then the reshaped operand), else those after the first
@@ -308,13 +289,13 @@ int lower_broadcast_in_dim(Lower *L, const Op *op) {
       axes[n_axes++] = j - first;
     }
   }
-  if (n_axes) x = typed(L, unsqueeze(L, x, axes, n_axes), et, R - first, udims);
+  if (n_axes) x = lw_typed(L, unsqueeze(L, x, axes, n_axes), et, R - first, udims);
 
   if (need_expand) {
     if (const_shape) {
       x = expand_const(L, x, et, R, to->dims);
     } else if (dyn_op) {
-      x = typed(L, lw_op2(L, "Expand", x, shape_i64(L, op->operands[1])), et, R, to->dims);
+      x = lw_typed(L, lw_op2(L, "Expand", x, shape_i64(L, op->operands[1])), et, R, to->dims);
     } else {
       return lw_unsupported(L, "a '?' result dimension that is not the operand's");
     }
@@ -389,7 +370,7 @@ int lower_transpose(Lower *L, const Op *op) {
   int n = list_attr(L, op, "permutation", true, &perm);
   if (n < 0) return -1;
   if (n != ti->rank || !valid_axes(perm, n, n)) return bad_input(L, "bad permutation");
-  OValue *x = transpose(L, lw_get(L, op->operands[0]), ti->et, n, ti->dims, perm, dims);
+  OValue *x = lw_transpose(L, lw_get(L, op->operands[0]), ti->et, n, ti->dims, perm, dims);
   lw_bind(L, op->results[0], x);
   return 0;
 }
@@ -430,7 +411,7 @@ int lower_get_dimension_size(Lower *L, const Op *op) {
   og_attr_int(L->c, shape, "start", d);
   og_attr_int(L->c, shape, "end", d + 1);
   int64_t one = 1;
-  OValue *s = lw_cast(L, typed(L, shape->outputs[0], ET_I64, 1, &one), et);
+  OValue *s = lw_cast(L, lw_typed(L, shape->outputs[0], ET_I64, 1, &one), et);
   lw_bind(L, op->results[0], lw_op2(L, "Reshape", s, lw_const_i64s(L, 0, NULL)));
   return 0;
 }
@@ -531,24 +512,24 @@ static OValue *clamped_starts(Lower *L, Value *const *starts, const int64_t *axe
   OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)m);
   for (int k = 0; k < m; k++) {
     OValue *s = lw_cast(L, lw_get(L, starts[axes[k]]), ET_I64);
-    parts[k] = typed(L, lw_op2(L, "Reshape", s, lw_const_i64s(L, 1, &one)), ET_I64, 1, &one);
+    parts[k] = lw_typed(L, lw_op2(L, "Reshape", s, lw_const_i64s(L, 1, &one)), ET_I64, 1, &one);
   }
   OValue *v = parts[0];
   if (m > 1) {
     ONode *cat = lw_node(L, "Concat", m, parts, 1);
     og_attr_int(L->c, cat, "axis", 0);
-    v = typed(L, cat->outputs[0], ET_I64, 1, &mm);
+    v = lw_typed(L, cat->outputs[0], ET_I64, 1, &mm);
   }
   if (!upper) upper = lw_const_i64s(L, m, hi);
-  v = typed(L, lw_op2(L, "Max", v, lw_const_scalar(L, ET_I64, 0)), ET_I64, 1, &mm);
-  return typed(L, lw_op2(L, "Min", v, upper), ET_I64, 1, &mm);
+  v = lw_typed(L, lw_op2(L, "Max", v, lw_const_scalar(L, ET_I64, 0)), ET_I64, 1, &mm);
+  return lw_typed(L, lw_op2(L, "Min", v, upper), ET_I64, 1, &mm);
 }
 
 /* The sizes of the listed axes of x as an int64 [m] value. */
 static OValue *gather_dims(Lower *L, OValue *x, const int64_t *axes, int m) {
   int64_t mm = m;
-  OValue *shape = typed(L, lw_op1(L, "Shape", x), ET_I64, 1, NULL);
-  return typed(L, lw_op2(L, "Gather", shape, lw_const_i64s(L, m, axes)), ET_I64, 1, &mm);
+  OValue *shape = lw_typed(L, lw_op1(L, "Shape", x), ET_I64, 1, NULL);
+  return lw_typed(L, lw_op2(L, "Gather", shape, lw_const_i64s(L, m, axes)), ET_I64, 1, &mm);
 }
 
 /* dynamic_slice: Slice from the clamped starts to starts + slice_sizes. */
@@ -583,7 +564,7 @@ int lower_dynamic_slice(Lower *L, const Op *op) {
   int64_t mm = m;
   OValue *upper = NULL;
   if (!static_hi)
-    upper = typed(L, lw_op2(L, "Sub", gather_dims(L, x, axes, m), lw_const_i64s(L, m, sz)),
+    upper = lw_typed(L, lw_op2(L, "Sub", gather_dims(L, x, axes, m), lw_const_i64s(L, m, sz)),
                   ET_I64, 1, &mm);
   bool is_const;
   OValue *starts = clamped_starts(L, op->operands + 1, axes, m, upper, hi, cst, &is_const);
@@ -591,7 +572,7 @@ int lower_dynamic_slice(Lower *L, const Op *op) {
     for (int k = 0; k < m; k++) e[k] = cst[k] + sz[k];
     x = slice(L, x, m, cst, e, axes, NULL);
   } else {
-    OValue *ends = typed(L, lw_op2(L, "Add", starts, lw_const_i64s(L, m, sz)), ET_I64, 1, &mm);
+    OValue *ends = lw_typed(L, lw_op2(L, "Add", starts, lw_const_i64s(L, m, sz)), ET_I64, 1, &mm);
     OValue *in[4] = {x, starts, ends, lw_const_i64s(L, m, axes)};
     x = lw_node(L, "Slice", 4, in, 1)->outputs[0];
   }
@@ -645,7 +626,7 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
   }
   OValue *upper = NULL;
   if (!static_hi)
-    upper = typed(L, lw_op2(L, "Sub", gather_dims(L, x, axes, q), gather_dims(L, u, axes, q)),
+    upper = lw_typed(L, lw_op2(L, "Sub", gather_dims(L, x, axes, q), gather_dims(L, u, axes, q)),
                   ET_I64, 1, &qq);
   bool is_const;
   OValue *starts = clamped_starts(L, op->operands + 2, axes, q, upper, hi, cst, &is_const);
@@ -669,7 +650,7 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
     }
     Data d = {DATA_RAW, g, sizeof(int64_t) * (size_t)grid};
     indices = lw_const_data(L, ET_I64, q + 1, gdims, d);
-    if (!is_const) indices = typed(L, lw_op2(L, "Add", indices, starts), ET_I64, q + 1, gdims);
+    if (!is_const) indices = lw_typed(L, lw_op2(L, "Add", indices, starts), ET_I64, q + 1, gdims);
   } else {
     /* Per axis k: (arange(u_k) + start_k) shaped [1..u_k..1, 1], expanded
      * to [u_0..u_{q-1}, 1]; then concatenated on the last axis. */
@@ -685,11 +666,11 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
         og_attr_int(L->c, sh, "start", 0);
         og_attr_int(L->c, sh, "end", q);
         int64_t one = 1;
-        OValue *in[2] = {typed(L, sh->outputs[0], ET_I64, 1, &qq), lw_const_i64s(L, 1, &one)};
+        OValue *in[2] = {lw_typed(L, sh->outputs[0], ET_I64, 1, &qq), lw_const_i64s(L, 1, &one)};
         ONode *cat = lw_node(L, "Concat", 2, in, 1);
         og_attr_int(L->c, cat, "axis", 0);
         int64_t q1 = q + 1;
-        gshape = typed(L, cat->outputs[0], ET_I64, 1, &q1);
+        gshape = lw_typed(L, cat->outputs[0], ET_I64, 1, &q1);
       }
     }
     OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)q);
@@ -705,26 +686,26 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
         og_attr_int(L->c, sh, "start", k);
         og_attr_int(L->c, sh, "end", k + 1);
         int64_t one = 1;
-        typed(L, sh->outputs[0], ET_I64, 1, &one);
+        lw_typed(L, sh->outputs[0], ET_I64, 1, &one);
         OValue *len = lw_op2(L, "Reshape", sh->outputs[0], lw_const_i64s(L, 0, NULL));
-        r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0), typed(L, len, ET_I64, 0, NULL),
+        r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0), lw_typed(L, len, ET_I64, 0, NULL),
                    lw_const_scalar(L, ET_I64, 1));
-        r = typed(L, r, ET_I64, 1, &n);
+        r = lw_typed(L, r, ET_I64, 1, &n);
       }
       int64_t kk = k;
       int64_t one = 1;
       OValue *sk = is_const ? lw_const_scalar(L, ET_I64, (double)cst[k])
-                            : typed(L, lw_op2(L, "Gather", starts, lw_const_i64s(L, 1, &kk)),
+                            : lw_typed(L, lw_op2(L, "Gather", starts, lw_const_i64s(L, 1, &kk)),
                                     ET_I64, 1, &one);
-      r = typed(L, lw_op2(L, "Add", r, sk), ET_I64, 1, &n);
+      r = lw_typed(L, lw_op2(L, "Add", r, sk), ET_I64, 1, &n);
       for (int j = 0; j <= q; j++) line[j] = j == k ? -1 : 1;
       r = lw_op2(L, "Reshape", r, lw_const_i64s(L, q + 1, line));
       for (int j = 0; j <= q; j++) line[j] = j == k ? n : 1;
-      r = typed(L, r, ET_I64, q + 1, line);
+      r = lw_typed(L, r, ET_I64, q + 1, line);
       if (gshape) {
         line[q] = 1;
         for (int j = 0; j < q; j++) line[j] = gdims[j];
-        r = typed(L, lw_op2(L, "Expand", r, gshape), ET_I64, q + 1, line);
+        r = lw_typed(L, lw_op2(L, "Expand", r, gshape), ET_I64, q + 1, line);
       }
       parts[k] = r;
     }
@@ -732,7 +713,7 @@ int lower_dynamic_update_slice(Lower *L, const Op *op) {
     if (q > 1) {
       ONode *cat = lw_node(L, "Concat", q, parts, 1);
       og_attr_int(L->c, cat, "axis", q);
-      indices = typed(L, cat->outputs[0], ET_I64, q + 1, gdims);
+      indices = lw_typed(L, cat->outputs[0], ET_I64, q + 1, gdims);
     }
   }
   lw_bind(L, op->results[0], lw_op3(L, "ScatterND", x, indices, u));
@@ -753,10 +734,10 @@ static OValue *pad(Lower *L, OValue *x, OValue *value, ElemType et, int R, const
     if (it == 0 || n == 0 || n == 1) continue;
     int64_t up[MAX_RANK + 1], axis = k + 1, pads[2 * (MAX_RANK + 1)] = {0};
     for (int j = 0; j <= R; j++) up[j] = j < axis ? dims[j] : (j == axis ? 1 : dims[j - 1]);
-    OValue *y = typed(L, unsqueeze(L, x, &axis, 1), et, R + 1, up);
+    OValue *y = lw_typed(L, unsqueeze(L, x, &axis, 1), et, R + 1, up);
     pads[(R + 1) + axis] = it;
     up[axis] = 1 + it;
-    y = typed(L, lw_op3(L, "Pad", y, lw_const_i64s(L, 2 * (R + 1), pads), value), et, R + 1, up);
+    y = lw_typed(L, lw_op3(L, "Pad", y, lw_const_i64s(L, 2 * (R + 1), pads), value), et, R + 1, up);
     /* Merge axes k and k+1: 0 copies a leading dim, -1 infers a '?' one. */
     int64_t shape[MAX_RANK];
     bool dyn_tail = false;
@@ -776,11 +757,11 @@ static OValue *pad(Lower *L, OValue *x, OValue *value, ElemType et, int R, const
     }
     up[k] = n == DIM_DYN ? DIM_DYN : n * (1 + it);
     for (int j = k + 1; j < R; j++) up[j] = dims[j];
-    y = typed(L, lw_op2(L, "Reshape", y, target), et, R, up);
+    y = lw_typed(L, lw_op2(L, "Reshape", y, target), et, R, up);
     int64_t zero = 0, end = -it, ax = k;
     x = slice(L, y, 1, &zero, &end, &ax, NULL);
     dims[k] = n == DIM_DYN ? DIM_DYN : n + (n - 1) * it;
-    x = typed(L, x, et, R, dims);
+    x = lw_typed(L, x, et, R, dims);
   }
   int64_t pads[2 * MAX_RANK];
   bool any_pos = false;
@@ -790,7 +771,7 @@ static OValue *pad(Lower *L, OValue *x, OValue *value, ElemType et, int R, const
     if (pads[k] || pads[R + k]) any_pos = true;
     if (dims[k] != DIM_DYN) dims[k] += pads[k] + pads[R + k];
   }
-  if (any_pos) x = typed(L, lw_op3(L, "Pad", x, lw_const_i64s(L, 2 * R, pads), value), et, R, dims);
+  if (any_pos) x = lw_typed(L, lw_op3(L, "Pad", x, lw_const_i64s(L, 2 * R, pads), value), et, R, dims);
   int64_t s[MAX_RANK], e[MAX_RANK], axes[MAX_RANK];
   int m = 0;
   for (int k = 0; k < R; k++) {

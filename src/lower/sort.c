@@ -44,14 +44,9 @@
 
 #define MAX_KEYS 16
 
-static OValue *typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims) {
-  og_set_type(L->c, v, et, rank, dims);
-  return v;
-}
-
 /* v gets the shape of HLO type t and element type et. */
 static OValue *shaped(Lower *L, OValue *v, ElemType et, const Type *t) {
-  return typed(L, v, et, t->rank, t->dims);
+  return lw_typed(L, v, et, t->rank, t->dims);
 }
 
 /* ---- comparator recognition ---------------------------------------------- */
@@ -335,7 +330,7 @@ static OValue *axis_length(Lower *L, OValue *x, const Type *t, int axis) {
   og_attr_int(L->c, n, "start", axis);
   og_attr_int(L->c, n, "end", axis + 1);
   int64_t one = 1;
-  return typed(L, n->outputs[0], ET_I64, 1, &one);
+  return lw_typed(L, n->outputs[0], ET_I64, 1, &one);
 }
 
 static OValue *gather_elements(Lower *L, OValue *x, OValue *idx, int axis, ElemType et,

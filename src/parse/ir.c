@@ -128,6 +128,27 @@ bool ir_attr_int(const Attr *a, int64_t *out) {
   return false;
 }
 
+/* ---- uses ---------------------------------------------------------------- */
+
+static void count_block_uses(const Block *b) {
+  for (int i = 0; i < b->n_ops; i++) {
+    const Op *op = b->ops[i];
+    for (int k = 0; k < op->n_operands; k++) {
+      Value *v = op->operands[k];
+      if (v->user == op) continue; /* f(x, x) is one use of x */
+      v->n_uses++;
+      v->user = op;
+    }
+    for (int r = 0; r < op->n_regions; r++)
+      for (int j = 0; j < op->regions[r]->n_blocks; j++)
+        count_block_uses(op->regions[r]->blocks[j]);
+  }
+}
+
+void ir_count_uses(Module *m) {
+  for (int i = 0; i < m->n_funcs; i++) count_block_uses(m->funcs[i]->body);
+}
+
 /* ---- the dump ----------------------------------------------------------------- */
 
 static void dump_type(FILE *f, const Type *t) {

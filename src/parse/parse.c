@@ -448,5 +448,7 @@ Module *parse_module(Ctx *c) {
   memset(&p, 0, sizeof p);
   if (setjmp(bail)) return NULL;
   lex_init(&p, c, &bail);
-  return parse_file(&p);
+  Module *m = parse_file(&p);
+  if (m) ir_count_uses(m);
+  return m;
 }

@@ -19,7 +19,9 @@
  * NHWC LayerNorm between two NCHW Convs.  The simplify pass then composes
  * adjacent Transposes and drops identities, and fold computes Transpose(k).
  * Nodes are re-sorted topologically at the end, since a moved Transpose now
- * follows its consumer.
+ * follows its consumer.  A last pass (pass_unit_transposes, at the end of
+ * this file) turns the Transposes left that move only axes of size 1 into
+ * Reshapes.
  */
 #include "h2o.h"
 
@@ -293,5 +295,66 @@ int pass_push_transposes(Ctx *c, OModel *m) {
   }
   if (moved_any) toposort(c, g);
   og_recount_uses(g);
+  return 0;
+}
+
+/* ---- Transposes that move only axes of size 1 ---------------------------- *
+ * They keep the elements in memory order, so they are Reshapes: an NCHW ->
+ * NHWC move of a 1-channel image, or the unit "group" axis that JAX's
+ * attention puts next to the query axis.  Run after the fusions, which
+ * match JAX's unit-axis transposes as written (Softmax's max and sum). */
+
+/* Rewrites Transpose t in place into Reshape(x, shape) when its perm keeps
+ * the order of x's axes of size other than 1 and the target can be written
+ * with one -1 at most (a dynamic dim that stays in place is a 0, "copy"). */
+static bool unit_transpose_to_reshape(Ctx *c, OGraph *g, ONode *t) {
+  const OAttr *perm = perm_of(t);
+  OValue *x = t->inputs[0];
+  int rank = x->type.rank;
+  if (!perm || rank < 0 || perm->n != rank || rank > MAX_RANK) return false;
+  int64_t shape[MAX_RANK], last = -1;
+  int n_inferred = 0;
+  for (int i = 0; i < rank; i++) {
+    int64_t p = perm->ints[i];
+    if (p < 0 || p >= rank) return false;
+    int64_t d = x->type.dims[p].value;
+    if (d == 1) {
+      shape[i] = 1;
+      continue;
+    }
+    if (p < last || d == 0) return false; /* moves data; or an empty tensor, where 0 and -1 mislead */
+    last = p;
+    if (d > 0) shape[i] = d;
+    else if (p == i) shape[i] = 0;
+    else shape[i] = -1, n_inferred++;
+  }
+  if (n_inferred > 1) return false;
+  int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)rank);
+  memcpy(vals, shape, sizeof(int64_t) * (size_t)rank);
+  int64_t len = rank;
+  Data d = {DATA_RAW, vals, sizeof(int64_t) * (size_t)rank};
+  OValue **in = arena_alloc(c->arena, 2 * sizeof(OValue *));
+  in[0] = x;
+  in[1] = og_init(c, g, "shape", ET_I64, 1, &len, d);
+  in[1]->n_uses = 1;
+  t->inputs = in;
+  t->n_inputs = 2;
+  t->op_type = "Reshape";
+  t->n_attrs = 0;
+  return true;
+}
+
+static void unit_transposes_in(Ctx *c, OGraph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (og_is(n, "Transpose")) unit_transpose_to_reshape(c, g, n);
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) unit_transposes_in(c, n->attrs[j].graph);
+  }
+}
+
+int pass_unit_transposes(Ctx *c, OModel *m) {
+  unit_transposes_in(c, m->graph);
   return 0;
 }

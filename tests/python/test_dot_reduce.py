@@ -217,3 +217,41 @@ def test_unrecognised_reduce_body_is_reported():
     with pytest.raises(hlo2onnx.ConversionError) as e:
         hlo2onnx.to_onnx(fn, [(5, 4)])
     assert "stablehlo.multiply" in str(e.value)
+
+
+def _values_first(v, w):
+    """Attention's value weighting as JAX's dot_product_attention writes it:
+    v [B, S, H, D] first, the weights [B, H, T, S] second, and the
+    [B, H, D, T] result transposed to [B, T, H, D]."""
+    out = lax.dot_general(v, w, (((1,), (3,)), ((0, 2), (0, 1))))
+    return jnp.transpose(out, (0, 3, 1, 2))
+
+
+# (name, fn, inputs, Transposes in the converted model): linalg.c computes a
+# batched dot_general as rhs' . lhs' when that moves less data; the
+# Transpose back then merges into the result's own transpose.
+ORIENTATION = [
+    # straight: v and w both transposed (2), plus JAX's; swapped: v only + JAX's
+    ("values_first", _values_first, [(2, 6, 3, 4), (2, 3, 5, 6)], 2),
+    ("values_first_dynamic", _values_first, [("B", 6, 3, 4), ("B", 3, "T", 6)], 2),
+    # as in JAX's grouped attention: w [B, H, G=1, T, S], two free axes
+    ("values_first_grouped",
+     lambda v, w: jnp.transpose(lax.dot_general(v, w, (((1,), (4,)), ((0, 2), (0, 1)))),
+                                (0, 4, 1, 3, 2)),
+     [(2, 6, 3, 4), (2, 3, 1, 5, 6)], 2),
+    # no transpose after it: the swap would need a Transpose back, so it stays
+    ("values_first_untransposed", lambda v, w: lax.dot_general(v, w, (((1,), (3,)), ((0, 2), (0, 1)))),
+     [(2, 6, 3, 4), (2, 3, 5, 6)], 2),
+    # the usual order needs none
+    ("weights_first", lambda w, v: jnp.einsum("bhts,bhsd->bhtd", w, v),
+     [(2, 3, 5, 6), (2, 3, 6, 4)], 0),
+]
+
+
+@pytest.mark.parametrize("name,fn,inputs,transposes", ORIENTATION,
+                         ids=[c[0] for c in ORIENTATION])
+def test_batched_product_orientation(name, fn, inputs, transposes):
+    model = convert_and_check(fn, inputs, shape_info=True)  # value_info checked too
+    counts = op_counts(model)
+    assert counts["MatMul"] == 1
+    assert counts["Transpose"] == transposes, dict(counts)

@@ -188,3 +188,41 @@ def test_iota_exact_beyond_f16_precision():
     fn = lambda x: x + jnp.arange(4096, dtype=jnp.float16)  # noqa: E731
     convert_and_check(fn, [of(jnp.float16, 4096)], rtol=0, atol=0,
                       input_generator=lambda rng, shape, dt, i: np.zeros(shape, dt))
+
+
+def _count_everywhere(graph, op_type: str) -> int:
+    """Nodes of op_type in graph and its If/Loop subgraphs."""
+    n = 0
+    for node in graph.node:
+        n += node.op_type == op_type
+        for a in node.attribute:
+            if a.type == a.GRAPH:
+                n += _count_everywhere(a.g, op_type)
+    return n
+
+
+def _in_cond(perm):
+    return lambda x: lax.cond(jnp.sum(x) > 0, lambda y: jnp.transpose(y, perm) * 2.0,
+                              lambda y: jnp.transpose(y, perm), x)
+
+
+# (name, fn, inputs, Transposes left): a Transpose that moves only axes of
+# size 1 becomes a Reshape (passes/transpose.c, pass unit_transposes) when
+# its target shape can be written with constants, 0 ("copy the dim in place")
+# and one -1; otherwise it stays.
+UNIT_TRANSPOSES = [
+    ("nchw_to_nhwc_one_channel", lambda x: jnp.transpose(x, (0, 2, 3, 1)) + 1.0,
+     [("B", 1, 5, 6)], 0),
+    ("dynamic_dim_moves", lambda x: jnp.transpose(x, (1, 0, 2)) + 1.0, [(1, "B", 4)], 0),
+    ("two_dynamic_dims_move", lambda x: jnp.transpose(x, (1, 2, 0)) + 1.0, [(1, "B", "T")], 1),
+    ("moves_data", lambda x: jnp.transpose(x, (2, 1, 0)) + 1.0, [(3, 1, 4)], 1),
+    ("in_cond_branches", _in_cond((0, 2, 1)), [(3, 4, 1)], 0),
+    ("empty", lambda x: jnp.transpose(x, (1, 0, 2)) + 1.0, [(1, 0, 3)], None),
+]
+
+
+@pytest.mark.parametrize("name,fn,inputs,left", UNIT_TRANSPOSES, ids=[c[0] for c in UNIT_TRANSPOSES])
+def test_unit_axis_transposes_become_reshapes(name, fn, inputs, left):
+    model = convert_and_check(fn, inputs)
+    if left is not None:
+        assert _count_everywhere(model.graph, "Transpose") == left
