@@ -571,6 +571,7 @@ OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params,
  * =================================================================== */
 int og_verify(Ctx *c, const OGraph *g);
 int pass_dce(Ctx *c, OModel *m);   /* passes/dce.c: unused nodes and initializers */
+int pass_symbolic_dims(Ctx *c, OModel *m); /* passes/symbolic_dims.c: names dynamic dims ("50*B") */
 int pass_fold(Ctx *c, OModel *m);  /* passes/fold.c: constant folding */
 int pass_fold_late(Ctx *c, OModel *m); /* the same, after simplify: small broadcasts too */
 int pass_simplify(Ctx *c, OModel *m); /* passes/simplify.c: no-op and redundant nodes */

@@ -40,6 +40,7 @@ const Pass h2o_passes[] = {
     {"avgpool", pass_fuse_avgpool, true},
     {"gemm", pass_fuse_gemm, true},
     {"dce", pass_dce, false},
+    {"symbolic_dims", pass_symbolic_dims, false}, /* for value_info and outputs */
     {NULL, NULL, false},
 };
 

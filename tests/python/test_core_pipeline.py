@@ -7,6 +7,8 @@ JAX with onnxruntime.  Tolerance: float32, rtol = atol = 1e-5.
 
 from __future__ import annotations
 
+import collections
+
 import os
 import re
 import threading
@@ -322,6 +324,31 @@ def test_shape_info_option():
     assert len(shaped.graph.value_info) >= len(plain.graph.value_info)
     if len(shaped.graph.node) > 1:
         assert len(shaped.graph.value_info) > 0
+
+
+def test_shape_info_names_dynamic_dims():
+    """value_info names the dims derived from the inputs' symbols (passes/
+    symbolic_dims.c): "B" through elementwise ops, MatMul, Transpose and
+    reductions, "50*B" where a Reshape merges B with the 50 tokens, "T" of a
+    second symbol, and each named dim is checked against the sizes
+    onnxruntime computes at several B and T (value_info_true)."""
+    from hlo2onnx.components.examples import value_info_true
+
+    w = np.random.default_rng(0).standard_normal((32, 16)).astype(np.float32)
+
+    def f(x, y):
+        flat = x.reshape(-1, 32) @ w                 # [50*B, 16]
+        back = jnp.tanh(flat).reshape(x.shape[0], 50, 16)
+        pooled = back.mean(axis=1)                   # [B, 16]
+        return pooled.T, jnp.concatenate([y, y], axis=1).max(axis=-1)  # [16, B], [T]
+
+    model = convert_and_check(f, [("B", 50, 32), ("T", 4)], shape_info=True)
+    named = collections.Counter(d for vi in model.graph.value_info for d in dims_of(vi)
+                                if isinstance(d, str))
+    assert named["B"] > 0 and named["50*B"] > 0 and named["T"] > 0, named
+    assert not [vi.name for vi in model.graph.value_info if None in dims_of(vi)]
+    assert dims_of(model.graph.output[0]) == [16, "B"]
+    assert value_info_true(batch_sizes=(1, 3, 8))(model) == []
 
 
 def test_example_array_and_shape_dtype_struct_inputs():

@@ -1,0 +1,456 @@
+/* symbolic_dims.c - names the dynamic dims of intermediate values.
+ *
+ * A model exported with a symbolic batch "B" has types like tensor<?x50x32>
+ * in StableHLO: the '?' says nothing of what it is.  The graph inputs carry
+ * the names ("B"); this pass follows them through the graph, node by node,
+ * so that value_info and outputs say "B", or "50*B" where a Reshape merged
+ * the batch with the 50 tokens, instead of leaving the dim unnamed.
+ *
+ * It only fills dims that are unknown, and only where a rule below proves
+ * the size: a dim it cannot prove stays unnamed (ONNX's "unknown"), never a
+ * wrong name.  A symbolic size is k * base, with `base` a name as the user
+ * wrote it ("B", or "T+1" which is kept whole) and k a positive integer; it
+ * is written as JAX prints such sizes: "B", "50*B", "2*(T+1)".
+ */
+#include "h2o.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A dim as this pass sees it: static (value >= 0), k * base, or unknown. */
+typedef struct Sym {
+  int64_t value;    /* >= 0: static */
+  const char *base; /* symbolic when value < 0 and base != NULL */
+  size_t base_len;
+  int64_t k;
+} Sym;
+
+static const Sym UNKNOWN = {-1, NULL, 0, 0};
+
+static bool is_static(Sym s) { return s.value >= 0; }
+static bool is_symbolic(Sym s) { return s.value < 0 && s.base; }
+
+static bool same_sym(Sym a, Sym b) {
+  if (is_static(a) || is_static(b)) return a.value == b.value;
+  return is_symbolic(a) && is_symbolic(b) && a.k == b.k && a.base_len == b.base_len &&
+         memcmp(a.base, b.base, a.base_len) == 0;
+}
+
+/* A name with no operator in it: printed without parentheses. */
+static bool simple_name(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strchr("+-*/%() ", s[i])) return false;
+  return n > 0;
+}
+
+/* "B" -> 1 * B; "50*B" -> 50 * B; "2*(T+1)" -> 2 * T+1; anything else whole. */
+static Sym parse_param(const char *p) {
+  Sym s = {-1, p, strlen(p), 1};
+  size_t digits = 0;
+  while (p[digits] >= '0' && p[digits] <= '9') digits++;
+  if (digits == 0 || digits > 15 || p[digits] != '*') return s;
+  const char *rest = p + digits + 1;
+  size_t n = strlen(rest);
+  if (n >= 2 && rest[0] == '(' && rest[n - 1] == ')') {
+    rest++;
+    n -= 2;
+  } else if (!simple_name(rest, n)) {
+    return s;
+  }
+  if (n == 0) return s;
+  s.k = strtoll(p, NULL, 10);
+  if (s.k <= 0) return (Sym){-1, p, strlen(p), 1};
+  s.base = rest;
+  s.base_len = n;
+  return s;
+}
+
+static Sym dim_of(const OValue *v, int i) {
+  if (!v || v->type.rank <= i || i < 0) return UNKNOWN;
+  const ODim *d = &v->type.dims[i];
+  if (d->value >= 0) return (Sym){d->value, NULL, 0, 0};
+  return d->param && d->param[0] ? parse_param(d->param) : UNKNOWN;
+}
+
+/* s * factor, for a symbolic s and factor > 0; unknown on overflow. */
+static Sym scaled(Sym s, int64_t factor) {
+  if (!is_symbolic(s) || factor <= 0 || s.k > INT64_MAX / factor) return UNKNOWN;
+  s.k *= factor;
+  return s;
+}
+
+/* Names dim i of v when it is unknown and s is symbolic. */
+static void name_dim(Ctx *c, OValue *v, int i, Sym s) {
+  if (!is_symbolic(s) || i >= v->type.rank) return;
+  ODim *d = &v->type.dims[i];
+  if (d->value >= 0 || d->param) return;
+  int n = (int)s.base_len;
+  if (s.k == 1) d->param = arena_printf(c->arena, "%.*s", n, s.base);
+  else if (simple_name(s.base, s.base_len))
+    d->param = arena_printf(c->arena, "%lld*%.*s", (long long)s.k, n, s.base);
+  else d->param = arena_printf(c->arena, "%lld*(%.*s)", (long long)s.k, n, s.base);
+}
+
+/* The product of dims [from, to) of v when exactly one of them is symbolic
+ * and the others static and not 0; unknown otherwise. */
+static Sym product(const OValue *v, int from, int to) {
+  Sym sym = UNKNOWN;
+  int64_t factor = 1;
+  for (int i = from; i < to; i++) {
+    Sym d = dim_of(v, i);
+    if (is_static(d) && d.value > 0 && factor <= INT64_MAX / d.value) factor *= d.value;
+    else if (is_symbolic(d) && !is_symbolic(sym)) sym = d;
+    else return UNKNOWN;
+  }
+  return is_symbolic(sym) ? scaled(sym, factor) : UNKNOWN; /* a static one is known anyway */
+}
+
+/* The int64 values of a constant input, or -1. */
+static int const_ints(Ctx *c, const OValue *v, const int64_t **out) {
+  const Data *d = v ? og_const_data(v) : NULL;
+  if (!d || v->type.et != ET_I64) return -1;
+  *out = (const int64_t *)data_bytes(c, d);
+  return (int)(d->nbytes / 8);
+}
+
+static int64_t int_attr(const ONode *n, const char *name, int64_t dflt) {
+  const OAttr *a = og_get_attr(n, name);
+  return a && a->kind == OA_INT ? a->i : dflt;
+}
+
+static bool is_one_of(const ONode *n, const char *const *ops) {
+  for (int i = 0; ops[i]; i++)
+    if (strcmp(n->op_type, ops[i]) == 0) return true;
+  return false;
+}
+
+/* ---- the rules: each fills out[0..rank) of the node's first output ------- */
+
+/* numpy broadcasting of axis i of a rank-`rank` result over vals[0..n): a
+ * symbolic dim is the result's when every value has it there, or 1, or no
+ * such axis (ranks align at the right). */
+static Sym broadcast_axis(const OValue *const *vals, int n, int i, int rank) {
+  Sym s = UNKNOWN;
+  for (int j = 0; j < n; j++) {
+    const OValue *x = vals[j];
+    if (!x || x->type.rank < 0) return UNKNOWN;
+    int a = i - (rank - x->type.rank);
+    if (a < 0) continue;
+    Sym d = dim_of(x, a);
+    if (is_static(d) && d.value == 1) continue;
+    if (!is_symbolic(d) || (is_symbolic(s) && !same_sym(s, d))) return UNKNOWN;
+    s = d;
+  }
+  return s;
+}
+
+static bool broadcast(const ONode *n, Sym *out, int rank) {
+  for (int i = 0; i < rank; i++)
+    out[i] = broadcast_axis((const OValue *const *)n->inputs, n->n_inputs, i, rank);
+  return true;
+}
+
+static bool copy_input(const ONode *n, Sym *out, int rank) {
+  if (n->n_inputs < 1 || !n->inputs[0] || n->inputs[0]->type.rank != rank) return false;
+  for (int i = 0; i < rank; i++) out[i] = dim_of(n->inputs[0], i);
+  return true;
+}
+
+static bool transpose(const ONode *n, Sym *out, int rank) {
+  const OAttr *perm = og_get_attr(n, "perm");
+  const OValue *x = n->inputs[0];
+  if (!x || x->type.rank != rank) return false;
+  for (int i = 0; i < rank; i++) {
+    int64_t p = perm ? (i < perm->n ? perm->ints[i] : -1) : rank - 1 - i;
+    out[i] = p >= 0 && p < rank ? dim_of(x, (int)p) : UNKNOWN;
+  }
+  return true;
+}
+
+/* Reshape to a constant shape: 0 copies the input's dim (unless allowzero),
+ * and the -1 is what is left of the input's size once the other target dims
+ * are taken out, exactly divisible. */
+static bool reshape(Ctx *c, const ONode *n, Sym *out, int rank) {
+  const int64_t *shape;
+  const OValue *x = n->inputs[0];
+  if (n->n_inputs < 2 || const_ints(c, n->inputs[1], &shape) != rank || !x ||
+      x->type.rank < 0)
+    return false;
+  bool allowzero = int_attr(n, "allowzero", 0) == 1;
+  bool copied[MAX_RANK] = {false};
+  int infer = -1;
+  int64_t rest = 1; /* product of the static target dims */
+  for (int i = 0; i < rank; i++) {
+    out[i] = UNKNOWN;
+    if (shape[i] == 0 && !allowzero) {
+      if (i >= x->type.rank) return false;
+      out[i] = dim_of(x, i);
+      copied[i] = true;
+    } else if (shape[i] == -1) {
+      infer = i;
+    } else if (shape[i] > 0 && rest <= INT64_MAX / shape[i]) {
+      out[i] = (Sym){shape[i], NULL, 0, 0};
+      rest *= shape[i];
+    } else {
+      return false;
+    }
+  }
+  if (infer < 0) return true;
+  /* the input's size without the dims copied in place: factor * sym */
+  Sym sym = UNKNOWN;
+  int64_t factor = 1;
+  for (int i = 0; i < x->type.rank; i++) {
+    if (i < MAX_RANK && copied[i]) continue;
+    Sym d = dim_of(x, i);
+    if (is_static(d) && d.value > 0 && factor <= INT64_MAX / d.value) factor *= d.value;
+    else if (is_symbolic(d) && !is_symbolic(sym)) sym = d;
+    else return true; /* unknown, a second symbol, an empty tensor or overflow */
+  }
+  sym = scaled(sym, factor);
+  if (is_symbolic(sym) && rest > 0 && sym.k % rest == 0) {
+    sym.k /= rest;
+    out[infer] = sym;
+  }
+  return true;
+}
+
+static bool flatten(const ONode *n, Sym *out, int rank) {
+  const OValue *x = n->inputs[0];
+  if (rank != 2 || !x || x->type.rank < 0) return false;
+  int64_t axis = int_attr(n, "axis", 1);
+  if (axis < 0) axis += x->type.rank;
+  if (axis < 0 || axis > x->type.rank) return false;
+  out[0] = product(x, 0, (int)axis);
+  out[1] = product(x, (int)axis, x->type.rank);
+  return true;
+}
+
+/* Marks the axes listed by a constant input or attribute (negative ones
+ * counted from `rank`); returns how many, or -1 if they are not known. */
+static int listed_axes(Ctx *c, const ONode *n, int input, int rank, bool *axis) {
+  const int64_t *v = NULL;
+  int count = -1;
+  if (n->n_inputs > input && n->inputs[input]) {
+    count = const_ints(c, n->inputs[input], &v);
+  } else {
+    const OAttr *a = og_get_attr(n, "axes");
+    if (a && a->kind == OA_INTS) v = a->ints, count = a->n;
+    else if (!a) count = 0; /* none given */
+  }
+  if (count < 0) return -1;
+  memset(axis, 0, sizeof(bool) * (size_t)rank);
+  for (int i = 0; i < count; i++) {
+    int64_t ax = v[i] < 0 ? v[i] + rank : v[i];
+    if (ax < 0 || ax >= rank) return -1;
+    axis[ax] = true;
+  }
+  return count;
+}
+
+static bool squeeze(Ctx *c, const ONode *n, Sym *out, int rank) {
+  const OValue *x = n->inputs[0];
+  bool axis[MAX_RANK];
+  /* no axes: every axis of size 1, which an unknown dim may be */
+  if (!x || x->type.rank < 0 || x->type.rank > MAX_RANK ||
+      listed_axes(c, n, 1, x->type.rank, axis) <= 0)
+    return false;
+  int k = 0;
+  for (int i = 0; i < x->type.rank; i++)
+    if (!axis[i]) {
+      if (k == rank) return false;
+      out[k++] = dim_of(x, i);
+    }
+  return k == rank;
+}
+
+static bool unsqueeze(Ctx *c, const ONode *n, Sym *out, int rank) {
+  const OValue *x = n->inputs[0];
+  bool axis[MAX_RANK];
+  if (!x || x->type.rank < 0 || listed_axes(c, n, 1, rank, axis) <= 0) return false;
+  int k = 0;
+  for (int i = 0; i < rank; i++) {
+    if (axis[i]) out[i] = (Sym){1, NULL, 0, 0};
+    else out[i] = dim_of(x, k++);
+  }
+  return k == x->type.rank;
+}
+
+static bool reduce(Ctx *c, const ONode *n, Sym *out, int rank) {
+  const OValue *x = n->inputs[0];
+  bool axis[MAX_RANK];
+  if (!x || x->type.rank < 0 || x->type.rank > MAX_RANK) return false;
+  int count = listed_axes(c, n, 1, x->type.rank, axis);
+  if (count < 0) return false;
+  if (count == 0) { /* no axes: all of them, or none with noop_with_empty_axes */
+    if (int_attr(n, "noop_with_empty_axes", 0)) return copy_input(n, out, rank);
+    for (int i = 0; i < x->type.rank; i++) axis[i] = true;
+  }
+  bool keep = int_attr(n, "keepdims", 1) != 0;
+  int k = 0;
+  for (int i = 0; i < x->type.rank; i++) {
+    if (axis[i] && !keep) continue;
+    if (k == rank) return false;
+    out[k++] = axis[i] ? (Sym){1, NULL, 0, 0} : dim_of(x, i);
+  }
+  return k == rank;
+}
+
+static bool arg_reduce(const ONode *n, Sym *out, int rank) {
+  const OValue *x = n->inputs[0];
+  if (!x || x->type.rank < 0) return false;
+  int64_t ax = int_attr(n, "axis", 0);
+  if (ax < 0) ax += x->type.rank;
+  if (ax < 0 || ax >= x->type.rank) return false;
+  bool keep = int_attr(n, "keepdims", 1) != 0;
+  int k = 0;
+  for (int i = 0; i < x->type.rank; i++) {
+    if (i == ax && !keep) continue;
+    if (k == rank) return false;
+    out[k++] = i == ax ? (Sym){1, NULL, 0, 0} : dim_of(x, i);
+  }
+  return k == rank;
+}
+
+static bool matmul(const ONode *n, Sym *out, int rank) {
+  const OValue *a = n->inputs[0], *b = n->n_inputs > 1 ? n->inputs[1] : NULL;
+  if (!a || !b || a->type.rank < 2 || b->type.rank < 2) return false;
+  int ra = a->type.rank, rb = b->type.rank;
+  if (rank != (ra > rb ? ra : rb)) return false;
+  /* the batch axes broadcast (both end in their two matrix axes) */
+  const OValue *both[2] = {a, b};
+  for (int i = 0; i < rank - 2; i++) out[i] = broadcast_axis(both, 2, i, rank);
+  out[rank - 2] = dim_of(a, ra - 2);
+  out[rank - 1] = dim_of(b, rb - 1);
+  return true;
+}
+
+static bool gemm(const ONode *n, Sym *out, int rank) {
+  if (rank != 2 || n->n_inputs < 2) return false;
+  out[0] = dim_of(n->inputs[0], int_attr(n, "transA", 0) ? 1 : 0);
+  out[1] = dim_of(n->inputs[1], int_attr(n, "transB", 0) ? 0 : 1);
+  return true;
+}
+
+/* Conv and the pools: the batch axis is the input's. */
+static bool batch_only(const ONode *n, Sym *out, int rank) {
+  for (int i = 0; i < rank; i++) out[i] = UNKNOWN;
+  if (rank > 0) out[0] = dim_of(n->inputs[0], 0);
+  return true;
+}
+
+/* Concat: every input has the output's dims off the axis. */
+static bool concat(const ONode *n, Sym *out, int rank) {
+  int64_t ax = int_attr(n, "axis", 0);
+  if (ax < 0) ax += rank;
+  for (int i = 0; i < rank; i++) {
+    out[i] = UNKNOWN;
+    for (int j = 0; j < n->n_inputs && i != ax; j++)
+      if (n->inputs[j] && n->inputs[j]->type.rank == rank &&
+          is_symbolic(dim_of(n->inputs[j], i)))
+        out[i] = dim_of(n->inputs[j], i);
+  }
+  return true;
+}
+
+static bool gather(const ONode *n, Sym *out, int rank) {
+  const OValue *x = n->inputs[0], *idx = n->n_inputs > 1 ? n->inputs[1] : NULL;
+  if (!x || !idx || x->type.rank < 1 || idx->type.rank < 0) return false;
+  int64_t ax = int_attr(n, "axis", 0);
+  if (ax < 0) ax += x->type.rank;
+  if (ax < 0 || ax >= x->type.rank || rank != x->type.rank - 1 + idx->type.rank) return false;
+  int k = 0;
+  for (int i = 0; i < ax; i++) out[k++] = dim_of(x, i);
+  for (int i = 0; i < idx->type.rank; i++) out[k++] = dim_of(idx, i);
+  for (int i = (int)ax + 1; i < x->type.rank; i++) out[k++] = dim_of(x, i);
+  return true;
+}
+
+/* Slice: the axes it does not slice keep their dims. */
+static bool slice(Ctx *c, const ONode *n, Sym *out, int rank) {
+  const OValue *x = n->inputs[0];
+  bool axis[MAX_RANK];
+  if (!x || x->type.rank != rank) return false;
+  if (n->n_inputs > 3 && n->inputs[3]) {
+    if (listed_axes(c, n, 3, rank, axis) < 0) return false;
+  } else {
+    for (int i = 0; i < rank; i++) axis[i] = true;
+  }
+  for (int i = 0; i < rank; i++) out[i] = axis[i] ? UNKNOWN : dim_of(x, i);
+  return true;
+}
+
+/* Expand to a constant shape: where it says 1, the input's dim. */
+static bool expand(Ctx *c, const ONode *n, Sym *out, int rank) {
+  const int64_t *shape;
+  const OValue *x = n->inputs[0];
+  int m = n->n_inputs > 1 ? const_ints(c, n->inputs[1], &shape) : -1;
+  if (!x || x->type.rank < 0 || m < 0 || rank < m || rank < x->type.rank) return false;
+  for (int i = 0; i < rank; i++) {
+    int a = i - (rank - x->type.rank), s = i - (rank - m);
+    Sym d = a >= 0 ? dim_of(x, a) : (Sym){1, NULL, 0, 0};
+    out[i] = s < 0 || shape[s] == 1 ? d : UNKNOWN;
+  }
+  return true;
+}
+
+static const char *const BROADCASTING[] = {
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod", "Where", "Equal", "Greater",
+    "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr",
+    "BitwiseXor", "PRelu", "Sum", "Mean", "BitShift", NULL};
+
+/* Ops whose first output has the first input's shape. */
+static const char *const SAME_SHAPE[] = {
+    "Relu", "Sigmoid", "Tanh", "Neg", "Exp", "Log", "Abs", "Sqrt", "Reciprocal", "Erf",
+    "Gelu", "Elu", "LeakyRelu", "Softplus", "Cast", "Floor", "Ceil", "Round", "Sign", "Not",
+    "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
+    "Identity", "HardSigmoid", "Selu", "IsNaN", "IsInf", "Softmax", "LogSoftmax", "Hardmax",
+    "LayerNormalization", "BatchNormalization", "Mish", "Clip", "CumSum", "BitwiseNot",
+    "Trilu", "CastLike", "Dropout", "InstanceNormalization", NULL};
+
+static const char *const BATCH_ONLY[] = {"Conv", "ConvTranspose", "MaxPool", "AveragePool",
+                                         "LpPool", "GlobalAveragePool", "GlobalMaxPool", NULL};
+
+static bool infer(Ctx *c, const ONode *n, Sym *out, int rank) {
+  if (n->n_inputs < 1 || !n->inputs[0]) return false;
+  if (is_one_of(n, BROADCASTING)) return broadcast(n, out, rank);
+  if (is_one_of(n, SAME_SHAPE)) return copy_input(n, out, rank);
+  if (is_one_of(n, BATCH_ONLY)) return batch_only(n, out, rank);
+  if (strncmp(n->op_type, "Reduce", 6) == 0) return reduce(c, n, out, rank);
+  if (og_is(n, "ArgMax") || og_is(n, "ArgMin")) return arg_reduce(n, out, rank);
+  if (og_is(n, "Transpose")) return transpose(n, out, rank);
+  if (og_is(n, "Reshape")) return reshape(c, n, out, rank);
+  if (og_is(n, "Flatten")) return flatten(n, out, rank);
+  if (og_is(n, "Squeeze")) return squeeze(c, n, out, rank);
+  if (og_is(n, "Unsqueeze")) return unsqueeze(c, n, out, rank);
+  if (og_is(n, "MatMul")) return matmul(n, out, rank);
+  if (og_is(n, "Gemm")) return gemm(n, out, rank);
+  if (og_is(n, "Concat")) return concat(n, out, rank);
+  if (og_is(n, "Gather")) return gather(n, out, rank);
+  if (og_is(n, "Slice")) return slice(c, n, out, rank);
+  if (og_is(n, "Expand")) return expand(c, n, out, rank);
+  return false;
+}
+
+static void name_graph(Ctx *c, OGraph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) name_graph(c, n->attrs[j].graph);
+    if (n->n_outputs < 1 || !n->outputs[0]) continue;
+    OValue *v = n->outputs[0];
+    int rank = v->type.rank;
+    if (rank <= 0 || rank > MAX_RANK) continue;
+    bool unnamed = false;
+    for (int d = 0; d < rank; d++) unnamed |= v->type.dims[d].value < 0 && !v->type.dims[d].param;
+    Sym out[MAX_RANK];
+    if (!unnamed || !infer(c, n, out, rank)) continue;
+    for (int d = 0; d < rank; d++) name_dim(c, v, d, out[d]);
+  }
+}
+
+int pass_symbolic_dims(Ctx *c, OModel *m) {
+  name_graph(c, m->graph);
+  return 0;
+}
