@@ -31,6 +31,7 @@ Decisions documented here:
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 from typing import Any, Callable
 
@@ -687,8 +688,21 @@ module @m {
 
 
 def test_complex_constant_is_reported_with_its_type():
-    """A complex constant stops the parser (the message names the type and
-    shows the op)."""
-    with pytest.raises(hlo2onnx.ConversionError, match="complex") as e:
+    """A complex constant is valid StableHLO that ONNX Runtime cannot run:
+    unsupported (status 3), the message names the type and the op."""
+    with pytest.raises(hlo2onnx.UnsupportedOpError) as e:
         hlo2onnx.to_onnx(lambda x: (x * (1 + 2j)).real, [(4,)])
-    assert "stablehlo.constant" in str(e.value)
+    assert e.value.status == 3
+    assert re.search(r":\d+:\d+: error: cannot convert stablehlo\.constant: complex<f32> tensors",
+                     e.value.messages), e.value.messages
+
+
+@pytest.mark.parametrize("dtype,name", [(jnp.int4, "i4"), (jnp.uint4, "ui4"),
+                                        (jnp.int2, "i2"), (jnp.uint2, "ui2")])
+def test_sub_byte_constant_is_reported_with_its_type(dtype, name):
+    """A closed-over sub-byte constant: unsupported (3), not malformed input."""
+    table = jnp.asarray(np.arange(8) % 2, dtype=dtype)
+    with pytest.raises(hlo2onnx.UnsupportedOpError) as e:
+        hlo2onnx.to_onnx(lambda x: x + table.astype(jnp.float32), [(8,)])
+    assert re.search(rf":\d+:\d+: error: cannot convert stablehlo\.constant: {name} tensors",
+                     e.value.messages), e.value.messages
