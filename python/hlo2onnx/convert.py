@@ -630,7 +630,9 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
     first_input = n_dim + len(buffers)
     params_arg = [(first_param + j, buf, name) for j, (buf, name) in
                   enumerate(zip(buffers, param_names))]
-    input_dims = [(first_input + k, axis, d) for k, s in enumerate(specs)
+    # dim_params as JAX prints the symbolic dims ("B+1" -> "B + 1"): the
+    # spelling of the output dims below, so one size has one name.
+    input_dims = [(first_input + k, axis, str(s.aval.shape[axis])) for k, s in enumerate(specs)
                   for axis, d in enumerate(s.dims) if isinstance(d, str)]
     output_dims = [(r, axis, str(d)) for r, aval in enumerate(out_avals)
                    for axis, d in enumerate(aval.shape) if not isinstance(d, (int, np.integer))]

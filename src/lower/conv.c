@@ -1,4 +1,4 @@
-/* conv.c - windowed ops: stablehlo.convolution and stablehlo.reduce_window.
+/* conv.c - windowed ops: stablehlo.convolution, dynamic_conv and reduce_window.
  *
  * ONNX's Conv, ConvTranspose and pools work on one layout, N,C,spatial...
  * (kernels O,I,spatial...), while StableHLO names the role of every axis.  So
@@ -28,6 +28,11 @@
  *   - batch_group_count G splits the batch into G groups that meet G groups
  *     of output features: moving the batch groups into the feature axis
  *     (Reshape, Transpose, Reshape) makes it an ONNX Conv with group = G.
+ *   - dynamic_conv is a convolution whose padding is an operand: a constant
+ *     one is read like the attribute; one the graph computes (JAX's 'SAME'
+ *     over a symbolic spatial size) becomes a Pad of the input, which ONNX
+ *     defines for negative amounts too.  ConvTranspose has no such input, so
+ *     a computed padding with lhs_dilation is refused.
  *   - f16/bf16 are computed in f32 and rounded once at the end, as XLA does
  *     on CPU and cuDNN accumulates on GPU; f64 stays f64 (a valid model;
  *     onnxruntime's CPU provider has no double Conv).  Integer convolutions
@@ -454,9 +459,32 @@ static void kernel_before_reverse(Lower *L, const Value *k, const ConvDims *cd, 
   for (int i = 0; i < nsp; i++) flip[i] ^= toggle[i];
 }
 
-int lower_convolution(Lower *L, const Op *op) {
-  if (op->n_operands != 2 || op->n_results != 1)
-    return lw_unsupported(L, "expected 2 operands and 1 result");
+/* Pads the spatial axes of x (N, C, spatial...) by a padding tensor
+ * (nsp x 2 integers, [lo, hi] per spatial axis) that the graph computes:
+ * one Pad whose pads input is [0, 0, lo..., 0, 0, hi...].  Negative
+ * amounts crop, as ONNX Pad removes elements for them. */
+static void tv_pad_computed(Lower *L, Tv *x, const Value *padding, int nsp) {
+  OValue *p = lw_cast(L, lw_get(L, padding), ET_I64);
+  int64_t dims[2] = {nsp, 2};
+  og_set_type(L->c, p, ET_I64, 2, dims);
+  ONode *t = lw_node(L, "Transpose", 1, &p, 1); /* [lo...], [hi...] */
+  og_attr_ints(L->c, t, "perm", (int64_t[]){1, 0}, 2);
+  OValue *zeros = lw_const_data(L, ET_I64, 2, (int64_t[]){2, 2},
+                                (Data){DATA_RAW, arena_alloc(L->c->arena, 32), 32});
+  OValue *in[2] = {zeros, t->outputs[0]};
+  ONode *cat = lw_node(L, "Concat", 2, in, 1);
+  og_attr_int(L->c, cat, "axis", 1);
+  OValue *pads = lw_op2(L, "Reshape", cat->outputs[0], lw_const_i64s(L, 1, (int64_t[]){-1}));
+  og_set_type(L->c, pads, ET_I64, 1, (int64_t[]){2 * (nsp + 2)});
+  OValue *pin[2] = {x->v, pads};
+  ONode *n = lw_node(L, "Pad", 2, pin, 1);
+  for (int i = 0; i < nsp; i++) x->d[2 + i] = DIM_DYN;
+  tv_set(L, x, n->outputs[0]);
+}
+
+/* convolution and dynamic_conv: the padding is an attribute (pad_attr, absent
+ * = none) or a tensor the graph computes (pad_value). */
+static int conv_lower(Lower *L, const Op *op, const Attr *pad_attr, const Value *pad_value) {
   const Type *lt = &op->operands[0]->type, *kt = &op->operands[1]->type;
   const Type *rt = &op->results[0]->type;
   if (lt->kind != TK_TENSOR || kt->kind != TK_TENSOR || rt->kind != TK_TENSOR)
@@ -477,7 +505,7 @@ int lower_convolution(Lower *L, const Op *op) {
   int64_t stride[MAX_RANK], pad[2 * MAX_RANK], ldil[MAX_RANK], rdil[MAX_RANK], rev[MAX_RANK];
   int64_t fgc, bgc;
   if (read_ints(L, ir_op_attr(op, "window_strides"), "window_strides", nsp, 1, stride) != 0 ||
-      read_ints(L, ir_op_attr(op, "padding"), "padding", 2 * nsp, 0, pad) != 0 ||
+      read_ints(L, pad_attr, "padding", 2 * nsp, 0, pad) != 0 ||
       read_ints(L, ir_op_attr(op, "lhs_dilation"), "lhs_dilation", nsp, 1, ldil) != 0 ||
       read_ints(L, ir_op_attr(op, "rhs_dilation"), "rhs_dilation", nsp, 1, rdil) != 0 ||
       read_ints(L, ir_op_attr(op, "window_reversal"), "window_reversal", nsp, 0, rev) != 0 ||
@@ -491,6 +519,10 @@ int lower_convolution(Lower *L, const Op *op) {
     return lw_unsupported(L, "feature_group_count %lld with batch_group_count %lld",
                           (long long)fgc, (long long)bgc);
   bool transposed = !all_equal(ldil, nsp, 1);
+  if (nsp == 0) pad_value = NULL; /* a 0x2 tensor: nothing to pad */
+  if (pad_value && transposed)
+    return lw_unsupported(L, "lhs_dilation (a transposed convolution) with padding computed at "
+                             "run time: ONNX ConvTranspose takes its pads as an attribute");
 
   /* f16/bf16 (and narrower floats) accumulate in f32, f64 stays f64. */
   ElemType ct = rt->et == ET_F64 ? ET_F64 : ET_F32;
@@ -576,6 +608,7 @@ int lower_convolution(Lower *L, const Op *op) {
       pads[i] = lo[i] > 0 ? lo[i] : 0;
       pads[ns + i] = hi[i] > 0 ? hi[i] : 0;
     }
+    if (pad_value) tv_pad_computed(L, &x, pad_value, nsp); /* (lo, hi all 0 then) */
     OValue *in[2] = {x.v, w.v};
     ONode *c = lw_node(L, "Conv", 2, in, 1);
     if (kstatic) og_attr_ints(L->c, c, "kernel_shape", kshape, ns);
@@ -647,6 +680,35 @@ int lower_convolution(Lower *L, const Op *op) {
   if (check_result(L, &y, op->results[0]) != 0) return -1;
   lw_bind(L, op->results[0], y.v);
   return 0;
+}
+
+int lower_convolution(Lower *L, const Op *op) {
+  if (op->n_operands != 2 || op->n_results != 1)
+    return lw_unsupported(L, "expected 2 operands and 1 result");
+  return conv_lower(L, op, ir_op_attr(op, "padding"), NULL);
+}
+
+/* dynamic_conv: a convolution whose padding is its third operand, a
+ * tensor<Nx2xiK>.  JAX emits it for padding='SAME' over a symbolic spatial
+ * dimension, computing the padding from the dimension.  A constant padding
+ * is the attribute of convolution; a computed one becomes a Pad. */
+int lower_dynamic_conv(Lower *L, const Op *op) {
+  if (op->n_operands != 3 || op->n_results != 1)
+    return lw_unsupported(L, "expected 3 operands (lhs, rhs, padding) and 1 result");
+  const Value *padding = op->operands[2];
+  const Type *pt = &padding->type;
+  int nsp = op->operands[0]->type.rank - 2;
+  if (pt->kind != TK_TENSOR || !et_is_int(pt->et) || pt->rank != 2 || pt->dims[0] != nsp ||
+      pt->dims[1] != 2) {
+    char ts[128];
+    return lw_unsupported(L, "the padding operand has type %s, expected tensor<%dx2x(integer)>",
+                          type_str(pt, ts, sizeof ts), nsp < 0 ? 0 : nsp);
+  }
+  const Attr *value = padding->def && padding->def->kind == OP_CONSTANT
+                          ? ir_op_attr(padding->def, "value")
+                          : NULL;
+  if (value) return conv_lower(L, op, value, NULL);
+  return conv_lower(L, op, NULL, padding);
 }
 
 /* ===================================================================

@@ -372,24 +372,103 @@ static void name_dims(Ctx *c, OValue *v, const h2o_dim_name *names, int n, int i
       v->type.dims[names[i].dim].param = arena_strdup(c->arena, names[i].name);
 }
 
-/* A dimension variable (jax.global_constant = "B") from the first graph
- * input that has a dimension named B: Shape -> Cast -> Reshape to a scalar. */
-static OValue *dimension_variable(Lower *L, const char *name, const Type *t) {
-  for (int i = 0; i < L->g->inputs.len; i++) {
-    OValue *in = L->g->inputs.items[i];
-    for (int d = 0; d < in->type.rank; d++) {
-      if (!in->type.dims[d].param || strcmp(in->type.dims[d].param, name) != 0) continue;
-      ONode *shape = lw_node(L, "Shape", 1, &in, 1);
-      og_attr_int(L->c, shape, "start", d);
-      og_attr_int(L->c, shape, "end", d + 1);
-      int64_t one = 1;
-      og_set_type(L->c, shape->outputs[0], ET_I64, 1, &one);
-      OValue *cast = lw_cast(L, shape->outputs[0], t->et);
-      OValue *scalar = lw_op2(L, "Reshape", cast, lw_const_i64s(L, 0, NULL));
-      og_set_type(L->c, scalar, t->et, 0, NULL);
-      return scalar;
+/* A dimension named by an expression linear in the one symbol `name`, as
+ * jax.export prints them and users write them: "2*B", "B + 1", "2*B - 3",
+ * "B*4".  Sets dim = a*name + c (a != 0) and returns true; false for any
+ * other form (other symbols, products of symbols, floordiv, ...). */
+static bool linear_in(const char *expr, const char *name, int64_t *a, int64_t *c) {
+  size_t name_len = strlen(name);
+  int64_t ca = 0, cc = 0;
+  const char *p = expr;
+  bool first = true;
+  for (;;) {
+    while (*p == ' ') p++;
+    int64_t sign = 1;
+    if (*p == '+' || *p == '-') {
+      sign = *p == '-' ? -1 : 1;
+      p++;
+      while (*p == ' ') p++;
+    } else if (!first) {
+      return false;
     }
+    first = false;
+    /* a term: INT, SYM, INT*SYM or SYM*INT */
+    int64_t k = 1;
+    bool has_int = false, has_sym = false;
+    for (int f = 0; f < 2; f++) {
+      if (f == 1) {
+        while (*p == ' ') p++;
+        if (*p != '*') break;
+        p++;
+        while (*p == ' ') p++;
+      }
+      if (*p >= '0' && *p <= '9') {
+        if (has_int) return false;
+        int64_t v = 0;
+        while (*p >= '0' && *p <= '9') {
+          v = v * 10 + (*p++ - '0');
+          if (v > INT32_MAX) return false;
+        }
+        k = v;
+        has_int = true;
+      } else if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_') {
+        const char *s = p;
+        while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+               *p == '_')
+          p++;
+        if (has_sym || (size_t)(p - s) != name_len || memcmp(s, name, name_len) != 0)
+          return false;
+        has_sym = true;
+      } else {
+        return false;
+      }
+    }
+    if (has_sym) ca += sign * k;
+    else cc += sign * k;
+    if (ca > INT32_MAX || ca < -INT32_MAX || cc > INT32_MAX || cc < -INT32_MAX) return false;
+    while (*p == ' ') p++;
+    if (!*p) break;
   }
+  if (ca == 0) return false;
+  *a = ca;
+  *c = cc;
+  return true;
+}
+
+/* A dimension variable (jax.global_constant = "B") from the first graph
+ * input that has a dimension named B: Shape -> Cast -> Reshape to a scalar.
+ * Without one, from a dimension named by an expression linear in B ("2*B",
+ * "B+1": jit does not compute the variables the way jax.export does):
+ * B = (dim - c) / a, exact for the sizes the expression allows. */
+static OValue *dimension_variable(Lower *L, const char *name, const Type *t) {
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < L->g->inputs.len; i++) {
+      OValue *in = L->g->inputs.items[i];
+      for (int d = 0; d < in->type.rank; d++) {
+        const char *param = in->type.dims[d].param;
+        int64_t a = 1, c = 0;
+        if (!param || (pass == 0 ? strcmp(param, name) != 0 : !linear_in(param, name, &a, &c)))
+          continue;
+        ONode *shape = lw_node(L, "Shape", 1, &in, 1);
+        og_attr_int(L->c, shape, "start", d);
+        og_attr_int(L->c, shape, "end", d + 1);
+        int64_t one = 1;
+        OValue *dim = shape->outputs[0];
+        og_set_type(L->c, dim, ET_I64, 1, &one);
+        if (c != 0) {
+          dim = lw_op2(L, "Sub", dim, lw_const_i64s(L, 1, &c));
+          og_set_type(L->c, dim, ET_I64, 1, &one);
+        }
+        if (a != 1) {
+          dim = lw_op2(L, "Div", dim, lw_const_i64s(L, 1, &a));
+          og_set_type(L->c, dim, ET_I64, 1, &one);
+        }
+        OValue *cast = lw_cast(L, dim, t->et);
+        OValue *scalar = lw_op2(L, "Reshape", cast, lw_const_i64s(L, 0, NULL));
+        og_set_type(L->c, scalar, t->et, 0, NULL);
+        return scalar;
+      }
+    }
   return NULL;
 }
 
@@ -526,9 +605,10 @@ static int bind_entry_args(Lower *L, const Func *f, const h2o_param *params, int
     if (!v) {
       rc = diag_error(c, H2O_EUSAGE,
                       "dimension variable '%s' (argument %d of @%s) is not the name of "
-                      "any input dimension; name the symbolic dimensions of the inputs "
+                      "any input dimension, nor in one of the form a*%s + c; name the "
+                      "symbolic dimensions of the inputs "
                       "(e.g. --dim %d:0=%s) or export with jax.export, which computes it",
-                      dimvar, i, f->name, i + 1, dimvar);
+                      dimvar, i, f->name, dimvar, i + 1, dimvar);
       continue;
     }
     arg->lowered = v;

@@ -4,7 +4,8 @@
  *   body  ::= element                        a splat: one value for all
  *           | '[' (body (',' body)*)? ']'    nested lists, row-major
  *           | STRING                         "0x..." hex blob of the raw bytes
- *   element ::= INT | FLOAT | 'true' | 'false' | HEX (the bit pattern)
+ *   element ::= scalar | '(' scalar ',' scalar ')'   the latter for complex types
+ *   scalar  ::= INT | FLOAT | 'true' | 'false' | HEX (the bit pattern)
  *
  * The type comes after the body, so lists are read twice: once to count and
  * check their shape, and once, knowing the element type, to encode every
@@ -113,17 +114,54 @@ static uint32_t float_encode(double v, const FloatFormat *f) {
   return sign | efield << f->mbits | mant;
 }
 
+/* ---- element types -------------------------------------------------------------- *
+ * Some valid StableHLO element types have no values ONNX Runtime can compute
+ * with: the sub-byte integers and floats (i4, ui4, i2, ui2, f4E2M1FN, f6...)
+ * and the float8 kinds this file has no encoder for.  Their literals are
+ * checked (shape, range, hex length) but their values are not kept: the
+ * Dense gets DATA_NONE, and the lowering rejects the op that makes such a
+ * tensor as unsupported (status 3), naming the type and the op (lower.c,
+ * check_types).  MLIR stores one sub-byte element per byte in a hex blob.
+ * Complex literals, (re, im) pairs, are kept: two floats per element. */
+
+static bool is_complex(ElemType et) { return et == ET_C64 || et == ET_C128; }
+
+/* The bits of one element; 0 for types without a fixed width. */
+static int elem_bits(ElemType et) {
+  switch (et) {
+  case ET_I2: case ET_U2: return 2;
+  case ET_I4: case ET_U4: case ET_F4E2M1: return 4;
+  case ET_F6E2M3: case ET_F6E3M2: return 6;
+  default: return 8 * (int)et_size(et);
+  }
+}
+
+/* Bytes per element in a hex blob. */
+static size_t storage_size(ElemType et) {
+  return et_size(et) ? et_size(et) : (size_t)(elem_bits(et) + 7) / 8;
+}
+
+static bool is_int_elem(ElemType et) { return et_is_int(et) || et == ET_I2 || et == ET_U2; }
+
+static bool keeps_values(ElemType et) {
+  FloatFormat f;
+  if (et_size(et) == 0) return false;
+  return et_is_int(et) || et == ET_BOOL || is_complex(et) || et == ET_F32 || et == ET_F64 ||
+         float_format(et, &f);
+}
+
 /* ---- elements ------------------------------------------------------------------ */
 
 static void put_le(uint8_t *out, uint64_t v, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void encode_element(Parser *p, const Type *type, uint8_t *out) {
+/* One scalar token of type et into out (NULL: checked, not kept). */
+static void encode_scalar(Parser *p, ElemType et, uint8_t *out) {
   Token t = p->tok;
-  ElemType et = type->et;
   size_t size = et_size(et);
-  uint64_t limit = size >= 8 ? UINT64_MAX : ((uint64_t)1 << (8 * size)) - 1;
+  int bits = elem_bits(et);
+  uint64_t limit = bits >= 64 ? UINT64_MAX : ((uint64_t)1 << bits) - 1;
   if (et == ET_BOOL) {
     if (tok_ident(p, "true") || tok_ident(p, "false")) {
       out[0] = tok_ident(p, "true");
@@ -136,7 +174,7 @@ static void encode_element(Parser *p, const Type *type, uint8_t *out) {
     } else {
       parse_fail(p, t.off, "expected true or false for an i1 element, got %s", tok_desc(p));
     }
-  } else if (et_is_int(et)) {
+  } else if (is_int_elem(et)) {
     if (t.kind != T_INT)
       parse_fail(p, t.off, "expected an integer element for %s, got %s", et_mlir_name(et),
                  tok_desc(p));
@@ -144,49 +182,82 @@ static void encode_element(Parser *p, const Type *type, uint8_t *out) {
     uint64_t v;
     tok_int(p, &t, &neg, &v);
     /* Like MLIR, a signless-looking iN also takes 0..2^N-1 (its bit pattern). */
-    bool fits = neg ? et_is_signed_int(et) && v - 1 <= limit >> 1 : v <= limit;
+    bool is_signed = et_is_signed_int(et) || et == ET_I2;
+    bool fits = neg ? is_signed && v - 1 <= limit >> 1 : v <= limit;
     if (!fits)
       parse_fail(p, t.off, "value %s%llu does not fit in %s", neg ? "-" : "",
                  (unsigned long long)v, et_mlir_name(et));
-    put_le(out, neg ? 0 - v : v, size);
-  } else if (et_is_float(et)) {
-    if (tok_is_hex(p, &t)) {
-      bool neg;
-      uint64_t bits;
-      tok_int(p, &t, &neg, &bits);
-      if (neg || bits > limit)
-        parse_fail(p, t.off, "hex value does not fit in %s", et_mlir_name(et));
-      put_le(out, bits, size);
-    } else if (t.kind == T_INT || t.kind == T_FLOAT) {
-      FloatFormat f;
-      if (et == ET_F32) {
-        float v = tok_float32(p, &t);
-        uint32_t bits;
-        memcpy(&bits, &v, 4);
-        put_le(out, bits, 4);
-      } else if (et == ET_F64) {
-        double v = tok_double(p, &t);
-        uint64_t bits;
-        memcpy(&bits, &v, 8);
-        put_le(out, bits, 8);
-      } else if (float_format(et, &f)) {
-        put_le(out, float_encode(tok_double(p, &t), &f), size);
-      } else {
-        parse_fail(p, t.off, "dense literals of %s are not supported", et_mlir_name(et));
-      }
+    if (out) put_le(out, neg ? 0 - v : v, size);
+  } else if (tok_is_hex(p, &t)) { /* a float's bit pattern */
+    bool neg;
+    uint64_t v;
+    tok_int(p, &t, &neg, &v);
+    if (neg || v > limit) parse_fail(p, t.off, "hex value does not fit in %s", et_mlir_name(et));
+    if (out) put_le(out, v, size);
+  } else if (t.kind == T_INT || t.kind == T_FLOAT) {
+    FloatFormat f;
+    if (!out) {
+      /* a float type whose values are not kept: the number is enough */
+    } else if (et == ET_F32) {
+      float v = tok_float32(p, &t);
+      uint32_t b;
+      memcpy(&b, &v, 4);
+      put_le(out, b, 4);
+    } else if (et == ET_F64) {
+      double v = tok_double(p, &t);
+      uint64_t b;
+      memcpy(&b, &v, 8);
+      put_le(out, b, 8);
+    } else if (float_format(et, &f)) {
+      put_le(out, float_encode(tok_double(p, &t), &f), size);
     } else {
-      parse_fail(p, t.off, "expected a number for a %s element, got %s", et_mlir_name(et),
-                 tok_desc(p));
+      parse_fail(p, t.off, "internal error: no encoder for %s", et_mlir_name(et));
     }
   } else {
-    parse_fail(p, t.off, "dense literals of %s are not supported", et_mlir_name(et));
+    parse_fail(p, t.off, "expected a number for a %s element, got %s", et_mlir_name(et),
+               tok_desc(p));
   }
   lex_next(p);
+}
+
+/* One element (tok at it): a scalar, or for complex types `(re, im)`. */
+static void encode_element(Parser *p, const Type *type, uint8_t *out) {
+  ElemType et = type->et;
+  if (!is_complex(et)) {
+    if (tok_punct(p, '('))
+      parse_fail(p, p->tok.off, "a (real, imaginary) element needs a complex type, got %s",
+                 type_text(p, type));
+    encode_scalar(p, et, out);
+    return;
+  }
+  if (!tok_punct(p, '('))
+    parse_fail(p, p->tok.off, "expected a (real, imaginary) pair for a %s element, got %s",
+               et_mlir_name(et), tok_desc(p));
+  ElemType part = et == ET_C64 ? ET_F32 : ET_F64;
+  size_t half = et_size(part);
+  lex_next(p);
+  encode_scalar(p, part, out);
+  expect_punct(p, ',', "between the real and imaginary parts");
+  encode_scalar(p, part, out ? out + half : NULL);
+  expect_punct(p, ')', "to close a complex element");
 }
 
 static bool tok_is_element(Parser *p) {
   return p->tok.kind == T_INT || p->tok.kind == T_FLOAT || tok_ident(p, "true") ||
          tok_ident(p, "false");
+}
+
+/* Pass 1 over a complex element `(re, im)` (tok at '('): its form only; the
+ * element type is checked in pass 2. */
+static void skip_pair(Parser *p) {
+  lex_next(p);
+  for (int k = 0; k < 2; k++) {
+    if (!tok_is_element(p))
+      parse_fail(p, p->tok.off, "expected a number in a complex element, got %s", tok_desc(p));
+    lex_next(p);
+    expect_punct(p, k == 0 ? ',' : ')',
+                 k == 0 ? "between the real and imaginary parts" : "to close a complex element");
+  }
 }
 
 /* Pass 1 over a nested list (tok at '['): checks that it is rectangular and
@@ -211,15 +282,14 @@ static int64_t count_list(Parser *p) {
       }
       lex_next(p);
       if (!tok_punct(p, ']')) continue;
-    } else if (tok_punct(p, '(')) {
-      parse_fail(p, p->tok.off, "complex element type is not supported");
-    } else if (tok_is_element(p)) {
+    } else if (tok_is_element(p) || tok_punct(p, '(')) {
       if (leaf_level < 0) leaf_level = level;
       else if (leaf_level != level)
         parse_fail(p, p->tok.off, "dense literal mixes lists and elements at one level");
       count[level]++;
       leaves++;
-      lex_next(p);
+      if (tok_punct(p, '(')) skip_pair(p);
+      else lex_next(p);
     } else {
       parse_fail(p, p->tok.off, "expected a dense element, got %s", tok_desc(p));
     }
@@ -249,9 +319,7 @@ static Type dense_type(Parser *p, size_t dense_off) {
     parse_fail(p, type_off, "a dense literal needs a tensor type, got %s", type_text(p, &t));
   if (!type_is_static(&t))
     parse_fail(p, type_off, "a dense literal needs a static shape, got %s", type_text(p, &t));
-  if (t.et == ET_C64 || t.et == ET_C128)
-    parse_fail(p, dense_off, "complex element type is not supported");
-  if (et_size(t.et) == 0)
+  if (storage_size(t.et) == 0)
     parse_fail(p, dense_off, "dense literals of %s are not supported", et_mlir_name(t.et));
   return t;
 }
@@ -296,7 +364,7 @@ static Attr *parse_hex_blob(Parser *p, size_t dense_off) {
   expect_punct(p, '>', "to close dense<...>");
   Type t = dense_type(p, dense_off);
   int64_t numel = type_numel(&t);
-  size_t es = et_size(t.et), bytes = n / 2;
+  size_t es = storage_size(t.et), bytes = n / 2;
   bool splat = bytes == es && numel != 1;
   if (!splat && (bytes % es != 0 || (uint64_t)numel != bytes / es))
     parse_fail(p, s.off, "hex dense literal has %zu bytes, %s needs %llu (or %zu for a splat)",
@@ -305,7 +373,8 @@ static Attr *parse_hex_blob(Parser *p, size_t dense_off) {
   d->et = t.et;
   d->numel = numel;
   d->splat = splat;
-  d->data = (Data){DATA_HEX, q, bytes};
+  /* not kept: see "element types" above */
+  d->data = keeps_values(t.et) ? (Data){DATA_HEX, q, bytes} : (Data){DATA_NONE, NULL, 0};
   return dense_attr(p, dense_off, t, d);
 }
 
@@ -321,12 +390,11 @@ Attr *parse_dense(Parser *p) {
     count = 0;
   } else if (tok_punct(p, '[')) {
     count = count_list(p);
-  } else if (tok_punct(p, '(')) {
-    parse_fail(p, p->tok.off, "complex element type is not supported");
-  } else if (tok_is_element(p)) {
+  } else if (tok_is_element(p) || tok_punct(p, '(')) {
     count = 1;
     splat = true;
-    lex_next(p);
+    if (tok_punct(p, '(')) skip_pair(p);
+    else lex_next(p);
   } else {
     parse_fail(p, p->tok.off, "expected a dense literal, got %s", tok_desc(p));
   }
@@ -337,16 +405,17 @@ Attr *parse_dense(Parser *p) {
   if (!splat && count != numel)
     parse_fail(p, off, "dense literal has %lld elements, %s needs %lld", (long long)count,
                type_text(p, &t), (long long)numel);
-  size_t es = et_size(t.et);
-  if ((uint64_t)count > SIZE_MAX / es) parse_fail(p, off, "dense literal is too large");
-  uint8_t *bytes = arena_alloc(p->a, (size_t)count * es + 1);
-  lex_seek(p, body); /* pass 2: encode */
+  bool keep = keeps_values(t.et);
+  size_t es = keep ? et_size(t.et) : 0;
+  if (keep && (uint64_t)count > SIZE_MAX / es) parse_fail(p, off, "dense literal is too large");
+  uint8_t *bytes = keep ? arena_alloc(p->a, (size_t)count * es + 1) : NULL;
+  lex_seek(p, body); /* pass 2: encode (or only check, for values not kept) */
   for (int64_t i = 0; i < count;) {
     if (tok_punct(p, '[') || tok_punct(p, ']') || tok_punct(p, ',')) {
       lex_next(p);
       continue;
     }
-    encode_element(p, &t, bytes + (size_t)i * es);
+    encode_element(p, &t, keep ? bytes + (size_t)i * es : NULL);
     i++;
   }
   lex_seek(p, after);
@@ -354,6 +423,6 @@ Attr *parse_dense(Parser *p) {
   d->et = t.et;
   d->numel = numel;
   d->splat = splat && numel != 1;
-  d->data = (Data){DATA_RAW, bytes, (size_t)count * es};
+  d->data = keep ? (Data){DATA_RAW, bytes, (size_t)count * es} : (Data){DATA_NONE, NULL, 0};
   return dense_attr(p, off, t, d);
 }

@@ -54,7 +54,10 @@ static int64_t read_int(const uint8_t *bytes, ElemType et, int64_t i) {
   return (int64_t)v;
 }
 
-static bool is_int_data(ElemType et) { return et_is_int(et) || et == ET_BOOL; }
+/* Integers with their bytes at hand (sub-byte ones keep none: dense.c). */
+static bool is_int_data(ElemType et) {
+  return (et_is_int(et) && et_size(et) > 0) || et == ET_BOOL;
+}
 
 /* Counts (out == NULL) or writes the integers of a nested array. */
 static int flatten_ints(const Attr *a, int64_t *out, int n) {
@@ -206,6 +209,8 @@ static void dump_dense(FILE *f, const Attr *a) {
       }
     }
     fputs(d->splat || d->numel == 1 ? ">" : "]>", f);
+  } else if (d->data.kind == DATA_NONE) {
+    fputs("dense<values not kept>", f);
   } else {
     fprintf(f, "dense<%s%zu bytes%s>", d->data.kind == DATA_HEX ? "hex blob, " : "",
             d->data.nbytes, d->splat ? ", splat" : "");

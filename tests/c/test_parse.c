@@ -1037,6 +1037,67 @@ static void test_jax_export_sample(void) {
   release(&t);
 }
 
+/* Valid StableHLO that ONNX Runtime cannot compute with: complex literals
+ * are kept as (re, im) pairs; sub-byte and unencoded float8 literals are
+ * checked and parsed without their values (DATA_NONE).  The lowering
+ * rejects the ops making them as unsupported (status 3, not a parse error):
+ * tests/python/test_errors.py checks that through the CLI. */
+static void test_dense_unusable_types(void) {
+  current = "complex and sub-byte dense literals";
+  static const char text[] =
+      "module {\n"
+      "  func.func @main() -> tensor<i1> {\n"
+      "    %0 = stablehlo.constant dense<(1.0,-2.5)> : tensor<2xcomplex<f32>>\n"
+      "    %1 = stablehlo.constant dense<[(0.5, 0x7FC00000), (3, 4.0)]> : tensor<2xcomplex<f64>>\n"
+      "    %2 = stablehlo.constant dense<\"0x0000803F00000040\"> : tensor<complex<f32>>\n"
+      "    %3 = stablehlo.constant dense<[1, -8, 7, 15]> : tensor<4xi4>\n"
+      "    %4 = stablehlo.constant dense<\"0x000102030405060708090A0B0C0D0E0F\"> : tensor<16xui4>\n"
+      "    %5 = stablehlo.constant dense<[-2, 1, 3]> : tensor<3xi2>\n"
+      "    %6 = stablehlo.constant dense<3> : tensor<5xui2>\n"
+      "    %7 = stablehlo.constant dense<[0.5, 6.0]> : tensor<2xf4E2M1FN>\n"
+      "    %8 = stablehlo.constant dense<[1.0, 0x7F]> : tensor<2xf8E3M4>\n"
+      "    %9 = stablehlo.constant dense<[[(1.0,2.0)], [(3.0,4.0)]]> : tensor<2x1xcomplex<f32>>\n"
+      "    %10 = stablehlo.constant dense<true> : tensor<i1>\n"
+      "    return %10 : tensor<i1>\n"
+      "  }\n"
+      "}\n";
+  Parsed t;
+  Func *f = main_func(parse_ok(&t, text));
+  if (!f) {
+    release(&t);
+    return;
+  }
+  const Attr *a = const_value(f, 0); /* a complex splat: one pair */
+  CHECK(a->dense->et == ET_C64 && a->dense->splat && a->dense->numel == 2 && a->dense->data.nbytes == 8);
+  const uint8_t *b = dense_bytes(&t, a);
+  CHECK(f32_at(b, 0) == 1.0f && f32_at(b, 1) == -2.5f);
+  a = const_value(f, 1);
+  b = dense_bytes(&t, a);
+  double z[4];
+  memcpy(z, b, sizeof z);
+  CHECK(a->dense->et == ET_C128 && a->dense->data.nbytes == 32);
+  CHECK(z[0] == 0.5 && z[2] == 3.0 && z[3] == 4.0);
+  uint64_t bits;
+  memcpy(&bits, &z[1], 8);
+  CHECK(bits == 0x7FC00000u); /* a hex part is the bit pattern of the f64 */
+  a = const_value(f, 2);
+  CHECK(a->dense->data.kind == DATA_HEX && a->dense->numel == 1 && a->dense->data.nbytes == 8);
+  for (int i = 3; i <= 8; i++) { /* checked, values not kept */
+    a = const_value(f, i);
+    CHECK(a->kind == AK_DENSE && a->dense->data.kind == DATA_NONE && a->dense->data.nbytes == 0);
+    int64_t v;
+    int64_t *vs;
+    CHECK(!ir_attr_int(a, &v) && ir_attr_i64s(&t.c, a, &vs) < 0);
+  }
+  CHECK(const_value(f, 3)->dense->et == ET_I4 && const_value(f, 3)->dense->numel == 4);
+  CHECK(const_value(f, 4)->dense->et == ET_U4 && const_value(f, 4)->dense->numel == 16);
+  CHECK(const_value(f, 6)->dense->et == ET_U2 && const_value(f, 6)->dense->splat);
+  a = const_value(f, 9);
+  b = dense_bytes(&t, a);
+  CHECK(a->dense->numel == 2 && f32_at(b, 2) == 3.0f && f32_at(b, 3) == 4.0f);
+  release(&t);
+}
+
 /* ---- bad inputs ------------------------------------------------------------------------------------ */
 
 typedef struct BadCase {
@@ -1076,10 +1137,16 @@ static const BadCase bad_cases[] = {
      "invalid hex digit 'G'", 3, 40},
     {"string dense", MAIN("    %0 = stablehlo.constant dense<\"abc\"> : tensor<f32>\n"),
      "string dense literals are not supported", 3, 35},
-    {"complex dense", MAIN("    %0 = stablehlo.constant dense<(1.0,2.0)> : tensor<complex<f32>>\n"),
-     "complex element type is not supported", 3, 35},
-    {"complex dense (type)", MAIN("    %0 = stablehlo.constant dense<1.0> : tensor<complex<f32>>\n"),
-     "complex element type is not supported", 3, 29},
+    /* complex and sub-byte literals parse (test_dense_unusable_types); only
+     * malformed ones are errors here */
+    {"complex dense without a pair", MAIN("    %0 = stablehlo.constant dense<1.0> : tensor<complex<f32>>\n"),
+     "expected a (real, imaginary) pair for a complex<f32> element, got '1.0'", 3, 35},
+    {"complex pair for a real type", MAIN("    %0 = stablehlo.constant dense<[(1.0,2.0)]> : tensor<1xf32>\n"),
+     "a (real, imaginary) element needs a complex type, got tensor<1xf32>", 3, 36},
+    {"complex pair without comma", MAIN("    %0 = stablehlo.constant dense<(1.0 2.0)> : tensor<complex<f32>>\n"),
+     "expected ',' between the real and imaginary parts, got '2.0'", 3, 40},
+    {"complex pair not closed", MAIN("    %0 = stablehlo.constant dense<[(1.0, 2.0, 3.0)]> : tensor<1xcomplex<f32>>\n"),
+     "expected ')' to close a complex element, got ','", 3, 45},
     {"dense int out of range", MAIN("    %0 = stablehlo.constant dense<[1, 300]> : tensor<2xi8>\n"),
      "value 300 does not fit in i8", 3, 39},
     {"dense negative unsigned", MAIN("    %0 = stablehlo.constant dense<-1> : tensor<ui8>\n"),
@@ -1090,8 +1157,16 @@ static const BadCase bad_cases[] = {
      "hex value does not fit in f16", 3, 35},
     {"dense dynamic type", MAIN("    %0 = stablehlo.constant dense<1.0> : tensor<?xf32>\n"),
      "a dense literal needs a static shape", 3, 42},
-    {"dense sub-byte", MAIN("    %0 = stablehlo.constant dense<1> : tensor<2xi4>\n"),
-     "dense literals of i4 are not supported", 3, 29},
+    {"dense i4 out of range", MAIN("    %0 = stablehlo.constant dense<[1, -9]> : tensor<2xi4>\n"),
+     "value -9 does not fit in i4", 3, 39},
+    {"dense ui4 out of range", MAIN("    %0 = stablehlo.constant dense<16> : tensor<2xui4>\n"),
+     "value 16 does not fit in ui4", 3, 35},
+    {"dense ui2 negative", MAIN("    %0 = stablehlo.constant dense<-1> : tensor<ui2>\n"),
+     "value -1 does not fit in ui2", 3, 35},
+    {"dense sub-byte hex length", MAIN("    %0 = stablehlo.constant dense<\"0x0102\"> : tensor<4xi4>\n"),
+     "hex dense literal has 2 bytes, tensor<4xi4> needs 4 (or 1 for a splat)", 3, 35},
+    {"dense f4 hex too wide", MAIN("    %0 = stablehlo.constant dense<[0x1F]> : tensor<1xf4E2M1FN>\n"),
+     "hex value does not fit in f4E2M1FN", 3, 36},
     {"undefined value", MAIN("    %0 = stablehlo.add %arg0, %5 : tensor<4xf32>\n"),
      "use of undefined value %5", 3, 31},
     {"duplicate definition", MAIN("    %0 = stablehlo.negate %arg0 : tensor<4xf32>\n"
@@ -1270,6 +1345,7 @@ int main(void) {
   test_types();
   test_attribute_values();
   test_dense();
+  test_dense_unusable_types();
   test_ir_helpers();
   test_jax_export_sample();
   test_bad_inputs();

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -209,6 +211,111 @@ def test_integer_convolution_is_refused():
     f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NCHW)
     with pytest.raises(hlo2onnx.ConversionError, match="floating-point"):
         hlo2onnx.to_onnx(f, [(1, 2, 4, 4), (3, 2, 2, 2)], input_dtypes=[np.int32, np.int32])
+
+
+# ---------------------------------------------------------------------------
+# stablehlo.dynamic_conv: the padding is an operand.  JAX emits it for
+# padding="SAME" over a symbolic spatial dimension (the padding is computed
+# from the dimension); a constant padding is Conv's pads, a computed one a
+# Pad before the Conv.
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def run_named(model, feeds):
+    import onnxruntime as ort
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, feeds)
+
+
+def test_dynamic_conv_fixture():
+    """tests/fixtures/dynamic_conv.mlir: a constant padding with a cropping
+    amount (%y0) and one computed from H (%y1), against lax at several H."""
+    model = hlo2onnx.mlir_to_onnx(FIXTURES / "dynamic_conv.mlir")
+    onnx.checker.check_model(model, full_check=True)
+    counts = op_counts(model)
+    assert counts["Conv"] == 2 and counts["Pad"] == 1, dict(counts)
+    rng = np.random.default_rng(0)
+    for h in (1, 4, 5, 8, 11):
+        x = rng.standard_normal((2, h, 9, 3)).astype(np.float32)
+        k = rng.standard_normal((3, 2, 3, 4)).astype(np.float32)
+        y0, y1 = run_named(model, {"input_0": x, "input_1": k})
+        want0 = lax.conv_general_dilated(x, k, (2, 1), ((1, 2), (-1, 1)), rhs_dilation=(1, 2),
+                                         dimension_numbers=NHWC)
+        want1 = lax.conv_general_dilated(x, k, (2, 1), ((h % 2, 1), (2, -1)),
+                                         dimension_numbers=NHWC)
+        np.testing.assert_allclose(y0, want0, rtol=1e-5, atol=1e-5, err_msg=f"y0, H={h}")
+        np.testing.assert_allclose(y1, want1, rtol=1e-5, atol=1e-5, err_msg=f"y1, H={h}")
+
+
+DYNAMIC_CONV_CASES = [
+    # (id, fn, input shapes, sizes for the symbols: a list of {symbol: size})
+    ("same_h_symbolic", conv(NHWC, (2, 2), "SAME"), [("B", "H", 8, 3), (3, 3, 3, 4)],
+     [dict(B=1, H=5), dict(B=2, H=8), dict(B=3, H=9), dict(B=1, H=1)]),
+    ("same_hw_symbolic_nchw", conv(NCHW, (1, 2), "SAME", rhs_dilation=(2, 1)),
+     [("B", 3, "H", "W"), (5, 3, 3, 2)],
+     [dict(B=1, H=4, W=7), dict(B=2, H=9, W=6), dict(B=3, H=6, W=6)]),
+    ("same_1d", conv(("NWC", "WIO", "NWC"), (3,), "SAME"), [(2, "T", 4), (4, 4, 2)],
+     [dict(T=1), dict(T=7), dict(T=12)]),
+]
+
+
+@pytest.mark.parametrize("name,fn,inputs,sizes", DYNAMIC_CONV_CASES,
+                         ids=[c[0] for c in DYNAMIC_CONV_CASES])
+def test_dynamic_conv_from_jax(name, fn, inputs, sizes):
+    assert "stablehlo.dynamic_conv" in hlo2onnx.lower_to_text(fn, inputs).text
+    model = hlo2onnx.to_onnx(fn, inputs)
+    onnx.checker.check_model(model, full_check=True)
+    counts = op_counts(model)
+    assert counts["Conv"] == 1 and counts["Pad"] == 1, dict(counts)
+    rng = np.random.default_rng(0)
+    for size in sizes:
+        xs = [rng.standard_normal(tuple(size[d] if isinstance(d, str) else d for d in shape))
+              .astype(np.float32) for shape in inputs]
+        (got,) = run_ort(model, *xs)
+        want = np.asarray(fn(*xs))
+        assert got.shape == want.shape, (got.shape, want.shape, size)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=str(size))
+
+
+DYNAMIC_CONV_LHS_DILATED = """
+module @m {
+  func.func public @main(%x: tensor<1x?x3xf32>, %k: tensor<2x3x4xf32>) -> tensor<1x?x4xf32> {
+    %h = stablehlo.get_dimension_size %x, dim = 1 : (tensor<1x?x3xf32>) -> tensor<i32>
+    %p = stablehlo.reshape %h : (tensor<i32>) -> tensor<1xi32>
+    %pp = stablehlo.concatenate %p, %p, dim = 0 : (tensor<1xi32>, tensor<1xi32>) -> tensor<2xi32>
+    %pad = stablehlo.reshape %pp : (tensor<2xi32>) -> tensor<1x2xi32>
+    %y = "stablehlo.dynamic_conv"(%x, %k, %pad) <{dimension_numbers = #stablehlo.conv<[b, 0, f]x[0, i, o]->[b, 0, f]>, feature_group_count = 1 : i64, batch_group_count = 1 : i64, lhs_dilation = array<i64: 2>}> : (tensor<1x?x3xf32>, tensor<2x3x4xf32>, tensor<1x2xi32>) -> tensor<1x?x4xf32>
+    return %y : tensor<1x?x4xf32>
+  }
+}
+"""
+
+
+def test_dynamic_conv_transposed_with_computed_padding_is_refused():
+    with pytest.raises(hlo2onnx.UnsupportedOpError) as e:
+        hlo2onnx.mlir_to_onnx(DYNAMIC_CONV_LHS_DILATED, source_name="t.mlir")
+    assert re.search(r"t\.mlir:8:10: error: cannot convert stablehlo\.dynamic_conv: lhs_dilation "
+                     r"\(a transposed convolution\) with padding computed at run time",
+                     e.value.messages), e.value.messages
+
+
+def test_dynamic_conv_transposed_with_constant_padding():
+    """The same op with a constant padding: a ConvTranspose like convolution's."""
+    lines = DYNAMIC_CONV_LHS_DILATED.split("\n")
+    text = "\n".join(lines[:3] + ["    %pad = stablehlo.constant dense<[[1, 1]]> : tensor<1x2xi32>"]
+                     + lines[7:])
+    model = hlo2onnx.mlir_to_onnx(text)
+    onnx.checker.check_model(model, full_check=True)
+    assert op_counts(model)["ConvTranspose"] == 1
+    rng = np.random.default_rng(0)
+    for t in (1, 4, 7):
+        x = rng.standard_normal((1, t, 3)).astype(np.float32)
+        k = rng.standard_normal((2, 3, 4)).astype(np.float32)
+        (got,) = run_ort(model, x, k)
+        want = lax.conv_general_dilated(x, k, (1,), ((1, 1),), lhs_dilation=(2,),
+                                        dimension_numbers=("NWC", "WIO", "NWC"))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"T={t}")
 
 
 # ---------------------------------------------------------------------------

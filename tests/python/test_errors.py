@@ -199,6 +199,43 @@ BAD = [
     Bad("op without its result (a fuzzer finding)",
         main("    stablehlo.iota dim = 0 : () -> ()\n    return %arg0 : tensor<2x3xf32>\n"), 2,
         "stablehlo.iota: expects one result", 3, 5),
+    # valid StableHLO that ONNX Runtime cannot compute with: unsupported (3),
+    # naming the type and the op; a malformed literal of such a type is an input error (2)
+    Bad("complex constant",
+        main("    %c = stablehlo.constant dense<[(1.0,2.0), (0.0,-1.0)]> : tensor<2xcomplex<f32>>\n"
+             "    %r = stablehlo.real %c : (tensor<2xcomplex<f32>>) -> tensor<2xf32>\n"
+             "    return %r : tensor<2xf32>\n", result="tensor<2xf32>"), 3,
+        "cannot convert stablehlo.constant: complex<f32> tensors (ONNX COMPLEX64): "
+        "onnxruntime has no kernels for complex tensors", 3, 10),
+    Bad("complex128 constant (hex)",
+        main('    %c = stablehlo.constant dense<"0x000000000000F03F0000000000000040"> : '
+             "tensor<complex<f64>>\n    return %arg0 : tensor<2x3xf32>\n"), 3,
+        "cannot convert stablehlo.constant: complex<f64> tensors (ONNX COMPLEX128)", 3, 10),
+    Bad("int4 constant",
+        main("    %c = stablehlo.constant dense<[1, -2, 7]> : tensor<3xi4>\n"
+             "    %0 = stablehlo.convert %c : (tensor<3xi4>) -> tensor<3xf32>\n"
+             "    return %0 : tensor<3xf32>\n", result="tensor<3xf32>"), 3,
+        "cannot convert stablehlo.constant: i4 tensors (ONNX INT4): onnxruntime has no kernels "
+        "for this type outside of quantization ops", 3, 10),
+    Bad("uint4 constant (hex)",
+        main('    %c = stablehlo.constant dense<"0x00010F"> : tensor<3xui4>\n'
+             "    return %arg0 : tensor<2x3xf32>\n"), 3,
+        "cannot convert stablehlo.constant: ui4 tensors (ONNX UINT4)", 3, 10),
+    Bad("int2 constant",
+        main("    %c = stablehlo.constant dense<-1> : tensor<4xi2>\n"
+             "    return %arg0 : tensor<2x3xf32>\n"), 3,
+        "cannot convert stablehlo.constant: i2 tensors (ONNX INT2)", 3, 10),
+    Bad("uint2 constant",
+        main("    %c = stablehlo.constant dense<[0, 3]> : tensor<2xui2>\n"
+             "    return %arg0 : tensor<2x3xf32>\n"), 3,
+        "cannot convert stablehlo.constant: ui2 tensors (ONNX UINT2)", 3, 10),
+    Bad("int4 constant out of range",
+        main("    %c = stablehlo.constant dense<[1, 16]> : tensor<2xi4>\n"
+             "    return %arg0 : tensor<2x3xf32>\n"), 2, "value 16 does not fit in i4", 3, 39),
+    Bad("complex literal without a pair",
+        main("    %c = stablehlo.constant dense<1.0> : tensor<complex<f32>>\n"
+             "    return %arg0 : tensor<2x3xf32>\n"), 2,
+        "expected a (real, imaginary) pair for a complex<f32> element", 3, 35),
     # limits: errors, not crashes
     Bad("nesting too deep", "module @m attributes {a = " + "[" * 300 + "]" * 300 + "} {\n}\n", 2,
         "nesting is deeper than 256 levels", 1, 282),

@@ -31,6 +31,7 @@ Decisions documented here:
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 from typing import Any, Callable
 
@@ -509,6 +510,55 @@ def test_symbolic_product_dim_input():
     assert dims_of(model.graph.output[1]) == ["B", 3]
 
 
+# Inputs whose dimensions are expressions of a symbol that no input has on
+# its own: jit passes B to the module as a dimension variable, which the
+# graph computes from the input dimension, B = (dim - c) / a.  The graph
+# inputs and outputs carry the expressions as JAX prints them.
+EXPRESSION_DIM_CASES = [
+    ("2*B", lambda x: jnp.sin(x) * 2.0 + x.shape[0], [("2*B", 3)], [["2*B", 3]], [["2*B", 3]]),
+    ("B+1", lambda x: jnp.cumsum(x, axis=0) / x.shape[0], [("B+1", 3)], [["B + 1", 3]],
+     [["B + 1", 3]]),
+    ("2*B+1 reshaped", lambda x: x[1:].reshape(-1, 2, 3).sum(1), [("2*B+1", 3)],
+     [["2*B + 1", 3]], [["B", 3]]),
+    ("B-1 and 3*B", lambda x, y: (x.sum(0) + y.reshape(3, -1, 2).mean((0, 1)).sum(),
+                                  jnp.concatenate([x, y[:x.shape[0]]], axis=0)),
+     [("B-1", 2), ("3*B", 2)], [["B - 1", 2], ["3*B", 2]], [[2], ["2*B - 2", 2]]),
+    ("B*4 with T", lambda x, y: x.reshape(-1, 4, x.shape[1]).sum(1) @ y,
+     [("B*4", "T"), ("T", 5)], [["4*B", "T"], ["T", 5]], [["B", 5]]),
+]
+
+
+@pytest.mark.parametrize("name,fn,inputs,in_dims,out_dims", EXPRESSION_DIM_CASES,
+                         ids=[c[0] for c in EXPRESSION_DIM_CASES])
+def test_expression_dims_in_inputs(name, fn, inputs, in_dims, out_dims):
+    # the sizes B takes: every expression is >= 1 there
+    model = convert_and_check(fn, inputs, batch_sizes=(2, 3, 8))
+    g = model.graph
+    assert [dims_of(i) for i in g.input] == in_dims
+    assert [dims_of(o) for o in g.output] == out_dims
+    assert len(g.input) == len(inputs)  # B is computed, not an input
+
+
+def test_expression_dim_via_cli_option(tmp_path):
+    """The same through the CLI: --dim 0:0=2*B names the input dimension and
+    the dimension variable B is computed from it."""
+    text = hlo2onnx.lower_to_text(lambda x: jnp.tanh(x) * x.shape[0], [("2*B", 3)]).text
+    src = tmp_path / "t.mlir"
+    src.write_text(text)
+    out = tmp_path / "t.onnx"
+    proc = run_cli(src, "-o", out, "-q")
+    assert proc.returncode == 1 and "dimension variable 'B'" in proc.stderr, proc.stderr
+    proc = run_cli(src, "-o", out, "-q", "--dim", "1:0=2*B")
+    assert proc.returncode == 0, proc.stderr
+    check_model(out)
+    model = onnx.load(out)
+    assert dims_of(model.graph.input[0]) == ["2*B", 3]
+    for b in (1, 4, 7):
+        x = np.random.default_rng(b).standard_normal((2 * b, 3)).astype(np.float32)
+        (got,) = run_ort(out, x)
+        np.testing.assert_allclose(got, np.tanh(x) * 2 * b, rtol=1e-5, atol=1e-5)
+
+
 def _export_program(x, m):
     def step(h, w):
         h = jnp.tanh(h @ w)
@@ -687,8 +737,21 @@ module @m {
 
 
 def test_complex_constant_is_reported_with_its_type():
-    """A complex constant stops the parser (the message names the type and
-    shows the op)."""
-    with pytest.raises(hlo2onnx.ConversionError, match="complex") as e:
+    """A complex constant is valid StableHLO that ONNX Runtime cannot run:
+    unsupported (status 3), the message names the type and the op."""
+    with pytest.raises(hlo2onnx.UnsupportedOpError) as e:
         hlo2onnx.to_onnx(lambda x: (x * (1 + 2j)).real, [(4,)])
-    assert "stablehlo.constant" in str(e.value)
+    assert e.value.status == 3
+    assert re.search(r":\d+:\d+: error: cannot convert stablehlo\.constant: complex<f32> tensors",
+                     e.value.messages), e.value.messages
+
+
+@pytest.mark.parametrize("dtype,name", [(jnp.int4, "i4"), (jnp.uint4, "ui4"),
+                                        (jnp.int2, "i2"), (jnp.uint2, "ui2")])
+def test_sub_byte_constant_is_reported_with_its_type(dtype, name):
+    """A closed-over sub-byte constant: unsupported (3), not malformed input."""
+    table = jnp.asarray(np.arange(8) % 2, dtype=dtype)
+    with pytest.raises(hlo2onnx.UnsupportedOpError) as e:
+        hlo2onnx.to_onnx(lambda x: x + table.astype(jnp.float32), [(8,)])
+    assert re.search(rf":\d+:\d+: error: cannot convert stablehlo\.constant: {name} tensors",
+                     e.value.messages), e.value.messages
