@@ -112,6 +112,12 @@ def _conv():
                                                  dimension_numbers=("NCHW", "OIHW", "NCHW"))
 
 
+def _dynamic_conv():
+    lax = _lax()
+    return lambda x, w: lax.conv_general_dilated(x, w, (2, 2), "SAME",
+                                                 dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+
 def _reduce_window():
     lax = _lax()
     jnp = _jnp()
@@ -273,6 +279,10 @@ PROBES: dict[str, Probe] = {
                                    [(3, 4), (4, 5)], [F32, F32]),
     "stablehlo.convolution": Probe("lax.conv_general_dilated (NCHW)", _scoped(_conv),
                                    [(1, 2, 5, 5), (3, 2, 3, 3)], [F32, F32]),
+    # SAME padding over a symbolic size: the padding is computed from H and W
+    "stablehlo.dynamic_conv": Probe("lax.conv_general_dilated (SAME, stride 2, symbolic H, W)",
+                                    _scoped(_dynamic_conv), [(1, 2, "H", "W"), (3, 2, 3, 3)],
+                                    [F32, F32]),
     "stablehlo.fft": Probe("jnp.fft.rfft(x)", _scoped(lambda: (lambda x: _jnp().fft.rfft(x))),
                            [(3, 4)], [F32]),
     # reductions
