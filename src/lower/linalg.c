@@ -190,15 +190,18 @@ static bool moves_data(const int64_t *perm, int rank, const int64_t *dims) {
 }
 
 /* perm applied after the transpose `t` (a stablehlo.transpose of rank
- * `rank`) as one permutation of t's operand; false if t's is unreadable. */
+ * `rank`) as one permutation of t's operand; false if t's is not a
+ * permutation (t may not have been checked yet: it may follow the op). */
 static bool compose_with(Lower *L, const Op *t, const int64_t *perm, int rank, int64_t *out) {
   const Attr *a = ir_op_attr(t, "permutation");
   int64_t *tperm;
+  bool seen[MAX_RANK] = {false};
   if (!a || ir_attr_i64s(L->c, a, &tperm) != rank) return false;
   for (int i = 0; i < rank; i++) {
-    if (perm[i] < 0 || perm[i] >= rank) return false;
-    out[i] = tperm[perm[i]];
+    if (tperm[i] < 0 || tperm[i] >= rank || seen[tperm[i]]) return false;
+    seen[tperm[i]] = true;
   }
+  for (int i = 0; i < rank; i++) out[i] = tperm[perm[i]];
   return true;
 }
 
