@@ -380,16 +380,86 @@ static bool slice(Ctx *c, const ONode *n, Sym *out, int rank) {
   return true;
 }
 
-/* Expand to a constant shape: where it says 1, the input's dim. */
-static bool expand(Ctx *c, const ONode *n, Sym *out, int rank) {
-  const int64_t *shape;
+/* The elements of a small 1-D int tensor computed from shapes, as JAX's
+ * dynamic_broadcast_in_dim gets them: constants, Shape(x) slices, and Concat,
+ * Cast, Gather (constant indices) and Reshape/Squeeze/Unsqueeze of those.
+ * Returns the count, or -1. */
+static int shape_elements(Ctx *c, const OValue *v, Sym *out, int max, int depth) {
+  if (!v || depth > 16 || v->type.rank > 1) return -1;
+  const Data *d = og_const_data(v);
+  if (d) {
+    bool wide = v->type.et == ET_I64;
+    if (!wide && v->type.et != ET_I32) return -1;
+    int n = (int)(d->nbytes / (wide ? 8 : 4));
+    if (n > max) return -1;
+    const uint8_t *bytes = data_bytes(c, d);
+    for (int i = 0; i < n; i++) {
+      int64_t x;
+      int32_t x32;
+      if (wide) memcpy(&x, bytes + 8 * i, 8);
+      else memcpy(&x32, bytes + 4 * i, 4), x = x32;
+      out[i] = x >= 0 ? (Sym){x, NULL, 0, 0} : UNKNOWN;
+    }
+    return n;
+  }
+  const ONode *n = v->producer;
+  if (!n || n->dead || n->n_inputs < 1 || !n->inputs[0]) return -1;
   const OValue *x = n->inputs[0];
-  int m = n->n_inputs > 1 ? const_ints(c, n->inputs[1], &shape) : -1;
+  if (og_is(n, "Shape")) {
+    int r = x->type.rank;
+    if (r < 0) return -1;
+    int64_t start = int_attr(n, "start", 0), end = int_attr(n, "end", r);
+    if (start < 0) start += r;
+    if (end < 0) end += r;
+    start = start < 0 ? 0 : start > r ? r : start;
+    end = end < start ? start : end > r ? r : end;
+    if (end - start > max) return -1;
+    for (int64_t i = start; i < end; i++) out[i - start] = dim_of(x, (int)i);
+    return (int)(end - start);
+  }
+  if (og_is(n, "Concat")) {
+    int k = 0;
+    for (int j = 0; j < n->n_inputs; j++) {
+      int m = shape_elements(c, n->inputs[j], out + k, max - k, depth + 1);
+      if (m < 0) return -1;
+      k += m;
+    }
+    return k;
+  }
+  if (og_is(n, "Cast") || og_is(n, "Reshape") || og_is(n, "Squeeze") || og_is(n, "Unsqueeze") ||
+      og_is(n, "Identity")) {
+    if (og_is(n, "Cast") && v->type.et != ET_I64 && v->type.et != ET_I32) return -1;
+    return shape_elements(c, x, out, max, depth + 1); /* the same elements */
+  }
+  if (og_is(n, "Gather") && int_attr(n, "axis", 0) == 0 && n->n_inputs == 2) {
+    Sym all[MAX_RANK];
+    const int64_t *idx;
+    int m = shape_elements(c, x, all, MAX_RANK, depth + 1);
+    int k = const_ints(c, n->inputs[1], &idx);
+    if (m < 0 || k < 0 || k > max) return -1;
+    for (int i = 0; i < k; i++) {
+      int64_t j = idx[i] < 0 ? idx[i] + m : idx[i];
+      if (j < 0 || j >= m) return -1;
+      out[i] = all[j];
+    }
+    return k;
+  }
+  return -1;
+}
+
+/* Expand: the output's dim is the shape's where the input has 1 or no axis
+ * there (or the same dim), and the input's where the shape says 1. */
+static bool expand(Ctx *c, const ONode *n, Sym *out, int rank) {
+  Sym shape[MAX_RANK];
+  const OValue *x = n->inputs[0];
+  int m = n->n_inputs > 1 ? shape_elements(c, n->inputs[1], shape, MAX_RANK, 0) : -1;
   if (!x || x->type.rank < 0 || m < 0 || rank < m || rank < x->type.rank) return false;
   for (int i = 0; i < rank; i++) {
     int a = i - (rank - x->type.rank), s = i - (rank - m);
     Sym d = a >= 0 ? dim_of(x, a) : (Sym){1, NULL, 0, 0};
-    out[i] = s < 0 || shape[s] == 1 ? d : UNKNOWN;
+    if (s < 0 || (is_static(shape[s]) && shape[s].value == 1)) out[i] = d;
+    else if ((is_static(d) && d.value == 1) || same_sym(d, shape[s])) out[i] = shape[s];
+    else out[i] = UNKNOWN;
   }
   return true;
 }

@@ -322,7 +322,8 @@ static bool unit_transpose_to_reshape(Ctx *c, OGraph *g, ONode *t) {
       shape[i] = 1;
       continue;
     }
-    if (p < last || d == 0) return false; /* moves data; or an empty tensor, where 0 and -1 mislead */
+    /* moves data; or an empty tensor, where 0 and -1 would mislead */
+    if (p < last || d == 0) return false;
     last = p;
     if (d > 0) shape[i] = d;
     else if (p == i) shape[i] = 0;

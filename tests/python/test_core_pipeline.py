@@ -340,7 +340,9 @@ def test_shape_info_names_dynamic_dims():
         flat = x.reshape(-1, 32) @ w                 # [50*B, 16]
         back = jnp.tanh(flat).reshape(x.shape[0], 50, 16)
         pooled = back.mean(axis=1)                   # [B, 16]
-        return pooled.T, jnp.concatenate([y, y], axis=1).max(axis=-1)  # [16, B], [T]
+        # a broadcast to a shape computed from B: Expand(c, Concat(Shape(x)[0:1], ...))
+        tokens = jnp.broadcast_to(w[:1, None, :], (x.shape[0], 1, 16)) + pooled[:, None, :]
+        return pooled.T, jnp.concatenate([y, y], axis=1).max(axis=-1), tokens  # [16, B], [T]
 
     model = convert_and_check(f, [("B", 50, 32), ("T", 4)], shape_info=True)
     named = collections.Counter(d for vi in model.graph.value_info for d in dims_of(vi)
@@ -348,6 +350,7 @@ def test_shape_info_names_dynamic_dims():
     assert named["B"] > 0 and named["50*B"] > 0 and named["T"] > 0, named
     assert not [vi.name for vi in model.graph.value_info if None in dims_of(vi)]
     assert dims_of(model.graph.output[0]) == [16, "B"]
+    assert "Expand" in op_types(model)
     assert value_info_true(batch_sizes=(1, 3, 8))(model) == []
 
 
