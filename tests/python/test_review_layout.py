@@ -33,7 +33,7 @@ import hlo2onnx
 from hlo2onnx.components.examples import value_info_true
 from hlo2onnx.convert import _eval_dim
 from hlo2onnx.verify import random_array
-from util import check_model, op_counts
+from util import check_model, op_counts, run_cli
 
 _SYMBOL = re.compile(r"[A-Za-z_]\w*")
 _FUNCS = {"floordiv", "mod", "max", "min"}
@@ -440,3 +440,31 @@ def test_eval_dim_as_jax_prints():
     assert _eval_dim("2*B^2 + 1", {"B": 3}) == 19
     assert _eval_dim("floordiv(B + 1, 2)", {"B": 4}) == 2
     assert _eval_dim("mod(B, 3) + max(B, 2)", {"B": 4}) == 5
+
+
+_DOT_MLIR = """module @m {
+  func.func public @main(%arg1: tensor<2x3x?x4xf32>, %arg2: tensor<2x4x5xf32>) -> (tensor<2x3x?x5xf32>) {
+    %0 = stablehlo.dot_general %arg1, %arg2, batching_dims = [0] x [0], contracting_dims = [3] x [1] : (tensor<2x3x?x4xf32>, tensor<2x4x5xf32>) -> tensor<2x3x?x5xf32>
+    return %0 : tensor<2x3x?x5xf32>
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("name,merged", [
+    ("2*B", "6*B"),
+    ("2*(B + 1)", "6*(B + 1)"),
+    # "2*(...)" only when the parentheses enclose the rest: these were read
+    # as 2 * "A) + (B" and named "6*(A) + (B)" = 6A + B
+    ("2*(A) + (B)", "3*(2*(A) + (B))"),
+    ("2*(A + 1)*(B + 1)", "3*(2*(A + 1)*(B + 1))"),
+])
+def test_symbolic_dims_cli_names(tmp_path, name, merged):
+    """--dim names the batch dim of a dot_general whose free group [3, N]
+    is merged into one axis: the merged axis is 3 * N."""
+    src, out = tmp_path / "dot.mlir", tmp_path / "dot.onnx"
+    src.write_text(_DOT_MLIR)
+    r = run_cli(src, "-o", out, "--shape-info", "-q", "--dim", f"0:2={name}")
+    assert r.returncode == 0, r.stderr
+    m = onnx.load(str(out))
+    assert [2, merged, 4] in named_dims(m), named_dims(m)
