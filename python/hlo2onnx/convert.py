@@ -64,12 +64,14 @@ class InputSpec:
         return tuple(d if isinstance(d, int) else _eval_dim(d, sizes) for d in self.dims)
 
 
-_DIM_EXPR = re.compile(r"^[\w\s+\-*/%()]+$")
+# JAX prints sizes with floordiv(a, b), mod(a, b), max, min and B^2 (a power)
+_DIM_EXPR = re.compile(r"^[\w\s+\-*/%(),^]+$")
 _SYMBOL = re.compile(r"[A-Za-z_]\w*")
 
 
 def _eval_dim(expr: str, sizes: dict[str, int]) -> int:
-    """Evaluates a dimension expression such as "2*B" or "B + T"."""
+    """Evaluates a dimension expression such as "2*B", "B + T", "B^2" or
+    "floordiv(B + 1, 2)", as JAX prints them."""
     expr = expr.strip()
     if expr in sizes:
         return int(sizes[expr])
@@ -79,7 +81,7 @@ def _eval_dim(expr: str, sizes: dict[str, int]) -> int:
     if missing:
         raise ValueError(f"no size given for {', '.join(sorted(missing))} in {expr!r}")
     env = dict(sizes, floordiv=lambda a, b: a // b, mod=lambda a, b: a % b, max=max, min=min)
-    return int(eval(expr, {"__builtins__": {}}, env))  # noqa: S307 - checked above
+    return int(eval(expr.replace("^", "**"), {"__builtins__": {}}, env))  # noqa: S307 - checked above
 
 
 def symbols_of(specs: Sequence[InputSpec]) -> list[str]:

@@ -57,7 +57,10 @@ static int64_t dim_product(const int64_t *dims, int from, int to) {
  * `dims`: the static size, or -1 for the one dynamic group Reshape can
  * infer, or the sizes read from src's Shape.  `collapse` multiplies each
  * group into one axis (ReduceProd of its Shape); otherwise the group's
- * axes are kept as they are. */
+ * axes are kept as they are.  No dim may be a static 0 (it would read as
+ * "copy"): lower_dot_general handles empty operands before.  (A dynamic dim
+ * that is 0 at run time is not supported: a computed 0 also reads as "copy",
+ * and Reshape cannot infer a -1 next to a copied 0.) */
 typedef struct Group {
   OValue *src;
   const int64_t *dims;
@@ -175,6 +178,51 @@ static OValue *batched_product(Lower *L, ElemType ce, OValue *x, const Type *tx,
   int64_t od[MAX_RANK];
   int rank;
   return lw_op2(L, "Reshape", z, reshape_target(L, nb, g, 2, false, od, &rank));
+}
+
+/* Whether a static dim of t is 0. */
+static bool has_zero_dim(const Type *t) {
+  for (int i = 0; i < t->rank; i++)
+    if (t->dims[i] == 0) return true;
+  return false;
+}
+
+/* The shape of dot_general's result [batch, lhs free, rhs free] as a tensor:
+ * the static dims, and the dynamic ones read from the operand axes they come
+ * from (lperm / rperm as in lower_dot_general). */
+static OValue *result_shape(Lower *L, const Op *op, int nb, int nc, int nlf,
+                            const int64_t *lperm, const int64_t *rperm) {
+  const Type *to = &op->results[0]->type;
+  if (type_is_static(to)) return lw_const_i64s(L, to->rank, to->dims);
+  OValue *parts[MAX_RANK];
+  for (int i = 0; i < to->rank; i++) {
+    if (to->dims[i] != DIM_DYN) {
+      parts[i] = lw_const_i64s(L, 1, &to->dims[i]);
+      continue;
+    }
+    int side; /* 0 = lhs, 1 = rhs */
+    int64_t axis;
+    if (i < nb) {
+      side = op->operands[0]->type.dims[lperm[i]] == DIM_DYN ? 0 : 1;
+      axis = side == 0 ? lperm[i] : rperm[i];
+    } else if (i < nb + nlf) {
+      side = 0;
+      axis = lperm[i];
+    } else {
+      side = 1;
+      axis = rperm[nc + i - nlf]; /* rhs free j = result axis nb + nlf + j */
+    }
+    OValue *src = lw_get(L, op->operands[side]);
+    ONode *sh = lw_node(L, "Shape", 1, &src, 1);
+    og_attr_int(L->c, sh, "start", axis);
+    og_attr_int(L->c, sh, "end", axis + 1);
+    int64_t one = 1;
+    parts[i] = lw_typed(L, sh->outputs[0], ET_I64, 1, &one);
+  }
+  ONode *cat = lw_node(L, "Concat", to->rank, parts, 1);
+  og_attr_int(L->c, cat, "axis", 0);
+  int64_t rank = to->rank;
+  return lw_typed(L, cat->outputs[0], ET_I64, 1, &rank);
 }
 
 /* Whether the Transpose by perm of a tensor of these dims moves data: not
@@ -333,10 +381,11 @@ int lower_dot_general(Lower *L, const Op *op) {
   int64_t ld[MAX_RANK], rd[MAX_RANK];
   OValue *z;
 
-  if (type_is_static(to) && (type_numel(tl) == 0 || type_numel(tr) == 0)) {
-    /* An empty operand: sums over nothing are 0, or the result is empty. */
+  if (has_zero_dim(tl) || has_zero_dim(tr)) {
+    /* An empty operand: sums over nothing are 0, or the result is empty.
+     * (The Reshapes below would read a static 0 as "copy".) */
     z = lw_op2(L, "Expand", lw_const_scalar(L, ce, 0),
-               lw_const_i64s(L, to->rank, to->dims));
+               result_shape(L, op, nb, nc, nlf, lperm, rperm));
   } else if (nc == 0) {
     /* Outer product: lhs [B, Lf, 1..] * rhs [B, 1.., Rf]. */
     int64_t axes[MAX_RANK];

@@ -44,6 +44,18 @@ static bool simple_name(const char *s, size_t n) {
   return n > 0;
 }
 
+/* Whether s[0..n) is "(...)" with the first '(' closed by the last ')':
+ * not "(A) + (B)". */
+static bool enclosed(const char *s, size_t n) {
+  if (n < 2 || s[0] != '(' || s[n - 1] != ')') return false;
+  int depth = 0;
+  for (size_t i = 0; i < n; i++) {
+    depth += s[i] == '(' ? 1 : s[i] == ')' ? -1 : 0;
+    if (depth == 0 && i < n - 1) return false;
+  }
+  return depth == 0;
+}
+
 /* "B" -> 1 * B; "50*B" -> 50 * B; "2*(T+1)" -> 2 * T+1; anything else whole. */
 static Sym parse_param(const char *p) {
   Sym s = {-1, p, strlen(p), 1};
@@ -52,7 +64,7 @@ static Sym parse_param(const char *p) {
   if (digits == 0 || digits > 15 || p[digits] != '*') return s;
   const char *rest = p + digits + 1;
   size_t n = strlen(rest);
-  if (n >= 2 && rest[0] == '(' && rest[n - 1] == ')') {
+  if (enclosed(rest, n)) {
     rest++;
     n -= 2;
   } else if (!simple_name(rest, n)) {

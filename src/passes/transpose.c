@@ -306,14 +306,15 @@ int pass_push_transposes(Ctx *c, OModel *m) {
 
 /* Rewrites Transpose t in place into Reshape(x, shape) when its perm keeps
  * the order of x's axes of size other than 1 and the target can be written
- * with one -1 at most (a dynamic dim that stays in place is a 0, "copy"). */
+ * with one -1 at most (a dynamic dim that stays in place is a 0, "copy"), and
+ * not both: [B, 1, T] -> [1, B, T] as [1, -1, 0] fails when T is 0. */
 static bool unit_transpose_to_reshape(Ctx *c, OGraph *g, ONode *t) {
   const OAttr *perm = perm_of(t);
   OValue *x = t->inputs[0];
   int rank = x->type.rank;
   if (!perm || rank < 0 || perm->n != rank || rank > MAX_RANK) return false;
   int64_t shape[MAX_RANK], last = -1;
-  int n_inferred = 0;
+  int n_inferred = 0, n_copied = 0;
   for (int i = 0; i < rank; i++) {
     int64_t p = perm->ints[i];
     if (p < 0 || p >= rank) return false;
@@ -326,10 +327,11 @@ static bool unit_transpose_to_reshape(Ctx *c, OGraph *g, ONode *t) {
     if (p < last || d == 0) return false;
     last = p;
     if (d > 0) shape[i] = d;
-    else if (p == i) shape[i] = 0;
+    else if (p == i) shape[i] = 0, n_copied++;
     else shape[i] = -1, n_inferred++;
   }
-  if (n_inferred > 1) return false;
+  /* Reshape cannot infer the -1 when a copied dim is 0 at run time (0 / 0) */
+  if (n_inferred > 1 || (n_inferred == 1 && n_copied > 0)) return false;
   int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)rank);
   memcpy(vals, shape, sizeof(int64_t) * (size_t)rank);
   int64_t len = rank;

@@ -209,7 +209,9 @@ def value_info_true(batch_sizes: Sequence[int] = (1, 3, 8), seed: int = 0) -> ch
         g = model.graph
         init = {t.name for t in g.initializer}
         inputs = [i for i in g.input if i.name not in init]
-        symbols = sorted({d for i in inputs for d in (_dims(i) or []) if isinstance(d, str)})
+        # the symbols inside the input dims: "2*T" and "B + 1" are sizes of T and B
+        symbols = sorted({s for i in inputs for d in (_dims(i) or []) if isinstance(d, str)
+                          for s in _symbols(d)})
         declared = {vi.name: vi for vi in [*g.value_info, *g.output]}
 
         probe = onnx.ModelProto()
