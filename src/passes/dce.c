@@ -1,7 +1,8 @@
 /* dce.c - dead code elimination: nodes none of whose outputs reach a graph
  * output, and initializers nothing uses (e.g. the RNG keys of a Dropout that
  * is deterministic at inference).  Graph inputs stay: they are the model's
- * signature, used or not. */
+ * signature, used or not; but the inputs of local functions that nothing
+ * reads go, with the arguments of their calls. */
 #include "h2o.h"
 
 enum { NEEDED = 1 };
@@ -59,3 +60,63 @@ static int dce_graph(Ctx *c, OGraph *g) {
 }
 
 int pass_dce(Ctx *c, OModel *m) { return dce_graph(c, m->graph); }
+
+/* ---- arguments no function reads ----------------------------------------
+ * Once its own dead code is gone, a local function may not read all of its
+ * inputs: the dimension variable JAX passes along with a symbolic shape,
+ * an argument only a folded expression read.  Such an input is dropped
+ * from the function and from every call of it, and what computed it in the
+ * callers goes with their dead code.  That may leave an input of a calling
+ * function unread in turn, so this repeats until nothing changes (each
+ * round drops at least one input). */
+
+static void drop_call_inputs(OGraph *g, const OFunction *f, const bool *drop) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    if (n->fn == f) {
+      int k = 0;
+      for (int j = 0; j < n->n_inputs; j++)
+        if (!drop[j]) n->inputs[k++] = n->inputs[j];
+      n->n_inputs = k;
+    }
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) drop_call_inputs(n->attrs[j].graph, f, drop);
+  }
+}
+
+static bool drop_unread_inputs(Ctx *c, OModel *m, OFunction *f) {
+  PtrVec *in = &f->graph->inputs;
+  bool *drop = arena_alloc(c->arena, sizeof(bool) * (size_t)(in->len + 1));
+  bool any = false;
+  for (int j = 0; j < in->len; j++) {
+    OValue *v = in->items[j];
+    drop[j] = v->n_uses == 0 && !v->is_output;
+    any |= drop[j];
+  }
+  if (!any) return false;
+  drop_call_inputs(m->graph, f, drop);
+  for (int i = 0; i < m->functions.len; i++)
+    drop_call_inputs(((OFunction *)m->functions.items[i])->graph, f, drop);
+  int k = 0;
+  for (int j = 0; j < in->len; j++) {
+    OValue *v = in->items[j];
+    if (drop[j]) v->is_input = false;
+    else in->items[k++] = v;
+  }
+  in->len = k;
+  return true;
+}
+
+int pass_dce_function_args(Ctx *c, OModel *m) {
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int i = 0; i < m->functions.len; i++)
+      changed |= drop_unread_inputs(c, m, m->functions.items[i]);
+    if (!changed) break;
+    if (dce_graph(c, m->graph) != 0) return -1;
+    for (int i = 0; i < m->functions.len; i++)
+      if (dce_graph(c, ((OFunction *)m->functions.items[i])->graph) != 0) return -1;
+  }
+  return 0;
+}

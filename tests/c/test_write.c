@@ -997,7 +997,7 @@ static void test_failures(const OModel *m) {
   int64_t d3[] = {3};
   OValue *t = init(g, "short", ET_F32, 1, d3, raw("abcd", 4));
   add_output(g, t);
-  OModel bad = {g, 20, NULL, NULL, NULL};
+  OModel bad = {.graph = g, .opset = 20};
   void *mem = NULL;
   size_t mem_len = 0;
   EXPECT(ow_write_memory(ctx(), &bad, &mem, &mem_len) == -1 && !mem);
@@ -1010,7 +1010,7 @@ static void test_failures(const OModel *m) {
   int64_t dh[] = {(int64_t)3 << 30};
   OValue *h = init(g2, "huge", ET_U8, 1, dh, raw("x", (size_t)3 << 30));
   add_output(g2, h);
-  OModel huge = {g2, 20, NULL, NULL, NULL};
+  OModel huge = {.graph = g2, .opset = 20};
   EXPECT(ow_write_memory(ctx(), &huge, &mem, &mem_len) == -1 && !mem);
   EXPECT(C.status == H2O_EUNSUPPORTED);
   /* ... and to a device, where external data cannot go. */
@@ -1040,7 +1040,7 @@ static bool write_big(FILE *mf) {
   add_output(g, init(g, "k1", ET_F32, 1, d256, raw(small, 1024))); /* 1 KiB: out */
   add_output(g, init(g, "z2", ET_U8, 1, dn, raw(zeros, n)));
   add_output(g, init(g, "b1", ET_U8, 1, d255, raw(small, 255)));   /* stays */
-  OModel m = {g, 20, NULL, NULL, NULL};
+  OModel m = {.graph = g, .opset = 20};
   EXPECT(ow_write_file(ctx(), &m, path_in("big.onnx")) == 0);
   if (C.status) fprintf(stderr, "%s", C.diag);
   struct stat st;
