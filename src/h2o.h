@@ -480,7 +480,8 @@ int og_unique_names(Ctx *c, OGraph *root);
 
 /* ===================================================================
  * lower/ - HLO IR to ONNX graph.  lower.c walks the entry function, inlines
- * calls and dispatches each op through op_table; the families live in
+ * calls (or calls local functions: function.c) and dispatches each op
+ * through op_table; the families live in
  * lower/<family>.c.  A converter reads the op, emits nodes with the lw_
  * builders below, and binds each HLO result to an ONNX value.  It returns 0,
  * or -1 after reporting an error with lw_unsupported / diag_error_op.
