@@ -588,7 +588,7 @@ OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params,
  * =================================================================== */
 int og_verify(Ctx *c, const OGraph *g);
 int pass_dce(Ctx *c, OModel *m);   /* passes/dce.c: unused nodes and initializers */
-int pass_dce_function_args(Ctx *c, OModel *m); /* inputs no local function reads */
+int pass_dce_function_args(Ctx *c, OModel *m); /* local functions' unused inputs, results */
 int pass_fold(Ctx *c, OModel *m);  /* passes/fold.c: constant folding */
 int pass_fold_late(Ctx *c, OModel *m); /* the same, after simplify: small broadcasts too */
 int pass_simplify(Ctx *c, OModel *m); /* passes/simplify.c: no-op and redundant nodes */

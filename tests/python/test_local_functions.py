@@ -187,6 +187,66 @@ def test_several_results():
     assert calls(model.graph) == ["stats", "stats"]
 
 
+@jax.jit
+def three(x, y):
+    return jnp.sin(x), jnp.cos(x) * y, x + 1.0
+
+
+def test_unused_results_and_arguments_are_dropped():
+    # no call uses the second result, the only one that reads y
+    def f(x, y):
+        a1, _, c1 = three(x, y)
+        a2, _, c2 = three(y, x)
+        return a1 + c2, c1 * a2
+
+    inputs = [("B", 3), ("B", 3)]
+    assert hlo2onnx.lower_to_text(f, inputs).text.count("-> (tensor<?x3xf32>, tensor<?x3xf32>, "
+                                                        "tensor<?x3xf32>)") >= 2
+    model = convert_and_check(f, inputs, local_functions=True)
+    fn = function(model, "three")
+    assert len(fn.input) == 1 and len(fn.output) == 2
+    assert "Cos" not in [n.op_type for n in fn.node]
+    assert all(len(n.input) == 1 and len(n.output) == 2 for n in model.graph.node
+               if n.domain == DOMAIN)
+
+
+def test_nnx_jit_blocks():
+    from flax import nnx
+
+    class Block(nnx.Module):
+        def __init__(self, d, rngs):
+            self.lin = nnx.Linear(d, d, rngs=rngs)
+            self.ln = nnx.LayerNorm(d, rngs=rngs)
+
+        def __call__(self, x):
+            return x + nnx.gelu(self.lin(self.ln(x)))
+
+    @nnx.jit
+    def apply_block(block, x):
+        return block(x)
+
+    class Net(nnx.Module):
+        def __init__(self, d, n, rngs):
+            self.blocks = nnx.List([Block(d, rngs) for _ in range(n)])
+
+        def __call__(self, x):
+            for b in self.blocks:
+                x = apply_block(b, x)
+            return x
+
+    net = Net(8, 3, nnx.Rngs(0))
+    model = convert_and_check(net, [("B", 8)], local_functions=True)
+    assert functions(model) == ["apply_block"]
+    assert calls(model.graph) == ["apply_block"] * 3
+    # nnx.jit also returns the block's state, which no call uses
+    assert len(function(model, "apply_block").output) == 1
+    # the weights stay initializers of the main graph, passed to each call
+    assert {i.name for i in model.graph.initializer} >= {
+        f"blocks.{k}.lin.kernel" for k in range(3)}
+    plain = convert_and_check(net, [("B", 8)])
+    assert not plain.functions and "LayerNormalization" in [n.op_type for n in plain.graph.node]
+
+
 def test_calls_inside_loop_and_cond():
     def f(x, w, p):
         y = layer(x, w)
