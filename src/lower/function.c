@@ -172,11 +172,13 @@ static void rewind_diag(Lower *L, const DiagMark *mark) {
   L->unsupported = mark->unsupported;
 }
 
-/* Lowers f's body into a new function graph; 0, or -1 with every trace of
- * the attempt withdrawn (the calls are then inlined, reporting anew). */
+/* Lowers f's body into a new function graph: 0; 1 with every trace of the
+ * attempt withdrawn (the calls are then inlined, reporting anew); -1 when
+ * the attempt ran past H2O_MAX_LOWERED_OPS, which stays reported (the ops
+ * it lowered count: inlining after failed attempts cannot go on forever). */
 static int lower_function(Lower *L, const Func *f, LocalFn *lf) {
   Ctx *c = L->c;
-  if (L->call_depth == (int)(sizeof L->call_stack / sizeof L->call_stack[0])) return -1;
+  if (L->call_depth == (int)(sizeof L->call_stack / sizeof L->call_stack[0])) return 1;
   DiagMark mark = {c->diag_len, c->n_errors, c->status, L->unsupported};
   OGraph *g = og_new(c, function_name(L, f->name), NULL);
   for (int i = 0; i < f->n_args; i++) {
@@ -225,9 +227,13 @@ static int lower_function(Lower *L, const Func *f, LocalFn *lf) {
   L->n_ret = saved_n;
   L->op = saved_op;
   if (rc != 0) {
-    rewind_diag(L, &mark);
     lf->state = LF_INLINE;
-    return -1;
+    if (L->n_lowered > H2O_MAX_LOWERED_OPS) {
+      L->unsupported = mark.unsupported;
+      return -1;
+    }
+    rewind_diag(L, &mark);
+    return 1;
   }
   L->unsupported = mark.unsupported;
   lf->fn = arena_alloc(c->arena, sizeof *lf->fn);
@@ -246,7 +252,10 @@ int lw_local_call(Lower *L, const Op *op, const Func *f, OValue *const *args,
   LocalFn *lf = &L->local[k];
   /* LF_LOWERING: a recursive call, which the inlining reports */
   if (lf->state == LF_INLINE || lf->state == LF_LOWERING || !matches_signature(op, f)) return 1;
-  if (lf->state == LF_UNTRIED && lower_function(L, f, lf) != 0) return 1;
+  if (lf->state == LF_UNTRIED) {
+    int rc = lower_function(L, f, lf);
+    if (rc != 0) return rc;
+  }
   ONode *n = lw_node(L, lf->fn->name, f->n_args, args, f->n_results);
   n->domain = OG_FN_DOMAIN;
   n->fn = lf->fn;
