@@ -26,6 +26,10 @@ static const char usage[] =
     "  --shape-info               write value_info (shapes) for intermediate tensors\n"
     "  --no-optimize              skip the fusion passes (Gemm, LayerNormalization,\n"
     "                             Gelu, Softmax, ...); the graph stays op-for-op\n"
+    "  --local-functions[=N]      a function called from N or more places (default\n"
+    "                             2) becomes an ONNX local function, lowered once,\n"
+    "                             that each call site invokes; 0 inlines every call\n"
+    "                             (the default without the option)\n"
     "  --external-threshold BYTES tensors of at least BYTES go to the external data\n"
     "                             file (default 1048576; 0 = only when the model\n"
     "                             would pass the 2 GB protobuf limit)\n"
@@ -158,6 +162,16 @@ int main(int argc, char **argv) {
       opts.shape_info = 1;
     } else if (!strcmp(a, "--no-optimize")) {
       opts.optimize = 0;
+    } else if (!strcmp(a, "--local-functions")) {
+      opts.local_functions = 2;
+    } else if (!strncmp(a, "--local-functions=", 18)) {
+      char *end;
+      long v = strtol(a + 18, &end, 10);
+      if (!a[18] || *end || v < 0 || v > 1000000) {
+        rc = usage_error("bad --local-functions value '%s': expected a call count >= 0", a + 18);
+        goto out;
+      }
+      opts.local_functions = (int)v;
     } else if (!strcmp(a, "--external-threshold")) {
       NEED_VALUE();
       char *end;

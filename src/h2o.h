@@ -415,6 +415,10 @@ struct ONode {
    * an Expand in front of such a node (ONNX broadcasting restores it) as long
    * as one full-shape input remains; the pass clears it when it does. */
   bool same_shape_inputs;
+  /* A call of a model-local function (lower/function.c): op_type is the
+   * function's name, domain OG_FN_DOMAIN.  Passes treat it as an opaque op:
+   * og_is matches only nodes of the ai.onnx domain. */
+  const struct OFunction *fn;
 };
 
 struct OGraph {
@@ -428,11 +432,22 @@ struct OGraph {
   int next_id;         /* for fresh names */
 };
 
+/* A model-local function (ONNX FunctionProto): a func.func lowered once into
+ * a graph of its own (no parent: it sees nothing of its callers), whose
+ * inputs and outputs are the function's; its initializers are written as
+ * Constant nodes, which is all a FunctionProto can hold. */
+typedef struct OFunction {
+  const char *name;   /* a valid identifier, unique in the model */
+  OGraph *graph;
+} OFunction;
+#define OG_FN_DOMAIN "hlo2onnx.fn" /* the operator domain of the call nodes */
+
 typedef struct OModel {
   OGraph *graph;
   int opset;
   const char *producer_name, *producer_version;
   const char *doc;
+  PtrVec functions;   /* OFunction*, in the order they were lowered */
 } OModel;
 
 OGraph *og_new(Ctx *c, const char *name, OGraph *parent);
@@ -469,7 +484,8 @@ int og_unique_names(Ctx *c, OGraph *root);
 
 /* ===================================================================
  * lower/ - HLO IR to ONNX graph.  lower.c walks the entry function, inlines
- * calls and dispatches each op through op_table; the families live in
+ * calls (or calls local functions: function.c) and dispatches each op
+ * through op_table; the families live in
  * lower/<family>.c.  A converter reads the op, emits nodes with the lw_
  * builders below, and binds each HLO result to an ONNX value.  It returns 0,
  * or -1 after reporting an error with lw_unsupported / diag_error_op.
@@ -487,6 +503,8 @@ struct Lower {
   struct Unsupported *unsupported; /* ops without converter: name, count, first */
   long n_lowered;     /* ops lowered so far, those of inlined calls included */
   struct TupleBinding *tuples; /* lower/tuple.c: the elements of tuple values */
+  struct LocalFn *local;       /* lower/function.c: per function of the module */
+  PtrVec functions;            /* OFunction*, the local functions lowered so far */
 };
 
 /* The most ops a module may lower to, counting each inlined call anew: a
@@ -544,6 +562,15 @@ int lw_block(Lower *L, const Block *b);
 /* Inlines `f` with its arguments bound to `args`; its returned values are
  * stored in results[0..f->n_results). */
 int lw_inline_call(Lower *L, const Func *f, OValue *const *args, OValue **results);
+/* lower/function.c: h2o_options.local_functions.  lw_plan_functions counts
+ * the call sites of each function reachable from the entry (before any
+ * lowering); lw_local_call then emits a call of the function's ONNX
+ * function, lowering its body first when this is the first call.  It
+ * returns 1 when the call is to be inlined instead (too few call sites,
+ * types not the signature's, or a body that cannot be lowered on its own). */
+void lw_plan_functions(Lower *L, const Func *entry);
+int lw_local_call(Lower *L, const Op *op, const Func *f, OValue *const *args,
+                  OValue **results);
 /* A converter for ops that cannot be converted: reports the op. */
 int lower_unsupported_op(Lower *L, const Op *op);
 
@@ -571,6 +598,7 @@ OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params,
  * =================================================================== */
 int og_verify(Ctx *c, const OGraph *g);
 int pass_dce(Ctx *c, OModel *m);   /* passes/dce.c: unused nodes and initializers */
+int pass_dce_function_args(Ctx *c, OModel *m); /* local functions' unused inputs, results */
 int pass_symbolic_dims(Ctx *c, OModel *m); /* passes/symbolic_dims.c: names dynamic dims ("50*B") */
 int pass_fold(Ctx *c, OModel *m);  /* passes/fold.c: constant folding */
 int pass_fold_late(Ctx *c, OModel *m); /* the same, after simplify: small broadcasts too */

@@ -71,6 +71,10 @@ typedef struct h2o_options {
   int progress;                 /* print progress on stderr while writing tensors */
   const char *dump_after;       /* debug: print the graph after this stage
                                    ("parse", "lower", or a pass name) to stderr */
+  int local_functions;          /* 0 = inline every call (default); N >= 1 = a
+                                   function with at least N call sites becomes
+                                   an ONNX model-local function (FunctionProto)
+                                   that each call site invokes */
 } h2o_options;
 
 #define H2O_DEFAULT_OPSET 20

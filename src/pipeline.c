@@ -2,6 +2,9 @@
  *
  *   parse -> lower -> passes (h2o_passes, verifier after each) -> write
  *
+ * The graphs of local functions (OModel.functions) go through the same
+ * passes and checks as the main graph, each on its own.
+ *
  * h2o_convert owns the arena and the diagnostics of one conversion and turns
  * running out of memory (a longjmp from the arena) into H2O_ENOMEM, so no
  * path of a conversion can abort the host process.
@@ -40,6 +43,7 @@ const Pass h2o_passes[] = {
     {"avgpool", pass_fuse_avgpool, true},
     {"gemm", pass_fuse_gemm, true},
     {"dce", pass_dce, false},
+    {"function_args", pass_dce_function_args, false}, /* after dce saw each function */
     {"symbolic_dims", pass_symbolic_dims, false}, /* for value_info and outputs */
     {NULL, NULL, false},
 };
@@ -71,6 +75,37 @@ static int check_opset(Ctx *c) {
   return 0;
 }
 
+static OFunction *function_at(const OModel *m, int i) { return m->functions.items[i]; }
+
+/* The main graph, then each function's graph: "function NAME" + its graph. */
+static void dump_model(const OModel *m) {
+  og_dump(stderr, m->graph);
+  for (int i = 0; i < m->functions.len; i++) {
+    fprintf(stderr, "function %s.%s:\n", OG_FN_DOMAIN, function_at(m, i)->name);
+    og_dump(stderr, function_at(m, i)->graph);
+  }
+}
+
+static int verify_model(Ctx *c, const OModel *m) {
+  if (og_verify(c, m->graph) != 0) return -1;
+  for (int i = 0; i < m->functions.len; i++)
+    if (og_verify(c, function_at(m, i)->graph) != 0) return -1;
+  return 0;
+}
+
+/* A pass sees one graph at a time: a function's graph as the graph of a
+ * model of its own (no functions, same opset). */
+static int run_pass(Ctx *c, const Pass *p, OModel *m) {
+  if (p->run(c, m) != 0) return -1;
+  for (int i = 0; i < m->functions.len; i++) {
+    OModel fm = *m;
+    fm.graph = function_at(m, i)->graph;
+    fm.functions = (PtrVec){0};
+    if (p->run(c, &fm) != 0) return -1;
+  }
+  return 0;
+}
+
 static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char *out_path,
                       h2o_result *res) {
   const h2o_options *o = c->opts;
@@ -80,18 +115,20 @@ static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char 
   if (wants_dump(o, "parse")) ir_dump_module(stderr, m);
   OModel *model = lower_module(c, m, params, n_params);
   if (!model) return -1;
-  if (wants_dump(o, "lower")) og_dump(stderr, model->graph);
-  if (og_verify(c, model->graph) != 0) return -1;
+  if (wants_dump(o, "lower")) dump_model(model);
+  if (verify_model(c, model) != 0) return -1;
   for (const Pass *p = h2o_passes; p->name; p++) {
     if (p->optimization && !o->optimize) continue;
-    if (p->run(c, model) != 0) return -1;
-    if (og_verify(c, model->graph) != 0) {
+    if (run_pass(c, p, model) != 0) return -1;
+    if (verify_model(c, model) != 0) {
       diag_note(c, "  (the graph was broken by the pass '%s')", p->name);
       return -1;
     }
-    if (wants_dump(o, p->name)) og_dump(stderr, model->graph);
+    if (wants_dump(o, p->name)) dump_model(model);
   }
   if (og_unique_names(c, model->graph) != 0) return -1;
+  for (int i = 0; i < model->functions.len; i++)
+    if (og_unique_names(c, function_at(model, i)->graph) != 0) return -1;
   if (out_path) return ow_write_file(c, model, out_path);
   return ow_write_memory(c, model, &res->bytes, &res->nbytes);
 }

@@ -219,6 +219,8 @@ static int parse_options(Scratch *s, PyObject *dict, h2o_options *o) {
       rc = opt_bool(v, key, &o->shape_info);
     } else if (!strcmp(key, "optimize")) {
       rc = opt_bool(v, key, &o->optimize);
+    } else if (!strcmp(key, "local_functions")) {
+      rc = opt_int(v, "option local_functions", 0, 1000000, &o->local_functions);
     } else if (!strcmp(key, "progress")) {
       rc = opt_bool(v, key, &o->progress);
     } else if (!strcmp(key, "external_threshold")) {

@@ -581,7 +581,7 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
                   graph_name: str | None = None, progress: bool | None = None,
                   dump_after: str | None = None, save_mlir: str | os.PathLike | None = None,
                   source_name: str | None = None, inputs_as_nchw=None,
-                  outputs_as_nchw=None) -> Lowered:
+                  outputs_as_nchw=None, local_functions: bool | int = False) -> Lowered:
     """Lowers like :func:`to_onnx` and returns what would be handed to the
     C core, without converting.  Useful to look at the MLIR text."""
     import jax
@@ -660,9 +660,22 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
         # is one, and shows nothing for models under 64 MB of tensors).
         "progress": _stderr_is_tty() if progress is None else bool(progress),
         "dump_after": dump_after,
+        "local_functions": _local_functions(local_functions),
     }
     return Lowered(text, params_arg, options, specs, in_names, out_names, n_dim, bound,
                    lowered.out_info)
+
+
+def _local_functions(value) -> int:
+    """The core's call-site threshold: False/None = 0 (inline every call),
+    True = 2 (functions called from two places or more), an int as given."""
+    if value is None or value is False:
+        return 0
+    if value is True:
+        return 2
+    if isinstance(value, (int, np.integer)) and value >= 0:
+        return int(value)
+    raise ValueError(f"local_functions must be a bool or an int >= 0, not {value!r}")
 
 
 def _stderr_is_tty() -> bool:
@@ -723,7 +736,12 @@ def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
             ``progress`` (tensor bytes written / total on stderr; default:
             when stderr is a terminal and the tensors pass 64 MB; False
             silences it), ``dump_after``, ``save_mlir`` (write the MLIR text
-            there; messages then point into it), ``source_name``.
+            there; messages then point into it), ``source_name``,
+            ``local_functions`` (True: a function JAX calls from two places
+            or more - an inner ``jax.jit`` applied per layer - becomes an
+            ONNX local function that each call invokes, instead of being
+            inlined at every call; an int N: from N places or more; default
+            False).
 
     Returns:
         The ``onnx.ModelProto``; when written to ``path``, loaded without its

@@ -1,5 +1,5 @@
 /* control.c - functions, returns, and what JAX wraps around the ops:
- * calls (inlined), sharding annotations (no meaning on one device), shape
+ * calls (inlined, or calls of local functions: function.c), sharding annotations (no meaning on one device), shape
  * assertions (checked by JAX at export time), composites and custom calls. */
 #include "h2o.h"
 
@@ -19,7 +19,9 @@ static int bind_results(Lower *L, const Op *op, OValue **vals) {
   return 0;
 }
 
-static int call_function(Lower *L, const Op *op, const char *callee) {
+/* may_share: the call may become a call of a local function (func.call;
+ * a composite's decomposition is always inlined). */
+static int call_function(Lower *L, const Op *op, const char *callee, bool may_share) {
   const Func *f = ir_find_func(L->module, callee);
   if (!f)
     return diag_error_op(L->c, H2O_EINPUT, op, "call to undefined function @%s", callee);
@@ -29,14 +31,17 @@ static int call_function(Lower *L, const Op *op, const char *callee) {
                          "passes %d and expects %d",
                          callee, f->n_args, f->n_results, op->n_operands, op->n_results);
   OValue **results = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(f->n_results + 1));
-  if (lw_inline_call(L, f, operand_values(L, op), results) != 0) return -1;
+  OValue **args = operand_values(L, op);
+  int rc = may_share ? lw_local_call(L, op, f, args, results) : 1;
+  if (rc < 0) return -1;
+  if (rc > 0 && lw_inline_call(L, f, args, results) != 0) return -1;
   return bind_results(L, op, results);
 }
 
 int lower_call(Lower *L, const Op *op) {
   const Attr *callee = ir_op_attr(op, "callee");
   if (!callee || !callee->s) return lw_unsupported(L, "call without a callee");
-  return call_function(L, op, callee->s);
+  return call_function(L, op, callee->s, true);
 }
 
 int lower_return(Lower *L, const Op *op) {
@@ -98,7 +103,7 @@ int lower_composite(Lower *L, const Op *op) {
   const char *decomposition = string_of(ir_op_attr(op, "decomposition"));
   if (!decomposition)
     return lw_unsupported(L, "composite '%s' has no decomposition", name ? name : "?");
-  return call_function(L, op, decomposition);
+  return call_function(L, op, decomposition, false);
 }
 
 /* ---- control flow: regions become ONNX subgraphs ------------------------ */

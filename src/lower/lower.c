@@ -4,7 +4,8 @@
  * caller bound a weight buffer to them (model parameters), or - for the
  * dimension variables of shape-polymorphic lowering (`jax.global_constant`) -
  * values computed from the input shapes.  Ops are lowered in order through
- * op_table; calls are inlined.  A failing op is reported and its results are
+ * op_table; calls are inlined, or become calls of local functions
+ * (function.c).  A failing op is reported and its results are
  * "poisoned", so the ops after it are skipped quietly and one run reports
  * every op that cannot be converted, with counts, not only the first.
  */
@@ -211,7 +212,7 @@ static void mark_same_shape(const Op *op) {
   }
   const OValue *out = op->results[0]->lowered;
   ONode *n = out ? out->producer : NULL;
-  if (!n || n->n_inputs != op->n_operands) return;
+  if (!n || n->fn || n->n_inputs != op->n_operands) return;
   for (int i = 0; i < n->n_inputs; i++)
     if (n->inputs[i] != op->operands[i]->lowered) return;
   n->same_shape_inputs = true;
@@ -715,6 +716,7 @@ OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params, int n_par
     return NULL;
   }
   if (bind_entry_args(&L, entry, params, n_params) != 0) return NULL;
+  lw_plan_functions(&L, entry);
 
   OValue **results = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(entry->n_results + 1));
   L.ret = results;
@@ -733,5 +735,6 @@ OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params, int n_par
   model->opset = L.opset;
   model->producer_name = "hlo2onnx";
   model->producer_version = H2O_VERSION;
+  model->functions = L.functions;
   return model;
 }

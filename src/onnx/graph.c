@@ -86,8 +86,12 @@ const char *og_node_name(Ctx *c, OGraph *g, const char *op_type) {
   return arena_printf(c->arena, "%s_%d", op_type, og_root(g)->next_id++);
 }
 
+/* Only ai.onnx ops match: a node of another domain, such as the call of a
+ * model-local function, may be named like one ("Relu") but is opaque to
+ * every pass. */
 bool og_is(const ONode *n, const char *op_type) {
-  return n && !n->dead && strcmp(n->op_type, op_type) == 0;
+  return n && !n->dead && (!n->domain || !*n->domain) &&
+         strcmp(n->op_type, op_type) == 0;
 }
 
 bool og_single_use(const OValue *v) { return v->n_uses == 1 && !v->is_output; }

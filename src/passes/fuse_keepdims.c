@@ -15,13 +15,13 @@ static bool is_reduce(const ONode *n) {
                                     "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
                                     "ReduceLogSumExp", "ReduceSumSquare", NULL};
   for (int i = 0; ops[i]; i++)
-    if (strcmp(n->op_type, ops[i]) == 0) return true;
+    if (og_is(n, ops[i])) return true;
   return false;
 }
 
 static bool try_keepdims(Ctx *c, OModel *m, OGraph *g, ONode *n) {
   (void)m;
-  if (strcmp(n->op_type, "Unsqueeze") != 0 && strcmp(n->op_type, "Reshape") != 0) return false;
+  if (!og_is(n, "Unsqueeze") && !og_is(n, "Reshape")) return false;
   OValue *r = n->inputs[0];
   ONode *red = r->producer;
   int64_t axes[MAX_RANK];

@@ -24,7 +24,7 @@
 
 ONode *fm_def(const OValue *v, const char *op_type) {
   ONode *p = v ? v->producer : NULL;
-  if (!p || p->dead || strcmp(p->op_type, op_type) != 0) return NULL;
+  if (!og_is(p, op_type)) return NULL;
   return p;
 }
 
@@ -316,14 +316,14 @@ int fm_reduce_axes(Ctx *c, const ONode *n, int64_t *axes, bool *keepdims) {
 bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes) {
   const OValue *in = n->inputs[0], *out = n->outputs[0];
   if (in->type.rank < 0 || out->type.rank != in->type.rank + n_axes) return false;
-  if (strcmp(n->op_type, "Unsqueeze") == 0) {
+  if (og_is(n, "Unsqueeze")) {
     int64_t got[MAX_RANK];
     int k = 0;
     if (n->n_inputs < 2 || !read_i64_const(c, n->inputs[1], got, MAX_RANK, &k)) return false;
     if (k != n_axes || !norm_axes(got, k, out->type.rank)) return false;
     return memcmp(got, axes, sizeof(int64_t) * (size_t)k) == 0;
   }
-  if (strcmp(n->op_type, "Reshape") != 0) return false;
+  if (!og_is(n, "Reshape")) return false;
   /* The output dims: 1 at the axes, the input's dims in order elsewhere.
    * With one dynamic dim the element count pins it; with more the types
    * cannot tell a reordering apart, so refuse. */

@@ -494,6 +494,8 @@ static const char *const BATCH_ONLY[] = {"Conv", "ConvTranspose", "MaxPool", "Av
                                          "LpPool", "GlobalAveragePool", "GlobalMaxPool", NULL};
 
 static bool infer(Ctx *c, const ONode *n, Sym *out, int rank) {
+  /* a call of a local function (its own domain) may bear any op's name */
+  if (n->domain && *n->domain) return false;
   if (n->n_inputs < 1 || !n->inputs[0]) return false;
   if (is_one_of(n, BROADCASTING)) return broadcast(n, out, rank);
   if (is_one_of(n, SAME_SHAPE)) return copy_input(n, out, rank);

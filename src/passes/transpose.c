@@ -35,7 +35,7 @@ static bool unary_elementwise(const ONode *n) {
                                     "IsNaN", "IsInf", NULL};
   if (!n || n->dead || n->n_inputs != 1 || n->n_outputs != 1) return false;
   for (int i = 0; ops[i]; i++)
-    if (strcmp(n->op_type, ops[i]) == 0) return true;
+    if (og_is(n, ops[i])) return true;
   return false;
 }
 
@@ -44,7 +44,7 @@ static bool binary_elementwise(const ONode *n) {
                                     "Greater", "Less", "And", "Or", NULL};
   if (!n || n->dead || n->n_inputs != 2 || n->n_outputs != 1) return false;
   for (int i = 0; ops[i]; i++)
-    if (strcmp(n->op_type, ops[i]) == 0) return true;
+    if (og_is(n, ops[i])) return true;
   return false;
 }
 

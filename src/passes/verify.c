@@ -1,11 +1,19 @@
 /* verify.c - the graph verifier pipeline.c runs after the lowering and after
  * every pass: each node input is defined before use (a graph input, an
- * initializer, an earlier node's output, or a value of an enclosing graph),
- * no value is produced twice, and no node uses a poisoned value.  A failure
+ * initializer, an earlier node's output, or a value of an enclosing graph;
+ * never one of another graph, such as a caller's value read by a local
+ * function), no value is produced twice, and no node uses a poisoned value.  A failure
  * is an internal error: it names the pass that broke the graph. */
 #include "h2o.h"
 
 enum { DEFINED = 2 };
+
+/* v belongs to g or to a graph enclosing g. */
+static bool in_scope(const OGraph *g, const OValue *v) {
+  for (; g; g = g->parent)
+    if (v->graph == g) return true;
+  return false;
+}
 
 static int verify_graph(Ctx *c, const OGraph *g) {
   for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->mark = 0;
@@ -20,7 +28,7 @@ static int verify_graph(Ctx *c, const OGraph *g) {
       /* Values of enclosing graphs keep the marks their own check gave
        * them so far, so a subgraph may only read what is defined before
        * the node that owns it. */
-      if (in->poisoned || in->mark != DEFINED)
+      if (in->poisoned || in->mark != DEFINED || !in_scope(g, in))
         return diag_error(c, H2O_EINTERNAL,
                           "internal error: node %s (%s) uses %s before it is defined",
                           n->name, n->op_type, in->name);

@@ -4,7 +4,9 @@
  *
  *   1. collect: one walk over the graph and its subgraphs checks what the
  *      emitters rely on (names, tensor sizes) and lists every tensor, in
- *      the order they will be written, and every operator domain used.
+ *      the order they will be written, and every operator domain used;
+ *      then the same for each local function a live node calls, in the
+ *      order of first call (functions nobody calls any more are left out).
  *   2. plan: decides which tensors go to the external data file and where
  *      (offsets aligned to 4096 bytes, so a loader can mmap them), then
  *      runs the size pass of the whole model.  Past protobuf's 2 GB limit,
@@ -24,6 +26,11 @@
  * Fields are written in field-number order, as protobuf's own serializers
  * do, and nothing depends on addresses, time or the process: the same
  * OModel always gives the same bytes.  Repeated scalars are packed.
+ *
+ * A local function (FunctionProto) has no initializers: the constants of
+ * its graph are written as Constant nodes at the start of its body, and
+ * stay inside the model whatever their size (external data is a property
+ * of initializers and of what runtimes load from the main graph).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +53,9 @@
 /* onnx.proto field numbers. */
 enum {
   MODEL_IR_VERSION = 1, MODEL_PRODUCER_NAME = 2, MODEL_PRODUCER_VERSION = 3,
-  MODEL_DOC_STRING = 6, MODEL_GRAPH = 7, MODEL_OPSET_IMPORT = 8,
+  MODEL_DOC_STRING = 6, MODEL_GRAPH = 7, MODEL_OPSET_IMPORT = 8, MODEL_FUNCTIONS = 25,
+  FUNCTION_NAME = 1, FUNCTION_INPUT = 4, FUNCTION_OUTPUT = 5, FUNCTION_NODE = 7,
+  FUNCTION_OPSET_IMPORT = 9, FUNCTION_DOMAIN = 10, FUNCTION_VALUE_INFO = 12,
   OPSET_DOMAIN = 1, OPSET_VERSION = 2,
   GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INITIALIZER = 5, GRAPH_INPUT = 11,
   GRAPH_OUTPUT = 12, GRAPH_VALUE_INFO = 13,
@@ -94,6 +103,7 @@ typedef struct TensorPlan {
   const OValue *v;
   uint64_t nbytes;
   bool external;
+  bool inline_only; /* a constant of a local function */
   uint64_t offset;  /* in the external data file */
 } TensorPlan;
 
@@ -108,6 +118,9 @@ typedef struct Writer {
   size_t n_slots;
   const char **domains;      /* non-default node domains, first use first */
   size_t n_domains, cap_domains;
+  const OFunction **functions; /* the local functions live nodes call */
+  size_t n_functions, cap_functions;
+  bool in_function;          /* collecting a function's graph */
   uint64_t tensor_bytes;     /* all tensors, inline and external */
   uint64_t data_size;        /* bytes of the external data file */
   size_t n_external;
@@ -218,7 +231,7 @@ static int add_tensor(Writer *w, const OValue *v) {
     w->tensors = p;
     w->cap_tensors = cap;
   }
-  w->tensors[w->n_tensors] = (TensorPlan){.v = v, .nbytes = have};
+  w->tensors[w->n_tensors] = (TensorPlan){.v = v, .nbytes = have, .inline_only = w->in_function};
   size_t mask = w->n_slots - 1;
   size_t i = ptr_hash(v, mask);
   while (w->slots[i]) i = (i + 1) & mask;
@@ -238,6 +251,21 @@ static int add_domain(Writer *w, const char *d) {
     w->cap_domains = cap;
   }
   w->domains[w->n_domains++] = d;
+  return 0;
+}
+
+/* Lists a called function once; its graph is collected after the main one. */
+static int add_function(Writer *w, const OFunction *f) {
+  for (size_t i = 0; i < w->n_functions; i++)
+    if (w->functions[i] == f) return 0;
+  if (w->n_functions == w->cap_functions) {
+    size_t cap = w->cap_functions ? 2 * w->cap_functions : 4;
+    const OFunction **p = realloc(w->functions, cap * sizeof *p);
+    if (!p) return nomem(w);
+    w->functions = p;
+    w->cap_functions = cap;
+  }
+  w->functions[w->n_functions++] = f;
   return 0;
 }
 
@@ -273,6 +301,9 @@ static int collect_graph(Writer *w, const OGraph *g, int depth) {
     if (n->dead) continue;
     if (!n->op_type || !*n->op_type) return graph_error(w, g, "a node has no op_type");
     if (add_domain(w, n->domain) < 0) return -1;
+    if (n->fn && (!n->fn->graph || !n->fn->name || strcmp(n->fn->name, n->op_type) != 0))
+      return graph_error(w, g, "a call node does not name its function");
+    if (n->fn && add_function(w, n->fn) < 0) return -1;
     if (n->n_inputs < 0 || n->n_outputs < 0 || n->n_attrs < 0 ||
         (n->n_inputs && !n->inputs) || (n->n_outputs && !n->outputs) ||
         (n->n_attrs && !n->attrs))
@@ -323,7 +354,7 @@ static int plan_external(Writer *w, uint64_t min_bytes) {
   w->data_size = 0;
   for (size_t i = 0; i < w->n_tensors; i++) {
     TensorPlan *p = &w->tensors[i];
-    p->external = min_bytes > 0 && p->nbytes > 0 && p->nbytes >= min_bytes;
+    p->external = min_bytes > 0 && p->nbytes > 0 && p->nbytes >= min_bytes && !p->inline_only;
     p->offset = 0;
     if (!p->external) continue;
     uint64_t off = (end + OW_ALIGN - 1) / OW_ALIGN * OW_ALIGN;
@@ -545,6 +576,60 @@ static int domain_version(const Writer *w, const char *domain) {
   return 1; /* com.microsoft, ai.onnx.preview.training, ...: version 1 */
 }
 
+/* A constant of a function's graph: Constant(value = the tensor). */
+static void emit_constant_attr(PbOut *o, const void *msg) {
+  pb_field_str(o, ATTR_NAME, "value");
+  pb_field_msg(o, ATTR_T, emit_tensor, msg);
+  pb_field_u64(o, ATTR_TYPE, OA_TENSOR);
+}
+
+static void emit_constant_node(PbOut *o, const void *msg) {
+  const OValue *v = msg;
+  pb_field_str(o, NODE_OUTPUT, v->name);
+  pb_field_str(o, NODE_OP_TYPE, "Constant");
+  pb_field_msg(o, NODE_ATTRIBUTE, emit_constant_attr, v);
+}
+
+/* The opsets a function's body relies on: those of the model, whose
+ * versions a function must share (onnx.checker). */
+static void emit_opsets(PbOut *o, const Writer *w, uint32_t field) {
+  OpsetId id = {NULL, w->opset};
+  pb_field_msg(o, field, emit_opset, &id);
+  for (size_t i = 0; i < w->n_domains; i++) {
+    id.domain = w->domains[i];
+    id.version = domain_version(w, id.domain);
+    pb_field_msg(o, field, emit_opset, &id);
+  }
+}
+
+static void emit_function(PbOut *o, const void *msg) {
+  const OFunction *f = msg;
+  const OGraph *g = f->graph;
+  const Writer *w = o->user;
+  pb_field_str(o, FUNCTION_NAME, f->name);
+  for (int i = 0; i < g->inputs.len; i++)
+    pb_field_str(o, FUNCTION_INPUT, ((const OValue *)g->inputs.items[i])->name);
+  for (int i = 0; i < g->outputs.len; i++)
+    pb_field_str(o, FUNCTION_OUTPUT, ((const OValue *)g->outputs.items[i])->name);
+  for (int i = 0; i < g->inits.len; i++)
+    pb_field_msg(o, FUNCTION_NODE, emit_constant_node, g->inits.items[i]);
+  for (int i = 0; i < g->nodes.len; i++) {
+    const ONode *n = g->nodes.items[i];
+    if (!n->dead) pb_field_msg(o, FUNCTION_NODE, emit_node, n);
+  }
+  emit_opsets(o, w, FUNCTION_OPSET_IMPORT);
+  pb_field_str(o, FUNCTION_DOMAIN, OG_FN_DOMAIN);
+  /* FunctionProto.value_info came with IR version 10 */
+  if (!w->shape_info || ow_ir_version(w->opset) < 10) return;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_outputs; j++)
+      if (wants_value_info(n->outputs[j]))
+        pb_field_msg(o, FUNCTION_VALUE_INFO, emit_value_info, n->outputs[j]);
+  }
+}
+
 static void emit_model(PbOut *o, const void *msg) {
   const Writer *w = msg;
   const OModel *m = w->m;
@@ -554,13 +639,9 @@ static void emit_model(PbOut *o, const void *msg) {
                m->producer_version ? m->producer_version : H2O_VERSION);
   if (m->doc) pb_field_str(o, MODEL_DOC_STRING, m->doc);
   pb_field_msg(o, MODEL_GRAPH, emit_graph, m->graph);
-  OpsetId id = {NULL, w->opset};
-  pb_field_msg(o, MODEL_OPSET_IMPORT, emit_opset, &id);
-  for (size_t i = 0; i < w->n_domains; i++) {
-    id.domain = w->domains[i];
-    id.version = domain_version(w, id.domain);
-    pb_field_msg(o, MODEL_OPSET_IMPORT, emit_opset, &id);
-  }
+  emit_opsets(o, w, MODEL_OPSET_IMPORT);
+  for (size_t i = 0; i < w->n_functions; i++)
+    pb_field_msg(o, MODEL_FUNCTIONS, emit_function, w->functions[i]);
 }
 
 static uint64_t model_size(Writer *w) { return pb_msg_size(emit_model, w, w); }
@@ -571,6 +652,7 @@ static void writer_free(Writer *w) {
   free(w->tensors);
   free(w->slots);
   free(w->domains);
+  free(w->functions);
   memset(w, 0, sizeof *w);
 }
 
@@ -582,6 +664,11 @@ static int writer_init(Writer *w, Ctx *c, const OModel *m) {
   w->opset = m->opset > 0 ? m->opset : H2O_DEFAULT_OPSET;
   w->shape_info = c->opts && c->opts->shape_info;
   if (collect_graph(w, m->graph, 0) < 0) return -1;
+  /* the list grows while it is walked: functions calling functions */
+  w->in_function = true;
+  for (size_t i = 0; i < w->n_functions; i++)
+    if (collect_graph(w, w->functions[i]->graph, 0) < 0) return -1;
+  w->in_function = false;
   w->progress = c->opts && c->opts->progress && w->tensor_bytes > OW_PROGRESS_MIN &&
                 isatty(STDERR_FILENO);
   if (w->progress) clock_gettime(CLOCK_MONOTONIC, &w->last);

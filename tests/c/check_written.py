@@ -308,6 +308,48 @@ def run_model(path, io, where):
                f"got {got.ravel()[:8]}, want {want.ravel()[:8]}")
 
 
+def check_functions(root, spec):
+    """The model with local functions (test_functions in test_write.c)."""
+    dom = "hlo2onnx.fn"
+    for name in spec["files"]:
+        where = name
+        path = os.path.join(root, name)
+        m = onnx.load(path, load_external_data=False)
+        expect([(o.domain, o.version) for o in m.opset_import] == [("", 20), (dom, 1)], where,
+               f"opset_import {m.opset_import}")
+        # only the functions a node calls, in the order of their first call
+        expect([f.name for f in m.functions] == ["twice", "scale_add"], where,
+               f"functions {[f.name for f in m.functions]}")
+        expect([(n.op_type, n.domain) for n in m.graph.node] ==
+               [("twice", dom), ("scale_add", dom)], where, "call nodes")
+        for f in m.functions:
+            w = f"{where} function {f.name}"
+            only_fields(f, ["name", "input", "output", "node", "opset_import", "domain"], w)
+            expect(f.domain == dom, w, f"domain {f.domain!r}")
+            expect([(o.domain, o.version) for o in f.opset_import] == [("", 20), (dom, 1)], w,
+                   "opset_import")
+            expect(list(f.input) == ["a", "b"], w, f"inputs {list(f.input)}")
+        twice, scale_add = m.functions
+        expect(list(twice.output) == ["o1", "o2"], where, "outputs of twice")
+        expect([n.op_type for n in twice.node] == ["scale_add", "scale_add", "Neg"], where,
+               "nodes of twice")
+        expect([n.op_type for n in scale_add.node] == ["Constant", "Mul", "Add"], where,
+               "nodes of scale_add")
+        k = scale_add.node[0]
+        expect(list(k.output) == ["k"] and k.attribute[0].name == "value" and
+               k.attribute[0].type == AttributeProto.TENSOR, where, "Constant k")
+        # inside the model even when the initializers go to the data file
+        expect(len(k.attribute[0].t.raw_data) == 24 and not k.attribute[0].t.external_data,
+               where, "k not inline")
+        ext = bool(m.graph.initializer[0].external_data)
+        expect(ext == (name == "fn_ext.onnx"), where, f"w external: {ext}")
+        try:
+            onnx.checker.check_model(path, full_check=True)
+        except Exception as e:  # noqa: BLE001 - report any checker failure
+            expect(False, where, f"onnx.checker: {e}")
+        run_model(path, spec, where)
+
+
 def check_case(root, manifest, case):
     path = os.path.join(root, case["file"])
     spec = manifest[case["model"]]
@@ -337,6 +379,9 @@ def main():
     with open(os.path.join(root, "manifest.json"), encoding="utf-8") as f:
         manifest = json.load(f)
     check_ir_table(manifest["ir_versions"])
+    before = len(errors)
+    check_functions(root, manifest["functions"])
+    print(f"check_written: functions: {'ok' if len(errors) == before else 'problems'}")
     for case in manifest["cases"]:
         before = len(errors)
         try:

@@ -4,7 +4,7 @@
  *
  * The test builds OModels by hand (every attribute kind, subgraphs, RAW and
  * HEX initializers, bool/f16/bf16/int4 tensors, symbolic and unknown dims,
- * and seeded random models), writes them to memory and to files, and
+ * local functions, and seeded random models), writes them to memory and to files, and
  * records in manifest.json what each output must contain, straight from
  * the OModel.  check_written.py then parses every output with onnx and
  * compares each field, checks external data layout, runs onnx.checker and
@@ -911,6 +911,127 @@ static int write_ext(const OModel *m, const char *name, size_t threshold,
   return rc;
 }
 
+/* ---- local functions ----------------------------------------------------
+ * main(x) = twice(x, w) -> (y1, y2); y3 = scale_add(y1, w), where
+ * scale_add(a, b) = a * k + b with a constant k of its own, and twice calls
+ * scale_add twice.  A function no node calls ("unused") is not written; the
+ * functions come in the order of their first call; k stays a Constant node
+ * inside the model when w goes to the external data file. */
+typedef struct FnCase {
+  float x[6], y1[6], y2[6], y3[6];
+} FnCase;
+
+static OFunction *function(const char *name, OGraph *g) {
+  OFunction *f = arena_alloc(A, sizeof *f);
+  f->name = name;
+  f->graph = g;
+  return f;
+}
+
+static ONode *call(OGraph *g, OFunction *f, int n_in, OValue *const *in, int n_out) {
+  ONode *n = node(g, f->name, OG_FN_DOMAIN, n_in, in, n_out);
+  n->fn = f;
+  return n;
+}
+
+static OModel *model_functions(FnCase *fc) {
+  int64_t d23[] = {2, 3};
+  float *w = arena_alloc(A, 6 * sizeof(float)), *k = arena_alloc(A, 6 * sizeof(float));
+  for (int i = 0; i < 6; i++) {
+    fc->x[i] = (float)i - 2.0f;
+    w[i] = 0.25f * (float)i;
+    k[i] = 0.5f + (float)i;
+  }
+  /* scale_add(a, b) = a * k + b */
+  OGraph *sg = og_new(&C, "scale_add", NULL);
+  OValue *a = val(sg, "a", ET_F32, 2, d23), *b = val(sg, "b", ET_F32, 2, d23);
+  add_input(sg, a);
+  add_input(sg, b);
+  OValue *kv = init(sg, "k", ET_F32, 2, d23, raw(k, 6 * sizeof(float)));
+  OValue *mul_in[] = {a, kv};
+  ONode *mul = node(sg, "Mul", NULL, 2, mul_in, 1);
+  name_output(mul, 0, "m", ET_F32, 2, d23);
+  OValue *add_in[] = {mul->outputs[0], b};
+  ONode *add = node(sg, "Add", NULL, 2, add_in, 1);
+  name_output(add, 0, "out", ET_F32, 2, d23);
+  add_output(sg, add->outputs[0]);
+  OFunction *scale_add = function("scale_add", sg);
+  /* twice(a, b) = (scale_add(scale_add(a, b), b), -scale_add(a, b)) */
+  OGraph *tg = og_new(&C, "twice", NULL);
+  OValue *ta = val(tg, "a", ET_F32, 2, d23), *tb = val(tg, "b", ET_F32, 2, d23);
+  add_input(tg, ta);
+  add_input(tg, tb);
+  OValue *c1_in[] = {ta, tb};
+  ONode *c1 = call(tg, scale_add, 2, c1_in, 1);
+  name_output(c1, 0, "t", ET_F32, 2, d23);
+  OValue *c2_in[] = {c1->outputs[0], tb};
+  ONode *c2 = call(tg, scale_add, 2, c2_in, 1);
+  name_output(c2, 0, "o1", ET_F32, 2, d23);
+  ONode *neg = node(tg, "Neg", NULL, 1, c1->outputs, 1);
+  name_output(neg, 0, "o2", ET_F32, 2, d23);
+  add_output(tg, c2->outputs[0]);
+  add_output(tg, neg->outputs[0]);
+  OFunction *twice = function("twice", tg);
+  /* a function nothing calls */
+  OGraph *ug = og_new(&C, "unused", NULL);
+  OValue *u = val(ug, "u", ET_F32, 2, d23);
+  add_input(ug, u);
+  ONode *un = node(ug, "Neg", NULL, 1, &u, 1);
+  name_output(un, 0, "v", ET_F32, 2, d23);
+  add_output(ug, un->outputs[0]);
+
+  OGraph *g = og_new(&C, "fn_main", NULL);
+  OValue *x = val(g, "x", ET_F32, 2, d23);
+  add_input(g, x);
+  OValue *wv = init(g, "w", ET_F32, 2, d23, raw(w, 6 * sizeof(float)));
+  OValue *m1_in[] = {x, wv};
+  ONode *m1 = call(g, twice, 2, m1_in, 2);
+  name_output(m1, 0, "y1", ET_F32, 2, d23);
+  name_output(m1, 1, "y2", ET_F32, 2, d23);
+  OValue *m2_in[] = {m1->outputs[0], wv};
+  ONode *m2 = call(g, scale_add, 2, m2_in, 1);
+  name_output(m2, 0, "y3", ET_F32, 2, d23);
+  for (int i = 0; i < 3; i++) add_output(g, i < 2 ? m1->outputs[i] : m2->outputs[0]);
+  for (int i = 0; i < 6; i++) {
+    float t = fc->x[i] * k[i] + w[i];
+    fc->y1[i] = t * k[i] + w[i];
+    fc->y2[i] = -t;
+    fc->y3[i] = fc->y1[i] * k[i] + w[i];
+  }
+  OModel *m = arena_alloc(A, sizeof *m);
+  m->graph = g;
+  m->opset = 20;
+  ptrvec_push(A, &m->functions, function("unused", ug));
+  ptrvec_push(A, &m->functions, scale_add);
+  ptrvec_push(A, &m->functions, twice);
+  return m;
+}
+
+static void test_functions(FILE *mf) {
+  FnCase fc;
+  OModel *m = model_functions(&fc);
+  write_plain(m, "fn.onnx");
+  EXPECT(write_ext(m, "fn_ext.onnx", 16, NULL) == 0);
+  /* A call node that does not name its function is a bug, reported. */
+  ONode *first = m->graph->nodes.items[0];
+  const char *op_type = first->op_type;
+  first->op_type = "renamed";
+  void *mem = NULL;
+  size_t len = 0;
+  EXPECT(ow_write_memory(ctx(), m, &mem, &len) == -1 && !mem);
+  EXPECT(C.status == H2O_EINTERNAL && strstr(C.diag, "does not name its function"));
+  first->op_type = op_type;
+  fprintf(mf, "\"functions\": {\"files\": [\"fn.onnx\", \"fn_ext.onnx\"], \"feeds\": {");
+  dump_floats(mf, "x", fc.x, 6, "[2, 3]");
+  fprintf(mf, "}, \"expect\": {");
+  dump_floats(mf, "y1", fc.y1, 6, "[2, 3]");
+  fputs(", ", mf);
+  dump_floats(mf, "y2", fc.y2, 6, "[2, 3]");
+  fputs(", ", mf);
+  dump_floats(mf, "y3", fc.y3, 6, "[2, 3]");
+  fprintf(mf, "}},\n");
+}
+
 static void test_failures(const OModel *m) {
   /* A directory that does not exist: an error, nothing created. */
   char *missing = path_in("nosuch/dir/m.onnx");
@@ -997,7 +1118,7 @@ static void test_failures(const OModel *m) {
   int64_t d3[] = {3};
   OValue *t = init(g, "short", ET_F32, 1, d3, raw("abcd", 4));
   add_output(g, t);
-  OModel bad = {g, 20, NULL, NULL, NULL};
+  OModel bad = {.graph = g, .opset = 20};
   void *mem = NULL;
   size_t mem_len = 0;
   EXPECT(ow_write_memory(ctx(), &bad, &mem, &mem_len) == -1 && !mem);
@@ -1010,7 +1131,7 @@ static void test_failures(const OModel *m) {
   int64_t dh[] = {(int64_t)3 << 30};
   OValue *h = init(g2, "huge", ET_U8, 1, dh, raw("x", (size_t)3 << 30));
   add_output(g2, h);
-  OModel huge = {g2, 20, NULL, NULL, NULL};
+  OModel huge = {.graph = g2, .opset = 20};
   EXPECT(ow_write_memory(ctx(), &huge, &mem, &mem_len) == -1 && !mem);
   EXPECT(C.status == H2O_EUNSUPPORTED);
   /* ... and to a device, where external data cannot go. */
@@ -1040,7 +1161,7 @@ static bool write_big(FILE *mf) {
   add_output(g, init(g, "k1", ET_F32, 1, d256, raw(small, 1024))); /* 1 KiB: out */
   add_output(g, init(g, "z2", ET_U8, 1, dn, raw(zeros, n)));
   add_output(g, init(g, "b1", ET_U8, 1, d255, raw(small, 255)));   /* stays */
-  OModel m = {g, 20, NULL, NULL, NULL};
+  OModel m = {.graph = g, .opset = 20};
   EXPECT(ow_write_file(ctx(), &m, path_in("big.onnx")) == 0);
   if (C.status) fprintf(stderr, "%s", C.diag);
   struct stat st;
@@ -1133,6 +1254,8 @@ int main(int argc, char **argv) {
   }
 
   test_failures(full);
+  reset_opts();
+  test_functions(mf);
 
   const char *skip_big = getenv("H2O_TEST_SKIP_BIG");
   bool big = !(skip_big && *skip_big == '1') && write_big(mf);

@@ -5,7 +5,9 @@
  * (the target is built with ASan and UBSan).  A model must be well-formed
  * protobuf at its top level (ModelProto fields with their wire types, every
  * length inside the buffer), and converting the same input again must give
- * the same bytes: uninitialised or address-dependent output would differ. */
+ * the same bytes: uninitialised or address-dependent output would differ.
+ * Inputs of odd length are converted with every called function as an ONNX
+ * local function (local_functions = 1), the others with calls inlined. */
 #include "hlo2onnx.h"
 
 #include <stdbool.h>
@@ -48,13 +50,16 @@ static int valid_model(const uint8_t *p, size_t n) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  h2o_options opts;
+  h2o_options_init(&opts);
+  opts.local_functions = (int)(size % 2);
   h2o_result res;
-  int rc = h2o_convert((const char *)data, size, NULL, NULL, 0, NULL, &res);
+  int rc = h2o_convert((const char *)data, size, &opts, NULL, 0, NULL, &res);
   if (rc != res.status) abort();
   if (rc == 0) {
     if (!res.bytes || !res.nbytes || !valid_model(res.bytes, res.nbytes)) abort();
     h2o_result again;
-    if (h2o_convert((const char *)data, size, NULL, NULL, 0, NULL, &again) != 0 ||
+    if (h2o_convert((const char *)data, size, &opts, NULL, 0, NULL, &again) != 0 ||
         again.nbytes != res.nbytes || memcmp(again.bytes, res.bytes, res.nbytes) != 0)
       abort(); /* not deterministic */
     h2o_result_free(&again);
