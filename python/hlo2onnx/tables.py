@@ -218,7 +218,7 @@ def _converts(conv: str) -> bool:
 # What the structural converters (src/lower/control.c, shape.c) produce
 # instead of ONNX ops of their own.
 CONVERTER_NOTES = {
-    "lower_call": "inlined",
+    "lower_call": "inlined, or a call of an ONNX local function (`local_functions=`)",
     "lower_return": "the results of the function or region",
     "lower_identity": "nothing: the operands pass through",
     "lower_nothing": "nothing",
