@@ -11,9 +11,9 @@ integers exactly) and onnx.checker (full_check):
 * src/passes/transpose.c: Transposes that move only unit axes become
   Reshapes (pass_unit_transposes).
 * src/passes/symbolic_dims.c: dynamic dims of intermediate values named
-  after the inputs' symbols.  ``value_info_sizes`` below checks every named
-  dim with each symbol at a different size (value_info_true gives all
-  symbols one size, which cannot tell "B" from "T").
+  after the inputs' symbols.  ``check`` runs value_info_true with each
+  symbol at a different size too (one size for all cannot tell "B" from
+  "T").
 """
 
 from __future__ import annotations
@@ -25,76 +25,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pytest
 from jax import lax
 
 import hlo2onnx
 from hlo2onnx.components.examples import value_info_true
 from hlo2onnx.convert import _eval_dim
-from hlo2onnx.verify import random_array
-from util import check_model, op_counts, run_cli
+from util import check_model, dims_of, op_counts, run_cli
 
 _SYMBOL = re.compile(r"[A-Za-z_]\w*")
 _FUNCS = {"floordiv", "mod", "max", "min"}
-
-
-def _dims(vi):
-    t = vi.type.tensor_type
-    if not t.HasField("shape"):
-        return None
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-            for d in t.shape.dim]
-
-
-def value_info_sizes(model, size_sets) -> list[str]:
-    """What is wrong in the main graph's value_info and outputs when run with
-    each dict of symbol sizes: a dim_value must be the size, a dim_param must
-    evaluate to it.  bfloat16 values are skipped (onnxruntime cannot return
-    them to numpy)."""
-    g = model.graph
-    init = {t.name for t in g.initializer}
-    inputs = [i for i in g.input if i.name not in init]
-    declared = {vi.name: vi for vi in [*g.value_info, *g.output]}
-    names = [n for n, vi in declared.items()
-             if vi.type.tensor_type.elem_type != onnx.TensorProto.BFLOAT16]
-    probe = onnx.ModelProto()
-    probe.CopyFrom(model)
-    del probe.graph.output[:]
-    for n in names:
-        probe.graph.output.append(
-            onnx.helper.make_tensor_value_info(n, declared[n].type.tensor_type.elem_type, None))
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(probe.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(0)
-    problems = []
-    for sizes in size_sets:
-        feeds = {}
-        for vi in inputs:
-            shape = [d if isinstance(d, int) else _eval_dim(d, sizes) for d in _dims(vi)]
-            dt = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
-            feeds[vi.name] = random_array(rng, shape, dt)
-        values = dict(zip(names, sess.run(names, feeds)))
-        for n in names:
-            dims, a = _dims(declared[n]), np.asarray(values[n])
-            if dims is None:
-                continue
-            if len(dims) != a.ndim:
-                problems.append(f"{n}: says {dims}, is {list(a.shape)} at {sizes}")
-                continue
-            for axis, (d, k) in enumerate(zip(dims, a.shape)):
-                if d is None:
-                    continue
-                try:
-                    good = (d if isinstance(d, int) else _eval_dim(d, sizes)) == k
-                except ValueError:
-                    good = False
-                if not good:
-                    problems.append(f"{n} axis {axis}: says {d!r}, is {k} "
-                                    f"(shape {list(a.shape)}) at {sizes}")
-    return problems
 
 
 def _symbols(inputs):
@@ -111,7 +51,7 @@ def _size_sets(inputs, n=2):
 def check(fn, inputs, *, shape_info=True, rtol=1e-5, atol=1e-5, batch_sizes=(1, 3),
           **opts):
     """Converts, runs the checker, compares with JAX; with shape_info checks
-    every value_info with value_info_sizes and value_info_true."""
+    every value_info with value_info_true (distinct and equal symbol sizes)."""
     model = hlo2onnx.to_onnx(fn, inputs, shape_info=shape_info, **opts)
     check_model(model)
     shared = {k: opts[k] for k in ("dtype", "input_dtypes") if k in opts}
@@ -119,11 +59,9 @@ def check(fn, inputs, *, shape_info=True, rtol=1e-5, atol=1e-5, batch_sizes=(1, 
                           batch_sizes=batch_sizes, **shared)
     assert res.ok, f"{res}\nnodes: {dict(op_counts(model))}"
     if shape_info:
-        problems = value_info_sizes(model, _size_sets(inputs))
-        assert not problems, "\n".join(problems[:10])
-        if not any(vi.type.tensor_type.elem_type == onnx.TensorProto.BFLOAT16
-                   for vi in model.graph.value_info):
-            problems = value_info_true(batch_sizes=(2, 5))(model)
+        for check_sizes in (value_info_true(size_sets=_size_sets(inputs)),
+                            value_info_true(batch_sizes=(2, 5))):
+            problems = check_sizes(model)
             assert not problems, "\n".join(problems[:10])
     return model
 
@@ -423,14 +361,14 @@ def test_symbolic_dims_names():
     """Names the pass must find (an unknown dim would be acceptable, but these
     are the point of the pass)."""
     m = check(_cond, [("B", 3), ("T", 2)])
-    named = {vi.name: _dims(vi) for vi in [*m.graph.value_info, *m.graph.output]}
+    named = {vi.name: dims_of(vi) for vi in [*m.graph.value_info, *m.graph.output]}
     assert named["output_0"] == ["3*B"] and named["output_1"] == [2, "T"]
     m = check(lambda x: jnp.tanh(x.reshape(-1, 8)).reshape(x.shape[0], 2, -1), [("B", 4, 2)])
     assert any(d == ["B", 8] for d in named_dims(m))
 
 
 def named_dims(m):
-    return [_dims(vi) for vi in [*m.graph.value_info, *m.graph.output]]
+    return [dims_of(vi) for vi in [*m.graph.value_info, *m.graph.output]]
 
 
 def test_eval_dim_as_jax_prints():

@@ -187,9 +187,13 @@ def _symbols(expr: str) -> set[str]:
     return set(re.findall(r"[A-Za-z_]\w*", expr)) - {"floordiv", "mod", "max", "min"}
 
 
-def value_info_true(batch_sizes: Sequence[int] = (1, 3, 8), seed: int = 0) -> checks.GraphCheck:
+def value_info_true(batch_sizes: Sequence[int] = (1, 3, 8), seed: int = 0,
+                    size_sets: Sequence[dict[str, int]] | None = None) -> checks.GraphCheck:
     """Every value_info and graph output shape agrees with the shapes
-    onnxruntime computes, for each batch size (a static model: once).
+    onnxruntime computes, for each batch size (a static model: once): every
+    symbol of the inputs takes that size, or, with ``size_sets``, the sizes
+    of each dict in turn (to tell "B" from "T").  bfloat16 values are not
+    checked (onnxruntime cannot hand them to numpy).
 
     The model is copied with every value_info added as a graph output, and
     run on random inputs.  A dim_value must equal the actual size; a
@@ -217,7 +221,8 @@ def value_info_true(batch_sizes: Sequence[int] = (1, 3, 8), seed: int = 0) -> ch
         probe = onnx.ModelProto()
         probe.CopyFrom(model)
         del probe.graph.output[:]
-        names = list(declared)
+        names = [n for n, vi in declared.items()
+                 if vi.type.tensor_type.elem_type != onnx.TensorProto.BFLOAT16]
         for name in names:
             elem = declared[name].type.tensor_type.elem_type
             probe.graph.output.append(onnx.helper.make_tensor_value_info(name, elem, None))
@@ -229,8 +234,11 @@ def value_info_true(batch_sizes: Sequence[int] = (1, 3, 8), seed: int = 0) -> ch
                                     providers=["CPUExecutionProvider"])
         rng = np.random.default_rng(seed)
         problems: list[str] = []
-        for size in (batch_sizes if symbols else [None]):
-            sizes = {s: size for s in symbols}
+        if size_sets is None:
+            size_sets_ = [{s: size for s in symbols} for size in batch_sizes] if symbols else [{}]
+        else:
+            size_sets_ = list(size_sets)
+        for sizes in size_sets_:
             feeds = {}
             for vi in inputs:
                 shape = [d if isinstance(d, int) else _eval_dim(d, sizes) for d in _dims(vi)]
@@ -238,7 +246,7 @@ def value_info_true(batch_sizes: Sequence[int] = (1, 3, 8), seed: int = 0) -> ch
                 feeds[vi.name] = random_array(rng, shape, dtype)
             values = dict(zip(names, sess.run(names, feeds)))
             named: dict[str, int] = {}
-            at = f" (B={size})" if symbols else ""
+            at = f" ({', '.join(f'{k}={v}' for k, v in sizes.items())})" if sizes else ""
             for name in names:
                 vi, actual = declared[name], np.asarray(values[name])
                 want_dt = onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type)
