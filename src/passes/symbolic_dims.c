@@ -183,13 +183,20 @@ static bool transpose(const ONode *n, Sym *out, int rank) {
 /* Reshape to a constant shape: 0 copies the input's dim (unless allowzero),
  * and the -1 is what is left of the input's size once the other target dims
  * are taken out, exactly divisible. */
+static int shape_elements(Ctx *c, const OValue *v, Sym *out, int max, int depth);
+
 static bool reshape(Ctx *c, const ONode *n, Sym *out, int rank) {
   const int64_t *shape;
   const OValue *x = n->inputs[0];
+  bool allowzero = int_attr(n, "allowzero", 0) == 1;
+  if (n->n_inputs >= 2 && allowzero && !og_const_data(n->inputs[1])) {
+    /* a shape computed at run time (dynamic_reshape): with allowzero its
+     * elements are the dims, a 0 included (a -1 stays unknown) */
+    return shape_elements(c, n->inputs[1], out, rank, 0) == rank;
+  }
   if (n->n_inputs < 2 || const_ints(c, n->inputs[1], &shape) != rank || !x ||
       x->type.rank < 0)
     return false;
-  bool allowzero = int_attr(n, "allowzero", 0) == 1;
   bool copied[MAX_RANK] = {false};
   int infer = -1;
   int64_t rest = 1; /* product of the static target dims */

@@ -354,6 +354,22 @@ def test_shape_info_names_dynamic_dims():
     assert value_info_true(batch_sizes=(1, 3, 8))(model) == []
 
 
+def test_shape_info_names_dims_of_a_dynamic_reshape():
+    """A reshape to sizes read from another input (dynamic_reshape: a
+    Reshape with allowzero=1 and a shape computed from Shape) names its
+    dims too; B and T take different sizes, B = 0 included."""
+    from hlo2onnx.components.examples import value_info_true
+
+    def f(flat, x):
+        b, t = x.shape
+        return flat.reshape(b, t, 4).sum(axis=1) + x.sum(axis=1, keepdims=True)
+
+    model = convert_and_check(f, [("B*T", 4), ("B", "T")], shape_info=True)
+    assert ["B", "T", 4] in [dims_of(vi) for vi in model.graph.value_info]
+    sizes = [dict(B=2, T=3), dict(B=1, T=5), dict(B=0, T=3)]
+    assert value_info_true(size_sets=sizes)(model) == []
+
+
 def test_example_array_and_shape_dtype_struct_inputs():
     x = np.ones((2, 3), np.float32)
     B, = jax.export.symbolic_shape("B")
