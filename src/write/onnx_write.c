@@ -156,6 +156,21 @@ static int nomem(Writer *w) {
   return diag_error(w->c, H2O_ENOMEM, "out of memory while writing the model");
 }
 
+/* `items` (n used of *cap, each `size` bytes) with room for one more,
+ * doubling from `first`; NULL after reporting when memory runs out.  The
+ * writer's lists are malloc'ed, and freed when the write ends. */
+static void *reserve(Writer *w, void *items, size_t n, size_t *cap, size_t size, size_t first) {
+  if (n < *cap) return items;
+  size_t want = *cap ? 2 * *cap : first;
+  void *p = realloc(items, want * size);
+  if (!p) {
+    nomem(w);
+    return NULL;
+  }
+  *cap = want;
+  return p;
+}
+
 /* Keeps the hash table at most half full. */
 static int grow_slots(Writer *w) {
   if (2 * (w->n_tensors + 1) <= w->n_slots) return 0;
@@ -224,13 +239,9 @@ static int add_tensor(Writer *w, const OValue *v) {
   w->tensor_bytes += have;
 
   if (grow_slots(w) < 0) return -1;
-  if (w->n_tensors == w->cap_tensors) {
-    size_t cap = w->cap_tensors ? 2 * w->cap_tensors : 64;
-    TensorPlan *p = realloc(w->tensors, cap * sizeof *p);
-    if (!p) return nomem(w);
-    w->tensors = p;
-    w->cap_tensors = cap;
-  }
+  TensorPlan *tensors = reserve(w, w->tensors, w->n_tensors, &w->cap_tensors, sizeof *tensors, 64);
+  if (!tensors) return -1;
+  w->tensors = tensors;
   w->tensors[w->n_tensors] = (TensorPlan){.v = v, .nbytes = have, .inline_only = w->in_function};
   size_t mask = w->n_slots - 1;
   size_t i = ptr_hash(v, mask);
@@ -243,13 +254,9 @@ static int add_domain(Writer *w, const char *d) {
   if (default_domain(d)) return 0;
   for (size_t i = 0; i < w->n_domains; i++)
     if (strcmp(w->domains[i], d) == 0) return 0;
-  if (w->n_domains == w->cap_domains) {
-    size_t cap = w->cap_domains ? 2 * w->cap_domains : 4;
-    const char **p = realloc(w->domains, cap * sizeof *p);
-    if (!p) return nomem(w);
-    w->domains = p;
-    w->cap_domains = cap;
-  }
+  const char **domains = reserve(w, w->domains, w->n_domains, &w->cap_domains, sizeof *domains, 4);
+  if (!domains) return -1;
+  w->domains = domains;
   w->domains[w->n_domains++] = d;
   return 0;
 }
@@ -258,13 +265,10 @@ static int add_domain(Writer *w, const char *d) {
 static int add_function(Writer *w, const OFunction *f) {
   for (size_t i = 0; i < w->n_functions; i++)
     if (w->functions[i] == f) return 0;
-  if (w->n_functions == w->cap_functions) {
-    size_t cap = w->cap_functions ? 2 * w->cap_functions : 4;
-    const OFunction **p = realloc(w->functions, cap * sizeof *p);
-    if (!p) return nomem(w);
-    w->functions = p;
-    w->cap_functions = cap;
-  }
+  const OFunction **functions =
+      reserve(w, w->functions, w->n_functions, &w->cap_functions, sizeof *functions, 4);
+  if (!functions) return -1;
+  w->functions = functions;
   w->functions[w->n_functions++] = f;
   return 0;
 }
