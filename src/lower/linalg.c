@@ -237,19 +237,18 @@ static bool moves_data(const int64_t *perm, int rank, const int64_t *dims) {
   return false;
 }
 
-/* perm applied after the transpose `t` (a stablehlo.transpose of rank
- * `rank`) as one permutation of t's operand; false if t's is not a
- * permutation (t may not have been checked yet: it may follow the op). */
-static bool compose_with(Lower *L, const Op *t, const int64_t *perm, int rank, int64_t *out) {
+/* The permutation of stablehlo.transpose t, of rank `rank`; false if it is
+ * not one (t may not have been checked yet: it may follow the op). */
+static bool transpose_perm(Lower *L, const Op *t, int rank, int64_t *perm) {
   const Attr *a = ir_op_attr(t, "permutation");
-  int64_t *tperm;
+  int64_t *p;
   bool seen[MAX_RANK] = {false};
-  if (!a || ir_attr_i64s(L->c, a, &tperm) != rank) return false;
+  if (!a || ir_attr_i64s(L->c, a, &p) != rank) return false;
   for (int i = 0; i < rank; i++) {
-    if (tperm[i] < 0 || tperm[i] >= rank || seen[tperm[i]]) return false;
-    seen[tperm[i]] = true;
+    if (p[i] < 0 || p[i] >= rank || seen[p[i]]) return false;
+    seen[p[i]] = true;
+    perm[i] = p[i];
   }
-  for (int i = 0; i < rank; i++) out[i] = tperm[perm[i]];
   return true;
 }
 
@@ -257,10 +256,12 @@ static bool compose_with(Lower *L, const Op *t, const int64_t *perm, int rank, i
  * has merged perm into the transpose that made v, when there is one. */
 static bool operand_moves_data(Lower *L, const Value *v, const int64_t *perm, int rank) {
   const Op *t = v->def;
-  int64_t composed[MAX_RANK];
+  int64_t first[MAX_RANK], composed[MAX_RANK];
   if (t && t->kind == OP_TRANSPOSE && v->n_uses == 1 && t->n_operands == 1 &&
-      t->operands[0]->type.rank == rank && compose_with(L, t, perm, rank, composed))
+      t->operands[0]->type.rank == rank && transpose_perm(L, t, rank, first)) {
+    for (int i = 0; i < rank; i++) composed[i] = first[perm[i]];
     return moves_data(composed, rank, t->operands[0]->type.dims);
+  }
   return moves_data(perm, rank, v->type.dims);
 }
 
@@ -301,9 +302,7 @@ static bool swap_operands(Lower *L, const Op *op, int nb, int nc, int nlf, int n
   for (int i = 0; i < to->rank; i++) zd[back[i]] = to->dims[i]; /* result axis i = zd's back[i] */
   const Value *res = op->results[0];
   const Op *t = res->n_uses == 1 ? res->user : NULL;
-  int64_t identity[MAX_RANK];
-  for (int i = 0; i < to->rank; i++) identity[i] = i;
-  if (t && t->kind == OP_TRANSPOSE && compose_with(L, t, identity, to->rank, after)) {
+  if (t && t->kind == OP_TRANSPOSE && transpose_perm(L, t, to->rank, after)) {
     int64_t merged[MAX_RANK];
     for (int i = 0; i < to->rank; i++) merged[i] = back[after[i]];
     swapped += moves_data(merged, to->rank, zd) - moves_data(after, to->rank, to->dims);
