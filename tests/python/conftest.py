@@ -7,3 +7,10 @@ import sys
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(__file__))
+
+# H2O_RECORD_DIR=dir: save the input of every conversion for tests/golden.py.
+if os.environ.get("H2O_RECORD_DIR"):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
+    import golden
+
+    golden.install_recorder(os.environ["H2O_RECORD_DIR"])
