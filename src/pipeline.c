@@ -9,7 +9,9 @@
  * running out of memory (a longjmp from the arena) into H2O_ENOMEM, so no
  * path of a conversion can abort the host process.
  */
-#include "h2o.h"
+#include "lower/lower.h"
+#include "passes/passes.h"
+#include "write/write.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -8,9 +8,10 @@ Two halves:
   as ``dir/NNNNN.pkl``.  Conversions with more than 64 MiB of parameters
   are not recorded (test_big_models), nor are calls that fail in argument
   checking before they reach the core.
-* replay (``python tests/golden.py replay dir out.json``): converts every
+* replay (``python tests/golden.py replay dir out.json [_core.so]``): converts every
   recorded input, and every ``tests/fixtures/*.mlir`` with and without local
-  functions, with the ``hlo2onnx._core`` that Python imports, and writes the
+  functions, with the ``hlo2onnx._core`` that Python imports (or the
+  extension module given), and writes the
   SHA-256 of each model (or the error it raised) to out.json.
   ``python tests/golden.py diff a.json b.json`` lists what differs.
 
@@ -67,8 +68,23 @@ def _digest(convert, text, params, options) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def replay(directory: str, out: str) -> None:
-    from hlo2onnx import _core
+def _load_core(path: str | None):
+    """hlo2onnx._core, or the extension module at path (another build)."""
+    if path is None:
+        from hlo2onnx import _core
+        return _core
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.ExtensionFileLoader("hlo2onnx._core", path)
+    spec = importlib.util.spec_from_file_location("hlo2onnx._core", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def replay(directory: str, out: str, core: str | None = None) -> None:
+    _core = _load_core(core)
 
     results = {}
     for path in sorted(glob.glob(os.path.join(directory, "*.pkl"))):
@@ -101,8 +117,8 @@ def diff(a: str, b: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "replay":
-        replay(sys.argv[2], sys.argv[3])
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "replay":
+        replay(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) == 5 else None)
     elif len(sys.argv) == 4 and sys.argv[1] == "diff":
         sys.exit(diff(sys.argv[2], sys.argv[3]))
     else:

@@ -14,7 +14,7 @@ the marker comments of README.md:
     info) linking to the variant's ONNX file, which the command also writes
     to ``docs/onnx/`` (:mod:`hlo2onnx.components.examples`).
 ``<!-- OPS TABLE START -->`` ... ``END``
-    one row per op of ``src/ops.def``: whether it converts, and the ONNX ops
+    one row per op of ``src/ir/ops.def``: whether it converts, and the ONNX ops
     it becomes, observed by converting a probe program
     (:mod:`hlo2onnx.components.stablehlo_probes`) without the fusion passes,
     or, without a probe, the hint column of ops.def (shown in italics).
@@ -297,7 +297,7 @@ def ops_table(ops_def_text: str, progress=None) -> str:
         "failed.  \n"
         "ONNX ops: what the op's converter emits for the probe (a small JAX program, converted "
         "with `optimize=False`, counting the nodes of the probe's name scope; constants left "
-        "out); in *italics*, the hint of `src/ops.def` where no probe reaches the op.  The "
+        "out); in *italics*, the hint of `src/ir/ops.def` where no probe reaches the op.  The "
         "fusion passes may turn these into bigger ops (Gemm, Gelu, LayerNormalization, ...).")
     return "\n".join(lines) + "\n" + legend
 
@@ -319,19 +319,19 @@ def render_readme(readme_text: str, root: str | os.PathLike, progress=None) -> s
     out = _replace(readme_text, *MARKERS["components"], components_table("component", progress))
     if registry.components("example") and MARKERS["examples"][0] in out:
         out = _replace(out, *MARKERS["examples"], components_table("example", progress))
-    ops_def = (root / "src" / "ops.def").read_text(encoding="utf-8")
+    ops_def = (root / "src" / "ir" / "ops.def").read_text(encoding="utf-8")
     out = _replace(out, *MARKERS["ops"], ops_table(ops_def, progress))
     return out
 
 
 def find_root(start: str | os.PathLike | None = None) -> Path:
     """The repository root: the first directory from ``start`` (default the
-    current one) upwards that has README.md and src/ops.def."""
+    current one) upwards that has README.md and src/ir/ops.def."""
     p = Path(start or os.getcwd()).resolve()
     for d in (p, *p.parents):
-        if (d / "README.md").is_file() and (d / "src" / "ops.def").is_file():
+        if (d / "README.md").is_file() and (d / "src" / "ir" / "ops.def").is_file():
             return d
-    raise FileNotFoundError(f"no repository (README.md and src/ops.def) at or above {p}")
+    raise FileNotFoundError(f"no repository (README.md and src/ir/ops.def) at or above {p}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

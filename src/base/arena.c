@@ -6,7 +6,7 @@
  * that pipeline.c set up, which reports H2O_ENOMEM.  That keeps every caller
  * free of NULL checks, and the host process alive.
  */
-#include "h2o.h"
+#include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -6,7 +6,7 @@
  * the caller receives), so one run can report every problem it finds; the
  * first error decides Ctx.status.
  */
-#include "h2o.h"
+#include "base/base.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -107,16 +107,22 @@ static bool diag_count(Ctx *c, int status) {
   return c->n_errors <= c->max_errors;
 }
 
-int diag_verror_at(Ctx *c, int status, SrcPos pos, const char *fmt, va_list ap) {
+int diag_verror_scoped(Ctx *c, int status, SrcPos pos, const char *scope,
+                       const char *fmt, va_list ap) {
   if (!diag_count(c, status)) return -1;
   if (pos.line > 0)
     diag_appendf(c, "%s:%d:%d: error: ", c->file, pos.line, pos.col);
   else
     diag_appendf(c, "%s: error: ", c->file);
   diag_vappendf(c, fmt, ap);
+  if (scope) diag_appendf(c, " (JAX scope: %s)", scope);
   diag_append(c, "\n", 1);
   diag_show_line(c, pos);
   return -1;
+}
+
+int diag_verror_at(Ctx *c, int status, SrcPos pos, const char *fmt, va_list ap) {
+  return diag_verror_scoped(c, status, pos, NULL, fmt, ap);
 }
 
 int diag_error_at(Ctx *c, int status, SrcPos pos, const char *fmt, ...) {
@@ -132,22 +138,6 @@ int diag_error(Ctx *c, int status, const char *fmt, ...) {
   va_start(ap, fmt);
   diag_verror_at(c, status, (SrcPos){0, 0}, fmt, ap);
   va_end(ap);
-  return -1;
-}
-
-int diag_error_op(Ctx *c, int status, const Op *op, const char *fmt, ...) {
-  if (!diag_count(c, status)) return -1;
-  if (op && op->pos.line > 0)
-    diag_appendf(c, "%s:%d:%d: error: ", c->file, op->pos.line, op->pos.col);
-  else
-    diag_appendf(c, "%s: error: ", c->file);
-  va_list ap;
-  va_start(ap, fmt);
-  diag_vappendf(c, fmt, ap);
-  va_end(ap);
-  if (op && op->scope) diag_appendf(c, " (JAX scope: %s)", op->scope);
-  diag_append(c, "\n", 1);
-  if (op) diag_show_line(c, op->pos);
   return -1;
 }
 

@@ -1,6 +1,6 @@
 /* types.c - element types (numbered as ONNX's TensorProto.DataType) and
  * tensor types of the HLO IR. */
-#include "h2o.h"
+#include "base/base.h"
 
 #include <string.h>
 

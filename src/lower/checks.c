@@ -10,7 +10,7 @@
  * error with its position instead.  A '?' dimension matches any size.
  * Attributes out of range are left to the converters, which say so.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 typedef enum Rule {
   R_NONE = 0,   /* not elementwise, or its own converter checks */

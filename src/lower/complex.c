@@ -8,7 +8,7 @@
  * done, each op is reported with the complex type it needs, so the user
  * sees which computation to keep outside the exported function.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 /* The first complex type among the op's operands and results, printed. */
 static const char *complex_type(Lower *L, const Op *op) {

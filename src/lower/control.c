@@ -1,7 +1,7 @@
 /* control.c - functions, returns, and what JAX wraps around the ops:
  * calls (inlined, or calls of local functions: function.c), sharding annotations (no meaning on one device), shape
  * assertions (checked by JAX at export time), composites and custom calls. */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <string.h>
 

@@ -68,7 +68,7 @@
  * with the init; for a sum with init 1.5 it does not (the spec's reading
  * would add 1.5 per padded cell), and XLA does the former.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <math.h>
 #include <string.h>

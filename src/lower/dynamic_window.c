@@ -19,7 +19,7 @@
  * elements that are constants in the HLO (concatenations of constants, as
  * JAX builds them) are read at conversion time, the others at run time.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <string.h>
 

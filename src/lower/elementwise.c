@@ -31,7 +31,7 @@
  * boundary.  Formulas of several ops compute f16 and bf16 in f32; the f64
  * functions without a kernel get f64 formulas (f64_formula), Erf aside.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <float.h>
 #include <math.h>

@@ -25,7 +25,7 @@
  * inputs are not constants), and see a call node as an opaque op: og_is
  * matches ai.onnx ops only.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <string.h>
 

@@ -51,7 +51,7 @@
  * the operand's own dimension (see same-dimension proof below), else the
  * (smaller) result is cut to the run-time size.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <math.h>
 #include <string.h>

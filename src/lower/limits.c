@@ -12,7 +12,7 @@
  * lw_inline_call, which reports them at the offending call; here they only
  * stop the count, so it cannot loop or overflow the C stack.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <limits.h>
 

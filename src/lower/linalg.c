@@ -15,7 +15,7 @@
  * XLA accumulates it; onnxruntime has no bf16 MatMul on CPU) and narrow
  * integers in i32 (the Cast back wraps, as the integer product does).
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <string.h>
 

@@ -9,7 +9,7 @@
  * "poisoned", so the ops after it are skipped quietly and one run reports
  * every op that cannot be converted, with counts, not only the first.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <string.h>
 
@@ -190,6 +190,12 @@ int lower_unsupported_op(Lower *L, const Op *op) {
 
 /* ---- walking blocks ----------------------------------------------------- */
 
+const LowerFn lw_converters[OP__COUNT] = {
+#define OP(id, name, fn, hint) [OP_##id] = fn,
+#include "ir/ops.def"
+#undef OP
+};
+
 static void poison_results(Lower *L, const Op *op) {
   for (int i = 0; i < op->n_results; i++) {
     OValue *p = og_value(L->c, L->g, "poison");
@@ -300,12 +306,12 @@ int lw_block(Lower *L, const Block *b) {
     if (poisoned || check_types(L, op) != 0 || lw_check_shapes(L, op) != 0) {
       /* An op without converter is still counted in the report of the
        * unsupported ops when it reads the result of another failed op. */
-      LowerFn fn = op_table[op->kind].lower;
+      LowerFn fn = lw_converters[op->kind];
       if (poisoned && (!fn || fn == lower_unsupported_op)) lower_unsupported_op(L, op);
       poison_results(L, op);
       rc = -1;
     } else {
-      LowerFn fn = op_table[op->kind].lower;
+      LowerFn fn = lw_converters[op->kind];
       int r = fn ? fn(L, op) : lower_unsupported_op(L, op);
       if (r != 0) {
         poison_results(L, op);

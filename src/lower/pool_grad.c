@@ -22,7 +22,7 @@
  * windowed axes must be static.  NaN inside a window is where the two may differ (GE against NaN is
  * false, MaxPool skips NaN); JAX's max pool itself propagates NaN.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <string.h>
 

@@ -13,7 +13,7 @@
  * ONNX's RandomUniform/RandomNormal draw other numbers, and their seeds are
  * attributes, so neither the values nor the key's role would survive.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 int lower_unsupported_rng_bit_generator(Lower *L, const Op *op) {
   const Attr *a = ir_op_attr(op, "rng_algorithm");

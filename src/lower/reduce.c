@@ -14,7 +14,7 @@
  * ReduceMax/ArgMax ignore NaN unless it comes first, so a NaN guard is
  * added); argmax picks the first maximum, and the first NaN if any.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <math.h>
 #include <string.h>

@@ -24,7 +24,7 @@
  * call's operand.  Anything it does not recognise stays WL_CARRIED, which is
  * always correct.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <string.h>
 

@@ -8,7 +8,7 @@
  * carries.  Dimensions arrays below use DIM_DYN for '?', as Type does, which
  * og_set_type turns into an unknown dimension.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <string.h>
 

@@ -36,7 +36,7 @@
  * GatherElements.  Every operand is then GatherElements(x, perm); an iota
  * along the sort axis (argsort's second operand) is the permutation itself.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <float.h>
 #include <math.h>

@@ -19,7 +19,7 @@
  * Every value built has the shape of the op's result; constants are rank 0
  * and broadcast.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 #include <math.h>
 #include <string.h>

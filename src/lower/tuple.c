@@ -11,7 +11,7 @@
  * If result, a graph output - has no representation; control.c refuses
  * non-tensor loop values, and any other use of the placeholder fails there.
  */
-#include "h2o.h"
+#include "lower/lower.h"
 
 typedef struct TupleBinding {
   const OValue *handle; /* the placeholder the tuple value is bound to */

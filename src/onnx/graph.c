@@ -4,7 +4,7 @@
  * pointer and knows how many nodes use a value (n_uses) without searching.
  * Names are made unique per graph from a hint and a counter.
  */
-#include "h2o.h"
+#include "onnx/onnx.h"
 
 #include <string.h>
 

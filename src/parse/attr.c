@@ -5,7 +5,7 @@
  * parse_type starts at the current token and resumes the lexer behind the
  * type.
  *
- * Attribute values become Attr (h2o.h).  The StableHLO enum attributes
+ * Attribute values become Attr (ir/ir.h).  The StableHLO enum attributes
  * (#stablehlo<comparison_direction GT>) become AK_ENUM "GT", the struct-like
  * ones (#stablehlo.dot<...>, #stablehlo.gather<...>, #stablehlo.conv<...>)
  * AK_DICT with .s naming them, and whatever else hides in <...> is kept as

@@ -1,7 +1,7 @@
 /* parse/parse.h - what the files of the parser share, and nothing else needs.
  *
  * The parser reads the MLIR text of a StableHLO module (as JAX prints it)
- * into the HLO IR of h2o.h.  It is split by subject:
+ * into the HLO IR of ir/ir.h.  It is split by subject:
  *
  *   lex.c    tokens, positions, numbers and strings, and parse_fail
  *   attr.c   types, attribute values, attribute dicts and locations
@@ -22,7 +22,7 @@
 #ifndef H2O_PARSE_H
 #define H2O_PARSE_H
 
-#include "h2o.h"
+#include "ir/ir.h"
 
 #define PARSE_MAX_DEPTH 256
 /* The longest name: identifiers, %values, @symbols (quoted ones once

@@ -4,7 +4,7 @@
  * signature, used or not; but the inputs of local functions that nothing
  * reads, and the results no call uses, go (with the calls' arguments and
  * results). */
-#include "h2o.h"
+#include "passes/passes.h"
 
 enum { NEEDED = 1 };
 

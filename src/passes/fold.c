@@ -13,7 +13,7 @@
  * simplify pass usually removes altogether.  Transposes of weights are folded up to
  * a cap, since runtimes would otherwise redo them on every inference.
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <math.h>
 #include <string.h>

@@ -22,7 +22,7 @@
  * Softplus.  Each fused op is only emitted for element types onnxruntime's
  * CPU kernels take (the lowering's rule: every node it emits runs there).
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <math.h>
 #include <string.h>

@@ -8,7 +8,7 @@
  * the pair is dropped.  (The result is the average the runtime computes
  * directly, without the round trip through the sum.)
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <string.h>
 

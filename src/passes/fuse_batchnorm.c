@@ -23,7 +23,7 @@
  *    a layer keeps its three elementwise ops: BatchNormalization would need
  *    a Transpose on either side.
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <math.h>
 #include <string.h>

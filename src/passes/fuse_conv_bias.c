@@ -7,7 +7,7 @@
  * Add, the bias moves into the Conv's B input; an existing constant B is
  * added to, in its element type.  ConvTranspose alike.
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <string.h>
 

@@ -16,7 +16,7 @@
  * erf of 0.8x, a missing half - is left alone.  Before opset 20 there is no
  * Gelu and the decomposition stays.
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <math.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  *
  * The fusion fires only when the MatMul result has one use (the Add) and is
  * not a graph output, and C broadcasts to [M, N] one-way, as Gemm requires. */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <string.h>
 

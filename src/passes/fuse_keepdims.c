@@ -6,7 +6,7 @@
  * feeds nothing else and is no graph output.  The Unsqueeze/Reshape node
  * becomes the reduction, so its output keeps its name.
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <string.h>
 

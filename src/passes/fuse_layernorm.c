@@ -21,7 +21,7 @@
  * moderate mean (|mean| a few times the standard deviation); for data far
  * from zero JAX's fast variance loses digits that ONNX keeps.
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <math.h>
 #include <string.h>

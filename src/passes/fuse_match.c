@@ -16,7 +16,7 @@
  * elements are all equal, and fm_fits checks that it broadcasts into the
  * data without widening it.
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <math.h>
 #include <string.h>

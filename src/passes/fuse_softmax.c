@@ -21,7 +21,7 @@
  * overflows in JAX where Softmax would not, so fusing it would change
  * results.  A NaN anywhere in a row makes the whole row NaN both ways.
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <math.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * shape, Transposes that undo each other, and the Expands in front of
  * elementwise ops that ONNX broadcasting makes redundant (StableHLO has no
  * implicit broadcasting, so JAX spells out every broadcast_in_dim). */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <string.h>
 

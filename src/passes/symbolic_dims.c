@@ -12,7 +12,7 @@
  * wrote it ("B", or "T+1" which is kept whole) and k a positive integer; it
  * is written as JAX prints such sizes: "B", "50*B", "2*(T+1)".
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -23,7 +23,7 @@
  * this file) turns the Transposes left that move only axes of size 1 into
  * Reshapes.
  */
-#include "h2o.h"
+#include "passes/passes.h"
 
 #include <string.h>
 

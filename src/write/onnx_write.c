@@ -40,7 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "h2o.h"
+#include "write/write.h"
 
 #define OW_BUF_SIZE ((size_t)1 << 20)
 #define OW_ALIGN 4096u                        /* external data offsets */

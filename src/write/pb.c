@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "h2o.h"
+#include "write/write.h"
 
 void pb_init_count(PbOut *o, void *user) {
   memset(o, 0, sizeof *o);

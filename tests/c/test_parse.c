@@ -9,7 +9,7 @@
  * so AddressSanitizer catches any read past the end.  Run under ASan+UBSan.
  * Exit status: 0 when every check passed.
  */
-#include "h2o.h"
+#include "parse/parse.h"
 
 #include <math.h>
 #include <stdlib.h>

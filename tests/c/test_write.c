@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "h2o.h"
+#include "write/write.h"
 
 static int failures;
 #define EXPECT(cond)                                                      \

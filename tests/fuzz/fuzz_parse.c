@@ -1,7 +1,7 @@
 /* fuzz_parse.c - libFuzzer target: the MLIR parser on arbitrary bytes.
  * Every input must either parse or produce diagnostics; nothing may crash,
  * leak or read out of bounds (the target is built with ASan and UBSan). */
-#include "h2o.h"
+#include "ir/ir.h"
 
 #include <stdlib.h>
 

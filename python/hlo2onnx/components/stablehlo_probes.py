@@ -7,7 +7,7 @@ passes (``optimize=False``: what the op's converter itself emits), and lists
 the ONNX ops of the nodes that came from the probe's ``jax.named_scope``
 ("probe"), so helper ops outside the scope do not count.  Ops without a probe
 (or whose probe no longer emits them) fall back to the hint column of
-``src/ops.def``.
+``src/ir/ops.def``.
 """
 
 from __future__ import annotations

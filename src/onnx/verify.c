@@ -4,7 +4,7 @@
  * never one of another graph, such as a caller's value read by a local
  * function), no value is produced twice, and no node uses a poisoned value.  A failure
  * is an internal error: it names the pass that broke the graph. */
-#include "h2o.h"
+#include "onnx/onnx.h"
 
 enum { DEFINED = 2 };
 

@@ -3,7 +3,7 @@
  * with each op's position and JAX scope, so a reader can see exactly what
  * the parser made of the text (normalised attribute names included).
  */
-#include "h2o.h"
+#include "ir/ir.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -332,4 +332,12 @@ void ir_dump_module(FILE *f, const Module *m) {
     fprintf(f, ")  // %d:%d\n", fn->pos.line, fn->pos.col);
     dump_block(f, fn->body, 2, false); /* its arguments are on the func line */
   }
+}
+
+int diag_error_op(Ctx *c, int status, const Op *op, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  diag_verror_scoped(c, status, op ? op->pos : (SrcPos){0, 0}, op ? op->scope : NULL, fmt, ap);
+  va_end(ap);
+  return -1;
 }

@@ -1,13 +1,14 @@
-/* optable.c - the op table: names (for the parser) and converters (for the
- * lowering), both generated from ops.def. */
-#include "h2o.h"
+/* ops.c - the op table generated from ops.def: names (for the parser) and
+ * ONNX hints (for the table-driven converters).  The converter column is
+ * lower/lower.c's lw_converters, so the parser links without the lowering. */
+#include "ir/ir.h"
 
 #include <string.h>
 
 const OpInfo op_table[OP__COUNT] = {
-    [OP_UNKNOWN] = {"<unknown>", NULL, NULL},
-#define OP(id, name, fn, hint) [OP_##id] = {name, fn, hint},
-#include "ops.def"
+    [OP_UNKNOWN] = {"<unknown>", NULL},
+#define OP(id, name, fn, hint) [OP_##id] = {name, hint},
+#include "ir/ops.def"
 #undef OP
 };
 

@@ -1,0 +1,134 @@
+/* lower/lower.h - what the files of the lowering share: the Lower state,
+ * the lw_ node builders and the converters named in ir/ops.def.  Only
+ * lower/ and pipeline.c (lower_module) include it.
+ */
+#ifndef H2O_LOWER_LOWER_H
+#define H2O_LOWER_LOWER_H
+
+#include "onnx/onnx.h"
+
+typedef struct Lower Lower;
+
+/* ===================================================================
+ * lower/ - HLO IR to ONNX graph.  lower.c walks the entry function, inlines
+ * calls (or calls local functions: function.c) and dispatches each op
+ * through op_table; the families live in
+ * lower/<family>.c.  A converter reads the op, emits nodes with the lw_
+ * builders below, and binds each HLO result to an ONNX value.  It returns 0,
+ * or -1 after reporting an error with lw_unsupported / diag_error_op.
+ * =================================================================== */
+struct Lower {
+  Ctx *c;
+  const Module *module;
+  OGraph *g;          /* the graph being built (a subgraph inside control flow) */
+  int opset;
+  const Op *op;       /* the op being lowered: names and positions for nodes */
+  const Func *call_stack[64]; /* functions being inlined, to refuse recursion */
+  int call_depth;
+  OValue **ret;       /* where the next `return` stores its operands */
+  int n_ret;
+  struct Unsupported *unsupported; /* ops without converter: name, count, first */
+  long n_lowered;     /* ops lowered so far, those of inlined calls included */
+  struct TupleBinding *tuples; /* lower/tuple.c: the elements of tuple values */
+  struct LocalFn *local;       /* lower/function.c: per function of the module */
+  PtrVec functions;            /* OFunction*, the local functions lowered so far */
+};
+
+/* The most ops a module may lower to, counting each inlined call anew: a
+ * small text whose functions each call the next twice would otherwise
+ * expand exponentially (2^40 ops from 40 functions).  Fuzz builds lower it. */
+#ifndef H2O_MAX_LOWERED_OPS
+#define H2O_MAX_LOWERED_OPS (1L << 21)
+#endif
+/* Control flow nests at most this deep: ONNX If/Loop subgraphs within
+ * subgraphs.  Each level nests three protobuf messages (node, attribute,
+ * graph), and protobuf readers (onnx, onnxruntime) refuse messages nested
+ * deeper than 100: the innermost value_info's dimension sits at level
+ * 7 + 3 * depth, so 31 is the deepest model they can load. */
+#define H2O_MAX_SUBGRAPH_DEPTH 31
+/* lower/limits.c: the ops `entry` expands to with its calls inlined (and
+ * regions included), counted without lowering; saturates at LONG_MAX.
+ * *where = the op of entry's body at which the count passes limit. */
+long lw_expanded_ops(Ctx *c, const Module *m, const Func *entry, long limit,
+                     const Op **where);
+/* lower/checks.c: 0, or -1 after reporting an op whose result shape is not
+ * what its operands and attributes make (elementwise ops, transpose,
+ * concatenate, slice, reduce): possible in a valid-looking signature. */
+int lw_check_shapes(Lower *L, const Op *op);
+
+/* The ONNX value of an HLO value (its binding). */
+OValue *lw_get(Lower *L, const Value *v);
+/* Binds result `v` to `ov`, giving ov v's type. */
+void lw_bind(Lower *L, Value *v, OValue *ov);
+/* A node of the current op; outputs get fresh names and unknown types. */
+ONode *lw_node(Lower *L, const char *op_type, int n_in, OValue *const *in,
+               int n_out);
+/* One-output conveniences. */
+OValue *lw_op1(Lower *L, const char *op_type, OValue *a);
+OValue *lw_op2(Lower *L, const char *op_type, OValue *a, OValue *b);
+OValue *lw_op3(Lower *L, const char *op_type, OValue *a, OValue *b, OValue *c);
+/* Constants (initializers). */
+OValue *lw_const_i64s(Lower *L, int n, const int64_t *vals); /* 1-D int64 */
+OValue *lw_const_scalar(Lower *L, ElemType et, double v);   /* rank 0 */
+OValue *lw_const_data(Lower *L, ElemType et, int rank, const int64_t *dims,
+                      Data data);
+/* Casts to `et` unless already of that type (known from its OType). */
+OValue *lw_cast(Lower *L, OValue *v, ElemType et);
+/* Sets v's type (dims: DIM_DYN where unknown) and returns v. */
+OValue *lw_typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims);
+/* Transpose of x (type et, dims `dims`) unless perm is the identity;
+ * out_dims gets the permuted dims either way. */
+OValue *lw_transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims,
+                     const int64_t *perm, int64_t *out_dims);
+/* Reports "unsupported: <op> ...: reason" at the current op; returns -1. */
+int lw_unsupported(Lower *L, const char *fmt, ...) H2O_PRINTF(2, 3);
+/* Lowers every op of a block in order (used for function bodies and regions).
+ * Ops that fail are reported and their results poisoned, so one run reports
+ * every unsupported op. */
+int lw_block(Lower *L, const Block *b);
+/* Inlines `f` with its arguments bound to `args`; its returned values are
+ * stored in results[0..f->n_results). */
+int lw_inline_call(Lower *L, const Func *f, OValue *const *args, OValue **results);
+/* lower/function.c: h2o_options.local_functions.  lw_plan_functions counts
+ * the call sites of each function reachable from the entry (before any
+ * lowering); lw_local_call then emits a call of the function's ONNX
+ * function, lowering its body first when this is the first call.  It
+ * returns 1 when the call is to be inlined instead (too few call sites,
+ * types not the signature's, or a body that cannot be lowered on its own). */
+void lw_plan_functions(Lower *L, const Func *entry);
+int lw_local_call(Lower *L, const Op *op, const Func *f, OValue *const *args,
+                  OValue **results);
+/* A converter for ops that cannot be converted: reports the op. */
+int lower_unsupported_op(Lower *L, const Op *op);
+
+/* lower/scan.c: the role of each loop-carried value of a stablehlo.while
+ * (role[i] for operand i).  For WL_SCAN and WL_SCAN_REVERSE, scan_value[i]
+ * is the value of the body block that the iteration writes into its row. */
+typedef enum WhileRole {
+  WL_CARRIED = 0, /* a Loop-carried value */
+  WL_INVARIANT,   /* returned unchanged: read from the enclosing graph */
+  WL_SCAN,        /* row c of a buffer written at counter c: a scan output */
+  WL_SCAN_REVERSE /* row N-1-c: a scan output, reversed after the loop */
+} WhileRole;
+void lw_plan_while(const Lower *L, const Op *op, WhileRole *role, const Value **scan_value);
+/* lower/dynamic_window.c: custom_call @stablehlo.dynamic_reduce_window
+ * (sums, e.g. jnp.cumsum along a symbolic axis); called by lower_custom_call. */
+int lower_dynamic_reduce_window(Lower *L, const Op *op);
+
+/* Lowers the entry function of m into a model. */
+OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params,
+                     int n_params);
+
+
+/* The converter of each op kind, from the converter column of ir/ops.def
+ * (lower.c); NULL for OP_UNKNOWN. */
+typedef int (*LowerFn)(Lower *L, const Op *op);
+extern const LowerFn lw_converters[OP__COUNT];
+
+/* The converters named in ops.def, declared once per row (a converter that
+ * serves several rows is declared several times, which C allows). */
+#define OP(id, name, fn, hint) int fn(Lower *L, const Op *op);
+#include "ir/ops.def"
+#undef OP
+
+#endif
