@@ -69,7 +69,13 @@ def _digest(convert, text, params, options) -> str:
 
 
 def _load_core(path: str | None):
-    """hlo2onnx._core, or the extension module at path (another build)."""
+    """hlo2onnx._core, or the extension module at path (another build).  The
+    errors it raises are hlo2onnx.errors classes: the package must import
+    (from this checkout when it is not installed)."""
+    try:
+        import hlo2onnx  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
     if path is None:
         from hlo2onnx import _core
         return _core
