@@ -56,20 +56,6 @@ static ElemType arg_type(ElemType et) {
 
 /* ---- constants ---------------------------------------------------------- */
 
-static double half_to_double(uint16_t h, bool bf16) {
-  if (bf16) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-  }
-  int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  double v = exp == 0 ? ldexp(mant, -24)
-             : exp == 31 ? (mant ? NAN : INFINITY)
-                         : ldexp(mant | 0x400, exp - 25);
-  return (h & 0x8000) ? -v : v;
-}
-
 /* The value of a scalar constant: floats in *f, integers and bools in *i
  * (unsigned ones as their bits).  False when v is not a constant scalar. */
 static bool scalar_value(Lower *L, OValue *v, double *f, int64_t *i) {
@@ -83,9 +69,7 @@ static bool scalar_value(Lower *L, OValue *v, double *f, int64_t *i) {
   *f = 0;
   *i = 0;
   switch (et) {
-  case ET_F32: { float x; memcpy(&x, p, 4); *f = x; return true; }
-  case ET_F64: memcpy(f, p, 8); return true;
-  case ET_F16: case ET_BF16: *f = half_to_double((uint16_t)bits, et == ET_BF16); return true;
+  case ET_F32: case ET_F64: case ET_F16: case ET_BF16: *f = elem_load(p, et, 0); return true;
   case ET_I8: *i = (int8_t)bits; return true;
   case ET_I16: *i = (int16_t)bits; return true;
   case ET_I32: *i = (int32_t)bits; return true;
