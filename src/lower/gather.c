@@ -58,9 +58,6 @@
 
 /* Axes of the intermediate tensors: index batch axes, windows, one more. */
 #define MAX_AXES (2 * MAX_RANK + 2)
-/* Constant index tensors are read (and clamped) at conversion time up to
- * this many elements; larger ones are left to the graph. */
-#define MAX_CONST_INDICES 65536
 
 /* Axis labels: an axis of start_indices (S), or an axis of the operand
  * (D); DROP marks a size-1 axis that the result does not have. */
@@ -197,247 +194,6 @@ static bool good_list(const int64_t *v, int n, int64_t limit, bool sorted) {
   return true;
 }
 
-/* ---- integers known at conversion time ---------------------------------- */
-
-/* Integer types whose values an int64 holds exactly (not ui64). */
-static bool is_index_type(ElemType et) {
-  return (et_is_int(et) && et != ET_U64) || et == ET_BOOL;
-}
-
-/* v as a value of type et: wrapped to its width, as the HLO computes. */
-static int64_t wrap(ElemType et, int64_t v) {
-  size_t bits = 8 * et_size(et);
-  if (et == ET_BOOL) return v != 0;
-  if (bits == 0 || bits >= 64) return v;
-  uint64_t mask = ((uint64_t)1 << bits) - 1, u = (uint64_t)v & mask;
-  if (et_is_signed_int(et) && (u >> (bits - 1)) & 1) u |= ~mask;
-  return (int64_t)u;
-}
-
-/* Row-major coordinates: advances pos over dims; false after the last. */
-static bool next_pos(int64_t *pos, const int64_t *dims, int rank) {
-  for (int i = rank - 1; i >= 0; i--) {
-    if (++pos[i] < dims[i]) return true;
-    pos[i] = 0;
-  }
-  return false;
-}
-
-static int64_t eval_binary(OpKind k, const char *dir, int64_t a, int64_t b) {
-  switch (k) {
-  case OP_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
-  case OP_SUBTRACT: return (int64_t)((uint64_t)a - (uint64_t)b);
-  case OP_MULTIPLY: return (int64_t)((uint64_t)a * (uint64_t)b);
-  case OP_MAXIMUM: return a > b ? a : b;
-  case OP_MINIMUM: return a < b ? a : b;
-  case OP_AND: return a & b;
-  case OP_OR: return a | b;
-  default: /* OP_COMPARE */
-    if (!strcmp(dir, "EQ")) return a == b;
-    if (!strcmp(dir, "NE")) return a != b;
-    if (!strcmp(dir, "LT")) return a < b;
-    if (!strcmp(dir, "LE")) return a <= b;
-    if (!strcmp(dir, "GT")) return a > b;
-    return a >= b; /* GE */
-  }
-}
-
-/* The values of an integer (or boolean) HLO value that is computed from
- * constants only - constants, iota, broadcasts, reshape, convert,
- * concatenate and integer arithmetic, as JAX builds constant and
- * normalised indices - in row-major order; NULL when it is not such a
- * value or has more than MAX_CONST_INDICES elements. */
-static int64_t *const_ints(Lower *L, const Value *v, int64_t *budget) {
-  const Op *op = v->def;
-  const Type *t = &v->type;
-  int64_t n = type_numel(t);
-  if (!op || n < 0 || n > MAX_CONST_INDICES || !is_index_type(t->et)) return NULL;
-  if ((*budget -= n + 1) < 0) return NULL;
-  int64_t *out = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
-  int64_t *in[3] = {NULL, NULL, NULL}, m[3] = {0, 0, 0};
-  switch (op->kind) {
-  case OP_CONSTANT: {
-    int64_t *vals;
-    int k = ir_attr_i64s(L->c, ir_op_attr(op, "value"), &vals);
-    if (k < 0 || (k != n && k != 1)) return NULL;
-    for (int64_t i = 0; i < n; i++) out[i] = vals[k == 1 ? 0 : i];
-    return out;
-  }
-  case OP_IOTA: {
-    int64_t axis, pos[MAX_RANK] = {0};
-    if (!ir_attr_int(ir_op_attr(op, "iota_dimension"), &axis) || axis < 0 || axis >= t->rank)
-      return NULL;
-    for (int64_t i = 0; i < n; i++, next_pos(pos, t->dims, t->rank)) out[i] = pos[axis];
-    return out;
-  }
-  case OP_BROADCAST_IN_DIM: {
-    const Value *src = op->operands[0];
-    int64_t *bd, pos[MAX_RANK] = {0};
-    int nb = ir_attr_i64s(L->c, ir_op_attr(op, "broadcast_dimensions"), &bd);
-    if (nb != src->type.rank || !good_list(bd, nb, t->rank, false)) return NULL;
-    int64_t *x = const_ints(L, src, budget);
-    if (!x) return NULL;
-    for (int64_t i = 0; i < n; i++, next_pos(pos, t->dims, t->rank)) {
-      int64_t off = 0;
-      for (int k = 0; k < nb; k++)
-        off = off * src->type.dims[k] + (src->type.dims[k] == 1 ? 0 : pos[bd[k]]);
-      out[i] = x[off];
-    }
-    return out;
-  }
-  case OP_RESHAPE: case OP_CONVERT: {
-    int64_t *x = const_ints(L, op->operands[0], budget);
-    if (!x || type_numel(&op->operands[0]->type) != n) return NULL;
-    for (int64_t i = 0; i < n; i++) out[i] = wrap(t->et, x[i]);
-    return out;
-  }
-  case OP_CONCATENATE: {
-    int64_t axis;
-    if (!ir_attr_int(ir_op_attr(op, "dimension"), &axis) || axis < 0 || axis >= t->rank)
-      return NULL;
-    int64_t outer = 1, pos = 0;
-    for (int i = 0; i < axis; i++) outer *= t->dims[i];
-    int64_t row = outer ? n / outer : 0;
-    for (int j = 0; j < op->n_operands; j++) {
-      const Value *src = op->operands[j];
-      int64_t *x = const_ints(L, src, budget);
-      int64_t k = type_numel(&src->type);
-      if (!x || k < 0) return NULL;
-      int64_t part = outer ? k / outer : 0;
-      for (int64_t o = 0; o < outer; o++)
-        memcpy(out + o * row + pos, x + o * part, sizeof(int64_t) * (size_t)part);
-      pos += part;
-    }
-    return out;
-  }
-  case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_MAXIMUM: case OP_MINIMUM:
-  case OP_AND: case OP_OR: case OP_COMPARE: case OP_SELECT: case OP_CLAMP: case OP_NEGATE:
-  case OP_NOT: {
-    /* elementwise; select's predicate and clamp's bounds may be scalars */
-    if (op->n_operands > 3) return NULL;
-    for (int j = 0; j < op->n_operands; j++) {
-      m[j] = type_numel(&op->operands[j]->type);
-      if (m[j] != n && m[j] != 1) return NULL;
-      if (!(in[j] = const_ints(L, op->operands[j], budget))) return NULL;
-    }
-    const Attr *dir = ir_op_attr(op, "comparison_direction");
-    const char *d = dir && dir->s ? dir->s : "EQ";
-    if (op->kind == OP_COMPARE && !et_is_signed_int(op->operands[0]->type.et) &&
-        op->operands[0]->type.et != ET_BOOL)
-      return NULL; /* unsigned order on int64 values: not worth it */
-    for (int64_t i = 0; i < n; i++) {
-      int64_t a = in[0][m[0] == 1 ? 0 : i];
-      int64_t b = op->n_operands > 1 ? in[1][m[1] == 1 ? 0 : i] : 0;
-      int64_t c = op->n_operands > 2 ? in[2][m[2] == 1 ? 0 : i] : 0;
-      switch (op->kind) {
-      case OP_SELECT: out[i] = a ? b : c; break;
-      case OP_CLAMP: out[i] = b < a ? a : (b > c ? c : b); break;
-      case OP_NEGATE: out[i] = (int64_t)(0 - (uint64_t)a); break;
-      case OP_NOT: out[i] = t->et == ET_BOOL ? !a : ~a; break;
-      default: out[i] = eval_binary(op->kind, d, a, b); break;
-      }
-      out[i] = wrap(t->et, out[i]);
-    }
-    return out;
-  }
-  default:
-    return NULL;
-  }
-}
-
-static int64_t *hlo_const_ints(Lower *L, const Value *v) {
-  int64_t budget = 4 * MAX_CONST_INDICES; /* a DAG may share subexpressions */
-  return const_ints(L, v, &budget);
-}
-
-/* Bounds of every element of an integer HLO value, when the HLO states
- * them: constants, and clamp/minimum/maximum/select of such bounds (JAX's
- * mode="clip" clamps indices like this). */
-static bool hlo_lower_bound(Lower *L, const Value *v, int64_t *lo, int *budget);
-static bool hlo_upper_bound(Lower *L, const Value *v, int64_t *hi, int *budget);
-
-static bool const_range(Lower *L, const Value *v, int64_t *lo, int64_t *hi) {
-  int64_t *vals = hlo_const_ints(L, v);
-  int64_t n = type_numel(&v->type);
-  if (!vals || n <= 0) return false;
-  *lo = *hi = vals[0];
-  for (int64_t i = 1; i < n; i++) {
-    if (vals[i] < *lo) *lo = vals[i];
-    if (vals[i] > *hi) *hi = vals[i];
-  }
-  return true;
-}
-
-static bool hlo_lower_bound(Lower *L, const Value *v, int64_t *lo, int *budget) {
-  const Op *op = v->def;
-  int64_t hi, a, b;
-  if (!op || --*budget < 0) return false;
-  if (const_range(L, v, lo, &hi)) return true;
-  switch (op->kind) {
-  case OP_BROADCAST_IN_DIM: case OP_BROADCAST: case OP_RESHAPE: case OP_TRANSPOSE:
-  case OP_SLICE:
-    return hlo_lower_bound(L, op->operands[0], lo, budget);
-  case OP_CLAMP: /* clamp(min, x, max) >= min */
-    return hlo_lower_bound(L, op->operands[0], lo, budget);
-  case OP_MAXIMUM: {
-    bool ka = hlo_lower_bound(L, op->operands[0], &a, budget);
-    bool kb = hlo_lower_bound(L, op->operands[1], &b, budget);
-    if (!ka && !kb) return false;
-    *lo = !ka ? b : !kb ? a : (a > b ? a : b);
-    return true;
-  }
-  case OP_MINIMUM:
-    if (!hlo_lower_bound(L, op->operands[0], &a, budget) ||
-        !hlo_lower_bound(L, op->operands[1], &b, budget))
-      return false;
-    *lo = a < b ? a : b;
-    return true;
-  case OP_SELECT:
-    if (!hlo_lower_bound(L, op->operands[1], &a, budget) ||
-        !hlo_lower_bound(L, op->operands[2], &b, budget))
-      return false;
-    *lo = a < b ? a : b;
-    return true;
-  default:
-    return false;
-  }
-}
-
-static bool hlo_upper_bound(Lower *L, const Value *v, int64_t *hi, int *budget) {
-  const Op *op = v->def;
-  int64_t lo, a, b;
-  if (!op || --*budget < 0) return false;
-  if (const_range(L, v, &lo, hi)) return true;
-  switch (op->kind) {
-  case OP_BROADCAST_IN_DIM: case OP_BROADCAST: case OP_RESHAPE: case OP_TRANSPOSE:
-  case OP_SLICE:
-    return hlo_upper_bound(L, op->operands[0], hi, budget);
-  case OP_CLAMP: /* clamp(min, x, max) <= max */
-    return hlo_upper_bound(L, op->operands[2], hi, budget);
-  case OP_MINIMUM: {
-    bool ka = hlo_upper_bound(L, op->operands[0], &a, budget);
-    bool kb = hlo_upper_bound(L, op->operands[1], &b, budget);
-    if (!ka && !kb) return false;
-    *hi = !ka ? b : !kb ? a : (a < b ? a : b);
-    return true;
-  }
-  case OP_MAXIMUM:
-    if (!hlo_upper_bound(L, op->operands[0], &a, budget) ||
-        !hlo_upper_bound(L, op->operands[1], &b, budget))
-      return false;
-    *hi = a > b ? a : b;
-    return true;
-  case OP_SELECT:
-    if (!hlo_upper_bound(L, op->operands[1], &a, budget) ||
-        !hlo_upper_bound(L, op->operands[2], &b, budget))
-      return false;
-    *hi = a > b ? a : b;
-    return true;
-  default:
-    return false;
-  }
-}
-
 /* True when every start index is known to lie in [0, hi[k]] for its
  * column k (hi static; DIM_DYN entries make it unknowable). */
 static bool starts_in_range(Lower *L, const Value *S, const int64_t *hi, int n_map) {
@@ -447,10 +203,7 @@ static bool starts_in_range(Lower *L, const Value *S, const int64_t *hi, int n_m
     if (hi[k] < min_hi) min_hi = hi[k];
   }
   if (n_map == 0) return true;
-  int budget = 64;
-  if (!hlo_lower_bound(L, S, &lo, &budget)) return false;
-  budget = 64;
-  return hlo_upper_bound(L, S, &up, &budget) && lo >= 0 && up <= min_hi;
+  return lw_int_range(L, S, &lo, &up) && lo >= 0 && up <= min_hi;
 }
 
 /* ---- start indices ------------------------------------------------------ */
@@ -477,7 +230,7 @@ static void starts_init(Lower *L, Starts *st, const Value *S, int ivd, int n_map
     if (a != ivd) st->sax[st->nbs++] = a;
   /* Constant indices, rearranged so the index vector is last (S'). */
   st->cst = NULL;
-  int64_t *raw = hlo_const_ints(L, S);
+  int64_t *raw = lw_const_ints(L, S);
   int64_t n = type_numel(&S->type);
   if (!raw) return;
   if (ivd >= st->Rs - 1) {
@@ -496,7 +249,7 @@ static void starts_init(Lower *L, Starts *st, const Value *S, int ivd, int n_map
   perm[st->nbs] = ivd;
   for (int i = 0; i < st->Rs; i++) pdims[i] = S->type.dims[perm[i]];
   int64_t *out = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
-  for (int64_t e = 0; e < n; e++, next_pos(pos, pdims, st->Rs)) {
+  for (int64_t e = 0; e < n; e++, lw_next_pos(pos, pdims, st->Rs)) {
     int64_t off = 0;
     for (int i = 0; i < st->Rs; i++) off += pos[i] * stride[perm[i]];
     out[e] = raw[off];
@@ -694,13 +447,13 @@ static OValue *const_grid(Lower *L, const Grid *g) {
     if (g->size[i] == DIM_DYN) return NULL;
     dims[i] = g->size[i];
     numel *= dims[i];
-    if (numel > MAX_CONST_INDICES) return NULL;
+    if (numel > LW_MAX_KNOWN_INTS) return NULL;
   }
   dims[g->n] = g->n_cols;
   const int64_t *starts = sd ? sd->ptr : NULL;
   int64_t *v = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(numel ? numel : 1));
   int64_t pos[MAX_AXES] = {0};
-  for (int64_t e = 0; e < numel; e += g->n_cols, next_pos(pos, dims, g->n)) {
+  for (int64_t e = 0; e < numel; e += g->n_cols, lw_next_pos(pos, dims, g->n)) {
     /* the row of S' for this grid position: its batch coordinates */
     int64_t row = 0;
     for (int k = 0; k < g->nbs; k++) {
@@ -761,7 +514,7 @@ static OValue *build_grid(Lower *L, const Grid *g) {
       dims[g->n] = g->n_map;
       int64_t *v = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(numel ? numel : 1));
       int64_t pos[MAX_AXES] = {0};
-      for (int64_t e = 0; e < numel; e += g->n_map, next_pos(pos, dims, g->n))
+      for (int64_t e = 0; e < numel; e += g->n_map, lw_next_pos(pos, dims, g->n))
         for (int k = 0; k < g->n_map; k++) v[e + k] = g->win_axis[k] >= 0 ? pos[g->win_axis[k]] : 0;
       OValue *off = const_i64_shaped(L, g->n + 1, dims, v, numel);
       int64_t out[MAX_AXES];
@@ -1538,7 +1291,7 @@ static int dynamic_gather_slice(Lower *L, const Op *op) {
 
 int lower_dynamic_gather(Lower *L, const Op *op) {
   if (op->n_operands != 3 || op->n_results != 1) return bad_input(L, "expects three operands");
-  if (!hlo_const_ints(L, op->operands[2])) { /* run-time slice sizes */
+  if (!lw_const_ints(L, op->operands[2])) { /* run-time slice sizes */
     int rc = dynamic_gather_slice(L, op);
     if (rc != 1) return rc;
   }
@@ -1547,7 +1300,7 @@ int lower_dynamic_gather(Lower *L, const Op *op) {
   const Type *tz = &op->operands[2]->type;
   if (tz->rank != 1 || (tz->dims[0] != DIM_DYN && tz->dims[0] != p.R))
     return bad_input(L, "slice_sizes must have one entry per operand dimension");
-  int64_t *cst = hlo_const_ints(L, op->operands[2]);
+  int64_t *cst = lw_const_ints(L, op->operands[2]);
   for (int d = 0; d < p.R; d++) p.size[d] = p.role[d] == ROLE_OFFSET ? DIM_DYN : 1;
   for (int r = 0; r < p.Rr; r++)
     if (p.res[r] >= LBL_D(0)) p.size[p.res[r] - LBL_D(0)] = p.RD[r];

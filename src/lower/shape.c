@@ -67,33 +67,6 @@ static OValue *shape_i64(Lower *L, const Value *v) {
   return lw_typed(L, s, ET_I64, 1, &n);
 }
 
-/* Reads a constant (initializer) integer tensor of at most max elements into
- * out; returns its element count, or -1 when v is not such a constant. */
-static int const_ints(Lower *L, OValue *v, int64_t *out, int max) {
-  const Data *d = og_const_data(v);
-  if (!d || v->type.rank < 0 || v->type.rank > 1) return -1;
-  ElemType et = v->type.et;
-  size_t size = et_size(et);
-  if (!et_is_int(et) || size == 0 || d->nbytes % size != 0) return -1;
-  size_t n = d->nbytes / size;
-  if (n > (size_t)max) return -1;
-  const uint8_t *p = data_bytes(L->c, d);
-  for (size_t i = 0; i < n; i++, p += size) {
-    switch (et) {
-    case ET_I8: out[i] = (int8_t)p[0]; break;
-    case ET_U8: out[i] = p[0]; break;
-    case ET_I16: { int16_t x; memcpy(&x, p, 2); out[i] = x; break; }
-    case ET_U16: { uint16_t x; memcpy(&x, p, 2); out[i] = x; break; }
-    case ET_I32: { int32_t x; memcpy(&x, p, 4); out[i] = x; break; }
-    case ET_U32: { uint32_t x; memcpy(&x, p, 4); out[i] = x; break; }
-    case ET_I64: { int64_t x; memcpy(&x, p, 8); out[i] = x; break; }
-    case ET_U64: { uint64_t x; memcpy(&x, p, 8); out[i] = x > INT64_MAX ? INT64_MAX : (int64_t)x; break; }
-    default: return -1;
-    }
-  }
-  return (int)n;
-}
-
 static OValue *unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
   if (n == 0) return x;
   return lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, n, axes));
@@ -502,9 +475,10 @@ static OValue *clamped_starts(Lower *L, Value *const *starts, const int64_t *axe
                               OValue *upper, const int64_t *hi, int64_t *cst, bool *is_const) {
   *is_const = upper == NULL;
   for (int k = 0; k < m && *is_const; k++) {
-    int64_t v;
-    if (const_ints(L, lw_get(L, starts[axes[k]]), &v, 1) != 1) *is_const = false;
-    else cst[k] = v < 0 ? 0 : (v > hi[k] ? hi[k] : v);
+    const Value *start = starts[axes[k]];
+    int64_t *v = type_numel(&start->type) == 1 ? lw_const_ints(L, start) : NULL;
+    if (!v) *is_const = false;
+    else cst[k] = *v < 0 ? 0 : (*v > hi[k] ? hi[k] : *v);
   }
   if (*is_const) return NULL;
 
@@ -841,9 +815,12 @@ int lower_dynamic_pad(Lower *L, const Op *op) {
   if (op->n_operands != 5 || op->n_results != 1) return bad_input(L, "expects five operands");
   const Type *ti = &op->operands[0]->type;
   int64_t amounts[3][MAX_RANK];
-  for (int i = 0; i < 3; i++)
-    if (const_ints(L, lw_get(L, op->operands[2 + i]), amounts[i], MAX_RANK) != ti->rank)
-      return lw_unsupported(L, "padding amounts that are not constants");
+  for (int i = 0; i < 3; i++) {
+    const Value *v = op->operands[2 + i];
+    int64_t *vals = v->type.rank == 1 && type_numel(&v->type) == ti->rank ? lw_const_ints(L, v) : NULL;
+    if (!vals) return lw_unsupported(L, "padding amounts that are not constants");
+    memcpy(amounts[i], vals, sizeof(int64_t) * (size_t)ti->rank);
+  }
   OValue *x;
   if (check_pad(L, op, amounts[0], amounts[1], amounts[2], &x) != 0) return -1;
   if (!x)
