@@ -342,3 +342,25 @@ bool lw_int_range(Lower *L, const Value *v, int64_t *lo, int64_t *hi) {
   budget = 64;
   return upper_bound(L, v, hi, &budget);
 }
+
+/* ---- iotas ---------------------------------------------------------------- */
+
+/* A dynamic_iota numbers positions just as an iota does: its shape operand
+ * is the result's shape, whatever that is at run time. */
+bool lw_is_position_iota(const Value *v, int64_t axis) {
+  const Op *d = v->def;
+  int64_t a;
+  if (!d) return false;
+  if (d->kind == OP_IOTA || d->kind == OP_DYNAMIC_IOTA) {
+    const Attr *at = ir_op_attr(d, "iota_dimension");
+    return at && ir_attr_int(at, &a) && a == axis;
+  }
+  if (d->kind == OP_BROADCAST_IN_DIM && d->n_operands == 1 && d->operands[0]->type.rank == 1) {
+    const Attr *bd = ir_op_attr(d, "broadcast_dimensions");
+    const Op *src = d->operands[0]->def;
+    const Attr *at = src && src->kind == OP_IOTA ? ir_op_attr(src, "iota_dimension") : NULL;
+    return bd && bd->kind == AK_ARRAY && bd->n_elems == 1 && ir_attr_int(bd->elems[0], &a) &&
+           a == axis && at && ir_attr_int(at, &a) && a == 0;
+  }
+  return false;
+}

@@ -67,28 +67,12 @@ enum { LBL_DROP = -1 };
 
 /* ---- small builders ---------------------------------------------------- */
 
-static int bad_input(Lower *L, const char *what) {
-  return diag_error_op(L->c, H2O_EINPUT, L->op, "%s: %s", L->op->opname, what);
-}
-
 /* The dims of an OValue's type as an int64 array (DIM_DYN when unknown);
  * returns its rank, or -1 when the rank is unknown. */
 static int dims_of(const OValue *v, int64_t *dims) {
   if (v->type.rank < 0) return -1;
   for (int i = 0; i < v->type.rank; i++) dims[i] = v->type.dims[i].value;
   return v->type.rank;
-}
-
-static OValue *unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
-  if (n == 0) return x;
-  int64_t in[MAX_AXES], out[MAX_AXES];
-  int r = dims_of(x, in);
-  OValue *y = lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, n, axes));
-  if (r < 0) return y;
-  bool is_new[MAX_AXES] = {false};
-  for (int i = 0; i < n; i++) is_new[axes[i]] = true;
-  for (int i = 0, k = 0; i < r + n; i++) out[i] = is_new[i] ? 1 : in[k++];
-  return lw_typed(L, y, x->type.et, r + n, out);
 }
 
 static OValue *squeeze(Lower *L, OValue *x, const int64_t *axes, int n) {
@@ -272,7 +256,7 @@ static OValue *sprime(Lower *L, const Starts *st) {
   OValue *s = lw_cast(L, lw_get(L, st->S), ET_I64);
   if (st->ivd == st->Rs) {
     int64_t axis = st->Rs;
-    s = unsqueeze(L, s, &axis, 1);
+    s = lw_unsqueeze(L, s, &axis, 1);
   } else if (st->ivd != st->Rs - 1) {
     int64_t perm[MAX_RANK];
     for (int i = 0; i < st->nbs; i++) perm[i] = st->sax[i];
@@ -490,7 +474,7 @@ static OValue *build_grid(Lower *L, const Grid *g) {
     }
     perm[np] = g->nbs;
     kp = transpose(L, g->starts, perm, g->nbs + 1);
-    kp = unsqueeze(L, kp, axes, na);
+    kp = lw_unsqueeze(L, kp, axes, na);
     bool any_win = false;
     for (int k = 0; k < g->n_map; k++)
       if (g->win_axis[k] >= 0 && g->win[k] > 1) any_win = true;
@@ -623,11 +607,11 @@ typedef struct GatherPlan {
 
 static int gather_plan(Lower *L, const Op *op, GatherPlan *p) {
   const Attr *dn = ir_op_attr(op, "dimension_numbers");
-  if (!dn || dn->kind != AK_DICT) return bad_input(L, "missing dimension_numbers");
+  if (!dn || dn->kind != AK_DICT) return lw_bad_input(L, "missing dimension_numbers");
   const Type *tx = &op->operands[0]->type, *ts = &op->operands[1]->type,
              *tr = &op->results[0]->type;
   if (tx->kind != TK_TENSOR || ts->kind != TK_TENSOR || tr->kind != TK_TENSOR)
-    return bad_input(L, "expects tensors");
+    return lw_bad_input(L, "expects tensors");
   p->R = tx->rank;
   p->Rr = tr->rank;
   p->D = tx->dims;
@@ -640,30 +624,30 @@ static int gather_plan(Lower *L, const Op *op, GatherPlan *p) {
     return -1;
   int64_t ivd = int_field(dn, "index_vector_dim");
   int Rs = ts->rank;
-  if (ivd < 0 || ivd > Rs) return bad_input(L, "index_vector_dim out of range");
+  if (ivd < 0 || ivd > Rs) return lw_bad_input(L, "index_vector_dim out of range");
   int64_t vec = ivd < Rs ? ts->dims[ivd] : 1;
   if (vec != DIM_DYN && vec != p->n_map)
-    return bad_input(L, "start_index_map does not match the index vector length");
+    return lw_bad_input(L, "start_index_map does not match the index vector length");
   int nbs = Rs - (ivd < Rs);
   if (!good_list(p->off, p->n_off, p->Rr, true) || !good_list(p->coll, p->n_coll, p->R, true) ||
       !good_list(p->ob, p->n_ob, p->R, true) || !good_list(p->map, p->n_map, p->R, false) ||
       !good_list(p->sb, p->n_sb, Rs, false) || p->n_sb != p->n_ob ||
       index_in(p->sb, p->n_sb, ivd) >= 0 || p->n_off + p->n_coll + p->n_ob != p->R ||
       p->Rr != nbs + p->n_off)
-    return bad_input(L, "inconsistent dimension numbers");
+    return lw_bad_input(L, "inconsistent dimension numbers");
   for (int d = 0; d < p->R; d++) {
     p->col[d] = index_in(p->map, p->n_map, d);
     p->pair[d] = -1;
     if (index_in(p->coll, p->n_coll, d) >= 0) {
-      if (index_in(p->ob, p->n_ob, d) >= 0) return bad_input(L, "a dimension both collapsed and batching");
+      if (index_in(p->ob, p->n_ob, d) >= 0) return lw_bad_input(L, "a dimension both collapsed and batching");
       p->role[d] = ROLE_COLLAPSED;
     } else if (index_in(p->ob, p->n_ob, d) >= 0) {
-      if (p->col[d] >= 0) return bad_input(L, "a batching dimension in start_index_map");
+      if (p->col[d] >= 0) return lw_bad_input(L, "a batching dimension in start_index_map");
       p->role[d] = ROLE_BATCH;
       p->pair[d] = (int)p->sb[index_in(p->ob, p->n_ob, d)];
       int64_t a = tx->dims[d], b = ts->dims[p->pair[d]];
       if (a != DIM_DYN && b != DIM_DYN && a != b)
-        return bad_input(L, "batching dimensions of different sizes");
+        return lw_bad_input(L, "batching dimensions of different sizes");
     } else {
       p->role[d] = ROLE_OFFSET;
     }
@@ -688,9 +672,9 @@ static int gather_sizes(Lower *L, const Op *op, GatherPlan *p) {
   int64_t *sizes;
   const Attr *a = ir_op_attr(op, "slice_sizes");
   int n = a ? ir_attr_i64s(L->c, a, &sizes) : -1;
-  if (n != p->R) return bad_input(L, "slice_sizes must have one entry per operand dimension");
+  if (n != p->R) return lw_bad_input(L, "slice_sizes must have one entry per operand dimension");
   for (int d = 0; d < p->R; d++) {
-    if (sizes[d] < 0) return bad_input(L, "negative slice size");
+    if (sizes[d] < 0) return lw_bad_input(L, "negative slice size");
     p->size[d] = sizes[d];
   }
   return 0;
@@ -701,20 +685,20 @@ static int check_sizes(Lower *L, const GatherPlan *p) {
   for (int d = 0; d < p->R; d++) {
     int64_t s = p->size[d];
     if (s == DIM_DYN) continue;
-    if (s < 0 || (p->D[d] != DIM_DYN && s > p->D[d])) return bad_input(L, "slice size out of range");
+    if (s < 0 || (p->D[d] != DIM_DYN && s > p->D[d])) return lw_bad_input(L, "slice size out of range");
     if (p->role[d] != ROLE_OFFSET && s != 1)
-      return bad_input(L, "collapsed and batching dimensions need slice size 1");
+      return lw_bad_input(L, "collapsed and batching dimensions need slice size 1");
   }
   for (int r = 0; r < p->Rr; r++) {
     if (p->res[r] < LBL_D(0)) { /* a batch axis: the start indices' axis */
       int64_t s = p->st.S->type.dims[p->res[r]];
       if (s != DIM_DYN && p->RD[r] != DIM_DYN && s != p->RD[r])
-        return bad_input(L, "the result type does not match the start indices' batch dimensions");
+        return lw_bad_input(L, "the result type does not match the start indices' batch dimensions");
       continue;
     }
     int64_t s = p->size[p->res[r] - LBL_D(0)];
     if (s != DIM_DYN && p->RD[r] != DIM_DYN && s != p->RD[r])
-      return bad_input(L, "the result type does not match slice_sizes");
+      return lw_bad_input(L, "the result type does not match slice_sizes");
   }
   return 0;
 }
@@ -1226,7 +1210,7 @@ static int gather_common(Lower *L, const Op *op, GatherPlan *p, OValue *sizes_rt
 }
 
 int lower_gather(Lower *L, const Op *op) {
-  if (op->n_operands != 2 || op->n_results != 1) return bad_input(L, "expects two operands");
+  if (op->n_operands != 2 || op->n_results != 1) return lw_bad_input(L, "expects two operands");
   GatherPlan p;
   if (gather_plan(L, op, &p) != 0 || gather_sizes(L, op, &p) != 0) return -1;
   return gather_common(L, op, &p, NULL);
@@ -1290,7 +1274,7 @@ static int dynamic_gather_slice(Lower *L, const Op *op) {
 }
 
 int lower_dynamic_gather(Lower *L, const Op *op) {
-  if (op->n_operands != 3 || op->n_results != 1) return bad_input(L, "expects three operands");
+  if (op->n_operands != 3 || op->n_results != 1) return lw_bad_input(L, "expects three operands");
   if (!lw_const_ints(L, op->operands[2])) { /* run-time slice sizes */
     int rc = dynamic_gather_slice(L, op);
     if (rc != 1) return rc;
@@ -1299,7 +1283,7 @@ int lower_dynamic_gather(Lower *L, const Op *op) {
   if (gather_plan(L, op, &p) != 0) return -1;
   const Type *tz = &op->operands[2]->type;
   if (tz->rank != 1 || (tz->dims[0] != DIM_DYN && tz->dims[0] != p.R))
-    return bad_input(L, "slice_sizes must have one entry per operand dimension");
+    return lw_bad_input(L, "slice_sizes must have one entry per operand dimension");
   int64_t *cst = lw_const_ints(L, op->operands[2]);
   for (int d = 0; d < p.R; d++) p.size[d] = p.role[d] == ROLE_OFFSET ? DIM_DYN : 1;
   for (int r = 0; r < p.Rr; r++)
@@ -1319,11 +1303,11 @@ typedef enum Reduction { RED_NONE, RED_ADD, RED_SUB, RED_MUL, RED_MAX, RED_MIN }
  * binary op of the current value and the update. */
 static int scatter_reduction(Lower *L, const Op *op, Reduction *red) {
   if (op->n_regions != 1 || op->regions[0]->n_blocks != 1)
-    return bad_input(L, "expects one update computation");
+    return lw_bad_input(L, "expects one update computation");
   const Block *b = op->regions[0]->blocks[0];
-  if (b->n_args != 2 || b->n_ops < 1) return bad_input(L, "malformed update computation");
+  if (b->n_args != 2 || b->n_ops < 1) return lw_bad_input(L, "malformed update computation");
   const Op *ret = b->ops[b->n_ops - 1];
-  if (ret->n_operands != 1) return bad_input(L, "malformed update computation");
+  if (ret->n_operands != 1) return lw_bad_input(L, "malformed update computation");
   const Value *cur = b->args[0], *upd = b->args[1], *v = ret->operands[0];
   if (v == upd && b->n_ops == 1) {
     *red = RED_NONE;
@@ -1393,15 +1377,15 @@ int lower_scatter(Lower *L, const Op *op) {
   if (op->n_results != 1)
     return lw_unsupported(L, "a scatter of %d operands at once (only one is supported)",
                           op->n_results);
-  if (op->n_operands != 3) return bad_input(L, "expects three operands");
+  if (op->n_operands != 3) return lw_bad_input(L, "expects three operands");
   Reduction red = RED_NONE;
   if (scatter_reduction(L, op, &red) != 0) return -1;
   const Attr *dn = ir_op_attr(op, "scatter_dimension_numbers");
-  if (!dn || dn->kind != AK_DICT) return bad_input(L, "missing scatter_dimension_numbers");
+  if (!dn || dn->kind != AK_DICT) return lw_bad_input(L, "missing scatter_dimension_numbers");
   const Type *tx = &op->operands[0]->type, *ts = &op->operands[1]->type,
              *tu = &op->operands[2]->type;
   if (tx->kind != TK_TENSOR || ts->kind != TK_TENSOR || tu->kind != TK_TENSOR)
-    return bad_input(L, "expects tensors");
+    return lw_bad_input(L, "expects tensors");
   int64_t *uwd, *iwd, *ib, *sib, *map;
   int n_uwd, n_iwd, n_ib, n_sib, n_map;
   if ((n_uwd = dims_field(L, dn, "update_window_dims", &uwd)) < 0 ||
@@ -1413,7 +1397,7 @@ int lower_scatter(Lower *L, const Op *op) {
   int R = tx->rank, Rs = ts->rank, Ru = tu->rank;
   const int64_t *D = tx->dims, *UD = tu->dims;
   int64_t ivd = int_field(dn, "index_vector_dim");
-  if (ivd < 0 || ivd > Rs) return bad_input(L, "index_vector_dim out of range");
+  if (ivd < 0 || ivd > Rs) return lw_bad_input(L, "index_vector_dim out of range");
   int64_t vec = ivd < Rs ? ts->dims[ivd] : 1;
   int nbs = Rs - (ivd < Rs);
   if ((vec != DIM_DYN && vec != n_map) || !good_list(uwd, n_uwd, Ru, true) ||
@@ -1421,7 +1405,7 @@ int lower_scatter(Lower *L, const Op *op) {
       !good_list(map, n_map, R, false) || !good_list(sib, n_sib, Rs, false) ||
       n_sib != n_ib || index_in(sib, n_sib, ivd) >= 0 || n_uwd + n_iwd + n_ib != R ||
       Ru != nbs + n_uwd)
-    return bad_input(L, "inconsistent dimension numbers");
+    return lw_bad_input(L, "inconsistent dimension numbers");
 
   Starts st;
   starts_init(L, &st, op->operands[1], (int)ivd, n_map);
@@ -1437,7 +1421,7 @@ int lower_scatter(Lower *L, const Op *op) {
   for (int i = 0; i < n_usc && i < st.nbs; i++) {
     int64_t a = UD[usc[i]], b = ts->dims[st.sax[i]];
     if (a != DIM_DYN && b != DIM_DYN && a != b)
-      return bad_input(L, "the updates' scatter dimensions do not match the indices' batch "
+      return lw_bad_input(L, "the updates' scatter dimensions do not match the indices' batch "
                           "dimensions");
   }
   for (int d = 0, j = 0; d < R; d++) {
@@ -1445,10 +1429,10 @@ int lower_scatter(Lower *L, const Op *op) {
     uaxis[d] = -1;
     w[d] = 1;
     if (index_in(iwd, n_iwd, d) >= 0) {
-      if (index_in(ib, n_ib, d) >= 0) return bad_input(L, "a dimension both inserted and batching");
+      if (index_in(ib, n_ib, d) >= 0) return lw_bad_input(L, "a dimension both inserted and batching");
       role[d] = ROLE_COLLAPSED;
     } else if (index_in(ib, n_ib, d) >= 0) {
-      if (col[d] >= 0) return bad_input(L, "a batching dimension in scatter_dims_to_operand_dims");
+      if (col[d] >= 0) return lw_bad_input(L, "a batching dimension in scatter_dims_to_operand_dims");
       role[d] = ROLE_BATCH;
       int s = (int)sib[index_in(ib, n_ib, d)];
       for (int i = 0; i < nbs; i++)
@@ -1458,7 +1442,7 @@ int lower_scatter(Lower *L, const Op *op) {
       uaxis[d] = (int)uwd[j++];
       w[d] = UD[uaxis[d]];
       if (w[d] != DIM_DYN && D[d] != DIM_DYN && w[d] > D[d])
-        return bad_input(L, "an update window larger than the operand");
+        return lw_bad_input(L, "an update window larger than the operand");
     }
   }
   const Type *tr = &op->results[0]->type;
@@ -1578,7 +1562,7 @@ int lower_scatter(Lower *L, const Op *op) {
         } else {
           for (int i = 1; i < n_suffix; i++) axes[na++] = g->n + i;
         }
-        b1 = unsqueeze(L, b1, axes, na);
+        b1 = lw_unsqueeze(L, b1, axes, na);
         upd = lw_op3(L, "Where", b1, neutral(L, red, ct), upd);
       } else {
         /* Send the dropped windows into a padding block after the first

@@ -110,6 +110,22 @@ OValue *lw_transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *
   return lw_typed(L, n->outputs[0], et, rank, out_dims);
 }
 
+OValue *lw_unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
+  if (n == 0) return x;
+  OValue *y = lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, n, axes));
+  int r = x->type.rank;
+  if (r < 0) return y;
+  int64_t out[2 * MAX_RANK + 2];
+  bool is_new[2 * MAX_RANK + 2] = {false};
+  for (int i = 0; i < n; i++) is_new[axes[i]] = true;
+  for (int i = 0, k = 0; i < r + n; i++) out[i] = is_new[i] ? 1 : x->type.dims[k++].value;
+  return lw_typed(L, y, x->type.et, r + n, out);
+}
+
+int lw_bad_input(Lower *L, const char *what) {
+  return diag_error_op(L->c, H2O_EINPUT, L->op, "%s: %s", L->op->opname, what);
+}
+
 int lw_unsupported(Lower *L, const char *fmt, ...) {
   char why[512];
   va_list ap;
