@@ -139,26 +139,6 @@ double bf16_to_double(uint16_t h) {
 
 /* ---- elements ------------------------------------------------------------ */
 
-double elem_load(const uint8_t *data, ElemType et, int64_t i) {
-  const uint8_t *p = data + (size_t)i * et_size(et);
-  switch (et) {
-  case ET_F32: { float x; memcpy(&x, p, 4); return x; }
-  case ET_F64: { double x; memcpy(&x, p, 8); return x; }
-  case ET_F16: { uint16_t h; memcpy(&h, p, 2); return f16_to_double(h); }
-  case ET_BF16: { uint16_t h; memcpy(&h, p, 2); return bf16_to_double(h); }
-  case ET_BOOL: return p[0] != 0;
-  case ET_U8: return p[0];
-  case ET_I8: return (int8_t)p[0];
-  case ET_I16: { int16_t x; memcpy(&x, p, 2); return x; }
-  case ET_U16: { uint16_t x; memcpy(&x, p, 2); return x; }
-  case ET_I32: { int32_t x; memcpy(&x, p, 4); return x; }
-  case ET_U32: { uint32_t x; memcpy(&x, p, 4); return x; }
-  case ET_I64: { int64_t x; memcpy(&x, p, 8); return (double)x; }
-  case ET_U64: { uint64_t x; memcpy(&x, p, 8); return (double)x; }
-  default: return NAN;
-  }
-}
-
 int64_t elem_load_int(const uint8_t *data, ElemType et, int64_t i) {
   const uint8_t *p = data + (size_t)i * et_size(et);
   switch (et) {
@@ -171,6 +151,19 @@ int64_t elem_load_int(const uint8_t *data, ElemType et, int64_t i) {
   case ET_U32: { uint32_t x; memcpy(&x, p, 4); return x; }
   case ET_I64: case ET_U64: { int64_t x; memcpy(&x, p, 8); return x; }
   default: return 0;
+  }
+}
+
+double elem_load(const uint8_t *data, ElemType et, int64_t i) {
+  const uint8_t *p = data + (size_t)i * et_size(et);
+  switch (et) {
+  case ET_F32: { float x; memcpy(&x, p, 4); return x; }
+  case ET_F64: { double x; memcpy(&x, p, 8); return x; }
+  case ET_F16: { uint16_t h; memcpy(&h, p, 2); return f16_to_double(h); }
+  case ET_BF16: { uint16_t h; memcpy(&h, p, 2); return bf16_to_double(h); }
+  case ET_U64: { uint64_t x; memcpy(&x, p, 8); return (double)x; }
+  default: /* the other integers and bool are exact as int64 */
+    return et_is_int(et) || et == ET_BOOL ? (double)elem_load_int(data, et, i) : NAN;
   }
 }
 
