@@ -13,7 +13,7 @@
  * the layers below it and nothing else: base/base.h, ir/ir.h,
  * onnx/onnx.h, then lower/lower.h, passes/passes.h and write/write.h, which
  * only their own directory (and pipeline.c) include.  Prefixes: arena_,
- * diag_, et_/type_ (base), lex_/parse_ (parse), ir_/op_ (HLO IR), og_ (ONNX
+ * diag_, et_/type_/elem_ (base), lex_/parse_ (parse), ir_/op_ (HLO IR), og_ (ONNX
  * graph), lw_ (lowering), pass_/fm_ (passes), pb_/ow_ (writer).
  */
 #ifndef H2O_BASE_BASE_H
@@ -169,5 +169,24 @@ typedef struct Data {
 const uint8_t *data_bytes(Ctx *c, const Data *d);
 /* Decodes HEX digits (2*n of them) into out[0..n). */
 void hex_decode(const char *hex, size_t n, uint8_t *out);
+
+/* ===================================================================
+ * base/elem.c - element i of tensor data (little-endian bytes of type et)
+ * as a double, and back.  Stores round a double once to the nearest value
+ * of a narrow float (ties to even, overflow to inf); integers are
+ * truncated as C converts them, bool is v != 0.  Types without values
+ * (string, sub-byte, complex) load as NaN and store zero bytes.
+ * =================================================================== */
+double elem_load(const uint8_t *data, ElemType et, int64_t i);
+/* Integers and bool as int64 (ui64 as its bit pattern); 0 for others. */
+int64_t elem_load_int(const uint8_t *data, ElemType et, int64_t i);
+void elem_store(uint8_t *data, ElemType et, int64_t i, double v);
+uint16_t f16_from_double(double v);
+double f16_to_double(uint16_t h);
+uint16_t bf16_from_double(double v);
+double bf16_to_double(uint16_t h);
+/* The bit pattern of v rounded to a narrow float type (f16, bf16, f8E5M2,
+ * f8E4M3FN, f8E4M3FNUZ, f8E5M2FNUZ); false for other types. */
+bool elem_narrow_float_bits(ElemType et, double v, uint32_t *bits);
 
 #endif

@@ -742,37 +742,16 @@ static bool body_reducer(const Op *op, Reducer *out) {
   }
 }
 
-static double half_to_double(uint16_t h) {
-  int exp = (h >> 10) & 31, mant = h & 0x3ff;
-  double v = exp == 0 ? ldexp(mant, -24) : exp == 31 ? (mant ? NAN : INFINITY)
-                                                     : ldexp(mant + 1024, exp - 25);
-  return h & 0x8000 ? -v : v;
-}
-
 /* One element of type et as a double.  64-bit integers beyond 2^53 are not
  * read (false), except their extremes, which become +-2^63 and 2^64: the
  * identities of max and min stay recognisable and nothing else rounds onto
  * them. */
 static bool scalar_of(ElemType et, const uint8_t *p, double *out) {
   switch (et) {
-  case ET_F32: { float f; memcpy(&f, p, 4); *out = f; return true; }
-  case ET_F64: memcpy(out, p, 8); return true;
-  case ET_F16: { uint16_t h; memcpy(&h, p, 2); *out = half_to_double(h); return true; }
-  case ET_BF16: {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    *out = f;
+  case ET_F32: case ET_F64: case ET_F16: case ET_BF16: case ET_BOOL: case ET_U8: case ET_I8:
+  case ET_I16: case ET_U16: case ET_I32: case ET_U32:
+    *out = elem_load(p, et, 0);
     return true;
-  }
-  case ET_BOOL: case ET_U8: *out = p[0]; return true;
-  case ET_I8: *out = (int8_t)p[0]; return true;
-  case ET_I16: { int16_t x; memcpy(&x, p, 2); *out = x; return true; }
-  case ET_U16: { uint16_t x; memcpy(&x, p, 2); *out = x; return true; }
-  case ET_I32: { int32_t x; memcpy(&x, p, 4); *out = x; return true; }
-  case ET_U32: { uint32_t x; memcpy(&x, p, 4); *out = x; return true; }
   case ET_I64: {
     int64_t x;
     memcpy(&x, p, 8);

@@ -74,62 +74,10 @@ OValue *lw_const_i64s(Lower *L, int n, const int64_t *vals) {
   return lw_const_data(L, ET_I64, 1, &dim, d);
 }
 
-/* Encodes v as one element of type et (round-to-nearest for the narrow
- * floats); used for the small constants converters need (0, 1, epsilons). */
-static void encode_scalar(ElemType et, double v, uint8_t *out) {
-  switch (et) {
-  case ET_F32: { float f = (float)v; memcpy(out, &f, 4); break; }
-  case ET_F64: memcpy(out, &v, 8); break;
-  case ET_F16: case ET_BF16: {
-    float f = (float)v;
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    uint16_t h;
-    if (et == ET_BF16) {
-      /* round to nearest even on the dropped 16 bits; NaN stays NaN */
-      if ((bits & 0x7fffffffu) > 0x7f800000u) h = (uint16_t)((bits >> 16) | 0x40);
-      else h = (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-    } else {
-      uint32_t sign = (bits >> 16) & 0x8000u;
-      int32_t exp = (int32_t)((bits >> 23) & 0xff) - 127 + 15;
-      uint32_t mant = bits & 0x7fffffu;
-      if (((bits >> 23) & 0xff) == 0xff) h = (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0));
-      else if (exp >= 31) h = (uint16_t)(sign | 0x7c00u);
-      else if (exp <= 0) {
-        if (exp < -10) h = (uint16_t)sign;
-        else {
-          mant |= 0x800000u;
-          uint32_t shift = (uint32_t)(14 - exp);
-          uint32_t half = mant >> shift;
-          uint32_t rem = mant & ((1u << shift) - 1);
-          uint32_t mid = 1u << (shift - 1);
-          if (rem > mid || (rem == mid && (half & 1))) half++;
-          h = (uint16_t)(sign | half);
-        }
-      } else {
-        uint32_t half = sign | ((uint32_t)exp << 10) | (mant >> 13);
-        uint32_t rem = mant & 0x1fffu;
-        if (rem > 0x1000u || (rem == 0x1000u && (half & 1))) half++;
-        h = (uint16_t)half;
-      }
-    }
-    memcpy(out, &h, 2);
-    break;
-  }
-  case ET_BOOL: out[0] = v != 0; break;
-  case ET_I8: case ET_U8: out[0] = (uint8_t)(int64_t)v; break;
-  case ET_I16: case ET_U16: { uint16_t x = (uint16_t)(int64_t)v; memcpy(out, &x, 2); break; }
-  case ET_I32: case ET_U32: { uint32_t x = (uint32_t)(int64_t)v; memcpy(out, &x, 4); break; }
-  case ET_I64: { int64_t x = (int64_t)v; memcpy(out, &x, 8); break; }
-  case ET_U64: { uint64_t x = (uint64_t)v; memcpy(out, &x, 8); break; }
-  default: memset(out, 0, et_size(et)); break;
-  }
-}
-
 OValue *lw_const_scalar(Lower *L, ElemType et, double v) {
   size_t size = et_size(et);
   uint8_t *buf = arena_alloc(L->c->arena, size ? size : 1);
-  encode_scalar(et, v, buf);
+  elem_store(buf, et, 0, v); /* narrow floats: one rounding, from the double */
   Data d = {DATA_RAW, buf, size};
   return lw_const_data(L, et, 0, NULL, d);
 }
@@ -160,6 +108,22 @@ OValue *lw_transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *
   ONode *n = lw_node(L, "Transpose", 1, &x, 1);
   og_attr_ints(L->c, n, "perm", perm, rank);
   return lw_typed(L, n->outputs[0], et, rank, out_dims);
+}
+
+OValue *lw_unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
+  if (n == 0) return x;
+  OValue *y = lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, n, axes));
+  int r = x->type.rank;
+  if (r < 0) return y;
+  int64_t out[2 * MAX_RANK + 2];
+  bool is_new[2 * MAX_RANK + 2] = {false};
+  for (int i = 0; i < n; i++) is_new[axes[i]] = true;
+  for (int i = 0, k = 0; i < r + n; i++) out[i] = is_new[i] ? 1 : x->type.dims[k++].value;
+  return lw_typed(L, y, x->type.et, r + n, out);
+}
+
+int lw_bad_input(Lower *L, const char *what) {
+  return diag_error_op(L->c, H2O_EINPUT, L->op, "%s: %s", L->op->opname, what);
 }
 
 int lw_unsupported(Lower *L, const char *fmt, ...) {

@@ -19,10 +19,6 @@
  * see plain initializers.  Larger splats stay one element + Expand. */
 #define SMALL_SPLAT_BYTES 256
 
-static int bad_input(Lower *L, const char *what) {
-  return diag_error_op(L->c, H2O_EINPUT, L->op, "%s: %s", L->op->opname, what);
-}
-
 /* The integer list attribute `name`: its length, or -1 after an error.  An
  * absent optional attribute reads as the empty list. */
 static int list_attr(Lower *L, const Op *op, const char *name, bool required, int64_t **out) {
@@ -67,38 +63,6 @@ static OValue *shape_i64(Lower *L, const Value *v) {
   return lw_typed(L, s, ET_I64, 1, &n);
 }
 
-/* Reads a constant (initializer) integer tensor of at most max elements into
- * out; returns its element count, or -1 when v is not such a constant. */
-static int const_ints(Lower *L, OValue *v, int64_t *out, int max) {
-  const Data *d = og_const_data(v);
-  if (!d || v->type.rank < 0 || v->type.rank > 1) return -1;
-  ElemType et = v->type.et;
-  size_t size = et_size(et);
-  if (!et_is_int(et) || size == 0 || d->nbytes % size != 0) return -1;
-  size_t n = d->nbytes / size;
-  if (n > (size_t)max) return -1;
-  const uint8_t *p = data_bytes(L->c, d);
-  for (size_t i = 0; i < n; i++, p += size) {
-    switch (et) {
-    case ET_I8: out[i] = (int8_t)p[0]; break;
-    case ET_U8: out[i] = p[0]; break;
-    case ET_I16: { int16_t x; memcpy(&x, p, 2); out[i] = x; break; }
-    case ET_U16: { uint16_t x; memcpy(&x, p, 2); out[i] = x; break; }
-    case ET_I32: { int32_t x; memcpy(&x, p, 4); out[i] = x; break; }
-    case ET_U32: { uint32_t x; memcpy(&x, p, 4); out[i] = x; break; }
-    case ET_I64: { int64_t x; memcpy(&x, p, 8); out[i] = x; break; }
-    case ET_U64: { uint64_t x; memcpy(&x, p, 8); out[i] = x > INT64_MAX ? INT64_MAX : (int64_t)x; break; }
-    default: return -1;
-    }
-  }
-  return (int)n;
-}
-
-static OValue *unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
-  if (n == 0) return x;
-  return lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, n, axes));
-}
-
 /* Expand to `shape`, which holds the target dims, with DIM_DYN entries
  * written as 1: Expand broadcasts, so a 1 keeps the operand's own size. */
 static OValue *expand_const(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims) {
@@ -119,22 +83,22 @@ static OValue *slice(Lower *L, OValue *x, int n, const int64_t *starts, const in
 int lower_constant(Lower *L, const Op *op) {
   const Attr *a = ir_op_attr(op, "value");
   if (op->n_results != 1 || !a || a->kind != AK_DENSE || !a->dense)
-    return bad_input(L, "expects a dense 'value' attribute and one result");
+    return lw_bad_input(L, "expects a dense 'value' attribute and one result");
   const Type *t = &op->results[0]->type;
   const Dense *d = a->dense;
-  if (!type_is_static(t)) return bad_input(L, "a constant needs a static type");
+  if (!type_is_static(t)) return lw_bad_input(L, "a constant needs a static type");
   int64_t numel = type_numel(t);
   size_t size = et_size(t->et);
   OValue *v;
   if (!d->splat && size > 0 && (d->data.nbytes % size || d->data.nbytes / size != (uint64_t)numel))
-    return bad_input(L, "constant data does not match its type");
+    return lw_bad_input(L, "constant data does not match its type");
   if (!d->splat || numel == 1) {
     v = lw_const_data(L, t->et, t->rank, t->dims, d->data);
   } else if (numel == 0) {
     Data empty = {DATA_RAW, "", 0};
     v = lw_const_data(L, t->et, t->rank, t->dims, empty);
   } else if (size > 0 && (uint64_t)numel <= SMALL_SPLAT_BYTES / size) {
-    if (d->data.nbytes != size) return bad_input(L, "splat constant with malformed data");
+    if (d->data.nbytes != size) return lw_bad_input(L, "splat constant with malformed data");
     const uint8_t *elem = data_bytes(L->c, &d->data);
     uint8_t *buf = arena_alloc(L->c->arena, (size_t)numel * size);
     for (int64_t i = 0; i < numel; i++) memcpy(buf + (size_t)i * size, elem, size);
@@ -181,23 +145,23 @@ static OValue *iota(Lower *L, ElemType et, int rank, const int64_t *dims, int ax
 }
 
 int lower_iota(Lower *L, const Op *op) {
-  if (op->n_results != 1) return bad_input(L, "expects one result");
+  if (op->n_results != 1) return lw_bad_input(L, "expects one result");
   const Type *t = &op->results[0]->type;
   int64_t axis;
   if (int_attr(L, op, "iota_dimension", &axis) != 0) return -1;
-  if (axis < 0 || axis >= t->rank) return bad_input(L, "iota_dimension out of range");
-  if (!type_is_static(t)) return bad_input(L, "iota needs a static result type");
+  if (axis < 0 || axis >= t->rank) return lw_bad_input(L, "iota_dimension out of range");
+  if (!type_is_static(t)) return lw_bad_input(L, "iota needs a static result type");
   lw_bind(L, op->results[0], iota(L, t->et, t->rank, t->dims, (int)axis, NULL, NULL));
   return 0;
 }
 
 int lower_dynamic_iota(Lower *L, const Op *op) {
-  if (op->n_results != 1) return bad_input(L, "expects one result");
+  if (op->n_results != 1) return lw_bad_input(L, "expects one result");
   const Type *t = &op->results[0]->type;
   int64_t axis;
   if (int_attr(L, op, "iota_dimension", &axis) != 0) return -1;
   if (op->n_operands != 1 || axis < 0 || axis >= t->rank)
-    return bad_input(L, "expects an output_shape operand and an iota_dimension in range");
+    return lw_bad_input(L, "expects an output_shape operand and an iota_dimension in range");
   if (type_is_static(t)) {
     lw_bind(L, op->results[0], iota(L, t->et, t->rank, t->dims, (int)axis, NULL, NULL));
     return 0;
@@ -229,12 +193,12 @@ static bool contains(const int64_t *v, int n, int64_t x) {
 int lower_broadcast_in_dim(Lower *L, const Op *op) {
   bool dyn_op = op->kind == OP_DYNAMIC_BROADCAST_IN_DIM;
   if (op->n_operands != (dyn_op ? 2 : 1) || op->n_results != 1 || !is_tensor(op->operands[0]))
-    return bad_input(L, "wrong number of operands or results");
+    return lw_bad_input(L, "wrong number of operands or results");
   const Type *ti = &op->operands[0]->type, *to = &op->results[0]->type;
   int r = ti->rank, R = to->rank;
   int64_t *bd, *nonexp;
   if (list_attr(L, op, "broadcast_dimensions", true, &bd) != r || !valid_axes(bd, r, R))
-    return L->c->n_errors ? -1 : bad_input(L, "broadcast_dimensions do not match the ranks");
+    return L->c->n_errors ? -1 : lw_bad_input(L, "broadcast_dimensions do not match the ranks");
   int n_nonexp = list_attr(L, op, "known_nonexpanding_dimensions", false, &nonexp);
   if (n_nonexp < 0) return -1;
 
@@ -262,7 +226,7 @@ int lower_broadcast_in_dim(Lower *L, const Op *op) {
     if (di != DIM_DYN && di == dj) continue;
     if (di != DIM_DYN && di != 1 && dj == DIM_DYN) continue; /* then it must be di */
     if (di != DIM_DYN && dj != DIM_DYN && di != 1)
-      return bad_input(L, "an operand dimension is neither 1 nor the result's");
+      return lw_bad_input(L, "an operand dimension is neither 1 nor the result's");
     /* Equal sizes: a '?' operand axis of the static op (the spec requires
      * it to match), or one the dynamic op declares non-expanding. */
     if (di == DIM_DYN && dj == DIM_DYN && (!dyn_op || contains(nonexp, n_nonexp, i))) continue;
@@ -289,7 +253,7 @@ int lower_broadcast_in_dim(Lower *L, const Op *op) {
       axes[n_axes++] = j - first;
     }
   }
-  if (n_axes) x = lw_typed(L, unsqueeze(L, x, axes, n_axes), et, R - first, udims);
+  if (n_axes) x = lw_typed(L, lw_unsqueeze(L, x, axes, n_axes), et, R - first, udims);
 
   if (need_expand) {
     if (const_shape) {
@@ -307,13 +271,13 @@ int lower_broadcast_in_dim(Lower *L, const Op *op) {
 /* broadcast: result = broadcast_sizes ++ operand shape, i.e. numpy-style
  * broadcasting with new leading axes: one Expand. */
 int lower_broadcast(Lower *L, const Op *op) {
-  if (op->n_operands != 1 || op->n_results != 1) return bad_input(L, "expects one operand");
+  if (op->n_operands != 1 || op->n_results != 1) return lw_bad_input(L, "expects one operand");
   const Type *to = &op->results[0]->type;
   int64_t *sizes;
   int n = list_attr(L, op, "broadcast_sizes", true, &sizes);
   if (n < 0) return -1;
   if (n + op->operands[0]->type.rank != to->rank)
-    return bad_input(L, "broadcast_sizes do not match the result rank");
+    return lw_bad_input(L, "broadcast_sizes do not match the result rank");
   OValue *x = lw_get(L, op->operands[0]);
   if (n > 0) x = expand_const(L, x, to->et, to->rank, to->dims);
   lw_bind(L, op->results[0], x);
@@ -328,7 +292,7 @@ int lower_broadcast(Lower *L, const Op *op) {
 int lower_reshape(Lower *L, const Op *op) {
   bool dyn_op = op->kind == OP_DYNAMIC_RESHAPE;
   if (op->n_operands != (dyn_op ? 2 : 1) || op->n_results != 1)
-    return bad_input(L, "wrong number of operands or results");
+    return lw_bad_input(L, "wrong number of operands or results");
   const Type *ti = &op->operands[0]->type, *to = &op->results[0]->type;
   OValue *x = lw_get(L, op->operands[0]);
   if (type_is_static(ti) && type_is_static(to) && type_numel(ti) != type_numel(to))
@@ -364,12 +328,12 @@ int lower_reshape(Lower *L, const Op *op) {
 }
 
 int lower_transpose(Lower *L, const Op *op) {
-  if (op->n_operands != 1 || op->n_results != 1) return bad_input(L, "expects one operand");
+  if (op->n_operands != 1 || op->n_results != 1) return lw_bad_input(L, "expects one operand");
   const Type *ti = &op->operands[0]->type;
   int64_t *perm, dims[MAX_RANK];
   int n = list_attr(L, op, "permutation", true, &perm);
   if (n < 0) return -1;
-  if (n != ti->rank || !valid_axes(perm, n, n)) return bad_input(L, "bad permutation");
+  if (n != ti->rank || !valid_axes(perm, n, n)) return lw_bad_input(L, "bad permutation");
   OValue *x = lw_transpose(L, lw_get(L, op->operands[0]), ti->et, n, ti->dims, perm, dims);
   lw_bind(L, op->results[0], x);
   return 0;
@@ -380,7 +344,7 @@ int lower_concatenate(Lower *L, const Op *op) {
   if (int_attr(L, op, "dimension", &axis) != 0) return -1;
   if (op->n_operands < 1 || op->n_results != 1 || axis < 0 ||
       axis >= op->results[0]->type.rank)
-    return bad_input(L, "expects operands and a dimension in range");
+    return lw_bad_input(L, "expects operands and a dimension in range");
   if (op->n_operands == 1) {
     lw_bind(L, op->results[0], lw_get(L, op->operands[0]));
     return 0;
@@ -399,7 +363,7 @@ int lower_get_dimension_size(Lower *L, const Op *op) {
   int64_t d;
   if (int_attr(L, op, "dimension", &d) != 0) return -1;
   if (op->n_operands != 1 || op->n_results != 1 || d < 0 || d >= op->operands[0]->type.rank)
-    return bad_input(L, "expects one operand and a dimension in range");
+    return lw_bad_input(L, "expects one operand and a dimension in range");
   ElemType et = op->results[0]->type.et;
   int64_t size = op->operands[0]->type.dims[d];
   if (size != DIM_DYN) {
@@ -419,7 +383,7 @@ int lower_get_dimension_size(Lower *L, const Op *op) {
 /* ---- slices ------------------------------------------------------------- */
 
 int lower_slice(Lower *L, const Op *op) {
-  if (op->n_operands != 1 || op->n_results != 1) return bad_input(L, "expects one operand");
+  if (op->n_operands != 1 || op->n_results != 1) return lw_bad_input(L, "expects one operand");
   const Type *ti = &op->operands[0]->type;
   int64_t *start, *limit, *stride;
   int n1 = list_attr(L, op, "start_indices", true, &start);
@@ -427,14 +391,14 @@ int lower_slice(Lower *L, const Op *op) {
   int n3 = list_attr(L, op, "strides", false, &stride);
   if (n1 < 0 || n2 < 0 || n3 < 0) return -1;
   if (n1 != ti->rank || n2 != ti->rank || (n3 != 0 && n3 != ti->rank))
-    return bad_input(L, "start_indices, limit_indices and strides must have one entry per axis");
+    return lw_bad_input(L, "start_indices, limit_indices and strides must have one entry per axis");
   int64_t s[MAX_RANK], e[MAX_RANK], axes[MAX_RANK], steps[MAX_RANK];
   int n = 0;
   bool unit_steps = true;
   for (int i = 0; i < ti->rank; i++) {
     int64_t st = n3 ? stride[i] : 1, dim = ti->dims[i];
     if (st < 1 || start[i] < 0 || start[i] > limit[i] || (dim != DIM_DYN && limit[i] > dim))
-      return bad_input(L, "slice bounds out of range");
+      return lw_bad_input(L, "slice bounds out of range");
     if (start[i] == 0 && st == 1 && limit[i] == dim) continue; /* whole axis */
     s[n] = start[i];
     e[n] = limit[i];
@@ -451,12 +415,12 @@ int lower_slice(Lower *L, const Op *op) {
 
 
 int lower_reverse(Lower *L, const Op *op) {
-  if (op->n_operands != 1 || op->n_results != 1) return bad_input(L, "expects one operand");
+  if (op->n_operands != 1 || op->n_results != 1) return lw_bad_input(L, "expects one operand");
   const Type *ti = &op->operands[0]->type;
   int64_t *dims;
   int n = list_attr(L, op, "dimensions", true, &dims);
   if (n < 0) return -1;
-  if (!valid_axes(dims, n, ti->rank)) return bad_input(L, "dimensions out of range");
+  if (!valid_axes(dims, n, ti->rank)) return lw_bad_input(L, "dimensions out of range");
   /* Slice backwards: start -1 (the last element), end INT64_MIN (past the
    * first), step -1, on each reversed axis longer than 1. */
   int64_t s[MAX_RANK], e[MAX_RANK], axes[MAX_RANK], steps[MAX_RANK];
@@ -479,7 +443,7 @@ int lower_reverse(Lower *L, const Op *op) {
 /* real_dynamic_slice: bounds and strides are 1-D tensors, one entry per
  * axis; the spec leaves them unclamped, as ONNX Slice's own clamping is. */
 int lower_real_dynamic_slice(Lower *L, const Op *op) {
-  if (op->n_operands != 4 || op->n_results != 1) return bad_input(L, "expects four operands");
+  if (op->n_operands != 4 || op->n_results != 1) return lw_bad_input(L, "expects four operands");
   int rank = op->operands[0]->type.rank;
   int64_t axes[MAX_RANK];
   for (int i = 0; i < rank; i++) axes[i] = i;
@@ -502,9 +466,10 @@ static OValue *clamped_starts(Lower *L, Value *const *starts, const int64_t *axe
                               OValue *upper, const int64_t *hi, int64_t *cst, bool *is_const) {
   *is_const = upper == NULL;
   for (int k = 0; k < m && *is_const; k++) {
-    int64_t v;
-    if (const_ints(L, lw_get(L, starts[axes[k]]), &v, 1) != 1) *is_const = false;
-    else cst[k] = v < 0 ? 0 : (v > hi[k] ? hi[k] : v);
+    const Value *start = starts[axes[k]];
+    int64_t *v = type_numel(&start->type) == 1 ? lw_const_ints(L, start) : NULL;
+    if (!v) *is_const = false;
+    else cst[k] = *v < 0 ? 0 : (*v > hi[k] ? hi[k] : *v);
   }
   if (*is_const) return NULL;
 
@@ -534,13 +499,13 @@ static OValue *gather_dims(Lower *L, OValue *x, const int64_t *axes, int m) {
 
 /* dynamic_slice: Slice from the clamped starts to starts + slice_sizes. */
 int lower_dynamic_slice(Lower *L, const Op *op) {
-  if (op->n_operands < 1 || op->n_results != 1) return bad_input(L, "expects an operand");
+  if (op->n_operands < 1 || op->n_results != 1) return lw_bad_input(L, "expects an operand");
   const Type *tx = &op->operands[0]->type;
   int64_t *sizes;
   int n = list_attr(L, op, "slice_sizes", true, &sizes);
   if (n < 0) return -1;
   if (n != tx->rank || op->n_operands != 1 + n)
-    return bad_input(L, "needs one start index and one slice size per axis");
+    return lw_bad_input(L, "needs one start index and one slice size per axis");
   /* An axis the slice covers whole starts at 0 after clamping: skip it. */
   int64_t axes[MAX_RANK], sz[MAX_RANK], hi[MAX_RANK], cst[MAX_RANK], e[MAX_RANK];
   int m = 0;
@@ -548,7 +513,7 @@ int lower_dynamic_slice(Lower *L, const Op *op) {
   for (int i = 0; i < n; i++) {
     int64_t dim = tx->dims[i];
     if (sizes[i] < 0 || (dim != DIM_DYN && sizes[i] > dim))
-      return bad_input(L, "slice size out of range");
+      return lw_bad_input(L, "slice size out of range");
     if (sizes[i] == dim) continue;
     axes[m] = i;
     sz[m] = sizes[i];
@@ -598,16 +563,16 @@ static bool same_symbol(const OValue *a, const OValue *b, int i) {
  * leading q axes only; for a KV-cache update [B,1,H,D] at (0,t,0,0) it is
  * [B,1,2]. */
 int lower_dynamic_update_slice(Lower *L, const Op *op) {
-  if (op->n_operands < 2 || op->n_results != 1) return bad_input(L, "expects two operands");
+  if (op->n_operands < 2 || op->n_results != 1) return lw_bad_input(L, "expects two operands");
   const Type *tx = &op->operands[0]->type, *tu = &op->operands[1]->type;
   int R = tx->rank;
   if (tu->rank != R || op->n_operands != 2 + R)
-    return bad_input(L, "needs an update of the operand's rank and one start index per axis");
+    return lw_bad_input(L, "needs an update of the operand's rank and one start index per axis");
   OValue *x = lw_get(L, op->operands[0]), *u = lw_get(L, op->operands[1]);
   int q = 0;
   for (int i = 0; i < R; i++) {
     int64_t dx = tx->dims[i], du = tu->dims[i];
-    if (dx != DIM_DYN && du != DIM_DYN && du > dx) return bad_input(L, "update larger than operand");
+    if (dx != DIM_DYN && du != DIM_DYN && du > dx) return lw_bad_input(L, "update larger than operand");
     if (!(dx != DIM_DYN && du == dx) && !same_symbol(x, u, i)) q = i + 1;
   }
   if (q == 0) { /* the update replaces everything */
@@ -734,7 +699,7 @@ static OValue *pad(Lower *L, OValue *x, OValue *value, ElemType et, int R, const
     if (it == 0 || n == 0 || n == 1) continue;
     int64_t up[MAX_RANK + 1], axis = k + 1, pads[2 * (MAX_RANK + 1)] = {0};
     for (int j = 0; j <= R; j++) up[j] = j < axis ? dims[j] : (j == axis ? 1 : dims[j - 1]);
-    OValue *y = lw_typed(L, unsqueeze(L, x, &axis, 1), et, R + 1, up);
+    OValue *y = lw_typed(L, lw_unsqueeze(L, x, &axis, 1), et, R + 1, up);
     pads[(R + 1) + axis] = it;
     up[axis] = 1 + it;
     y = lw_typed(L, lw_op3(L, "Pad", y, lw_const_i64s(L, 2 * (R + 1), pads), value), et, R + 1, up);
@@ -792,20 +757,20 @@ static int check_pad(Lower *L, const Op *op, const int64_t *lo, const int64_t *h
   *empty_result = NULL;
   const int64_t big = (int64_t)1 << 62;
   for (int k = 0; k < ti->rank; k++) {
-    if (interior[k] < 0) return bad_input(L, "negative interior padding");
+    if (interior[k] < 0) return lw_bad_input(L, "negative interior padding");
     /* Bounds that keep pad()'s arithmetic in int64: each amount below
      * 2^62 in magnitude, and every length it computes checked. */
     if (lo[k] <= -big || lo[k] >= big || hi[k] <= -big || hi[k] >= big || interior[k] >= big)
-      return bad_input(L, "padding amounts beyond 2^62");
+      return lw_bad_input(L, "padding amounts beyond 2^62");
     if (ti->dims[k] == DIM_DYN) continue;
     int64_t n = ti->dims[k], spread, grown, with_edges, total;
     if (__builtin_mul_overflow(n, 1 + interior[k], &spread) ||
         __builtin_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k],
                                (lo[k] > 0 ? lo[k] : 0) + (hi[k] > 0 ? hi[k] : 0), &with_edges) ||
         __builtin_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k], lo[k] + hi[k], &grown))
-      return bad_input(L, "padded axis longer than 2^63-1");
+      return lw_bad_input(L, "padded axis longer than 2^63-1");
     total = grown;
-    if (total < 0) return bad_input(L, "padding removes more than the axis has");
+    if (total < 0) return lw_bad_input(L, "padding removes more than the axis has");
     if (to->rank == ti->rank && to->dims[k] != DIM_DYN && to->dims[k] != total)
       return diag_error_op(L->c, H2O_EINPUT, op,
                            "%s: axis %d of the result type is %lld, the padding makes it %lld",
@@ -817,7 +782,7 @@ static int check_pad(Lower *L, const Op *op, const int64_t *lo, const int64_t *h
 }
 
 int lower_pad(Lower *L, const Op *op) {
-  if (op->n_operands != 2 || op->n_results != 1) return bad_input(L, "expects two operands");
+  if (op->n_operands != 2 || op->n_results != 1) return lw_bad_input(L, "expects two operands");
   const Type *ti = &op->operands[0]->type;
   int64_t *lo, *hi, *it;
   int n1 = list_attr(L, op, "edge_padding_low", true, &lo);
@@ -825,7 +790,7 @@ int lower_pad(Lower *L, const Op *op) {
   int n3 = list_attr(L, op, "interior_padding", true, &it);
   if (n1 < 0 || n2 < 0 || n3 < 0) return -1;
   if (n1 != ti->rank || n2 != ti->rank || n3 != ti->rank)
-    return bad_input(L, "padding lists must have one entry per axis");
+    return lw_bad_input(L, "padding lists must have one entry per axis");
   OValue *x;
   if (check_pad(L, op, lo, hi, it, &x) != 0) return -1;
   if (!x)
@@ -838,12 +803,15 @@ int lower_pad(Lower *L, const Op *op) {
 /* dynamic_pad: the pad amounts are operands; supported when they are
  * constants (as JAX emits them), which makes it a pad. */
 int lower_dynamic_pad(Lower *L, const Op *op) {
-  if (op->n_operands != 5 || op->n_results != 1) return bad_input(L, "expects five operands");
+  if (op->n_operands != 5 || op->n_results != 1) return lw_bad_input(L, "expects five operands");
   const Type *ti = &op->operands[0]->type;
   int64_t amounts[3][MAX_RANK];
-  for (int i = 0; i < 3; i++)
-    if (const_ints(L, lw_get(L, op->operands[2 + i]), amounts[i], MAX_RANK) != ti->rank)
-      return lw_unsupported(L, "padding amounts that are not constants");
+  for (int i = 0; i < 3; i++) {
+    const Value *v = op->operands[2 + i];
+    int64_t *vals = v->type.rank == 1 && type_numel(&v->type) == ti->rank ? lw_const_ints(L, v) : NULL;
+    if (!vals) return lw_unsupported(L, "padding amounts that are not constants");
+    memcpy(amounts[i], vals, sizeof(int64_t) * (size_t)ti->rank);
+  }
   OValue *x;
   if (check_pad(L, op, amounts[0], amounts[1], amounts[2], &x) != 0) return -1;
   if (!x)

@@ -31,8 +31,8 @@
 /* v rounded to et, as one operation of that type would. */
 static double rnd(ElemType et, double v) {
   uint8_t b[8];
-  fm_store(b, et, 0, v);
-  return fm_load(b, et, 0);
+  elem_store(b, et, 0, v);
+  return elem_load(b, et, 0);
 }
 
 typedef struct Affine {
@@ -88,7 +88,7 @@ static OValue *new_weight(Ctx *c, OGraph *g, const Affine *f, const OValue *w, i
   uint8_t *dst = arena_alloc(c->arena, nbytes ? nbytes : 1);
   for (int64_t i = 0; i < numel; i++) {
     int64_t ch = (i / inner) % dims[wa];
-    fm_store(dst, et, i, fm_load(src, et, i) * f->va[ch]);
+    elem_store(dst, et, i, elem_load(src, et, i) * f->va[ch]);
   }
   Data nd = {DATA_RAW, dst, nbytes};
   return og_init(c, g, "bn_weight", et, rank, dims, nd);

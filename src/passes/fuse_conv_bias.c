@@ -35,8 +35,8 @@ static bool try_conv_bias(Ctx *c, OModel *m, OGraph *g, ONode *add) {
         continue;
       for (int64_t i = 0; i < n; i++) {
         uint8_t tmp[8];
-        fm_store(tmp, et, 0, old[i] + vals[i]); /* one rounding, as the runtime's add */
-        vals[i] = fm_load(tmp, et, 0);
+        elem_store(tmp, et, 0, old[i] + vals[i]); /* one rounding, as the runtime's add */
+        vals[i] = elem_load(tmp, et, 0);
       }
     }
     OValue *nb = fm_new_const(c, g, "conv_bias", et, 1, &n, vals);

@@ -59,8 +59,6 @@ bool fm_same_shape(const OValue *a, const OValue *b); /* equal static dims, dyna
  * hold at most FM_MAX_SCAN elements, the size `out` needs at most). */
 #define FM_MAX_SCAN (1 << 22)
 bool fm_const_slice(Ctx *c, const OValue *k, const OValue *x, int lo, int hi, double *out);
-double fm_load(const uint8_t *bytes, ElemType et, int64_t i); /* f16/bf16/f32/f64 */
-void fm_store(uint8_t *bytes, ElemType et, int64_t i, double v); /* f16/f32/f64 */
 OValue *fm_new_const(Ctx *c, OGraph *g, const char *hint, ElemType et, int rank,
                      const int64_t *dims, const double *vals);
 bool fm_kernel_type(ElemType et, unsigned mask); /* et is one of the FM_* in mask */
