@@ -562,126 +562,170 @@ static bool same_symbol(const OValue *a, const OValue *b, int i) {
  * may address slices), so the indices grid is [u_0..u_{q-1}, q] over the
  * leading q axes only; for a KV-cache update [B,1,H,D] at (0,t,0,0) it is
  * [B,1,2]. */
-int lower_dynamic_update_slice(Lower *L, const Op *op) {
+typedef struct UpdateSlice {
+  const Type *tx, *tu;
+  OValue *x, *u;
+  int q;                       /* the leading axes that get an index (0: u replaces x) */
+  /* plan (update_slice_plan) */
+  int64_t axes[MAX_RANK];      /* 0..q-1 */
+  bool static_hi;              /* hi[] holds dim x - dim u, the largest start, per axis */
+  int64_t hi[MAX_RANK];
+  bool static_grid;            /* the grid's size is known: grid entries */
+  int64_t grid;
+  int64_t gdims[MAX_RANK + 1]; /* the index grid: [u_0..u_{q-1}, q] */
+} UpdateSlice;
+
+/* Reads the operands: 0, or -1 after reporting the op. */
+static int update_slice_read(Lower *L, const Op *op, UpdateSlice *s) {
   if (op->n_operands < 2 || op->n_results != 1) return lw_bad_input(L, "expects two operands");
-  const Type *tx = &op->operands[0]->type, *tu = &op->operands[1]->type;
+  const Type *tx = s->tx = &op->operands[0]->type, *tu = s->tu = &op->operands[1]->type;
   int R = tx->rank;
   if (tu->rank != R || op->n_operands != 2 + R)
     return lw_bad_input(L, "needs an update of the operand's rank and one start index per axis");
-  OValue *x = lw_get(L, op->operands[0]), *u = lw_get(L, op->operands[1]);
-  int q = 0;
+  s->x = lw_get(L, op->operands[0]);
+  s->u = lw_get(L, op->operands[1]);
+  s->q = 0;
   for (int i = 0; i < R; i++) {
     int64_t dx = tx->dims[i], du = tu->dims[i];
     if (dx != DIM_DYN && du != DIM_DYN && du > dx) return lw_bad_input(L, "update larger than operand");
-    if (!(dx != DIM_DYN && du == dx) && !same_symbol(x, u, i)) q = i + 1;
+    if (!(dx != DIM_DYN && du == dx) && !same_symbol(s->x, s->u, i)) s->q = i + 1;
   }
-  if (q == 0) { /* the update replaces everything */
-    lw_bind(L, op->results[0], u);
+  return 0;
+}
+
+/* The bounds of the starts and the size of the index grid, where static. */
+static void update_slice_plan(UpdateSlice *s) {
+  const int64_t *dx = s->tx->dims, *du = s->tu->dims;
+  int q = s->q;
+  s->static_grid = s->static_hi = true;
+  s->grid = q;
+  for (int k = 0; k < q; k++) {
+    s->axes[k] = k;
+    if (du[k] == DIM_DYN) s->static_grid = false;
+    else s->grid *= du[k];
+    if (dx[k] == DIM_DYN || du[k] == DIM_DYN) s->static_hi = false;
+    else s->hi[k] = dx[k] - du[k];
+    s->gdims[k] = du[k];
+  }
+  s->gdims[q] = q;
+}
+
+/* The positions of the update as a constant grid (a row-major walk), plus
+ * the starts: added here when constant (cst), else one broadcasting Add of
+ * the [q] start vector. */
+static OValue *update_grid_const(Lower *L, const UpdateSlice *s, OValue *starts,
+                                 const int64_t *cst) {
+  int q = s->q;
+  int64_t *g = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(s->grid ? s->grid : 1));
+  int64_t pos[MAX_RANK] = {0};
+  for (int64_t e = 0; e < s->grid; e += q) {
+    for (int k = 0; k < q; k++) g[e + k] = (cst ? cst[k] : 0) + pos[k];
+    for (int k = q - 1; k >= 0; k--) {
+      if (++pos[k] < s->tu->dims[k]) break;
+      pos[k] = 0;
+    }
+  }
+  Data d = {DATA_RAW, g, sizeof(int64_t) * (size_t)s->grid};
+  OValue *indices = lw_const_data(L, ET_I64, q + 1, s->gdims, d);
+  if (!cst) indices = lw_typed(L, lw_op2(L, "Add", indices, starts), ET_I64, q + 1, s->gdims);
+  return indices;
+}
+
+/* Dimensions [start, end) of x as an int64 [end - start]. */
+static OValue *shape_part(Lower *L, OValue *x, int start, int end) {
+  ONode *sh = lw_node(L, "Shape", 1, &x, 1);
+  og_attr_int(L->c, sh, "start", start);
+  og_attr_int(L->c, sh, "end", end);
+  int64_t n = end - start;
+  return lw_typed(L, sh->outputs[0], ET_I64, 1, &n);
+}
+
+/* Axis k of the grid: arange(u_k) + start_k shaped [1..u_k..1, 1], then
+ * expanded to `gshape` [u_0..u_{q-1}, 1] unless NULL (q = 1). */
+static OValue *update_grid_axis(Lower *L, const UpdateSlice *s, int k, OValue *starts,
+                                const int64_t *cst, OValue *gshape) {
+  int q = s->q;
+  int64_t n = s->tu->dims[k], line[MAX_RANK + 1];
+  OValue *r;
+  if (n != DIM_DYN) {
+    int64_t *ar = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) ar[i] = i;
+    r = lw_const_i64s(L, (int)n, ar);
+  } else {
+    OValue *dim = shape_part(L, s->u, k, k + 1);
+    OValue *len = lw_op2(L, "Reshape", dim, lw_const_i64s(L, 0, NULL));
+    r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0), lw_typed(L, len, ET_I64, 0, NULL),
+               lw_const_scalar(L, ET_I64, 1));
+    r = lw_typed(L, r, ET_I64, 1, &n);
+  }
+  int64_t kk = k;
+  int64_t one = 1;
+  OValue *sk = cst ? lw_const_scalar(L, ET_I64, (double)cst[k])
+                   : lw_typed(L, lw_op2(L, "Gather", starts, lw_const_i64s(L, 1, &kk)),
+                              ET_I64, 1, &one);
+  r = lw_typed(L, lw_op2(L, "Add", r, sk), ET_I64, 1, &n);
+  for (int j = 0; j <= q; j++) line[j] = j == k ? -1 : 1;
+  r = lw_op2(L, "Reshape", r, lw_const_i64s(L, q + 1, line));
+  for (int j = 0; j <= q; j++) line[j] = j == k ? n : 1;
+  r = lw_typed(L, r, ET_I64, q + 1, line);
+  if (gshape) {
+    line[q] = 1;
+    for (int j = 0; j < q; j++) line[j] = s->gdims[j];
+    r = lw_typed(L, lw_op2(L, "Expand", r, gshape), ET_I64, q + 1, line);
+  }
+  return r;
+}
+
+/* The grid computed in the graph (too large to store, or of run-time
+ * size): one update_grid_axis per axis, concatenated on the last axis. */
+static OValue *update_grid_computed(Lower *L, const UpdateSlice *s, OValue *starts,
+                                    const int64_t *cst) {
+  int q = s->q;
+  OValue *gshape = NULL;
+  if (q > 1) {
+    if (s->static_grid) {
+      int64_t g[MAX_RANK + 1];
+      for (int k = 0; k < q; k++) g[k] = s->gdims[k];
+      g[q] = 1;
+      gshape = lw_const_i64s(L, q + 1, g);
+    } else {
+      int64_t one = 1, q1 = q + 1;
+      OValue *dims = shape_part(L, s->u, 0, q);
+      OValue *in[2] = {dims, lw_const_i64s(L, 1, &one)};
+      ONode *cat = lw_node(L, "Concat", 2, in, 1);
+      og_attr_int(L->c, cat, "axis", 0);
+      gshape = lw_typed(L, cat->outputs[0], ET_I64, 1, &q1);
+    }
+  }
+  OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)q);
+  for (int k = 0; k < q; k++) parts[k] = update_grid_axis(L, s, k, starts, cst, gshape);
+  if (q == 1) return parts[0];
+  ONode *cat = lw_node(L, "Concat", q, parts, 1);
+  og_attr_int(L->c, cat, "axis", q);
+  return lw_typed(L, cat->outputs[0], ET_I64, q + 1, s->gdims);
+}
+
+int lower_dynamic_update_slice(Lower *L, const Op *op) {
+  UpdateSlice s;
+  if (update_slice_read(L, op, &s) != 0) return -1;
+  if (s.q == 0) { /* the update replaces everything */
+    lw_bind(L, op->results[0], s.u);
     return 0;
   }
-  int64_t axes[MAX_RANK], hi[MAX_RANK], cst[MAX_RANK], qq = q;
-  bool static_grid = true, static_hi = true;
-  int64_t grid = q;
-  for (int k = 0; k < q; k++) {
-    axes[k] = k;
-    if (tu->dims[k] == DIM_DYN) static_grid = false;
-    else grid *= tu->dims[k];
-    if (tx->dims[k] == DIM_DYN || tu->dims[k] == DIM_DYN) static_hi = false;
-    else hi[k] = tx->dims[k] - tu->dims[k];
-  }
+  update_slice_plan(&s);
+  int q = s.q;
+  int64_t qq = q, cst[MAX_RANK];
   OValue *upper = NULL;
-  if (!static_hi)
-    upper = lw_typed(L, lw_op2(L, "Sub", gather_dims(L, x, axes, q), gather_dims(L, u, axes, q)),
-                  ET_I64, 1, &qq);
+  if (!s.static_hi)
+    upper = lw_typed(L, lw_op2(L, "Sub", gather_dims(L, s.x, s.axes, q),
+                               gather_dims(L, s.u, s.axes, q)),
+                     ET_I64, 1, &qq);
   bool is_const;
-  OValue *starts = clamped_starts(L, op->operands + 2, axes, q, upper, hi, cst, &is_const);
-
-  int64_t gdims[MAX_RANK + 1];
-  for (int k = 0; k < q; k++) gdims[k] = tu->dims[k];
-  gdims[q] = q;
-  OValue *indices;
-  if (static_grid && grid <= MAX_CONST_GRID) {
-    /* The positions of the update as a constant grid (a row-major walk),
-     * plus the starts: added here when constant, else one broadcasting
-     * Add of the [q] start vector. */
-    int64_t *g = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(grid ? grid : 1));
-    int64_t pos[MAX_RANK] = {0};
-    for (int64_t e = 0; e < grid; e += q) {
-      for (int k = 0; k < q; k++) g[e + k] = (is_const ? cst[k] : 0) + pos[k];
-      for (int k = q - 1; k >= 0; k--) {
-        if (++pos[k] < tu->dims[k]) break;
-        pos[k] = 0;
-      }
-    }
-    Data d = {DATA_RAW, g, sizeof(int64_t) * (size_t)grid};
-    indices = lw_const_data(L, ET_I64, q + 1, gdims, d);
-    if (!is_const) indices = lw_typed(L, lw_op2(L, "Add", indices, starts), ET_I64, q + 1, gdims);
-  } else {
-    /* Per axis k: (arange(u_k) + start_k) shaped [1..u_k..1, 1], expanded
-     * to [u_0..u_{q-1}, 1]; then concatenated on the last axis. */
-    OValue *gshape = NULL;
-    if (q > 1) {
-      if (static_grid) {
-        int64_t s[MAX_RANK + 1];
-        for (int k = 0; k < q; k++) s[k] = gdims[k];
-        s[q] = 1;
-        gshape = lw_const_i64s(L, q + 1, s);
-      } else {
-        ONode *sh = lw_node(L, "Shape", 1, &u, 1);
-        og_attr_int(L->c, sh, "start", 0);
-        og_attr_int(L->c, sh, "end", q);
-        int64_t one = 1;
-        OValue *in[2] = {lw_typed(L, sh->outputs[0], ET_I64, 1, &qq), lw_const_i64s(L, 1, &one)};
-        ONode *cat = lw_node(L, "Concat", 2, in, 1);
-        og_attr_int(L->c, cat, "axis", 0);
-        int64_t q1 = q + 1;
-        gshape = lw_typed(L, cat->outputs[0], ET_I64, 1, &q1);
-      }
-    }
-    OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)q);
-    for (int k = 0; k < q; k++) {
-      int64_t n = tu->dims[k], line[MAX_RANK + 1];
-      OValue *r;
-      if (n != DIM_DYN) {
-        int64_t *ar = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
-        for (int64_t i = 0; i < n; i++) ar[i] = i;
-        r = lw_const_i64s(L, (int)n, ar);
-      } else {
-        ONode *sh = lw_node(L, "Shape", 1, &u, 1);
-        og_attr_int(L->c, sh, "start", k);
-        og_attr_int(L->c, sh, "end", k + 1);
-        int64_t one = 1;
-        lw_typed(L, sh->outputs[0], ET_I64, 1, &one);
-        OValue *len = lw_op2(L, "Reshape", sh->outputs[0], lw_const_i64s(L, 0, NULL));
-        r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0), lw_typed(L, len, ET_I64, 0, NULL),
-                   lw_const_scalar(L, ET_I64, 1));
-        r = lw_typed(L, r, ET_I64, 1, &n);
-      }
-      int64_t kk = k;
-      int64_t one = 1;
-      OValue *sk = is_const ? lw_const_scalar(L, ET_I64, (double)cst[k])
-                            : lw_typed(L, lw_op2(L, "Gather", starts, lw_const_i64s(L, 1, &kk)),
-                                    ET_I64, 1, &one);
-      r = lw_typed(L, lw_op2(L, "Add", r, sk), ET_I64, 1, &n);
-      for (int j = 0; j <= q; j++) line[j] = j == k ? -1 : 1;
-      r = lw_op2(L, "Reshape", r, lw_const_i64s(L, q + 1, line));
-      for (int j = 0; j <= q; j++) line[j] = j == k ? n : 1;
-      r = lw_typed(L, r, ET_I64, q + 1, line);
-      if (gshape) {
-        line[q] = 1;
-        for (int j = 0; j < q; j++) line[j] = gdims[j];
-        r = lw_typed(L, lw_op2(L, "Expand", r, gshape), ET_I64, q + 1, line);
-      }
-      parts[k] = r;
-    }
-    indices = parts[0];
-    if (q > 1) {
-      ONode *cat = lw_node(L, "Concat", q, parts, 1);
-      og_attr_int(L->c, cat, "axis", q);
-      indices = lw_typed(L, cat->outputs[0], ET_I64, q + 1, gdims);
-    }
-  }
-  lw_bind(L, op->results[0], lw_op3(L, "ScatterND", x, indices, u));
+  OValue *starts = clamped_starts(L, op->operands + 2, s.axes, q, upper, s.hi, cst, &is_const);
+  OValue *indices = s.static_grid && s.grid <= MAX_CONST_GRID
+                        ? update_grid_const(L, &s, starts, is_const ? cst : NULL)
+                        : update_grid_computed(L, &s, starts, is_const ? cst : NULL);
+  lw_bind(L, op->results[0], lw_op3(L, "ScatterND", s.x, indices, s.u));
   return 0;
 }
 
