@@ -17,12 +17,14 @@ the test with the report of :func:`hlo2onnx.verify` when they differ.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -55,6 +57,45 @@ def convert_and_check(fn, inputs, *, rtol: float = 1e-5, atol: float = 1e-5,
                              atol=atol, batch_sizes=batch_sizes, **shared, **verify_kw)
     assert result.ok, f"ONNX and JAX differ:\n{result}\nnodes: {op_types(model)}"
     return model
+
+
+@dataclasses.dataclass
+class Case:
+    """One row of a table of test cases: a JAX function, its inputs, and what
+    to check beyond "onnxruntime matches JAX".  Each test file reads the
+    fields it needs; the rest keep their defaults.
+
+    * ``name``: the pytest id.
+    * ``fn``, ``inputs``: what ``convert_and_check`` converts (shape tuples,
+      ``jax.ShapeDtypeStruct``s, ...).
+    * ``kw``: more options for ``convert_and_check`` (``opset``,
+      ``input_dtypes``, ``rtol``, ...).
+    * ``ops``: op_type -> how many the graph must have (0 = absent), where the
+      graph's shape is the point of the case (see ``assert_op_counts``).
+    * ``gen``: how the test draws the inputs, where random normal values do
+      not fit (valid indices, ties); its form is the test file's.
+    * ``check``: more checks, called with the converted model.
+    * ``x64``: run with ``jax_enable_x64``.
+    * ``tol``: rtol = atol, where the test file's default does not fit.
+    """
+
+    name: str
+    fn: Callable
+    inputs: list
+    kw: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ops: dict[str, int] | None = None
+    gen: Any = None
+    check: Callable[[onnx.ModelProto], None] | None = None
+    x64: bool = False
+    tol: float | None = None
+
+
+def assert_op_counts(model: onnx.ModelProto, ops: dict[str, int]) -> None:
+    """Each op_type of ``ops`` occurs that many times in the model (main
+    graph and subgraphs; 0 = absent)."""
+    counts = op_counts(model)
+    for op, want in ops.items():
+        assert counts[op] == want, f"{op}: {counts[op]} != {want} in {dict(counts)}"
 
 
 def check_model(model_or_path) -> None:
