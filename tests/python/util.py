@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,40 @@ def assert_op_counts(model: onnx.ModelProto, ops: dict[str, int]) -> None:
     counts = op_counts(model)
     for op, want in ops.items():
         assert counts[op] == want, f"{op}: {counts[op]} != {want} in {dict(counts)}"
+
+
+_SYMBOL = re.compile(r"[A-Za-z_]\w*")
+_FUNCS = {"floordiv", "mod", "max", "min"}  # functions in JAX's dim expressions
+
+
+def _size_sets(inputs, n=2):
+    """n assignments of distinct sizes (2..6) to the symbols of ``inputs``."""
+    syms = sorted({s for spec in inputs for d in spec if isinstance(d, str)
+                   for s in _SYMBOL.findall(d) if s not in _FUNCS})
+    return [{s: 2 + (i + 2 * j) % 5 for j, s in enumerate(syms)} for i in range(n)]
+
+
+def convert_and_check_shapes(fn, inputs, *, shape_info=True, rtol=1e-5, atol=1e-5,
+                             batch_sizes=(1, 3), **opts) -> onnx.ModelProto:
+    """Like ``convert_and_check`` (one draw per size), with ``shape_info``
+    on by default, and then every ``value_info`` checked against the shapes
+    onnxruntime computes (``value_info_true``), with each symbol at a
+    different size (one size for all cannot tell "B" from "T") and with all
+    at one size."""
+    from hlo2onnx.components.examples import value_info_true
+
+    model = hlo2onnx.to_onnx(fn, inputs, shape_info=shape_info, **opts)
+    check_model(model)
+    shared = {k: opts[k] for k in ("dtype", "input_dtypes") if k in opts}
+    res = hlo2onnx.verify(fn, model, inputs, n=1, rtol=rtol, atol=atol,
+                          batch_sizes=batch_sizes, **shared)
+    assert res.ok, f"{res}\nnodes: {dict(op_counts(model))}"
+    if shape_info:
+        for check_sizes in (value_info_true(size_sets=_size_sets(inputs)),
+                            value_info_true(batch_sizes=(2, 5))):
+            problems = check_sizes(model)
+            assert not problems, "\n".join(problems[:10])
+    return model
 
 
 def check_model(model_or_path) -> None:
