@@ -17,11 +17,19 @@ import random
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax import lax
 
-import hlo2onnx
-from util import convert_and_check_shapes, op_counts
+from util import convert_and_check_shapes, op_counts, run_ort
+
+
+def _zero_size_sets(inputs):
+    """Each symbol of inputs at 0 with the others at 2, then all at 0."""
+    syms = sorted({d for spec in inputs for d in spec if isinstance(d, str)})
+    return [{s: 0 if s == z else 2 for s in syms} for z in syms] + [{s: 0 for s in syms}]
+
+
 
 
 def random_dot_case(seed: int) -> dict:
@@ -158,13 +166,53 @@ def test_dot_general_empty_operand_dynamic_result(name, fn, inputs):
     convert_and_check_shapes(fn, inputs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dot_general's Reshapes use 0 = copy and -1: a dynamic dim that is 0 at run "
-    "time either makes the -1 uninferable (0/0) or a computed 0 is read as "
-    "'copy'; onnxruntime's ReshapeFusion also turns Shape->Concat targets into "
-    "[0, .., -1].  A fix needs allowzero=1 targets built from Shape."))
-def test_dot_general_dynamic_dim_zero_at_run_time():
-    f = lambda x, y: lax.dot_general(x, y, (((3, 4), (1, 2)), ((0,), (0,))))  # noqa: E731
-    inputs = [("B", "T", 2, "S", 3), ("B", "S", 3, 4)]
-    m = hlo2onnx.to_onnx(f, inputs)
-    assert hlo2onnx.verify(f, m, inputs, n=1, batch_sizes=(0, 2)).ok
+ZERO_AT_RUN_TIME = [
+    # free and contracted groups dynamic, the batch dim too
+    ("groups", lambda x, y: lax.dot_general(x, y, (((3, 4), (1, 2)), ((0,), (0,)))),
+     [("B", "T", 2, "S", 3), ("B", "S", 3, 4)]),
+    # one dynamic group next to a dynamic batch dim (a -1 beside a copied 0)
+    ("free_group", lambda x, y: lax.dot_general(x, y, (((3,), (1,)), ((0,), (0,)))),
+     [("B", "T", 2, 3), ("B", 3, 4)]),
+    ("rhs_free_group", lambda x, y: lax.dot_general(x, y, (((2,), (1,)), ((0,), (0,)))),
+     [("B", 2, 3), ("B", 3, "T", 2)]),
+    ("contract_group", lambda x, y: jnp.einsum("bmkj,bkjn->bmn", x, y),
+     [("B", 2, "S", 3), ("B", "S", 3, 4)]),
+    # no batch dims: lhs's free axes are kept, rhs's merged and split again
+    ("nb0_rhs_free", lambda x, y: jnp.einsum("mk,knp->mnp", x, y), [("B", 3), (3, "T", 2)]),
+    ("nb0_contract", lambda x, y: jnp.einsum("bmkj,kjn->bmn", x, y),
+     [("B", 2, "S", 3), ("S", 3, 4)]),
+    ("swapped", lambda v, w: jnp.transpose(
+        lax.dot_general(v, w, (((1,), (3,)), ((0, 2), (0, 1)))), (0, 3, 1, 2)),
+     [("B", "S", 2, 3), ("B", 2, "T", "S")]),
+]
+
+
+@pytest.mark.parametrize("name,fn,inputs", ZERO_AT_RUN_TIME, ids=[c[0] for c in ZERO_AT_RUN_TIME])
+def test_dot_general_dynamic_dim_zero_at_run_time(name, fn, inputs):
+    """Dynamic dims that are 0 at run time (each symbol 0 in turn, and all):
+    dot_general's Reshapes spell every dim out (allowzero = 1) where a 0
+    would be read as "copy" or make Reshape's -1 uninferable (0 / 0)."""
+    rng = np.random.default_rng(0)
+    for opt in (True, False):
+        m = convert_and_check_shapes(fn, inputs, optimize=opt, batch_sizes=(0, 2))
+        for sizes in _zero_size_sets(inputs):
+            args = [rng.standard_normal([sizes.get(d, d) for d in spec]).astype(np.float32)
+                    for spec in inputs]
+            got = run_ort(m, *args)
+            want = jax.tree_util.tree_leaves(fn(*args))
+            assert [g.shape for g in got] == [w.shape for w in want], sizes
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-5,
+                                           err_msg=str(sizes))
+
+
+def test_dot_general_static_reshape_targets_stay_constant():
+    """Where no group of a Reshape is dynamic, or one is and every copied
+    dim is static, the target stays one constant (0 copies, one -1): exact at
+    any size, no Shape nodes."""
+    m = convert_and_check_shapes(lambda x, y: jnp.einsum("bmkj,bkjn->bmn", x, y),
+                                 [("B", 2, 5, 3), ("B", 5, 3, 4)])
+    assert op_counts(m)["Shape"] == 0, dict(op_counts(m))
+    m = convert_and_check_shapes(lambda x, y: lax.dot_general(x, y, (((3,), (1,)), ((0,), (0,)))),
+                                 [(2, "T", 3, 4), (2, 4, 5)])
+    assert op_counts(m)["Shape"] == 0, dict(op_counts(m))
