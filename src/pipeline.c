@@ -68,13 +68,25 @@ static bool wants_dump(const h2o_options *o, const char *stage) {
   return o->dump_after && strcmp(o->dump_after, stage) == 0;
 }
 
+/* opts->opset after with_defaults(): 0 has become H2O_DEFAULT_OPSET. */
 static int check_opset(Ctx *c) {
   int opset = c->opts->opset;
   if (opset < 17 || opset > 23)
     return diag_error(c, H2O_EUSAGE,
-                      "opset %d is not supported: choose between 17 and 23 (default %d)",
+                      "opset %d is not supported: choose between 17 and 23, or 0 for the "
+                      "default (%d)",
                       opset, H2O_DEFAULT_OPSET);
   return 0;
+}
+
+/* The caller's options with their "0 = default" fields resolved, so that
+ * every stage reads the value in effect (hlo2onnx.h: opset 0 = default). */
+static h2o_options with_defaults(const h2o_options *opts) {
+  h2o_options o;
+  if (opts) o = *opts;
+  else h2o_options_init(&o);
+  if (o.opset == 0) o.opset = H2O_DEFAULT_OPSET;
+  return o;
 }
 
 static OFunction *function_at(const OModel *m, int i) { return m->functions.items[i]; }
@@ -139,11 +151,8 @@ int h2o_convert(const char *text, size_t len, const h2o_options *opts,
                 const h2o_param *params, int n_params, const char *out_path,
                 h2o_result *res) {
   memset(res, 0, sizeof *res);
-  h2o_options defaults;
-  if (!opts) {
-    h2o_options_init(&defaults);
-    opts = &defaults;
-  }
+  const h2o_options effective = with_defaults(opts);
+  opts = &effective;
   jmp_buf oom;
   Arena *arena = arena_new(&oom);
   if (!arena) {
