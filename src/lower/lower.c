@@ -155,7 +155,7 @@ int lower_unsupported_op(Lower *L, const Op *op) {
 /* ---- walking blocks ----------------------------------------------------- */
 
 const LowerFn lw_converters[OP__COUNT] = {
-#define OP(id, name, fn, hint) [OP_##id] = fn,
+#define OP(id, name, fn, hint, shape, flags) [OP_##id] = fn,
 #include "ir/ops.def"
 #undef OP
 };
@@ -205,33 +205,22 @@ static const char *type_problem(ElemType et, OpKind kind) {
   switch (et) {
   case ET_C64: case ET_C128:
     /* lower/complex.c reports these ops itself, with more to say */
-    if (kind == OP_FFT || kind == OP_COMPLEX || kind == OP_REAL || kind == OP_IMAG) return NULL;
+    if (op_table[kind].flags & OPF_REPORTS_COMPLEX) return NULL;
     return "onnxruntime has no kernels for complex tensors";
   case ET_I4: case ET_U4: case ET_I2: case ET_U2: case ET_F4E2M1: case ET_F6E2M3:
   case ET_F6E3M2: case ET_F8E8M0:
     return "onnxruntime has no kernels for this type outside of quantization ops";
   case ET_F8E4M3FN: case ET_F8E4M3FNUZ: case ET_F8E5M2: case ET_F8E5M2FNUZ:
     /* Cast to and from float8 exists; the convert converter decides */
-    if (kind == OP_CONVERT) return NULL;
+    if (op_table[kind].flags & OPF_CASTS_FLOAT8) return NULL;
     return "onnxruntime computes with float8 only in Cast and quantization ops";
   default:
     return et >= ET_NO_ONNX ? "ONNX has no such element type" : NULL;
   }
 }
 
-static bool passes_values_along(OpKind kind) {
-  switch (kind) {
-  case OP_CALL: case OP_CALL_SHORT: case OP_FUNC_RETURN: case OP_RETURN_SHORT: case OP_RETURN:
-  case OP_WHILE: case OP_IF: case OP_CASE: case OP_COMPOSITE: case OP_OPTIMIZATION_BARRIER:
-  case OP_SDY_SHARDING_CONSTRAINT:
-    return true;
-  default:
-    return false;
-  }
-}
-
 static int check_types(Lower *L, const Op *op) {
-  if (passes_values_along(op->kind)) return 0;
+  if (op_table[op->kind].flags & OPF_PASSES_VALUES_ALONG) return 0;
   for (int i = 0; i < op->n_operands + op->n_results; i++) {
     const Type *t = i < op->n_operands ? &op->operands[i]->type
                                        : &op->results[i - op->n_operands]->type;

@@ -154,7 +154,7 @@ extern const LowerFn lw_converters[OP__COUNT];
 
 /* The converters named in ops.def, declared once per row (a converter that
  * serves several rows is declared several times, which C allows). */
-#define OP(id, name, fn, hint) int fn(Lower *L, const Op *op);
+#define OP(id, name, fn, hint, shape, flags) int fn(Lower *L, const Op *op);
 #include "ir/ops.def"
 #undef OP
 
