@@ -88,6 +88,15 @@ static void dump_model(const OModel *m) {
   }
 }
 
+/* The lowering counts the node inputs that read a value as it builds nodes,
+ * but not the graph output slots it fills at the end; counting once here
+ * sets every use count as og_recount_uses defines it, and from here on every
+ * pass keeps them right (the verifier checks it after each). */
+static void count_uses(OModel *m) {
+  og_recount_uses(m->graph);
+  for (int i = 0; i < m->functions.len; i++) og_recount_uses(function_at(m, i)->graph);
+}
+
 static int verify_model(Ctx *c, const OModel *m) {
   if (og_verify(c, m->graph) != 0) return -1;
   for (int i = 0; i < m->functions.len; i++)
@@ -117,6 +126,7 @@ static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char 
   if (wants_dump(o, "parse")) ir_dump_module(stderr, m);
   OModel *model = lower_module(c, m, params, n_params);
   if (!model) return -1;
+  count_uses(model);
   if (wants_dump(o, "lower")) dump_model(model);
   if (verify_model(c, model) != 0) return -1;
   for (const Pass *p = h2o_passes; p->name; p++) {
