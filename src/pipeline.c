@@ -26,20 +26,21 @@
 const Pass h2o_passes[] = {
     {"fold", pass_fold, false},
     {"simplify", pass_simplify, true},
-    {"refold", pass_fold, false}, /* what simplify freed of Expands (rsqrt(var + eps) * scale) */
-    {"transpose", pass_push_transposes, true},
-    {"simplify2", pass_simplify, true},
-    {"fold2", pass_fold_late, false},
+    /* what simplify freed of Expands (rsqrt(var + eps) * scale) */
+    {"fold_after_simplify", pass_fold, false},
+    {"push_transposes", pass_push_transposes, true},
+    {"simplify_after_transposes", pass_simplify, true},
+    {"fold_small_broadcasts", pass_fold_late, false},
     {"keepdims", pass_fuse_keepdims, true},
     {"layernorm", pass_fuse_layernorm, true},
     {"softmax", pass_fuse_softmax, true},
     {"gelu", pass_fuse_gelu, true},
     {"activations", pass_fuse_activations, true},
     /* again, through the fused LayerNormalization, Softmax, Gelu, ... nodes */
-    {"transpose2", pass_push_transposes, true},
+    {"push_transposes_after_fusions", pass_push_transposes, true},
     {"unit_transposes", pass_unit_transposes, true}, /* after the fusions: see transpose.c */
-    {"simplify3", pass_simplify, true},
-    {"fold3", pass_fold, true},
+    {"simplify_after_fusions", pass_simplify, true},
+    {"fold_after_fusions", pass_fold, true},
     {"batchnorm", pass_fuse_batchnorm, true},
     {"convbias", pass_fuse_conv_bias, true},
     {"avgpool", pass_fuse_avgpool, true},
@@ -66,6 +67,20 @@ void h2o_result_free(h2o_result *res) {
 
 static bool wants_dump(const h2o_options *o, const char *stage) {
   return o->dump_after && strcmp(o->dump_after, stage) == 0;
+}
+
+/* A --dump-after that names no stage would print nothing, silently; say
+ * which names there are instead (this list is their one place). */
+static int check_dump_stage(Ctx *c) {
+  const char *want = c->opts->dump_after;
+  if (!want || !strcmp(want, "parse") || !strcmp(want, "lower")) return 0;
+  for (const Pass *p = h2o_passes; p->name; p++)
+    if (!strcmp(want, p->name)) return 0;
+  diag_error(c, H2O_EUSAGE, "no stage is called '%s': dump after one of", want);
+  diag_note(c, "  parse, lower (the stages before the passes)");
+  for (const Pass *p = h2o_passes; p->name; p++)
+    diag_note(c, "  %s%s", p->name, p->optimization ? " (not run without optimization)" : "");
+  return -1;
 }
 
 static int check_opset(Ctx *c) {
@@ -120,7 +135,7 @@ static int run_pass(Ctx *c, const Pass *p, OModel *m) {
 static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char *out_path,
                       h2o_result *res) {
   const h2o_options *o = c->opts;
-  if (check_opset(c) != 0) return -1;
+  if (check_opset(c) != 0 || check_dump_stage(c) != 0) return -1;
   Module *m = parse_module(c);
   if (!m) return -1;
   if (wants_dump(o, "parse")) ir_dump_module(stderr, m);
