@@ -60,8 +60,8 @@ void h2o_options_init(h2o_options *opts) {
 
 void h2o_result_free(h2o_result *res) {
   if (!res) return;
-  free(res->message);
-  free(res->bytes);
+  h2o_free(res->message);
+  h2o_free(res->bytes);
   memset(res, 0, sizeof *res);
 }
 
@@ -160,6 +160,22 @@ static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char 
   return ow_write_memory(c, model, &res->bytes, &res->nbytes);
 }
 
+/* Memory ran out before the diagnostics exist: the message, if even that
+ * much memory is left, is the one line they would have held. */
+static int early_out_of_memory(const h2o_options *opts, h2o_result *res) {
+  const char *file = opts->source_name ? opts->source_name : "<input>";
+  static const char what[] = ": error: out of memory\n";
+  size_t n = strlen(file);
+  res->message = h2o_malloc(n + sizeof what);
+  if (res->message) {
+    memcpy(res->message, file, n);
+    memcpy(res->message + n, what, sizeof what);
+  }
+  res->status = H2O_ENOMEM;
+  res->n_errors = 1;
+  return res->status;
+}
+
 int h2o_convert(const char *text, size_t len, const h2o_options *opts,
                 const h2o_param *params, int n_params, const char *out_path,
                 h2o_result *res) {
@@ -171,16 +187,11 @@ int h2o_convert(const char *text, size_t len, const h2o_options *opts,
   }
   jmp_buf oom;
   Arena *arena = arena_new(&oom);
-  if (!arena) {
-    res->status = H2O_ENOMEM;
-    return res->status;
-  }
   /* volatile: read after a longjmp back into this frame */
-  Ctx *volatile c = calloc(1, sizeof(Ctx));
+  Ctx *volatile c = arena ? h2o_calloc(1, sizeof(Ctx)) : NULL;
   if (!c) {
     arena_free(arena);
-    res->status = H2O_ENOMEM;
-    return res->status;
+    return early_out_of_memory(opts, res);
   }
   ctx_init(c, arena, &oom, opts->source_name, text, len, opts);
   if (setjmp(oom) == 0) {
@@ -190,7 +201,7 @@ int h2o_convert(const char *text, size_t len, const h2o_options *opts,
     c->status = H2O_ENOMEM;
     diag_note(c, "%s: error: out of memory (%zu bytes in use by the conversion)", c->file,
               arena_bytes_used(arena));
-    free(res->bytes);
+    h2o_free(res->bytes);
     res->bytes = NULL;
     res->nbytes = 0;
   }
@@ -199,6 +210,6 @@ int h2o_convert(const char *text, size_t len, const h2o_options *opts,
   res->message = c->diag; /* ownership moves to the caller */
   c->diag = NULL;
   arena_free(arena);
-  free(c);
+  h2o_free(c);
   return res->status;
 }
