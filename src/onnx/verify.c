@@ -62,7 +62,9 @@ static int verify_scopes(Ctx *c, const OGraph *g) {
   }
   for (int i = 0; i < g->outputs.len; i++) {
     const OValue *out = g->outputs.items[i];
-    if (out->graph == g && out->mark != DEFINED)
+    /* an outer value yielded by a subgraph: defined before the node that
+     * owns the subgraph, as for a read */
+    if (out->poisoned || out->mark != DEFINED || !in_scope(g, out))
       return diag_error(c, H2O_EINTERNAL, "internal error: graph output %s is not defined",
                         out->name);
     if (!out->is_output)

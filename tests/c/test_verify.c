@@ -2,7 +2,8 @@
  * pass could break: a stale use count (the fact every fusion's safety rests
  * on), a live node reading a dead node's output, a value produced twice, a
  * producer pointer that names another node, a graph output not marked as
- * one, and an outer value read by a subgraph before it is defined.
+ * one, and an outer value read by a subgraph before it is defined; and
+ * og_replace_uses keeps the counts right, graph output slots included.
  *
  * Each case builds a small graph through the og_ functions (which keep the
  * counts), checks that it verifies, breaks one thing and checks that the
@@ -124,6 +125,32 @@ static void test_stale_counts(void) {
   CHECK(og_verify(c, s.g) == 0);
 }
 
+/* og_replace_uses keeps the counts, graph output slots included. */
+static void test_replace_keeps_counts(void) {
+  Ctx *c = fresh("replace an output");
+  Small s = small(c);
+  og_replace_uses(s.g, s.y, s.r); /* Neg bypassed: r is now the output */
+  s.neg->dead = true;
+  s.r->n_uses--;
+  CHECK(s.r->is_output && !s.y->is_output && s.y->n_uses == 0 && s.r->n_uses == 2);
+  CHECK(og_verify(c, s.g) == 0);
+
+  c = fresh("replace in a subgraph's outputs");
+  s = small(c);
+  OGraph *body = og_new(c, "body", s.g);
+  add_output(body, s.r); /* the body yields the outer r itself */
+  OValue *cond = s.x;
+  ONode *iff = og_node(c, s.g, "If", &cond, 1, 1);
+  og_attr_graph(c, iff, "then_branch", body); /* one branch is enough here */
+  og_recount_uses(s.g);
+  CHECK(og_verify(c, s.g) == 0);
+  og_replace_uses(s.g, s.r, s.x);
+  s.relu->dead = true;
+  s.x->n_uses--;
+  CHECK(body->outputs.items[0] == s.x);
+  CHECK(og_verify(c, s.g) == 0);
+}
+
 static void test_structure(void) {
   Ctx *c = fresh("reads a dead node's output");
   Small s = small(c);
@@ -178,6 +205,7 @@ int main(void) {
   }
   test_intact();
   test_stale_counts();
+  test_replace_keeps_counts();
   test_structure();
   test_subgraph();
   ctx_release(&C);
