@@ -41,7 +41,7 @@ static const char usage[] =
     "  --input-name NAME          name the next graph input; repeatable\n"
     "  --output-name NAME         name the next graph output; repeatable\n"
     "  --dump-after STAGE         print the graph after STAGE (parse, lower, or a\n"
-    "                             pass name) to stderr\n"
+    "                             pass name; an unknown name lists them) to stderr\n"
     "  -q, --quiet                no progress output\n"
     "  -h, --help                 this help\n"
     "  --version                  print the version\n"

@@ -160,7 +160,11 @@ const OAttr *og_get_attr(const ONode *n, const char *name) {
   return NULL;
 }
 
-static void og_replace_in_graph(OGraph *g, OValue *from, OValue *to) {
+/* Also re-points g's output slots, so that a subgraph yielding `from`
+ * itself (an outer value) yields `to`; each slot counts as a use, as in
+ * og_recount_uses.  Returns whether an output slot named `from`. */
+static bool og_replace_in_graph(OGraph *g, OValue *from, OValue *to) {
+  bool was_output = false;
   for (int i = 0; i < g->nodes.len; i++) {
     ONode *n = g->nodes.items[i];
     if (n->dead) continue;
@@ -171,20 +175,26 @@ static void og_replace_in_graph(OGraph *g, OValue *from, OValue *to) {
         to->n_uses++;
       }
     for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) og_replace_in_graph(n->attrs[j].graph, from, to);
+      if (n->attrs[j].kind == OA_GRAPH)
+        was_output |= og_replace_in_graph(n->attrs[j].graph, from, to);
   }
-}
-
-void og_replace_uses(OGraph *g, OValue *from, OValue *to) {
-  og_replace_in_graph(g, from, to);
   for (int i = 0; i < g->outputs.len; i++)
     if (g->outputs.items[i] == from) {
       /* A graph output keeps its name: the caller decides whether to rename
        * `to`; here we only re-point the slot. */
       g->outputs.items[i] = to;
-      to->is_output = true;
-      from->is_output = false;
+      from->n_uses--;
+      to->n_uses++;
+      was_output = true;
     }
+  return was_output;
+}
+
+void og_replace_uses(OGraph *g, OValue *from, OValue *to) {
+  if (og_replace_in_graph(g, from, to)) {
+    to->is_output = true;
+    from->is_output = false;
+  }
 }
 
 static void og_count_graph(OGraph *g) {

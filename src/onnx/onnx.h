@@ -30,7 +30,9 @@ struct OValue {
   const char *name;
   OType type;
   ONode *producer;    /* NULL for graph inputs, initializers, outer-scope values */
-  int n_uses;         /* maintained by og_ functions and recomputed by og_recount */
+  int n_uses;         /* live node inputs and graph output slots naming it:
+                         kept by og_ functions and passes, recomputed by
+                         og_recount_uses, checked by og_verify */
   bool is_input, is_output, is_init;
   bool poisoned;      /* stands for the result of an op that failed to lower */
   Data data;          /* initializers */
@@ -143,7 +145,8 @@ void og_dump(FILE *f, const OGraph *g);
 int og_unique_names(Ctx *c, OGraph *root);
 
 /* onnx/verify.c: the graph's invariants (every input defined before use,
- * outputs produced, names and subgraph scopes); 0, or -1 after an internal
+ * subgraph scopes, outputs produced once and by the node they name, use
+ * counts as og_recount_uses computes them); 0, or -1 after an internal
  * error naming what is broken.  pipeline.c runs it after every stage. */
 int og_verify(Ctx *c, const OGraph *g);
 
