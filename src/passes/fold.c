@@ -296,9 +296,11 @@ static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_
   }
   uint8_t *out = arena_alloc(c->arena, (size_t)numel * es + 1);
   for (int64_t i = 0; i < numel; i++) {
-    double a = load(et, bufs[0] + i * (int64_t)es), b = n_in > 1 ? load(et, bufs[1] + i * (int64_t)es) : 0;
+    double a = load(et, bufs[0] + i * (int64_t)es);
+    double b = n_in > 1 ? load(et, bufs[1] + i * (int64_t)es) : 0;
     /* f32 computes in float so the bits match a float32 runtime */
-    double r = et == ET_F32 ? (double)arith_f32(n->kind, (float)a, (float)b) : arith_f64(n->kind, a, b);
+    double r = et == ET_F32 ? (double)arith_f32(n->kind, (float)a, (float)b)
+                            : arith_f64(n->kind, a, b);
     store(et, out + i * (int64_t)es, r);
   }
   fold_to(c, g, n, et, rank, dims, out, (size_t)numel * es);

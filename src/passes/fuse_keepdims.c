@@ -10,7 +10,6 @@
 
 #include <string.h>
 
-
 static bool try_keepdims(Ctx *c, OModel *m, OGraph *g, ONode *n) {
   (void)m;
   if (!og_is(n, ONNX_Unsqueeze) && !og_is(n, ONNX_Reshape)) return false;
@@ -18,7 +17,8 @@ static bool try_keepdims(Ctx *c, OModel *m, OGraph *g, ONode *n) {
   ONode *red = r->producer;
   int64_t axes[MAX_RANK];
   bool keepdims;
-  if (!red || red->dead || !onnx_op_has(red->kind, ONNX_REDUCES) || r->n_uses != 1 || r->is_output) return false;
+  if (!red || red->dead || !onnx_op_has(red->kind, ONNX_REDUCES) || !og_single_use(r))
+    return false;
   int na = fm_reduce_axes(c, red, axes, &keepdims);
   if (na <= 0 || keepdims || !fm_reinserts(c, n, axes, na)) return false;
   OAttr *attrs = red->attrs;

@@ -150,7 +150,8 @@ static bool inv_std(Ctx *c, FmPat *p, OValue *r, OValue *mean, Stats *s, double 
   OValue *u = NULL;
   double k;
   if (!n || n->dead || !og_single_use(r)) return false;
-  if (og_is(n, ONNX_Reciprocal) || (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
+  if (og_is(n, ONNX_Reciprocal) ||
+      (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
     ONode *sq = fm_def(n->inputs[n->n_inputs - 1], ONNX_Sqrt);
     if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return false;
     u = sq->inputs[0];

@@ -439,8 +439,7 @@ static int shape_elements(Ctx *c, const OValue *v, Sym *out, int max, int depth)
     }
     return k;
   }
-  if (og_is(n, ONNX_Cast) || og_is(n, ONNX_Reshape) || og_is(n, ONNX_Squeeze) || og_is(n, ONNX_Unsqueeze) ||
-      og_is(n, ONNX_Identity)) {
+  if (og_is(n, ONNX_Cast) || onnx_op_has(n->kind, ONNX_RESHAPES)) {
     if (og_is(n, ONNX_Cast) && v->type.et != ET_I64 && v->type.et != ET_I32) return -1;
     return shape_elements(c, x, out, max, depth + 1); /* the same elements */
   }
