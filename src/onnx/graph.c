@@ -63,7 +63,7 @@ OValue *og_init(Ctx *c, OGraph *g, const char *name_hint, ElemType et, int rank,
 ONode *og_node(Ctx *c, OGraph *g, const char *op_type, OValue *const *inputs,
                int n_inputs, int n_outputs) {
   ONode *n = arena_alloc(c->arena, sizeof *n);
-  n->op_type = op_type;
+  og_set_op(n, op_type, NULL);
   n->n_inputs = n_inputs;
   n->inputs = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(n_inputs + 1));
   for (int i = 0; i < n_inputs; i++) {
@@ -86,12 +86,19 @@ const char *og_node_name(Ctx *c, OGraph *g, const char *op_type) {
   return arena_printf(c->arena, "%s_%d", op_type, og_root(g)->next_id++);
 }
 
-/* Only ai.onnx ops match: a node of another domain, such as the call of a
- * model-local function, may be named like one ("Relu") but is opaque to
- * every pass. */
-bool og_is(const ONode *n, const char *op_type) {
-  return n && !n->dead && (!n->domain || !*n->domain) &&
-         strcmp(n->op_type, op_type) == 0;
+/* Only ai.onnx ops have a kind: a node of another domain, such as the call
+ * of a model-local function, may be named like one ("Relu") but is opaque
+ * to every pass. */
+void og_set_op(ONode *n, const char *op_type, const char *domain) {
+  n->op_type = op_type;
+  n->domain = domain;
+  n->kind = !domain || !*domain ? onnx_op_lookup(op_type) : ONNX_OTHER;
+}
+
+void og_set_kind(ONode *n, OnnxOp kind) { og_set_op(n, onnx_op_info[kind].name, NULL); }
+
+bool og_is(const ONode *n, OnnxOp kind) {
+  return n && !n->dead && n->kind == kind && kind != ONNX_OTHER;
 }
 
 bool og_single_use(const OValue *v) { return v->n_uses == 1 && !v->is_output; }

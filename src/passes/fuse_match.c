@@ -22,9 +22,9 @@
 #include <string.h>
 
 
-ONode *fm_def(const OValue *v, const char *op_type) {
+ONode *fm_def(const OValue *v, OnnxOp op) {
   ONode *p = v ? v->producer : NULL;
-  if (!og_is(p, op_type)) return NULL;
+  if (!og_is(p, op)) return NULL;
   return p;
 }
 
@@ -36,8 +36,8 @@ bool fm_add(FmPat *p, ONode *n) {
   return true;
 }
 
-ONode *fm_take(FmPat *p, const OValue *v, const char *op_type) {
-  ONode *n = fm_def(v, op_type);
+ONode *fm_take(FmPat *p, const OValue *v, OnnxOp op) {
+  ONode *n = fm_def(v, op);
   if (!n || !fm_add(p, n)) return NULL;
   return n;
 }
@@ -198,7 +198,7 @@ bool fm_kernel_type(ElemType et, unsigned mask) {
 /* ---- shapes of reductions ------------------------------------------------ */
 
 OValue *fm_skip_expand(FmPat *p, OValue *v) {
-  for (ONode *e; (e = fm_def(v, "Expand")) != NULL;) {
+  for (ONode *e; (e = fm_def(v, ONNX_Expand)) != NULL;) {
     if (!fm_add(p, e)) return v;
     v = e->inputs[0];
   }
@@ -257,14 +257,14 @@ int fm_reduce_axes(Ctx *c, const ONode *n, int64_t *axes, bool *keepdims) {
 bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes) {
   const OValue *in = n->inputs[0], *out = n->outputs[0];
   if (in->type.rank < 0 || out->type.rank != in->type.rank + n_axes) return false;
-  if (og_is(n, "Unsqueeze")) {
+  if (og_is(n, ONNX_Unsqueeze)) {
     int64_t got[MAX_RANK];
     int k = 0;
     if (n->n_inputs < 2 || !read_i64_const(c, n->inputs[1], got, MAX_RANK, &k)) return false;
     if (k != n_axes || !norm_axes(got, k, out->type.rank)) return false;
     return memcmp(got, axes, sizeof(int64_t) * (size_t)k) == 0;
   }
-  if (!og_is(n, "Reshape")) return false;
+  if (!og_is(n, ONNX_Reshape)) return false;
   /* The output dims: 1 at the axes, the input's dims in order elsewhere.
    * With one dynamic dim the element count pins it; with more the types
    * cannot tell a reordering apart, so refuse. */
@@ -285,8 +285,7 @@ bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes) {
 
 /* ---- rewriting ----------------------------------------------------------- */
 
-void fm_rewrite(Ctx *c, OGraph *g, ONode *root, const char *op_type, OValue *const *in,
-                int n_in) {
+void fm_rewrite(Ctx *c, OGraph *g, ONode *root, OnnxOp op, OValue *const *in, int n_in) {
   for (int j = 0; j < root->n_inputs; j++)
     if (root->inputs[j]) root->inputs[j]->n_uses--;
   OValue **ins = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(n_in + 1));
@@ -296,11 +295,10 @@ void fm_rewrite(Ctx *c, OGraph *g, ONode *root, const char *op_type, OValue *con
   }
   root->inputs = ins;
   root->n_inputs = n_in;
-  root->op_type = op_type;
-  root->domain = NULL;
+  og_set_kind(root, op);
   root->n_attrs = 0;
   root->same_shape_inputs = false;
-  root->name = og_node_name(c, g, op_type);
+  root->name = og_node_name(c, g, root->op_type);
 }
 
 static bool has_subgraph(const ONode *n) {
