@@ -95,7 +95,7 @@ static void test_lookup_misses(void) {
  * lower_binary and friends emit). */
 static void test_ops_def_hints(void) {
   static const char *const hints[] = {
-#define OP(id, name, fn, hint) hint,
+#define OP(id, name, fn, hint, shape, flags) hint,
 #include "ir/ops.def"
 #undef OP
   };
