@@ -17,7 +17,8 @@
 #include <string.h>
 
 /* The passes, in the order they run.  Folding first so the fusions see
- * constants; dead code last so the fusions' leftovers disappear.  The
+ * constants; dead code after the fusions so their leftovers disappear
+ * (then only the unused function arguments and the naming of dims).  The
  * high-level fusions (fuse_*.c) follow the transpose pass, so that they see
  * NCHW convolutions without their layout Transposes, larger patterns before
  * their parts (LayerNorm's max(0, var) would otherwise become a Relu), and

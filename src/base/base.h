@@ -13,9 +13,10 @@
  * the layers below it and nothing else: base/base.h, ir/ir.h,
  * onnx/onnx.h, then lower/lower.h, passes/passes.h and write/write.h, which
  * only their own directory (and pipeline.c) include.  Prefixes: h2o_
- * (allocator), arena_, diag_, et_/type_/elem_ (base), lex_/parse_ (parse),
- * ir_/op_ (HLO IR), og_ (ONNX graph), lw_ (lowering), pass_/fm_ (passes),
- * pb_/ow_ (writer).
+ * (allocator, public API), arena_, ptrvec_, ctx_, diag_, data_,
+ * et_/type_/elem_ (base), lex_/tok_/scope_/parse_ (parse), ir_/op_ (HLO
+ * IR), og_/onnx_ (ONNX graph and its op table), lw_/lower_ (lowering
+ * helpers/converters), pass_/fm_ (passes), pb_/ow_ (writer).
  */
 #ifndef H2O_BASE_BASE_H
 #define H2O_BASE_BASE_H

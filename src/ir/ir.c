@@ -1,5 +1,5 @@
 /* ir.c - reading the HLO IR: lookups the lowering needs, and a dump of the
- * IR after parsing (-d parse) in an MLIR-like generic form, one op a line,
+ * IR after parsing (--dump-after parse) in an MLIR-like generic form, one op a line,
  * with each op's position and JAX scope, so a reader can see exactly what
  * the parser made of the text (normalised attribute names included).
  */

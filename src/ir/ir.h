@@ -113,7 +113,7 @@ extern const OpInfo op_table[OP__COUNT];
 OpKind op_lookup(const char *name, size_t len);
 
 /* ===================================================================
- * HLO IR (parse/ builds it, parse/ir.c reads it): Module > Func > Block > Op.
+ * HLO IR (parse/ builds it, ir/ir.c reads it): Module > Func > Block > Op.
  * Values are SSA; each has a Type.  Regions hold one block (StableHLO's rule).
  * =================================================================== */
 typedef struct Value Value;

@@ -14,7 +14,7 @@ const OpInfo op_table[OP__COUNT] = {
 };
 
 OpKind op_lookup(const char *name, size_t len) {
-  /* ~130 rows, looked up once per op of the input: a linear scan with a
+  /* ~110 rows, looked up once per op of the input: a linear scan with a
    * length check first costs less than the lexing of the op itself. */
   for (int k = 1; k < OP__COUNT; k++) {
     const char *n = op_table[k].name;

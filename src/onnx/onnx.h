@@ -192,7 +192,7 @@ int og_unique_names(Ctx *c, OGraph *root);
 /* onnx/ops.c: every live node of g and its subgraphs has the kind its
  * op_type and domain name, an ai.onnx node is one of the table's ops and
  * has as many inputs as the table allows; 0, or -1 after an internal error
- * naming the node.  The lowering runs it on what it built. */
+ * naming the node.  og_verify runs it: after the lowering and every pass. */
 int og_check_ops(Ctx *c, const OGraph *g);
 
 /* onnx/verify.c: the graph's invariants (every input defined before use,

@@ -116,7 +116,7 @@ static int compare_uses(Ctx *c, const OGraph *g) {
 }
 
 int og_verify(Ctx *c, const OGraph *g) {
-  if (verify_scopes(c, g) != 0) return -1;
+  if (og_check_ops(c, g) != 0 || verify_scopes(c, g) != 0) return -1;
   zero_marks(g);
   count_uses(g);
   return compare_uses(c, g);
