@@ -60,7 +60,7 @@ MARK_END = "<!-- ZOO RESULTS END -->"
 BATCHES = (1, 8)
 STATIC_B = 8
 ORT_THREADS = 2
-MEM_KINDS = ("nnx", "linen", "equinox", "haiku", "keras")
+MEM_KINDS = ("nnx", "linen", "equinox", "haiku", "keras", "equinox_nowait")
 
 
 def log(*a) -> None:
@@ -71,27 +71,34 @@ def log(*a) -> None:
 # Measuring
 
 
-def timed_rounds(fns: dict, rounds: int = 5, per_round_s: float = 0.15) -> dict:
+def timed_rounds(fns: dict, rounds: int = 5, per_round_s: float = 0.1) -> dict:
     """Runs each callable of ``fns`` (already warmed up) in ``rounds``
     interleaved rounds of about ``per_round_s`` each, the order rotated every
-    round; returns the median time of one call in ms and the number of
-    calls."""
+    round, each stretch after a pause and an unmeasured call; returns the median wall time of one call in ms, the median CPU
+    time of the process (all threads, spinning included) during one call,
+    and the number of calls."""
     per_call = {}
     for k, f in fns.items():  # calibrate: calls per round
         t0 = time.perf_counter()
         f()
         per_call[k] = max(time.perf_counter() - t0, 1e-6)
-    samples = collections.defaultdict(list)
+    samples, cpu = collections.defaultdict(list), collections.defaultdict(list)
     keys = list(fns)
     for r in range(rounds):  # a different order each round: no fixed neighbour
         for k in keys[r % len(keys):] + keys[:r % len(keys)]:
             f = fns[k]
             n = max(2, min(200, int(per_round_s / per_call[k])))
+            # onnxruntime's pool threads spin for a while after a run: let the
+            # previous session's threads go to sleep, then one unmeasured call
+            time.sleep(0.02)
+            f()
             for _ in range(n):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 f()
                 samples[k].append(time.perf_counter() - t0)
-    return {k: {"ms": 1e3 * statistics.median(v), "n": len(v)} for k, v in samples.items()}
+                cpu[k].append(time.process_time() - c0)
+    return {k: {"ms": 1e3 * statistics.median(v), "cpu_ms": 1e3 * statistics.median(cpu[k]),
+                "n": len(v)} for k, v in samples.items()}
 
 
 def op_counts(model) -> dict:
@@ -114,13 +121,16 @@ def op_counts(model) -> dict:
     return dict(c.most_common())
 
 
-def ort_session(path: str, optimized_path: str | None = None, profile_prefix: str | None = None):
+def ort_session(path: str, optimized_path: str | None = None, profile_prefix: str | None = None,
+                spinning: bool = True):
     import onnxruntime as ort
 
     o = ort.SessionOptions()
     o.intra_op_num_threads = ORT_THREADS
     o.inter_op_num_threads = 1
     o.log_severity_level = 3
+    if not spinning:  # pool threads sleep between kernels instead of spinning
+        o.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if optimized_path:
         o.optimized_model_filepath = optimized_path
     if profile_prefix:
@@ -236,6 +246,8 @@ def worker(name: str, out_dir: str, profile: bool, jax2onnx: bool) -> dict:
             ort_session(p, optimized_path=opt)
             res[f"nodes_{k}_ort"] = op_counts(onnx.load(opt, load_external_data=False))
             sess[k] = ort_session(p)
+            if k == "dyn":
+                sess["nospin"] = ort_session(p, spinning=False)
         except Exception as e:  # noqa: BLE001 - jax2onnx's graph: reported
             if k != "j2o":
                 raise
@@ -249,7 +261,7 @@ def worker(name: str, out_dir: str, profile: bool, jax2onnx: bool) -> dict:
         want = jax.block_until_ready(jitted(bound.values, *xs))
         want = [np.asarray(w) for w in jax.tree_util.tree_leaves(want)]
         feeds = dict(zip(names, xs))
-        keys = [("dyn", b)] + ([("static", b)] if b == STATIC_B else []) + \
+        keys = [("dyn", b), ("nospin", b)] + ([("static", b)] if b == STATIC_B else []) + \
             ([("j2o", b)] if "j2o" in sess else [])
         for k, bb in keys:
             try:
@@ -517,8 +529,8 @@ def _ms(x) -> str:
     return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
 
 
-def _lat(r, key):
-    return (r.get("latency") or {}).get(key, {}).get("ms")
+def _lat(r, key, what="ms"):
+    return (r.get("latency") or {}).get(key, {}).get(what)
 
 
 def _ratio(a, b) -> str:
@@ -540,6 +552,28 @@ def _ok(r, graph=("dyn", "static")) -> str:
     return ("✅" if worst <= 1e-4 + 1e-3 * scale else "❌") + f" {worst:.0e}"
 
 
+KINDS = {
+    "compute": {"MatMul", "Gemm", "Conv", "FusedMatMul", "FusedGemm", "FusedConv", "MatMulNBits",
+                "QLinearMatMul", "NhwcConv", "Attention", "MultiHeadAttention", "Einsum",
+                "ConvTranspose", "MatMulInteger"},
+    "moves": {"Transpose", "Reshape", "Expand", "Concat", "Cast", "Shape", "Unsqueeze", "Squeeze",
+              "Slice", "Gather", "Where", "Range", "Identity", "ReorderInput", "ReorderOutput",
+              "Tile", "Pad", "GatherElements", "ScatterND", "Split", "ConstantOfShape"},
+    "norm": {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceSumSquare", "Sqrt",
+             "Reciprocal", "Pow", "Div", "LayerNormalization", "SimplifiedLayerNormalization",
+             "SkipLayerNormalization", "BatchNormalization", "Softmax"},
+}
+
+
+def _shares(p: dict) -> dict:
+    tot = p["kernel_us"] or 1.0
+    out = {k: 0.0 for k in ("compute", "moves", "norm", "elementwise")}
+    for op, us in p["by_op_us"].items():
+        kind = next((k for k, ops in KINDS.items() if op in ops), "elementwise")
+        out[kind] += 100 * us / tot
+    return out
+
+
 def tables(res: dict) -> str:
     m, v = res["machine"], res["versions"]
     lines = [f"Run on {m['date']}: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Python "
@@ -553,16 +587,20 @@ def tables(res: dict) -> str:
         lines += [
             "", "**Latency** (ms per call, median over 5 interleaved rounds; onnxruntime "
             f"{ORT_THREADS} intra-op threads, `jax.jit` on the same 2 cores, same process, "
-            "same inputs; *ratio* = onnxruntime / JAX, under 1 = onnxruntime faster; the ONNX "
+            "same inputs; *ratio* = onnxruntime / JAX, under 1 = onnxruntime faster; *CPU ratio*: "
+            "the same for the process's CPU time during a call (all threads; onnxruntime's "
+            "spinning threads count), steadier than wall time on a loaded machine; *no spin*: "
+            "onnxruntime with `session.intra_op.allow_spinning = 0`; the ONNX "
             f"graph has a dynamic batch \"B\"; *static* is the graph converted at B = {STATIC_B}):",
             "", "| model | library | params | JAX B=1 | ORT B=1 | ratio | JAX B=8 | ORT B=8 | "
-            "ratio | ORT static B=8 | jax2onnx ORT B=1 | jax2onnx ORT B=8 | ORT vs JAX |",
-            "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|"]
+            "ratio | CPU ratio B=1 | CPU ratio B=8 | ORT no spin B=1 | ORT no spin B=8 | "
+            "ORT static B=8 | jax2onnx ORT B=1 | jax2onnx ORT B=8 | ORT vs JAX |",
+            "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|"]
         for name, h in zoo.items():
             j = h.get("jax2onnx") or {}
             if h.get("error"):
                 lines.append(f"| `{name}` | {h.get('library', '')} | — | — | **{h['error'][:80]}**"
-                             " | | | | | | | | |")
+                             " | | | | | | | | | | | | |")
                 continue
             jb1, jb8 = _lat(h, "jax_b1"), _lat(h, "jax_b8")
             ob1, ob8 = _lat(h, "ort_dyn_b1"), _lat(h, "ort_dyn_b8")
@@ -573,6 +611,9 @@ def tables(res: dict) -> str:
             lines.append(
                 f"| `{name}` | {h['library']} | {h['params'] / 1e6:.1f} M | {_ms(jb1)} | "
                 f"{_ms(ob1)} | {_ratio(ob1, jb1)} | {_ms(jb8)} | {_ms(ob8)} | {_ratio(ob8, jb8)} | "
+                f"{_ratio(_lat(h, 'ort_dyn_b1', 'cpu_ms'), _lat(h, 'jax_b1', 'cpu_ms'))} | "
+                f"{_ratio(_lat(h, 'ort_dyn_b8', 'cpu_ms'), _lat(h, 'jax_b8', 'cpu_ms'))} | "
+                f"{_ms(_lat(h, 'ort_nospin_b1'))} | {_ms(_lat(h, 'ort_nospin_b8'))} | "
                 f"{_ms(_lat(h, 'ort_static_b8'))} | {j1} | {j8} | {_ok(h)} |")
         lines += [
             "", "**Graphs** (node counts: ours with dynamic \"B\" and with B = 8; what "
@@ -593,6 +634,25 @@ def tables(res: dict) -> str:
                 f"{_n(h.get('nodes_static_ort'))} | {jn} | {_n(h.get('nodes_j2o_ort'))} | "
                 f"{_ms(h.get('convert_s'))} s | "
                 f"{_ms(j.get('convert_s')) + ' s' if j.get('convert_s') else '—'} |")
+    prof = {n: h["profile"] for n, h in (zoo or {}).items() if h.get("profile")}
+    if prof:
+        lines += ["", f"**onnxruntime's profile** (`enable_profiling`, B = {STATIC_B}, 20 runs; "
+                  "share of the kernel time per kind of op; *compute*: MatMul, Gemm, Conv and "
+                  "their fused forms; *moves*: Transpose, Reshape, Expand, Concat, Cast, Shape, "
+                  "(Un)Squeeze, Slice, Gather, Where, Range; *norm*: reductions, Sqrt, "
+                  "Reciprocal, Pow, Div; the rest is *elementwise*):", "",
+                  "| model | graph | kernel time / run | compute | moves | norm | elementwise | "
+                  "top op types (share, nodes run) |", "|:--|:--|--:|--:|--:|--:|--:|:--|"]
+        for name, pr in prof.items():
+            for g, p in pr.items():
+                sh = _shares(p)
+                top = ", ".join(f"{op} {100 * us / p['kernel_us']:.0f} % ({p['calls_per_run'][op]:.0f})"
+                                for op, us in list(p["by_op_us"].items())[:4])
+                label = {"dyn": "ours, B", "static": f"ours, B={STATIC_B}",
+                         "j2o": "jax2onnx"}.get(g, g)
+                lines.append(f"| `{name}` | {label} | {p['kernel_us'] / 1e3:.1f} ms | "
+                             f"{sh['compute']:.0f} % | {sh['moves']:.0f} % | {sh['norm']:.0f} % | "
+                             f"{sh['elementwise']:.0f} % | {top} |")
     mem = res.get("memory")
     if mem:
         w = next((r["weight_bytes"] for r in mem.values() if r.get("weight_bytes")), 0)
@@ -608,7 +668,9 @@ def tables(res: dict) -> str:
                 lines.append(f"| {k} | **{r['error'][:80]}** | | | | | |")
                 continue
             wb = r["weight_bytes"] / 2**20
-            lines.append(f"| {k} | {r['convert_s']:.2f} s | {r['added_peak_mb']:.0f} MiB | "
+            label = {"equinox_nowait": "equinox, called right after construction (no "
+                     "`block_until_ready`: Equinox's initialisers still running)"}.get(k, k)
+            lines.append(f"| {label} | {r['convert_s']:.2f} s | {r['added_peak_mb']:.0f} MiB | "
                          f"{100 * r['added_peak_mb'] / wb:.1f} % | "
                          f"{r['anon_added_peak_mb']:.0f} MiB | "
                          f"{100 * r['anon_added_peak_mb'] / wb:.1f} % | "

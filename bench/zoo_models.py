@@ -76,7 +76,9 @@ def _keras_case(name, what, model, order, make) -> Case:
               [v.value for v in model.non_trainable_variables])
 
     def f(p, *xs):
-        out, _ = model.stateless_call(p[0], p[1], dict(zip(order, xs)), training=False)
+        # a backbone of one input takes the tensor, the others a dict by name
+        args = xs[0] if len(order) == 1 else dict(zip(order, xs))
+        out, _ = model.stateless_call(p[0], p[1], args, training=False)
         return out
 
     specs, inputs = make
@@ -244,15 +246,18 @@ def _haiku(name):
     import jax
 
     if name == "hk_resnet":
-        def net(x):
-            return hk.nets.ResNet18(num_classes=10, resnet_v2=False)(x, is_training=False)
+        def net(x, is_training):
+            # Haiku's logits layer starts at zero, which would make every
+            # output equal the bias: a normal init keeps the check meaningful.
+            return hk.nets.ResNet18(num_classes=10, resnet_v2=False, logits_config=dict(
+                w_init=hk.initializers.TruncatedNormal(0.05)))(x, is_training=is_training)
 
         t = hk.transform_with_state(net)
         x0 = _floats((1, 32, 32, 3), 3)
-        params, state = t.init(jax.random.key(0), x0)
+        params, state = t.init(jax.random.key(0), x0, True)  # BatchNorm's averages
 
         def f(ps, x):
-            return t.apply(ps[0], ps[1], None, x)[0]
+            return t.apply(ps[0], ps[1], None, x, False)[0]
 
         return Case(name, "Haiku", "hk.nets.ResNet18, 32×32 images, eval mode", f,
                     (params, state), [(("B", 32, 32, 3), np.float32)],
@@ -461,11 +466,15 @@ MEM_WIDTH = 8192
 def build_memory(kind: str, width: int = MEM_WIDTH):
     """(obj, params, spec, weight bytes) for a two-layer tanh MLP of width
     ``width`` written with ``kind``'s layers: nnx, linen, equinox, haiku or
-    keras.  Weights from each library's own initialiser."""
+    keras.  Weights from each library's own initialiser, computed before
+    returning (``jax.block_until_ready``) unless ``kind`` ends in
+    "_nowait"."""
     import jax
     import jax.numpy as jnp
 
     spec = [(4, width)]
+    wait = not kind.endswith("_nowait")
+    kind = kind.removesuffix("_nowait")
     if kind == "nnx":
         from flax import nnx
 
@@ -526,7 +535,8 @@ def build_memory(kind: str, width: int = MEM_WIDTH):
                   [v.value for v in m.non_trainable_variables])
     else:
         raise KeyError(kind)
-    ready(obj, params)
+    if wait:  # "equinox_nowait": as issue 12 measured, initialisers may still run
+        ready(obj, params)
     leaves = jax.tree_util.tree_leaves((obj, params))
     weight_bytes = sum(int(x.nbytes) for x in leaves if isinstance(x, jax.Array))
     return obj, params, spec, weight_bytes
