@@ -183,6 +183,23 @@ def _hf_case(name, what, model, fn, specs, inputs, order):
                 input_names=order)
 
 
+def _clip_accepts_a_max() -> None:
+    """transformers 4.x's Flax T5 calls jnp.clip(x, a_max=...), which JAX
+    0.10 no longer accepts: spell it the new way (this process only)."""
+    import inspect
+
+    import jax.numpy as jnp
+
+    if "a_max" in inspect.signature(jnp.clip).parameters:
+        return
+    clip = jnp.clip
+
+    def compat(x, min=None, max=None, *, a_min=None, a_max=None, **kw):  # noqa: A002
+        return clip(x, a_min if min is None else min, a_max if max is None else max, **kw)
+
+    jnp.clip = compat
+
+
 def _transformers(name):
     import transformers as tr
 
@@ -203,6 +220,7 @@ def _transformers(name):
                         lambda b: [_ints((b, t), 1000, 1), np.ones((b, t), np.int32)],
                         ["input_ids", "attention_mask"])
     if name == "hf_t5":
+        _clip_accepts_a_max()
         cfg = tr.T5Config(vocab_size=1000, d_model=256, d_kv=64, d_ff=1024, num_layers=2,
                           num_decoder_layers=2, num_heads=4)
         model = tr.FlaxT5Model(cfg, seed=0)
@@ -255,6 +273,11 @@ def _haiku(name):
         t = hk.transform_with_state(net)
         x0 = _floats((1, 32, 32, 3), 3)
         params, state = t.init(jax.random.key(0), x0, True)  # BatchNorm's averages
+        # The averages start at 0: a variance of 0 would scale every
+        # BatchNorm by 1/sqrt(eps) and make the outputs ill-conditioned.
+        state = jax.tree_util.tree_map_with_path(
+            lambda path, v: jax.numpy.ones_like(v) if "var_ema" in jax.tree_util.keystr(path)
+            and "average" in jax.tree_util.keystr(path) else v, state)
 
         def f(ps, x):
             return t.apply(ps[0], ps[1], None, x, False)[0]
