@@ -307,7 +307,17 @@ def _bind_equinox(obj, params) -> Bound | None:
     """An ``equinox.Module``: its array leaves are the parameters (named by
     their paths, "layers.0.weight"), the rest of the module is static.  Like
     NNX modules it is converted in inference mode
-    (``eqx.nn.inference_mode``: Dropout off), on a copy."""
+    (``eqx.nn.inference_mode``: Dropout off), on a copy.
+
+    Only the module's tree is copied: its arrays are passed as they are and
+    :func:`param_buffer` views their memory (tests/python/test_big_models.py
+    checks the pointers and the memory to_onnx adds).  A module that was
+    just built may still be computing its arrays (JAX dispatches
+    asynchronously; ``eqx.nn.Linear`` draws its weights with temporaries
+    about twice their size): the first read of the arrays waits for that
+    work, so its peak falls inside ``to_onnx`` unless the caller waits first
+    (``jax.block_until_ready``).  That, not a copy, was the "101 % added"
+    of issue 12."""
     eqx = sys.modules.get("equinox")
     if eqx is None or not isinstance(obj, eqx.Module):
         return None
