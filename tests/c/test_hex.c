@@ -14,7 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "h2o.h"
+#include "write/write.h"
 
 static int failures;
 #define EXPECT(cond)                                                      \
