@@ -25,7 +25,11 @@
  * one Gemm. */
 const Pass h2o_passes[] = {
     {"fold", pass_fold, false},
+    /* names dynamic dims ("B", "16*B") so that simplify sees the Expands
+     * and Reshapes that do not change a symbolic shape */
+    {"name_dims", pass_symbolic_dims, true},
     {"simplify", pass_simplify, true},
+    {"cse", pass_cse, true},
     {"refold", pass_fold, false}, /* what simplify freed of Expands (rsqrt(var + eps) * scale) */
     {"transpose", pass_push_transposes, true},
     {"simplify2", pass_simplify, true},

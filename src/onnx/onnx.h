@@ -32,6 +32,7 @@ struct OValue {
   ONode *producer;    /* NULL for graph inputs, initializers, outer-scope values */
   int n_uses;         /* maintained by og_ functions and recomputed by og_recount */
   bool is_input, is_output, is_init;
+  bool is_param;      /* an initializer holding a weight the caller passed (h2o_param) */
   bool poisoned;      /* stands for the result of an op that failed to lower */
   Data data;          /* initializers */
   OGraph *graph;      /* the graph that owns it */

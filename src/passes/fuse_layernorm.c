@@ -9,6 +9,11 @@
  *        | sum_A(d*d)/N, d = x - K(mean)     (use_fast_variance=False)
  *   y    = (x - K(mean)) * (rsqrt(K(var) + eps) [* scale]) [+ bias]
  *
+ * and the same arithmetic as other libraries spell it: (x - mean) divided by
+ * sqrt(var + eps) (jnp.var, Haiku), or distributed as Keras does,
+ * x * inv + (bias - mean * inv) with inv = rsqrt(var + eps) * scale.  The
+ * additive terms of the root are collected first (Add, Sub, Neg), then the
+ * factors of each product, so the order of the operands does not matter;
  * where K(.) puts the reduced axes back (keepdims=1, or an Unsqueeze or
  * Reshape inserting them, maybe followed by an Expand) and rsqrt arrives as
  * Reciprocal(Sqrt(.)).  The match becomes LayerNormalization(x, scale, bias)
@@ -144,13 +149,40 @@ static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
   return centered(c, p, sq->inputs[0], &s2) == mean && mean_of(c, p, var, in, s);
 }
 
-/* r = rsqrt(K(var) + eps); returns eps. */
-static bool inv_std(Ctx *c, FmPat *p, OValue *r, OValue *mean, Stats *s, double *eps) {
+/* max(0, v) or relu(v) of a variance, which is never negative anyway
+ * (Equinox clamps it): v. */
+static OValue *skip_clamp(Ctx *c, FmPat *p, OValue *v) {
+  ONode *n = v->producer;
+  if (!n || n->dead || !og_single_use(v)) return v;
+  if (og_is(n, "Relu") && fm_add(p, n)) return n->inputs[0];
+  if (og_is(n, "Max") && n->n_inputs == 2)
+    for (int side = 0; side < 2; side++)
+      if (fm_splat_near(c, n->inputs[side], n->inputs[1 - side], 0) && fm_add(p, n))
+        return n->inputs[1 - side];
+  return v;
+}
+
+/* r = rsqrt(K(var) + eps), or sqrt(K(var) + eps) when the product divides
+ * by r (`divides`); returns eps. */
+static bool inv_std(Ctx *c, FmPat *p, OValue *r, bool divides, OValue *mean, Stats *s,
+                    double *eps) {
   ONode *n = r->producer;
   OValue *u = NULL;
   double k;
   if (!n || n->dead || !og_single_use(r)) return false;
-  if (og_is(n, "Reciprocal") || (og_is(n, "Div") && fm_splat(c, n->inputs[0], &k) && k == 1)) {
+  /* K(rsqrt(var + eps)): the axes put back after the normalizer, not before */
+  bool outer_k = !s->keepdims && (og_is(n, "Unsqueeze") || og_is(n, "Reshape")) &&
+                 fm_reinserts(c, n, s->axes, s->n_axes);
+  if (outer_k) {
+    r = n->inputs[0];
+    if (!fm_add(p, n) || !og_single_use(r)) return false;
+    n = r->producer;
+    if (!n || n->dead) return false;
+  }
+  if (divides) {
+    if (!og_is(n, "Sqrt") || !fm_add(p, n)) return false;
+    u = n->inputs[0];
+  } else if (og_is(n, "Reciprocal") || (og_is(n, "Div") && fm_splat(c, n->inputs[0], &k) && k == 1)) {
     ONode *sq = fm_def(n->inputs[n->n_inputs - 1], "Sqrt");
     if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return false;
     u = sq->inputs[0];
@@ -165,22 +197,65 @@ static bool inv_std(Ctx *c, FmPat *p, OValue *r, OValue *mean, Stats *s, double 
   for (int side = 0; side < 2; side++) {
     OValue *e = add->inputs[side], *kv = add->inputs[1 - side];
     if (!fm_splat(c, e, eps) || !fm_fits(e, kv) || !(*eps >= 0) || !isfinite(*eps)) continue;
-    OValue *var = kept(c, p, kv, s);
+    OValue *var = skip_clamp(c, p, outer_k ? kv : kept(c, p, kv, s));
     return var && variance(c, p, var, mean, s);
   }
   return false;
 }
 
-/* Flattens the product below v (single-use Muls, Expands looked through). */
-static bool factors(FmPat *p, OValue *v, OValue **out, int *n, bool top) {
+/* A product as a list of factors: f[0] * f[1] * ... / divisor * sign. */
+typedef struct Product {
+  OValue *f[MAX_FACTORS];
+  int n;
+  OValue *divisor; /* at most one: the sqrt a jnp.var norm divides by */
+  int sign;
+} Product;
+
+/* Flattens the product below v: single-use Muls, Negs (a sign), a Div by a
+ * non-constant (the divisor), Expands looked through. */
+static bool factors(FmPat *p, OValue *v, Product *out, bool top) {
   v = top ? v : fm_skip_expand(p, v);
   ONode *d = v->producer;
-  if ((top || og_single_use(v)) && d && !d->dead && og_is(d, "Mul") && d->n_inputs == 2) {
+  bool open = (top || og_single_use(v)) && d && !d->dead;
+  if (open && og_is(d, "Mul") && d->n_inputs == 2) {
     if (!fm_add(p, d)) return false;
-    return factors(p, d->inputs[0], out, n, false) && factors(p, d->inputs[1], out, n, false);
+    return factors(p, d->inputs[0], out, false) && factors(p, d->inputs[1], out, false);
   }
-  if (*n == MAX_FACTORS) return false;
-  out[(*n)++] = v;
+  if (open && og_is(d, "Neg") && d->n_inputs == 1) {
+    out->sign = -out->sign;
+    return fm_add(p, d) && factors(p, d->inputs[0], out, false);
+  }
+  if (open && og_is(d, "Div") && d->n_inputs == 2 && !out->divisor &&
+      !og_const_data(d->inputs[1])) {
+    out->divisor = d->inputs[1];
+    return fm_add(p, d) && factors(p, d->inputs[0], out, false);
+  }
+  if (out->n == MAX_FACTORS) return false;
+  out->f[out->n++] = v;
+  return true;
+}
+
+/* The additive terms of v: single-use Add, Sub and Neg flattened (the root
+ * itself always), each with its sign. */
+#define MAX_TERMS 4
+typedef struct Terms {
+  OValue *v[MAX_TERMS];
+  int sign[MAX_TERMS];
+  int n;
+} Terms;
+
+static bool terms(FmPat *p, OValue *v, int sign, Terms *out, bool top) {
+  ONode *d = v->producer;
+  bool open = (top || og_single_use(v)) && d && !d->dead && !og_const_data(v);
+  if (open && (og_is(d, "Add") || og_is(d, "Sub")) && d->n_inputs == 2) {
+    return fm_add(p, d) && terms(p, d->inputs[0], sign, out, false) &&
+           terms(p, d->inputs[1], og_is(d, "Sub") ? -sign : sign, out, false);
+  }
+  if (open && og_is(d, "Neg") && d->n_inputs == 1 && !top)
+    return fm_add(p, d) && terms(p, d->inputs[0], -sign, out, false);
+  if (out->n == MAX_TERMS) return false;
+  out->v[out->n] = v;
+  out->sign[out->n++] = sign;
   return true;
 }
 
@@ -205,41 +280,98 @@ static OValue *normalized_const(Ctx *c, OGraph *g, OValue *k, const OValue *x, i
                       vals);
 }
 
-static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
-  (void)m;
-  if (!(og_is(root, "Add") || og_is(root, "Mul")) || root->n_inputs != 2) return false;
-  FmPat p = {.n = 0};
-  fm_add(&p, root);
-  OValue *bias = NULL, *y = root->outputs[0];
-  if (og_is(root, "Add")) {
-    for (int side = 0; side < 2 && !bias; side++)
-      if (og_const_data(root->inputs[side]) && !og_const_data(root->inputs[1 - side])) {
-        bias = root->inputs[side];
-        y = root->inputs[1 - side];
-      }
-    if (!bias || !og_single_use(y) || !fm_def(y, "Mul")) return false;
-  }
-  OValue *fs[MAX_FACTORS];
-  int nf = 0;
-  if (!factors(&p, y, fs, &nf, true)) return false;
-  OValue *d = NULL, *r = NULL, *scale = NULL;
-  for (int i = 0; i < nf; i++) {
-    if (og_const_data(fs[i])) {
-      if (scale) return false;
-      scale = fs[i];
-    } else if (fm_def(fs[i], "Sub") && !d) {
-      d = fs[i];
-    } else if (!r) {
-      r = fs[i];
+/* Splits a product's factors into one constant (the scale), the
+ * normalizer r and, when `want_d`, the centered value d = x - K(mean). */
+static bool split_factors(const Product *pr, OValue **scale, OValue **r, OValue **d) {
+  for (int i = 0; i < pr->n; i++) {
+    OValue *f = pr->f[i];
+    if (og_const_data(f)) {
+      if (*scale) return false;
+      *scale = f;
+    } else if (d && !*d && fm_def(f, "Sub")) {
+      *d = f;
+    } else if (!*r && !pr->divisor) {
+      *r = f;
     } else {
       return false;
     }
   }
-  if (!d || !r) return false;
+  if (pr->divisor) *r = pr->divisor;
+  return *r != NULL;
+}
+
+/* The distributed form: x * inv - K(mean) * inv [+ bias], both products
+ * reading one inv = r [* scale].  Returns the mean value (s learnt). */
+static OValue *distributed(Ctx *c, FmPat *p, const Terms *t, Stats *s, OValue **scale,
+                           OValue **r, bool *divides) {
+  if (t->n != 2) return NULL;
+  Product pr[2] = {{.sign = 1}, {.sign = 1}};
+  for (int k = 0; k < 2; k++)
+    if (!factors(p, t->v[k], &pr[k], true) || pr[k].n != 2 || pr[k].divisor) return NULL;
+  /* the shared factor: inv */
+  OValue *inv = NULL;
+  int other[2];
+  for (int i = 0; i < 2 && !inv; i++)
+    for (int j = 0; j < 2 && !inv; j++)
+      if (pr[0].f[i] == pr[1].f[j]) {
+        inv = pr[0].f[i];
+        other[0] = 1 - i;
+        other[1] = 1 - j;
+      }
+  if (!inv) return NULL;
+  /* + x * inv and - mean * inv, in either order */
+  int pos = t->sign[0] * pr[0].sign > 0 ? 0 : 1;
+  if (t->sign[pos] * pr[pos].sign <= 0 || t->sign[1 - pos] * pr[1 - pos].sign >= 0) return NULL;
+  OValue *x = pr[pos].f[other[pos]];
+  OValue *mean = fm_skip_expand(p, pr[1 - pos].f[other[1 - pos]]);
+  ONode *re = mean->producer;
+  bool reinsert = re && !re->dead && (og_is(re, "Unsqueeze") || og_is(re, "Reshape"));
+  if (reinsert) mean = re->inputs[0];
+  s->x = x;
+  if (!mean_of(c, p, mean, x, s) || reinsert == s->keepdims) return NULL;
+  if (reinsert && (!fm_reinserts(c, re, s->axes, s->n_axes) || !fm_add(p, re))) return NULL;
+  Product ip = {.sign = 1};
+  if (!factors(p, inv, &ip, true) || ip.sign < 0 || !split_factors(&ip, scale, r, NULL))
+    return NULL;
+  *divides = ip.divisor != NULL;
+  return mean;
+}
+
+static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
+  (void)m;
+  if (!(og_is(root, "Add") || og_is(root, "Sub") || og_is(root, "Mul") || og_is(root, "Div")) ||
+      root->n_inputs != 2)
+    return false;
+  FmPat p = {.n = 0};
+  Terms t = {.n = 0};
+  if (!terms(&p, root->outputs[0], 1, &t, true)) return false;
+  /* at most one constant term, added: the bias */
+  OValue *bias = NULL;
+  for (int k = 0; k < t.n; k++) {
+    if (!og_const_data(t.v[k])) continue;
+    if (bias || t.sign[k] < 0) return false;
+    bias = t.v[k];
+    t.v[k] = t.v[--t.n];
+    t.sign[k] = t.sign[t.n];
+    k--;
+  }
+  OValue *scale = NULL, *r = NULL, *mean = NULL;
+  bool divides = false;
   Stats s = {.x = NULL, .n_axes = 0};
-  OValue *mean = centered(c, &p, d, &s);
+  if (t.n == 1) {
+    /* (x - K(mean)) * r [* scale], or (x - K(mean)) / sqrt(..) [* scale] */
+    Product pr = {.sign = 1};
+    OValue *d = NULL;
+    if (!factors(&p, t.v[0], &pr, true) || pr.sign * t.sign[0] < 0 ||
+        !split_factors(&pr, &scale, &r, &d) || !d)
+      return false;
+    divides = pr.divisor != NULL;
+    mean = centered(c, &p, d, &s);
+  } else {
+    mean = distributed(c, &p, &t, &s, &scale, &r, &divides);
+  }
   double eps;
-  if (!mean || !inv_std(c, &p, r, mean, &s, &eps)) return false;
+  if (!mean || !inv_std(c, &p, r, divides, mean, &s, &eps)) return false;
   OValue *x = (OValue *)s.x;
   int rank = x->type.rank, axis = (int)s.axes[0];
   /* the axes run from `axis` to the last */

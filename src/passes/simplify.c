@@ -7,21 +7,21 @@
 
 #include <string.h>
 
-/* Static dims of a value, or false. */
-static bool static_dims(const OValue *v, int64_t *dims) {
-  if (v->type.rank < 0) return false;
-  for (int i = 0; i < v->type.rank; i++) {
-    dims[i] = v->type.dims[i].value;
-    if (dims[i] < 0) return false;
-  }
-  return true;
+/* Two dims known to be equal: the same number, or the same symbolic size
+ * (the symbolic_dims pass names a dynamic dim only where a rule proves it,
+ * and names equal sizes alike: "B", "50*B"). */
+static bool same_dim(ODim a, ODim b) {
+  if (a.value >= 0 || b.value >= 0) return a.value == b.value;
+  return a.param && b.param && strcmp(a.param, b.param) == 0;
 }
 
-static bool same_static_shape(const OValue *a, const OValue *b) {
-  int64_t da[MAX_RANK], db[MAX_RANK];
-  if (a->type.rank != b->type.rank || a->type.rank > MAX_RANK) return false;
-  if (!static_dims(a, da) || !static_dims(b, db)) return false;
-  return memcmp(da, db, sizeof(int64_t) * (size_t)a->type.rank) == 0;
+static bool is_dim_one(ODim d) { return d.value == 1; }
+
+static bool same_shape(const OValue *a, const OValue *b) {
+  if (a->type.rank != b->type.rank || a->type.rank < 0) return false;
+  for (int i = 0; i < a->type.rank; i++)
+    if (!same_dim(a->type.dims[i], b->type.dims[i])) return false;
+  return true;
 }
 
 /* Makes n's output an alias of `to`.  A graph output keeps its name: the
@@ -95,6 +95,67 @@ static bool drop_expands(ONode *n) {
   return changed;
 }
 
+/* Whether numpy broadcasting of n's inputs, with input j read as x, still
+ * gives n's output shape: on every output axis some input has the output's
+ * dim and every other input has it too or 1 (or no axis there).  Dims are
+ * compared as known numbers or proven symbolic sizes, never guessed. */
+static bool broadcast_keeps_shape(const ONode *n, int j, const OValue *x) {
+  const OType *out = &n->outputs[0]->type;
+  int R = out->rank;
+  if (R < 0 || x->type.rank < 0 || x->type.rank > R) return false;
+  for (int i = 0; i < R; i++) {
+    ODim want = out->dims[i];
+    bool covered = false;
+    for (int k = 0; k < n->n_inputs; k++) {
+      const OValue *in = k == j ? x : n->inputs[k];
+      if (!in || in->type.rank < 0 || in->type.rank > R) return false;
+      int a = i - (R - in->type.rank);
+      if (a < 0) continue;
+      ODim d = in->type.dims[a];
+      if (same_dim(d, want)) covered = true;
+      else if (!is_dim_one(d)) return false;
+    }
+    if (!covered && !is_dim_one(want)) return false;
+  }
+  return true;
+}
+
+/* Expand(x, shape) read by a broadcasting node that yields the same output
+ * shape from x itself: JAX's dynamic_broadcast_in_dim of a keepdims
+ * reduction or a mask, which ONNX broadcasting does for free. */
+static bool drop_proven_expands(ONode *n) {
+  if (!broadcasts(n) || n->n_outputs != 1) return false;
+  bool changed = false;
+  for (int j = 0; j < n->n_inputs; j++) {
+    OValue *in = n->inputs[j];
+    if (!is_live_expand(in)) continue;
+    OValue *x = in->producer->inputs[0];
+    if (!broadcast_keeps_shape(n, j, x)) continue;
+    n->inputs[j] = x;
+    in->n_uses--;
+    x->n_uses++;
+    changed = true;
+  }
+  return changed;
+}
+
+/* Where(cond, a, b) whose condition is a constant, all true or all false:
+ * the chosen input, when it already has the output's shape.  (jnp.var's
+ * guard against a negative count, max(N - ddof, 0), folds to such a
+ * condition.) */
+static bool constant_where(Ctx *c, OGraph *g, ONode *n) {
+  if (!og_is(n, "Where") || n->n_inputs != 3) return false;
+  const Data *d = og_const_data(n->inputs[0]);
+  if (!d || n->inputs[0]->type.et != ET_BOOL || d->nbytes == 0) return false;
+  const uint8_t *b = data_bytes(c, d);
+  for (size_t i = 1; i < d->nbytes; i++)
+    if ((b[i] != 0) != (b[0] != 0)) return false;
+  OValue *chosen = n->inputs[b[0] ? 1 : 2];
+  if (!chosen || chosen->type.et != n->outputs[0]->type.et || !same_shape(chosen, n->outputs[0]))
+    return false;
+  return bypass(g, n, chosen);
+}
+
 static bool identity_perm(const OAttr *perm) {
   for (int i = 0; i < perm->n; i++)
     if (perm->ints[i] != i) return false;
@@ -102,12 +163,14 @@ static bool identity_perm(const OAttr *perm) {
 }
 
 static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
-  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0]) return drop_expands(n);
+  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0])
+    return drop_expands(n) | drop_proven_expands(n);
   OValue *x = n->inputs[0], *out = n->outputs[0];
   if (og_is(n, "Identity")) return bypass(g, n, x);
+  if (constant_where(c, g, n)) return true;
   if (og_is(n, "Cast") && x->type.et != ET_UNDEF && x->type.et == out->type.et)
     return bypass(g, n, x);
-  if ((og_is(n, "Reshape") || og_is(n, "Expand")) && same_static_shape(x, out))
+  if ((og_is(n, "Reshape") || og_is(n, "Expand")) && same_shape(x, out))
     return bypass(g, n, x);
   if (og_is(n, "Transpose")) {
     const OAttr *perm = og_get_attr(n, "perm");
@@ -152,7 +215,7 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
       }
     }
   }
-  return drop_expands(n);
+  return drop_expands(n) | drop_proven_expands(n);
 }
 
 /* A few rounds until nothing changes, then each subgraph once: nested loops

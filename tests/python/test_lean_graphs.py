@@ -1,0 +1,134 @@
+"""Lean graphs (issue 12): the same layer gives the same small graph,
+whichever library wrote it and whether the batch is symbolic or not.
+
+Each case builds a layer with its library's own code (random weights), and
+checks:
+  * the model against JAX on random inputs (convert_and_check: the ONNX
+    checker with full_check, onnxruntime at B = 1, 3, 8; float32 rtol =
+    atol = 1e-5 unless the case says why not);
+  * the fused ops it must contain and the decomposition it must not;
+  * that a symbolic batch "B" costs no node over a static batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hlo2onnx
+from util import convert_and_check, op_counts
+
+RNG = np.random.default_rng(0)
+
+
+def _rand(*shape, lo=0.5, hi=1.5):
+    return RNG.uniform(lo, hi, shape).astype(np.float32)
+
+
+@dataclasses.dataclass
+class Case:
+    id: str
+    make: Callable[[], tuple]  # -> (fn, params or None)
+    inputs: list
+    has: dict  # op -> exact count in the dynamic-batch graph
+    lacks: tuple = ()
+    tol: float = 1e-5
+
+
+# ---- the layers, as each library writes them ----------------------------------
+
+def jnp_var_layernorm():
+    g, b = _rand(64), _rand(64, lo=-1, hi=1)
+
+    def f(x):
+        m = jnp.mean(x, -1, keepdims=True)
+        v = jnp.var(x, -1, keepdims=True)
+        return (x - m) / jnp.sqrt(v + 1e-5) * g + b
+    return f, None
+
+
+def jnp_rsqrt_layernorm_no_keepdims():
+    g = _rand(64)
+
+    def f(x):
+        m = jnp.mean(x, -1)
+        v = jnp.mean(jnp.square(x - m[..., None]), -1)
+        return g * ((x - m[..., None]) * jax.lax.rsqrt(v + 1e-6)[..., None])
+    return f, None
+
+
+def keras_layernorm():
+    import keras
+    layer = keras.layers.LayerNormalization(epsilon=1e-3)
+    layer.build((None, 16, 64))
+    layer.gamma.assign(_rand(64))
+    layer.beta.assign(_rand(64, lo=-1, hi=1))
+    return (lambda x: layer(x)), None
+
+
+def haiku_layernorm():
+    import haiku as hk
+
+    def fwd(x):
+        return hk.LayerNorm(-1, create_scale=True, create_offset=True)(x)
+    net = hk.without_apply_rng(hk.transform(fwd))
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
+    params = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), params)
+    return net.apply, params
+
+
+def equinox_layernorm():
+    import equinox as eqx
+    ln = eqx.nn.LayerNorm(64)
+    ln = eqx.tree_at(lambda m: (m.weight, m.bias), ln,
+                     (jnp.asarray(_rand(64)), jnp.asarray(_rand(64, lo=-1, hi=1))))
+    return (lambda x: jax.vmap(jax.vmap(ln))(x)), None
+
+
+def linen_layernorm():
+    import flax.linen as nn
+    net = nn.LayerNorm()
+    variables = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
+    variables = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), variables)
+    return net.apply, variables
+
+
+LN = {"LayerNormalization": 1}
+NO_LN_PARTS = ("ReduceSum", "ReduceMean", "Sqrt", "Reciprocal", "Expand", "Shape", "Where")
+
+CASES = [
+    Case("jnp.var layernorm", jnp_var_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("rsqrt layernorm without keepdims", jnp_rsqrt_layernorm_no_keepdims, [("B", 16, 64)],
+         LN, NO_LN_PARTS),
+    Case("keras LayerNormalization", keras_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("haiku LayerNorm", haiku_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("equinox LayerNorm", equinox_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("linen LayerNorm", linen_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+]
+
+
+def _static(inputs, b=4):
+    return [tuple(b if isinstance(d, str) else d for d in shape) for shape in inputs]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_lean_graph(case: Case):
+    fn, params = case.make()
+    kw = {"params": params} if params is not None else {}
+    model = convert_and_check(fn, case.inputs, rtol=case.tol, atol=case.tol, **kw)
+    counts = op_counts(model)
+    for op, n in case.has.items():
+        assert counts[op] == n, f"{op}: {counts[op]} (want {n}); graph: {dict(counts)}"
+    for op in case.lacks:
+        assert counts[op] == 0, f"{op} left in the graph: {dict(counts)}"
+    static = hlo2onnx.to_onnx(fn, _static(case.inputs), **kw)
+    assert len(model.graph.node) == len(static.graph.node), \
+        f"dynamic batch: {dict(counts)}; static: {dict(op_counts(static))}"
