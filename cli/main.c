@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,7 @@ static const char usage[] =
     "  --input-name NAME          name the next graph input; repeatable\n"
     "  --output-name NAME         name the next graph output; repeatable\n"
     "  --dump-after STAGE         print the graph after STAGE (parse, lower, or a\n"
-    "                             pass name) to stderr\n"
+    "                             pass name; an unknown name lists them) to stderr\n"
     "  -q, --quiet                no progress output\n"
     "  -h, --help                 this help\n"
     "  --version                  print the version\n"
@@ -106,6 +107,8 @@ static void release_input(Input *in) {
   else free(in->text);
 }
 
+/* ARG:AXIS=NAME.  -1: not of that form; -2: ARG or AXIS does not fit the
+ * int of h2o_dim_name (strtol gives LONG_MAX on overflow: caught here too). */
 static int parse_dim(const char *spec, h2o_dim_name *out) {
   char *end;
   long arg = strtol(spec, &end, 10);
@@ -113,6 +116,7 @@ static int parse_dim(const char *spec, h2o_dim_name *out) {
   const char *axis_s = end + 1;
   long axis = strtol(axis_s, &end, 10);
   if (end == axis_s || *end != '=' || !end[1] || arg < 0 || axis < 0) return -1;
+  if (arg > INT_MAX || axis > INT_MAX) return -2;
   out->index = (int)arg;
   out->dim = (int)axis;
   out->name = end + 1;
@@ -183,7 +187,14 @@ int main(int argc, char **argv) {
       opts.external_data = next;
     } else if (!strcmp(a, "--dim")) {
       NEED_VALUE();
-      if (parse_dim(next, &dims[n_dims]) != 0) {
+      int bad = parse_dim(next, &dims[n_dims]);
+      if (bad == -2) {
+        fprintf(stderr, "hlo2onnx: bad --dim '%s': ARG and AXIS must be at most %d\n"
+                        "(see hlo2onnx --help)\n", next, INT_MAX);
+        rc = H2O_EUSAGE;
+        goto out;
+      }
+      if (bad != 0) {
         rc = usage_error("bad --dim '%s': expected ARG:AXIS=NAME, e.g. 0:0=B", next);
         goto out;
       }

@@ -30,20 +30,21 @@ const Pass h2o_passes[] = {
     {"name_dims", pass_symbolic_dims, true},
     {"simplify", pass_simplify, true},
     {"cse", pass_cse, true},
-    {"refold", pass_fold, false}, /* what simplify freed of Expands (rsqrt(var + eps) * scale) */
-    {"transpose", pass_push_transposes, true},
-    {"simplify2", pass_simplify, true},
-    {"fold2", pass_fold_late, false},
+    /* what simplify freed of Expands (rsqrt(var + eps) * scale) */
+    {"fold_after_simplify", pass_fold, false},
+    {"push_transposes", pass_push_transposes, true},
+    {"simplify_after_transposes", pass_simplify, true},
+    {"fold_small_broadcasts", pass_fold_late, false},
     {"keepdims", pass_fuse_keepdims, true},
     {"layernorm", pass_fuse_layernorm, true},
     {"softmax", pass_fuse_softmax, true},
     {"gelu", pass_fuse_gelu, true},
     {"activations", pass_fuse_activations, true},
     /* again, through the fused LayerNormalization, Softmax, Gelu, ... nodes */
-    {"transpose2", pass_push_transposes, true},
+    {"push_transposes_after_fusions", pass_push_transposes, true},
     {"unit_transposes", pass_unit_transposes, true}, /* after the fusions: see transpose.c */
-    {"simplify3", pass_simplify, true},
-    {"fold3", pass_fold, true},
+    {"simplify_after_fusions", pass_simplify, true},
+    {"fold_after_fusions", pass_fold, true},
     {"batchnorm", pass_fuse_batchnorm, true},
     {"convbias", pass_fuse_conv_bias, true},
     {"avgpool", pass_fuse_avgpool, true},
@@ -63,8 +64,8 @@ void h2o_options_init(h2o_options *opts) {
 
 void h2o_result_free(h2o_result *res) {
   if (!res) return;
-  free(res->message);
-  free(res->bytes);
+  h2o_free(res->message);
+  h2o_free(res->bytes);
   memset(res, 0, sizeof *res);
 }
 
@@ -72,13 +73,39 @@ static bool wants_dump(const h2o_options *o, const char *stage) {
   return o->dump_after && strcmp(o->dump_after, stage) == 0;
 }
 
+/* A --dump-after that names no stage would print nothing, silently; say
+ * which names there are instead (this list is their one place). */
+static int check_dump_stage(Ctx *c) {
+  const char *want = c->opts->dump_after;
+  if (!want || !strcmp(want, "parse") || !strcmp(want, "lower")) return 0;
+  for (const Pass *p = h2o_passes; p->name; p++)
+    if (!strcmp(want, p->name)) return 0;
+  diag_error(c, H2O_EUSAGE, "no stage is called '%s': dump after one of", want);
+  diag_note(c, "  parse, lower (the stages before the passes)");
+  for (const Pass *p = h2o_passes; p->name; p++)
+    diag_note(c, "  %s%s", p->name, p->optimization ? " (not run without optimization)" : "");
+  return -1;
+}
+
+/* opts->opset after with_defaults(): 0 has become H2O_DEFAULT_OPSET. */
 static int check_opset(Ctx *c) {
   int opset = c->opts->opset;
   if (opset < 17 || opset > 23)
     return diag_error(c, H2O_EUSAGE,
-                      "opset %d is not supported: choose between 17 and 23 (default %d)",
+                      "opset %d is not supported: choose between 17 and 23, or 0 for the "
+                      "default (%d)",
                       opset, H2O_DEFAULT_OPSET);
   return 0;
+}
+
+/* The caller's options with their "0 = default" fields resolved, so that
+ * every stage reads the value in effect (hlo2onnx.h: opset 0 = default). */
+static h2o_options with_defaults(const h2o_options *opts) {
+  h2o_options o;
+  if (opts) o = *opts;
+  else h2o_options_init(&o);
+  if (o.opset == 0) o.opset = H2O_DEFAULT_OPSET;
+  return o;
 }
 
 static OFunction *function_at(const OModel *m, int i) { return m->functions.items[i]; }
@@ -90,6 +117,15 @@ static void dump_model(const OModel *m) {
     fprintf(stderr, "function %s.%s:\n", OG_FN_DOMAIN, function_at(m, i)->name);
     og_dump(stderr, function_at(m, i)->graph);
   }
+}
+
+/* The lowering counts the node inputs that read a value as it builds nodes,
+ * but not the graph output slots it fills at the end; counting once here
+ * sets every use count as og_recount_uses defines it, and from here on every
+ * pass keeps them right (the verifier checks it after each). */
+static void count_uses(OModel *m) {
+  og_recount_uses(m->graph);
+  for (int i = 0; i < m->functions.len; i++) og_recount_uses(function_at(m, i)->graph);
 }
 
 static int verify_model(Ctx *c, const OModel *m) {
@@ -115,12 +151,13 @@ static int run_pass(Ctx *c, const Pass *p, OModel *m) {
 static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char *out_path,
                       h2o_result *res) {
   const h2o_options *o = c->opts;
-  if (check_opset(c) != 0) return -1;
+  if (check_opset(c) != 0 || check_dump_stage(c) != 0) return -1;
   Module *m = parse_module(c);
   if (!m) return -1;
   if (wants_dump(o, "parse")) ir_dump_module(stderr, m);
   OModel *model = lower_module(c, m, params, n_params);
   if (!model) return -1;
+  count_uses(model);
   if (wants_dump(o, "lower")) dump_model(model);
   if (verify_model(c, model) != 0) return -1;
   for (const Pass *p = h2o_passes; p->name; p++) {
@@ -139,27 +176,35 @@ static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char 
   return ow_write_memory(c, model, &res->bytes, &res->nbytes);
 }
 
+/* Memory ran out before the diagnostics exist: the message, if even that
+ * much memory is left, is the one line they would have held. */
+static int early_out_of_memory(const h2o_options *opts, h2o_result *res) {
+  const char *file = opts->source_name ? opts->source_name : "<input>";
+  static const char what[] = ": error: out of memory\n";
+  size_t n = strlen(file);
+  res->message = h2o_malloc(n + sizeof what);
+  if (res->message) {
+    memcpy(res->message, file, n);
+    memcpy(res->message + n, what, sizeof what);
+  }
+  res->status = H2O_ENOMEM;
+  res->n_errors = 1;
+  return res->status;
+}
+
 int h2o_convert(const char *text, size_t len, const h2o_options *opts,
                 const h2o_param *params, int n_params, const char *out_path,
                 h2o_result *res) {
   memset(res, 0, sizeof *res);
-  h2o_options defaults;
-  if (!opts) {
-    h2o_options_init(&defaults);
-    opts = &defaults;
-  }
+  const h2o_options effective = with_defaults(opts);
+  opts = &effective;
   jmp_buf oom;
   Arena *arena = arena_new(&oom);
-  if (!arena) {
-    res->status = H2O_ENOMEM;
-    return res->status;
-  }
   /* volatile: read after a longjmp back into this frame */
-  Ctx *volatile c = calloc(1, sizeof(Ctx));
+  Ctx *volatile c = arena ? h2o_calloc(1, sizeof(Ctx)) : NULL;
   if (!c) {
     arena_free(arena);
-    res->status = H2O_ENOMEM;
-    return res->status;
+    return early_out_of_memory(opts, res);
   }
   ctx_init(c, arena, &oom, opts->source_name, text, len, opts);
   if (setjmp(oom) == 0) {
@@ -169,7 +214,7 @@ int h2o_convert(const char *text, size_t len, const h2o_options *opts,
     c->status = H2O_ENOMEM;
     diag_note(c, "%s: error: out of memory (%zu bytes in use by the conversion)", c->file,
               arena_bytes_used(arena));
-    free(res->bytes);
+    h2o_free(res->bytes);
     res->bytes = NULL;
     res->nbytes = 0;
   }
@@ -178,6 +223,6 @@ int h2o_convert(const char *text, size_t len, const h2o_options *opts,
   res->message = c->diag; /* ownership moves to the caller */
   c->diag = NULL;
   arena_free(arena);
-  free(c);
+  h2o_free(c);
   return res->status;
 }

@@ -180,13 +180,16 @@ def components_table(kind: str = "component", progress=None) -> str:
 # The StableHLO op table
 
 
-_OP_ROW = re.compile(r'^OP\(\s*(\w+)\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*,\s*(NULL|"[^"]*")\s*\)',
-                     re.M)
+# OP(id, "mlir name", converter, "ONNX op hint" or NULL, SHAPE_rule, flags)
+_OP_ROW = re.compile(r'^OP\(\s*(\w+)\s*,\s*"([^"]+)"\s*,\s*(\w+)\s*,\s*(NULL|"[^"]*")\s*,'
+                     r'\s*SHAPE_(\w+)\s*,\s*([\w| ]+?)\s*\)', re.M)
 _SECTION = re.compile(r"^/\*\s*-+\s*lower/(\w+)\.c", re.M)
 
 
 def parse_ops_def(text: str) -> list[dict]:
-    """Rows of ops.def: {id, name, converter, hint, family} in file order."""
+    """Rows of ops.def: {id, name, converter, hint, shape, flags, family} in
+    file order; shape is the rule without its SHAPE_ prefix ("ELEMENTWISE"),
+    flags the OPF_ names of the row (empty for 0)."""
     events = [(m.start(), "section", m.group(1)) for m in _SECTION.finditer(text)]
     events += [(m.start(), "op", m) for m in _OP_ROW.finditer(text)]
     rows, family = [], ""
@@ -195,8 +198,9 @@ def parse_ops_def(text: str) -> list[dict]:
             family = val
             continue
         hint = None if val.group(4) == "NULL" else val.group(4).strip('"')
+        flags = [f.strip() for f in val.group(6).split("|") if f.strip() != "0"]
         rows.append({"id": val.group(1), "name": val.group(2), "converter": val.group(3),
-                     "hint": hint, "family": family})
+                     "hint": hint, "shape": val.group(5), "flags": flags, "family": family})
     return rows
 
 

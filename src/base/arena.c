@@ -11,7 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The allocation failure tests (test_alloc_fail.c) want a conversion to
+ * take many chunks, so that a failing one hits every stage, not only the
+ * first: builds with the failure injection use small chunks. */
+#ifdef H2O_FAIL_ALLOC
+#define ARENA_CHUNK (1u << 12)
+#else
 #define ARENA_CHUNK (1u << 20)
+#endif
 #define ARENA_ALIGN 16u
 
 /* Under AddressSanitizer every allocation is followed by a poisoned red zone
@@ -50,7 +57,7 @@ struct Arena {
 };
 
 Arena *arena_new(jmp_buf *oom) {
-  Arena *a = calloc(1, sizeof *a);
+  Arena *a = h2o_calloc(1, sizeof *a);
   if (a) a->oom = oom;
   return a;
 }
@@ -60,9 +67,9 @@ void arena_free(Arena *a) {
   for (Chunk *ch = a->head, *next; ch; ch = next) {
     next = ch->next;
     ARENA_UNPOISON(ch->mem, ch->size);
-    free(ch);
+    h2o_free(ch);
   }
-  free(a);
+  h2o_free(a);
 }
 
 static void arena_out_of_memory(Arena *a) {
@@ -77,7 +84,7 @@ void *arena_alloc(Arena *a, size_t size) {
   if (!ch || ch->size - ch->used < need) {
     size_t cap = need > ARENA_CHUNK ? need : ARENA_CHUNK;
     if (cap > SIZE_MAX - sizeof(Chunk)) arena_out_of_memory(a);
-    Chunk *fresh = malloc(sizeof(Chunk) + cap);
+    Chunk *fresh = h2o_malloc(sizeof(Chunk) + cap);
     if (!fresh) arena_out_of_memory(a);
     fresh->size = cap;
     fresh->used = 0;

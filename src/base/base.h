@@ -1,6 +1,6 @@
-/* base/base.h - what every stage of the C core shares: arena memory
- * (arena.c), diagnostics with positions (diag.c), element and tensor types
- * (types.c) and tensor data.
+/* base/base.h - what every stage of the C core shares: the allocator
+ * (alloc.c), arena memory (arena.c), diagnostics with positions (diag.c),
+ * element and tensor types (types.c) and tensor data.
  *
  * The core is a pipeline, one directory per stage and one header per layer:
  *
@@ -12,9 +12,10 @@
  * pipeline.c lists the stages in order.  Each layer includes the header of
  * the layers below it and nothing else: base/base.h, ir/ir.h,
  * onnx/onnx.h, then lower/lower.h, passes/passes.h and write/write.h, which
- * only their own directory (and pipeline.c) include.  Prefixes: arena_,
- * diag_, et_/type_ (base), lex_/parse_ (parse), ir_/op_ (HLO IR), og_ (ONNX
- * graph), lw_ (lowering), pass_/fm_ (passes), pb_/ow_ (writer).
+ * only their own directory (and pipeline.c) include.  Prefixes: h2o_
+ * (allocator), arena_, diag_, et_/type_/elem_ (base), lex_/parse_ (parse),
+ * ir_/op_ (HLO IR), og_ (ONNX graph), lw_ (lowering), pass_/fm_ (passes),
+ * pb_/ow_ (writer).
  */
 #ifndef H2O_BASE_BASE_H
 #define H2O_BASE_BASE_H
@@ -36,6 +37,23 @@
 #endif
 
 typedef struct Ctx Ctx;
+
+/* ===================================================================
+ * base/alloc.c - the one allocator every other part of the core takes
+ * memory from (the arena's chunks included).  NULL when memory runs out;
+ * h2o_realloc then leaves the old block as it was.  With H2O_FAIL_ALLOC,
+ * tests can make an allocation fail on purpose: h2o_test_alloc_start counts
+ * allocations from zero and makes the fail_at-th fail (0: none; sticky:
+ * every later one too), h2o_test_alloc_stop stops and returns the count.
+ * =================================================================== */
+void *h2o_malloc(size_t size);
+void *h2o_calloc(size_t count, size_t size);
+void *h2o_realloc(void *p, size_t size);
+void h2o_free(void *p);
+#ifdef H2O_FAIL_ALLOC
+void h2o_test_alloc_start(long fail_at, bool sticky);
+long h2o_test_alloc_stop(void);
+#endif
 
 /* ===================================================================
  * base/arena.c - arena memory.  A conversion owns one arena; everything it
@@ -169,5 +187,24 @@ typedef struct Data {
 const uint8_t *data_bytes(Ctx *c, const Data *d);
 /* Decodes HEX digits (2*n of them) into out[0..n). */
 void hex_decode(const char *hex, size_t n, uint8_t *out);
+
+/* ===================================================================
+ * base/elem.c - element i of tensor data (little-endian bytes of type et)
+ * as a double, and back.  Stores round a double once to the nearest value
+ * of a narrow float (ties to even, overflow to inf); integers are
+ * truncated as C converts them, bool is v != 0.  Types without values
+ * (string, sub-byte, complex) load as NaN and store zero bytes.
+ * =================================================================== */
+double elem_load(const uint8_t *data, ElemType et, int64_t i);
+/* Integers and bool as int64 (ui64 as its bit pattern); 0 for others. */
+int64_t elem_load_int(const uint8_t *data, ElemType et, int64_t i);
+void elem_store(uint8_t *data, ElemType et, int64_t i, double v);
+uint16_t f16_from_double(double v);
+double f16_to_double(uint16_t h);
+uint16_t bf16_from_double(double v);
+double bf16_to_double(uint16_t h);
+/* The bit pattern of v rounded to a narrow float type (f16, bf16, f8E5M2,
+ * f8E4M3FN, f8E4M3FNUZ, f8E5M2FNUZ); false for other types. */
+bool elem_narrow_float_bits(ElemType et, double v, uint32_t *bits);
 
 #endif

@@ -2,9 +2,10 @@
  *
  * Every message is one "file:line:col: error: text" line, followed by the
  * source line and a caret under the column when the position is known, as
- * compilers print them.  Messages accumulate in Ctx.diag (a malloc'd string
- * the caller receives), so one run can report every problem it finds; the
- * first error decides Ctx.status.
+ * compilers print them.  Messages accumulate in Ctx.diag (an h2o_malloc'd
+ * string the caller receives), so one run can report every problem it
+ * finds; the first error decides Ctx.status.  When memory runs out, a
+ * message is cut short or lost, never the status.
  */
 #include "base/base.h"
 
@@ -24,7 +25,7 @@ void ctx_init(Ctx *c, Arena *a, jmp_buf *oom, const char *file, const char *src,
 }
 
 void ctx_release(Ctx *c) {
-  free(c->diag);
+  h2o_free(c->diag);
   c->diag = NULL;
   c->diag_len = c->diag_cap = 0;
 }
@@ -33,7 +34,7 @@ static void diag_append(Ctx *c, const char *s, size_t n) {
   if (c->diag_len + n + 1 > c->diag_cap) {
     size_t cap = c->diag_cap ? c->diag_cap : 256;
     while (cap < c->diag_len + n + 1) cap *= 2;
-    char *p = realloc(c->diag, cap);
+    char *p = h2o_realloc(c->diag, cap);
     if (!p) return; /* keep what we have; the status still says it failed */
     c->diag = p;
     c->diag_cap = cap;
@@ -55,11 +56,11 @@ static void diag_vappendf(Ctx *c, const char *fmt, va_list ap) {
   if ((size_t)n < sizeof buf) {
     diag_append(c, buf, (size_t)n);
   } else {
-    char *big = malloc((size_t)n + 1);
+    char *big = h2o_malloc((size_t)n + 1);
     if (big) {
       vsnprintf(big, (size_t)n + 1, fmt, ap2);
       diag_append(c, big, (size_t)n);
-      free(big);
+      h2o_free(big);
     }
   }
   va_end(ap2);
@@ -85,7 +86,7 @@ static void diag_show_line(Ctx *c, SrcPos pos) {
   while (eol < end && *eol != '\n') eol++;
   size_t n = (size_t)(eol - p);
   if (n > 400) n = 400; /* a 1 MB line of hex is not worth printing */
-  char *shown = malloc(n + 1);
+  char *shown = h2o_malloc(n + 1);
   if (!shown) return;
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)p[i];
@@ -96,7 +97,7 @@ static void diag_show_line(Ctx *c, SrcPos pos) {
   for (int i = 1; i < pos.col && (size_t)(i - 1) < n; i++)
     diag_append(c, p[i - 1] == '\t' ? "\t" : " ", 1);
   diag_append(c, "^\n", 2);
-  free(shown);
+  h2o_free(shown);
 }
 
 static bool diag_count(Ctx *c, int status) {

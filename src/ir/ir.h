@@ -66,20 +66,47 @@ struct Attr {
 
 /* ===================================================================
  * The op table (ops.def): one row per op we know.  It feeds the OpKind enum,
- * the name table the parser uses, and the converter table of the lowering
- * (lw_converters, lower/lower.h).
+ * op_table below (names the parser looks up, hints, shape rules, flags), the
+ * converter table of the lowering (lw_converters, lower/lower.h) and the
+ * parser's attribute renames.
  * =================================================================== */
 typedef enum OpKind {
   OP_UNKNOWN = 0,
-#define OP(id, name, fn, hint) OP_##id,
+#define OP(id, name, fn, hint, shape, flags) OP_##id,
 #include "ir/ops.def"
 #undef OP
   OP__COUNT
 } OpKind;
 
+/* How lower/checks.c checks an op's result type against its operands. */
+typedef enum OpShape {
+  SHAPE_MISSING = 0, /* never in ops.def: tests/c/test_ops.c fails on it */
+  SHAPE_ELEMENTWISE, /* every operand has the result's shape */
+  SHAPE_SELECT,      /* elementwise, but the predicate may be a scalar */
+  SHAPE_CLAMP,       /* elementwise, but min and max may be scalars */
+  SHAPE_TRANSPOSE,   /* result axis i is operand axis permutation[i] */
+  SHAPE_CONCAT,      /* the operands' axes, summed along `dimension` */
+  SHAPE_SLICE,       /* (limit - start) / stride, rounded up, per axis */
+  SHAPE_REDUCE,      /* each input without the reduced `dimensions` */
+  SHAPE_CUSTOM,      /* the converter checks the result type itself */
+  SHAPE_UNCHECKED,   /* the result type is taken as written: a rule is owed */
+  SHAPE_NONE,        /* nothing to check (the reason: a comment in ops.def) */
+  SHAPE__COUNT
+} OpShape;
+
+/* Per-op flags, or'ed in the flags column of ops.def. */
+enum {
+  OPF_PASSES_VALUES_ALONG = 1 << 0, /* calls, returns, control flow: the ops
+                                       inside are checked, not this one */
+  OPF_REPORTS_COMPLEX = 1 << 1,     /* its converter explains complex tensors */
+  OPF_CASTS_FLOAT8 = 1 << 2,        /* float8 allowed: ONNX Cast converts it */
+};
+
 typedef struct OpInfo {
   const char *name;      /* MLIR op name, e.g. "stablehlo.add" */
   const char *onnx_hint; /* for table-driven converters: the ONNX op, or NULL */
+  OpShape shape;         /* its shape rule */
+  unsigned flags;        /* OPF_* */
 } OpInfo;
 
 extern const OpInfo op_table[OP__COUNT];

@@ -1,13 +1,14 @@
-/* ops.c - the op table generated from ops.def: names (for the parser) and
- * ONNX hints (for the table-driven converters).  The converter column is
- * lower/lower.c's lw_converters, so the parser links without the lowering. */
+/* ops.c - the op table generated from ops.def: names (for the parser), ONNX
+ * hints (for the table-driven converters), shape rules (lower/checks.c) and
+ * flags.  The converter column is lower/lower.c's lw_converters, so the
+ * parser links without the lowering. */
 #include "ir/ir.h"
 
 #include <string.h>
 
 const OpInfo op_table[OP__COUNT] = {
-    [OP_UNKNOWN] = {"<unknown>", NULL},
-#define OP(id, name, fn, hint) [OP_##id] = {name, hint},
+    [OP_UNKNOWN] = {"<unknown>", NULL, SHAPE_NONE, 0}, /* reported as unsupported */
+#define OP(id, name, fn, hint, shape, flags) [OP_##id] = {name, hint, shape, flags},
 #include "ir/ops.def"
 #undef OP
 };

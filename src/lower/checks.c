@@ -9,36 +9,11 @@
  * lw_block calls lw_check_shapes on every op first, so such input is an
  * error with its position instead.  A '?' dimension matches any size.
  * Attributes out of range are left to the converters, which say so.
+ *
+ * Which rule an op follows is its shape column in ir/ops.def (OpShape);
+ * SHAPE_CUSTOM, SHAPE_UNCHECKED and SHAPE_NONE are not checked here.
  */
 #include "lower/lower.h"
-
-typedef enum Rule {
-  R_NONE = 0,   /* not elementwise, or its own converter checks */
-  R_SAME,       /* every operand has the result's shape */
-  R_SELECT,     /* select: the predicate may be a scalar */
-  R_CLAMP       /* clamp: min and max may be scalars */
-} Rule;
-
-static Rule rule_of(OpKind k) {
-  switch (k) {
-  case OP_ABS: case OP_CEIL: case OP_FLOOR: case OP_COSINE: case OP_SINE: case OP_TAN:
-  case OP_EXPONENTIAL: case OP_LOG: case OP_NEGATE: case OP_SQRT: case OP_TANH:
-  case OP_LOGISTIC: case OP_RSQRT: case OP_CBRT: case OP_EXPM1: case OP_LOG1P: case OP_SIGN:
-  case OP_ROUND_EVEN: case OP_ROUND_AFZ: case OP_NOT: case OP_IS_FINITE: case OP_POPCNT:
-  case OP_CLZ: case OP_ADD: case OP_SUBTRACT: case OP_MULTIPLY: case OP_DIVIDE:
-  case OP_REMAINDER: case OP_MAXIMUM: case OP_MINIMUM: case OP_POWER: case OP_ATAN2:
-  case OP_AND: case OP_OR: case OP_XOR: case OP_SHIFT_LEFT: case OP_SHIFT_RIGHT_ARITHMETIC:
-  case OP_SHIFT_RIGHT_LOGICAL: case OP_COMPARE: case OP_CONVERT: case OP_REDUCE_PRECISION:
-  case OP_CHLO_ERF: case OP_CHLO_ERFC: case OP_CHLO_SQUARE: case OP_CHLO_TAN: case OP_CHLO_SINH:
-  case OP_CHLO_COSH: case OP_CHLO_ASIN: case OP_CHLO_ACOS: case OP_CHLO_ATAN: case OP_CHLO_ASINH:
-  case OP_CHLO_ACOSH: case OP_CHLO_ATANH: case OP_CHLO_LGAMMA: case OP_CHLO_DIGAMMA:
-  case OP_CHLO_ERF_INV: case OP_CHLO_IS_INF:
-    return R_SAME;
-  case OP_SELECT: return R_SELECT;
-  case OP_CLAMP: return R_CLAMP;
-  default: return R_NONE;
-  }
-}
 
 static bool same_shape(const Type *a, const Type *b) {
   if (a->rank != b->rank) return false;
@@ -47,15 +22,15 @@ static bool same_shape(const Type *a, const Type *b) {
   return true;
 }
 
-static int check_elementwise(Lower *L, const Op *op) {
-  Rule rule = rule_of(op->kind);
-  if (rule == R_NONE || op->n_results != 1) return 0;
+/* SHAPE_ELEMENTWISE, SHAPE_SELECT, SHAPE_CLAMP */
+static int check_elementwise(Lower *L, const Op *op, OpShape rule) {
+  if (op->n_results != 1) return 0;
   const Type *rt = &op->results[0]->type;
   if (rt->kind != TK_TENSOR) return 0;
   for (int i = 0; i < op->n_operands; i++) {
     const Type *t = &op->operands[i]->type;
     if (t->kind != TK_TENSOR || same_shape(t, rt)) continue;
-    bool scalar_ok = (rule == R_SELECT && i == 0) || (rule == R_CLAMP && i != 1);
+    bool scalar_ok = (rule == SHAPE_SELECT && i == 0) || (rule == SHAPE_CLAMP && i != 1);
     if (scalar_ok && t->rank == 0) continue;
     char a[64 + 24 * MAX_RANK], b[64 + 24 * MAX_RANK];
     return diag_error_op(L->c, H2O_EINPUT, op,
@@ -158,11 +133,16 @@ int lw_check_shapes(Lower *L, const Op *op) {
   for (int i = 0; i < op->n_results; i++)
     if (op->results[i]->type.kind != TK_TENSOR) return 0;
   if (op->operands[0]->type.kind != TK_TENSOR) return 0;
-  switch (op->kind) {
-  case OP_TRANSPOSE: return op->n_operands == 1 ? check_transpose(L, op) : 0;
-  case OP_CONCATENATE: return check_concatenate(L, op);
-  case OP_SLICE: return op->n_operands == 1 ? check_slice(L, op) : 0;
-  case OP_REDUCE: return check_reduce(L, op);
-  default: return check_elementwise(L, op);
+  OpShape rule = op_table[op->kind].shape;
+  switch (rule) {
+  case SHAPE_ELEMENTWISE: case SHAPE_SELECT: case SHAPE_CLAMP:
+    return check_elementwise(L, op, rule);
+  case SHAPE_TRANSPOSE: return op->n_operands == 1 ? check_transpose(L, op) : 0;
+  case SHAPE_CONCAT: return check_concatenate(L, op);
+  case SHAPE_SLICE: return op->n_operands == 1 ? check_slice(L, op) : 0;
+  case SHAPE_REDUCE: return check_reduce(L, op);
+  case SHAPE_CUSTOM: case SHAPE_UNCHECKED: case SHAPE_NONE: return 0;
+  case SHAPE_MISSING: case SHAPE__COUNT: break;
   }
+  return diag_internal(L->c, __FILE__, __LINE__, "an op without a shape rule in ops.def");
 }

@@ -219,6 +219,43 @@ static void tv_unit_axes(Lower *L, Tv *t, int at, int n, bool insert) {
   tv_set(L, t, node->outputs[0]);
 }
 
+/* Moves a group axis across its neighbour: Reshape to `split` (one axis
+ * more than t), swap axes a and a + 1, Reshape to `merged`. */
+static void tv_regroup(Lower *L, Tv *t, const int64_t *split, int a, const int64_t *merged) {
+  int r = t->rank;
+  int64_t perm[MAX_RANK];
+  tv_reshape(L, t, r + 1, split);
+  for (int i = 0; i <= r; i++) perm[i] = i;
+  perm[a] = a + 1;
+  perm[a + 1] = a;
+  tv_transpose(L, t, perm);
+  tv_reshape(L, t, r, merged);
+}
+
+/* Crops the axes first..first+n-1 where their padding lo[i] or hi[i] is
+ * negative (a Slice); positive padding is left to the caller. */
+static void tv_crop_negative(Lower *L, Tv *t, int first, int n, const int64_t *lo,
+                             const int64_t *hi) {
+  int64_t axes[MAX_RANK], starts[MAX_RANK], ends[MAX_RANK], steps[MAX_RANK];
+  int k = 0;
+  for (int i = 0; i < n; i++)
+    if (lo[i] < 0 || hi[i] < 0) {
+      axes[k] = first + i;
+      starts[k] = lo[i] < 0 ? -lo[i] : 0;
+      ends[k] = hi[i] < 0 ? hi[i] : INT64_MAX;
+      steps[k++] = 1;
+    }
+  tv_slice(L, t, k, axes, starts, ends, steps);
+}
+
+/* The output length of a window of k elements dilated by dil, moved by
+ * stride over an axis of length len (DIM_DYN: unknown) padded by lo + hi. */
+static int64_t window_out_len(int64_t len, int64_t lo, int64_t hi, int64_t k, int64_t dil,
+                              int64_t stride) {
+  int64_t span = (k - 1) * dil + 1, padded = len + lo + hi;
+  return len < 0 ? DIM_DYN : padded < span ? 0 : (padded - span) / stride + 1;
+}
+
 /* ---- attributes --------------------------------------------------------- */
 
 /* Appends the integers of `a` to out[*n..max): nested arrays are flattened
@@ -392,24 +429,18 @@ static int read_conv_dims(Lower *L, const Op *op, int rank, ConvDims *cd) {
  * at once). */
 static int convtranspose_weight(Lower *L, Tv *w, int64_t group) {
   int r = w->rank;
-  int64_t perm[MAX_RANK];
   for (int i = 0; i < r; i++)
     if (w->d[i] < 0)
       return lw_unsupported(L, "a grouped transposed convolution needs a kernel of static shape");
-  int64_t o = w->d[0], cg = w->d[1], shape[MAX_RANK];
-  shape[0] = group;
-  shape[1] = o / group;
-  shape[2] = cg;
-  for (int i = 2; i < r; i++) shape[i + 1] = w->d[i];
-  tv_reshape(L, w, r + 1, shape);
-  for (int i = 0; i <= r; i++) perm[i] = i;
-  perm[1] = 2;
-  perm[2] = 1;
-  tv_transpose(L, w, perm);
-  shape[0] = group * cg;
-  shape[1] = o / group;
-  for (int i = 2; i < r; i++) shape[i] = w->d[i + 1];
-  tv_reshape(L, w, r, shape);
+  /* (G, O/G, C/G, k...) -> (G, C/G, O/G, k...) */
+  int64_t o = w->d[0], cg = w->d[1], split[MAX_RANK], merged[MAX_RANK];
+  split[0] = group;
+  split[1] = o / group;
+  split[2] = cg;
+  merged[0] = group * cg;
+  merged[1] = o / group;
+  for (int i = 2; i < r; i++) split[i + 1] = merged[i] = w->d[i];
+  tv_regroup(L, w, split, 1, merged);
   return 0;
 }
 
@@ -420,43 +451,39 @@ static int batch_groups_to_features(Lower *L, Tv *x, int64_t g) {
   for (int i = 1; i < r; i++)
     if (x->d[i] < 0)
       return lw_unsupported(L, "batch_group_count > 1 needs static feature and spatial sizes");
-  int64_t shape[MAX_RANK], perm[MAX_RANK];
-  shape[0] = g;
-  shape[1] = -1;
-  for (int i = 1; i < r; i++) shape[i + 1] = x->d[i];
-  tv_reshape(L, x, r + 1, shape);
-  for (int i = 0; i <= r; i++) perm[i] = i;
-  perm[0] = 1;
-  perm[1] = 0;
-  tv_transpose(L, x, perm);
-  shape[0] = 0;
-  shape[1] = g * x->d[2];
-  for (int i = 2; i < r; i++) shape[i] = x->d[i + 1];
-  tv_reshape(L, x, r, shape);
+  /* (G, N/G, C, s...) -> (N/G, G, C, s...) */
+  int64_t split[MAX_RANK], merged[MAX_RANK];
+  split[0] = g;
+  split[1] = -1;
+  merged[0] = 0;
+  merged[1] = g * x->d[1];
+  for (int i = 1; i < r; i++) split[i + 1] = x->d[i];
+  for (int i = 2; i < r; i++) merged[i] = x->d[i];
+  tv_regroup(L, x, split, 0, merged);
   return 0;
 }
 
-/* When the kernel is a stablehlo.reverse of spatial kernel axes, takes its
- * operand instead and toggles those axes in flip[]. */
-static void kernel_before_reverse(Lower *L, const Value *k, const ConvDims *cd, int nsp, Tv *w,
+/* The value the kernel is read from: k, or, when k is a stablehlo.reverse
+ * of spatial kernel axes, its operand, with those axes toggled in flip[]. */
+static const Value *kernel_source(Lower *L, const Value *k, const ConvDims *cd, int nsp,
                                   bool *flip) {
   const Op *def = k->def;
-  if (!def || def->kind != OP_REVERSE || def->n_operands != 1) return;
+  if (!def || def->kind != OP_REVERSE || def->n_operands != 1) return k;
   int64_t dims[MAX_RANK];
   int n = 0;
   const Attr *a = ir_op_attr(def, "dimensions");
-  if (!a || !collect_ints(L, a, dims, &n, MAX_RANK)) return;
+  if (!a || !collect_ints(L, a, dims, &n, MAX_RANK)) return k;
   bool toggle[MAX_RANK] = {false};
   for (int j = 0; j < n; j++) {
     int i = 0;
     while (i < nsp && cd->ks[i] != dims[j]) i++;
-    if (i == nsp || toggle[i]) return; /* not a spatial axis: keep the reverse */
+    if (i == nsp || toggle[i]) return k; /* not a spatial axis: keep the reverse */
     toggle[i] = true;
   }
   const Value *src = def->operands[0];
-  if (!src->lowered || src->lowered->poisoned) return;
-  tv_from(L, w, src);
+  if (!src->lowered || src->lowered->poisoned) return k;
   for (int i = 0; i < nsp; i++) flip[i] ^= toggle[i];
+  return src;
 }
 
 /* Pads the spatial axes of x (N, C, spatial...) by a padding tensor
@@ -482,11 +509,24 @@ static void tv_pad_computed(Lower *L, Tv *x, const Value *padding, int nsp) {
   tv_set(L, x, n->outputs[0]);
 }
 
-/* convolution and dynamic_conv: the padding is an attribute (pad_attr, absent
- * = none) or a tensor the graph computes (pad_value). */
-static int conv_lower(Lower *L, const Op *op, const Attr *pad_attr, const Value *pad_value) {
+/* ---- convolution: read ---------------------------------------------------- */
+
+/* What a convolution op says, checked. */
+typedef struct ConvOp {
+  const Type *rt;         /* the result type */
+  int nsp;                /* spatial axes */
+  ConvDims cd;
+  int64_t stride[MAX_RANK], pad[2 * MAX_RANK], ldil[MAX_RANK], rdil[MAX_RANK], rev[MAX_RANK];
+  int64_t fgc, bgc;       /* feature_group_count, batch_group_count */
+  const Value *pad_value; /* padding the graph computes, or NULL */
+} ConvOp;
+
+/* The padding is an attribute (pad_attr, absent = none) or a tensor the
+ * graph computes (pad_value). */
+static int conv_read(Lower *L, const Op *op, const Attr *pad_attr, const Value *pad_value,
+                     ConvOp *s) {
   const Type *lt = &op->operands[0]->type, *kt = &op->operands[1]->type;
-  const Type *rt = &op->results[0]->type;
+  const Type *rt = s->rt = &op->results[0]->type;
   if (lt->kind != TK_TENSOR || kt->kind != TK_TENSOR || rt->kind != TK_TENSOR)
     return lw_unsupported(L, "operands and result must be tensors");
   int rank = lt->rank;
@@ -499,184 +539,233 @@ static int conv_lower(Lower *L, const Op *op, const Attr *pad_attr, const Value 
     return lw_unsupported(L, "quantized convolution");
   if (check_axes(L, lt) != 0 || check_axes(L, kt) != 0 || check_axes(L, rt) != 0) return -1;
 
-  int nsp = rank - 2;
-  ConvDims cd;
-  if (read_conv_dims(L, op, rank, &cd) != 0) return -1;
-  int64_t stride[MAX_RANK], pad[2 * MAX_RANK], ldil[MAX_RANK], rdil[MAX_RANK], rev[MAX_RANK];
-  int64_t fgc, bgc;
-  if (read_ints(L, ir_op_attr(op, "window_strides"), "window_strides", nsp, 1, stride) != 0 ||
-      read_ints(L, pad_attr, "padding", 2 * nsp, 0, pad) != 0 ||
-      read_ints(L, ir_op_attr(op, "lhs_dilation"), "lhs_dilation", nsp, 1, ldil) != 0 ||
-      read_ints(L, ir_op_attr(op, "rhs_dilation"), "rhs_dilation", nsp, 1, rdil) != 0 ||
-      read_ints(L, ir_op_attr(op, "window_reversal"), "window_reversal", nsp, 0, rev) != 0 ||
-      read_int(L, ir_op_attr(op, "feature_group_count"), "feature_group_count", 1, &fgc) != 0 ||
-      read_int(L, ir_op_attr(op, "batch_group_count"), "batch_group_count", 1, &bgc) != 0)
+  int nsp = s->nsp = rank - 2;
+  if (read_conv_dims(L, op, rank, &s->cd) != 0) return -1;
+  if (read_ints(L, ir_op_attr(op, "window_strides"), "window_strides", nsp, 1, s->stride) != 0 ||
+      read_ints(L, pad_attr, "padding", 2 * nsp, 0, s->pad) != 0 ||
+      read_ints(L, ir_op_attr(op, "lhs_dilation"), "lhs_dilation", nsp, 1, s->ldil) != 0 ||
+      read_ints(L, ir_op_attr(op, "rhs_dilation"), "rhs_dilation", nsp, 1, s->rdil) != 0 ||
+      read_ints(L, ir_op_attr(op, "window_reversal"), "window_reversal", nsp, 0, s->rev) != 0 ||
+      read_int(L, ir_op_attr(op, "feature_group_count"), "feature_group_count", 1, &s->fgc) != 0 ||
+      read_int(L, ir_op_attr(op, "batch_group_count"), "batch_group_count", 1, &s->bgc) != 0)
     return -1;
   for (int i = 0; i < nsp; i++)
-    if (stride[i] < 1 || ldil[i] < 1 || rdil[i] < 1)
+    if (s->stride[i] < 1 || s->ldil[i] < 1 || s->rdil[i] < 1)
       return lw_unsupported(L, "window strides and dilations must be positive");
-  if (fgc < 1 || bgc < 1 || (fgc > 1 && bgc > 1))
+  if (s->fgc < 1 || s->bgc < 1 || (s->fgc > 1 && s->bgc > 1))
     return lw_unsupported(L, "feature_group_count %lld with batch_group_count %lld",
-                          (long long)fgc, (long long)bgc);
-  bool transposed = !all_equal(ldil, nsp, 1);
+                          (long long)s->fgc, (long long)s->bgc);
   if (nsp == 0) pad_value = NULL; /* a 0x2 tensor: nothing to pad */
-  if (pad_value && transposed)
+  if (pad_value && !all_equal(s->ldil, nsp, 1))
     return lw_unsupported(L, "lhs_dilation (a transposed convolution) with padding computed at "
                              "run time: ONNX ConvTranspose takes its pads as an attribute");
+  s->pad_value = pad_value;
+  return 0;
+}
 
+/* ---- convolution: plan ---------------------------------------------------- */
+
+/* How a convolution is emitted: Conv, or ConvTranspose for an lhs-dilated
+ * one, between transposes to and from the ONNX layout. */
+typedef struct ConvPlan {
+  bool transposed;       /* lhs_dilation > 1: ConvTranspose */
+  ElemType ct;           /* the type the convolution computes in */
+  int64_t group;         /* ONNX's group: the batch or the feature groups */
+  bool io;               /* the kernel goes to I,O,spatial at once (ungrouped ConvTranspose) */
+  const Value *kernel;   /* the kernel's value, from before a reverse of spatial axes */
+  bool flip[MAX_RANK];   /* spatial kernel axes to flip */
+  int64_t x_perm[MAX_RANK], w_perm[MAX_RANK]; /* input and kernel to the ONNX layout */
+  int64_t y_perm[MAX_RANK];                   /* the ONNX result back to the HLO layout */
+  /* ONNX's spatial axes: one more than the op's when it has none. */
+  int ns;
+  int64_t stride[MAX_RANK], ldil[MAX_RANK], rdil[MAX_RANK], lo[MAX_RANK], hi[MAX_RANK];
+} ConvPlan;
+
+static void conv_plan(Lower *L, const Op *op, const ConvOp *s, ConvPlan *p) {
+  int nsp = s->nsp;
+  const ConvDims *cd = &s->cd;
+  p->transposed = !all_equal(s->ldil, nsp, 1);
   /* f16/bf16 (and narrower floats) accumulate in f32, f64 stays f64. */
-  ElemType ct = rt->et == ET_F64 ? ET_F64 : ET_F32;
-  Tv x, w;
-  tv_from(L, &x, op->operands[0]);
-  tv_from(L, &w, op->operands[1]);
+  p->ct = s->rt->et == ET_F64 ? ET_F64 : ET_F32;
   /* JAX's input gradient reverses the kernel (stablehlo.reverse) and then
    * convolves with lhs_dilation, which flips it once more: read the kernel
    * from before the reverse and flip the difference. */
-  bool flip[MAX_RANK] = {false};
-  for (int i = 0; i < nsp; i++) flip[i] = (rev[i] != 0) != transposed;
-  kernel_before_reverse(L, op->operands[1], &cd, nsp, &w, flip);
-  tv_cast(L, &x, ct);
-  tv_cast(L, &w, ct);
-  int64_t perm[MAX_RANK];
-  perm[0] = cd.ib;
-  perm[1] = cd.ifeat;
-  for (int i = 0; i < nsp; i++) perm[2 + i] = cd.is[i];
-  tv_transpose(L, &x, perm);
+  for (int i = 0; i < MAX_RANK; i++) p->flip[i] = i < nsp && (s->rev[i] != 0) != p->transposed;
+  p->kernel = kernel_source(L, op->operands[1], cd, nsp, p->flip);
+  p->x_perm[0] = cd->ib;
+  p->x_perm[1] = cd->ifeat;
+  for (int i = 0; i < nsp; i++) p->x_perm[2 + i] = cd->is[i];
   /* Kernel to O,I,spatial; to I,O,spatial right away for an ungrouped
-   * ConvTranspose (the grouped one regroups O,I below). */
-  int64_t group = bgc > 1 ? bgc : fgc;
-  bool io = transposed && group == 1;
-  perm[0] = io ? cd.ki : cd.ko;
-  perm[1] = io ? cd.ko : cd.ki;
-  for (int i = 0; i < nsp; i++) perm[2 + i] = cd.ks[i];
-  tv_transpose(L, &w, perm);
+   * ConvTranspose (the grouped one regroups O,I in convtranspose_weight). */
+  p->group = s->bgc > 1 ? s->bgc : s->fgc;
+  p->io = p->transposed && p->group == 1;
+  p->w_perm[0] = p->io ? cd->ki : cd->ko;
+  p->w_perm[1] = p->io ? cd->ko : cd->ki;
+  for (int i = 0; i < nsp; i++) p->w_perm[2 + i] = cd->ks[i];
+  p->y_perm[cd->ob] = 0;
+  p->y_perm[cd->ofeat] = 1;
+  for (int i = 0; i < nsp; i++) p->y_perm[cd->os[i]] = 2 + i;
 
   /* A convolution without spatial axes (a matmul in disguise): ONNX needs
    * one, so both get a unit axis that the result loses again. */
-  int ns = nsp;
-  int64_t lo[MAX_RANK], hi[MAX_RANK];
+  p->ns = nsp;
   for (int i = 0; i < nsp; i++) {
-    lo[i] = pad[2 * i];
-    hi[i] = pad[2 * i + 1];
+    p->stride[i] = s->stride[i];
+    p->ldil[i] = s->ldil[i];
+    p->rdil[i] = s->rdil[i];
+    p->lo[i] = s->pad[2 * i];
+    p->hi[i] = s->pad[2 * i + 1];
   }
   if (nsp == 0) {
-    tv_unit_axes(L, &x, 2, 1, true);
-    tv_unit_axes(L, &w, 2, 1, true);
-    ns = 1;
-    stride[0] = ldil[0] = rdil[0] = 1;
-    rev[0] = lo[0] = hi[0] = 0;
+    p->ns = 1;
+    p->stride[0] = p->ldil[0] = p->rdil[0] = 1;
+    p->lo[0] = p->hi[0] = 0;
   }
+}
 
-  if (bgc > 1 && batch_groups_to_features(L, &x, bgc) != 0) return -1;
+/* ---- convolution: emit ---------------------------------------------------- */
+
+/* The input x (N, C, spatial...) and the kernel w (O, I, spatial..., or
+ * I, O for p->io) on the ONNX layout, in the compute type, flipped. */
+static int conv_operands(Lower *L, const Op *op, const ConvOp *s, const ConvPlan *p, Tv *x,
+                         Tv *w) {
+  tv_from(L, x, op->operands[0]);
+  tv_from(L, w, p->kernel);
+  tv_cast(L, x, p->ct);
+  tv_cast(L, w, p->ct);
+  tv_transpose(L, x, p->x_perm);
+  tv_transpose(L, w, p->w_perm);
+  if (s->nsp == 0) {
+    tv_unit_axes(L, x, 2, 1, true);
+    tv_unit_axes(L, w, 2, 1, true);
+  }
+  if (s->bgc > 1 && batch_groups_to_features(L, x, s->bgc) != 0) return -1;
 
   /* Kernel flips: window_reversal, and the flip that makes a transposed
    * convolution out of an lhs-dilated one; the two cancel. */
   int64_t axes[MAX_RANK], starts[MAX_RANK], ends[MAX_RANK], steps[MAX_RANK];
   int n = 0;
-  for (int i = 0; i < nsp; i++)
-    if (flip[i]) {
+  for (int i = 0; i < s->nsp; i++)
+    if (p->flip[i]) {
       axes[n] = 2 + i;
       starts[n] = -1;
       ends[n] = INT64_MIN;
       steps[n++] = -1;
     }
-  tv_slice(L, &w, n, axes, starts, ends, steps);
+  tv_slice(L, w, n, axes, starts, ends, steps);
+  return 0;
+}
 
-  int64_t pads[2 * MAX_RANK], kshape[MAX_RANK];
+/* The kernel's spatial sizes (w on the ONNX layout): whether all are static. */
+static bool kernel_shape(const Tv *w, int ns, int64_t *kshape) {
   bool kstatic = true;
   for (int i = 0; i < ns; i++) {
-    kshape[i] = w.d[2 + i];
+    kshape[i] = w->d[2 + i];
     kstatic &= kshape[i] >= 0;
   }
-  Tv y;
-  y.et = ct;
-  y.rank = ns + 2;
-  y.d[0] = x.d[0];
-  y.d[1] = w.d[0];
-  if (!transposed) {
-    /* Negative padding crops the input. */
-    n = 0;
-    for (int i = 0; i < ns; i++)
-      if (lo[i] < 0 || hi[i] < 0) {
-        axes[n] = 2 + i;
-        starts[n] = lo[i] < 0 ? -lo[i] : 0;
-        ends[n] = hi[i] < 0 ? hi[i] : INT64_MAX;
-        steps[n++] = 1;
-      }
-    tv_slice(L, &x, n, axes, starts, ends, steps);
-    for (int i = 0; i < ns; i++) {
-      pads[i] = lo[i] > 0 ? lo[i] : 0;
-      pads[ns + i] = hi[i] > 0 ? hi[i] : 0;
-    }
-    if (pad_value) tv_pad_computed(L, &x, pad_value, nsp); /* (lo, hi all 0 then) */
-    OValue *in[2] = {x.v, w.v};
-    ONode *c = lw_node(L, "Conv", 2, in, 1);
-    if (kstatic) og_attr_ints(L->c, c, "kernel_shape", kshape, ns);
-    og_attr_ints(L->c, c, "strides", stride, ns);
-    og_attr_ints(L->c, c, "pads", pads, 2 * ns);
-    og_attr_ints(L->c, c, "dilations", rdil, ns);
-    og_attr_int(L->c, c, "group", group);
-    for (int i = 0; i < ns; i++) {
-      int64_t in_len = x.d[2 + i], span = (kshape[i] - 1) * rdil[i] + 1;
-      int64_t padded = in_len + pads[i] + pads[ns + i];
-      y.d[2 + i] = in_len < 0 || kshape[i] < 0 ? DIM_DYN
-                   : padded < span            ? 0
-                                              : (padded - span) / stride[i] + 1;
-    }
-    tv_set(L, &y, c->outputs[0]);
-  } else {
-    if (!kstatic)
-      return lw_unsupported(L, "lhs_dilation (a transposed convolution) needs a kernel of "
-                               "static spatial shape");
-    int64_t pb[MAX_RANK], pe[MAX_RANK], extra_lo[MAX_RANK], extra_hi[MAX_RANK];
-    for (int i = 0; i < ns; i++) {
-      pb[i] = (kshape[i] - 1) * rdil[i] - lo[i];
-      pe[i] = (kshape[i] - 1) * rdil[i] - hi[i];
-      pads[i] = pb[i] > 0 ? pb[i] : 0;
-      pads[ns + i] = pe[i] > 0 ? pe[i] : 0;
-    }
-    if (!io && convtranspose_weight(L, &w, group) != 0) return -1;
-    y.d[1] = w.d[1] < 0 ? DIM_DYN : w.d[1] * group;
-    OValue *in[2] = {x.v, w.v};
-    ONode *c = lw_node(L, "ConvTranspose", 2, in, 1);
-    og_attr_ints(L->c, c, "kernel_shape", kshape, ns);
-    og_attr_ints(L->c, c, "strides", ldil, ns);
-    og_attr_ints(L->c, c, "pads", pads, 2 * ns);
-    og_attr_ints(L->c, c, "dilations", rdil, ns);
-    og_attr_int(L->c, c, "group", group);
-    for (int i = 0; i < ns; i++) {
-      int64_t in_len = x.d[2 + i];
-      y.d[2 + i] = in_len < 0 ? DIM_DYN
-                              : ldil[i] * (in_len - 1) + (kshape[i] - 1) * rdil[i] + 1 -
-                                    pads[i] - pads[ns + i];
-    }
-    tv_set(L, &y, c->outputs[0]);
-    /* Output positions before the first or after the last input reaches:
-     * zeros. */
-    for (int i = 0; i < y.rank; i++) extra_lo[i] = extra_hi[i] = 0;
-    for (int i = 0; i < ns; i++) {
-      extra_lo[2 + i] = pb[i] < 0 ? -pb[i] : 0;
-      extra_hi[2 + i] = pe[i] < 0 ? -pe[i] : 0;
-    }
-    tv_pad(L, &y, extra_lo, extra_hi, NULL);
-    /* A window stride subsamples the stride-1 result. */
-    n = 0;
-    for (int i = 0; i < ns; i++)
-      if (stride[i] > 1) {
-        axes[n] = 2 + i;
-        starts[n] = 0;
-        ends[n] = INT64_MAX;
-        steps[n++] = stride[i];
-      }
-    tv_slice(L, &y, n, axes, starts, ends, steps);
-  }
+  return kstatic;
+}
 
-  if (nsp == 0) tv_unit_axes(L, &y, 2, 1, false);
-  perm[cd.ob] = 0;
-  perm[cd.ofeat] = 1;
-  for (int i = 0; i < nsp; i++) perm[cd.os[i]] = 2 + i;
-  tv_transpose(L, &y, perm);
-  tv_cast(L, &y, rt->et);
+/* Conv; negative padding crops the input first. */
+static void emit_conv(Lower *L, const ConvOp *s, const ConvPlan *p, Tv *x, const Tv *w, Tv *y) {
+  int ns = p->ns;
+  int64_t kshape[MAX_RANK], pads[2 * MAX_RANK];
+  bool kstatic = kernel_shape(w, ns, kshape);
+  y->et = p->ct;
+  y->rank = ns + 2;
+  y->d[0] = x->d[0];
+  y->d[1] = w->d[0];
+  tv_crop_negative(L, x, 2, ns, p->lo, p->hi);
+  for (int i = 0; i < ns; i++) {
+    pads[i] = p->lo[i] > 0 ? p->lo[i] : 0;
+    pads[ns + i] = p->hi[i] > 0 ? p->hi[i] : 0;
+  }
+  if (s->pad_value) tv_pad_computed(L, x, s->pad_value, s->nsp); /* (lo, hi all 0 then) */
+  OValue *in[2] = {x->v, w->v};
+  ONode *c = lw_node(L, "Conv", 2, in, 1);
+  if (kstatic) og_attr_ints(L->c, c, "kernel_shape", kshape, ns);
+  og_attr_ints(L->c, c, "strides", p->stride, ns);
+  og_attr_ints(L->c, c, "pads", pads, 2 * ns);
+  og_attr_ints(L->c, c, "dilations", p->rdil, ns);
+  og_attr_int(L->c, c, "group", p->group);
+  for (int i = 0; i < ns; i++)
+    y->d[2 + i] = kshape[i] < 0 ? DIM_DYN
+                                : window_out_len(x->d[2 + i], pads[i], pads[ns + i], kshape[i],
+                                                 p->rdil[i], p->stride[i]);
+  tv_set(L, y, c->outputs[0]);
+}
+
+/* ConvTranspose with strides = lhs_dilation and pads (k-1)*d - lo and
+ * (k-1)*d - hi, then zeros where those are negative, then the window
+ * stride. */
+static int emit_conv_transpose(Lower *L, const ConvPlan *p, const Tv *x, Tv *w, Tv *y) {
+  int ns = p->ns;
+  int64_t kshape[MAX_RANK], pads[2 * MAX_RANK];
+  if (!kernel_shape(w, ns, kshape))
+    return lw_unsupported(L, "lhs_dilation (a transposed convolution) needs a kernel of "
+                             "static spatial shape");
+  int64_t pb[MAX_RANK], pe[MAX_RANK], extra_lo[MAX_RANK], extra_hi[MAX_RANK];
+  for (int i = 0; i < ns; i++) {
+    pb[i] = (kshape[i] - 1) * p->rdil[i] - p->lo[i];
+    pe[i] = (kshape[i] - 1) * p->rdil[i] - p->hi[i];
+    pads[i] = pb[i] > 0 ? pb[i] : 0;
+    pads[ns + i] = pe[i] > 0 ? pe[i] : 0;
+  }
+  if (!p->io && convtranspose_weight(L, w, p->group) != 0) return -1;
+  y->et = p->ct;
+  y->rank = ns + 2;
+  y->d[0] = x->d[0];
+  y->d[1] = w->d[1] < 0 ? DIM_DYN : w->d[1] * p->group;
+  OValue *in[2] = {x->v, w->v};
+  ONode *c = lw_node(L, "ConvTranspose", 2, in, 1);
+  og_attr_ints(L->c, c, "kernel_shape", kshape, ns);
+  og_attr_ints(L->c, c, "strides", p->ldil, ns);
+  og_attr_ints(L->c, c, "pads", pads, 2 * ns);
+  og_attr_ints(L->c, c, "dilations", p->rdil, ns);
+  og_attr_int(L->c, c, "group", p->group);
+  for (int i = 0; i < ns; i++) {
+    int64_t in_len = x->d[2 + i];
+    y->d[2 + i] = in_len < 0 ? DIM_DYN
+                             : p->ldil[i] * (in_len - 1) + (kshape[i] - 1) * p->rdil[i] + 1 -
+                                   pads[i] - pads[ns + i];
+  }
+  tv_set(L, y, c->outputs[0]);
+  /* Output positions before the first or after the last input reaches:
+   * zeros. */
+  for (int i = 0; i < y->rank; i++) extra_lo[i] = extra_hi[i] = 0;
+  for (int i = 0; i < ns; i++) {
+    extra_lo[2 + i] = pb[i] < 0 ? -pb[i] : 0;
+    extra_hi[2 + i] = pe[i] < 0 ? -pe[i] : 0;
+  }
+  tv_pad(L, y, extra_lo, extra_hi, NULL);
+  /* A window stride subsamples the stride-1 result. */
+  int64_t axes[MAX_RANK], starts[MAX_RANK], ends[MAX_RANK], steps[MAX_RANK];
+  int n = 0;
+  for (int i = 0; i < ns; i++)
+    if (p->stride[i] > 1) {
+      axes[n] = 2 + i;
+      starts[n] = 0;
+      ends[n] = INT64_MAX;
+      steps[n++] = p->stride[i];
+    }
+  tv_slice(L, y, n, axes, starts, ends, steps);
+  return 0;
+}
+
+/* convolution and dynamic_conv: the padding is an attribute (pad_attr, absent
+ * = none) or a tensor the graph computes (pad_value). */
+static int conv_lower(Lower *L, const Op *op, const Attr *pad_attr, const Value *pad_value) {
+  ConvOp s;
+  if (conv_read(L, op, pad_attr, pad_value, &s) != 0) return -1;
+  ConvPlan p;
+  conv_plan(L, op, &s, &p);
+  Tv x, w, y;
+  if (conv_operands(L, op, &s, &p, &x, &w) != 0) return -1;
+  if (!p.transposed) emit_conv(L, &s, &p, &x, &w, &y);
+  else if (emit_conv_transpose(L, &p, &x, &w, &y) != 0) return -1;
+  if (s.nsp == 0) tv_unit_axes(L, &y, 2, 1, false);
+  tv_transpose(L, &y, p.y_perm);
+  tv_cast(L, &y, s.rt->et);
   if (check_result(L, &y, op->results[0]) != 0) return -1;
   lw_bind(L, op->results[0], y.v);
   return 0;
@@ -742,37 +831,16 @@ static bool body_reducer(const Op *op, Reducer *out) {
   }
 }
 
-static double half_to_double(uint16_t h) {
-  int exp = (h >> 10) & 31, mant = h & 0x3ff;
-  double v = exp == 0 ? ldexp(mant, -24) : exp == 31 ? (mant ? NAN : INFINITY)
-                                                     : ldexp(mant + 1024, exp - 25);
-  return h & 0x8000 ? -v : v;
-}
-
 /* One element of type et as a double.  64-bit integers beyond 2^53 are not
  * read (false), except their extremes, which become +-2^63 and 2^64: the
  * identities of max and min stay recognisable and nothing else rounds onto
  * them. */
 static bool scalar_of(ElemType et, const uint8_t *p, double *out) {
   switch (et) {
-  case ET_F32: { float f; memcpy(&f, p, 4); *out = f; return true; }
-  case ET_F64: memcpy(out, p, 8); return true;
-  case ET_F16: { uint16_t h; memcpy(&h, p, 2); *out = half_to_double(h); return true; }
-  case ET_BF16: {
-    uint16_t h;
-    memcpy(&h, p, 2);
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    *out = f;
+  case ET_F32: case ET_F64: case ET_F16: case ET_BF16: case ET_BOOL: case ET_U8: case ET_I8:
+  case ET_I16: case ET_U16: case ET_I32: case ET_U32:
+    *out = elem_load(p, et, 0);
     return true;
-  }
-  case ET_BOOL: case ET_U8: *out = p[0]; return true;
-  case ET_I8: *out = (int8_t)p[0]; return true;
-  case ET_I16: { int16_t x; memcpy(&x, p, 2); *out = x; return true; }
-  case ET_U16: { uint16_t x; memcpy(&x, p, 2); *out = x; return true; }
-  case ET_I32: { int32_t x; memcpy(&x, p, 4); *out = x; return true; }
-  case ET_U32: { uint32_t x; memcpy(&x, p, 4); *out = x; return true; }
   case ET_I64: {
     int64_t x;
     memcpy(&x, p, 8);
@@ -869,20 +937,6 @@ static int64_t window_count(const Window *w) {
   return n;
 }
 
-/* Crops the negative padding of every axis (a Slice). */
-static void crop_negative_padding(Lower *L, const Window *w, Tv *x) {
-  int64_t axes[MAX_RANK], starts[MAX_RANK], ends[MAX_RANK], steps[MAX_RANK];
-  int n = 0;
-  for (int a = 0; a < w->rank; a++)
-    if (w->lo[a] < 0 || w->hi[a] < 0) {
-      axes[n] = a;
-      starts[n] = w->lo[a] < 0 ? -w->lo[a] : 0;
-      ends[n] = w->hi[a] < 0 ? w->hi[a] : INT64_MAX;
-      steps[n++] = 1;
-    }
-  tv_slice(L, x, n, axes, starts, ends, steps);
-}
-
 /* Pads where padding > 0 with what a padded cell counts as: the identity
  * of a sum or product (0, 1), the init value for the idempotent reductions
  * (the same as their identity once the init is folded in, and known). */
@@ -941,38 +995,49 @@ static int rw_cumsum(Lower *L, const Window *w, Tv *x) {
   return 0;
 }
 
-/* 2. add / max / min as ONNX pools.  Returns 1 (with *why set) when the
- * window or the type does not suit a pool. */
-static int rw_pool(Lower *L, const Window *w, Tv *x, bool can_unroll, const char **why) {
+/* 2. add / max / min as ONNX pools. */
+
+/* The pool a window becomes: its compute type and the role of each axis. */
+typedef struct PoolPlan {
+  ElemType ct;          /* what onnxruntime pools and what holds the values exactly */
+  int tr[MAX_RANK], nt; /* trivial axes: they play N and C */
+  int sp[MAX_RANK], ns; /* the window's axes: the pool's spatial axes */
+  bool explicit_pad;    /* padding as a Pad: onnxruntime wants pads < kernel */
+} PoolPlan;
+
+/* Returns 1 (with *why set) when the window or the type does not suit a
+ * pool, else 0 with the plan. */
+static int pool_plan(Lower *L, const Window *w, const Tv *x, bool can_unroll, const char **why,
+                     PoolPlan *p) {
   int r = w->rank;
   if (w->red != RED_ADD && w->red != RED_MAX && w->red != RED_MIN) {
     *why = "no ONNX pool multiplies or takes logical and/or";
     return 1;
   }
   /* Compute type: what onnxruntime pools and what holds the values exactly. */
-  ElemType et = w->et, ct;
+  ElemType et = w->et;
   if (et_is_float(et)) {
     /* Max and min are exact in any precision: f16 pools as f16; a sum is
      * accumulated in f32. */
-    ct = et == ET_F64 ? ET_F64 : et == ET_F16 && w->red != RED_ADD ? ET_F16 : ET_F32;
-    if (ct == ET_F64 && w->red == RED_ADD && can_unroll) {
+    p->ct = et == ET_F64 ? ET_F64 : et == ET_F16 && w->red != RED_ADD ? ET_F16 : ET_F32;
+    if (p->ct == ET_F64 && w->red == RED_ADD && can_unroll) {
       *why = "onnxruntime has no f64 AveragePool";
       return 1;
     }
   } else if (et_is_int(et) && w->red != RED_ADD && et_size(et) <= 4) {
-    ct = et_size(et) <= 2 ? ET_F32 : ET_F64; /* both exact */
+    p->ct = et_size(et) <= 2 ? ET_F32 : ET_F64; /* both exact */
   } else {
     *why = "ONNX pools take floating-point tensors (and 8-bit MaxPool), and integer "
            "sums or 64-bit integers do not convert exactly";
     return 1;
   }
-  int tr[MAX_RANK], sp[MAX_RANK], nt = 0, ns = 0;
+  p->nt = p->ns = 0;
   for (int a = 0; a < r; a++) {
-    if (trivial_axis(w, a)) tr[nt++] = a;
-    else sp[ns++] = a;
+    if (trivial_axis(w, a)) p->tr[p->nt++] = a;
+    else p->sp[p->ns++] = a;
   }
-  if (ns == 0 || ns > 3) {
-    *why = ns == 0 ? "the window reduces nothing" : "ONNX pools have at most 3 spatial axes";
+  if (p->ns == 0 || p->ns > 3) {
+    *why = p->ns == 0 ? "the window reduces nothing" : "ONNX pools have at most 3 spatial axes";
     return 1;
   }
   if (w->red == RED_ADD && !all_equal(w->wdil, r, 1) && L->opset < 19) {
@@ -981,14 +1046,14 @@ static int rw_pool(Lower *L, const Window *w, Tv *x, bool can_unroll, const char
   }
   /* More than two trivial axes: the ones after the first merge into C, which
    * needs static sizes for them and for the spatial axes. */
-  if (nt > 2) {
-    for (int i = 1; i < nt; i++)
-      if (x->d[tr[i]] < 0) {
+  if (p->nt > 2) {
+    for (int i = 1; i < p->nt; i++)
+      if (x->d[p->tr[i]] < 0) {
         *why = "merging the non-window axes into one needs their static sizes";
         return 1;
       }
-    for (int i = 0; i < ns; i++)
-      if (x->d[sp[i]] < 0) {
+    for (int i = 0; i < p->ns; i++)
+      if (x->d[p->sp[i]] < 0) {
         *why = "merging the non-window axes into one needs static window axes";
         return 1;
       }
@@ -997,77 +1062,101 @@ static int rw_pool(Lower *L, const Window *w, Tv *x, bool can_unroll, const char
   /* Padding: MaxPool skips padded cells and AveragePool counts them as
    * zeros, which is what XLA does.  Where onnxruntime's pads < kernel rule
    * fails, pad explicitly. */
-  bool explicit_pad = false;
+  p->explicit_pad = false;
   for (int a = 0; a < r; a++)
-    explicit_pad |= w->lo[a] >= w->win[a] || w->hi[a] >= w->win[a];
+    p->explicit_pad |= w->lo[a] >= w->win[a] || w->hi[a] >= w->win[a];
   /* A window wholly in explicit -inf padding comes out of onnxruntime's f32
    * MaxPool as -FLT_MAX, not -inf: the unrolled form gets the init exactly. */
-  if (explicit_pad && w->red != RED_ADD && can_unroll) {
+  if (p->explicit_pad && w->red != RED_ADD && can_unroll) {
     *why = "the padding covers whole windows";
     return 1;
   }
+  return 0;
+}
 
-  tv_cast(L, x, ct);
-  crop_negative_padding(L, w, x);
-  if (explicit_pad) pad_window(L, w, x);
-  if (w->red == RED_MIN) tv_unary(L, x, "Neg");
-  int64_t perm[MAX_RANK], inv[MAX_RANK];
-  for (int i = 0; i < nt; i++) perm[i] = tr[i];
-  for (int i = 0; i < ns; i++) perm[nt + i] = sp[i];
-  for (int i = 0; i < r; i++) inv[perm[i]] = i;
+/* x to the pool's layout (N, C, spatial...): the trivial axes first, then
+ * unit axes added or the trivial axes after the first merged into C (their
+ * sizes kept in kept[] for pool_layout_back). */
+static void pool_layout(Lower *L, const PoolPlan *p, Tv *x, int64_t *kept) {
+  int64_t perm[MAX_RANK], shape[MAX_RANK];
+  for (int i = 0; i < p->nt; i++) perm[i] = p->tr[i];
+  for (int i = 0; i < p->ns; i++) perm[p->nt + i] = p->sp[i];
   tv_transpose(L, x, perm);
-  int64_t shape[MAX_RANK], kept[MAX_RANK] = {0};
-  if (nt < 2) {
-    tv_unit_axes(L, x, 0, 2 - nt, true);
-  } else if (nt > 2) {
-    for (int i = 0; i < r; i++) kept[i] = x->d[i];
+  if (p->nt < 2) {
+    tv_unit_axes(L, x, 0, 2 - p->nt, true);
+  } else if (p->nt > 2) {
+    for (int i = 0; i < x->rank; i++) kept[i] = x->d[i];
     shape[0] = 0;
     shape[1] = -1;
-    for (int i = 0; i < ns; i++) shape[2 + i] = x->d[nt + i];
-    tv_reshape(L, x, ns + 2, shape);
+    for (int i = 0; i < p->ns; i++) shape[2 + i] = x->d[p->nt + i];
+    tv_reshape(L, x, p->ns + 2, shape);
   }
+}
 
+/* The pool's result back to the operand's layout (rank r). */
+static void pool_layout_back(Lower *L, const PoolPlan *p, Tv *x, int r, const int64_t *kept) {
+  int64_t perm[MAX_RANK], inv[MAX_RANK], shape[MAX_RANK];
+  if (p->nt < 2) {
+    tv_unit_axes(L, x, 0, 2 - p->nt, false);
+  } else if (p->nt > 2) {
+    shape[0] = 0;
+    for (int i = 1; i < p->nt; i++) shape[i] = kept[i];
+    for (int i = 0; i < p->ns; i++) shape[p->nt + i] = x->d[2 + i];
+    tv_reshape(L, x, r, shape);
+  }
+  for (int i = 0; i < p->nt; i++) perm[i] = p->tr[i];
+  for (int i = 0; i < p->ns; i++) perm[p->nt + i] = p->sp[i];
+  for (int i = 0; i < r; i++) inv[perm[i]] = i;
+  tv_transpose(L, x, inv);
+}
+
+/* MaxPool or AveragePool of x (N, C, spatial...): max is MaxPool, min is
+ * -MaxPool(-x) (x came negated), add is AveragePool times the window size. */
+static void emit_pool(Lower *L, const Window *w, const PoolPlan *p, Tv *x) {
+  int ns = p->ns;
   int64_t kernel[3], strides[3], dil[3], pads[6];
   for (int i = 0; i < ns; i++) {
-    int a = sp[i];
+    int a = p->sp[i];
     kernel[i] = w->win[a];
     strides[i] = w->str[a];
     dil[i] = w->wdil[a];
-    pads[i] = explicit_pad || w->lo[a] < 0 ? 0 : w->lo[a];
-    pads[ns + i] = explicit_pad || w->hi[a] < 0 ? 0 : w->hi[a];
+    pads[i] = p->explicit_pad || w->lo[a] < 0 ? 0 : w->lo[a];
+    pads[ns + i] = p->explicit_pad || w->hi[a] < 0 ? 0 : w->hi[a];
   }
   bool is_max = w->red != RED_ADD;
-  ONode *p = lw_node(L, is_max ? "MaxPool" : "AveragePool", 1, &x->v, 1);
-  og_attr_ints(L->c, p, "kernel_shape", kernel, ns);
-  og_attr_ints(L->c, p, "strides", strides, ns);
-  og_attr_ints(L->c, p, "pads", pads, 2 * ns);
-  if (is_max || !all_equal(dil, ns, 1)) og_attr_ints(L->c, p, "dilations", dil, ns);
-  if (!is_max) og_attr_int(L->c, p, "count_include_pad", 1);
-  for (int i = 0; i < ns; i++) {
-    int64_t len = x->d[2 + i], span = (kernel[i] - 1) * dil[i] + 1;
-    int64_t padded = len + pads[i] + pads[ns + i];
-    x->d[2 + i] = len < 0 ? DIM_DYN : padded < span ? 0 : (padded - span) / strides[i] + 1;
-  }
-  tv_set(L, x, p->outputs[0]);
+  ONode *n = lw_node(L, is_max ? "MaxPool" : "AveragePool", 1, &x->v, 1);
+  og_attr_ints(L->c, n, "kernel_shape", kernel, ns);
+  og_attr_ints(L->c, n, "strides", strides, ns);
+  og_attr_ints(L->c, n, "pads", pads, 2 * ns);
+  if (is_max || !all_equal(dil, ns, 1)) og_attr_ints(L->c, n, "dilations", dil, ns);
+  if (!is_max) og_attr_int(L->c, n, "count_include_pad", 1);
+  for (int i = 0; i < ns; i++)
+    x->d[2 + i] = window_out_len(x->d[2 + i], pads[i], pads[ns + i], kernel[i], dil[i], strides[i]);
+  tv_set(L, x, n->outputs[0]);
   if (w->red == RED_ADD) {
     double size = 1;
     for (int i = 0; i < ns; i++) size *= (double)kernel[i];
-    tv_set(L, x, lw_op2(L, "Mul", x->v, lw_const_scalar(L, ct, size)));
+    tv_set(L, x, lw_op2(L, "Mul", x->v, lw_const_scalar(L, p->ct, size)));
   } else if (w->red == RED_MIN) {
     tv_unary(L, x, "Neg");
   }
+}
 
-  if (nt < 2) {
-    tv_unit_axes(L, x, 0, 2 - nt, false);
-  } else if (nt > 2) {
-    shape[0] = 0;
-    for (int i = 1; i < nt; i++) shape[i] = kept[i];
-    for (int i = 0; i < ns; i++) shape[nt + i] = x->d[2 + i];
-    tv_reshape(L, x, r, shape);
-  }
-  tv_transpose(L, x, inv);
+/* Returns 1 (with *why set) when the window or the type does not suit a
+ * pool. */
+static int rw_pool(Lower *L, const Window *w, Tv *x, bool can_unroll, const char **why) {
+  PoolPlan p;
+  if (pool_plan(L, w, x, can_unroll, why, &p) != 0) return 1;
+  int64_t kept[MAX_RANK] = {0};
+  tv_cast(L, x, p.ct);
+  tv_crop_negative(L, x, 0, w->rank, w->lo, w->hi);
+  if (p.explicit_pad) pad_window(L, w, x);
+  if (w->red == RED_MIN) tv_unary(L, x, "Neg");
+  pool_layout(L, &p, x, kept);
+  emit_pool(L, w, &p, x);
+  pool_layout_back(L, &p, x, w->rank, kept);
   fold_init(L, w, x);
-  tv_cast(L, x, et);
+  tv_cast(L, x, w->et);
   return 0;
 }
 
@@ -1101,7 +1190,7 @@ static int rw_unrolled(Lower *L, const Window *w, Tv *x, const char *why_not_poo
     return lw_unsupported(L, "element type %s", et_mlir_name(et));
   }
   tv_cast(L, x, ct);
-  crop_negative_padding(L, w, x);
+  tv_crop_negative(L, x, 0, w->rank, w->lo, w->hi);
   pad_window(L, w, x);
 
   /* Offset o of axis a reads o*dil, o*dil + stride, ...: the end is counted
@@ -1193,11 +1282,8 @@ int lower_reduce_window(Lower *L, const Op *op) {
   Tv x;
   tv_from(L, &x, xv);
   Tv expect = x;
-  for (int a = 0; a < r; a++) {
-    int64_t len = x.d[a], span = (w.win[a] - 1) * w.wdil[a] + 1;
-    int64_t padded = len + w.lo[a] + w.hi[a];
-    expect.d[a] = len < 0 ? DIM_DYN : padded < span ? 0 : (padded - span) / w.str[a] + 1;
-  }
+  for (int a = 0; a < r; a++)
+    expect.d[a] = window_out_len(x.d[a], w.lo[a], w.hi[a], w.win[a], w.wdil[a], w.str[a]);
   if (check_result(L, &expect, res) != 0) return -1;
 
   int rc = rw_cumsum(L, &w, &x);

@@ -23,44 +23,6 @@
 
 #include <string.h>
 
-/* Elements of a small integer vector known at conversion time: vals[i] is
- * valid where known[i].  Follows constant, convert, reshape and
- * concatenate (along dim 0, which keeps the row-major order). */
-static void known_ints(Ctx *c, const Value *v, int64_t *vals, bool *known, int n) {
-  for (int i = 0; i < n; i++) known[i] = false;
-  const Op *op = v->def;
-  if (!op || type_numel(&v->type) != n) return;
-  switch (op->kind) {
-  case OP_CONSTANT: {
-    int64_t *ints;
-    if (ir_attr_i64s(c, ir_op_attr(op, "value"), &ints) != n) return;
-    for (int i = 0; i < n; i++) {
-      vals[i] = ints[i];
-      known[i] = true;
-    }
-    return;
-  }
-  case OP_CONVERT: case OP_RESHAPE:
-    if (op->n_operands == 1 && et_is_int(op->operands[0]->type.et))
-      known_ints(c, op->operands[0], vals, known, n);
-    return;
-  case OP_CONCATENATE: {
-    int64_t dim;
-    if (!ir_attr_int(ir_op_attr(op, "dimension"), &dim) || dim != 0) return;
-    int at = 0;
-    for (int k = 0; k < op->n_operands; k++) {
-      int64_t m = type_numel(&op->operands[k]->type);
-      if (m < 0 || at + m > n) return;
-      known_ints(c, op->operands[k], vals + at, known + at, (int)m);
-      at += (int)m;
-    }
-    return;
-  }
-  default:
-    return;
-  }
-}
-
 /* The reducer function is one stablehlo.add of its two arguments. */
 static bool adds(const Lower *L, const Op *op) {
   const Attr *calls = ir_op_attr(op, "called_computations");
@@ -82,10 +44,16 @@ typedef struct IntVec {
   bool known[2 * MAX_RANK];
 } IntVec;
 
+/* The elements of the n-element vector hlo that are known at conversion
+ * time (lw_known_ints); the others are read at run time. */
 static void intvec_init(Lower *L, IntVec *v, const Value *hlo, int n) {
   memset(v, 0, sizeof *v);
   v->hlo = hlo;
-  known_ints(L->c, hlo, v->vals, v->known, n);
+  bool *known;
+  int64_t *vals = lw_known_ints(L, hlo, &known);
+  if (!vals || type_numel(&hlo->type) != n) return;
+  memcpy(v->vals, vals, sizeof(int64_t) * (size_t)n);
+  memcpy(v->known, known, sizeof(bool) * (size_t)n);
 }
 
 static bool is_known(const IntVec *v, int i, int64_t want) {

@@ -257,7 +257,7 @@ int lw_local_call(Lower *L, const Op *op, const Func *f, OValue *const *args,
     if (rc != 0) return rc;
   }
   ONode *n = lw_node(L, lf->fn->name, f->n_args, args, f->n_results);
-  n->domain = OG_FN_DOMAIN;
+  og_set_op(n, n->op_type, OG_FN_DOMAIN);
   n->fn = lf->fn;
   for (int i = 0; i < f->n_results; i++) {
     og_type_from_hlo(L->c, n->outputs[i], &f->result_types[i]);

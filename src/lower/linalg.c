@@ -52,36 +52,45 @@ static int64_t dim_product(const int64_t *dims, int from, int to) {
   return p;
 }
 
-/* A Reshape target made of pieces: the first `keep` axes copied (0), then
- * one entry per group of axes [start, end) of `src` whose dims are
- * `dims`: the static size, or -1 for the one dynamic group Reshape can
- * infer, or the sizes read from src's Shape.  `collapse` multiplies each
- * group into one axis (ReduceProd of its Shape); otherwise the group's
- * axes are kept as they are.  No dim may be a static 0 (it would read as
- * "copy"): lower_dot_general handles empty operands before.  (A dynamic dim
- * that is 0 at run time is not supported: a computed 0 also reads as "copy",
- * and Reshape cannot infer a -1 next to a copied 0.) */
+/* Reshape `in` to a shape made of pieces: its first `keep` axes as they are
+ * (their dims `keep_dims`), then one entry per group of axes [start, end)
+ * of `src` whose dims are `dims`.  `collapse` multiplies each group into
+ * one axis; otherwise the group's axes are kept as they are.  No dim may be
+ * a static 0: lower_dot_general handles empty operands before.
+ *
+ * A dynamic dim may still be 0 at run time, and Reshape's shorthands then
+ * go wrong: a computed size 0 reads as "copy", and a -1 cannot be inferred
+ * when another target dim is 0 (a copied one).  So the short constant
+ * target - 0 copying each kept axis, the static sizes, at most one -1 -
+ * is only used where it is exact at any size: no dynamic group, or one
+ * dynamic group with every kept dim static (the other dims are then
+ * non-zero and the -1 is the input's size divided by them, 0 included).
+ * Otherwise the target lists every dim, read from Shape where it is
+ * dynamic (ReduceProd of a collapsed group), with allowzero = 1.
+ * out_dims / out_rank: the result's dims, DIM_DYN where dynamic. */
 typedef struct Group {
   OValue *src;
   const int64_t *dims;
   int start, end;
 } Group;
 
-static OValue *reshape_target(Lower *L, int keep, const Group *g, int n_groups, bool collapse,
-                              int64_t *out_dims, int *out_rank) {
-  int n_dyn = 0; /* entries Reshape would have to infer */
+static OValue *reshape_groups(Lower *L, OValue *in, int keep, const int64_t *keep_dims,
+                              const Group *g, int n_groups, bool collapse, int64_t *out_dims,
+                              int *out_rank) {
+  int n_dyn = 0; /* entries that are dynamic */
+  bool keep_dyn = false;
   for (int i = 0; i < n_groups; i++) {
     if (collapse) n_dyn += dim_product(g[i].dims, g[i].start, g[i].end) == DIM_DYN;
     else
       for (int j = g[i].start; j < g[i].end; j++) n_dyn += g[i].dims[j] == DIM_DYN;
   }
-  int64_t vals[MAX_RANK];
-  int n = 0;
   for (int i = 0; i < keep; i++) {
-    vals[n] = 0;
-    out_dims[n++] = DIM_DYN; /* filled in by the caller */
+    out_dims[i] = keep_dims[i];
+    keep_dyn |= keep_dims[i] == DIM_DYN;
   }
-  if (n_dyn <= 1) {
+  int n = keep;
+  if (n_dyn == 0 || (n_dyn == 1 && !keep_dyn)) {
+    int64_t vals[MAX_RANK] = {0}; /* 0 = copy, for the kept axes */
     for (int i = 0; i < n_groups; i++) {
       if (collapse) {
         int64_t p = dim_product(g[i].dims, g[i].start, g[i].end);
@@ -95,12 +104,20 @@ static OValue *reshape_target(Lower *L, int keep, const Group *g, int n_groups, 
       }
     }
     *out_rank = n;
-    return lw_const_i64s(L, n, vals);
+    return lw_op2(L, "Reshape", in, lw_const_i64s(L, n, vals));
   }
-  /* Several dynamic sizes: Concat of [0]*keep and each group's sizes. */
+  /* Every dim spelled out: Concat of the kept dims and each group's. */
   OValue *parts[MAX_RANK + 1];
   int n_parts = 0;
-  if (keep) parts[n_parts++] = lw_const_i64s(L, keep, vals);
+  if (keep && keep_dyn) {
+    ONode *sh = lw_node(L, "Shape", 1, &in, 1);
+    og_attr_int(L->c, sh, "start", 0);
+    og_attr_int(L->c, sh, "end", keep);
+    int64_t keep64 = keep;
+    parts[n_parts++] = lw_typed(L, sh->outputs[0], ET_I64, 1, &keep64);
+  } else if (keep) {
+    parts[n_parts++] = lw_const_i64s(L, keep, keep_dims);
+  }
   for (int i = 0; i < n_groups; i++) {
     int len = g[i].end - g[i].start;
     int64_t p = dim_product(g[i].dims, g[i].start, g[i].end);
@@ -130,11 +147,17 @@ static OValue *reshape_target(Lower *L, int keep, const Group *g, int n_groups, 
     parts[n_parts++] = s;
   }
   *out_rank = n;
-  if (n_parts == 1) return parts[0];
-  ONode *cat = lw_node(L, "Concat", n_parts, parts, 1);
-  og_attr_int(L->c, cat, "axis", 0);
-  int64_t n64 = n;
-  return lw_typed(L, cat->outputs[0], ET_I64, 1, &n64);
+  OValue *shape = parts[0];
+  if (n_parts > 1) {
+    ONode *cat = lw_node(L, "Concat", n_parts, parts, 1);
+    og_attr_int(L->c, cat, "axis", 0);
+    int64_t n64 = n;
+    shape = lw_typed(L, cat->outputs[0], ET_I64, 1, &n64);
+  }
+  OValue *args[2] = {in, shape};
+  ONode *r = lw_node(L, "Reshape", 2, args, 1);
+  og_attr_int(L->c, r, "allowzero", 1);
+  return r->outputs[0];
 }
 
 /* Reshape x (dims `dims`, rank nb + n1 + n2) to [batch..., prod(n1 axes),
@@ -148,12 +171,9 @@ static OValue *collapse(Lower *L, OValue *x, ElemType et, const int64_t *dims, i
     return x;
   }
   Group g[2] = {{x, dims, nb, nb + n1}, {x, dims, nb + n1, nb + n1 + n2}};
-  int64_t tdims[MAX_RANK];
   int rank;
-  OValue *shape = reshape_target(L, nb, g, 2, true, tdims, &rank);
-  out_dims[nb] = tdims[nb];
-  out_dims[nb + 1] = tdims[nb + 1];
-  return lw_typed(L, lw_op2(L, "Reshape", x, shape), et, nb + 2, out_dims);
+  OValue *r = reshape_groups(L, x, nb, dims, g, 2, true, out_dims, &rank);
+  return lw_typed(L, r, et, nb + 2, out_dims);
 }
 
 /* [batch..., x free..., y free...] = x . y, for x permuted by xperm to
@@ -177,7 +197,7 @@ static OValue *batched_product(Lower *L, ElemType ce, OValue *x, const Type *tx,
   Group g[2] = {{x, xd, nb, nb + nxf}, {y, yd, nb + nc, nb + nc + nyf}};
   int64_t od[MAX_RANK];
   int rank;
-  return lw_op2(L, "Reshape", z, reshape_target(L, nb, g, 2, false, od, &rank));
+  return reshape_groups(L, z, nb, zd, g, 2, false, od, &rank);
 }
 
 /* Whether a static dim of t is 0. */
@@ -407,13 +427,12 @@ int lower_dot_general(Lower *L, const Op *op) {
     int rank;
     if (nc > 1) {
       Group g = {x, ld, nlf, nlf + nc};
-      x = lw_op2(L, "Reshape", x, reshape_target(L, nlf, &g, 1, true, md, &rank));
-      memcpy(md, ld, sizeof(int64_t) * (size_t)nlf);
+      x = reshape_groups(L, x, nlf, ld, &g, 1, true, md, &rank);
       x = lw_typed(L, x, ce, nlf + 1, md);
     }
     if (nc > 1 || nrf > 1) {
       Group g[2] = {{y, rd, 0, nc}, {y, rd, nc, nc + nrf}};
-      y = lw_op2(L, "Reshape", y, reshape_target(L, 0, g, nrf ? 2 : 1, true, md, &rank));
+      y = reshape_groups(L, y, 0, NULL, g, nrf ? 2 : 1, true, md, &rank);
       y = lw_typed(L, y, ce, rank, md);
     }
     z = lw_op2(L, "MatMul", x, y);
@@ -426,7 +445,7 @@ int lower_dot_general(Lower *L, const Op *op) {
       zd[nlf] = merged;
       z = lw_typed(L, z, ce, nlf + 1, zd);
       Group g = {yt, rd, nc, nc + nrf};
-      z = lw_op2(L, "Reshape", z, reshape_target(L, nlf, &g, 1, false, md, &rank));
+      z = reshape_groups(L, z, nlf, ld, &g, 1, false, md, &rank);
     }
   } else if (!swap_operands(L, op, nb, nc, nlf, nrf, lperm, rperm)) {
     z = batched_product(L, ce, x, tl, lperm, nlf, y, tr, rperm, nrf, nb, nc);

@@ -74,62 +74,10 @@ OValue *lw_const_i64s(Lower *L, int n, const int64_t *vals) {
   return lw_const_data(L, ET_I64, 1, &dim, d);
 }
 
-/* Encodes v as one element of type et (round-to-nearest for the narrow
- * floats); used for the small constants converters need (0, 1, epsilons). */
-static void encode_scalar(ElemType et, double v, uint8_t *out) {
-  switch (et) {
-  case ET_F32: { float f = (float)v; memcpy(out, &f, 4); break; }
-  case ET_F64: memcpy(out, &v, 8); break;
-  case ET_F16: case ET_BF16: {
-    float f = (float)v;
-    uint32_t bits;
-    memcpy(&bits, &f, 4);
-    uint16_t h;
-    if (et == ET_BF16) {
-      /* round to nearest even on the dropped 16 bits; NaN stays NaN */
-      if ((bits & 0x7fffffffu) > 0x7f800000u) h = (uint16_t)((bits >> 16) | 0x40);
-      else h = (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
-    } else {
-      uint32_t sign = (bits >> 16) & 0x8000u;
-      int32_t exp = (int32_t)((bits >> 23) & 0xff) - 127 + 15;
-      uint32_t mant = bits & 0x7fffffu;
-      if (((bits >> 23) & 0xff) == 0xff) h = (uint16_t)(sign | 0x7c00u | (mant ? 0x200u : 0));
-      else if (exp >= 31) h = (uint16_t)(sign | 0x7c00u);
-      else if (exp <= 0) {
-        if (exp < -10) h = (uint16_t)sign;
-        else {
-          mant |= 0x800000u;
-          uint32_t shift = (uint32_t)(14 - exp);
-          uint32_t half = mant >> shift;
-          uint32_t rem = mant & ((1u << shift) - 1);
-          uint32_t mid = 1u << (shift - 1);
-          if (rem > mid || (rem == mid && (half & 1))) half++;
-          h = (uint16_t)(sign | half);
-        }
-      } else {
-        uint32_t half = sign | ((uint32_t)exp << 10) | (mant >> 13);
-        uint32_t rem = mant & 0x1fffu;
-        if (rem > 0x1000u || (rem == 0x1000u && (half & 1))) half++;
-        h = (uint16_t)half;
-      }
-    }
-    memcpy(out, &h, 2);
-    break;
-  }
-  case ET_BOOL: out[0] = v != 0; break;
-  case ET_I8: case ET_U8: out[0] = (uint8_t)(int64_t)v; break;
-  case ET_I16: case ET_U16: { uint16_t x = (uint16_t)(int64_t)v; memcpy(out, &x, 2); break; }
-  case ET_I32: case ET_U32: { uint32_t x = (uint32_t)(int64_t)v; memcpy(out, &x, 4); break; }
-  case ET_I64: { int64_t x = (int64_t)v; memcpy(out, &x, 8); break; }
-  case ET_U64: { uint64_t x = (uint64_t)v; memcpy(out, &x, 8); break; }
-  default: memset(out, 0, et_size(et)); break;
-  }
-}
-
 OValue *lw_const_scalar(Lower *L, ElemType et, double v) {
   size_t size = et_size(et);
   uint8_t *buf = arena_alloc(L->c->arena, size ? size : 1);
-  encode_scalar(et, v, buf);
+  elem_store(buf, et, 0, v); /* narrow floats: one rounding, from the double */
   Data d = {DATA_RAW, buf, size};
   return lw_const_data(L, et, 0, NULL, d);
 }
@@ -162,6 +110,22 @@ OValue *lw_transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *
   return lw_typed(L, n->outputs[0], et, rank, out_dims);
 }
 
+OValue *lw_unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
+  if (n == 0) return x;
+  OValue *y = lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, n, axes));
+  int r = x->type.rank;
+  if (r < 0) return y;
+  int64_t out[2 * MAX_RANK + 2];
+  bool is_new[2 * MAX_RANK + 2] = {false};
+  for (int i = 0; i < n; i++) is_new[axes[i]] = true;
+  for (int i = 0, k = 0; i < r + n; i++) out[i] = is_new[i] ? 1 : x->type.dims[k++].value;
+  return lw_typed(L, y, x->type.et, r + n, out);
+}
+
+int lw_bad_input(Lower *L, const char *what) {
+  return diag_error_op(L->c, H2O_EINPUT, L->op, "%s: %s", L->op->opname, what);
+}
+
 int lw_unsupported(Lower *L, const char *fmt, ...) {
   char why[512];
   va_list ap;
@@ -191,7 +155,7 @@ int lower_unsupported_op(Lower *L, const Op *op) {
 /* ---- walking blocks ----------------------------------------------------- */
 
 const LowerFn lw_converters[OP__COUNT] = {
-#define OP(id, name, fn, hint) [OP_##id] = fn,
+#define OP(id, name, fn, hint, shape, flags) [OP_##id] = fn,
 #include "ir/ops.def"
 #undef OP
 };
@@ -241,33 +205,22 @@ static const char *type_problem(ElemType et, OpKind kind) {
   switch (et) {
   case ET_C64: case ET_C128:
     /* lower/complex.c reports these ops itself, with more to say */
-    if (kind == OP_FFT || kind == OP_COMPLEX || kind == OP_REAL || kind == OP_IMAG) return NULL;
+    if (op_table[kind].flags & OPF_REPORTS_COMPLEX) return NULL;
     return "onnxruntime has no kernels for complex tensors";
   case ET_I4: case ET_U4: case ET_I2: case ET_U2: case ET_F4E2M1: case ET_F6E2M3:
   case ET_F6E3M2: case ET_F8E8M0:
     return "onnxruntime has no kernels for this type outside of quantization ops";
   case ET_F8E4M3FN: case ET_F8E4M3FNUZ: case ET_F8E5M2: case ET_F8E5M2FNUZ:
     /* Cast to and from float8 exists; the convert converter decides */
-    if (kind == OP_CONVERT) return NULL;
+    if (op_table[kind].flags & OPF_CASTS_FLOAT8) return NULL;
     return "onnxruntime computes with float8 only in Cast and quantization ops";
   default:
     return et >= ET_NO_ONNX ? "ONNX has no such element type" : NULL;
   }
 }
 
-static bool passes_values_along(OpKind kind) {
-  switch (kind) {
-  case OP_CALL: case OP_CALL_SHORT: case OP_FUNC_RETURN: case OP_RETURN_SHORT: case OP_RETURN:
-  case OP_WHILE: case OP_IF: case OP_CASE: case OP_COMPOSITE: case OP_OPTIMIZATION_BARRIER:
-  case OP_SDY_SHARDING_CONSTRAINT:
-    return true;
-  default:
-    return false;
-  }
-}
-
 static int check_types(Lower *L, const Op *op) {
-  if (passes_values_along(op->kind)) return 0;
+  if (op_table[op->kind].flags & OPF_PASSES_VALUES_ALONG) return 0;
   for (int i = 0; i < op->n_operands + op->n_results; i++) {
     const Type *t = i < op->n_operands ? &op->operands[i]->type
                                        : &op->results[i - op->n_operands]->type;
@@ -736,6 +689,10 @@ OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params, int n_par
     return NULL;
   }
   if (bind_entry_results(&L, entry, results) != 0) return NULL;
+  /* every node the converters emitted is an op of onnx/onnx_ops.def */
+  if (og_check_ops(c, L.g) != 0) return NULL;
+  for (int i = 0; i < L.functions.len; i++)
+    if (og_check_ops(c, ((OFunction *)L.functions.items[i])->graph) != 0) return NULL;
 
   OModel *model = arena_alloc(c->arena, sizeof *model);
   model->graph = L.g;

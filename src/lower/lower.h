@@ -80,6 +80,11 @@ OValue *lw_typed(Lower *L, OValue *v, ElemType et, int rank, const int64_t *dims
  * out_dims gets the permuted dims either way. */
 OValue *lw_transpose(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims,
                      const int64_t *perm, int64_t *out_dims);
+/* Unsqueeze of x at the n (sorted) output axes `axes`, typed when x's rank
+ * is known; x itself when n is 0. */
+OValue *lw_unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n);
+/* Reports "<op>: what" as bad input at the current op; returns -1. */
+int lw_bad_input(Lower *L, const char *what);
 /* Reports "unsupported: <op> ...: reason" at the current op; returns -1. */
 int lw_unsupported(Lower *L, const char *fmt, ...) H2O_PRINTF(2, 3);
 /* Lowers every op of a block in order (used for function bodies and regions).
@@ -100,6 +105,28 @@ int lw_local_call(Lower *L, const Op *op, const Func *f, OValue *const *args,
                   OValue **results);
 /* A converter for ops that cannot be converted: reports the op. */
 int lower_unsupported_op(Lower *L, const Op *op);
+
+/* lower/const_eval.c: integers known at conversion time.  lw_known_ints
+ * returns the row-major elements of the integer (or boolean) value v, where
+ * (*known)[i] says element i is known, or NULL when none is (or v is not
+ * static, or has more than LW_MAX_KNOWN_INTS elements).  It follows
+ * constants, iota, broadcast_in_dim, reshape, convert, concatenate and
+ * integer arithmetic, compare, select and clamp - as JAX builds constant
+ * and normalised indices - and reads values lowered to initializers
+ * (parameters, folded ops).  lw_const_ints: the same when every element is
+ * known, else NULL.  lw_int_range: bounds of every element of v that the
+ * HLO states (constants, and clamp/min/max/select of bounds, as
+ * mode="clip" indices are written). */
+#define LW_MAX_KNOWN_INTS 65536 /* larger index tensors are left to the graph */
+int64_t *lw_known_ints(Lower *L, const Value *v, bool **known);
+int64_t *lw_const_ints(Lower *L, const Value *v);
+bool lw_int_range(Lower *L, const Value *v, int64_t *lo, int64_t *hi);
+/* Whether v numbers the positions along `axis` from 0 (an iota or
+ * dynamic_iota along it, or a 1-D iota broadcast into it): argsort's and
+ * argmax's index operands. */
+bool lw_is_position_iota(const Value *v, int64_t axis);
+/* Row-major coordinates: advances pos over dims; false after the last. */
+bool lw_next_pos(int64_t *pos, const int64_t *dims, int rank);
 
 /* lower/scan.c: the role of each loop-carried value of a stablehlo.while
  * (role[i] for operand i).  For WL_SCAN and WL_SCAN_REVERSE, scan_value[i]
@@ -127,7 +154,7 @@ extern const LowerFn lw_converters[OP__COUNT];
 
 /* The converters named in ops.def, declared once per row (a converter that
  * serves several rows is declared several times, which C allows). */
-#define OP(id, name, fn, hint) int fn(Lower *L, const Op *op);
+#define OP(id, name, fn, hint, shape, flags) int fn(Lower *L, const Op *op);
 #include "ir/ops.def"
 #undef OP
 

@@ -56,20 +56,6 @@ static ElemType arg_type(ElemType et) {
 
 /* ---- constants ---------------------------------------------------------- */
 
-static double half_to_double(uint16_t h, bool bf16) {
-  if (bf16) {
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-  }
-  int exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
-  double v = exp == 0 ? ldexp(mant, -24)
-             : exp == 31 ? (mant ? NAN : INFINITY)
-                         : ldexp(mant | 0x400, exp - 25);
-  return (h & 0x8000) ? -v : v;
-}
-
 /* The value of a scalar constant: floats in *f, integers and bools in *i
  * (unsigned ones as their bits).  False when v is not a constant scalar. */
 static bool scalar_value(Lower *L, OValue *v, double *f, int64_t *i) {
@@ -83,9 +69,7 @@ static bool scalar_value(Lower *L, OValue *v, double *f, int64_t *i) {
   *f = 0;
   *i = 0;
   switch (et) {
-  case ET_F32: { float x; memcpy(&x, p, 4); *f = x; return true; }
-  case ET_F64: memcpy(f, p, 8); return true;
-  case ET_F16: case ET_BF16: *f = half_to_double((uint16_t)bits, et == ET_BF16); return true;
+  case ET_F32: case ET_F64: case ET_F16: case ET_BF16: *f = elem_load(p, et, 0); return true;
   case ET_I8: *i = (int8_t)bits; return true;
   case ET_I16: *i = (int16_t)bits; return true;
   case ET_I32: *i = (int32_t)bits; return true;
@@ -262,26 +246,6 @@ static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, cons
 
 /* ---- argmax / argmin ---------------------------------------------------- */
 
-/* Whether v is the iota that numbers positions along `axis` of a tensor:
- * iota along axis, or a 1-D iota broadcast into that axis. */
-static bool is_position_iota(const Value *v, int64_t axis) {
-  const Op *d = v->def;
-  int64_t a;
-  if (!d) return false;
-  if (d->kind == OP_IOTA || d->kind == OP_DYNAMIC_IOTA) {
-    const Attr *at = ir_op_attr(d, "iota_dimension");
-    return at && ir_attr_int(at, &a) && a == axis;
-  }
-  if (d->kind == OP_BROADCAST_IN_DIM && d->n_operands == 1 && d->operands[0]->type.rank == 1) {
-    const Attr *bd = ir_op_attr(d, "broadcast_dimensions");
-    const Op *src = d->operands[0]->def;
-    const Attr *at = src && src->kind == OP_IOTA ? ir_op_attr(src, "iota_dimension") : NULL;
-    return bd && bd->kind == AK_ARRAY && bd->n_elems == 1 && ir_attr_int(bd->elems[0], &a) &&
-           a == axis && at && ir_attr_int(at, &a) && a == 0;
-  }
-  return false;
-}
-
 /* The body JAX emits for argmax (dir "GT") / argmin ("LT"), args
  * [va, ia, vb, ib]:
  *   p = or(compare dir va vb, compare NE va va)   (the NaN test is optional)
@@ -330,7 +294,7 @@ static int lower_argminmax(Lower *L, const Op *op, const Block *body, const Op *
   bool is_max = dir[0] == 'G';
   const Value *xv = op->operands[0], *iv = op->operands[1];
   const Type *ti = &xv->type, *tv = &op->results[0]->type, *tidx = &op->results[1]->type;
-  if (!is_position_iota(iv, axes[0]))
+  if (!lw_is_position_iota(iv, axes[0]))
     return lw_unsupported(L, "argmax/argmin whose index operand is not an iota along dimension %lld",
                           (long long)axes[0]);
   OValue *vinit = lw_get(L, op->operands[2]), *iinit = lw_get(L, op->operands[3]);

@@ -19,10 +19,6 @@
  * see plain initializers.  Larger splats stay one element + Expand. */
 #define SMALL_SPLAT_BYTES 256
 
-static int bad_input(Lower *L, const char *what) {
-  return diag_error_op(L->c, H2O_EINPUT, L->op, "%s: %s", L->op->opname, what);
-}
-
 /* The integer list attribute `name`: its length, or -1 after an error.  An
  * absent optional attribute reads as the empty list. */
 static int list_attr(Lower *L, const Op *op, const char *name, bool required, int64_t **out) {
@@ -67,38 +63,6 @@ static OValue *shape_i64(Lower *L, const Value *v) {
   return lw_typed(L, s, ET_I64, 1, &n);
 }
 
-/* Reads a constant (initializer) integer tensor of at most max elements into
- * out; returns its element count, or -1 when v is not such a constant. */
-static int const_ints(Lower *L, OValue *v, int64_t *out, int max) {
-  const Data *d = og_const_data(v);
-  if (!d || v->type.rank < 0 || v->type.rank > 1) return -1;
-  ElemType et = v->type.et;
-  size_t size = et_size(et);
-  if (!et_is_int(et) || size == 0 || d->nbytes % size != 0) return -1;
-  size_t n = d->nbytes / size;
-  if (n > (size_t)max) return -1;
-  const uint8_t *p = data_bytes(L->c, d);
-  for (size_t i = 0; i < n; i++, p += size) {
-    switch (et) {
-    case ET_I8: out[i] = (int8_t)p[0]; break;
-    case ET_U8: out[i] = p[0]; break;
-    case ET_I16: { int16_t x; memcpy(&x, p, 2); out[i] = x; break; }
-    case ET_U16: { uint16_t x; memcpy(&x, p, 2); out[i] = x; break; }
-    case ET_I32: { int32_t x; memcpy(&x, p, 4); out[i] = x; break; }
-    case ET_U32: { uint32_t x; memcpy(&x, p, 4); out[i] = x; break; }
-    case ET_I64: { int64_t x; memcpy(&x, p, 8); out[i] = x; break; }
-    case ET_U64: { uint64_t x; memcpy(&x, p, 8); out[i] = x > INT64_MAX ? INT64_MAX : (int64_t)x; break; }
-    default: return -1;
-    }
-  }
-  return (int)n;
-}
-
-static OValue *unsqueeze(Lower *L, OValue *x, const int64_t *axes, int n) {
-  if (n == 0) return x;
-  return lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, n, axes));
-}
-
 /* Expand to `shape`, which holds the target dims, with DIM_DYN entries
  * written as 1: Expand broadcasts, so a 1 keeps the operand's own size. */
 static OValue *expand_const(Lower *L, OValue *x, ElemType et, int rank, const int64_t *dims) {
@@ -119,22 +83,22 @@ static OValue *slice(Lower *L, OValue *x, int n, const int64_t *starts, const in
 int lower_constant(Lower *L, const Op *op) {
   const Attr *a = ir_op_attr(op, "value");
   if (op->n_results != 1 || !a || a->kind != AK_DENSE || !a->dense)
-    return bad_input(L, "expects a dense 'value' attribute and one result");
+    return lw_bad_input(L, "expects a dense 'value' attribute and one result");
   const Type *t = &op->results[0]->type;
   const Dense *d = a->dense;
-  if (!type_is_static(t)) return bad_input(L, "a constant needs a static type");
+  if (!type_is_static(t)) return lw_bad_input(L, "a constant needs a static type");
   int64_t numel = type_numel(t);
   size_t size = et_size(t->et);
   OValue *v;
   if (!d->splat && size > 0 && (d->data.nbytes % size || d->data.nbytes / size != (uint64_t)numel))
-    return bad_input(L, "constant data does not match its type");
+    return lw_bad_input(L, "constant data does not match its type");
   if (!d->splat || numel == 1) {
     v = lw_const_data(L, t->et, t->rank, t->dims, d->data);
   } else if (numel == 0) {
     Data empty = {DATA_RAW, "", 0};
     v = lw_const_data(L, t->et, t->rank, t->dims, empty);
   } else if (size > 0 && (uint64_t)numel <= SMALL_SPLAT_BYTES / size) {
-    if (d->data.nbytes != size) return bad_input(L, "splat constant with malformed data");
+    if (d->data.nbytes != size) return lw_bad_input(L, "splat constant with malformed data");
     const uint8_t *elem = data_bytes(L->c, &d->data);
     uint8_t *buf = arena_alloc(L->c->arena, (size_t)numel * size);
     for (int64_t i = 0; i < numel; i++) memcpy(buf + (size_t)i * size, elem, size);
@@ -181,23 +145,23 @@ static OValue *iota(Lower *L, ElemType et, int rank, const int64_t *dims, int ax
 }
 
 int lower_iota(Lower *L, const Op *op) {
-  if (op->n_results != 1) return bad_input(L, "expects one result");
+  if (op->n_results != 1) return lw_bad_input(L, "expects one result");
   const Type *t = &op->results[0]->type;
   int64_t axis;
   if (int_attr(L, op, "iota_dimension", &axis) != 0) return -1;
-  if (axis < 0 || axis >= t->rank) return bad_input(L, "iota_dimension out of range");
-  if (!type_is_static(t)) return bad_input(L, "iota needs a static result type");
+  if (axis < 0 || axis >= t->rank) return lw_bad_input(L, "iota_dimension out of range");
+  if (!type_is_static(t)) return lw_bad_input(L, "iota needs a static result type");
   lw_bind(L, op->results[0], iota(L, t->et, t->rank, t->dims, (int)axis, NULL, NULL));
   return 0;
 }
 
 int lower_dynamic_iota(Lower *L, const Op *op) {
-  if (op->n_results != 1) return bad_input(L, "expects one result");
+  if (op->n_results != 1) return lw_bad_input(L, "expects one result");
   const Type *t = &op->results[0]->type;
   int64_t axis;
   if (int_attr(L, op, "iota_dimension", &axis) != 0) return -1;
   if (op->n_operands != 1 || axis < 0 || axis >= t->rank)
-    return bad_input(L, "expects an output_shape operand and an iota_dimension in range");
+    return lw_bad_input(L, "expects an output_shape operand and an iota_dimension in range");
   if (type_is_static(t)) {
     lw_bind(L, op->results[0], iota(L, t->et, t->rank, t->dims, (int)axis, NULL, NULL));
     return 0;
@@ -229,12 +193,12 @@ static bool contains(const int64_t *v, int n, int64_t x) {
 int lower_broadcast_in_dim(Lower *L, const Op *op) {
   bool dyn_op = op->kind == OP_DYNAMIC_BROADCAST_IN_DIM;
   if (op->n_operands != (dyn_op ? 2 : 1) || op->n_results != 1 || !is_tensor(op->operands[0]))
-    return bad_input(L, "wrong number of operands or results");
+    return lw_bad_input(L, "wrong number of operands or results");
   const Type *ti = &op->operands[0]->type, *to = &op->results[0]->type;
   int r = ti->rank, R = to->rank;
   int64_t *bd, *nonexp;
   if (list_attr(L, op, "broadcast_dimensions", true, &bd) != r || !valid_axes(bd, r, R))
-    return L->c->n_errors ? -1 : bad_input(L, "broadcast_dimensions do not match the ranks");
+    return L->c->n_errors ? -1 : lw_bad_input(L, "broadcast_dimensions do not match the ranks");
   int n_nonexp = list_attr(L, op, "known_nonexpanding_dimensions", false, &nonexp);
   if (n_nonexp < 0) return -1;
 
@@ -262,7 +226,7 @@ int lower_broadcast_in_dim(Lower *L, const Op *op) {
     if (di != DIM_DYN && di == dj) continue;
     if (di != DIM_DYN && di != 1 && dj == DIM_DYN) continue; /* then it must be di */
     if (di != DIM_DYN && dj != DIM_DYN && di != 1)
-      return bad_input(L, "an operand dimension is neither 1 nor the result's");
+      return lw_bad_input(L, "an operand dimension is neither 1 nor the result's");
     /* Equal sizes: a '?' operand axis of the static op (the spec requires
      * it to match), or one the dynamic op declares non-expanding. */
     if (di == DIM_DYN && dj == DIM_DYN && (!dyn_op || contains(nonexp, n_nonexp, i))) continue;
@@ -289,7 +253,7 @@ int lower_broadcast_in_dim(Lower *L, const Op *op) {
       axes[n_axes++] = j - first;
     }
   }
-  if (n_axes) x = lw_typed(L, unsqueeze(L, x, axes, n_axes), et, R - first, udims);
+  if (n_axes) x = lw_typed(L, lw_unsqueeze(L, x, axes, n_axes), et, R - first, udims);
 
   if (need_expand) {
     if (const_shape) {
@@ -307,13 +271,13 @@ int lower_broadcast_in_dim(Lower *L, const Op *op) {
 /* broadcast: result = broadcast_sizes ++ operand shape, i.e. numpy-style
  * broadcasting with new leading axes: one Expand. */
 int lower_broadcast(Lower *L, const Op *op) {
-  if (op->n_operands != 1 || op->n_results != 1) return bad_input(L, "expects one operand");
+  if (op->n_operands != 1 || op->n_results != 1) return lw_bad_input(L, "expects one operand");
   const Type *to = &op->results[0]->type;
   int64_t *sizes;
   int n = list_attr(L, op, "broadcast_sizes", true, &sizes);
   if (n < 0) return -1;
   if (n + op->operands[0]->type.rank != to->rank)
-    return bad_input(L, "broadcast_sizes do not match the result rank");
+    return lw_bad_input(L, "broadcast_sizes do not match the result rank");
   OValue *x = lw_get(L, op->operands[0]);
   if (n > 0) x = expand_const(L, x, to->et, to->rank, to->dims);
   lw_bind(L, op->results[0], x);
@@ -328,7 +292,7 @@ int lower_broadcast(Lower *L, const Op *op) {
 int lower_reshape(Lower *L, const Op *op) {
   bool dyn_op = op->kind == OP_DYNAMIC_RESHAPE;
   if (op->n_operands != (dyn_op ? 2 : 1) || op->n_results != 1)
-    return bad_input(L, "wrong number of operands or results");
+    return lw_bad_input(L, "wrong number of operands or results");
   const Type *ti = &op->operands[0]->type, *to = &op->results[0]->type;
   OValue *x = lw_get(L, op->operands[0]);
   if (type_is_static(ti) && type_is_static(to) && type_numel(ti) != type_numel(to))
@@ -364,12 +328,12 @@ int lower_reshape(Lower *L, const Op *op) {
 }
 
 int lower_transpose(Lower *L, const Op *op) {
-  if (op->n_operands != 1 || op->n_results != 1) return bad_input(L, "expects one operand");
+  if (op->n_operands != 1 || op->n_results != 1) return lw_bad_input(L, "expects one operand");
   const Type *ti = &op->operands[0]->type;
   int64_t *perm, dims[MAX_RANK];
   int n = list_attr(L, op, "permutation", true, &perm);
   if (n < 0) return -1;
-  if (n != ti->rank || !valid_axes(perm, n, n)) return bad_input(L, "bad permutation");
+  if (n != ti->rank || !valid_axes(perm, n, n)) return lw_bad_input(L, "bad permutation");
   OValue *x = lw_transpose(L, lw_get(L, op->operands[0]), ti->et, n, ti->dims, perm, dims);
   lw_bind(L, op->results[0], x);
   return 0;
@@ -380,7 +344,7 @@ int lower_concatenate(Lower *L, const Op *op) {
   if (int_attr(L, op, "dimension", &axis) != 0) return -1;
   if (op->n_operands < 1 || op->n_results != 1 || axis < 0 ||
       axis >= op->results[0]->type.rank)
-    return bad_input(L, "expects operands and a dimension in range");
+    return lw_bad_input(L, "expects operands and a dimension in range");
   if (op->n_operands == 1) {
     lw_bind(L, op->results[0], lw_get(L, op->operands[0]));
     return 0;
@@ -399,7 +363,7 @@ int lower_get_dimension_size(Lower *L, const Op *op) {
   int64_t d;
   if (int_attr(L, op, "dimension", &d) != 0) return -1;
   if (op->n_operands != 1 || op->n_results != 1 || d < 0 || d >= op->operands[0]->type.rank)
-    return bad_input(L, "expects one operand and a dimension in range");
+    return lw_bad_input(L, "expects one operand and a dimension in range");
   ElemType et = op->results[0]->type.et;
   int64_t size = op->operands[0]->type.dims[d];
   if (size != DIM_DYN) {
@@ -419,7 +383,7 @@ int lower_get_dimension_size(Lower *L, const Op *op) {
 /* ---- slices ------------------------------------------------------------- */
 
 int lower_slice(Lower *L, const Op *op) {
-  if (op->n_operands != 1 || op->n_results != 1) return bad_input(L, "expects one operand");
+  if (op->n_operands != 1 || op->n_results != 1) return lw_bad_input(L, "expects one operand");
   const Type *ti = &op->operands[0]->type;
   int64_t *start, *limit, *stride;
   int n1 = list_attr(L, op, "start_indices", true, &start);
@@ -427,14 +391,14 @@ int lower_slice(Lower *L, const Op *op) {
   int n3 = list_attr(L, op, "strides", false, &stride);
   if (n1 < 0 || n2 < 0 || n3 < 0) return -1;
   if (n1 != ti->rank || n2 != ti->rank || (n3 != 0 && n3 != ti->rank))
-    return bad_input(L, "start_indices, limit_indices and strides must have one entry per axis");
+    return lw_bad_input(L, "start_indices, limit_indices and strides must have one entry per axis");
   int64_t s[MAX_RANK], e[MAX_RANK], axes[MAX_RANK], steps[MAX_RANK];
   int n = 0;
   bool unit_steps = true;
   for (int i = 0; i < ti->rank; i++) {
     int64_t st = n3 ? stride[i] : 1, dim = ti->dims[i];
     if (st < 1 || start[i] < 0 || start[i] > limit[i] || (dim != DIM_DYN && limit[i] > dim))
-      return bad_input(L, "slice bounds out of range");
+      return lw_bad_input(L, "slice bounds out of range");
     if (start[i] == 0 && st == 1 && limit[i] == dim) continue; /* whole axis */
     s[n] = start[i];
     e[n] = limit[i];
@@ -451,12 +415,12 @@ int lower_slice(Lower *L, const Op *op) {
 
 
 int lower_reverse(Lower *L, const Op *op) {
-  if (op->n_operands != 1 || op->n_results != 1) return bad_input(L, "expects one operand");
+  if (op->n_operands != 1 || op->n_results != 1) return lw_bad_input(L, "expects one operand");
   const Type *ti = &op->operands[0]->type;
   int64_t *dims;
   int n = list_attr(L, op, "dimensions", true, &dims);
   if (n < 0) return -1;
-  if (!valid_axes(dims, n, ti->rank)) return bad_input(L, "dimensions out of range");
+  if (!valid_axes(dims, n, ti->rank)) return lw_bad_input(L, "dimensions out of range");
   /* Slice backwards: start -1 (the last element), end INT64_MIN (past the
    * first), step -1, on each reversed axis longer than 1. */
   int64_t s[MAX_RANK], e[MAX_RANK], axes[MAX_RANK], steps[MAX_RANK];
@@ -479,7 +443,7 @@ int lower_reverse(Lower *L, const Op *op) {
 /* real_dynamic_slice: bounds and strides are 1-D tensors, one entry per
  * axis; the spec leaves them unclamped, as ONNX Slice's own clamping is. */
 int lower_real_dynamic_slice(Lower *L, const Op *op) {
-  if (op->n_operands != 4 || op->n_results != 1) return bad_input(L, "expects four operands");
+  if (op->n_operands != 4 || op->n_results != 1) return lw_bad_input(L, "expects four operands");
   int rank = op->operands[0]->type.rank;
   int64_t axes[MAX_RANK];
   for (int i = 0; i < rank; i++) axes[i] = i;
@@ -502,9 +466,10 @@ static OValue *clamped_starts(Lower *L, Value *const *starts, const int64_t *axe
                               OValue *upper, const int64_t *hi, int64_t *cst, bool *is_const) {
   *is_const = upper == NULL;
   for (int k = 0; k < m && *is_const; k++) {
-    int64_t v;
-    if (const_ints(L, lw_get(L, starts[axes[k]]), &v, 1) != 1) *is_const = false;
-    else cst[k] = v < 0 ? 0 : (v > hi[k] ? hi[k] : v);
+    const Value *start = starts[axes[k]];
+    int64_t *v = type_numel(&start->type) == 1 ? lw_const_ints(L, start) : NULL;
+    if (!v) *is_const = false;
+    else cst[k] = *v < 0 ? 0 : (*v > hi[k] ? hi[k] : *v);
   }
   if (*is_const) return NULL;
 
@@ -534,13 +499,13 @@ static OValue *gather_dims(Lower *L, OValue *x, const int64_t *axes, int m) {
 
 /* dynamic_slice: Slice from the clamped starts to starts + slice_sizes. */
 int lower_dynamic_slice(Lower *L, const Op *op) {
-  if (op->n_operands < 1 || op->n_results != 1) return bad_input(L, "expects an operand");
+  if (op->n_operands < 1 || op->n_results != 1) return lw_bad_input(L, "expects an operand");
   const Type *tx = &op->operands[0]->type;
   int64_t *sizes;
   int n = list_attr(L, op, "slice_sizes", true, &sizes);
   if (n < 0) return -1;
   if (n != tx->rank || op->n_operands != 1 + n)
-    return bad_input(L, "needs one start index and one slice size per axis");
+    return lw_bad_input(L, "needs one start index and one slice size per axis");
   /* An axis the slice covers whole starts at 0 after clamping: skip it. */
   int64_t axes[MAX_RANK], sz[MAX_RANK], hi[MAX_RANK], cst[MAX_RANK], e[MAX_RANK];
   int m = 0;
@@ -548,7 +513,7 @@ int lower_dynamic_slice(Lower *L, const Op *op) {
   for (int i = 0; i < n; i++) {
     int64_t dim = tx->dims[i];
     if (sizes[i] < 0 || (dim != DIM_DYN && sizes[i] > dim))
-      return bad_input(L, "slice size out of range");
+      return lw_bad_input(L, "slice size out of range");
     if (sizes[i] == dim) continue;
     axes[m] = i;
     sz[m] = sizes[i];
@@ -597,126 +562,170 @@ static bool same_symbol(const OValue *a, const OValue *b, int i) {
  * may address slices), so the indices grid is [u_0..u_{q-1}, q] over the
  * leading q axes only; for a KV-cache update [B,1,H,D] at (0,t,0,0) it is
  * [B,1,2]. */
-int lower_dynamic_update_slice(Lower *L, const Op *op) {
-  if (op->n_operands < 2 || op->n_results != 1) return bad_input(L, "expects two operands");
-  const Type *tx = &op->operands[0]->type, *tu = &op->operands[1]->type;
+typedef struct UpdateSlice {
+  const Type *tx, *tu;
+  OValue *x, *u;
+  int q;                       /* the leading axes that get an index (0: u replaces x) */
+  /* plan (update_slice_plan) */
+  int64_t axes[MAX_RANK];      /* 0..q-1 */
+  bool static_hi;              /* hi[] holds dim x - dim u, the largest start, per axis */
+  int64_t hi[MAX_RANK];
+  bool static_grid;            /* the grid's size is known: grid entries */
+  int64_t grid;
+  int64_t gdims[MAX_RANK + 1]; /* the index grid: [u_0..u_{q-1}, q] */
+} UpdateSlice;
+
+/* Reads the operands: 0, or -1 after reporting the op. */
+static int update_slice_read(Lower *L, const Op *op, UpdateSlice *s) {
+  if (op->n_operands < 2 || op->n_results != 1) return lw_bad_input(L, "expects two operands");
+  const Type *tx = s->tx = &op->operands[0]->type, *tu = s->tu = &op->operands[1]->type;
   int R = tx->rank;
   if (tu->rank != R || op->n_operands != 2 + R)
-    return bad_input(L, "needs an update of the operand's rank and one start index per axis");
-  OValue *x = lw_get(L, op->operands[0]), *u = lw_get(L, op->operands[1]);
-  int q = 0;
+    return lw_bad_input(L, "needs an update of the operand's rank and one start index per axis");
+  s->x = lw_get(L, op->operands[0]);
+  s->u = lw_get(L, op->operands[1]);
+  s->q = 0;
   for (int i = 0; i < R; i++) {
     int64_t dx = tx->dims[i], du = tu->dims[i];
-    if (dx != DIM_DYN && du != DIM_DYN && du > dx) return bad_input(L, "update larger than operand");
-    if (!(dx != DIM_DYN && du == dx) && !same_symbol(x, u, i)) q = i + 1;
+    if (dx != DIM_DYN && du != DIM_DYN && du > dx) return lw_bad_input(L, "update larger than operand");
+    if (!(dx != DIM_DYN && du == dx) && !same_symbol(s->x, s->u, i)) s->q = i + 1;
   }
-  if (q == 0) { /* the update replaces everything */
-    lw_bind(L, op->results[0], u);
+  return 0;
+}
+
+/* The bounds of the starts and the size of the index grid, where static. */
+static void update_slice_plan(UpdateSlice *s) {
+  const int64_t *dx = s->tx->dims, *du = s->tu->dims;
+  int q = s->q;
+  s->static_grid = s->static_hi = true;
+  s->grid = q;
+  for (int k = 0; k < q; k++) {
+    s->axes[k] = k;
+    if (du[k] == DIM_DYN) s->static_grid = false;
+    else s->grid *= du[k];
+    if (dx[k] == DIM_DYN || du[k] == DIM_DYN) s->static_hi = false;
+    else s->hi[k] = dx[k] - du[k];
+    s->gdims[k] = du[k];
+  }
+  s->gdims[q] = q;
+}
+
+/* The positions of the update as a constant grid (a row-major walk), plus
+ * the starts: added here when constant (cst), else one broadcasting Add of
+ * the [q] start vector. */
+static OValue *update_grid_const(Lower *L, const UpdateSlice *s, OValue *starts,
+                                 const int64_t *cst) {
+  int q = s->q;
+  int64_t *g = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(s->grid ? s->grid : 1));
+  int64_t pos[MAX_RANK] = {0};
+  for (int64_t e = 0; e < s->grid; e += q) {
+    for (int k = 0; k < q; k++) g[e + k] = (cst ? cst[k] : 0) + pos[k];
+    for (int k = q - 1; k >= 0; k--) {
+      if (++pos[k] < s->tu->dims[k]) break;
+      pos[k] = 0;
+    }
+  }
+  Data d = {DATA_RAW, g, sizeof(int64_t) * (size_t)s->grid};
+  OValue *indices = lw_const_data(L, ET_I64, q + 1, s->gdims, d);
+  if (!cst) indices = lw_typed(L, lw_op2(L, "Add", indices, starts), ET_I64, q + 1, s->gdims);
+  return indices;
+}
+
+/* Dimensions [start, end) of x as an int64 [end - start]. */
+static OValue *shape_part(Lower *L, OValue *x, int start, int end) {
+  ONode *sh = lw_node(L, "Shape", 1, &x, 1);
+  og_attr_int(L->c, sh, "start", start);
+  og_attr_int(L->c, sh, "end", end);
+  int64_t n = end - start;
+  return lw_typed(L, sh->outputs[0], ET_I64, 1, &n);
+}
+
+/* Axis k of the grid: arange(u_k) + start_k shaped [1..u_k..1, 1], then
+ * expanded to `gshape` [u_0..u_{q-1}, 1] unless NULL (q = 1). */
+static OValue *update_grid_axis(Lower *L, const UpdateSlice *s, int k, OValue *starts,
+                                const int64_t *cst, OValue *gshape) {
+  int q = s->q;
+  int64_t n = s->tu->dims[k], line[MAX_RANK + 1];
+  OValue *r;
+  if (n != DIM_DYN) {
+    int64_t *ar = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++) ar[i] = i;
+    r = lw_const_i64s(L, (int)n, ar);
+  } else {
+    OValue *dim = shape_part(L, s->u, k, k + 1);
+    OValue *len = lw_op2(L, "Reshape", dim, lw_const_i64s(L, 0, NULL));
+    r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0), lw_typed(L, len, ET_I64, 0, NULL),
+               lw_const_scalar(L, ET_I64, 1));
+    r = lw_typed(L, r, ET_I64, 1, &n);
+  }
+  int64_t kk = k;
+  int64_t one = 1;
+  OValue *sk = cst ? lw_const_scalar(L, ET_I64, (double)cst[k])
+                   : lw_typed(L, lw_op2(L, "Gather", starts, lw_const_i64s(L, 1, &kk)),
+                              ET_I64, 1, &one);
+  r = lw_typed(L, lw_op2(L, "Add", r, sk), ET_I64, 1, &n);
+  for (int j = 0; j <= q; j++) line[j] = j == k ? -1 : 1;
+  r = lw_op2(L, "Reshape", r, lw_const_i64s(L, q + 1, line));
+  for (int j = 0; j <= q; j++) line[j] = j == k ? n : 1;
+  r = lw_typed(L, r, ET_I64, q + 1, line);
+  if (gshape) {
+    line[q] = 1;
+    for (int j = 0; j < q; j++) line[j] = s->gdims[j];
+    r = lw_typed(L, lw_op2(L, "Expand", r, gshape), ET_I64, q + 1, line);
+  }
+  return r;
+}
+
+/* The grid computed in the graph (too large to store, or of run-time
+ * size): one update_grid_axis per axis, concatenated on the last axis. */
+static OValue *update_grid_computed(Lower *L, const UpdateSlice *s, OValue *starts,
+                                    const int64_t *cst) {
+  int q = s->q;
+  OValue *gshape = NULL;
+  if (q > 1) {
+    if (s->static_grid) {
+      int64_t g[MAX_RANK + 1];
+      for (int k = 0; k < q; k++) g[k] = s->gdims[k];
+      g[q] = 1;
+      gshape = lw_const_i64s(L, q + 1, g);
+    } else {
+      int64_t one = 1, q1 = q + 1;
+      OValue *dims = shape_part(L, s->u, 0, q);
+      OValue *in[2] = {dims, lw_const_i64s(L, 1, &one)};
+      ONode *cat = lw_node(L, "Concat", 2, in, 1);
+      og_attr_int(L->c, cat, "axis", 0);
+      gshape = lw_typed(L, cat->outputs[0], ET_I64, 1, &q1);
+    }
+  }
+  OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)q);
+  for (int k = 0; k < q; k++) parts[k] = update_grid_axis(L, s, k, starts, cst, gshape);
+  if (q == 1) return parts[0];
+  ONode *cat = lw_node(L, "Concat", q, parts, 1);
+  og_attr_int(L->c, cat, "axis", q);
+  return lw_typed(L, cat->outputs[0], ET_I64, q + 1, s->gdims);
+}
+
+int lower_dynamic_update_slice(Lower *L, const Op *op) {
+  UpdateSlice s;
+  if (update_slice_read(L, op, &s) != 0) return -1;
+  if (s.q == 0) { /* the update replaces everything */
+    lw_bind(L, op->results[0], s.u);
     return 0;
   }
-  int64_t axes[MAX_RANK], hi[MAX_RANK], cst[MAX_RANK], qq = q;
-  bool static_grid = true, static_hi = true;
-  int64_t grid = q;
-  for (int k = 0; k < q; k++) {
-    axes[k] = k;
-    if (tu->dims[k] == DIM_DYN) static_grid = false;
-    else grid *= tu->dims[k];
-    if (tx->dims[k] == DIM_DYN || tu->dims[k] == DIM_DYN) static_hi = false;
-    else hi[k] = tx->dims[k] - tu->dims[k];
-  }
+  update_slice_plan(&s);
+  int q = s.q;
+  int64_t qq = q, cst[MAX_RANK];
   OValue *upper = NULL;
-  if (!static_hi)
-    upper = lw_typed(L, lw_op2(L, "Sub", gather_dims(L, x, axes, q), gather_dims(L, u, axes, q)),
-                  ET_I64, 1, &qq);
+  if (!s.static_hi)
+    upper = lw_typed(L, lw_op2(L, "Sub", gather_dims(L, s.x, s.axes, q),
+                               gather_dims(L, s.u, s.axes, q)),
+                     ET_I64, 1, &qq);
   bool is_const;
-  OValue *starts = clamped_starts(L, op->operands + 2, axes, q, upper, hi, cst, &is_const);
-
-  int64_t gdims[MAX_RANK + 1];
-  for (int k = 0; k < q; k++) gdims[k] = tu->dims[k];
-  gdims[q] = q;
-  OValue *indices;
-  if (static_grid && grid <= MAX_CONST_GRID) {
-    /* The positions of the update as a constant grid (a row-major walk),
-     * plus the starts: added here when constant, else one broadcasting
-     * Add of the [q] start vector. */
-    int64_t *g = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(grid ? grid : 1));
-    int64_t pos[MAX_RANK] = {0};
-    for (int64_t e = 0; e < grid; e += q) {
-      for (int k = 0; k < q; k++) g[e + k] = (is_const ? cst[k] : 0) + pos[k];
-      for (int k = q - 1; k >= 0; k--) {
-        if (++pos[k] < tu->dims[k]) break;
-        pos[k] = 0;
-      }
-    }
-    Data d = {DATA_RAW, g, sizeof(int64_t) * (size_t)grid};
-    indices = lw_const_data(L, ET_I64, q + 1, gdims, d);
-    if (!is_const) indices = lw_typed(L, lw_op2(L, "Add", indices, starts), ET_I64, q + 1, gdims);
-  } else {
-    /* Per axis k: (arange(u_k) + start_k) shaped [1..u_k..1, 1], expanded
-     * to [u_0..u_{q-1}, 1]; then concatenated on the last axis. */
-    OValue *gshape = NULL;
-    if (q > 1) {
-      if (static_grid) {
-        int64_t s[MAX_RANK + 1];
-        for (int k = 0; k < q; k++) s[k] = gdims[k];
-        s[q] = 1;
-        gshape = lw_const_i64s(L, q + 1, s);
-      } else {
-        ONode *sh = lw_node(L, "Shape", 1, &u, 1);
-        og_attr_int(L->c, sh, "start", 0);
-        og_attr_int(L->c, sh, "end", q);
-        int64_t one = 1;
-        OValue *in[2] = {lw_typed(L, sh->outputs[0], ET_I64, 1, &qq), lw_const_i64s(L, 1, &one)};
-        ONode *cat = lw_node(L, "Concat", 2, in, 1);
-        og_attr_int(L->c, cat, "axis", 0);
-        int64_t q1 = q + 1;
-        gshape = lw_typed(L, cat->outputs[0], ET_I64, 1, &q1);
-      }
-    }
-    OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)q);
-    for (int k = 0; k < q; k++) {
-      int64_t n = tu->dims[k], line[MAX_RANK + 1];
-      OValue *r;
-      if (n != DIM_DYN) {
-        int64_t *ar = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
-        for (int64_t i = 0; i < n; i++) ar[i] = i;
-        r = lw_const_i64s(L, (int)n, ar);
-      } else {
-        ONode *sh = lw_node(L, "Shape", 1, &u, 1);
-        og_attr_int(L->c, sh, "start", k);
-        og_attr_int(L->c, sh, "end", k + 1);
-        int64_t one = 1;
-        lw_typed(L, sh->outputs[0], ET_I64, 1, &one);
-        OValue *len = lw_op2(L, "Reshape", sh->outputs[0], lw_const_i64s(L, 0, NULL));
-        r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0), lw_typed(L, len, ET_I64, 0, NULL),
-                   lw_const_scalar(L, ET_I64, 1));
-        r = lw_typed(L, r, ET_I64, 1, &n);
-      }
-      int64_t kk = k;
-      int64_t one = 1;
-      OValue *sk = is_const ? lw_const_scalar(L, ET_I64, (double)cst[k])
-                            : lw_typed(L, lw_op2(L, "Gather", starts, lw_const_i64s(L, 1, &kk)),
-                                    ET_I64, 1, &one);
-      r = lw_typed(L, lw_op2(L, "Add", r, sk), ET_I64, 1, &n);
-      for (int j = 0; j <= q; j++) line[j] = j == k ? -1 : 1;
-      r = lw_op2(L, "Reshape", r, lw_const_i64s(L, q + 1, line));
-      for (int j = 0; j <= q; j++) line[j] = j == k ? n : 1;
-      r = lw_typed(L, r, ET_I64, q + 1, line);
-      if (gshape) {
-        line[q] = 1;
-        for (int j = 0; j < q; j++) line[j] = gdims[j];
-        r = lw_typed(L, lw_op2(L, "Expand", r, gshape), ET_I64, q + 1, line);
-      }
-      parts[k] = r;
-    }
-    indices = parts[0];
-    if (q > 1) {
-      ONode *cat = lw_node(L, "Concat", q, parts, 1);
-      og_attr_int(L->c, cat, "axis", q);
-      indices = lw_typed(L, cat->outputs[0], ET_I64, q + 1, gdims);
-    }
-  }
-  lw_bind(L, op->results[0], lw_op3(L, "ScatterND", x, indices, u));
+  OValue *starts = clamped_starts(L, op->operands + 2, s.axes, q, upper, s.hi, cst, &is_const);
+  OValue *indices = s.static_grid && s.grid <= MAX_CONST_GRID
+                        ? update_grid_const(L, &s, starts, is_const ? cst : NULL)
+                        : update_grid_computed(L, &s, starts, is_const ? cst : NULL);
+  lw_bind(L, op->results[0], lw_op3(L, "ScatterND", s.x, indices, s.u));
   return 0;
 }
 
@@ -734,7 +743,7 @@ static OValue *pad(Lower *L, OValue *x, OValue *value, ElemType et, int R, const
     if (it == 0 || n == 0 || n == 1) continue;
     int64_t up[MAX_RANK + 1], axis = k + 1, pads[2 * (MAX_RANK + 1)] = {0};
     for (int j = 0; j <= R; j++) up[j] = j < axis ? dims[j] : (j == axis ? 1 : dims[j - 1]);
-    OValue *y = lw_typed(L, unsqueeze(L, x, &axis, 1), et, R + 1, up);
+    OValue *y = lw_typed(L, lw_unsqueeze(L, x, &axis, 1), et, R + 1, up);
     pads[(R + 1) + axis] = it;
     up[axis] = 1 + it;
     y = lw_typed(L, lw_op3(L, "Pad", y, lw_const_i64s(L, 2 * (R + 1), pads), value), et, R + 1, up);
@@ -792,20 +801,20 @@ static int check_pad(Lower *L, const Op *op, const int64_t *lo, const int64_t *h
   *empty_result = NULL;
   const int64_t big = (int64_t)1 << 62;
   for (int k = 0; k < ti->rank; k++) {
-    if (interior[k] < 0) return bad_input(L, "negative interior padding");
+    if (interior[k] < 0) return lw_bad_input(L, "negative interior padding");
     /* Bounds that keep pad()'s arithmetic in int64: each amount below
      * 2^62 in magnitude, and every length it computes checked. */
     if (lo[k] <= -big || lo[k] >= big || hi[k] <= -big || hi[k] >= big || interior[k] >= big)
-      return bad_input(L, "padding amounts beyond 2^62");
+      return lw_bad_input(L, "padding amounts beyond 2^62");
     if (ti->dims[k] == DIM_DYN) continue;
     int64_t n = ti->dims[k], spread, grown, with_edges, total;
     if (__builtin_mul_overflow(n, 1 + interior[k], &spread) ||
         __builtin_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k],
                                (lo[k] > 0 ? lo[k] : 0) + (hi[k] > 0 ? hi[k] : 0), &with_edges) ||
         __builtin_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k], lo[k] + hi[k], &grown))
-      return bad_input(L, "padded axis longer than 2^63-1");
+      return lw_bad_input(L, "padded axis longer than 2^63-1");
     total = grown;
-    if (total < 0) return bad_input(L, "padding removes more than the axis has");
+    if (total < 0) return lw_bad_input(L, "padding removes more than the axis has");
     if (to->rank == ti->rank && to->dims[k] != DIM_DYN && to->dims[k] != total)
       return diag_error_op(L->c, H2O_EINPUT, op,
                            "%s: axis %d of the result type is %lld, the padding makes it %lld",
@@ -817,7 +826,7 @@ static int check_pad(Lower *L, const Op *op, const int64_t *lo, const int64_t *h
 }
 
 int lower_pad(Lower *L, const Op *op) {
-  if (op->n_operands != 2 || op->n_results != 1) return bad_input(L, "expects two operands");
+  if (op->n_operands != 2 || op->n_results != 1) return lw_bad_input(L, "expects two operands");
   const Type *ti = &op->operands[0]->type;
   int64_t *lo, *hi, *it;
   int n1 = list_attr(L, op, "edge_padding_low", true, &lo);
@@ -825,7 +834,7 @@ int lower_pad(Lower *L, const Op *op) {
   int n3 = list_attr(L, op, "interior_padding", true, &it);
   if (n1 < 0 || n2 < 0 || n3 < 0) return -1;
   if (n1 != ti->rank || n2 != ti->rank || n3 != ti->rank)
-    return bad_input(L, "padding lists must have one entry per axis");
+    return lw_bad_input(L, "padding lists must have one entry per axis");
   OValue *x;
   if (check_pad(L, op, lo, hi, it, &x) != 0) return -1;
   if (!x)
@@ -838,12 +847,15 @@ int lower_pad(Lower *L, const Op *op) {
 /* dynamic_pad: the pad amounts are operands; supported when they are
  * constants (as JAX emits them), which makes it a pad. */
 int lower_dynamic_pad(Lower *L, const Op *op) {
-  if (op->n_operands != 5 || op->n_results != 1) return bad_input(L, "expects five operands");
+  if (op->n_operands != 5 || op->n_results != 1) return lw_bad_input(L, "expects five operands");
   const Type *ti = &op->operands[0]->type;
   int64_t amounts[3][MAX_RANK];
-  for (int i = 0; i < 3; i++)
-    if (const_ints(L, lw_get(L, op->operands[2 + i]), amounts[i], MAX_RANK) != ti->rank)
-      return lw_unsupported(L, "padding amounts that are not constants");
+  for (int i = 0; i < 3; i++) {
+    const Value *v = op->operands[2 + i];
+    int64_t *vals = v->type.rank == 1 && type_numel(&v->type) == ti->rank ? lw_const_ints(L, v) : NULL;
+    if (!vals) return lw_unsupported(L, "padding amounts that are not constants");
+    memcpy(amounts[i], vals, sizeof(int64_t) * (size_t)ti->rank);
+  }
   OValue *x;
   if (check_pad(L, op, amounts[0], amounts[1], amounts[2], &x) != 0) return -1;
   if (!x)

@@ -365,26 +365,6 @@ static OValue *stable_permutation(Lower *L, const SortPass *p, int n, OValue *k,
   return perm;
 }
 
-/* Whether v numbers the positions along `axis` from 0: an iota along it,
- * or a 1-D iota broadcast into it. */
-static bool is_position_iota(const Value *v, int64_t axis) {
-  const Op *d = v->def;
-  int64_t a;
-  if (!d || !et_is_int(v->type.et)) return false;
-  if (d->kind == OP_IOTA) {
-    const Attr *at = ir_op_attr(d, "iota_dimension");
-    return at && ir_attr_int(at, &a) && a == axis;
-  }
-  if (d->kind == OP_BROADCAST_IN_DIM && d->n_operands == 1 && d->operands[0]->type.rank == 1) {
-    const Attr *bd = ir_op_attr(d, "broadcast_dimensions");
-    const Op *src = d->operands[0]->def;
-    const Attr *at = src && src->kind == OP_IOTA ? ir_op_attr(src, "iota_dimension") : NULL;
-    return bd && bd->kind == AK_ARRAY && bd->n_elems == 1 && ir_attr_int(bd->elems[0], &a) &&
-           a == axis && at && ir_attr_int(at, &a) && a == 0;
-  }
-  return false;
-}
-
 /* ---- stablehlo.sort --------------------------------------------------------- */
 
 int lower_sort(Lower *L, const Op *op) {
@@ -439,7 +419,7 @@ int lower_sort(Lower *L, const Op *op) {
     ElemType et = xv->type.et;
     if (np == 1 && passes[0].key == x)
       r = vals; /* sorted by itself, untransformed: TopK's values are the result */
-    else if (is_position_iota(xv, axis))
+    else if (et_is_int(et) && lw_is_position_iota(xv, axis))
       r = lw_cast(L, perm, et); /* argsort's iota: the permutation itself */
     else
       r = gather_elements(L, x, perm, axis, et, &xv->type);

@@ -63,7 +63,7 @@ OValue *og_init(Ctx *c, OGraph *g, const char *name_hint, ElemType et, int rank,
 ONode *og_node(Ctx *c, OGraph *g, const char *op_type, OValue *const *inputs,
                int n_inputs, int n_outputs) {
   ONode *n = arena_alloc(c->arena, sizeof *n);
-  n->op_type = op_type;
+  og_set_op(n, op_type, NULL);
   n->n_inputs = n_inputs;
   n->inputs = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(n_inputs + 1));
   for (int i = 0; i < n_inputs; i++) {
@@ -86,12 +86,19 @@ const char *og_node_name(Ctx *c, OGraph *g, const char *op_type) {
   return arena_printf(c->arena, "%s_%d", op_type, og_root(g)->next_id++);
 }
 
-/* Only ai.onnx ops match: a node of another domain, such as the call of a
- * model-local function, may be named like one ("Relu") but is opaque to
- * every pass. */
-bool og_is(const ONode *n, const char *op_type) {
-  return n && !n->dead && (!n->domain || !*n->domain) &&
-         strcmp(n->op_type, op_type) == 0;
+/* Only ai.onnx ops have a kind: a node of another domain, such as the call
+ * of a model-local function, may be named like one ("Relu") but is opaque
+ * to every pass. */
+void og_set_op(ONode *n, const char *op_type, const char *domain) {
+  n->op_type = op_type;
+  n->domain = domain;
+  n->kind = !domain || !*domain ? onnx_op_lookup(op_type) : ONNX_OTHER;
+}
+
+void og_set_kind(ONode *n, OnnxOp kind) { og_set_op(n, onnx_op_info[kind].name, NULL); }
+
+bool og_is(const ONode *n, OnnxOp kind) {
+  return n && !n->dead && n->kind == kind && kind != ONNX_OTHER;
 }
 
 bool og_single_use(const OValue *v) { return v->n_uses == 1 && !v->is_output; }
@@ -160,7 +167,11 @@ const OAttr *og_get_attr(const ONode *n, const char *name) {
   return NULL;
 }
 
-static void og_replace_in_graph(OGraph *g, OValue *from, OValue *to) {
+/* Also re-points g's output slots, so that a subgraph yielding `from`
+ * itself (an outer value) yields `to`; each slot counts as a use, as in
+ * og_recount_uses.  Returns whether an output slot named `from`. */
+static bool og_replace_in_graph(OGraph *g, OValue *from, OValue *to) {
+  bool was_output = false;
   for (int i = 0; i < g->nodes.len; i++) {
     ONode *n = g->nodes.items[i];
     if (n->dead) continue;
@@ -171,20 +182,26 @@ static void og_replace_in_graph(OGraph *g, OValue *from, OValue *to) {
         to->n_uses++;
       }
     for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) og_replace_in_graph(n->attrs[j].graph, from, to);
+      if (n->attrs[j].kind == OA_GRAPH)
+        was_output |= og_replace_in_graph(n->attrs[j].graph, from, to);
   }
-}
-
-void og_replace_uses(OGraph *g, OValue *from, OValue *to) {
-  og_replace_in_graph(g, from, to);
   for (int i = 0; i < g->outputs.len; i++)
     if (g->outputs.items[i] == from) {
       /* A graph output keeps its name: the caller decides whether to rename
        * `to`; here we only re-point the slot. */
       g->outputs.items[i] = to;
-      to->is_output = true;
-      from->is_output = false;
+      from->n_uses--;
+      to->n_uses++;
+      was_output = true;
     }
+  return was_output;
+}
+
+void og_replace_uses(OGraph *g, OValue *from, OValue *to) {
+  if (og_replace_in_graph(g, from, to)) {
+    to->is_output = true;
+    from->is_output = false;
+  }
 }
 
 static void og_count_graph(OGraph *g) {

@@ -1,11 +1,49 @@
-/* onnx/onnx.h - the ONNX graph: values, nodes, graphs, local functions and
- * the model (graph.c), and the verifier run between passes (verify.c).  The
+/* onnx/onnx.h - the ONNX graph: the table of the ONNX ops the core knows
+ * (onnx_ops.def, ops.c), values, nodes, graphs, local functions and the
+ * model (graph.c), and the verifier run between passes (verify.c).  The
  * lowering builds it, the passes rewrite it, the writer serialises it.
  */
 #ifndef H2O_ONNX_ONNX_H
 #define H2O_ONNX_ONNX_H
 
 #include "ir/ir.h"
+
+/* ===================================================================
+ * The ONNX op table (onnx_ops.def, onnx/ops.c): one row per ai.onnx op the
+ * core emits or matches, with what a pass needs to know about it.  A node
+ * carries its op as an OnnxOp (ONode.kind), so passes switch on it and read
+ * the facts from onnx_op_info instead of keeping lists of names.
+ * =================================================================== */
+enum {
+  ONNX_BROADCASTS = 1 << 0,  /* multidirectional broadcasting of every input */
+  ONNX_ELEMENTWISE = 1 << 1, /* per element, no axis: commutes with a Transpose */
+  ONNX_SAME_SHAPE = 1 << 2,  /* first output has the first input's shape */
+  ONNX_RESHAPES = 1 << 3,    /* the input's elements in order, another shape */
+  ONNX_REDUCES = 1 << 4,     /* ReduceX(data, axes) with keepdims */
+  ONNX_KEEPS_BATCH = 1 << 5, /* convolution, pooling: dim 0 passes through */
+};
+#define ONNX_VARIADIC 0x7fff /* max inputs of a variadic op */
+
+typedef enum OnnxOp {
+  ONNX_OTHER = 0, /* not in the table: a local function's call, another domain */
+#define ONNX_OP(name, min_in, max_in, facts) ONNX_##name,
+#include "onnx/onnx_ops.def"
+#undef ONNX_OP
+  ONNX__COUNT
+} OnnxOp;
+
+typedef struct OnnxOpInfo {
+  const char *name;   /* the op_type; "" for ONNX_OTHER */
+  int min_inputs, max_inputs;
+  unsigned facts;     /* ONNX_BROADCASTS | ... */
+} OnnxOpInfo;
+extern const OnnxOpInfo onnx_op_info[ONNX__COUNT];
+
+/* The ai.onnx op named op_type, or ONNX_OTHER. */
+OnnxOp onnx_op_lookup(const char *op_type);
+static inline bool onnx_op_has(OnnxOp op, unsigned facts) {
+  return (onnx_op_info[op].facts & facts) == facts;
+}
 
 /* ===================================================================
  * ONNX graph (onnx/graph.c).  The lowering builds it; the passes rewrite it;
@@ -30,7 +68,9 @@ struct OValue {
   const char *name;
   OType type;
   ONode *producer;    /* NULL for graph inputs, initializers, outer-scope values */
-  int n_uses;         /* maintained by og_ functions and recomputed by og_recount */
+  int n_uses;         /* live node inputs and graph output slots naming it:
+                         kept by og_ functions and passes, recomputed by
+                         og_recount_uses, checked by og_verify */
   bool is_input, is_output, is_init;
   bool is_param;      /* an initializer holding a weight the caller passed (h2o_param) */
   bool poisoned;      /* stands for the result of an op that failed to lower */
@@ -60,8 +100,10 @@ typedef struct OAttr {
 } OAttr;
 
 struct ONode {
+  /* op_type, domain and kind change together, through og_set_op. */
   const char *op_type;
   const char *domain;  /* NULL = ai.onnx */
+  OnnxOp kind;         /* op_type looked up in the op table; ONNX_OTHER in other domains */
   const char *name;
   OValue **inputs;     /* a NULL entry is an omitted optional input */
   int n_inputs;
@@ -78,7 +120,7 @@ struct ONode {
   bool same_shape_inputs;
   /* A call of a model-local function (lower/function.c): op_type is the
    * function's name, domain OG_FN_DOMAIN.  Passes treat it as an opaque op:
-   * og_is matches only nodes of the ai.onnx domain. */
+   * its kind is ONNX_OTHER whatever its name. */
   const struct OFunction *fn;
 };
 
@@ -115,8 +157,13 @@ OGraph *og_new(Ctx *c, const char *name, OGraph *parent);
 OValue *og_value(Ctx *c, OGraph *g, const char *name_hint); /* fresh unique name */
 OValue *og_init(Ctx *c, OGraph *g, const char *name_hint, ElemType et, int rank,
                 const int64_t *dims, Data data);
+/* A node of the ai.onnx op op_type (kind looked up in the op table). */
 ONode *og_node(Ctx *c, OGraph *g, const char *op_type, OValue *const *inputs,
                int n_inputs, int n_outputs);
+/* The one way to change a node's op: sets op_type, domain (NULL = ai.onnx)
+ * and the kind that follows from them.  og_set_kind: an op of the table. */
+void og_set_op(ONode *n, const char *op_type, const char *domain);
+void og_set_kind(ONode *n, OnnxOp kind);
 void og_attr_int(Ctx *c, ONode *n, const char *name, int64_t v);
 void og_attr_float(Ctx *c, ONode *n, const char *name, float v);
 void og_attr_ints(Ctx *c, ONode *n, const char *name, const int64_t *v, int count);
@@ -125,8 +172,8 @@ void og_attr_string(Ctx *c, ONode *n, const char *name, const char *s);
 void og_attr_tensor(Ctx *c, ONode *n, const char *name, OValue *t);
 void og_attr_graph(Ctx *c, ONode *n, const char *name, OGraph *sub);
 const OAttr *og_get_attr(const ONode *n, const char *name);
-/* n is a live node of type op_type (false for NULL and dead nodes). */
-bool og_is(const ONode *n, const char *op_type);
+/* n is a live node of the ai.onnx op `kind` (false for NULL and dead nodes). */
+bool og_is(const ONode *n, OnnxOp kind);
 /* v is read by one node only and is not a graph output: a fusion may absorb it. */
 bool og_single_use(const OValue *v);
 /* A fresh node name "<op_type>_<n>", unique across g's root graph. */
@@ -143,8 +190,15 @@ void og_dump(FILE *f, const OGraph *g);
  * names of the graph's inputs and outputs (which must differ: else an error). */
 int og_unique_names(Ctx *c, OGraph *root);
 
+/* onnx/ops.c: every live node of g and its subgraphs has the kind its
+ * op_type and domain name, an ai.onnx node is one of the table's ops and
+ * has as many inputs as the table allows; 0, or -1 after an internal error
+ * naming the node.  The lowering runs it on what it built. */
+int og_check_ops(Ctx *c, const OGraph *g);
+
 /* onnx/verify.c: the graph's invariants (every input defined before use,
- * outputs produced, names and subgraph scopes); 0, or -1 after an internal
+ * subgraph scopes, outputs produced once and by the node they name, use
+ * counts as og_recount_uses computes them); 0, or -1 after an internal
  * error naming what is broken.  pipeline.c runs it after every stage. */
 int og_verify(Ctx *c, const OGraph *g);
 

@@ -313,18 +313,8 @@ static double float_from_bits(ElemType et, uint64_t bits) {
     memcpy(&f, &b, 4);
     return f;
   }
-  case ET_BF16: {
-    uint32_t b = (uint32_t)bits << 16;
-    float f;
-    memcpy(&f, &b, 4);
-    return f;
-  }
-  case ET_F16: {
-    int e = (int)(bits >> 10 & 0x1F), m = (int)(bits & 0x3FF);
-    double v = e == 0 ? m * 0x1p-24 : e == 31 ? (m ? (double)NAN : (double)INFINITY)
-                                               : (1024 + m) * 0x1p-25 * (double)(1 << e);
-    return bits & 0x8000 ? -v : v;
-  }
+  case ET_BF16: return bf16_to_double((uint16_t)bits);
+  case ET_F16: return f16_to_double((uint16_t)bits);
   default:
     return 0; /* f8 attributes do not occur; their dense data is raw bits */
   }

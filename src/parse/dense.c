@@ -14,7 +14,7 @@
  * weight is never copied; only its digits and length are checked.
  *
  * Floats: f32 and f64 are read straight from the decimal text (one rounding).
- * f16, bf16 and the f8 types round the double to nearest-even; a decimal that
+ * f16, bf16 and the f8 types round the double to nearest-even (base/elem.c); a decimal that
  * lies exactly between two such values after the first rounding could round
  * differently from a one-step conversion, which JAX's shortest-round-trip
  * printing makes practically impossible.
@@ -22,97 +22,6 @@
 #include "parse.h"
 
 #include <string.h>
-
-/* ---- float encoding ---------------------------------------------------------- */
-
-typedef enum NanStyle {
-  NAN_IEEE, /* exponent all ones is inf (mantissa 0) or NaN */
-  NAN_FN,   /* no inf; NaN is exponent and mantissa all ones */
-  NAN_FNUZ  /* no inf, no -0; NaN is the bit pattern of -0 */
-} NanStyle;
-
-typedef struct FloatFormat {
-  int ebits, mbits, bias;
-  NanStyle nan;
-} FloatFormat;
-
-static bool float_format(ElemType et, FloatFormat *f) {
-  switch (et) {
-  case ET_F16: *f = (FloatFormat){5, 10, 15, NAN_IEEE}; return true;
-  case ET_BF16: *f = (FloatFormat){8, 7, 127, NAN_IEEE}; return true;
-  case ET_F8E5M2: *f = (FloatFormat){5, 2, 15, NAN_IEEE}; return true;
-  case ET_F8E4M3FN: *f = (FloatFormat){4, 3, 7, NAN_FN}; return true;
-  case ET_F8E4M3FNUZ: *f = (FloatFormat){4, 3, 8, NAN_FNUZ}; return true;
-  case ET_F8E5M2FNUZ: *f = (FloatFormat){5, 2, 16, NAN_FNUZ}; return true;
-  default: return false;
-  }
-}
-
-static uint32_t float_nan(const FloatFormat *f, uint32_t sign) {
-  uint32_t emask = (1u << f->ebits) - 1, mmask = (1u << f->mbits) - 1;
-  switch (f->nan) {
-  case NAN_IEEE: return sign | emask << f->mbits | 1u << (f->mbits - 1);
-  case NAN_FN: return sign | emask << f->mbits | mmask;
-  default: return 1u << (f->ebits + f->mbits);
-  }
-}
-
-/* Rounds the double v to the nearest value of format f, ties to even, and
- * returns its bit pattern.  Works on the integer significand of v, so the
- * rounding is exact. */
-static uint32_t float_encode(double v, const FloatFormat *f) {
-  uint64_t b;
-  memcpy(&b, &v, 8);
-  uint32_t sign = (uint32_t)(b >> 63) << (f->ebits + f->mbits);
-  uint32_t emask = (1u << f->ebits) - 1, mmask = (1u << f->mbits) - 1;
-  int dexp = (int)(b >> 52 & 0x7FF);
-  uint64_t sig = b & ((1ull << 52) - 1);
-  if (dexp == 0x7FF) {
-    if (sig) return float_nan(f, sign);
-    return f->nan == NAN_IEEE ? sign | emask << f->mbits : float_nan(f, sign);
-  }
-  if (dexp == 0 && sig == 0) return f->nan == NAN_FNUZ ? 0 : sign;
-  int e2; /* v = sig * 2^e2 */
-  if (dexp == 0) {
-    e2 = -1074;
-  } else {
-    sig |= 1ull << 52;
-    e2 = dexp - 1075;
-  }
-  int bitlen = 0;
-  for (uint64_t s = sig; s; s >>= 1) bitlen++;
-  int emin = 1 - f->bias;
-  int e = bitlen - 1 + e2; /* v = 1.x * 2^e */
-  if (e < emin) e = emin;  /* subnormal: the scale of the smallest normal */
-  int shift = e - f->mbits - e2;
-  uint64_t r;
-  if (shift <= 0) {
-    r = sig << -shift; /* exact; only for tiny significands */
-  } else if (shift >= 64) {
-    r = 0;
-  } else {
-    r = sig >> shift;
-    uint64_t rem = sig & ((1ull << shift) - 1), half = 1ull << (shift - 1);
-    if (rem > half || (rem == half && (r & 1))) r++;
-  }
-  if (r >> (f->mbits + 1)) { /* rounded up to the next power of two */
-    r >>= 1;
-    e++;
-  }
-  uint32_t efield, mant;
-  if (r >> f->mbits) {
-    efield = (uint32_t)(e + f->bias);
-    mant = (uint32_t)r & mmask;
-  } else {
-    efield = 0;
-    mant = (uint32_t)r;
-  }
-  uint32_t emax_field = f->nan == NAN_IEEE ? emask - 1 : emask;
-  if (e + f->bias > (int)emax_field || (f->nan == NAN_FN && efield == emask && mant == mmask))
-    return f->nan == NAN_IEEE ? sign | emask << f->mbits : float_nan(f, sign);
-  if (f->nan == NAN_FNUZ && efield == 0 && mant == 0) return 0;
-  return sign | efield << f->mbits | mant;
-}
 
 /* ---- element types -------------------------------------------------------------- *
  * Some valid StableHLO element types have no values ONNX Runtime can compute
@@ -144,10 +53,10 @@ static size_t storage_size(ElemType et) {
 static bool is_int_elem(ElemType et) { return et_is_int(et) || et == ET_I2 || et == ET_U2; }
 
 static bool keeps_values(ElemType et) {
-  FloatFormat f;
+  uint32_t bits;
   if (et_size(et) == 0) return false;
   return et_is_int(et) || et == ET_BOOL || is_complex(et) || et == ET_F32 || et == ET_F64 ||
-         float_format(et, &f);
+         elem_narrow_float_bits(et, 0, &bits);
 }
 
 /* ---- elements ------------------------------------------------------------------ */
@@ -195,7 +104,7 @@ static void encode_scalar(Parser *p, ElemType et, uint8_t *out) {
     if (neg || v > limit) parse_fail(p, t.off, "hex value does not fit in %s", et_mlir_name(et));
     if (out) put_le(out, v, size);
   } else if (t.kind == T_INT || t.kind == T_FLOAT) {
-    FloatFormat f;
+    uint32_t narrow;
     if (!out) {
       /* a float type whose values are not kept: the number is enough */
     } else if (et == ET_F32) {
@@ -208,8 +117,8 @@ static void encode_scalar(Parser *p, ElemType et, uint8_t *out) {
       uint64_t b;
       memcpy(&b, &v, 8);
       put_le(out, b, 8);
-    } else if (float_format(et, &f)) {
-      put_le(out, float_encode(tok_double(p, &t), &f), size);
+    } else if (elem_narrow_float_bits(et, tok_double(p, &t), &narrow)) {
+      put_le(out, narrow, size); /* base/elem.c */
     } else {
       parse_fail(p, t.off, "internal error: no encoder for %s", et_mlir_name(et));
     }

@@ -406,37 +406,14 @@ static void pretty_items(Parser *p, OpBuild *b, bool in_group) {
 
 /* ---- normalisation to the generic attribute names ---------------------------------- */
 
+/* The attributes the pretty form spells differently: ATTR_RENAME of ir/ops.def. */
 static const struct {
   OpKind kind;
   const char *pretty, *spec;
 } renames[] = {
-    {OP_BROADCAST_IN_DIM, "dims", "broadcast_dimensions"},
-    {OP_DYNAMIC_BROADCAST_IN_DIM, "dims", "broadcast_dimensions"},
-    {OP_BROADCAST, "sizes", "broadcast_sizes"},
-    {OP_TRANSPOSE, "dims", "permutation"},
-    {OP_REVERSE, "dims", "dimensions"},
-    {OP_IOTA, "dim", "iota_dimension"},
-    {OP_DYNAMIC_IOTA, "dim", "iota_dimension"},
-    {OP_CONCATENATE, "dim", "dimension"},
-    {OP_GET_DIMENSION_SIZE, "dim", "dimension"},
-    {OP_DOT_GENERAL, "precision", "precision_config"},
-    {OP_DOT, "precision", "precision_config"},
-    {OP_PAD, "low", "edge_padding_low"},
-    {OP_PAD, "high", "edge_padding_high"},
-    {OP_PAD, "interior", "interior_padding"},
-    {OP_DYNAMIC_SLICE, "sizes", "slice_sizes"},
-    {OP_CONVOLUTION, "dim_numbers", "dimension_numbers"},
-    {OP_RNG, "distribution", "rng_distribution"},
-    {OP_RNG_BIT_GENERATOR, "algorithm", "rng_algorithm"},
-    {OP_FFT, "type", "fft_type"},
-    {OP_FFT, "length", "fft_length"},
-    {OP_COMPARE, "word0", "comparison_direction"},
-    {OP_COMPARE, "word1", "compare_type"},
-    {OP_CUSTOM_CALL, "symbol", "call_target_name"},
-    {OP_COMPOSITE, "string", "name"},
-    {OP_CALL, "symbol", "callee"},
-    {OP_CALL_SHORT, "symbol", "callee"},
-    {OP_SDY_SHARDING_CONSTRAINT, "opaque", "sharding"},
+#define ATTR_RENAME(id, pretty, spec) {OP_##id, pretty, spec},
+#include "ir/ops.def"
+#undef ATTR_RENAME
 };
 
 /* pad = [[1, 1], [1, 1]] -> dense<[[1, 1], [1, 1]]> : tensor<2x2xi64>, the

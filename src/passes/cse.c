@@ -12,8 +12,8 @@
  * domain, attributes and inputs, where an input is the same when it is the
  * same value, or when both are small constants of equal type and bytes (the
  * lowering makes a fresh constant for every axes list and shape).  Nodes
- * with subgraphs, calls of local functions and random-number ops are never
- * merged; neither are the user's weights (named parameters) by value.
+ * with subgraphs, calls of local functions and Dropout are never merged;
+ * neither are the user's weights (named parameters) by value.
  */
 #include "passes/passes.h"
 
@@ -127,12 +127,11 @@ static bool same_node(Ctx *c, const ONode *a, const ONode *b) {
   return true;
 }
 
-/* Nodes whose result is not a function of their inputs and attributes, or
- * that this pass does not look into. */
+/* Nodes whose result is a function of their inputs and attributes, that
+ * this pass may look into: ops of the ONNX op table (which has no random
+ * ops but Dropout), not local-function calls or other domains. */
 static bool mergeable(const ONode *n) {
-  if (n->dead || n->fn || n->n_outputs == 0) return false;
-  if (strncmp(n->op_type, "Random", 6) == 0 || strcmp(n->op_type, "Multinomial") == 0 ||
-      strcmp(n->op_type, "Bernoulli") == 0)
+  if (n->dead || n->fn || n->n_outputs == 0 || n->kind == ONNX_OTHER || og_is(n, ONNX_Dropout))
     return false;
   for (int i = 0; i < n->n_attrs; i++)
     if (n->attrs[i].kind == OA_GRAPH) return false;

@@ -73,8 +73,7 @@ static void fold_to_data(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank,
    * for "layers.0.kernel" in Netron): the folded copy takes it over when the
    * node was the weight's only user, so the original is about to vanish. */
   OValue *src = n->inputs[0];
-  bool moves_data = og_is(n, "Reshape") || og_is(n, "Squeeze") || og_is(n, "Unsqueeze") ||
-                    og_is(n, "Identity") || og_is(n, "Transpose");
+  bool moves_data = onnx_op_has(n->kind, ONNX_RESHAPES) || og_is(n, ONNX_Transpose);
   if (moves_data && src && src->is_init && src->n_uses == 1) {
     k->name = src->name;
     src->name = arena_printf(c->arena, "%s__before_%s", src->name, n->op_type);
@@ -231,6 +230,41 @@ static bool fold_expand(Ctx *c, OGraph *g, ONode *n, Tensor *x, Tensor *shape,
   return true;
 }
 
+/* The arithmetic fold_arith computes: one or two operands, one element each. */
+static bool is_arith(OnnxOp op) {
+  switch (op) {
+  case ONNX_Add: case ONNX_Sub: case ONNX_Mul: case ONNX_Div: case ONNX_Neg: case ONNX_Sqrt:
+  case ONNX_Reciprocal: return true;
+  default: return false;
+  }
+}
+
+static float arith_f32(OnnxOp op, float a, float b) {
+  switch (op) {
+  case ONNX_Add: return a + b;
+  case ONNX_Sub: return a - b;
+  case ONNX_Mul: return a * b;
+  case ONNX_Div: return a / b;
+  case ONNX_Neg: return -a;
+  case ONNX_Sqrt: return sqrtf(a);
+  case ONNX_Reciprocal: return 1.0f / a;
+  default: return NAN; /* not is_arith */
+  }
+}
+
+static double arith_f64(OnnxOp op, double a, double b) {
+  switch (op) {
+  case ONNX_Add: return a + b;
+  case ONNX_Sub: return a - b;
+  case ONNX_Mul: return a * b;
+  case ONNX_Div: return a / b;
+  case ONNX_Neg: return -a;
+  case ONNX_Sqrt: return sqrt(a);
+  case ONNX_Reciprocal: return 1.0 / a;
+  default: return NAN; /* not is_arith */
+  }
+}
+
 static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_t max_growth) {
   ElemType et = in[0].et;
   if (et != ET_F32 && et != ET_F64) return false;
@@ -262,28 +296,11 @@ static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_
   }
   uint8_t *out = arena_alloc(c->arena, (size_t)numel * es + 1);
   for (int64_t i = 0; i < numel; i++) {
-    double a = load(et, bufs[0] + i * (int64_t)es), b = n_in > 1 ? load(et, bufs[1] + i * (int64_t)es) : 0, r;
-    if (et == ET_F32) {
-      /* compute in float so the bits match a float32 runtime */
-      float fa = (float)a, fb = (float)b;
-      if (og_is(n, "Add")) r = fa + fb;
-      else if (og_is(n, "Sub")) r = fa - fb;
-      else if (og_is(n, "Mul")) r = fa * fb;
-      else if (og_is(n, "Div")) r = fa / fb;
-      else if (og_is(n, "Neg")) r = -fa;
-      else if (og_is(n, "Sqrt")) r = sqrtf(fa);
-      else if (og_is(n, "Reciprocal")) r = 1.0f / fa;
-      else return false;
-    } else {
-      if (og_is(n, "Add")) r = a + b;
-      else if (og_is(n, "Sub")) r = a - b;
-      else if (og_is(n, "Mul")) r = a * b;
-      else if (og_is(n, "Div")) r = a / b;
-      else if (og_is(n, "Neg")) r = -a;
-      else if (og_is(n, "Sqrt")) r = sqrt(a);
-      else if (og_is(n, "Reciprocal")) r = 1.0 / a;
-      else return false;
-    }
+    double a = load(et, bufs[0] + i * (int64_t)es);
+    double b = n_in > 1 ? load(et, bufs[1] + i * (int64_t)es) : 0;
+    /* f32 computes in float so the bits match a float32 runtime */
+    double r = et == ET_F32 ? (double)arith_f32(n->kind, (float)a, (float)b)
+                            : arith_f64(n->kind, a, b);
     store(et, out + i * (int64_t)es, r);
   }
   fold_to(c, g, n, et, rank, dims, out, (size_t)numel * es);
@@ -399,15 +416,15 @@ static bool broadcast_dims(const Tensor *in, int n_in, int *rank, int64_t *dims)
  * comparison involving NaN is false in C as in IEEE and ONNX). */
 static bool fold_logic(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_t max_growth) {
   enum { GT, LT, GE, LE, EQ, AND, OR, XOR, NOT } op;
-  if (og_is(n, "Greater")) op = GT;
-  else if (og_is(n, "Less")) op = LT;
-  else if (og_is(n, "GreaterOrEqual")) op = GE;
-  else if (og_is(n, "LessOrEqual")) op = LE;
-  else if (og_is(n, "Equal")) op = EQ;
-  else if (og_is(n, "And")) op = AND;
-  else if (og_is(n, "Or")) op = OR;
-  else if (og_is(n, "Xor")) op = XOR;
-  else if (og_is(n, "Not")) op = NOT;
+  if (og_is(n, ONNX_Greater)) op = GT;
+  else if (og_is(n, ONNX_Less)) op = LT;
+  else if (og_is(n, ONNX_GreaterOrEqual)) op = GE;
+  else if (og_is(n, ONNX_LessOrEqual)) op = LE;
+  else if (og_is(n, ONNX_Equal)) op = EQ;
+  else if (og_is(n, ONNX_And)) op = AND;
+  else if (og_is(n, ONNX_Or)) op = OR;
+  else if (og_is(n, ONNX_Xor)) op = XOR;
+  else if (og_is(n, ONNX_Not)) op = NOT;
   else return false;
   if (n_in != (op == NOT ? 1 : 2) || !num_type(in[0].et)) return false;
   if (n_in == 2 && in[1].et != in[0].et) return false;
@@ -485,25 +502,22 @@ static bool try_fold(Ctx *c, OGraph *g, ONode *n, int64_t max_growth) {
   Tensor in[8];
   for (int j = 0; j < n->n_inputs; j++)
     if (!n->inputs[j] || !static_tensor(c, n->inputs[j], &in[j])) return false;
-  if (og_is(n, "Reshape") || og_is(n, "Squeeze") || og_is(n, "Unsqueeze") || og_is(n, "Identity"))
-    return fold_view(c, g, n, &in[0]);
-  if (og_is(n, "Transpose"))
+  if (onnx_op_has(n->kind, ONNX_RESHAPES)) return fold_view(c, g, n, &in[0]);
+  if (og_is(n, ONNX_Transpose))
     return decode_inputs(c, in, 1, FOLD_MAX_TRANSPOSE) && fold_transpose(c, g, n, &in[0]);
   if (!decode_inputs(c, in, n->n_inputs, (size_t)FOLD_MAX_ELEMS * 8)) return false;
-  if (og_is(n, "Expand") && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1], max_growth);
-  if (og_is(n, "Cast")) return fold_cast(c, g, n, &in[0]);
+  if (og_is(n, ONNX_Expand) && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1], max_growth);
+  if (og_is(n, ONNX_Cast)) return fold_cast(c, g, n, &in[0]);
   if (fold_logic(c, g, n, in, n->n_inputs, max_growth)) return true;
-  if (og_is(n, "Concat")) return fold_concat(c, g, n, in, n->n_inputs);
-  if (n->n_inputs <= 2 && (og_is(n, "Add") || og_is(n, "Sub") || og_is(n, "Mul") ||
-                           og_is(n, "Div") || og_is(n, "Neg") || og_is(n, "Sqrt") ||
-                           og_is(n, "Reciprocal")))
+  if (og_is(n, ONNX_Concat)) return fold_concat(c, g, n, in, n->n_inputs);
+  if (n->n_inputs <= 2 && is_arith(n->kind))
     return fold_arith(c, g, n, in, n->n_inputs, max_growth);
   return false;
 }
 
 /* Shape(x) of a statically shaped x is a constant too. */
 static bool fold_shape(Ctx *c, OGraph *g, ONode *n) {
-  if (!og_is(n, "Shape") || n->outputs[0]->is_output) return false;
+  if (!og_is(n, ONNX_Shape) || n->outputs[0]->is_output) return false;
   const OType *t = &n->inputs[0]->type;
   if (t->rank < 0) return false;
   int64_t start = 0, end = t->rank;

@@ -14,20 +14,20 @@
 
 static bool try_avgpool(Ctx *c, OModel *m, OGraph *g, ONode *div) {
   (void)m;
-  if (!og_is(div, "Div") || div->n_inputs != 2) return false;
+  if (!og_is(div, ONNX_Div) || div->n_inputs != 2) return false;
   FmPat p = {.n = 0};
   double k1, k2;
   fm_add(&p, div);
-  ONode *mul = fm_take(&p, div->inputs[0], "Mul");
+  ONode *mul = fm_take(&p, div->inputs[0], ONNX_Mul);
   if (!mul || mul->n_inputs != 2 || !fm_splat(c, div->inputs[1], &k2) || !(k2 > 0)) return false;
   for (int side = 0; side < 2; side++) {
     OValue *pool = mul->inputs[side], *k = mul->inputs[1 - side];
-    if (!fm_def(pool, "AveragePool") || !fm_splat(c, k, &k1) || k1 != k2) continue;
+    if (!fm_def(pool, ONNX_AveragePool) || !fm_splat(c, k, &k1) || k1 != k2) continue;
     if (!fm_fits(k, pool) || !fm_fits(div->inputs[1], pool)) continue;
     if (!fm_same_shape(div->outputs[0], pool) || !fm_closed(&p, div)) continue;
     OValue *out = div->outputs[0];
     if (out->is_output) {
-      fm_rewrite(c, g, div, "Identity", &pool, 1); /* the output keeps its name */
+      fm_rewrite(c, g, div, ONNX_Identity, &pool, 1); /* the output keeps its name */
     } else {
       og_replace_uses(g, out, pool);
       div->dead = true;

@@ -31,8 +31,8 @@
 /* v rounded to et, as one operation of that type would. */
 static double rnd(ElemType et, double v) {
   uint8_t b[8];
-  fm_store(b, et, 0, v);
-  return fm_load(b, et, 0);
+  elem_store(b, et, 0, v);
+  return elem_load(b, et, 0);
 }
 
 typedef struct Affine {
@@ -88,7 +88,7 @@ static OValue *new_weight(Ctx *c, OGraph *g, const Affine *f, const OValue *w, i
   uint8_t *dst = arena_alloc(c->arena, nbytes ? nbytes : 1);
   for (int64_t i = 0; i < numel; i++) {
     int64_t ch = (i / inner) % dims[wa];
-    fm_store(dst, et, i, fm_load(src, et, i) * f->va[ch]);
+    elem_store(dst, et, i, elem_load(src, et, i) * f->va[ch]);
   }
   Data nd = {DATA_RAW, dst, nbytes};
   return og_init(c, g, "bn_weight", et, rank, dims, nd);
@@ -113,11 +113,11 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
   int r = y->type.rank;
   ONode *layer = y->producer;
   if (!layer || layer->dead || !og_single_use(y)) return false;
-  if (og_is(layer, "Add") && layer->n_inputs == 2) {
+  if (og_is(layer, ONNX_Add) && layer->n_inputs == 2) {
     for (int side = 0; side < 2 && !bias; side++) {
       ONode *l = layer->inputs[1 - side]->producer;
       if (og_const_data(layer->inputs[side]) && l && !l->dead &&
-          (og_is(l, "MatMul") || og_is(l, "Conv"))) {
+          (og_is(l, ONNX_MatMul) || og_is(l, ONNX_Conv))) {
         bias = layer->inputs[side];
         out = layer->inputs[1 - side];
       }
@@ -129,12 +129,12 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
   if (!fm_kernel_type(et, FM_F16 | FM_F32 | FM_F64)) return false;
   OValue *w;
   int ch, wa;
-  if (og_is(layer, "MatMul")) {
+  if (og_is(layer, ONNX_MatMul)) {
     w = layer->inputs[1];
     ch = r - 1;
     wa = 1;
     if (w->type.rank != 2 || r < 1) return false;
-  } else if (og_is(layer, "Gemm")) {
+  } else if (og_is(layer, ONNX_Gemm)) {
     const OAttr *alpha = og_get_attr(layer, "alpha"), *beta = og_get_attr(layer, "beta");
     const OAttr *tb = og_get_attr(layer, "transB");
     if ((alpha && alpha->f != 1) || (beta && beta->f != 1) || bias) return false;
@@ -143,7 +143,7 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
     wa = tb && tb->i ? 0 : 1;
     if (w->type.rank != 2 || r != 2) return false;
     if (layer->n_inputs > 2 && layer->inputs[2]) bias = layer->inputs[2];
-  } else if (og_is(layer, "Conv")) {
+  } else if (og_is(layer, ONNX_Conv)) {
     w = layer->inputs[1];
     ch = 1;
     wa = 0;
@@ -164,7 +164,7 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
     const OValue *ref = layer->outputs[0];
     cv = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
     if (bias->type.et != et) return false;
-    if (og_is(layer, "Conv") && bias == layer->inputs[2]) {
+    if (og_is(layer, ONNX_Conv) && bias == layer->inputs[2]) {
       if (bias->type.rank != 1 || bias->type.dims[0].value != f->n ||
           !fm_const_slice(c, bias, bias, 0, 1, cv))
         return false;
@@ -175,19 +175,19 @@ static bool fold_into_layer(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f)
   OValue *nw = new_weight(c, g, f, w, wa);
   if (!nw) return false;
   OValue *nb = new_bias(c, g, f, cv, et);
-  if (og_is(layer, "MatMul")) {
+  if (og_is(layer, ONNX_MatMul)) {
     layer->inputs[1] = nw;
     w->n_uses--;
     nw->n_uses++;
     OValue *in[2] = {layer->outputs[0], nb};
-    fm_rewrite(c, g, root, "Add", in, 2);
+    fm_rewrite(c, g, root, ONNX_Add, in, 2);
     return true;
   }
   /* Gemm, Conv: the root becomes the layer, with its attributes. */
   OAttr *attrs = layer->attrs;
   int n_attrs = layer->n_attrs;
   OValue *in[3] = {layer->inputs[0], nw, nb};
-  fm_rewrite(c, g, root, layer->op_type, in, 3);
+  fm_rewrite(c, g, root, layer->kind, in, 3);
   for (int i = 0; i < n_attrs; i++) {
     const OAttr *a = &attrs[i];
     if (a->kind == OA_INT) og_attr_int(c, root, a->name, a->i);
@@ -232,7 +232,7 @@ static bool emit_batchnorm(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f) 
       fm_new_const(c, g, "bn_mean", et, 1, &f->n, f->vmean),
       fm_new_const(c, g, "bn_var", et, 1, &f->n, ones),
   };
-  fm_rewrite(c, g, root, "BatchNormalization", in, 5);
+  fm_rewrite(c, g, root, ONNX_BatchNormalization, in, 5);
   og_attr_float(c, root, "epsilon", 0.0f);
   return true;
 }
@@ -257,14 +257,14 @@ static bool try_batchnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   Affine f = {0};
   OValue *mv = root->outputs[0];
   fm_add(&p, root);
-  if (og_is(root, "Add")) {
+  if (og_is(root, ONNX_Add)) {
     if (!const_operand(root, &mv, &f.b, true) || !og_single_use(mv)) return false;
   }
-  ONode *mul = fm_take(&p, mv, "Mul");
+  ONode *mul = fm_take(&p, mv, ONNX_Mul);
   OValue *dv;
   if (!mul || mul->n_inputs != 2 || !const_operand(mul, &dv, &f.a, true) || !og_single_use(dv))
     return false;
-  ONode *sub = fm_take(&p, dv, "Sub");
+  ONode *sub = fm_take(&p, dv, ONNX_Sub);
   if (!sub || sub->n_inputs != 2 || !const_operand(sub, &f.y, &f.mean, false)) return false;
   if (!fm_same_shape(root->outputs[0], f.y)) return false;
   ElemType et = f.y->type.et;

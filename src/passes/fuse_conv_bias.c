@@ -13,12 +13,12 @@
 
 static bool try_conv_bias(Ctx *c, OModel *m, OGraph *g, ONode *add) {
   (void)m;
-  if (!og_is(add, "Add") || add->n_inputs != 2) return false;
+  if (!og_is(add, ONNX_Add) || add->n_inputs != 2) return false;
   for (int side = 0; side < 2; side++) {
     OValue *k = add->inputs[side], *y = add->inputs[1 - side];
     ONode *conv = y->producer;
     if (!og_const_data(k) || !conv || conv->dead || y->n_uses != 1 || y->is_output) continue;
-    if (!og_is(conv, "Conv") && !og_is(conv, "ConvTranspose")) continue;
+    if (!og_is(conv, ONNX_Conv) && !og_is(conv, ONNX_ConvTranspose)) continue;
     ElemType et = y->type.et;
     int64_t n = y->type.rank >= 3 ? y->type.dims[1].value : -1;
     if (n < 1 || n > FM_MAX_SCAN || k->type.et != et) continue;
@@ -35,15 +35,15 @@ static bool try_conv_bias(Ctx *c, OModel *m, OGraph *g, ONode *add) {
         continue;
       for (int64_t i = 0; i < n; i++) {
         uint8_t tmp[8];
-        fm_store(tmp, et, 0, old[i] + vals[i]); /* one rounding, as the runtime's add */
-        vals[i] = fm_load(tmp, et, 0);
+        elem_store(tmp, et, 0, old[i] + vals[i]); /* one rounding, as the runtime's add */
+        vals[i] = elem_load(tmp, et, 0);
       }
     }
     OValue *nb = fm_new_const(c, g, "conv_bias", et, 1, &n, vals);
     OAttr *attrs = conv->attrs;
     int n_attrs = conv->n_attrs;
     OValue *in[3] = {conv->inputs[0], conv->inputs[1], nb};
-    fm_rewrite(c, g, add, conv->op_type, in, 3);
+    fm_rewrite(c, g, add, conv->kind, in, 3);
     for (int i = 0; i < n_attrs; i++) {
       const OAttr *a = &attrs[i];
       if (a->kind == OA_INT) og_attr_int(c, add, a->name, a->i);

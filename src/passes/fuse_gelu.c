@@ -31,12 +31,12 @@ static bool factors(Ctx *c, FmPat *p, OValue *v, OValue **out, int *n, double *s
   ONode *d = v->producer;
   double k;
   if ((top || og_single_use(v)) && d && !d->dead && d->n_inputs == 2) {
-    if (og_is(d, "Mul")) {
+    if (og_is(d, ONNX_Mul)) {
       if (!fm_add(p, d)) return false;
       return factors(c, p, d->inputs[0], out, n, scale, false) &&
              factors(c, p, d->inputs[1], out, n, scale, false);
     }
-    if (og_is(d, "Div") && fm_splat(c, d->inputs[1], &k) && k != 0) {
+    if (og_is(d, ONNX_Div) && fm_splat(c, d->inputs[1], &k) && k != 0) {
       if (!fm_add(p, d)) return false;
       *scale /= k;
       return factors(c, p, d->inputs[0], out, n, scale, false);
@@ -59,18 +59,18 @@ static bool poly_binary(Ctx *c, FmPat *p, ONode *d, const OValue *x, Poly *r, in
   double k;
   OValue *a = d->inputs[0], *b = d->inputs[1];
   memset(r, 0, sizeof *r);
-  if (og_is(d, "Add") || og_is(d, "Sub")) {
+  if (og_is(d, ONNX_Add) || og_is(d, ONNX_Sub)) {
     if (!poly_of(c, p, a, x, &u, depth) || !poly_of(c, p, b, x, &w, depth)) return false;
-    double sign = og_is(d, "Sub") ? -1 : 1;
+    double sign = og_is(d, ONNX_Sub) ? -1 : 1;
     for (int i = 0; i < 4; i++) r->a[i] = u.a[i] + sign * w.a[i];
     return true;
   }
-  if (og_is(d, "Div")) {
+  if (og_is(d, ONNX_Div)) {
     if (!fm_splat(c, b, &k) || k == 0 || !poly_of(c, p, a, x, &u, depth)) return false;
     for (int i = 0; i < 4; i++) r->a[i] = u.a[i] / k;
     return true;
   }
-  if (og_is(d, "Mul")) {
+  if (og_is(d, ONNX_Mul)) {
     if (!poly_of(c, p, a, x, &u, depth) || !poly_of(c, p, b, x, &w, depth)) return false;
     for (int i = 0; i < 4; i++)
       for (int j = 0; j < 4; j++) {
@@ -81,7 +81,7 @@ static bool poly_binary(Ctx *c, FmPat *p, ONode *d, const OValue *x, Poly *r, in
       }
     return true;
   }
-  if (og_is(d, "Pow")) {
+  if (og_is(d, ONNX_Pow)) {
     /* x ** 3 as Pow with a constant integer exponent 1..3 */
     if (!fm_splat(c, b, &k) || (k != 1 && k != 2 && k != 3)) return false;
     if (!poly_of(c, p, a, x, &u, depth)) return false;
@@ -116,7 +116,7 @@ static bool poly_of(Ctx *c, FmPat *p, const OValue *v, const OValue *x, Poly *r,
   }
   ONode *d = v->producer;
   if (depth > 12 || !d || d->dead || !fm_add(p, d)) return false;
-  if (og_is(d, "Neg") && d->n_inputs == 1) {
+  if (og_is(d, ONNX_Neg) && d->n_inputs == 1) {
     Poly u;
     if (!poly_of(c, p, d->inputs[0], x, &u, depth + 1)) return false;
     for (int i = 0; i < 4; i++) r->a[i] = -u.a[i];
@@ -133,11 +133,11 @@ static bool poly_is(const Poly *q, double a1, double a3) {
 
 /* t is 1 + f(z) (sign +1) or 1 - f(z) (sign -1) with f = Erf or Tanh; *z
  * is the argument of f. */
-static bool one_plus(Ctx *c, FmPat *p, const OValue *x, OValue *t, const char *f, OValue **z,
+static bool one_plus(Ctx *c, FmPat *p, const OValue *x, OValue *t, OnnxOp f, OValue **z,
                      double *sign) {
   ONode *d = t->producer;
   if (!d || d->dead || d->n_inputs != 2 || !og_single_use(t)) return false;
-  bool add = og_is(d, "Add"), sub = og_is(d, "Sub");
+  bool add = og_is(d, ONNX_Add), sub = og_is(d, ONNX_Sub);
   if (!add && !sub) return false;
   for (int side = 0; side < (add ? 2 : 1); side++) {
     OValue *one = d->inputs[side], *fv = d->inputs[1 - side];
@@ -152,7 +152,7 @@ static bool one_plus(Ctx *c, FmPat *p, const OValue *x, OValue *t, const char *f
 }
 
 static bool try_gelu(Ctx *c, OModel *m, OGraph *g, ONode *root) {
-  if (m->opset < 20 || !og_is(root, "Mul") || root->n_inputs != 2) return false;
+  if (m->opset < 20 || !og_is(root, ONNX_Mul) || root->n_inputs != 2) return false;
   OValue *out = root->outputs[0];
   FmPat p = {.n = 0};
   OValue *fs[MAX_FACTORS];
@@ -163,7 +163,7 @@ static bool try_gelu(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   /* The factors: one 1 +- erf/tanh term, x once, and constants making 0.5. */
   for (int ti = 0; ti < nf; ti++) {
     for (int kind = 0; kind < 2; kind++) {
-      const char *f = kind == 0 ? "Erf" : "Tanh";
+      OnnxOp f = kind == 0 ? ONNX_Erf : ONNX_Tanh;
       OValue *x = NULL;
       double k = scale, sign = 0;
       bool ok = true;
@@ -188,7 +188,7 @@ static bool try_gelu(Ctx *c, OModel *m, OGraph *g, ONode *root) {
       bool match = kind == 0 ? poly_is(&poly, sign * sqrt_half, 0)
                              : sign > 0 && poly_is(&poly, sqrt_2_pi, sqrt_2_pi * 0.044715);
       if (!match || !fm_closed(&q, root)) continue;
-      fm_rewrite(c, g, root, "Gelu", &x, 1);
+      fm_rewrite(c, g, root, ONNX_Gelu, &x, 1);
       if (kind == 1) og_attr_string(c, root, "approximate", "tanh");
       return true;
     }

@@ -10,28 +10,20 @@
 
 #include <string.h>
 
-static bool is_reduce(const ONode *n) {
-  static const char *const ops[] = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin",
-                                    "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum",
-                                    "ReduceLogSumExp", "ReduceSumSquare", NULL};
-  for (int i = 0; ops[i]; i++)
-    if (og_is(n, ops[i])) return true;
-  return false;
-}
-
 static bool try_keepdims(Ctx *c, OModel *m, OGraph *g, ONode *n) {
   (void)m;
-  if (!og_is(n, "Unsqueeze") && !og_is(n, "Reshape")) return false;
+  if (!og_is(n, ONNX_Unsqueeze) && !og_is(n, ONNX_Reshape)) return false;
   OValue *r = n->inputs[0];
   ONode *red = r->producer;
   int64_t axes[MAX_RANK];
   bool keepdims;
-  if (!red || red->dead || !is_reduce(red) || r->n_uses != 1 || r->is_output) return false;
+  if (!red || red->dead || !onnx_op_has(red->kind, ONNX_REDUCES) || !og_single_use(r))
+    return false;
   int na = fm_reduce_axes(c, red, axes, &keepdims);
   if (na <= 0 || keepdims || !fm_reinserts(c, n, axes, na)) return false;
   OAttr *attrs = red->attrs;
   int n_attrs = red->n_attrs;
-  fm_rewrite(c, g, n, red->op_type, red->inputs, red->n_inputs);
+  fm_rewrite(c, g, n, red->kind, red->inputs, red->n_inputs);
   for (int i = 0; i < n_attrs; i++) {
     const OAttr *a = &attrs[i];
     if (strcmp(a->name, "keepdims") == 0) continue;

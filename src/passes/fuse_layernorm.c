@@ -51,13 +51,13 @@ static bool mean_of(Ctx *c, FmPat *p, OValue *v, const OValue *of, Stats *s) {
   ONode *n = v->producer, *r = NULL;
   if (!n || n->dead) return false;
   double k = 0;
-  if (og_is(n, "ReduceMean")) r = n;
-  else if (og_is(n, "Div") && n->n_inputs == 2 && fm_splat(c, n->inputs[1], &k) && k != 0) {
-    r = fm_def(n->inputs[0], "ReduceSum");
+  if (og_is(n, ONNX_ReduceMean)) r = n;
+  else if (og_is(n, ONNX_Div) && n->n_inputs == 2 && fm_splat(c, n->inputs[1], &k) && k != 0) {
+    r = fm_def(n->inputs[0], ONNX_ReduceSum);
     k = 1 / k;
-  } else if (og_is(n, "Mul") && n->n_inputs == 2) {
+  } else if (og_is(n, ONNX_Mul) && n->n_inputs == 2) {
     for (int side = 0; side < 2 && !r; side++)
-      if (fm_splat(c, n->inputs[side], &k)) r = fm_def(n->inputs[1 - side], "ReduceSum");
+      if (fm_splat(c, n->inputs[side], &k)) r = fm_def(n->inputs[1 - side], ONNX_ReduceSum);
   }
   if (!r || r->inputs[0] != of || !fm_add(p, n) || !fm_add(p, r)) return false;
   int64_t axes[MAX_RANK];
@@ -88,7 +88,7 @@ static OValue *kept(Ctx *c, FmPat *p, OValue *v, const Stats *s) {
   v = fm_skip_expand(p, v);
   if (s->keepdims) return v;
   ONode *r = v->producer;
-  if (!r || r->dead || !(og_is(r, "Unsqueeze") || og_is(r, "Reshape"))) return NULL;
+  if (!r || r->dead || !(og_is(r, ONNX_Unsqueeze) || og_is(r, ONNX_Reshape))) return NULL;
   if (!fm_reinserts(c, r, s->axes, s->n_axes) || !fm_add(p, r)) return NULL;
   return r->inputs[0];
 }
@@ -96,14 +96,14 @@ static OValue *kept(Ctx *c, FmPat *p, OValue *v, const Stats *s) {
 /* d = Sub(x, K(mean)).  The statistics are learnt from the reduction (when
  * s->n_axes is 0) or checked against s.  Returns the mean value. */
 static OValue *centered(Ctx *c, FmPat *p, OValue *d, Stats *s) {
-  ONode *sub = fm_take(p, d, "Sub");
+  ONode *sub = fm_take(p, d, ONNX_Sub);
   if (!sub || sub->n_inputs != 2) return NULL;
   const OValue *x = sub->inputs[0];
   if (s->x && s->x != x) return NULL;
   s->x = x;
   OValue *mean = fm_skip_expand(p, sub->inputs[1]);
   ONode *r = mean->producer;
-  bool reinsert = r && !r->dead && (og_is(r, "Unsqueeze") || og_is(r, "Reshape"));
+  bool reinsert = r && !r->dead && (og_is(r, ONNX_Unsqueeze) || og_is(r, ONNX_Reshape));
   if (reinsert) mean = r->inputs[0];
   if (!mean_of(c, p, mean, x, s) || reinsert == s->keepdims) return NULL;
   if (reinsert && (!fm_reinserts(c, r, s->axes, s->n_axes) || !fm_add(p, r))) return NULL;
@@ -115,10 +115,10 @@ static OValue *centered(Ctx *c, FmPat *p, OValue *d, Stats *s) {
 static OValue *mean_input(const OValue *v) {
   ONode *n = v->producer;
   if (!n || n->dead) return NULL;
-  if (og_is(n, "ReduceMean")) return n->inputs[0];
-  if (n->n_inputs != 2 || !(og_is(n, "Div") || og_is(n, "Mul"))) return NULL;
-  for (int j = 0; j < (og_is(n, "Div") ? 1 : 2); j++) {
-    ONode *r = fm_def(n->inputs[j], "ReduceSum");
+  if (og_is(n, ONNX_ReduceMean)) return n->inputs[0];
+  if (n->n_inputs != 2 || !(og_is(n, ONNX_Div) || og_is(n, ONNX_Mul))) return NULL;
+  for (int j = 0; j < (og_is(n, ONNX_Div) ? 1 : 2); j++) {
+    ONode *r = fm_def(n->inputs[j], ONNX_ReduceSum);
     if (r) return r->inputs[0];
   }
   return NULL;
@@ -126,24 +126,24 @@ static OValue *mean_input(const OValue *v) {
 
 /* var in either form, given the mean value. */
 static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
-  ONode *mx = fm_def(var, "Max");
+  ONode *mx = fm_def(var, ONNX_Max);
   if (mx && mx->n_inputs == 2) {
     /* max(0, E[x^2] - mean^2) */
     int side = fm_splat_near(c, mx->inputs[0], mx->inputs[1], 0) ? 0
                : fm_splat_near(c, mx->inputs[1], mx->inputs[0], 0) ? 1 : -1;
     if (side < 0 || !fm_add(p, mx)) return false;
-    ONode *sub = fm_take(p, mx->inputs[1 - side], "Sub");
+    ONode *sub = fm_take(p, mx->inputs[1 - side], ONNX_Sub);
     if (!sub || sub->n_inputs != 2) return false;
-    ONode *sq = fm_take(p, sub->inputs[1], "Mul");
+    ONode *sq = fm_take(p, sub->inputs[1], ONNX_Mul);
     if (!sq || sq->inputs[0] != mean || sq->inputs[1] != mean) return false;
     OValue *msq = sub->inputs[0], *in = mean_input(msq);
-    ONode *xx = in ? fm_take(p, in, "Mul") : NULL;
+    ONode *xx = in ? fm_take(p, in, ONNX_Mul) : NULL;
     if (!xx || xx->inputs[0] != s->x || xx->inputs[1] != s->x) return false;
     return mean_of(c, p, msq, in, s);
   }
   /* mean((x - K(mean))^2) */
   OValue *in = mean_input(var);
-  ONode *sq = in ? fm_take(p, in, "Mul") : NULL;
+  ONode *sq = in ? fm_take(p, in, ONNX_Mul) : NULL;
   if (!sq || sq->inputs[0] != sq->inputs[1]) return false;
   Stats s2 = *s;
   return centered(c, p, sq->inputs[0], &s2) == mean && mean_of(c, p, var, in, s);
@@ -154,8 +154,8 @@ static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
 static OValue *skip_clamp(Ctx *c, FmPat *p, OValue *v) {
   ONode *n = v->producer;
   if (!n || n->dead || !og_single_use(v)) return v;
-  if (og_is(n, "Relu") && fm_add(p, n)) return n->inputs[0];
-  if (og_is(n, "Max") && n->n_inputs == 2)
+  if (og_is(n, ONNX_Relu) && fm_add(p, n)) return n->inputs[0];
+  if (og_is(n, ONNX_Max) && n->n_inputs == 2)
     for (int side = 0; side < 2; side++)
       if (fm_splat_near(c, n->inputs[side], n->inputs[1 - side], 0) && fm_add(p, n))
         return n->inputs[1 - side];
@@ -171,7 +171,7 @@ static bool inv_std(Ctx *c, FmPat *p, OValue *r, bool divides, OValue *mean, Sta
   double k;
   if (!n || n->dead || !og_single_use(r)) return false;
   /* K(rsqrt(var + eps)): the axes put back after the normalizer, not before */
-  bool outer_k = !s->keepdims && (og_is(n, "Unsqueeze") || og_is(n, "Reshape")) &&
+  bool outer_k = !s->keepdims && (og_is(n, ONNX_Unsqueeze) || og_is(n, ONNX_Reshape)) &&
                  fm_reinserts(c, n, s->axes, s->n_axes);
   if (outer_k) {
     r = n->inputs[0];
@@ -180,19 +180,19 @@ static bool inv_std(Ctx *c, FmPat *p, OValue *r, bool divides, OValue *mean, Sta
     if (!n || n->dead) return false;
   }
   if (divides) {
-    if (!og_is(n, "Sqrt") || !fm_add(p, n)) return false;
+    if (!og_is(n, ONNX_Sqrt) || !fm_add(p, n)) return false;
     u = n->inputs[0];
-  } else if (og_is(n, "Reciprocal") || (og_is(n, "Div") && fm_splat(c, n->inputs[0], &k) && k == 1)) {
-    ONode *sq = fm_def(n->inputs[n->n_inputs - 1], "Sqrt");
+  } else if (og_is(n, ONNX_Reciprocal) || (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
+    ONode *sq = fm_def(n->inputs[n->n_inputs - 1], ONNX_Sqrt);
     if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return false;
     u = sq->inputs[0];
-  } else if (og_is(n, "Pow") && fm_splat(c, n->inputs[1], &k) && k == -0.5) {
+  } else if (og_is(n, ONNX_Pow) && fm_splat(c, n->inputs[1], &k) && k == -0.5) {
     if (!fm_add(p, n)) return false;
     u = n->inputs[0];
   } else {
     return false;
   }
-  ONode *add = fm_take(p, u, "Add");
+  ONode *add = fm_take(p, u, ONNX_Add);
   if (!add || add->n_inputs != 2) return false;
   for (int side = 0; side < 2; side++) {
     OValue *e = add->inputs[side], *kv = add->inputs[1 - side];
@@ -217,15 +217,15 @@ static bool factors(FmPat *p, OValue *v, Product *out, bool top) {
   v = top ? v : fm_skip_expand(p, v);
   ONode *d = v->producer;
   bool open = (top || og_single_use(v)) && d && !d->dead;
-  if (open && og_is(d, "Mul") && d->n_inputs == 2) {
+  if (open && og_is(d, ONNX_Mul) && d->n_inputs == 2) {
     if (!fm_add(p, d)) return false;
     return factors(p, d->inputs[0], out, false) && factors(p, d->inputs[1], out, false);
   }
-  if (open && og_is(d, "Neg") && d->n_inputs == 1) {
+  if (open && og_is(d, ONNX_Neg) && d->n_inputs == 1) {
     out->sign = -out->sign;
     return fm_add(p, d) && factors(p, d->inputs[0], out, false);
   }
-  if (open && og_is(d, "Div") && d->n_inputs == 2 && !out->divisor &&
+  if (open && og_is(d, ONNX_Div) && d->n_inputs == 2 && !out->divisor &&
       !og_const_data(d->inputs[1])) {
     out->divisor = d->inputs[1];
     return fm_add(p, d) && factors(p, d->inputs[0], out, false);
@@ -247,11 +247,11 @@ typedef struct Terms {
 static bool terms(FmPat *p, OValue *v, int sign, Terms *out, bool top) {
   ONode *d = v->producer;
   bool open = (top || og_single_use(v)) && d && !d->dead && !og_const_data(v);
-  if (open && (og_is(d, "Add") || og_is(d, "Sub")) && d->n_inputs == 2) {
+  if (open && (og_is(d, ONNX_Add) || og_is(d, ONNX_Sub)) && d->n_inputs == 2) {
     return fm_add(p, d) && terms(p, d->inputs[0], sign, out, false) &&
-           terms(p, d->inputs[1], og_is(d, "Sub") ? -sign : sign, out, false);
+           terms(p, d->inputs[1], og_is(d, ONNX_Sub) ? -sign : sign, out, false);
   }
-  if (open && og_is(d, "Neg") && d->n_inputs == 1 && !top)
+  if (open && og_is(d, ONNX_Neg) && d->n_inputs == 1 && !top)
     return fm_add(p, d) && terms(p, d->inputs[0], -sign, out, false);
   if (out->n == MAX_TERMS) return false;
   out->v[out->n] = v;
@@ -288,7 +288,7 @@ static bool split_factors(const Product *pr, OValue **scale, OValue **r, OValue 
     if (og_const_data(f)) {
       if (*scale) return false;
       *scale = f;
-    } else if (d && !*d && fm_def(f, "Sub")) {
+    } else if (d && !*d && fm_def(f, ONNX_Sub)) {
       *d = f;
     } else if (!*r && !pr->divisor) {
       *r = f;
@@ -325,7 +325,7 @@ static OValue *distributed(Ctx *c, FmPat *p, const Terms *t, Stats *s, OValue **
   OValue *x = pr[pos].f[other[pos]];
   OValue *mean = fm_skip_expand(p, pr[1 - pos].f[other[1 - pos]]);
   ONode *re = mean->producer;
-  bool reinsert = re && !re->dead && (og_is(re, "Unsqueeze") || og_is(re, "Reshape"));
+  bool reinsert = re && !re->dead && (og_is(re, ONNX_Unsqueeze) || og_is(re, ONNX_Reshape));
   if (reinsert) mean = re->inputs[0];
   s->x = x;
   if (!mean_of(c, p, mean, x, s) || reinsert == s->keepdims) return NULL;
@@ -339,7 +339,7 @@ static OValue *distributed(Ctx *c, FmPat *p, const Terms *t, Stats *s, OValue **
 
 static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   (void)m;
-  if (!(og_is(root, "Add") || og_is(root, "Sub") || og_is(root, "Mul") || og_is(root, "Div")) ||
+  if (!(og_is(root, ONNX_Add) || og_is(root, ONNX_Sub) || og_is(root, ONNX_Mul) || og_is(root, ONNX_Div)) ||
       root->n_inputs != 2)
     return false;
   FmPat p = {.n = 0};
@@ -386,7 +386,7 @@ static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   OValue *bi = bias ? normalized_const(c, g, bias, x, axis, 0) : NULL;
   if (!sc || (bias && !bi)) return false;
   OValue *in[3] = {x, sc, bi};
-  fm_rewrite(c, g, root, "LayerNormalization", in, bi ? 3 : 2);
+  fm_rewrite(c, g, root, ONNX_LayerNormalization, in, bi ? 3 : 2);
   og_attr_int(c, root, "axis", axis);
   og_attr_float(c, root, "epsilon", (float)eps);
   if (x->type.et == ET_F64) og_attr_int(c, root, "stash_type", ET_F64);

@@ -22,9 +22,9 @@
 #include <string.h>
 
 
-ONode *fm_def(const OValue *v, const char *op_type) {
+ONode *fm_def(const OValue *v, OnnxOp op) {
   ONode *p = v ? v->producer : NULL;
-  if (!og_is(p, op_type)) return NULL;
+  if (!og_is(p, op)) return NULL;
   return p;
 }
 
@@ -36,8 +36,8 @@ bool fm_add(FmPat *p, ONode *n) {
   return true;
 }
 
-ONode *fm_take(FmPat *p, const OValue *v, const char *op_type) {
-  ONode *n = fm_def(v, op_type);
+ONode *fm_take(FmPat *p, const OValue *v, OnnxOp op) {
+  ONode *n = fm_def(v, op);
   if (!n || !fm_add(p, n)) return NULL;
   return n;
 }
@@ -65,65 +65,6 @@ bool fm_closed(const FmPat *p, const ONode *root) {
 
 /* ---- constants ----------------------------------------------------------- */
 
-static double half_to_double(uint16_t h) {
-  int e = (h >> 10) & 0x1f, m = h & 0x3ff;
-  double v;
-  if (e == 0) v = ldexp(m, -24);
-  else if (e == 31) v = m ? NAN : INFINITY;
-  else v = ldexp(m + 1024, e - 25);
-  return (h & 0x8000) ? -v : v;
-}
-
-/* Round to nearest even; only values the type holds are ever stored by the
- * passes, so the rounding matters only for computed results. */
-static uint16_t double_to_half(double v) {
-  uint16_t sign = signbit(v) ? 0x8000 : 0;
-  v = fabs(v);
-  if (isnan(v)) return 0x7e00;
-  if (v >= 65520.0) return sign | 0x7c00;
-  if (v < ldexp(1, -14)) { /* subnormal: units of 2^-24 */
-    double q = nearbyint(ldexp(v, 24));
-    return sign | (uint16_t)q;
-  }
-  int e;
-  double f = frexp(v, &e); /* v = f * 2^e, f in [0.5, 1) */
-  double q = nearbyint(ldexp(f, 11)); /* 11 significant bits */
-  if (q >= 2048) {
-    q /= 2;
-    e++;
-  }
-  int be = e - 1 + 15;
-  if (be >= 31) return sign | 0x7c00;
-  return sign | (uint16_t)((be << 10) | ((int)q - 1024));
-}
-
-double fm_load(const uint8_t *bytes, ElemType et, int64_t i) {
-  switch (et) {
-  case ET_F32: { float f; memcpy(&f, bytes + 4 * i, 4); return f; }
-  case ET_F64: { double d; memcpy(&d, bytes + 8 * i, 8); return d; }
-  case ET_F16: { uint16_t h; memcpy(&h, bytes + 2 * i, 2); return half_to_double(h); }
-  case ET_BF16: {
-    uint16_t h;
-    uint32_t w;
-    float f;
-    memcpy(&h, bytes + 2 * i, 2);
-    w = (uint32_t)h << 16;
-    memcpy(&f, &w, 4);
-    return f;
-  }
-  default: return NAN;
-  }
-}
-
-void fm_store(uint8_t *bytes, ElemType et, int64_t i, double v) {
-  switch (et) {
-  case ET_F32: { float f = (float)v; memcpy(bytes + 4 * i, &f, 4); break; }
-  case ET_F64: memcpy(bytes + 8 * i, &v, 8); break;
-  case ET_F16: { uint16_t h = double_to_half(v); memcpy(bytes + 2 * i, &h, 2); break; }
-  default: break;
-  }
-}
-
 /* The bytes and element count of a float constant with static dims. */
 static const uint8_t *const_bytes(Ctx *c, const OValue *v, int64_t *numel) {
   const Data *d = og_const_data(v);
@@ -145,9 +86,9 @@ bool fm_splat(Ctx *c, const OValue *v, double *out) {
   int64_t n;
   const uint8_t *b = const_bytes(c, v, &n);
   if (!b) return false;
-  double first = fm_load(b, v->type.et, 0);
+  double first = elem_load(b, v->type.et, 0);
   for (int64_t i = 1; i < n; i++) {
-    double x = fm_load(b, v->type.et, i);
+    double x = elem_load(b, v->type.et, i);
     if (!(x == first || (isnan(x) && isnan(first)))) return false;
     if (x == 0 && signbit(x) != signbit(first)) return false;
   }
@@ -217,7 +158,7 @@ bool fm_const_slice(Ctx *c, const OValue *k, const OValue *x, int lo, int hi, do
   for (int64_t e = 0; e < n; e++) {
     int64_t proj = 0;
     for (int i = lo; i < hi; i++) proj += idx[i] * str[i];
-    double v = fm_load(b, k->type.et, e), w = fm_load(b, k->type.et, proj);
+    double v = elem_load(b, k->type.et, e), w = elem_load(b, k->type.et, proj);
     if (!(v == w || (isnan(v) && isnan(w)))) return false;
     for (int i = rank - 1; i >= 0; i--) {
       if (++idx[i] < kdim[i]) break;
@@ -229,7 +170,7 @@ bool fm_const_slice(Ctx *c, const OValue *k, const OValue *x, int lo, int hi, do
   for (int64_t e = 0; e < total; e++) {
     int64_t src = 0;
     for (int i = lo; i < hi; i++) src += idx[i] * str[i];
-    out[e] = fm_load(b, k->type.et, src);
+    out[e] = elem_load(b, k->type.et, src);
     for (int i = hi - 1; i >= lo; i--) {
       if (++idx[i] < x->type.dims[i].value) break;
       idx[i] = 0;
@@ -244,7 +185,7 @@ OValue *fm_new_const(Ctx *c, OGraph *g, const char *hint, ElemType et, int rank,
   for (int i = 0; i < rank; i++) n *= dims[i];
   size_t nbytes = (size_t)n * et_size(et);
   uint8_t *b = arena_alloc(c->arena, nbytes ? nbytes : 1);
-  for (int64_t i = 0; i < n; i++) fm_store(b, et, i, vals[i]);
+  for (int64_t i = 0; i < n; i++) elem_store(b, et, i, vals[i]);
   Data d = {DATA_RAW, b, nbytes};
   return og_init(c, g, hint, et, rank, dims, d);
 }
@@ -257,7 +198,7 @@ bool fm_kernel_type(ElemType et, unsigned mask) {
 /* ---- shapes of reductions ------------------------------------------------ */
 
 OValue *fm_skip_expand(FmPat *p, OValue *v) {
-  for (ONode *e; (e = fm_def(v, "Expand")) != NULL;) {
+  for (ONode *e; (e = fm_def(v, ONNX_Expand)) != NULL;) {
     if (!fm_add(p, e)) return v;
     v = e->inputs[0];
   }
@@ -316,14 +257,14 @@ int fm_reduce_axes(Ctx *c, const ONode *n, int64_t *axes, bool *keepdims) {
 bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes) {
   const OValue *in = n->inputs[0], *out = n->outputs[0];
   if (in->type.rank < 0 || out->type.rank != in->type.rank + n_axes) return false;
-  if (og_is(n, "Unsqueeze")) {
+  if (og_is(n, ONNX_Unsqueeze)) {
     int64_t got[MAX_RANK];
     int k = 0;
     if (n->n_inputs < 2 || !read_i64_const(c, n->inputs[1], got, MAX_RANK, &k)) return false;
     if (k != n_axes || !norm_axes(got, k, out->type.rank)) return false;
     return memcmp(got, axes, sizeof(int64_t) * (size_t)k) == 0;
   }
-  if (!og_is(n, "Reshape")) return false;
+  if (!og_is(n, ONNX_Reshape)) return false;
   /* The output dims: 1 at the axes, the input's dims in order elsewhere.
    * With one dynamic dim the element count pins it; with more the types
    * cannot tell a reordering apart, so refuse. */
@@ -344,8 +285,7 @@ bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes) {
 
 /* ---- rewriting ----------------------------------------------------------- */
 
-void fm_rewrite(Ctx *c, OGraph *g, ONode *root, const char *op_type, OValue *const *in,
-                int n_in) {
+void fm_rewrite(Ctx *c, OGraph *g, ONode *root, OnnxOp op, OValue *const *in, int n_in) {
   for (int j = 0; j < root->n_inputs; j++)
     if (root->inputs[j]) root->inputs[j]->n_uses--;
   OValue **ins = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(n_in + 1));
@@ -355,11 +295,10 @@ void fm_rewrite(Ctx *c, OGraph *g, ONode *root, const char *op_type, OValue *con
   }
   root->inputs = ins;
   root->n_inputs = n_in;
-  root->op_type = op_type;
-  root->domain = NULL;
+  og_set_kind(root, op);
   root->n_attrs = 0;
   root->same_shape_inputs = false;
-  root->name = og_node_name(c, g, op_type);
+  root->name = og_node_name(c, g, root->op_type);
 }
 
 static bool has_subgraph(const ONode *n) {

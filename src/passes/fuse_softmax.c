@@ -41,7 +41,7 @@ static bool reinserted(Ctx *c, FmPat *p, OValue *v, int64_t axis, OValue **inner
   v = fm_skip_expand(p, v);
   ONode *r = v->producer;
   *inner = v;
-  if (!r || r->dead || !(og_is(r, "Unsqueeze") || og_is(r, "Reshape"))) return false;
+  if (!r || r->dead || !(og_is(r, ONNX_Unsqueeze) || og_is(r, ONNX_Reshape))) return false;
   if (!fm_reinserts(c, r, &axis, 1) || !fm_add(p, r)) return false;
   *inner = r->inputs[0];
   return true;
@@ -50,13 +50,13 @@ static bool reinserted(Ctx *c, FmPat *p, OValue *v, int64_t axis, OValue **inner
 /* The NaN flag of reduce.c: ReduceMax_a(IsNaN(x)), maybe through Casts. */
 static bool nan_flag(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis, bool keepdims) {
   ONode *n;
-  while ((n = fm_take(p, v, "Cast")) != NULL) v = n->inputs[0];
-  ONode *r = fm_take(p, v, "ReduceMax");
+  while ((n = fm_take(p, v, ONNX_Cast)) != NULL) v = n->inputs[0];
+  ONode *r = fm_take(p, v, ONNX_ReduceMax);
   bool kd;
   if (!r) return false;
   v = r->inputs[0];
-  while ((n = fm_take(p, v, "Cast")) != NULL) v = n->inputs[0];
-  ONode *isnan = fm_take(p, v, "IsNaN");
+  while ((n = fm_take(p, v, ONNX_Cast)) != NULL) v = n->inputs[0];
+  ONode *isnan = fm_take(p, v, ONNX_IsNaN);
   if (!isnan || isnan->inputs[0] != x) return false;
   int64_t axes[MAX_RANK];
   return fm_reduce_axes(c, r, axes, &kd) == 1 && axes[0] == axis && kd == keepdims;
@@ -69,7 +69,7 @@ static bool nan_flag(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis,
 static bool layout_matches(const OValue *x, const OValue *x0, int64_t axis, int64_t b,
                            const OAttr *q, bool keepdims) {
   if (!q) return x == x0 && b == axis;
-  ONode *t = fm_def(x, "Transpose");
+  ONode *t = fm_def(x, ONNX_Transpose);
   const OAttr *perm = t ? og_get_attr(t, "perm") : NULL;
   int rank = x->type.rank;
   if (!perm || t->inputs[0] != x0 || perm->n != rank || rank > MAX_RANK) return false;
@@ -91,14 +91,14 @@ static bool row_max(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis) 
   for (int guard = 0; guard < 5; guard++) {
     ONode *n = m->producer;
     if (!n || n->dead) return false;
-    if (og_is(n, "Max") && n->n_inputs == 2) {
+    if (og_is(n, ONNX_Max) && n->n_inputs == 2) {
       int side = fm_splat_near(c, n->inputs[0], n->inputs[1], -INFINITY) ? 0
                  : fm_splat_near(c, n->inputs[1], n->inputs[0], -INFINITY) ? 1 : -1;
       if (side < 0 || !fm_add(p, n)) return false;
       m = n->inputs[1 - side];
       continue;
     }
-    if (og_is(n, "Where") && n->n_inputs == 3 && !flag) {
+    if (og_is(n, ONNX_Where) && n->n_inputs == 3 && !flag) {
       double nan;
       if (!fm_splat(c, n->inputs[1], &nan) || !isnan(nan) || !fm_fits(n->inputs[1], n->inputs[2]))
         return false;
@@ -107,14 +107,14 @@ static bool row_max(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis) 
       m = n->inputs[2];
       continue;
     }
-    if (og_is(n, "Transpose") && !q && !flag) {
+    if (og_is(n, ONNX_Transpose) && !q && !flag) {
       /* (below a Where the NaN flag would be in the other layout) */
       q = og_get_attr(n, "perm");
       if (!q || !fm_add(p, n)) return false;
       m = n->inputs[0];
       continue;
     }
-    if (og_is(n, "ReduceMax")) {
+    if (og_is(n, ONNX_ReduceMax)) {
       int64_t axes[MAX_RANK];
       bool kd;
       OValue *x0 = n->inputs[0];
@@ -131,7 +131,7 @@ static bool row_max(Ctx *c, FmPat *p, OValue *v, const OValue *x, int64_t axis) 
 static bool row_sum(Ctx *c, FmPat *p, OValue *s, const OValue *e, int64_t axis) {
   OValue *r;
   bool kd0 = !reinserted(c, p, s, axis, &r);
-  ONode *n = fm_take(p, r, "ReduceSum");
+  ONode *n = fm_take(p, r, ONNX_ReduceSum);
   bool kd;
   return n && reduces_axis(c, n, e, axis, &kd) && kd == kd0;
 }
@@ -141,8 +141,8 @@ static bool sum_axis(Ctx *c, OValue *s, int64_t *axis) {
   FmPat scratch = {.n = 0};
   s = fm_skip_expand(&scratch, s);
   ONode *n = s->producer;
-  if (n && !n->dead && (og_is(n, "Unsqueeze") || og_is(n, "Reshape"))) s = n->inputs[0];
-  n = fm_def(s, "ReduceSum");
+  if (n && !n->dead && (og_is(n, ONNX_Unsqueeze) || og_is(n, ONNX_Reshape))) s = n->inputs[0];
+  n = fm_def(s, ONNX_ReduceSum);
   bool kd;
   int64_t axes[MAX_RANK];
   if (!n || fm_reduce_axes(c, n, axes, &kd) != 1) return false;
@@ -152,7 +152,7 @@ static bool sum_axis(Ctx *c, OValue *s, int64_t *axis) {
 
 /* d = Sub(x, K(max_a x)); returns x. */
 static OValue *shifted(Ctx *c, FmPat *p, OValue *d, int64_t axis) {
-  ONode *sub = fm_take(p, d, "Sub");
+  ONode *sub = fm_take(p, d, ONNX_Sub);
   if (!sub || sub->n_inputs != 2) return NULL;
   OValue *x = sub->inputs[0];
   if (!row_max(c, p, sub->inputs[1], x, axis)) return NULL;
@@ -160,7 +160,7 @@ static OValue *shifted(Ctx *c, FmPat *p, OValue *d, int64_t axis) {
 }
 
 static bool emit(Ctx *c, OGraph *g, ONode *root, FmPat *p, OValue *x, int64_t axis,
-                 const char *op) {
+                 OnnxOp op) {
   if (!x || !fm_same_shape(root->outputs[0], x) || !fm_closed(p, root)) return false;
   if (!fm_kernel_type(x->type.et, FM_F16 | FM_F32 | FM_F64)) return false;
   fm_rewrite(c, g, root, op, &x, 1);
@@ -174,28 +174,28 @@ static bool try_softmax(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   FmPat p = {.n = 0};
   int64_t axis;
   fm_add(&p, root);
-  if (og_is(root, "Div")) {
+  if (og_is(root, ONNX_Div)) {
     OValue *e = root->inputs[0];
-    ONode *exp = fm_take(&p, e, "Exp");
+    ONode *exp = fm_take(&p, e, ONNX_Exp);
     if (!exp || !sum_axis(c, root->inputs[1], &axis) || !row_sum(c, &p, root->inputs[1], e, axis))
       return false;
-    return emit(c, g, root, &p, shifted(c, &p, exp->inputs[0], axis), axis, "Softmax");
+    return emit(c, g, root, &p, shifted(c, &p, exp->inputs[0], axis), axis, ONNX_Softmax);
   }
-  if (og_is(root, "Sub")) {
+  if (og_is(root, ONNX_Sub)) {
     OValue *d = root->inputs[0];
     OValue *l = fm_skip_expand(&p, root->inputs[1]);
-    ONode *log = fm_take(&p, l, "Log");
+    ONode *log = fm_take(&p, l, ONNX_Log);
     if (!log || !sum_axis(c, log->inputs[0], &axis)) return false;
     /* the ReduceSum's input is Exp(d) with the same d */
     FmPat scratch = {.n = 0};
     OValue *s = fm_skip_expand(&scratch, log->inputs[0]);
     ONode *k = s->producer;
-    if (k && !k->dead && (og_is(k, "Unsqueeze") || og_is(k, "Reshape"))) s = k->inputs[0];
-    ONode *sum = fm_def(s, "ReduceSum");
-    ONode *exp = sum ? fm_take(&p, sum->inputs[0], "Exp") : NULL;
+    if (k && !k->dead && (og_is(k, ONNX_Unsqueeze) || og_is(k, ONNX_Reshape))) s = k->inputs[0];
+    ONode *sum = fm_def(s, ONNX_ReduceSum);
+    ONode *exp = sum ? fm_take(&p, sum->inputs[0], ONNX_Exp) : NULL;
     if (!exp || exp->inputs[0] != d || !row_sum(c, &p, log->inputs[0], exp->outputs[0], axis))
       return false;
-    return emit(c, g, root, &p, shifted(c, &p, d, axis), axis, "LogSoftmax");
+    return emit(c, g, root, &p, shifted(c, &p, d, axis), axis, ONNX_LogSoftmax);
   }
   return false;
 }

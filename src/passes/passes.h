@@ -43,9 +43,9 @@ typedef struct FmPat {
   int n;
 } FmPat;
 enum { FM_F16 = 1, FM_F32 = 2, FM_F64 = 4 }; /* element types, for fm_kernel_type */
-ONode *fm_def(const OValue *v, const char *op_type); /* v's live producer of that type */
+ONode *fm_def(const OValue *v, OnnxOp op); /* v's live producer of that op */
 bool fm_add(FmPat *p, ONode *n);                     /* false when the pattern is full */
-ONode *fm_take(FmPat *p, const OValue *v, const char *op_type); /* fm_def + fm_add */
+ONode *fm_take(FmPat *p, const OValue *v, OnnxOp op); /* fm_def + fm_add */
 bool fm_closed(const FmPat *p, const ONode *root);
 /* v is a float initializer whose elements all equal *out. */
 bool fm_splat(Ctx *c, const OValue *v, double *out);
@@ -60,8 +60,6 @@ bool fm_same_shape(const OValue *a, const OValue *b); /* equal static dims, dyna
  * hold at most FM_MAX_SCAN elements, the size `out` needs at most). */
 #define FM_MAX_SCAN (1 << 22)
 bool fm_const_slice(Ctx *c, const OValue *k, const OValue *x, int lo, int hi, double *out);
-double fm_load(const uint8_t *bytes, ElemType et, int64_t i); /* f16/bf16/f32/f64 */
-void fm_store(uint8_t *bytes, ElemType et, int64_t i, double v); /* f16/f32/f64 */
 OValue *fm_new_const(Ctx *c, OGraph *g, const char *hint, ElemType et, int rank,
                      const int64_t *dims, const double *vals);
 bool fm_kernel_type(ElemType et, unsigned mask); /* et is one of the FM_* in mask */
@@ -75,9 +73,8 @@ int fm_reduce_axes(Ctx *c, const ONode *n, int64_t *axes, bool *keepdims);
 /* Unsqueeze or Reshape node n inserts size-1 dims exactly at `axes` of its
  * output (the reduced axes of its input), keeping the other dims in order. */
 bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes);
-/* Rewrites root into op_type(in...) in place: same output, no attributes. */
-void fm_rewrite(Ctx *c, OGraph *g, ONode *root, const char *op_type, OValue *const *in,
-                int n_in);
+/* Rewrites root into op(in...) in place: same output, no attributes. */
+void fm_rewrite(Ctx *c, OGraph *g, ONode *root, OnnxOp op, OValue *const *in, int n_in);
 void fm_sweep(OGraph *g); /* marks dead the nodes whose outputs nothing reads */
 /* Calls fn on every live node of the model's graphs (uses recounted first);
  * fn returns true when it rewrote the node, and the graph is then swept. */

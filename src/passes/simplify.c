@@ -51,20 +51,9 @@ static bool bypass(OGraph *g, ONode *n, OValue *to) {
   return false;
 }
 
-/* ONNX ops with numpy-style (multidirectional) broadcasting. */
-static bool broadcasts(const ONode *n) {
-  static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod",
-                                    "Where", "Equal", "Greater", "Less", "GreaterOrEqual",
-                                    "LessOrEqual", "And", "Or", "Xor", "BitwiseAnd",
-                                    "BitwiseOr", "BitwiseXor", "PRelu", NULL};
-  for (int i = 0; ops[i]; i++)
-    if (og_is(n, ops[i])) return true;
-  return false;
-}
-
 static bool is_live_expand(const OValue *v) {
   const ONode *p = v ? v->producer : NULL;
-  return p && !p->dead && og_is(p, "Expand");
+  return p && !p->dead && og_is(p, ONNX_Expand);
 }
 
 /* Expand(x, shape) feeding an elementwise node whose other inputs have the
@@ -72,7 +61,7 @@ static bool is_live_expand(const OValue *v) {
  * input keeps the full shape - the first that is not an Expand, or else the
  * first input - so the node's output shape does not change. */
 static bool drop_expands(ONode *n) {
-  if (!n->same_shape_inputs || !broadcasts(n)) return false;
+  if (!n->same_shape_inputs || !onnx_op_has(n->kind, ONNX_BROADCASTS)) return false;
   int keep = 0;
   for (int j = 0; j < n->n_inputs; j++)
     if (!is_live_expand(n->inputs[j])) {
@@ -124,7 +113,7 @@ static bool broadcast_keeps_shape(const ONode *n, int j, const OValue *x) {
  * shape from x itself: JAX's dynamic_broadcast_in_dim of a keepdims
  * reduction or a mask, which ONNX broadcasting does for free. */
 static bool drop_proven_expands(ONode *n) {
-  if (!broadcasts(n) || n->n_outputs != 1) return false;
+  if (!onnx_op_has(n->kind, ONNX_BROADCASTS) || n->n_outputs != 1) return false;
   bool changed = false;
   for (int j = 0; j < n->n_inputs; j++) {
     OValue *in = n->inputs[j];
@@ -144,7 +133,7 @@ static bool drop_proven_expands(ONode *n) {
  * guard against a negative count, max(N - ddof, 0), folds to such a
  * condition.) */
 static bool constant_where(Ctx *c, OGraph *g, ONode *n) {
-  if (!og_is(n, "Where") || n->n_inputs != 3) return false;
+  if (!og_is(n, ONNX_Where) || n->n_inputs != 3) return false;
   const Data *d = og_const_data(n->inputs[0]);
   if (!d || n->inputs[0]->type.et != ET_BOOL || d->nbytes == 0) return false;
   const uint8_t *b = data_bytes(c, d);
@@ -166,17 +155,17 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
   if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0])
     return drop_expands(n) | drop_proven_expands(n);
   OValue *x = n->inputs[0], *out = n->outputs[0];
-  if (og_is(n, "Identity")) return bypass(g, n, x);
+  if (og_is(n, ONNX_Identity)) return bypass(g, n, x);
   if (constant_where(c, g, n)) return true;
-  if (og_is(n, "Cast") && x->type.et != ET_UNDEF && x->type.et == out->type.et)
+  if (og_is(n, ONNX_Cast) && x->type.et != ET_UNDEF && x->type.et == out->type.et)
     return bypass(g, n, x);
-  if ((og_is(n, "Reshape") || og_is(n, "Expand")) && same_shape(x, out))
+  if ((og_is(n, ONNX_Reshape) || og_is(n, ONNX_Expand)) && same_shape(x, out))
     return bypass(g, n, x);
-  if (og_is(n, "Transpose")) {
+  if (og_is(n, ONNX_Transpose)) {
     const OAttr *perm = og_get_attr(n, "perm");
     if (perm && identity_perm(perm)) return bypass(g, n, x);
     ONode *p = x->producer;
-    const OAttr *inner = p && !p->dead && og_is(p, "Transpose") ? og_get_attr(p, "perm") : NULL;
+    const OAttr *inner = p && !p->dead && og_is(p, ONNX_Transpose) ? og_get_attr(p, "perm") : NULL;
     if (perm && inner && inner->n == perm->n && perm->n <= MAX_RANK) {
       /* Transpose(Transpose(y, q), r) = Transpose(y, q[r[i]]) */
       int64_t composed[MAX_RANK];
@@ -193,9 +182,9 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
       return true;
     }
   }
-  if (og_is(n, "Reshape") && n->n_inputs == 2) {
+  if (og_is(n, ONNX_Reshape) && n->n_inputs == 2) {
     ONode *p = x->producer;
-    if (p && !p->dead && og_is(p, "Reshape") && p->n_inputs == 2) {
+    if (p && !p->dead && og_is(p, ONNX_Reshape) && p->n_inputs == 2) {
       /* Reshape(Reshape(y, s1), s2) = Reshape(y, s2) when s2 has no 0
        * (a 0 would copy a dim of the intermediate shape) */
       const OAttr *az = og_get_attr(n, "allowzero");

@@ -131,12 +131,6 @@ static int64_t int_attr(const ONode *n, const char *name, int64_t dflt) {
   return a && a->kind == OA_INT ? a->i : dflt;
 }
 
-static bool is_one_of(const ONode *n, const char *const *ops) {
-  for (int i = 0; ops[i]; i++)
-    if (strcmp(n->op_type, ops[i]) == 0) return true;
-  return false;
-}
-
 /* ---- the rules: each fills out[0..rank) of the node's first output ------- */
 
 /* numpy broadcasting of axis i of a rank-`rank` result over vals[0..n): a
@@ -424,7 +418,7 @@ static int shape_elements(Ctx *c, const OValue *v, Sym *out, int max, int depth)
   const ONode *n = v->producer;
   if (!n || n->dead || n->n_inputs < 1 || !n->inputs[0]) return -1;
   const OValue *x = n->inputs[0];
-  if (og_is(n, "Shape")) {
+  if (og_is(n, ONNX_Shape)) {
     int r = x->type.rank;
     if (r < 0) return -1;
     int64_t start = int_attr(n, "start", 0), end = int_attr(n, "end", r);
@@ -436,7 +430,7 @@ static int shape_elements(Ctx *c, const OValue *v, Sym *out, int max, int depth)
     for (int64_t i = start; i < end; i++) out[i - start] = dim_of(x, (int)i);
     return (int)(end - start);
   }
-  if (og_is(n, "Concat")) {
+  if (og_is(n, ONNX_Concat)) {
     int k = 0;
     for (int j = 0; j < n->n_inputs; j++) {
       int m = shape_elements(c, n->inputs[j], out + k, max - k, depth + 1);
@@ -445,12 +439,11 @@ static int shape_elements(Ctx *c, const OValue *v, Sym *out, int max, int depth)
     }
     return k;
   }
-  if (og_is(n, "Cast") || og_is(n, "Reshape") || og_is(n, "Squeeze") || og_is(n, "Unsqueeze") ||
-      og_is(n, "Identity")) {
-    if (og_is(n, "Cast") && v->type.et != ET_I64 && v->type.et != ET_I32) return -1;
+  if (og_is(n, ONNX_Cast) || onnx_op_has(n->kind, ONNX_RESHAPES)) {
+    if (og_is(n, ONNX_Cast) && v->type.et != ET_I64 && v->type.et != ET_I32) return -1;
     return shape_elements(c, x, out, max, depth + 1); /* the same elements */
   }
-  if (og_is(n, "Gather") && int_attr(n, "axis", 0) == 0 && n->n_inputs == 2) {
+  if (og_is(n, ONNX_Gather) && int_attr(n, "axis", 0) == 0 && n->n_inputs == 2) {
     Sym all[MAX_RANK];
     const int64_t *idx;
     int m = shape_elements(c, x, all, MAX_RANK, depth + 1);
@@ -483,44 +476,30 @@ static bool expand(Ctx *c, const ONode *n, Sym *out, int rank) {
   return true;
 }
 
-static const char *const BROADCASTING[] = {
-    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mod", "Where", "Equal", "Greater",
-    "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "BitwiseAnd", "BitwiseOr",
-    "BitwiseXor", "PRelu", "Sum", "Mean", "BitShift", NULL};
-
-/* Ops whose first output has the first input's shape. */
-static const char *const SAME_SHAPE[] = {
-    "Relu", "Sigmoid", "Tanh", "Neg", "Exp", "Log", "Abs", "Sqrt", "Reciprocal", "Erf",
-    "Gelu", "Elu", "LeakyRelu", "Softplus", "Cast", "Floor", "Ceil", "Round", "Sign", "Not",
-    "Sin", "Cos", "Tan", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh",
-    "Identity", "HardSigmoid", "Selu", "IsNaN", "IsInf", "Softmax", "LogSoftmax", "Hardmax",
-    "LayerNormalization", "BatchNormalization", "Mish", "Clip", "CumSum", "BitwiseNot",
-    "Trilu", "CastLike", "Dropout", "InstanceNormalization", NULL};
-
-static const char *const BATCH_ONLY[] = {"Conv", "ConvTranspose", "MaxPool", "AveragePool",
-                                         "LpPool", "GlobalAveragePool", "GlobalMaxPool", NULL};
-
 static bool infer(Ctx *c, const ONode *n, Sym *out, int rank) {
   /* a call of a local function (its own domain) may bear any op's name */
-  if (n->domain && *n->domain) return false;
+  if (n->kind == ONNX_OTHER) return false;
   if (n->n_inputs < 1 || !n->inputs[0]) return false;
-  if (is_one_of(n, BROADCASTING)) return broadcast(n, out, rank);
-  if (is_one_of(n, SAME_SHAPE)) return copy_input(n, out, rank);
-  if (is_one_of(n, BATCH_ONLY)) return batch_only(n, out, rank);
-  if (strncmp(n->op_type, "Reduce", 6) == 0) return reduce(c, n, out, rank);
-  if (og_is(n, "ArgMax") || og_is(n, "ArgMin")) return arg_reduce(n, out, rank);
-  if (og_is(n, "Transpose")) return transpose(n, out, rank);
-  if (og_is(n, "Reshape")) return reshape(c, n, out, rank);
-  if (og_is(n, "Flatten")) return flatten(n, out, rank);
-  if (og_is(n, "Squeeze")) return squeeze(c, n, out, rank);
-  if (og_is(n, "Unsqueeze")) return unsqueeze(c, n, out, rank);
-  if (og_is(n, "MatMul")) return matmul(n, out, rank);
-  if (og_is(n, "Gemm")) return gemm(n, out, rank);
-  if (og_is(n, "Concat")) return concat(n, out, rank);
-  if (og_is(n, "Gather")) return gather(n, out, rank);
-  if (og_is(n, "Slice")) return slice(c, n, out, rank);
-  if (og_is(n, "Expand")) return expand(c, n, out, rank);
-  return false;
+  unsigned facts = onnx_op_info[n->kind].facts; /* onnx_ops.def */
+  if (facts & ONNX_BROADCASTS) return broadcast(n, out, rank);
+  if (facts & ONNX_SAME_SHAPE) return copy_input(n, out, rank);
+  if (facts & ONNX_KEEPS_BATCH) return batch_only(n, out, rank);
+  if (facts & ONNX_REDUCES) return reduce(c, n, out, rank);
+  switch (n->kind) {
+  case ONNX_ArgMax: case ONNX_ArgMin: return arg_reduce(n, out, rank);
+  case ONNX_Transpose: return transpose(n, out, rank);
+  case ONNX_Reshape: return reshape(c, n, out, rank);
+  case ONNX_Flatten: return flatten(n, out, rank);
+  case ONNX_Squeeze: return squeeze(c, n, out, rank);
+  case ONNX_Unsqueeze: return unsqueeze(c, n, out, rank);
+  case ONNX_MatMul: return matmul(n, out, rank);
+  case ONNX_Gemm: return gemm(n, out, rank);
+  case ONNX_Concat: return concat(n, out, rank);
+  case ONNX_Gather: return gather(n, out, rank);
+  case ONNX_Slice: return slice(c, n, out, rank);
+  case ONNX_Expand: return expand(c, n, out, rank);
+  default: return false;
+  }
 }
 
 static void name_graph(Ctx *c, OGraph *g) {

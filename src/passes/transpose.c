@@ -27,25 +27,16 @@
 
 #include <string.h>
 
+/* A Transpose commutes with an elementwise op (onnx_ops.def): of one input,
+ * or of two that broadcast, the other one then transposed to match. */
 static bool unary_elementwise(const ONode *n) {
-  static const char *const ops[] = {"Relu", "Sigmoid", "Tanh", "Neg", "Exp", "Log", "Abs",
-                                    "Sqrt", "Reciprocal", "Erf", "Gelu", "Elu", "LeakyRelu",
-                                    "Softplus", "Cast", "Floor", "Ceil", "Round", "Sign",
-                                    "Not", "Sin", "Cos", "Identity", "HardSigmoid", "Selu",
-                                    "IsNaN", "IsInf", NULL};
-  if (!n || n->dead || n->n_inputs != 1 || n->n_outputs != 1) return false;
-  for (int i = 0; ops[i]; i++)
-    if (og_is(n, ops[i])) return true;
-  return false;
+  return n && !n->dead && n->n_inputs == 1 && n->n_outputs == 1 &&
+         onnx_op_has(n->kind, ONNX_ELEMENTWISE);
 }
 
 static bool binary_elementwise(const ONode *n) {
-  static const char *const ops[] = {"Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "Equal",
-                                    "Greater", "Less", "And", "Or", NULL};
-  if (!n || n->dead || n->n_inputs != 2 || n->n_outputs != 1) return false;
-  for (int i = 0; ops[i]; i++)
-    if (og_is(n, ops[i])) return true;
-  return false;
+  return n && !n->dead && n->n_inputs == 2 && n->n_outputs == 1 &&
+         onnx_op_has(n->kind, ONNX_ELEMENTWISE | ONNX_BROADCASTS);
 }
 
 static const OAttr *perm_of(const ONode *t) {
@@ -95,14 +86,14 @@ static OValue *untranspose_constant(Ctx *c, OGraph *g, ONode *at, OValue *k, con
     Data d = {DATA_RAW, copy, sizeof(int64_t) * (size_t)rank};
     OValue *shape_v = og_init(c, g, "shape", ET_I64, 1, &r, d);
     OValue *in[2] = {k, shape_v};
-    ONode *reshape = og_node(c, g, "Reshape", in, 2, 1);
+    ONode *reshape = og_node(c, g, onnx_op_info[ONNX_Reshape].name, in, 2, 1);
     reshape->origin = at->origin;
     og_set_type(c, reshape->outputs[0], k->type.et, rank, shape);
     full = reshape->outputs[0];
   }
   int64_t inv[MAX_RANK];
   for (int i = 0; i < rank; i++) inv[perm->ints[i]] = i;
-  ONode *t = og_node(c, g, "Transpose", &full, 1, 1);
+  ONode *t = og_node(c, g, onnx_op_info[ONNX_Transpose].name, &full, 1, 1);
   t->origin = at->origin;
   og_attr_ints(c, t, "perm", inv, rank);
   OAttr fake = {.ints = inv, .n = rank};
@@ -197,9 +188,9 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   OValue *tv = t->outputs[0];
   ONode *u = only_consumer(g, tv);
   if (!u) return false;
-  if ((og_is(u, "Softmax") || og_is(u, "LogSoftmax")) && u->inputs[0] == tv)
+  if ((og_is(u, ONNX_Softmax) || og_is(u, ONNX_LogSoftmax)) && u->inputs[0] == tv)
     return push_through_softmax(c, t, u, perm);
-  if (og_is(u, "LayerNormalization") && u->inputs[0] == tv)
+  if (og_is(u, ONNX_LayerNormalization) && u->inputs[0] == tv)
     return push_through_layernorm(c, g, t, u, perm);
   if (unary_elementwise(u)) {
     u->inputs[0] = t->inputs[0];
@@ -212,7 +203,7 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   OValue *other = u->inputs[1 - side];
   ONode *ot = other->producer;
   OValue *replacement = NULL;
-  if (og_is(ot, "Transpose") && other->n_uses == 1 && perm_of(ot) &&
+  if (og_is(ot, ONNX_Transpose) && other->n_uses == 1 && perm_of(ot) &&
       perm_of(ot)->n == perm->n &&
       memcmp(perm_of(ot)->ints, perm->ints, sizeof(int64_t) * (size_t)perm->n) == 0) {
     replacement = ot->inputs[0];
@@ -288,7 +279,7 @@ int pass_push_transposes(Ctx *c, OModel *m) {
     bool moved = false;
     for (int i = 0; i < g->nodes.len; i++) {
       ONode *t = g->nodes.items[i];
-      if (og_is(t, "Transpose") && push_one(c, g, t)) moved = true;
+      if (og_is(t, ONNX_Transpose) && push_one(c, g, t)) moved = true;
     }
     if (!moved) break;
     moved_any = true;
@@ -342,7 +333,7 @@ static bool unit_transpose_to_reshape(Ctx *c, OGraph *g, ONode *t) {
   in[1]->n_uses = 1;
   t->inputs = in;
   t->n_inputs = 2;
-  t->op_type = "Reshape";
+  og_set_kind(t, ONNX_Reshape);
   t->n_attrs = 0;
   return true;
 }
@@ -350,7 +341,7 @@ static bool unit_transpose_to_reshape(Ctx *c, OGraph *g, ONode *t) {
 static void unit_transposes_in(Ctx *c, OGraph *g) {
   for (int i = 0; i < g->nodes.len; i++) {
     ONode *n = g->nodes.items[i];
-    if (og_is(n, "Transpose")) unit_transpose_to_reshape(c, g, n);
+    if (og_is(n, ONNX_Transpose)) unit_transpose_to_reshape(c, g, n);
     if (n->dead) continue;
     for (int j = 0; j < n->n_attrs; j++)
       if (n->attrs[j].kind == OA_GRAPH) unit_transposes_in(c, n->attrs[j].graph);

@@ -158,11 +158,11 @@ static int nomem(Writer *w) {
 
 /* `items` (n used of *cap, each `size` bytes) with room for one more,
  * doubling from `first`; NULL after reporting when memory runs out.  The
- * writer's lists are malloc'ed, and freed when the write ends. */
+ * writer's lists come from h2o_realloc, and are freed when the write ends. */
 static void *reserve(Writer *w, void *items, size_t n, size_t *cap, size_t size, size_t first) {
   if (n < *cap) return items;
   size_t want = *cap ? 2 * *cap : first;
-  void *p = realloc(items, want * size);
+  void *p = h2o_realloc(items, want * size);
   if (!p) {
     nomem(w);
     return NULL;
@@ -175,14 +175,14 @@ static void *reserve(Writer *w, void *items, size_t n, size_t *cap, size_t size,
 static int grow_slots(Writer *w) {
   if (2 * (w->n_tensors + 1) <= w->n_slots) return 0;
   size_t n = w->n_slots ? 2 * w->n_slots : 64;
-  size_t *slots = calloc(n, sizeof *slots);
+  size_t *slots = h2o_calloc(n, sizeof *slots);
   if (!slots) return nomem(w);
   for (size_t k = 0; k < w->n_tensors; k++) {
     size_t i = ptr_hash(w->tensors[k].v, n - 1);
     while (slots[i]) i = (i + 1) & (n - 1);
     slots[i] = k + 1;
   }
-  free(w->slots);
+  h2o_free(w->slots);
   w->slots = slots;
   w->n_slots = n;
   return 0;
@@ -653,10 +653,10 @@ static uint64_t model_size(Writer *w) { return pb_msg_size(emit_model, w, w); }
 /* ---- setup shared by both entry points --------------------------------- */
 
 static void writer_free(Writer *w) {
-  free(w->tensors);
-  free(w->slots);
-  free(w->domains);
-  free(w->functions);
+  h2o_free(w->tensors);
+  h2o_free(w->slots);
+  h2o_free(w->domains);
+  h2o_free(w->functions);
   memset(w, 0, sizeof *w);
 }
 
@@ -705,7 +705,7 @@ int ow_write_memory(Ctx *c, const OModel *m, void **out, size_t *out_len) {
                (unsigned long long)size);
     goto done;
   }
-  buf = malloc(size ? (size_t)size : 1);
+  buf = h2o_malloc(size ? (size_t)size : 1);
   if (!buf) {
     nomem(&w);
     goto done;
@@ -723,7 +723,7 @@ int ow_write_memory(Ctx *c, const OModel *m, void **out, size_t *out_len) {
   buf = NULL;
   rc = 0;
 done:
-  free(buf);
+  h2o_free(buf);
   writer_free(&w);
   return rc;
 }
@@ -757,7 +757,7 @@ static int out_open(Ctx *c, OutFile *f, const char *path) {
     return 0;
   }
   size_t cap = strlen(path) + 64;
-  f->tmp = malloc(cap);
+  f->tmp = h2o_malloc(cap);
   if (!f->tmp) return diag_error(c, H2O_ENOMEM, "out of memory while writing the model");
   /* O_EXCL: never write into a file someone else owns; a stale temporary
    * of a crashed run with our pid only moves us to the next number. */
@@ -771,7 +771,7 @@ static int out_open(Ctx *c, OutFile *f, const char *path) {
   }
   if (f->fd < 0) {
     int e = errno;
-    free(f->tmp);
+    h2o_free(f->tmp);
     f->tmp = NULL;
     return diag_error(c, H2O_EIO, "cannot write %s: %s", path, strerror(e));
   }
@@ -795,14 +795,14 @@ static void out_discard(OutFile *f) {
   if (f->fd >= 0) close(f->fd);
   f->fd = -1;
   if (f->tmp) unlink(f->tmp);
-  free(f->tmp);
+  h2o_free(f->tmp);
   f->tmp = NULL;
 }
 
 static int out_commit(Ctx *c, OutFile *f) {
   if (f->tmp && rename(f->tmp, f->path) < 0)
     return diag_error(c, H2O_EIO, "cannot write %s: %s", f->path, strerror(errno));
-  free(f->tmp);
+  h2o_free(f->tmp);
   f->tmp = NULL;
   return 0;
 }
@@ -833,8 +833,8 @@ static int data_location(Writer *w, const char *path, char **location, char **da
                         opt);
   }
   size_t loc_len = opt ? strlen(opt) : strlen(base) + 5;
-  *location = malloc(loc_len + 1);
-  *data_path = malloc(dir_len + loc_len + 1);
+  *location = h2o_malloc(loc_len + 1);
+  *data_path = h2o_malloc(dir_len + loc_len + 1);
   if (!*location || !*data_path) return nomem(w);
   if (opt)
     memcpy(*location, opt, loc_len + 1);
@@ -927,8 +927,8 @@ done:
   progress_end(&w);
   out_discard(&data);
   out_discard(&model);
-  free(location);
-  free(data_path);
+  h2o_free(location);
+  h2o_free(data_path);
   writer_free(&w);
   return rc;
 }

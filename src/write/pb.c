@@ -40,12 +40,12 @@ int pb_init_fd(PbOut *o, int fd, size_t bufsize, void *user) {
   o->fd = fd;
   o->user = user;
   o->cap = bufsize ? bufsize : 1;
-  o->buf = malloc(o->cap);
+  o->buf = h2o_malloc(o->cap);
   return o->buf ? 0 : -1;
 }
 
 void pb_release(PbOut *o) {
-  if (o->fd >= 0) free(o->buf);
+  if (o->fd >= 0) h2o_free(o->buf);
   o->buf = NULL;
   o->len = o->cap = 0;
 }

@@ -14,8 +14,8 @@
 /* Both return 0, or -1 after an error.  ow_write_file writes to temporary
  * names and renames them into place when complete (a device or pipe is
  * written directly); tensors go to an external data file as c->opts says,
- * or when the model would pass 2 GB.  ow_write_memory hands back a malloc'd
- * buffer the caller frees, and never uses external data. */
+ * or when the model would pass 2 GB.  ow_write_memory hands back a buffer
+ * from h2o_malloc that the caller frees, and never uses external data. */
 int ow_write_file(Ctx *c, const OModel *m, const char *path);
 int ow_write_memory(Ctx *c, const OModel *m, void **out, size_t *out_len);
 /* The lowest ONNX IR version that an ai.onnx opset needs (onnx.helper's

@@ -584,6 +584,33 @@ def test_bad_option_is_a_usage_error():
     assert info.value.status == 1 and isinstance(info.value, hlo2onnx.UsageError)
 
 
+def test_opset_zero_is_the_default():
+    """hlo2onnx.h documents opset 0 as the default (H2O_DEFAULT_OPSET): the
+    same model as no opset and as the default spelled out."""
+    fn = lambda x: jax.nn.gelu(x, approximate=False) * 2  # noqa: E731
+    model = convert_and_check(fn, [("B", 6)], opset=0)
+    assert opset_of(model) == hlo2onnx.DEFAULT_OPSET == _core.DEFAULT_OPSET
+    same = [hlo2onnx.to_onnx(fn, [("B", 6)], **kw).SerializeToString()
+            for kw in ({}, {"opset": hlo2onnx.DEFAULT_OPSET})]
+    assert same == [model.SerializeToString()] * 2
+    for bad in (16, 24):
+        with pytest.raises(hlo2onnx.UsageError, match=f"opset {bad} is not supported"):
+            hlo2onnx.to_onnx(fn, [("B", 6)], opset=bad)
+
+
+@pytest.mark.parametrize("spec", ["4294967296:0=B", "0:2147483648=B",
+                                  "0:99999999999999999999999=B"])
+def test_cli_dim_beyond_int_is_a_usage_error(tmp_path, spec):
+    """--dim ARG and AXIS are ints in h2o_dim_name: a larger value was cut
+    to its low bits (4294967296 named argument 0)."""
+    src, out = tmp_path / "f.mlir", tmp_path / "f.onnx"
+    src.write_text(jax.jit(jnp.sin).lower(jax.ShapeDtypeStruct((2,), jnp.float32)).as_text())
+    proc = run_cli(src, "-o", out, "-q", "--dim", spec)
+    assert proc.returncode == 1, proc.stderr
+    assert f"bad --dim '{spec}': ARG and AXIS must be at most 2147483647" in proc.stderr
+    assert not out.exists()
+
+
 def test_write_error_is_an_io_error(tmp_path):
     with pytest.raises(hlo2onnx.ConversionIOError):
         hlo2onnx.to_onnx(jnp.sin, [(2,)], tmp_path / "no" / "such" / "dir" / "m.onnx")

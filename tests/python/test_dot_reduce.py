@@ -12,9 +12,6 @@ are taken on the model converted without the optional fusion passes.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,16 +19,7 @@ import pytest
 from jax import lax
 
 import hlo2onnx
-from util import convert_and_check, op_counts
-
-
-@dataclasses.dataclass
-class Case:
-    name: str
-    fn: Callable
-    inputs: list
-    kw: dict[str, Any] = dataclasses.field(default_factory=dict)
-    ops: dict[str, int] | None = None
+from util import Case, assert_op_counts, convert_and_check, op_counts
 
 
 def of(dtype, *shape):
@@ -195,9 +183,8 @@ def run(case: Case):
     model = convert_and_check(case.fn, case.inputs, **case.kw)
     if case.ops is not None:
         opts = {k: v for k, v in case.kw.items() if k == "opset"}
-        counts = op_counts(hlo2onnx.to_onnx(case.fn, case.inputs, optimize=False, **opts))
-        for op, want in case.ops.items():
-            assert counts[op] == want, f"{op}: {counts[op]} != {want} in {dict(counts)}"
+        assert_op_counts(hlo2onnx.to_onnx(case.fn, case.inputs, optimize=False, **opts),
+                         case.ops)
     return model
 
 

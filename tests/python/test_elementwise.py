@@ -269,6 +269,7 @@ CASES = [
     Case("asinh", lax.asinh, FLOATS),
     Case("acosh", lax.acosh, FLOATS),
     Case("atanh", lax.atanh, FLOATS, kind="unit"),
+    Case("bessel_i1e", lax.bessel_i1e, FLOATS),  # chlo.bessel_i1e: lower/special.c
     Case("not", lax.bitwise_not, ["bool"] + INTS),
     # binary
     Case("add", lax.add, FLOATS + INTS, 2),

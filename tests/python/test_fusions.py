@@ -32,7 +32,7 @@ import onnx
 import pytest
 
 import hlo2onnx
-from util import op_counts, op_types, run_ort
+from util import convert_and_check, op_counts, op_types, run_ort
 
 flax = pytest.importorskip("flax")
 from flax import nnx  # noqa: E402
@@ -306,3 +306,43 @@ def test_layernorm_variance():
         (got,) = run_ort(model, x)
         np.testing.assert_allclose(got, np.asarray(ln(x)), rtol=1e-5, atol=1e-5,
                                    err_msg=f"offset {offset}")
+
+
+def _body_op_types(model: onnx.ModelProto) -> list[str]:
+    """The op types of the nodes inside the If/Loop/Scan bodies of the main graph."""
+    out = []
+
+    def walk(graph, inside):
+        for n in graph.node:
+            if inside:
+                out.append(n.op_type)
+            for a in n.attribute:
+                for g in ([a.g] if a.type == a.GRAPH else list(a.graphs)):
+                    walk(g, True)
+
+    walk(model.graph, False)
+    return out
+
+
+@pytest.mark.parametrize("loop", ["fori_loop", "while_loop"])
+def test_gemm_in_loop_body(loop):
+    """A dense layer applied in a loop: the MatMul + Add of the body becomes a
+    Gemm like one outside a loop (fuse_gemm walks the If/Loop bodies too)."""
+    rng = np.random.default_rng(3)
+    w = jnp.asarray(rng.standard_normal((8, 8)) / 3, jnp.float32)
+    b = jnp.asarray(rng.standard_normal(8), jnp.float32)
+
+    def layer(h):
+        return jnp.tanh(h @ w + b)
+
+    if loop == "fori_loop":
+        def fn(x):
+            return jax.lax.fori_loop(0, 3, lambda i, h: layer(h), x)
+    else:
+        def fn(x):
+            return jax.lax.while_loop(lambda s: s[0] < 3, lambda s: (s[0] + 1, layer(s[1])),
+                                      (jnp.int32(0), x))[1]
+
+    model = convert_and_check(fn, [("B", 8)])
+    body = _body_op_types(model)
+    assert "Gemm" in body and "MatMul" not in body, body

@@ -20,8 +20,7 @@ GatherElements, a scatter-add needs no padding, and so on.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -32,17 +31,7 @@ from jax import lax
 
 import hlo2onnx
 from hlo2onnx import _core
-from util import check_model, convert_and_check, op_counts, run_ort
-
-
-@dataclasses.dataclass
-class Case:
-    name: str
-    fn: Callable
-    inputs: list
-    kw: dict[str, Any] = dataclasses.field(default_factory=dict)
-    ops: dict[str, int] | None = None  # op_type -> expected count (0 = absent)
-    gen: dict[int, Callable] | None = None  # input index -> generator(rng, shape, dtype)
+from util import Case, assert_op_counts, check_model, convert_and_check, run_ort
 
 
 def f32(*shape):
@@ -338,10 +327,8 @@ def test_gather_scatter(case: Case):
     convert_and_check(case.fn, case.inputs, **kw)
     if case.ops is not None:
         shared = {k: v for k, v in case.kw.items() if k == "input_dtypes"}
-        plain = hlo2onnx.to_onnx(case.fn, case.inputs, optimize=False, **shared)
-        counts = op_counts(plain)
-        for op, want in case.ops.items():
-            assert counts[op] == want, f"{op}: {counts[op]} != {want} in {dict(counts)}"
+        assert_op_counts(hlo2onnx.to_onnx(case.fn, case.inputs, optimize=False, **shared),
+                         case.ops)
 
 
 def test_class_token_is_one_gather():

@@ -30,10 +30,7 @@ Decisions documented here:
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import subprocess
-from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -43,7 +40,8 @@ import pytest
 from jax import lax
 
 import hlo2onnx
-from util import check_model, convert_and_check, dims_of, op_counts, run_cli, run_ort
+from util import (Case, assert_op_counts, check_model, convert_and_check, dims_of, op_counts,
+                  run_cli, run_ort)
 
 I32 = jax.ShapeDtypeStruct((), jnp.int32)
 
@@ -67,16 +65,6 @@ def ints_in(lo, hi, *, only=None):
             return rng.random(shape) < 0.5
         return rng.standard_normal(shape).astype(dt)
     return gen
-
-
-@dataclasses.dataclass
-class Case:
-    name: str
-    fn: Callable
-    inputs: list
-    kw: dict[str, Any] = dataclasses.field(default_factory=dict)
-    ops: dict[str, int] | None = None
-    check: Callable[[onnx.ModelProto], None] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -341,9 +329,7 @@ PROGRAMS = [
 def test_program(case):
     model = convert_and_check(case.fn, case.inputs, **case.kw)
     if case.ops is not None:
-        counts = op_counts(model)
-        for op, n in case.ops.items():
-            assert counts[op] == n, f"{op}: {counts[op]} != {n}: {dict(counts)}"
+        assert_op_counts(model, case.ops)
     if case.check is not None:
         case.check(model)
 

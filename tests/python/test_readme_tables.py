@@ -2,7 +2,7 @@
 
 The components table is built from the results of the registry's cases
 (cached per process, so after test_components.py this costs little), and the
-StableHLO op table from src/ops.def and the probe programs.  When this test
+StableHLO op table from src/ir/ops.def and the probe programs.  When this test
 fails, run ``python -m hlo2onnx.tables`` in the repository and commit
 README.md.
 """
@@ -33,7 +33,10 @@ def test_readme_tables_are_up_to_date():
 
 
 def test_ops_table_lists_every_op_of_ops_def():
-    text = (ROOT / "src" / "ops.def").read_text(encoding="utf-8")
+    text = (ROOT / "src" / "ir" / "ops.def").read_text(encoding="utf-8")
     rows = tables.parse_ops_def(text)
     assert len(rows) == text.count("\nOP(")
     assert all(r["family"] for r in rows)
+    assert all(r["shape"] != "MISSING" for r in rows)
+    assert {f for r in rows for f in r["flags"]} <= {"OPF_PASSES_VALUES_ALONG",
+                                                     "OPF_REPORTS_COMPLEX", "OPF_CASTS_FLOAT8"}

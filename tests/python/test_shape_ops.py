@@ -12,9 +12,6 @@ static slice needs no Shape arithmetic, ...).
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,18 +19,9 @@ import pytest
 from jax import lax
 
 import hlo2onnx
-from util import convert_and_check, op_counts
+from util import Case, assert_op_counts, convert_and_check
 
 I32 = jax.ShapeDtypeStruct((), jnp.int32)
-
-
-@dataclasses.dataclass
-class Case:
-    name: str
-    fn: Callable
-    inputs: list
-    kw: dict[str, Any] = dataclasses.field(default_factory=dict)
-    ops: dict[str, int] | None = None  # op_type -> expected count (0 = absent)
 
 
 def f32(*shape):
@@ -163,10 +151,7 @@ def test_shape_op(case: Case):
     # no initializer holds a materialised splat or iota of the input's size
     assert all(np.prod(t.dims) < 65536 for t in model.graph.initializer)
     if case.ops is not None:
-        plain = hlo2onnx.to_onnx(case.fn, case.inputs, optimize=False)
-        counts = op_counts(plain)
-        for op, want in case.ops.items():
-            assert counts[op] == want, f"{op}: {counts[op]} != {want} in {dict(counts)}"
+        assert_op_counts(hlo2onnx.to_onnx(case.fn, case.inputs, optimize=False), case.ops)
     assert model.graph.node or model.graph.output
 
 

@@ -20,9 +20,6 @@ code, so it matches to a few ulp (rtol = atol = 1e-6).
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Callable
-
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jss
@@ -33,7 +30,7 @@ from jax import lax
 
 import hlo2onnx
 from hlo2onnx import _core
-from util import check_model, convert_and_check, op_counts, run_ort
+from util import Case, assert_op_counts, check_model, convert_and_check, op_counts, run_ort
 
 F32, I32 = jnp.float32, jnp.int32
 
@@ -85,18 +82,6 @@ def key_data(rng, shape, dtype, i):
 
 
 # ---- table ---------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class Case:
-    name: str
-    fn: Callable
-    inputs: list
-    kw: dict[str, Any] = dataclasses.field(default_factory=dict)
-    ops: dict[str, int] | None = None  # op_type -> count in the graph (0 = absent)
-    x64: bool = False
-    tol: float = 0.0  # rtol = atol; 0 = exact
-    gen: Callable | None = None  # (rng, shape, dtype) -> array, instead of the test's
 
 
 def sort_cases():
@@ -250,15 +235,13 @@ def _run(case: Case, generator):
     if case.gen is not None:
         generator = gen_all(case.gen)
     kw = dict(case.kw)
-    kw.setdefault("rtol", case.tol)
-    kw.setdefault("atol", case.tol)
+    tol = 0.0 if case.tol is None else case.tol  # exact unless the case says
+    kw.setdefault("rtol", tol)
+    kw.setdefault("atol", tol)
     with jax.enable_x64(case.x64):
         model = convert_and_check(case.fn, case.inputs, input_generator=generator, **kw)
         if case.ops is not None:
-            plain = hlo2onnx.to_onnx(case.fn, case.inputs, optimize=False)
-            counts = op_counts(plain)
-            for op, n in case.ops.items():
-                assert counts.get(op, 0) == n, f"{op}: {counts.get(op, 0)} != {n} in {dict(counts)}"
+            assert_op_counts(hlo2onnx.to_onnx(case.fn, case.inputs, optimize=False), case.ops)
     return model
 
 

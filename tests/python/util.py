@@ -17,12 +17,15 @@ the test with the report of :func:`hlo2onnx.verify` when they differ.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import onnx
@@ -54,6 +57,79 @@ def convert_and_check(fn, inputs, *, rtol: float = 1e-5, atol: float = 1e-5,
     result = hlo2onnx.verify(fn, path if path is not None else model, inputs, rtol=rtol,
                              atol=atol, batch_sizes=batch_sizes, **shared, **verify_kw)
     assert result.ok, f"ONNX and JAX differ:\n{result}\nnodes: {op_types(model)}"
+    return model
+
+
+@dataclasses.dataclass
+class Case:
+    """One row of a table of test cases: a JAX function, its inputs, and what
+    to check beyond "onnxruntime matches JAX".  Each test file reads the
+    fields it needs; the rest keep their defaults.
+
+    * ``name``: the pytest id.
+    * ``fn``, ``inputs``: what ``convert_and_check`` converts (shape tuples,
+      ``jax.ShapeDtypeStruct``s, ...).
+    * ``kw``: more options for ``convert_and_check`` (``opset``,
+      ``input_dtypes``, ``rtol``, ...).
+    * ``ops``: op_type -> how many the graph must have (0 = absent), where the
+      graph's shape is the point of the case (see ``assert_op_counts``).
+    * ``gen``: how the test draws the inputs, where random normal values do
+      not fit (valid indices, ties); its form is the test file's.
+    * ``check``: more checks, called with the converted model.
+    * ``x64``: run with ``jax_enable_x64``.
+    * ``tol``: rtol = atol, where the test file's default does not fit.
+    """
+
+    name: str
+    fn: Callable
+    inputs: list
+    kw: dict[str, Any] = dataclasses.field(default_factory=dict)
+    ops: dict[str, int] | None = None
+    gen: Any = None
+    check: Callable[[onnx.ModelProto], None] | None = None
+    x64: bool = False
+    tol: float | None = None
+
+
+def assert_op_counts(model: onnx.ModelProto, ops: dict[str, int]) -> None:
+    """Each op_type of ``ops`` occurs that many times in the model (main
+    graph and subgraphs; 0 = absent)."""
+    counts = op_counts(model)
+    for op, want in ops.items():
+        assert counts[op] == want, f"{op}: {counts[op]} != {want} in {dict(counts)}"
+
+
+_SYMBOL = re.compile(r"[A-Za-z_]\w*")
+_FUNCS = {"floordiv", "mod", "max", "min"}  # functions in JAX's dim expressions
+
+
+def _size_sets(inputs, n=2):
+    """n assignments of distinct sizes (2..6) to the symbols of ``inputs``."""
+    syms = sorted({s for spec in inputs for d in spec if isinstance(d, str)
+                   for s in _SYMBOL.findall(d) if s not in _FUNCS})
+    return [{s: 2 + (i + 2 * j) % 5 for j, s in enumerate(syms)} for i in range(n)]
+
+
+def convert_and_check_shapes(fn, inputs, *, shape_info=True, rtol=1e-5, atol=1e-5,
+                             batch_sizes=(1, 3), **opts) -> onnx.ModelProto:
+    """Like ``convert_and_check`` (one draw per size), with ``shape_info``
+    on by default, and then every ``value_info`` checked against the shapes
+    onnxruntime computes (``value_info_true``), with each symbol at a
+    different size (one size for all cannot tell "B" from "T") and with all
+    at one size."""
+    from hlo2onnx.components.examples import value_info_true
+
+    model = hlo2onnx.to_onnx(fn, inputs, shape_info=shape_info, **opts)
+    check_model(model)
+    shared = {k: opts[k] for k in ("dtype", "input_dtypes") if k in opts}
+    res = hlo2onnx.verify(fn, model, inputs, n=1, rtol=rtol, atol=atol,
+                          batch_sizes=batch_sizes, **shared)
+    assert res.ok, f"{res}\nnodes: {dict(op_counts(model))}"
+    if shape_info:
+        for check_sizes in (value_info_true(size_sets=_size_sets(inputs)),
+                            value_info_true(batch_sizes=(2, 5))):
+            problems = check_sizes(model)
+            assert not problems, "\n".join(problems[:10])
     return model
 
 

@@ -237,6 +237,7 @@ PROBES: dict[str, Probe] = {
     "chlo.lgamma": _unary("lax.lgamma(x)", "lgamma", _lax),
     "chlo.digamma": _unary("lax.digamma(x)", "digamma", _lax),
     "chlo.erf_inv": _unary("lax.erf_inv(x)", "erf_inv", _lax),
+    "chlo.bessel_i1e": _unary("lax.bessel_i1e(x)", "bessel_i1e", _lax),
     "chlo.is_inf": _unary("jnp.isinf(x)", "isinf"),
     "chlo.top_k": Probe("lax.top_k(x, 2)", _scoped(lambda: (lambda x: _lax().top_k(x, 2))),
                         [(3, 4)], [F32]),

@@ -1,0 +1,252 @@
+/* test_onnx_ops.c - the ONNX op table (src/onnx/onnx_ops.def, onnx/ops.c)
+ * and the node kinds that come from it.
+ *
+ * Checks that the rows are sorted and unique (onnx_op_lookup bisects them),
+ * that lookup round-trips and misses what is no ai.onnx op, that the facts
+ * are consistent with each other, that every ONNX op the lowering names -
+ * the hint column of ir/ops.def and every op-like string literal of
+ * src/lower/<file>.c - is a row, and that nodes get, keep and lose their kind
+ * through og_node and og_set_op, which og_check_ops verifies.
+ *
+ * Usage: test_onnx_ops   (run from tests/c by ctest: reads ../../src/lower)
+ */
+#include <ctype.h>
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ir/ir.h"
+#include "onnx/onnx.h"
+
+static int failures;
+#define EXPECT(cond)                                                      \
+  do {                                                                    \
+    if (!(cond)) {                                                        \
+      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);  \
+      failures++;                                                         \
+    }                                                                     \
+  } while (0)
+
+static jmp_buf oom;
+static Arena *A;
+static Ctx C;
+static h2o_options O;
+
+static Ctx *ctx(void) {
+  ctx_release(&C);
+  ctx_init(&C, A, &oom, "test", NULL, 0, &O);
+  return &C;
+}
+
+static bool is_identifier(const char *s) {
+  if (!isupper((unsigned char)*s)) return false;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s)) return false;
+  return true;
+}
+
+static void test_rows(void) {
+  EXPECT(onnx_op_info[ONNX_OTHER].name[0] == '\0');
+  for (int k = 1; k < ONNX__COUNT; k++) {
+    const OnnxOpInfo *op = &onnx_op_info[k];
+    EXPECT(op->name && is_identifier(op->name));
+    if (k > 1 && strcmp(onnx_op_info[k - 1].name, op->name) >= 0) {
+      fprintf(stderr, "onnx_ops.def: '%s' must come after '%s' (sorted, unique)\n",
+              onnx_op_info[k - 1].name, op->name);
+      failures++;
+    }
+    EXPECT(onnx_op_lookup(op->name) == (OnnxOp)k);
+    EXPECT(0 <= op->min_inputs && op->min_inputs <= op->max_inputs);
+    /* the facts hold together */
+    if (op->facts & ONNX_BROADCASTS) {
+      EXPECT(op->facts & ONNX_ELEMENTWISE);
+      EXPECT(!(op->facts & ONNX_SAME_SHAPE)); /* the broadcast shape, not the first input's */
+    }
+    if ((op->facts & ONNX_ELEMENTWISE) && !(op->facts & ONNX_BROADCASTS))
+      EXPECT(op->facts & ONNX_SAME_SHAPE);
+    EXPECT(!!(op->facts & ONNX_REDUCES) == (strncmp(op->name, "Reduce", 6) == 0));
+    if (op->facts & (ONNX_RESHAPES | ONNX_REDUCES | ONNX_KEEPS_BATCH))
+      EXPECT(!(op->facts & ONNX_BROADCASTS));
+  }
+  /* facts decided from the ONNX operator documents where the old lists of
+   * the passes disagreed */
+  EXPECT(onnx_op_has(ONNX_Mod, ONNX_BROADCASTS | ONNX_ELEMENTWISE));
+  EXPECT(onnx_op_has(ONNX_Where, ONNX_BROADCASTS) && onnx_op_info[ONNX_Where].min_inputs == 3);
+  EXPECT(onnx_op_has(ONNX_BitShift, ONNX_BROADCASTS));
+  EXPECT(onnx_op_has(ONNX_Sum, ONNX_BROADCASTS) &&
+         onnx_op_info[ONNX_Sum].max_inputs == ONNX_VARIADIC);
+  EXPECT(!onnx_op_has(ONNX_PRelu, ONNX_BROADCASTS) && onnx_op_has(ONNX_PRelu, ONNX_SAME_SHAPE));
+  EXPECT(onnx_op_has(ONNX_Tan, ONNX_ELEMENTWISE) && onnx_op_has(ONNX_Asin, ONNX_ELEMENTWISE));
+  EXPECT(!onnx_op_has(ONNX_Softmax, ONNX_ELEMENTWISE));
+  EXPECT(onnx_op_has(ONNX_Softmax, ONNX_SAME_SHAPE));
+  EXPECT(!onnx_op_has(ONNX_Clip, ONNX_ELEMENTWISE));
+  EXPECT(!onnx_op_has(ONNX_Transpose, ONNX_RESHAPES));
+}
+
+static void test_lookup_misses(void) {
+  const char *not_ops[] = {"", "relu", "ADD", "Add ", "Addd", "Ad", "A", "Zzz", "Bitwise",
+                           "Reduce", "hlo2onnx.fn"};
+  for (size_t i = 0; i < sizeof not_ops / sizeof *not_ops; i++)
+    EXPECT(onnx_op_lookup(not_ops[i]) == ONNX_OTHER);
+  EXPECT(onnx_op_lookup(NULL) == ONNX_OTHER);
+}
+
+/* The ONNX op hints of the StableHLO op table (the ops lower_unary,
+ * lower_binary and friends emit). */
+static void test_ops_def_hints(void) {
+  static const char *const hints[] = {
+#define OP(id, name, fn, hint, shape, flags) hint,
+#include "ir/ops.def"
+#undef OP
+  };
+  for (size_t i = 0; i < sizeof hints / sizeof *hints; i++)
+    if (hints[i] && onnx_op_lookup(hints[i]) == ONNX_OTHER) {
+      fprintf(stderr, "ir/ops.def names the ONNX op '%s', which is not in onnx_ops.def\n",
+              hints[i]);
+      failures++;
+    }
+}
+
+/* Capitalised string literals of the lowering that are not ONNX ops:
+ * attribute values and custom_call targets it compares against. */
+static bool lowering_non_op(const char *s) {
+  static const char *const words[] = {"DEFAULT", "EQ", "NE", "LT", "LE", "GT", "GE",
+                                      "FLOAT", "SIGNED", "UNSIGNED", "TOTALORDER", "LEFT",
+                                      "RIGHT", "FFT", "UNIFORM", "Sharding",
+                                      "SPMDFullToShardShape", "SPMDShardToFullShape"};
+  for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+    if (strcmp(s, words[i]) == 0) return true;
+  return false;
+}
+
+/* Every literal "Name" of src/lower/<file>.c that looks like an op type is an op
+ * of the table (names built at run time, "Bitwise%s", are checked by
+ * og_check_ops when the lowering ends). */
+static void test_lowering_literals(void) {
+  const char *dir_path = "../../src/lower";
+  DIR *d = opendir(dir_path);
+  EXPECT(d != NULL);
+  if (!d) return;
+  int files = 0, literals = 0;
+  for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    size_t len = strlen(e->d_name);
+    if (len < 3 || strcmp(e->d_name + len - 2, ".c") != 0) continue;
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir_path, e->d_name);
+    FILE *f = fopen(path, "rb");
+    EXPECT(f != NULL);
+    if (!f) continue;
+    files++;
+    char line[4096];
+    for (int lineno = 1; fgets(line, sizeof line, f); lineno++) {
+      for (char *q = strchr(line, '"'); q; q = strchr(q, '"')) {
+        char *end = strchr(q + 1, '"');
+        if (!end) break;
+        char word[128];
+        size_t n = (size_t)(end - q - 1);
+        if (n > 0 && n < sizeof word) {
+          memcpy(word, q + 1, n);
+          word[n] = '\0';
+          /* one letter: a dim name in a comment ("B"); no op is that short */
+          if (n > 1 && is_identifier(word) && !lowering_non_op(word)) {
+            literals++;
+            if (onnx_op_lookup(word) == ONNX_OTHER) {
+              fprintf(stderr, "%s:%d: \"%s\" is not an op of onnx_ops.def\n", path, lineno,
+                      word);
+              failures++;
+            }
+          }
+        }
+        q = end + 1;
+      }
+    }
+    fclose(f);
+  }
+  closedir(d);
+  EXPECT(files > 5 && literals > 50); /* the scan did read the lowering */
+}
+
+static OValue *input(Ctx *c, OGraph *g) {
+  OValue *v = og_value(c, g, "x");
+  int64_t dims[2] = {2, 3};
+  og_set_type(c, v, ET_F32, 2, dims);
+  v->is_input = true;
+  ptrvec_push(c->arena, &g->inputs, v);
+  return v;
+}
+
+static void test_node_kinds(void) {
+  Ctx *c = ctx();
+  OGraph *g = og_new(c, "g", NULL);
+  OValue *x = input(c, g);
+  OValue *xy[2] = {x, x};
+  ONode *add = og_node(c, g, "Add", xy, 2, 1);
+  EXPECT(add->kind == ONNX_Add && og_is(add, ONNX_Add) && !og_is(add, ONNX_Sub));
+  EXPECT(!og_is(NULL, ONNX_Add));
+  EXPECT(og_check_ops(c, g) == 0);
+
+  /* a rewrite changes the kind with the op_type */
+  og_set_kind(add, ONNX_Mul);
+  EXPECT(strcmp(add->op_type, "Mul") == 0 && og_is(add, ONNX_Mul));
+  /* a call of a local function named like an op is no op of the table */
+  ONode *call = og_node(c, g, "Relu", &x, 1, 1);
+  og_set_op(call, call->op_type, OG_FN_DOMAIN);
+  EXPECT(call->kind == ONNX_OTHER && !og_is(call, ONNX_Relu));
+  EXPECT(og_check_ops(c, g) == 0);
+  /* ... and back into ai.onnx */
+  og_set_op(call, "Relu", NULL);
+  EXPECT(og_is(call, ONNX_Relu));
+  /* dead nodes match nothing */
+  call->dead = true;
+  EXPECT(!og_is(call, ONNX_Relu));
+  EXPECT(c->n_errors == 0);
+
+  /* og_check_ops: an op outside the table */
+  c = ctx();
+  ONode *bad = og_node(c, g, "NoSuchOp", &x, 1, 1);
+  EXPECT(bad->kind == ONNX_OTHER);
+  EXPECT(og_check_ops(c, g) != 0 && c->status == H2O_EINTERNAL);
+  EXPECT(c->diag && strstr(c->diag, "NoSuchOp"));
+  bad->dead = true;
+  /* ... an op_type written past og_set_op */
+  c = ctx();
+  add->op_type = "Sub";
+  EXPECT(og_check_ops(c, g) != 0 && strstr(c->diag, "og_set_op"));
+  og_set_op(add, "Sub", NULL);
+  /* ... a wrong number of inputs */
+  c = ctx();
+  ONode *where = og_node(c, g, "Where", xy, 2, 1);
+  EXPECT(og_check_ops(c, g) != 0 && strstr(c->diag, "Where"));
+  where->dead = true;
+  c = ctx();
+  EXPECT(og_check_ops(c, g) == 0);
+
+  /* subgraphs are checked too */
+  OGraph *body = og_new(c, "body", g);
+  ONode *inner = og_node(c, body, "Tanh", &x, 1, 1);
+  ONode *iff = og_node(c, g, "If", &x, 1, 1);
+  og_attr_graph(c, iff, "then_branch", body);
+  EXPECT(og_check_ops(c, g) == 0);
+  inner->op_type = "Tanhh";
+  c = ctx();
+  EXPECT(og_check_ops(c, g) != 0);
+}
+
+int main(void) {
+  A = arena_new(&oom);
+  if (setjmp(oom)) {
+    fprintf(stderr, "out of memory\n");
+    return 1;
+  }
+  ctx();
+  test_rows();
+  test_lookup_misses();
+  test_ops_def_hints();
+  test_lowering_literals();
+  test_node_kinds();
+  ctx_release(&C);
+  arena_free(A);
+  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
+  else printf("test_onnx_ops: all checks passed (%d ops)\n", ONNX__COUNT - 1);
+  return failures ? 1 : 0;
+}
