@@ -74,6 +74,9 @@ static void fold_to_data(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank,
    * node was the weight's only user, so the original is about to vanish. */
   OValue *src = n->inputs[0];
   bool moves_data = onnx_op_has(n->kind, ONNX_RESHAPES) || og_is(n, ONNX_Transpose);
+  /* a copy of a weight in another layout is that weight (passes never
+   * drop it for the values it holds) */
+  k->is_param = moves_data && src && src->is_param;
   if (moves_data && src && src->is_init && src->n_uses == 1) {
     k->name = src->name;
     src->name = arena_printf(c->arena, "%s__before_%s", src->name, n->op_type);

@@ -124,16 +124,21 @@ static OValue *mean_input(const OValue *v) {
   return NULL;
 }
 
-/* var in either form, given the mean value. */
+/* var in either form, given the mean value: max(0, E[x^2] - mean^2), or
+ * mean((x - K(mean))^2) with or without a max(0, .) or relu (Equinox
+ * clamps it, although it cannot be negative). */
 static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
-  ONode *mx = fm_def(var, ONNX_Max);
-  if (mx && mx->n_inputs == 2) {
+  ONode *mx = fm_def(var, ONNX_Max), *relu = fm_def(var, ONNX_Relu);
+  OValue *clamped = NULL;
+  if (relu && og_single_use(var) && fm_add(p, relu)) clamped = relu->inputs[0];
+  for (int side = 0; mx && mx->n_inputs == 2 && !clamped && side < 2; side++)
+    if (fm_splat_near(c, mx->inputs[side], mx->inputs[1 - side], 0) && og_single_use(var) &&
+        fm_add(p, mx))
+      clamped = mx->inputs[1 - side];
+  ONode *sub = clamped ? fm_def(clamped, ONNX_Sub) : NULL;
+  if (sub && sub->n_inputs == 2) {
     /* max(0, E[x^2] - mean^2) */
-    int side = fm_splat_near(c, mx->inputs[0], mx->inputs[1], 0) ? 0
-               : fm_splat_near(c, mx->inputs[1], mx->inputs[0], 0) ? 1 : -1;
-    if (side < 0 || !fm_add(p, mx)) return false;
-    ONode *sub = fm_take(p, mx->inputs[1 - side], ONNX_Sub);
-    if (!sub || sub->n_inputs != 2) return false;
+    fm_add(p, sub);
     ONode *sq = fm_take(p, sub->inputs[1], ONNX_Mul);
     if (!sq || sq->inputs[0] != mean || sq->inputs[1] != mean) return false;
     OValue *msq = sub->inputs[0], *in = mean_input(msq);
@@ -141,25 +146,13 @@ static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
     if (!xx || xx->inputs[0] != s->x || xx->inputs[1] != s->x) return false;
     return mean_of(c, p, msq, in, s);
   }
+  if (clamped) var = clamped;
   /* mean((x - K(mean))^2) */
   OValue *in = mean_input(var);
   ONode *sq = in ? fm_take(p, in, ONNX_Mul) : NULL;
   if (!sq || sq->inputs[0] != sq->inputs[1]) return false;
   Stats s2 = *s;
   return centered(c, p, sq->inputs[0], &s2) == mean && mean_of(c, p, var, in, s);
-}
-
-/* max(0, v) or relu(v) of a variance, which is never negative anyway
- * (Equinox clamps it): v. */
-static OValue *skip_clamp(Ctx *c, FmPat *p, OValue *v) {
-  ONode *n = v->producer;
-  if (!n || n->dead || !og_single_use(v)) return v;
-  if (og_is(n, ONNX_Relu) && fm_add(p, n)) return n->inputs[0];
-  if (og_is(n, ONNX_Max) && n->n_inputs == 2)
-    for (int side = 0; side < 2; side++)
-      if (fm_splat_near(c, n->inputs[side], n->inputs[1 - side], 0) && fm_add(p, n))
-        return n->inputs[1 - side];
-  return v;
 }
 
 /* r = rsqrt(K(var) + eps), or sqrt(K(var) + eps) when the product divides
@@ -197,7 +190,7 @@ static bool inv_std(Ctx *c, FmPat *p, OValue *r, bool divides, OValue *mean, Sta
   for (int side = 0; side < 2; side++) {
     OValue *e = add->inputs[side], *kv = add->inputs[1 - side];
     if (!fm_splat(c, e, eps) || !fm_fits(e, kv) || !(*eps >= 0) || !isfinite(*eps)) continue;
-    OValue *var = skip_clamp(c, p, outer_k ? kv : kept(c, p, kv, s));
+    OValue *var = outer_k ? kv : kept(c, p, kv, s);
     return var && variance(c, p, var, mean, s);
   }
   return false;
@@ -270,14 +263,21 @@ static OValue *normalized_const(Ctx *c, OGraph *g, OValue *k, const OValue *x, i
     if (dims[i - axis] < 1 || total > FM_MAX_SCAN / dims[i - axis]) return NULL;
     total *= dims[i - axis];
   }
+  /* a weight already of the normalized shape is used as it is: it keeps
+   * its name ("norm.scale") */
+  bool fits = k && k->type.rank == rank - axis && k->type.et == x->type.et;
+  for (int i = 0; fits && i < rank - axis; i++) fits = k->type.dims[i].value == dims[i];
+  if (fits) return k;
   double *vals = arena_alloc(c->arena, sizeof(double) * (size_t)total);
   if (k) {
     if (!fm_const_slice(c, k, x, axis, rank, vals)) return NULL;
   } else {
     for (int64_t i = 0; i < total; i++) vals[i] = fill;
   }
-  return fm_new_const(c, g, fill == 1 ? "ln_scale" : "ln_bias", x->type.et, rank - axis, dims,
-                      vals);
+  OValue *v = fm_new_const(c, g, fill == 1 ? "ln_scale" : "ln_bias", x->type.et, rank - axis,
+                           dims, vals);
+  v->is_param = k && k->is_param; /* the weight in another shape: never dropped */
+  return v;
 }
 
 /* Splits a product's factors into one constant (the scale), the
@@ -393,7 +393,180 @@ static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   return true;
 }
 
+/* ---- RMS norms ----------------------------------------------------------
+ *
+ *   y = x * rsqrt(mean_A(x*x) + eps) [* scale]     (Haiku, Equinox, nnx,
+ *       x / sqrt(mean_A(x^2) + eps)  [* scale]      Keras, Llama, Gemma)
+ *
+ * with the same spellings of the mean, of rsqrt and of K(.) as the layer
+ * norm (K may also come after the rsqrt).  At opset 23 this becomes ONNX
+ * RMSNormalization; before, the form onnxruntime fuses into its own
+ * SimplifiedLayerNormalization kernel when it loads the model:
+ * Pow(x, 2) -> ReduceMean -> Add(eps) -> Sqrt -> Div(x, .) [-> Mul(., scale)].
+ */
+
+/* v = x * x or Pow(x, 2). */
+static bool squares(Ctx *c, FmPat *p, const OValue *v, const OValue *x) {
+  ONode *n = v->producer;
+  double k;
+  if (!n || n->dead || n->n_inputs != 2 || n->inputs[0] != x) return false;
+  if (og_is(n, ONNX_Mul) && n->inputs[1] == x) return fm_add(p, n);
+  return og_is(n, ONNX_Pow) && fm_splat(c, n->inputs[1], &k) && k == 2 && fm_add(p, n);
+}
+
+/* r = rsqrt(K(ms) + eps) or K(rsqrt(ms + eps)) (sqrt when the product
+ * divides by r), ms = mean_A(x^2).  Learns the axes into s; returns eps. */
+static bool inv_rms(Ctx *c, FmPat *p, OValue *r, bool divides, const OValue *x, Stats *s,
+                    double *eps) {
+  ONode *n = r->producer, *k_after = NULL;
+  if (!n || n->dead || !og_single_use(r)) return false;
+  if (og_is(n, ONNX_Unsqueeze) || og_is(n, ONNX_Reshape)) {
+    k_after = n;
+    r = n->inputs[0];
+    if (!fm_add(p, n) || !og_single_use(r) || !(n = r->producer) || n->dead) return false;
+  }
+  OValue *u;
+  double k;
+  if (divides) {
+    if (!og_is(n, ONNX_Sqrt) || !fm_add(p, n)) return false;
+    u = n->inputs[0];
+  } else if (og_is(n, ONNX_Reciprocal) ||
+             (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
+    ONode *sq = fm_def(n->inputs[n->n_inputs - 1], ONNX_Sqrt);
+    if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return false;
+    u = sq->inputs[0];
+  } else if (og_is(n, ONNX_Pow) && fm_splat(c, n->inputs[1], &k) && k == -0.5) {
+    if (!fm_add(p, n)) return false;
+    u = n->inputs[0];
+  } else {
+    return false;
+  }
+  ONode *add = fm_take(p, u, ONNX_Add);
+  if (!add || add->n_inputs != 2) return false;
+  for (int side = 0; side < 2; side++) {
+    OValue *e = add->inputs[side], *ms = fm_skip_expand(p, add->inputs[1 - side]);
+    if (!fm_splat(c, e, eps) || !fm_fits(e, ms) || !(*eps >= 0) || !isfinite(*eps)) continue;
+    ONode *k_before = ms->producer;
+    if (k_after || !k_before || k_before->dead ||
+        !(og_is(k_before, ONNX_Unsqueeze) || og_is(k_before, ONNX_Reshape)))
+      k_before = NULL;
+    if (k_before) ms = k_before->inputs[0];
+    OValue *in = mean_input(ms);
+    s->x = x;
+    if (!in || !squares(c, p, in, x) || !mean_of(c, p, ms, in, s)) return false;
+    ONode *kn = k_after ? k_after : k_before;
+    if ((kn != NULL) == s->keepdims) return false;
+    return !kn || (fm_reinserts(c, kn, s->axes, s->n_axes) && fm_add(p, kn));
+  }
+  return false;
+}
+
+/* A new node of the chain in front of root, typed like `like` with the
+ * reduced axes (when any) of size 1. */
+static OValue *chain_node(Ctx *c, OGraph *g, const ONode *root, OnnxOp op, OValue *const *in,
+                          int n_in, const OValue *like, const Stats *reduced) {
+  ONode *n = og_node(c, g, onnx_op_info[op].name, in, n_in, 1);
+  n->origin = root->origin;
+  OValue *v = n->outputs[0];
+  int rank = like->type.rank;
+  v->type = (OType){like->type.et, rank, arena_alloc(c->arena, sizeof(ODim) * (size_t)(rank + 1))};
+  for (int i = 0; i < rank; i++) v->type.dims[i] = like->type.dims[i];
+  for (int i = 0; reduced && i < reduced->n_axes; i++)
+    v->type.dims[reduced->axes[i]] = (ODim){1, NULL};
+  return v;
+}
+
+static bool try_rmsnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
+  if (!(og_is(root, ONNX_Mul) || og_is(root, ONNX_Div)) || root->n_inputs != 2) return false;
+  FmPat p = {.n = 0};
+  Product pr = {.sign = 1};
+  if (!factors(&p, root->outputs[0], &pr, true) || pr.sign < 0) return false;
+  OValue *scale = NULL, *vars[2];
+  int nv = 0;
+  for (int i = 0; i < pr.n; i++) {
+    if (og_const_data(pr.f[i])) {
+      if (scale) return false;
+      scale = pr.f[i];
+    } else if (nv < 2) {
+      vars[nv++] = pr.f[i];
+    } else {
+      return false;
+    }
+  }
+  if (nv != (pr.divisor ? 1 : 2)) return false;
+  for (int pick = 0; pick < nv; pick++) {
+    OValue *x = vars[pick], *r = pr.divisor ? pr.divisor : vars[1 - pick];
+    FmPat q = p;
+    Stats s = {.x = NULL, .n_axes = 0};
+    double eps;
+    if (!inv_rms(c, &q, r, pr.divisor != NULL, x, &s, &eps)) continue;
+    int rank = x->type.rank, axis = (int)s.axes[0];
+    for (int i = 0; i < s.n_axes; i++)
+      if (s.axes[i] != axis + i) return false;
+    if (axis + s.n_axes != rank || !fm_same_shape(root->outputs[0], x)) return false;
+    if (!fm_kernel_type(x->type.et, FM_F16 | FM_F32 | FM_F64)) return false;
+    if ((scale && scale->type.et != x->type.et) || !fm_closed(&q, root)) return false;
+    OValue *sc = scale ? normalized_const(c, g, scale, x, axis, 1) : NULL;
+    if (scale && !sc) return false;
+    ElemType et = x->type.et;
+    if (m->opset >= 23) {
+      if (!sc) sc = normalized_const(c, g, NULL, x, axis, 1);
+      if (!sc) return false;
+      OValue *in[2] = {x, sc};
+      fm_rewrite(c, g, root, ONNX_RMSNormalization, in, 2);
+      og_attr_int(c, root, "axis", axis);
+      og_attr_float(c, root, "epsilon", (float)eps);
+      if (et == ET_F64) og_attr_int(c, root, "stash_type", ET_F64);
+      return true;
+    }
+    double two = 2;
+    OValue *in[2] = {x, fm_new_const(c, g, "two", et, 0, NULL, &two)};
+    OValue *sq = chain_node(c, g, root, ONNX_Pow, in, 2, x, NULL);
+    ONode *mean;
+    OValue *ms;
+    if (m->opset >= 18) {
+      int64_t n_axes = s.n_axes;
+      Data d = {DATA_RAW, s.axes, sizeof(int64_t) * (size_t)s.n_axes};
+      int64_t *axes = arena_alloc(c->arena, sizeof(int64_t) * (size_t)s.n_axes);
+      memcpy(axes, s.axes, d.nbytes);
+      d.ptr = axes;
+      OValue *rin[2] = {sq, og_init(c, g, "axes", ET_I64, 1, &n_axes, d)};
+      ms = chain_node(c, g, root, ONNX_ReduceMean, rin, 2, x, &s);
+      mean = ms->producer;
+    } else {
+      ms = chain_node(c, g, root, ONNX_ReduceMean, &sq, 1, x, &s);
+      mean = ms->producer;
+      og_attr_ints(c, mean, "axes", s.axes, s.n_axes);
+    }
+    og_attr_int(c, mean, "keepdims", 1);
+    OValue *ein[2] = {ms, fm_new_const(c, g, "eps", et, 0, NULL, &eps)};
+    OValue *var = chain_node(c, g, root, ONNX_Add, ein, 2, ms, NULL);
+    OValue *rms = chain_node(c, g, root, ONNX_Sqrt, &var, 1, ms, NULL);
+    OValue *din[2] = {x, rms};
+    if (!sc) {
+      fm_rewrite(c, g, root, ONNX_Div, din, 2);
+    } else {
+      OValue *min[2] = {chain_node(c, g, root, ONNX_Div, din, 2, x, NULL), sc};
+      fm_rewrite(c, g, root, ONNX_Mul, min, 2);
+    }
+    return true; /* the new nodes are at the end: pass_fuse_layernorm re-sorts */
+  }
+  return false;
+}
+
+/* try_rmsnorm appends the nodes of its chain at the end of the graph. */
+static void sort_all(Ctx *c, OGraph *g) {
+  og_toposort(c, g);
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; j < n->n_attrs && !n->dead; j++)
+      if (n->attrs[j].kind == OA_GRAPH) sort_all(c, n->attrs[j].graph);
+  }
+}
+
 int pass_fuse_layernorm(Ctx *c, OModel *m) {
   fm_each_node(c, m, try_layernorm);
+  fm_each_node(c, m, try_rmsnorm);
+  sort_all(c, m->graph);
   return 0;
 }

@@ -5,6 +5,7 @@
  * implicit broadcasting, so JAX spells out every broadcast_in_dim). */
 #include "passes/passes.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Two dims known to be equal: the same number, or the same symbolic size
@@ -145,6 +146,84 @@ static bool constant_where(Ctx *c, OGraph *g, ONode *n) {
   return bypass(g, n, chosen);
 }
 
+/* U(Expand(x, shape)) for an elementwise op U of one input (a Cast, a Not)
+ * is Expand(U(x), shape): the Expand moves towards its consumer, whose own
+ * broadcasting may then make it redundant (keras-hub's causal mask is
+ * expanded to the batch, then cast for a Min with the padding mask).  The
+ * two nodes trade places: the Expand's node computes U on x, U's node
+ * expands, so the order of the node list stays topological. */
+static bool sink_expand(Ctx *c, ONode *n) {
+  if (!onnx_op_has(n->kind, ONNX_ELEMENTWISE) || n->n_inputs != 1 || n->n_outputs != 1)
+    return false;
+  OValue *mid = n->inputs[0];
+  if (!is_live_expand(mid) || !og_single_use(mid) || mid->producer->n_inputs != 2) return false;
+  ONode *e = mid->producer;
+  OValue *x = e->inputs[0], *shape = e->inputs[1];
+  if (x->type.rank < 0) return false;
+  /* e becomes U(x): U's op, attributes and name */
+  OnnxOp u = n->kind;
+  OAttr *attrs = e->attrs;
+  int n_attrs = e->n_attrs, cap = e->cap_attrs;
+  const char *name = e->name;
+  const Op *origin = e->origin;
+  og_set_kind(e, u);
+  e->attrs = n->attrs, e->n_attrs = n->n_attrs, e->cap_attrs = n->cap_attrs;
+  e->name = n->name, e->origin = n->origin;
+  e->n_inputs = 1;
+  shape->n_uses--;
+  ODim *dims = arena_alloc(c->arena, sizeof(ODim) * (size_t)(x->type.rank + 1));
+  memcpy(dims, x->type.dims, sizeof(ODim) * (size_t)x->type.rank);
+  mid->type = (OType){n->outputs[0]->type.et, x->type.rank, dims};
+  /* n becomes Expand(U(x), shape) */
+  og_set_kind(n, ONNX_Expand);
+  n->attrs = attrs, n->n_attrs = n_attrs, n->cap_attrs = cap;
+  n->name = name, n->origin = origin;
+  OValue **in = arena_alloc(c->arena, sizeof(OValue *) * 3);
+  in[0] = mid, in[1] = shape;
+  n->inputs = in;
+  n->n_inputs = 2;
+  shape->n_uses++;
+  e->same_shape_inputs = n->same_shape_inputs = false;
+  return true;
+}
+
+/* v holds one float value everywhere: a splat constant, or such a constant
+ * broadcast, reshaped or transposed (nnx.RMSNorm subtracts a mean of zeros
+ * expanded to the batch). */
+static bool splat_through(Ctx *c, const OValue *v, double *out) {
+  for (int depth = 0; v && depth < 8; depth++) {
+    /* a weight is never dropped for the values it happens to hold now */
+    if (v->is_param) return false;
+    if (fm_splat(c, v, out)) return true;
+    const ONode *p = v->producer;
+    if (!p || p->dead || p->n_inputs < 1) return false;
+    if (!og_is(p, ONNX_Expand) && !og_is(p, ONNX_Transpose) &&
+        !onnx_op_has(p->kind, ONNX_RESHAPES))
+      return false;
+    v = p->inputs[0];
+  }
+  return false;
+}
+
+/* x - (+0), x + (-0), x * 1 and x / 1 are x, bit for bit (x + (+0) is not:
+ * -0 + 0 = +0), when the other operand does not widen x's shape. */
+static bool identity_operand(Ctx *c, OGraph *g, ONode *n) {
+  if (n->n_inputs != 2 || n->n_outputs != 1 || !et_is_float(n->outputs[0]->type.et)) return false;
+  bool add = og_is(n, ONNX_Add), sub = og_is(n, ONNX_Sub), mul = og_is(n, ONNX_Mul),
+       div = og_is(n, ONNX_Div);
+  if (!add && !sub && !mul && !div) return false;
+  for (int side = (add || mul) ? 0 : 1; side < 2; side++) {
+    double k;
+    OValue *x = n->inputs[1 - side];
+    if (!splat_through(c, n->inputs[side], &k) || x->type.et != n->outputs[0]->type.et ||
+        !same_shape(x, n->outputs[0]))
+      continue;
+    bool neutral = (mul || div) ? k == 1 : k == 0 && (signbit(k) != 0) == add;
+    if (neutral) return bypass(g, n, x);
+  }
+  return false;
+}
+
 static bool identity_perm(const OAttr *perm) {
   for (int i = 0; i < perm->n; i++)
     if (perm->ints[i] != i) return false;
@@ -156,7 +235,7 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
     return drop_expands(n) | drop_proven_expands(n);
   OValue *x = n->inputs[0], *out = n->outputs[0];
   if (og_is(n, ONNX_Identity)) return bypass(g, n, x);
-  if (constant_where(c, g, n)) return true;
+  if (constant_where(c, g, n) || identity_operand(c, g, n)) return true;
   if (og_is(n, ONNX_Cast) && x->type.et != ET_UNDEF && x->type.et == out->type.et)
     return bypass(g, n, x);
   if ((og_is(n, ONNX_Reshape) || og_is(n, ONNX_Expand)) && same_shape(x, out))
@@ -204,7 +283,7 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
       }
     }
   }
-  return drop_expands(n) | drop_proven_expands(n);
+  return drop_expands(n) | drop_proven_expands(n) | sink_expand(c, n);
 }
 
 /* A few rounds until nothing changes, then each subgraph once: nested loops

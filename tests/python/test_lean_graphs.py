@@ -41,6 +41,7 @@ class Case:
     has: dict  # op -> exact count in the dynamic-batch graph
     lacks: tuple = ()
     tol: float = 1e-5
+    opset: int | None = None
 
 
 # ---- the layers, as each library writes them ----------------------------------
@@ -101,7 +102,65 @@ def linen_layernorm():
     return net.apply, variables
 
 
+def jnp_rmsnorm():
+    g = _rand(64)
+
+    def f(x):
+        return x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + 1e-6) * g
+    return f, None
+
+
+def jnp_rmsnorm_divided():
+    g = _rand(64)
+
+    def f(x):
+        return g * (x / jnp.sqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + 1e-5))
+    return f, None
+
+
+def nnx_rmsnorm():
+    from flax import nnx
+    layer = nnx.RMSNorm(64, rngs=nnx.Rngs(0))
+    layer.scale[...] = jnp.asarray(_rand(64))
+    return layer, None
+
+
+def haiku_rmsnorm():
+    import haiku as hk
+
+    def fwd(x):
+        return hk.RMSNorm(-1)(x)
+    net = hk.without_apply_rng(hk.transform(fwd))
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
+    params = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), params)
+    return net.apply, params
+
+
+def equinox_rmsnorm():
+    import equinox as eqx
+    norm = eqx.nn.RMSNorm(64)
+    norm = eqx.tree_at(lambda m: (m.weight, m.bias), norm,
+                       (jnp.asarray(_rand(64)), jnp.asarray(_rand(64, lo=-1, hi=1))))
+    return (lambda x: jax.vmap(jax.vmap(norm))(x)), None
+
+
+def keras_rmsnorm():
+    import keras
+    layer = keras.layers.RMSNormalization(epsilon=1e-6)
+    layer.build((None, 16, 64))
+    layer.scale.assign(_rand(64))
+    return (lambda x: layer(x)), None
+
+
 LN = {"LayerNormalization": 1}
+# before opset 23: the chain onnxruntime fuses into SimplifiedLayerNormalization
+RMS_CHAIN = {"Pow": 1, "ReduceMean": 1, "Add": 1, "Sqrt": 1, "Div": 1, "Mul": 1}
+RMS = {"RMSNormalization": 1}
+NO_RMS_PARTS = ("ReduceSum", "Reciprocal", "Expand", "Shape", "Sub")
+
+
+def _plus(counts, extra):
+    return {op: counts.get(op, 0) + extra.get(op, 0) for op in {**counts, **extra}}
 NO_LN_PARTS = ("ReduceSum", "ReduceMean", "Sqrt", "Reciprocal", "Expand", "Shape", "Where")
 
 CASES = [
@@ -112,6 +171,16 @@ CASES = [
     Case("haiku LayerNorm", haiku_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("equinox LayerNorm", equinox_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("linen LayerNorm", linen_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+] + [
+    Case(f"{name} opset {opset}", make, [("B", 16, 64)],
+         _plus(RMS if opset >= 23 else RMS_CHAIN, extra), NO_RMS_PARTS, opset=opset)
+    for name, make, extra in [
+        ("jnp rmsnorm", jnp_rmsnorm, {}), ("jnp rmsnorm divided", jnp_rmsnorm_divided, {}),
+        ("nnx RMSNorm", nnx_rmsnorm, {}), ("haiku RMSNorm", haiku_rmsnorm, {}),
+        ("keras RMSNormalization", keras_rmsnorm, {}),
+        # Equinox's RMSNorm has a bias too: one Add more
+        ("equinox RMSNorm", equinox_rmsnorm, {"Add": 1})]
+    for opset in (20, 23)
 ]
 
 
@@ -123,6 +192,8 @@ def _static(inputs, b=4):
 def test_lean_graph(case: Case):
     fn, params = case.make()
     kw = {"params": params} if params is not None else {}
+    if case.opset:
+        kw["opset"] = case.opset
     model = convert_and_check(fn, case.inputs, rtol=case.tol, atol=case.tol, **kw)
     counts = op_counts(model)
     for op, n in case.has.items():
