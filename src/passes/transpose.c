@@ -182,6 +182,50 @@ static bool push_through_layernorm(Ctx *c, OGraph *g, ONode *t, ONode *u, const 
   return true;
 }
 
+/* ReduceX(Transpose(x, perm), axes) without keepdims, whose kept axes stay
+ * in x's order (a global pool of NHWC data, summed over H and W): the
+ * reduction reads x over perm[axes], and the Transpose disappears. */
+static bool absorb_into_reduce(Ctx *c, OGraph *g, ONode *t, ONode *u, const OAttr *perm) {
+  int64_t axes[MAX_RANK];
+  bool keepdims, reduced[MAX_RANK] = {false};
+  int n = fm_reduce_axes(c, u, axes, &keepdims);
+  if (n <= 0 || keepdims || perm->n > MAX_RANK) return false;
+  for (int i = 0; i < n; i++) reduced[axes[i]] = true;
+  int64_t last = -1, mapped[MAX_RANK];
+  for (int i = 0; i < perm->n; i++) {
+    if (reduced[i]) continue;
+    if (perm->ints[i] < last) return false; /* the kept axes would change order */
+    last = perm->ints[i];
+  }
+  bool in_x[MAX_RANK] = {false};
+  for (int i = 0; i < n; i++) in_x[perm->ints[axes[i]]] = true;
+  int k = 0;
+  for (int i = 0; i < perm->n; i++)
+    if (in_x[i]) mapped[k++] = i; /* sorted */
+  if (u->n_inputs >= 2 && u->inputs[1]) {
+    int64_t len = n;
+    int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)n);
+    memcpy(vals, mapped, sizeof(int64_t) * (size_t)n);
+    OValue *av = og_init(c, g, "axes", ET_I64, 1, &len, (Data){DATA_RAW, vals, sizeof(int64_t) * (size_t)n});
+    u->inputs[1]->n_uses--;
+    u->inputs[1] = av;
+    av->n_uses++;
+  } else if (og_get_attr(u, "axes")) {
+    og_attr_ints(c, u, "axes", mapped, n);
+  } else {
+    return false; /* all axes: nothing to map, but nothing is kept either */
+  }
+  OValue *tv = t->outputs[0];
+  u->inputs[0] = t->inputs[0];
+  t->inputs[0]->n_uses++;
+  tv->n_uses--;
+  if (tv->n_uses == 0 && !tv->is_output) {
+    t->dead = true;
+    t->inputs[0]->n_uses--;
+  }
+  return true;
+}
+
 static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   const OAttr *perm = perm_of(t);
   if (!perm) return false;
@@ -192,6 +236,8 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
     return push_through_softmax(c, t, u, perm);
   if (og_is(u, ONNX_LayerNormalization) && u->inputs[0] == tv)
     return push_through_layernorm(c, g, t, u, perm);
+  if (onnx_op_has(u->kind, ONNX_REDUCES) && u->inputs[0] == tv)
+    return absorb_into_reduce(c, g, t, u, perm);
   if (unary_elementwise(u)) {
     u->inputs[0] = t->inputs[0];
     t->inputs[0]->n_uses++;

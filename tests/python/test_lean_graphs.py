@@ -152,6 +152,34 @@ def keras_rmsnorm():
     return (lambda x: layer(x)), None
 
 
+def keras_conv_bn_net():
+    """Keras's Conv2D + BatchNormalization + ReLU in NHWC, global pooling, Dense:
+    the batch norm folds into the convolution, and the only Transpose left is
+    the input's (NHWC -> NCHW)."""
+    import keras
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(8, 3, padding="same")(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(10)(x))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(_rand(8))
+            layer.beta.assign(_rand(8, lo=-0.5, hi=0.5))
+            layer.moving_mean.assign(_rand(8, lo=-0.2, hi=0.2))
+            layer.moving_variance.assign(_rand(8, lo=0.5, hi=2.0))
+    params = ([v.value for v in model.trainable_variables],
+              [v.value for v in model.non_trainable_variables])
+
+    def f(params, x):
+        return model.stateless_call(params[0], params[1], x, training=False)[0]
+    return f, params
+
+
 LN = {"LayerNormalization": 1}
 # before opset 23: the chain onnxruntime fuses into SimplifiedLayerNormalization
 RMS_CHAIN = {"Pow": 1, "ReduceMean": 1, "Add": 1, "Sqrt": 1, "Div": 1, "Mul": 1}
@@ -171,6 +199,8 @@ CASES = [
     Case("haiku LayerNorm", haiku_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("equinox LayerNorm", equinox_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("linen LayerNorm", linen_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("keras Conv2D + BatchNormalization (NHWC)", keras_conv_bn_net, [("B", 16, 16, 3)],
+         {"Conv": 2, "Transpose": 1, "Relu": 2, "Gemm": 1}, ("Mul", "Add", "Sub")),
 ] + [
     Case(f"{name} opset {opset}", make, [("B", 16, 64)],
          _plus(RMS if opset >= 23 else RMS_CHAIN, extra), NO_RMS_PARTS, opset=opset)
