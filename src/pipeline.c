@@ -26,7 +26,11 @@
  * one Gemm. */
 const Pass h2o_passes[] = {
     {"fold", pass_fold, false},
+    /* names dynamic dims ("B", "16*B") so that simplify sees the Expands
+     * and Reshapes that do not change a symbolic shape */
+    {"name_dims", pass_symbolic_dims, true},
     {"simplify", pass_simplify, true},
+    {"cse", pass_cse, true},
     /* what simplify freed of Expands (rsqrt(var + eps) * scale) */
     {"fold_after_simplify", pass_fold, false},
     {"push_transposes", pass_push_transposes, true},

@@ -531,6 +531,7 @@ static int bind_entry_args(Lower *L, const Func *f, const h2o_param *params, int
       }
       Data d = {DATA_RAW, p->data, p->nbytes};
       OValue *v = og_init(c, L->g, "param", t->et, t->rank, t->dims, d);
+      v->is_param = true;
       if (p->name) v->name = clean_name(c->arena, p->name);
       arg->lowered = v;
       continue;

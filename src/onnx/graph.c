@@ -377,3 +377,51 @@ int og_unique_names(Ctx *c, OGraph *root) {
   claim_graph_names(c, &set, root);
   return 0;
 }
+
+/* An If or Loop reads values of g from inside its subgraphs without listing
+ * them as inputs: it may only be placed once those are available too. */
+static bool captures_ready(const ONode *node, const OGraph *g) {
+  for (int j = 0; j < node->n_attrs; j++) {
+    if (node->attrs[j].kind != OA_GRAPH) continue;
+    const OGraph *sub = node->attrs[j].graph;
+    for (int i = 0; i < sub->nodes.len; i++) {
+      const ONode *n = sub->nodes.items[i];
+      if (n->dead) continue;
+      for (int k = 0; k < n->n_inputs; k++)
+        if (n->inputs[k] && n->inputs[k]->graph == g && n->inputs[k]->mark == 1) return false;
+      if (!captures_ready(n, g)) return false;
+    }
+  }
+  return true;
+}
+
+/* Kahn's algorithm over the node list, stable for nodes already in order
+ * (a pass that appends nodes feeding earlier ones calls it). */
+void og_toposort(Ctx *c, OGraph *g) {
+  int n = g->nodes.len;
+  for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->mark = 0;
+  for (int i = 0; i < n; i++) {
+    ONode *node = g->nodes.items[i];
+    for (int j = 0; j < node->n_outputs; j++) node->outputs[j]->mark = 1; /* not yet available */
+  }
+  void **sorted = arena_alloc(c->arena, sizeof(void *) * (size_t)(n + 1));
+  bool *placed = arena_alloc(c->arena, (size_t)(n + 1));
+  int k = 0;
+  while (k < n) {
+    bool progress = false;
+    for (int i = 0; i < n; i++) {
+      if (placed[i]) continue;
+      ONode *node = g->nodes.items[i];
+      bool ready = true;
+      for (int j = 0; j < node->n_inputs && ready; j++)
+        if (node->inputs[j] && node->inputs[j]->graph == g && node->inputs[j]->mark == 1) ready = false;
+      if (!ready || !captures_ready(node, g)) continue;
+      for (int j = 0; j < node->n_outputs; j++) node->outputs[j]->mark = 0;
+      placed[i] = true;
+      sorted[k++] = node;
+      progress = true;
+    }
+    if (!progress) break; /* a cycle cannot arise from these rewrites; keep order */
+  }
+  if (k == n) memcpy(g->nodes.items, sorted, sizeof(void *) * (size_t)n);
+}

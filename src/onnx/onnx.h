@@ -72,6 +72,7 @@ struct OValue {
                          kept by og_ functions and passes, recomputed by
                          og_recount_uses, checked by og_verify */
   bool is_input, is_output, is_init;
+  bool is_param;      /* an initializer holding a weight the caller passed (h2o_param) */
   bool poisoned;      /* stands for the result of an op that failed to lower */
   Data data;          /* initializers */
   OGraph *graph;      /* the graph that owns it */
@@ -182,6 +183,9 @@ void og_type_from_hlo(Ctx *c, OValue *v, const Type *t); /* '?' dims -> unknown 
 /* Replaces every use of `from` by `to` (graph outputs included). */
 void og_replace_uses(OGraph *g, OValue *from, OValue *to);
 void og_recount_uses(OGraph *g);
+/* Re-sorts g's nodes topologically (stable), after a pass appended nodes
+ * that earlier nodes read; value marks are scratch. */
+void og_toposort(Ctx *c, OGraph *g);
 /* The initializer data of v when it is a constant (initializer), else NULL. */
 const Data *og_const_data(const OValue *v);
 void og_dump(FILE *f, const OGraph *g);

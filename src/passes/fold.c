@@ -74,6 +74,9 @@ static void fold_to_data(Ctx *c, OGraph *g, ONode *n, ElemType et, int rank,
    * node was the weight's only user, so the original is about to vanish. */
   OValue *src = n->inputs[0];
   bool moves_data = onnx_op_has(n->kind, ONNX_RESHAPES) || og_is(n, ONNX_Transpose);
+  /* a copy of a weight in another layout is that weight (passes never
+   * drop it for the values it holds) */
+  k->is_param = moves_data && src && src->is_param;
   if (moves_data && src && src->is_init && src->n_uses == 1) {
     k->name = src->name;
     src->name = arena_printf(c->arena, "%s__before_%s", src->name, n->op_type);
@@ -307,26 +310,172 @@ static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_
   return true;
 }
 
+/* A number of one of the types fold reads exactly: an integer (bool
+ * included) or a float. */
+typedef struct Num {
+  bool is_float;
+  int64_t i;
+  double f;
+} Num;
+
+static bool num_type(ElemType et) {
+  return et == ET_BOOL || et == ET_I8 || et == ET_I16 || et == ET_I32 || et == ET_I64 ||
+         et == ET_U8 || et == ET_U16 || et == ET_U32 || et == ET_F32 || et == ET_F64;
+}
+
+static Num num_load(ElemType et, const uint8_t *p) {
+  Num v = {false, 0, 0};
+  switch (et) {
+  case ET_BOOL: v.i = *p != 0; break;
+  case ET_U8: v.i = *p; break;
+  case ET_I8: { int8_t x; memcpy(&x, p, 1); v.i = x; break; }
+  case ET_I16: { int16_t x; memcpy(&x, p, 2); v.i = x; break; }
+  case ET_U16: { uint16_t x; memcpy(&x, p, 2); v.i = x; break; }
+  case ET_I32: { int32_t x; memcpy(&x, p, 4); v.i = x; break; }
+  case ET_U32: { uint32_t x; memcpy(&x, p, 4); v.i = x; break; }
+  case ET_I64: memcpy(&v.i, p, 8); break;
+  default: v.is_float = true; v.f = load(et, p); break;
+  }
+  return v;
+}
+
+static bool int_fits(ElemType et, int64_t v) {
+  switch (et) {
+  case ET_BOOL: return v == 0 || v == 1;
+  case ET_I8: return v >= INT8_MIN && v <= INT8_MAX;
+  case ET_U8: return v >= 0 && v <= UINT8_MAX;
+  case ET_I16: return v >= INT16_MIN && v <= INT16_MAX;
+  case ET_U16: return v >= 0 && v <= UINT16_MAX;
+  case ET_I32: return v >= INT32_MIN && v <= INT32_MAX;
+  case ET_U32: return v >= 0 && v <= (int64_t)UINT32_MAX;
+  default: return true;
+  }
+}
+
+static void int_store(ElemType et, uint8_t *p, int64_t v) {
+  size_t es = et_size(et);
+  uint8_t le[8];
+  for (size_t b = 0; b < 8; b++) le[b] = (uint8_t)((uint64_t)v >> (8 * b));
+  memcpy(p, le, es); /* little-endian, as tensor bytes are */
+}
+
+/* Cast converts a value the way a runtime's static_cast does: IEEE rounding
+ * to nearest between numbers, truncation from float to integer.  Only what
+ * C computes the same way is folded: no integer overflow (runtimes wrap or
+ * saturate), no NaN or out-of-range float to integer (undefined). */
 static bool fold_cast(Ctx *c, OGraph *g, ONode *n, Tensor *x) {
   const OAttr *to = og_get_attr(n, "to");
   if (!to || x->numel > FOLD_MAX_ELEMS) return false;
   ElemType et = (ElemType)to->i;
-  /* Only the exact integer conversions the shape arithmetic needs. */
-  bool ints_in = x->et == ET_I32 || x->et == ET_I64;
-  if (!ints_in || (et != ET_I32 && et != ET_I64)) return false;
-  uint8_t *out = arena_alloc(c->arena, (size_t)x->numel * et_size(et) + 1);
+  if (!num_type(et) || !num_type(x->et)) return false;
+  size_t es = et_size(et), xs = et_size(x->et);
+  uint8_t *out = arena_alloc(c->arena, (size_t)x->numel * es + 1);
   for (int64_t i = 0; i < x->numel; i++) {
-    int64_t v;
-    if (x->et == ET_I64) memcpy(&v, x->bytes + 8 * i, 8);
-    else { int32_t w; memcpy(&w, x->bytes + 4 * i, 4); v = w; }
-    if (et == ET_I64) memcpy(out + 8 * i, &v, 8);
-    else {
-      if (v < INT32_MIN || v > INT32_MAX) return false;
-      int32_t w = (int32_t)v;
-      memcpy(out + 4 * i, &w, 4);
+    Num v = num_load(x->et, x->bytes + (size_t)i * xs);
+    uint8_t *o = out + (size_t)i * es;
+    if (et == ET_F32) {
+      float f = v.is_float ? (float)v.f : (float)v.i; /* one rounding, from the source */
+      memcpy(o, &f, 4);
+    } else if (et == ET_F64) {
+      double d = v.is_float ? v.f : (double)v.i;
+      memcpy(o, &d, 8);
+    } else if (et == ET_BOOL) {
+      if (v.is_float && isnan(v.f)) return false;
+      *o = v.is_float ? v.f != 0 : v.i != 0;
+    } else {
+      int64_t w;
+      if (v.is_float) {
+        if (!(v.f > -9.2e18 && v.f < 9.2e18)) return false; /* NaN too */
+        w = (int64_t)v.f;
+      } else {
+        w = v.i;
+      }
+      if (!int_fits(et, w)) return false;
+      int_store(et, o, w);
     }
   }
-  fold_to(c, g, n, et, x->rank, x->dims, out, (size_t)x->numel * et_size(et));
+  fold_to(c, g, n, et, x->rank, x->dims, out, (size_t)x->numel * es);
+  return true;
+}
+
+/* The result shape of numpy broadcasting of in[0..n_in), or false. */
+static bool broadcast_dims(const Tensor *in, int n_in, int *rank, int64_t *dims) {
+  *rank = 0;
+  for (int k = 0; k < n_in; k++)
+    if (in[k].rank > *rank) *rank = in[k].rank;
+  for (int i = 0; i < *rank; i++) {
+    dims[i] = 1;
+    for (int k = 0; k < n_in; k++) {
+      int xi = i - (*rank - in[k].rank);
+      int64_t d = xi >= 0 ? in[k].dims[xi] : 1;
+      if (d != 1 && dims[i] != 1 && d != dims[i]) return false;
+      if (d != 1) dims[i] = d;
+    }
+  }
+  return true;
+}
+
+/* Comparisons and boolean logic of constants: exact in any type (a float
+ * comparison involving NaN is false in C as in IEEE and ONNX). */
+static bool fold_logic(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_t max_growth) {
+  enum { GT, LT, GE, LE, EQ, AND, OR, XOR, NOT } op;
+  if (og_is(n, ONNX_Greater)) op = GT;
+  else if (og_is(n, ONNX_Less)) op = LT;
+  else if (og_is(n, ONNX_GreaterOrEqual)) op = GE;
+  else if (og_is(n, ONNX_LessOrEqual)) op = LE;
+  else if (og_is(n, ONNX_Equal)) op = EQ;
+  else if (og_is(n, ONNX_And)) op = AND;
+  else if (og_is(n, ONNX_Or)) op = OR;
+  else if (og_is(n, ONNX_Xor)) op = XOR;
+  else if (og_is(n, ONNX_Not)) op = NOT;
+  else return false;
+  if (n_in != (op == NOT ? 1 : 2) || !num_type(in[0].et)) return false;
+  if (n_in == 2 && in[1].et != in[0].et) return false;
+  if (op >= AND && in[0].et != ET_BOOL) return false;
+  int rank;
+  int64_t dims[MAX_RANK];
+  if (!broadcast_dims(in, n_in, &rank, dims)) return false;
+  int64_t numel = shape_numel(dims, rank), largest = 0;
+  for (int k = 0; k < n_in; k++)
+    if (in[k].numel > largest) largest = in[k].numel;
+  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > max_growth)) return false;
+  size_t es = et_size(in[0].et);
+  uint8_t *bufs[2] = {NULL, NULL};
+  for (int k = 0; k < n_in; k++) {
+    bufs[k] = arena_alloc(c->arena, (size_t)numel * es + 1);
+    gather_copy(&in[k], dims, rank, NULL, bufs[k]);
+  }
+  uint8_t *out = arena_alloc(c->arena, (size_t)numel + 1);
+  for (int64_t i = 0; i < numel; i++) {
+    Num a = num_load(in[0].et, bufs[0] + (size_t)i * es);
+    Num b = n_in > 1 ? num_load(in[0].et, bufs[1] + (size_t)i * es) : a;
+    bool r;
+    if (a.is_float) {
+      switch (op) {
+      case GT: r = a.f > b.f; break;
+      case LT: r = a.f < b.f; break;
+      case GE: r = a.f >= b.f; break;
+      case LE: r = a.f <= b.f; break;
+      case EQ: r = a.f == b.f; break;
+      default: return false;
+      }
+    } else {
+      switch (op) {
+      case GT: r = a.i > b.i; break;
+      case LT: r = a.i < b.i; break;
+      case GE: r = a.i >= b.i; break;
+      case LE: r = a.i <= b.i; break;
+      case EQ: r = a.i == b.i; break;
+      case AND: r = a.i && b.i; break;
+      case OR: r = a.i || b.i; break;
+      case XOR: r = (a.i != 0) != (b.i != 0); break;
+      case NOT: r = !a.i; break;
+      default: return false;
+      }
+    }
+    out[i] = r;
+  }
+  fold_to(c, g, n, ET_BOOL, rank, dims, out, (size_t)numel);
   return true;
 }
 
@@ -362,6 +511,7 @@ static bool try_fold(Ctx *c, OGraph *g, ONode *n, int64_t max_growth) {
   if (!decode_inputs(c, in, n->n_inputs, (size_t)FOLD_MAX_ELEMS * 8)) return false;
   if (og_is(n, ONNX_Expand) && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1], max_growth);
   if (og_is(n, ONNX_Cast)) return fold_cast(c, g, n, &in[0]);
+  if (fold_logic(c, g, n, in, n->n_inputs, max_growth)) return true;
   if (og_is(n, ONNX_Concat)) return fold_concat(c, g, n, in, n->n_inputs);
   if (n->n_inputs <= 2 && is_arith(n->kind))
     return fold_arith(c, g, n, in, n->n_inputs, max_growth);

@@ -4,7 +4,7 @@
  *   Sigmoid    Div(1, Add(1, Exp(Neg(x))))        jax.nn.sigmoid (jax 0.10 lowers
  *                                                  logistic to this)
  *   Softplus   Where(IsNaN(d), Add(x, 0), Add(Max(x, 0), log1p(Exp(Neg(Abs(d))))))
- *              d = Sub(x, 0)                       jax.nn.softplus = logaddexp(x, 0)
+ *              d = Sub(x, 0) or x                  jax.nn.softplus = logaddexp(x, 0)
  *              also Log(Add(Exp(x), 1))
  *   Elu        Where(x > 0, x, alpha * expm1(Where(x > 0, 0, x)))   jax.nn.elu
  *   LeakyRelu  Where(x >= 0, x, alpha * x)          jax.nn.leaky_relu (x > 0 too)
@@ -261,10 +261,13 @@ static bool try_softplus(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   /* the NaN branch: x + 0 */
   ONode *nanb = binary(&p, root->inputs[1], ONNX_Add);
   if (!nanb || !with_const(c, nanb, 0, &x, NULL)) return false;
-  /* isnan(d), d = x - 0 */
+  /* isnan(d), d = x - 0 (or x itself, once simplify dropped the - 0) */
   OValue *d = nan_test_of(&p, root->inputs[0]);
-  ONode *dn = d ? binary(&p, d, ONNX_Sub) : NULL;
-  if (!dn || dn->inputs[0] != x || !fm_splat_near(c, dn->inputs[1], x, 0)) return false;
+  if (!d) return false;
+  if (d != x) {
+    ONode *dn = binary(&p, d, ONNX_Sub);
+    if (!dn || dn->inputs[0] != x || !fm_splat_near(c, dn->inputs[1], x, 0)) return false;
+  }
   /* max(x, 0) + log1p(exp(-|d|)) */
   ONode *sum = binary(&p, root->inputs[2], ONNX_Add);
   if (!sum) return false;

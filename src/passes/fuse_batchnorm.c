@@ -5,6 +5,7 @@
  *
  *   Add(Mul(Sub(y, mean), a), b)      (or Mul(Sub(y, mean), a) without bias)
  *
+ * or, as Keras computes it, Add(Mul(y, a), b) with the mean folded into b,
  * with mean, a, b constants that vary along one channel axis.  Two outcomes:
  *
  * 1. y comes from a layer with constant weights - MatMul(x, W) [+ c],
@@ -55,7 +56,7 @@ static bool channel_values(Ctx *c, Affine *f, int ch) {
   f->vmean = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
   f->va = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
   f->vb = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
-  if (!fm_const_slice(c, f->mean, y, ch, ch + 1, f->vmean)) return false;
+  if (f->mean && !fm_const_slice(c, f->mean, y, ch, ch + 1, f->vmean)) return false;
   if (!fm_const_slice(c, f->a, y, ch, ch + 1, f->va)) return false;
   if (f->b && !fm_const_slice(c, f->b, y, ch, ch + 1, f->vb)) return false;
   return true;
@@ -219,7 +220,8 @@ static bool emit_batchnorm(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f) 
   ElemType et = y->type.et;
   if (y->type.rank < 2 || !fm_kernel_type(et, FM_F16 | FM_F32 | FM_F64)) return false;
   if (!fm_closed(p, root) || !channel_values(c, f, 1)) return false;
-  if (!per_channel(c, f->mean, y, 1) && !per_channel(c, f->a, y, 1) &&
+  if (!f->mean && !f->b) return false; /* y * a stays a Mul */
+  if (!(f->mean && per_channel(c, f->mean, y, 1)) && !per_channel(c, f->a, y, 1) &&
       !(f->b && per_channel(c, f->b, y, 1)))
     return false;
   double *ones = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
@@ -264,11 +266,18 @@ static bool try_batchnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   OValue *dv;
   if (!mul || mul->n_inputs != 2 || !const_operand(mul, &dv, &f.a, true) || !og_single_use(dv))
     return false;
-  ONode *sub = fm_take(&p, dv, ONNX_Sub);
-  if (!sub || sub->n_inputs != 2 || !const_operand(sub, &f.y, &f.mean, false)) return false;
+  ONode *sub = fm_def(dv, ONNX_Sub);
+  if (sub && sub->n_inputs == 2 && const_operand(sub, &f.y, &f.mean, false)) {
+    fm_add(&p, sub);
+  } else {
+    /* y * a + b: the mean already folded into b, as Keras computes it */
+    f.y = dv;
+    f.mean = NULL;
+  }
   if (!fm_same_shape(root->outputs[0], f.y)) return false;
   ElemType et = f.y->type.et;
-  if (f.a->type.et != et || f.mean->type.et != et || (f.b && f.b->type.et != et)) return false;
+  if (f.a->type.et != et || (f.mean && f.mean->type.et != et) || (f.b && f.b->type.et != et))
+    return false;
   FmPat q = p;
   if (fold_into_layer(c, g, root, &q, &f)) return true;
   return emit_batchnorm(c, g, root, &p, &f);

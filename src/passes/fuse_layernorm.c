@@ -9,6 +9,11 @@
  *        | sum_A(d*d)/N, d = x - K(mean)     (use_fast_variance=False)
  *   y    = (x - K(mean)) * (rsqrt(K(var) + eps) [* scale]) [+ bias]
  *
+ * and the same arithmetic as other libraries spell it: (x - mean) divided by
+ * sqrt(var + eps) (jnp.var, Haiku), or distributed as Keras does,
+ * x * inv + (bias - mean * inv) with inv = rsqrt(var + eps) * scale.  The
+ * additive terms of the root are collected first (Add, Sub, Neg), then the
+ * factors of each product, so the order of the operands does not matter;
  * where K(.) puts the reduced axes back (keepdims=1, or an Unsqueeze or
  * Reshape inserting them, maybe followed by an Expand) and rsqrt arrives as
  * Reciprocal(Sqrt(.)).  The match becomes LayerNormalization(x, scale, bias)
@@ -119,16 +124,21 @@ static OValue *mean_input(const OValue *v) {
   return NULL;
 }
 
-/* var in either form, given the mean value. */
+/* var in either form, given the mean value: max(0, E[x^2] - mean^2), or
+ * mean((x - K(mean))^2) with or without a max(0, .) or relu (Equinox
+ * clamps it, although it cannot be negative). */
 static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
-  ONode *mx = fm_def(var, ONNX_Max);
-  if (mx && mx->n_inputs == 2) {
+  ONode *mx = fm_def(var, ONNX_Max), *relu = fm_def(var, ONNX_Relu);
+  OValue *clamped = NULL;
+  if (relu && og_single_use(var) && fm_add(p, relu)) clamped = relu->inputs[0];
+  for (int side = 0; mx && mx->n_inputs == 2 && !clamped && side < 2; side++)
+    if (fm_splat_near(c, mx->inputs[side], mx->inputs[1 - side], 0) && og_single_use(var) &&
+        fm_add(p, mx))
+      clamped = mx->inputs[1 - side];
+  ONode *sub = clamped ? fm_def(clamped, ONNX_Sub) : NULL;
+  if (sub && sub->n_inputs == 2) {
     /* max(0, E[x^2] - mean^2) */
-    int side = fm_splat_near(c, mx->inputs[0], mx->inputs[1], 0) ? 0
-               : fm_splat_near(c, mx->inputs[1], mx->inputs[0], 0) ? 1 : -1;
-    if (side < 0 || !fm_add(p, mx)) return false;
-    ONode *sub = fm_take(p, mx->inputs[1 - side], ONNX_Sub);
-    if (!sub || sub->n_inputs != 2) return false;
+    fm_add(p, sub);
     ONode *sq = fm_take(p, sub->inputs[1], ONNX_Mul);
     if (!sq || sq->inputs[0] != mean || sq->inputs[1] != mean) return false;
     OValue *msq = sub->inputs[0], *in = mean_input(msq);
@@ -136,6 +146,7 @@ static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
     if (!xx || xx->inputs[0] != s->x || xx->inputs[1] != s->x) return false;
     return mean_of(c, p, msq, in, s);
   }
+  if (clamped) var = clamped;
   /* mean((x - K(mean))^2) */
   OValue *in = mean_input(var);
   ONode *sq = in ? fm_take(p, in, ONNX_Mul) : NULL;
@@ -144,14 +155,27 @@ static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
   return centered(c, p, sq->inputs[0], &s2) == mean && mean_of(c, p, var, in, s);
 }
 
-/* r = rsqrt(K(var) + eps); returns eps. */
-static bool inv_std(Ctx *c, FmPat *p, OValue *r, OValue *mean, Stats *s, double *eps) {
+/* r = rsqrt(K(var) + eps), or sqrt(K(var) + eps) when the product divides
+ * by r (`divides`); returns eps. */
+static bool inv_std(Ctx *c, FmPat *p, OValue *r, bool divides, OValue *mean, Stats *s,
+                    double *eps) {
   ONode *n = r->producer;
   OValue *u = NULL;
   double k;
   if (!n || n->dead || !og_single_use(r)) return false;
-  if (og_is(n, ONNX_Reciprocal) ||
-      (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
+  /* K(rsqrt(var + eps)): the axes put back after the normalizer, not before */
+  bool outer_k = !s->keepdims && (og_is(n, ONNX_Unsqueeze) || og_is(n, ONNX_Reshape)) &&
+                 fm_reinserts(c, n, s->axes, s->n_axes);
+  if (outer_k) {
+    r = n->inputs[0];
+    if (!fm_add(p, n) || !og_single_use(r)) return false;
+    n = r->producer;
+    if (!n || n->dead) return false;
+  }
+  if (divides) {
+    if (!og_is(n, ONNX_Sqrt) || !fm_add(p, n)) return false;
+    u = n->inputs[0];
+  } else if (og_is(n, ONNX_Reciprocal) || (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
     ONode *sq = fm_def(n->inputs[n->n_inputs - 1], ONNX_Sqrt);
     if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return false;
     u = sq->inputs[0];
@@ -166,22 +190,65 @@ static bool inv_std(Ctx *c, FmPat *p, OValue *r, OValue *mean, Stats *s, double 
   for (int side = 0; side < 2; side++) {
     OValue *e = add->inputs[side], *kv = add->inputs[1 - side];
     if (!fm_splat(c, e, eps) || !fm_fits(e, kv) || !(*eps >= 0) || !isfinite(*eps)) continue;
-    OValue *var = kept(c, p, kv, s);
+    OValue *var = outer_k ? kv : kept(c, p, kv, s);
     return var && variance(c, p, var, mean, s);
   }
   return false;
 }
 
-/* Flattens the product below v (single-use Muls, Expands looked through). */
-static bool factors(FmPat *p, OValue *v, OValue **out, int *n, bool top) {
+/* A product as a list of factors: f[0] * f[1] * ... / divisor * sign. */
+typedef struct Product {
+  OValue *f[MAX_FACTORS];
+  int n;
+  OValue *divisor; /* at most one: the sqrt a jnp.var norm divides by */
+  int sign;
+} Product;
+
+/* Flattens the product below v: single-use Muls, Negs (a sign), a Div by a
+ * non-constant (the divisor), Expands looked through. */
+static bool factors(FmPat *p, OValue *v, Product *out, bool top) {
   v = top ? v : fm_skip_expand(p, v);
   ONode *d = v->producer;
-  if ((top || og_single_use(v)) && d && !d->dead && og_is(d, ONNX_Mul) && d->n_inputs == 2) {
+  bool open = (top || og_single_use(v)) && d && !d->dead;
+  if (open && og_is(d, ONNX_Mul) && d->n_inputs == 2) {
     if (!fm_add(p, d)) return false;
-    return factors(p, d->inputs[0], out, n, false) && factors(p, d->inputs[1], out, n, false);
+    return factors(p, d->inputs[0], out, false) && factors(p, d->inputs[1], out, false);
   }
-  if (*n == MAX_FACTORS) return false;
-  out[(*n)++] = v;
+  if (open && og_is(d, ONNX_Neg) && d->n_inputs == 1) {
+    out->sign = -out->sign;
+    return fm_add(p, d) && factors(p, d->inputs[0], out, false);
+  }
+  if (open && og_is(d, ONNX_Div) && d->n_inputs == 2 && !out->divisor &&
+      !og_const_data(d->inputs[1])) {
+    out->divisor = d->inputs[1];
+    return fm_add(p, d) && factors(p, d->inputs[0], out, false);
+  }
+  if (out->n == MAX_FACTORS) return false;
+  out->f[out->n++] = v;
+  return true;
+}
+
+/* The additive terms of v: single-use Add, Sub and Neg flattened (the root
+ * itself always), each with its sign. */
+#define MAX_TERMS 4
+typedef struct Terms {
+  OValue *v[MAX_TERMS];
+  int sign[MAX_TERMS];
+  int n;
+} Terms;
+
+static bool terms(FmPat *p, OValue *v, int sign, Terms *out, bool top) {
+  ONode *d = v->producer;
+  bool open = (top || og_single_use(v)) && d && !d->dead && !og_const_data(v);
+  if (open && (og_is(d, ONNX_Add) || og_is(d, ONNX_Sub)) && d->n_inputs == 2) {
+    return fm_add(p, d) && terms(p, d->inputs[0], sign, out, false) &&
+           terms(p, d->inputs[1], og_is(d, ONNX_Sub) ? -sign : sign, out, false);
+  }
+  if (open && og_is(d, ONNX_Neg) && d->n_inputs == 1 && !top)
+    return fm_add(p, d) && terms(p, d->inputs[0], -sign, out, false);
+  if (out->n == MAX_TERMS) return false;
+  out->v[out->n] = v;
+  out->sign[out->n++] = sign;
   return true;
 }
 
@@ -196,51 +263,115 @@ static OValue *normalized_const(Ctx *c, OGraph *g, OValue *k, const OValue *x, i
     if (dims[i - axis] < 1 || total > FM_MAX_SCAN / dims[i - axis]) return NULL;
     total *= dims[i - axis];
   }
+  /* a weight already of the normalized shape is used as it is: it keeps
+   * its name ("norm.scale") */
+  bool fits = k && k->type.rank == rank - axis && k->type.et == x->type.et;
+  for (int i = 0; fits && i < rank - axis; i++) fits = k->type.dims[i].value == dims[i];
+  if (fits) return k;
   double *vals = arena_alloc(c->arena, sizeof(double) * (size_t)total);
   if (k) {
     if (!fm_const_slice(c, k, x, axis, rank, vals)) return NULL;
   } else {
     for (int64_t i = 0; i < total; i++) vals[i] = fill;
   }
-  return fm_new_const(c, g, fill == 1 ? "ln_scale" : "ln_bias", x->type.et, rank - axis, dims,
-                      vals);
+  OValue *v = fm_new_const(c, g, fill == 1 ? "ln_scale" : "ln_bias", x->type.et, rank - axis,
+                           dims, vals);
+  v->is_param = k && k->is_param; /* the weight in another shape: never dropped */
+  return v;
 }
 
-static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
-  (void)m;
-  if (!(og_is(root, ONNX_Add) || og_is(root, ONNX_Mul)) || root->n_inputs != 2) return false;
-  FmPat p = {.n = 0};
-  fm_add(&p, root);
-  OValue *bias = NULL, *y = root->outputs[0];
-  if (og_is(root, ONNX_Add)) {
-    for (int side = 0; side < 2 && !bias; side++)
-      if (og_const_data(root->inputs[side]) && !og_const_data(root->inputs[1 - side])) {
-        bias = root->inputs[side];
-        y = root->inputs[1 - side];
-      }
-    if (!bias || !og_single_use(y) || !fm_def(y, ONNX_Mul)) return false;
-  }
-  OValue *fs[MAX_FACTORS];
-  int nf = 0;
-  if (!factors(&p, y, fs, &nf, true)) return false;
-  OValue *d = NULL, *r = NULL, *scale = NULL;
-  for (int i = 0; i < nf; i++) {
-    if (og_const_data(fs[i])) {
-      if (scale) return false;
-      scale = fs[i];
-    } else if (fm_def(fs[i], ONNX_Sub) && !d) {
-      d = fs[i];
-    } else if (!r) {
-      r = fs[i];
+/* Splits a product's factors into one constant (the scale), the
+ * normalizer r and, when `want_d`, the centered value d = x - K(mean). */
+static bool split_factors(const Product *pr, OValue **scale, OValue **r, OValue **d) {
+  for (int i = 0; i < pr->n; i++) {
+    OValue *f = pr->f[i];
+    if (og_const_data(f)) {
+      if (*scale) return false;
+      *scale = f;
+    } else if (d && !*d && fm_def(f, ONNX_Sub)) {
+      *d = f;
+    } else if (!*r && !pr->divisor) {
+      *r = f;
     } else {
       return false;
     }
   }
-  if (!d || !r) return false;
+  if (pr->divisor) *r = pr->divisor;
+  return *r != NULL;
+}
+
+/* The distributed form: x * inv - K(mean) * inv [+ bias], both products
+ * reading one inv = r [* scale].  Returns the mean value (s learnt). */
+static OValue *distributed(Ctx *c, FmPat *p, const Terms *t, Stats *s, OValue **scale,
+                           OValue **r, bool *divides) {
+  if (t->n != 2) return NULL;
+  Product pr[2] = {{.sign = 1}, {.sign = 1}};
+  for (int k = 0; k < 2; k++)
+    if (!factors(p, t->v[k], &pr[k], true) || pr[k].n != 2 || pr[k].divisor) return NULL;
+  /* the shared factor: inv */
+  OValue *inv = NULL;
+  int other[2];
+  for (int i = 0; i < 2 && !inv; i++)
+    for (int j = 0; j < 2 && !inv; j++)
+      if (pr[0].f[i] == pr[1].f[j]) {
+        inv = pr[0].f[i];
+        other[0] = 1 - i;
+        other[1] = 1 - j;
+      }
+  if (!inv) return NULL;
+  /* + x * inv and - mean * inv, in either order */
+  int pos = t->sign[0] * pr[0].sign > 0 ? 0 : 1;
+  if (t->sign[pos] * pr[pos].sign <= 0 || t->sign[1 - pos] * pr[1 - pos].sign >= 0) return NULL;
+  OValue *x = pr[pos].f[other[pos]];
+  OValue *mean = fm_skip_expand(p, pr[1 - pos].f[other[1 - pos]]);
+  ONode *re = mean->producer;
+  bool reinsert = re && !re->dead && (og_is(re, ONNX_Unsqueeze) || og_is(re, ONNX_Reshape));
+  if (reinsert) mean = re->inputs[0];
+  s->x = x;
+  if (!mean_of(c, p, mean, x, s) || reinsert == s->keepdims) return NULL;
+  if (reinsert && (!fm_reinserts(c, re, s->axes, s->n_axes) || !fm_add(p, re))) return NULL;
+  Product ip = {.sign = 1};
+  if (!factors(p, inv, &ip, true) || ip.sign < 0 || !split_factors(&ip, scale, r, NULL))
+    return NULL;
+  *divides = ip.divisor != NULL;
+  return mean;
+}
+
+static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
+  (void)m;
+  if (!(og_is(root, ONNX_Add) || og_is(root, ONNX_Sub) || og_is(root, ONNX_Mul) || og_is(root, ONNX_Div)) ||
+      root->n_inputs != 2)
+    return false;
+  FmPat p = {.n = 0};
+  Terms t = {.n = 0};
+  if (!terms(&p, root->outputs[0], 1, &t, true)) return false;
+  /* at most one constant term, added: the bias */
+  OValue *bias = NULL;
+  for (int k = 0; k < t.n; k++) {
+    if (!og_const_data(t.v[k])) continue;
+    if (bias || t.sign[k] < 0) return false;
+    bias = t.v[k];
+    t.v[k] = t.v[--t.n];
+    t.sign[k] = t.sign[t.n];
+    k--;
+  }
+  OValue *scale = NULL, *r = NULL, *mean = NULL;
+  bool divides = false;
   Stats s = {.x = NULL, .n_axes = 0};
-  OValue *mean = centered(c, &p, d, &s);
+  if (t.n == 1) {
+    /* (x - K(mean)) * r [* scale], or (x - K(mean)) / sqrt(..) [* scale] */
+    Product pr = {.sign = 1};
+    OValue *d = NULL;
+    if (!factors(&p, t.v[0], &pr, true) || pr.sign * t.sign[0] < 0 ||
+        !split_factors(&pr, &scale, &r, &d) || !d)
+      return false;
+    divides = pr.divisor != NULL;
+    mean = centered(c, &p, d, &s);
+  } else {
+    mean = distributed(c, &p, &t, &s, &scale, &r, &divides);
+  }
   double eps;
-  if (!mean || !inv_std(c, &p, r, mean, &s, &eps)) return false;
+  if (!mean || !inv_std(c, &p, r, divides, mean, &s, &eps)) return false;
   OValue *x = (OValue *)s.x;
   int rank = x->type.rank, axis = (int)s.axes[0];
   /* the axes run from `axis` to the last */
@@ -262,7 +393,180 @@ static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   return true;
 }
 
+/* ---- RMS norms ----------------------------------------------------------
+ *
+ *   y = x * rsqrt(mean_A(x*x) + eps) [* scale]     (Haiku, Equinox, nnx,
+ *       x / sqrt(mean_A(x^2) + eps)  [* scale]      Keras, Llama, Gemma)
+ *
+ * with the same spellings of the mean, of rsqrt and of K(.) as the layer
+ * norm (K may also come after the rsqrt).  At opset 23 this becomes ONNX
+ * RMSNormalization; before, the form onnxruntime fuses into its own
+ * SimplifiedLayerNormalization kernel when it loads the model:
+ * Pow(x, 2) -> ReduceMean -> Add(eps) -> Sqrt -> Div(x, .) [-> Mul(., scale)].
+ */
+
+/* v = x * x or Pow(x, 2). */
+static bool squares(Ctx *c, FmPat *p, const OValue *v, const OValue *x) {
+  ONode *n = v->producer;
+  double k;
+  if (!n || n->dead || n->n_inputs != 2 || n->inputs[0] != x) return false;
+  if (og_is(n, ONNX_Mul) && n->inputs[1] == x) return fm_add(p, n);
+  return og_is(n, ONNX_Pow) && fm_splat(c, n->inputs[1], &k) && k == 2 && fm_add(p, n);
+}
+
+/* r = rsqrt(K(ms) + eps) or K(rsqrt(ms + eps)) (sqrt when the product
+ * divides by r), ms = mean_A(x^2).  Learns the axes into s; returns eps. */
+static bool inv_rms(Ctx *c, FmPat *p, OValue *r, bool divides, const OValue *x, Stats *s,
+                    double *eps) {
+  ONode *n = r->producer, *k_after = NULL;
+  if (!n || n->dead || !og_single_use(r)) return false;
+  if (og_is(n, ONNX_Unsqueeze) || og_is(n, ONNX_Reshape)) {
+    k_after = n;
+    r = n->inputs[0];
+    if (!fm_add(p, n) || !og_single_use(r) || !(n = r->producer) || n->dead) return false;
+  }
+  OValue *u;
+  double k;
+  if (divides) {
+    if (!og_is(n, ONNX_Sqrt) || !fm_add(p, n)) return false;
+    u = n->inputs[0];
+  } else if (og_is(n, ONNX_Reciprocal) ||
+             (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
+    ONode *sq = fm_def(n->inputs[n->n_inputs - 1], ONNX_Sqrt);
+    if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return false;
+    u = sq->inputs[0];
+  } else if (og_is(n, ONNX_Pow) && fm_splat(c, n->inputs[1], &k) && k == -0.5) {
+    if (!fm_add(p, n)) return false;
+    u = n->inputs[0];
+  } else {
+    return false;
+  }
+  ONode *add = fm_take(p, u, ONNX_Add);
+  if (!add || add->n_inputs != 2) return false;
+  for (int side = 0; side < 2; side++) {
+    OValue *e = add->inputs[side], *ms = fm_skip_expand(p, add->inputs[1 - side]);
+    if (!fm_splat(c, e, eps) || !fm_fits(e, ms) || !(*eps >= 0) || !isfinite(*eps)) continue;
+    ONode *k_before = ms->producer;
+    if (k_after || !k_before || k_before->dead ||
+        !(og_is(k_before, ONNX_Unsqueeze) || og_is(k_before, ONNX_Reshape)))
+      k_before = NULL;
+    if (k_before) ms = k_before->inputs[0];
+    OValue *in = mean_input(ms);
+    s->x = x;
+    if (!in || !squares(c, p, in, x) || !mean_of(c, p, ms, in, s)) return false;
+    ONode *kn = k_after ? k_after : k_before;
+    if ((kn != NULL) == s->keepdims) return false;
+    return !kn || (fm_reinserts(c, kn, s->axes, s->n_axes) && fm_add(p, kn));
+  }
+  return false;
+}
+
+/* A new node of the chain in front of root, typed like `like` with the
+ * reduced axes (when any) of size 1. */
+static OValue *chain_node(Ctx *c, OGraph *g, const ONode *root, OnnxOp op, OValue *const *in,
+                          int n_in, const OValue *like, const Stats *reduced) {
+  ONode *n = og_node(c, g, onnx_op_info[op].name, in, n_in, 1);
+  n->origin = root->origin;
+  OValue *v = n->outputs[0];
+  int rank = like->type.rank;
+  v->type = (OType){like->type.et, rank, arena_alloc(c->arena, sizeof(ODim) * (size_t)(rank + 1))};
+  for (int i = 0; i < rank; i++) v->type.dims[i] = like->type.dims[i];
+  for (int i = 0; reduced && i < reduced->n_axes; i++)
+    v->type.dims[reduced->axes[i]] = (ODim){1, NULL};
+  return v;
+}
+
+static bool try_rmsnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
+  if (!(og_is(root, ONNX_Mul) || og_is(root, ONNX_Div)) || root->n_inputs != 2) return false;
+  FmPat p = {.n = 0};
+  Product pr = {.sign = 1};
+  if (!factors(&p, root->outputs[0], &pr, true) || pr.sign < 0) return false;
+  OValue *scale = NULL, *vars[2];
+  int nv = 0;
+  for (int i = 0; i < pr.n; i++) {
+    if (og_const_data(pr.f[i])) {
+      if (scale) return false;
+      scale = pr.f[i];
+    } else if (nv < 2) {
+      vars[nv++] = pr.f[i];
+    } else {
+      return false;
+    }
+  }
+  if (nv != (pr.divisor ? 1 : 2)) return false;
+  for (int pick = 0; pick < nv; pick++) {
+    OValue *x = vars[pick], *r = pr.divisor ? pr.divisor : vars[1 - pick];
+    FmPat q = p;
+    Stats s = {.x = NULL, .n_axes = 0};
+    double eps;
+    if (!inv_rms(c, &q, r, pr.divisor != NULL, x, &s, &eps)) continue;
+    int rank = x->type.rank, axis = (int)s.axes[0];
+    for (int i = 0; i < s.n_axes; i++)
+      if (s.axes[i] != axis + i) return false;
+    if (axis + s.n_axes != rank || !fm_same_shape(root->outputs[0], x)) return false;
+    if (!fm_kernel_type(x->type.et, FM_F16 | FM_F32 | FM_F64)) return false;
+    if ((scale && scale->type.et != x->type.et) || !fm_closed(&q, root)) return false;
+    OValue *sc = scale ? normalized_const(c, g, scale, x, axis, 1) : NULL;
+    if (scale && !sc) return false;
+    ElemType et = x->type.et;
+    if (m->opset >= 23) {
+      if (!sc) sc = normalized_const(c, g, NULL, x, axis, 1);
+      if (!sc) return false;
+      OValue *in[2] = {x, sc};
+      fm_rewrite(c, g, root, ONNX_RMSNormalization, in, 2);
+      og_attr_int(c, root, "axis", axis);
+      og_attr_float(c, root, "epsilon", (float)eps);
+      if (et == ET_F64) og_attr_int(c, root, "stash_type", ET_F64);
+      return true;
+    }
+    double two = 2;
+    OValue *in[2] = {x, fm_new_const(c, g, "two", et, 0, NULL, &two)};
+    OValue *sq = chain_node(c, g, root, ONNX_Pow, in, 2, x, NULL);
+    ONode *mean;
+    OValue *ms;
+    if (m->opset >= 18) {
+      int64_t n_axes = s.n_axes;
+      Data d = {DATA_RAW, s.axes, sizeof(int64_t) * (size_t)s.n_axes};
+      int64_t *axes = arena_alloc(c->arena, sizeof(int64_t) * (size_t)s.n_axes);
+      memcpy(axes, s.axes, d.nbytes);
+      d.ptr = axes;
+      OValue *rin[2] = {sq, og_init(c, g, "axes", ET_I64, 1, &n_axes, d)};
+      ms = chain_node(c, g, root, ONNX_ReduceMean, rin, 2, x, &s);
+      mean = ms->producer;
+    } else {
+      ms = chain_node(c, g, root, ONNX_ReduceMean, &sq, 1, x, &s);
+      mean = ms->producer;
+      og_attr_ints(c, mean, "axes", s.axes, s.n_axes);
+    }
+    og_attr_int(c, mean, "keepdims", 1);
+    OValue *ein[2] = {ms, fm_new_const(c, g, "eps", et, 0, NULL, &eps)};
+    OValue *var = chain_node(c, g, root, ONNX_Add, ein, 2, ms, NULL);
+    OValue *rms = chain_node(c, g, root, ONNX_Sqrt, &var, 1, ms, NULL);
+    OValue *din[2] = {x, rms};
+    if (!sc) {
+      fm_rewrite(c, g, root, ONNX_Div, din, 2);
+    } else {
+      OValue *min[2] = {chain_node(c, g, root, ONNX_Div, din, 2, x, NULL), sc};
+      fm_rewrite(c, g, root, ONNX_Mul, min, 2);
+    }
+    return true; /* the new nodes are at the end: pass_fuse_layernorm re-sorts */
+  }
+  return false;
+}
+
+/* try_rmsnorm appends the nodes of its chain at the end of the graph. */
+static void sort_all(Ctx *c, OGraph *g) {
+  og_toposort(c, g);
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; j < n->n_attrs && !n->dead; j++)
+      if (n->attrs[j].kind == OA_GRAPH) sort_all(c, n->attrs[j].graph);
+  }
+}
+
 int pass_fuse_layernorm(Ctx *c, OModel *m) {
   fm_each_node(c, m, try_layernorm);
+  fm_each_node(c, m, try_rmsnorm);
+  sort_all(c, m->graph);
   return 0;
 }

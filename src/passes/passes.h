@@ -16,7 +16,8 @@ int pass_dce_function_args(Ctx *c, OModel *m); /* local functions' unused inputs
 int pass_symbolic_dims(Ctx *c, OModel *m); /* passes/symbolic_dims.c: names dynamic dims ("50*B") */
 int pass_fold(Ctx *c, OModel *m);  /* passes/fold.c: constant folding */
 int pass_fold_late(Ctx *c, OModel *m); /* the same, after simplify: small broadcasts too */
-int pass_simplify(Ctx *c, OModel *m); /* passes/simplify.c: no-op and redundant nodes */
+int pass_simplify(Ctx *c, OModel *m);
+int pass_cse(Ctx *c, OModel *m);      /* passes/cse.c: a computation done twice is done once */ /* passes/simplify.c: no-op and redundant nodes */
 int pass_fuse_gemm(Ctx *c, OModel *m); /* passes/fuse_gemm.c: MatMul + Add -> Gemm */
 int pass_push_transposes(Ctx *c, OModel *m); /* passes/transpose.c: cancel layout Transposes */
 int pass_unit_transposes(Ctx *c, OModel *m); /* ... and those moving only unit axes -> Reshape */

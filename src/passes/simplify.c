@@ -5,23 +5,24 @@
  * implicit broadcasting, so JAX spells out every broadcast_in_dim). */
 #include "passes/passes.h"
 
+#include <math.h>
 #include <string.h>
 
-/* Static dims of a value, or false. */
-static bool static_dims(const OValue *v, int64_t *dims) {
-  if (v->type.rank < 0) return false;
-  for (int i = 0; i < v->type.rank; i++) {
-    dims[i] = v->type.dims[i].value;
-    if (dims[i] < 0) return false;
-  }
-  return true;
+/* Two dims known to be equal: the same number, or the same symbolic size
+ * (the symbolic_dims pass names a dynamic dim only where a rule proves it,
+ * and names equal sizes alike: "B", "50*B"). */
+static bool same_dim(ODim a, ODim b) {
+  if (a.value >= 0 || b.value >= 0) return a.value == b.value;
+  return a.param && b.param && strcmp(a.param, b.param) == 0;
 }
 
-static bool same_static_shape(const OValue *a, const OValue *b) {
-  int64_t da[MAX_RANK], db[MAX_RANK];
-  if (a->type.rank != b->type.rank || a->type.rank > MAX_RANK) return false;
-  if (!static_dims(a, da) || !static_dims(b, db)) return false;
-  return memcmp(da, db, sizeof(int64_t) * (size_t)a->type.rank) == 0;
+static bool is_dim_one(ODim d) { return d.value == 1; }
+
+static bool same_shape(const OValue *a, const OValue *b) {
+  if (a->type.rank != b->type.rank || a->type.rank < 0) return false;
+  for (int i = 0; i < a->type.rank; i++)
+    if (!same_dim(a->type.dims[i], b->type.dims[i])) return false;
+  return true;
 }
 
 /* Makes n's output an alias of `to`.  A graph output keeps its name: the
@@ -84,6 +85,145 @@ static bool drop_expands(ONode *n) {
   return changed;
 }
 
+/* Whether numpy broadcasting of n's inputs, with input j read as x, still
+ * gives n's output shape: on every output axis some input has the output's
+ * dim and every other input has it too or 1 (or no axis there).  Dims are
+ * compared as known numbers or proven symbolic sizes, never guessed. */
+static bool broadcast_keeps_shape(const ONode *n, int j, const OValue *x) {
+  const OType *out = &n->outputs[0]->type;
+  int R = out->rank;
+  if (R < 0 || x->type.rank < 0 || x->type.rank > R) return false;
+  for (int i = 0; i < R; i++) {
+    ODim want = out->dims[i];
+    bool covered = false;
+    for (int k = 0; k < n->n_inputs; k++) {
+      const OValue *in = k == j ? x : n->inputs[k];
+      if (!in || in->type.rank < 0 || in->type.rank > R) return false;
+      int a = i - (R - in->type.rank);
+      if (a < 0) continue;
+      ODim d = in->type.dims[a];
+      if (same_dim(d, want)) covered = true;
+      else if (!is_dim_one(d)) return false;
+    }
+    if (!covered && !is_dim_one(want)) return false;
+  }
+  return true;
+}
+
+/* Expand(x, shape) read by a broadcasting node that yields the same output
+ * shape from x itself: JAX's dynamic_broadcast_in_dim of a keepdims
+ * reduction or a mask, which ONNX broadcasting does for free. */
+static bool drop_proven_expands(ONode *n) {
+  if (!onnx_op_has(n->kind, ONNX_BROADCASTS) || n->n_outputs != 1) return false;
+  bool changed = false;
+  for (int j = 0; j < n->n_inputs; j++) {
+    OValue *in = n->inputs[j];
+    if (!is_live_expand(in)) continue;
+    OValue *x = in->producer->inputs[0];
+    if (!broadcast_keeps_shape(n, j, x)) continue;
+    n->inputs[j] = x;
+    in->n_uses--;
+    x->n_uses++;
+    changed = true;
+  }
+  return changed;
+}
+
+/* Where(cond, a, b) whose condition is a constant, all true or all false:
+ * the chosen input, when it already has the output's shape.  (jnp.var's
+ * guard against a negative count, max(N - ddof, 0), folds to such a
+ * condition.) */
+static bool constant_where(Ctx *c, OGraph *g, ONode *n) {
+  if (!og_is(n, ONNX_Where) || n->n_inputs != 3) return false;
+  const Data *d = og_const_data(n->inputs[0]);
+  if (!d || n->inputs[0]->type.et != ET_BOOL || d->nbytes == 0) return false;
+  const uint8_t *b = data_bytes(c, d);
+  for (size_t i = 1; i < d->nbytes; i++)
+    if ((b[i] != 0) != (b[0] != 0)) return false;
+  OValue *chosen = n->inputs[b[0] ? 1 : 2];
+  if (!chosen || chosen->type.et != n->outputs[0]->type.et || !same_shape(chosen, n->outputs[0]))
+    return false;
+  return bypass(g, n, chosen);
+}
+
+/* U(Expand(x, shape)) for an elementwise op U of one input (a Cast, a Not)
+ * is Expand(U(x), shape): the Expand moves towards its consumer, whose own
+ * broadcasting may then make it redundant (keras-hub's causal mask is
+ * expanded to the batch, then cast for a Min with the padding mask).  The
+ * two nodes trade places: the Expand's node computes U on x, U's node
+ * expands, so the order of the node list stays topological. */
+static bool sink_expand(Ctx *c, ONode *n) {
+  if (!onnx_op_has(n->kind, ONNX_ELEMENTWISE) || n->n_inputs != 1 || n->n_outputs != 1)
+    return false;
+  OValue *mid = n->inputs[0];
+  if (!is_live_expand(mid) || !og_single_use(mid) || mid->producer->n_inputs != 2) return false;
+  ONode *e = mid->producer;
+  OValue *x = e->inputs[0], *shape = e->inputs[1];
+  if (x->type.rank < 0) return false;
+  /* e becomes U(x): U's op, attributes and name */
+  OnnxOp u = n->kind;
+  OAttr *attrs = e->attrs;
+  int n_attrs = e->n_attrs, cap = e->cap_attrs;
+  const char *name = e->name;
+  const Op *origin = e->origin;
+  og_set_kind(e, u);
+  e->attrs = n->attrs, e->n_attrs = n->n_attrs, e->cap_attrs = n->cap_attrs;
+  e->name = n->name, e->origin = n->origin;
+  e->n_inputs = 1;
+  shape->n_uses--;
+  ODim *dims = arena_alloc(c->arena, sizeof(ODim) * (size_t)(x->type.rank + 1));
+  memcpy(dims, x->type.dims, sizeof(ODim) * (size_t)x->type.rank);
+  mid->type = (OType){n->outputs[0]->type.et, x->type.rank, dims};
+  /* n becomes Expand(U(x), shape) */
+  og_set_kind(n, ONNX_Expand);
+  n->attrs = attrs, n->n_attrs = n_attrs, n->cap_attrs = cap;
+  n->name = name, n->origin = origin;
+  OValue **in = arena_alloc(c->arena, sizeof(OValue *) * 3);
+  in[0] = mid, in[1] = shape;
+  n->inputs = in;
+  n->n_inputs = 2;
+  shape->n_uses++;
+  e->same_shape_inputs = n->same_shape_inputs = false;
+  return true;
+}
+
+/* v holds one float value everywhere: a splat constant, or such a constant
+ * broadcast, reshaped or transposed (nnx.RMSNorm subtracts a mean of zeros
+ * expanded to the batch). */
+static bool splat_through(Ctx *c, const OValue *v, double *out) {
+  for (int depth = 0; v && depth < 8; depth++) {
+    /* a weight is never dropped for the values it happens to hold now */
+    if (v->is_param) return false;
+    if (fm_splat(c, v, out)) return true;
+    const ONode *p = v->producer;
+    if (!p || p->dead || p->n_inputs < 1) return false;
+    if (!og_is(p, ONNX_Expand) && !og_is(p, ONNX_Transpose) &&
+        !onnx_op_has(p->kind, ONNX_RESHAPES))
+      return false;
+    v = p->inputs[0];
+  }
+  return false;
+}
+
+/* x - (+0), x + (-0), x * 1 and x / 1 are x, bit for bit (x + (+0) is not:
+ * -0 + 0 = +0), when the other operand does not widen x's shape. */
+static bool identity_operand(Ctx *c, OGraph *g, ONode *n) {
+  if (n->n_inputs != 2 || n->n_outputs != 1 || !et_is_float(n->outputs[0]->type.et)) return false;
+  bool add = og_is(n, ONNX_Add), sub = og_is(n, ONNX_Sub), mul = og_is(n, ONNX_Mul),
+       div = og_is(n, ONNX_Div);
+  if (!add && !sub && !mul && !div) return false;
+  for (int side = (add || mul) ? 0 : 1; side < 2; side++) {
+    double k;
+    OValue *x = n->inputs[1 - side];
+    if (!splat_through(c, n->inputs[side], &k) || x->type.et != n->outputs[0]->type.et ||
+        !same_shape(x, n->outputs[0]))
+      continue;
+    bool neutral = (mul || div) ? k == 1 : k == 0 && (signbit(k) != 0) == add;
+    if (neutral) return bypass(g, n, x);
+  }
+  return false;
+}
+
 static bool identity_perm(const OAttr *perm) {
   for (int i = 0; i < perm->n; i++)
     if (perm->ints[i] != i) return false;
@@ -91,12 +231,14 @@ static bool identity_perm(const OAttr *perm) {
 }
 
 static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
-  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0]) return drop_expands(n);
+  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0])
+    return drop_expands(n) | drop_proven_expands(n);
   OValue *x = n->inputs[0], *out = n->outputs[0];
   if (og_is(n, ONNX_Identity)) return bypass(g, n, x);
+  if (constant_where(c, g, n) || identity_operand(c, g, n)) return true;
   if (og_is(n, ONNX_Cast) && x->type.et != ET_UNDEF && x->type.et == out->type.et)
     return bypass(g, n, x);
-  if ((og_is(n, ONNX_Reshape) || og_is(n, ONNX_Expand)) && same_static_shape(x, out))
+  if ((og_is(n, ONNX_Reshape) || og_is(n, ONNX_Expand)) && same_shape(x, out))
     return bypass(g, n, x);
   if (og_is(n, ONNX_Transpose)) {
     const OAttr *perm = og_get_attr(n, "perm");
@@ -141,7 +283,7 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
       }
     }
   }
-  return drop_expands(n);
+  return drop_expands(n) | drop_proven_expands(n) | sink_expand(c, n);
 }
 
 /* A few rounds until nothing changes, then each subgraph once: nested loops

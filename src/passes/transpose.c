@@ -182,6 +182,50 @@ static bool push_through_layernorm(Ctx *c, OGraph *g, ONode *t, ONode *u, const 
   return true;
 }
 
+/* ReduceX(Transpose(x, perm), axes) without keepdims, whose kept axes stay
+ * in x's order (a global pool of NHWC data, summed over H and W): the
+ * reduction reads x over perm[axes], and the Transpose disappears. */
+static bool absorb_into_reduce(Ctx *c, OGraph *g, ONode *t, ONode *u, const OAttr *perm) {
+  int64_t axes[MAX_RANK];
+  bool keepdims, reduced[MAX_RANK] = {false};
+  int n = fm_reduce_axes(c, u, axes, &keepdims);
+  if (n <= 0 || keepdims || perm->n > MAX_RANK) return false;
+  for (int i = 0; i < n; i++) reduced[axes[i]] = true;
+  int64_t last = -1, mapped[MAX_RANK];
+  for (int i = 0; i < perm->n; i++) {
+    if (reduced[i]) continue;
+    if (perm->ints[i] < last) return false; /* the kept axes would change order */
+    last = perm->ints[i];
+  }
+  bool in_x[MAX_RANK] = {false};
+  for (int i = 0; i < n; i++) in_x[perm->ints[axes[i]]] = true;
+  int k = 0;
+  for (int i = 0; i < perm->n; i++)
+    if (in_x[i]) mapped[k++] = i; /* sorted */
+  if (u->n_inputs >= 2 && u->inputs[1]) {
+    int64_t len = n;
+    int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)n);
+    memcpy(vals, mapped, sizeof(int64_t) * (size_t)n);
+    OValue *av = og_init(c, g, "axes", ET_I64, 1, &len, (Data){DATA_RAW, vals, sizeof(int64_t) * (size_t)n});
+    u->inputs[1]->n_uses--;
+    u->inputs[1] = av;
+    av->n_uses++;
+  } else if (og_get_attr(u, "axes")) {
+    og_attr_ints(c, u, "axes", mapped, n);
+  } else {
+    return false; /* all axes: nothing to map, but nothing is kept either */
+  }
+  OValue *tv = t->outputs[0];
+  u->inputs[0] = t->inputs[0];
+  t->inputs[0]->n_uses++;
+  tv->n_uses--;
+  if (tv->n_uses == 0 && !tv->is_output) {
+    t->dead = true;
+    t->inputs[0]->n_uses--;
+  }
+  return true;
+}
+
 static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   const OAttr *perm = perm_of(t);
   if (!perm) return false;
@@ -192,6 +236,8 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
     return push_through_softmax(c, t, u, perm);
   if (og_is(u, ONNX_LayerNormalization) && u->inputs[0] == tv)
     return push_through_layernorm(c, g, t, u, perm);
+  if (onnx_op_has(u->kind, ONNX_REDUCES) && u->inputs[0] == tv)
+    return absorb_into_reduce(c, g, t, u, perm);
   if (unary_elementwise(u)) {
     u->inputs[0] = t->inputs[0];
     t->inputs[0]->n_uses++;
@@ -224,53 +270,6 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   return true;
 }
 
-/* An If or Loop reads values of g from inside its subgraphs without listing
- * them as inputs: it may only be placed once those are available too. */
-static bool captures_ready(const ONode *node, const OGraph *g) {
-  for (int j = 0; j < node->n_attrs; j++) {
-    if (node->attrs[j].kind != OA_GRAPH) continue;
-    const OGraph *sub = node->attrs[j].graph;
-    for (int i = 0; i < sub->nodes.len; i++) {
-      const ONode *n = sub->nodes.items[i];
-      if (n->dead) continue;
-      for (int k = 0; k < n->n_inputs; k++)
-        if (n->inputs[k] && n->inputs[k]->graph == g && n->inputs[k]->mark == 1) return false;
-      if (!captures_ready(n, g)) return false;
-    }
-  }
-  return true;
-}
-
-/* Kahn's algorithm over the node list, stable for nodes already in order. */
-static void toposort(Ctx *c, OGraph *g) {
-  int n = g->nodes.len;
-  for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->mark = 0;
-  for (int i = 0; i < n; i++) {
-    ONode *node = g->nodes.items[i];
-    for (int j = 0; j < node->n_outputs; j++) node->outputs[j]->mark = 1; /* not yet available */
-  }
-  void **sorted = arena_alloc(c->arena, sizeof(void *) * (size_t)(n + 1));
-  bool *placed = arena_alloc(c->arena, (size_t)(n + 1));
-  int k = 0;
-  while (k < n) {
-    bool progress = false;
-    for (int i = 0; i < n; i++) {
-      if (placed[i]) continue;
-      ONode *node = g->nodes.items[i];
-      bool ready = true;
-      for (int j = 0; j < node->n_inputs && ready; j++)
-        if (node->inputs[j] && node->inputs[j]->graph == g && node->inputs[j]->mark == 1) ready = false;
-      if (!ready || !captures_ready(node, g)) continue;
-      for (int j = 0; j < node->n_outputs; j++) node->outputs[j]->mark = 0;
-      placed[i] = true;
-      sorted[k++] = node;
-      progress = true;
-    }
-    if (!progress) break; /* a cycle cannot arise from these rewrites; keep order */
-  }
-  if (k == n) memcpy(g->nodes.items, sorted, sizeof(void *) * (size_t)n);
-}
-
 int pass_push_transposes(Ctx *c, OModel *m) {
   OGraph *g = m->graph;
   og_recount_uses(g);
@@ -284,7 +283,7 @@ int pass_push_transposes(Ctx *c, OModel *m) {
     if (!moved) break;
     moved_any = true;
   }
-  if (moved_any) toposort(c, g);
+  if (moved_any) og_toposort(c, g);
   og_recount_uses(g);
   return 0;
 }

@@ -6,6 +6,8 @@ import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Keras 3 models in the tests run on JAX (its default backend is TensorFlow)
+os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(__file__))
 
 # H2O_RECORD_DIR=dir: save the input of every conversion for tests/golden.py.

@@ -1,0 +1,235 @@
+"""Lean graphs (issue 12): the same layer gives the same small graph,
+whichever library wrote it and whether the batch is symbolic or not.
+
+Each case builds a layer with its library's own code (random weights), and
+checks:
+  * the model against JAX on random inputs (convert_and_check: the ONNX
+    checker with full_check, onnxruntime at B = 1, 3, 8; float32 rtol =
+    atol = 1e-5 unless the case says why not);
+  * the fused ops it must contain and the decomposition it must not;
+  * that a symbolic batch "B" costs no node over a static batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import hlo2onnx
+from util import convert_and_check, op_counts
+
+RNG = np.random.default_rng(0)
+
+
+def _rand(*shape, lo=0.5, hi=1.5):
+    return RNG.uniform(lo, hi, shape).astype(np.float32)
+
+
+@dataclasses.dataclass
+class Case:
+    id: str
+    make: Callable[[], tuple]  # -> (fn, params or None)
+    inputs: list
+    has: dict  # op -> exact count in the dynamic-batch graph
+    lacks: tuple = ()
+    tol: float = 1e-5
+    opset: int | None = None
+
+
+# ---- the layers, as each library writes them ----------------------------------
+
+def jnp_var_layernorm():
+    g, b = _rand(64), _rand(64, lo=-1, hi=1)
+
+    def f(x):
+        m = jnp.mean(x, -1, keepdims=True)
+        v = jnp.var(x, -1, keepdims=True)
+        return (x - m) / jnp.sqrt(v + 1e-5) * g + b
+    return f, None
+
+
+def jnp_rsqrt_layernorm_no_keepdims():
+    g = _rand(64)
+
+    def f(x):
+        m = jnp.mean(x, -1)
+        v = jnp.mean(jnp.square(x - m[..., None]), -1)
+        return g * ((x - m[..., None]) * jax.lax.rsqrt(v + 1e-6)[..., None])
+    return f, None
+
+
+def keras_layernorm():
+    import keras
+    layer = keras.layers.LayerNormalization(epsilon=1e-3)
+    layer.build((None, 16, 64))
+    layer.gamma.assign(_rand(64))
+    layer.beta.assign(_rand(64, lo=-1, hi=1))
+    return (lambda x: layer(x)), None
+
+
+def haiku_layernorm():
+    import haiku as hk
+
+    def fwd(x):
+        return hk.LayerNorm(-1, create_scale=True, create_offset=True)(x)
+    net = hk.without_apply_rng(hk.transform(fwd))
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
+    params = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), params)
+    return net.apply, params
+
+
+def equinox_layernorm():
+    import equinox as eqx
+    ln = eqx.nn.LayerNorm(64)
+    ln = eqx.tree_at(lambda m: (m.weight, m.bias), ln,
+                     (jnp.asarray(_rand(64)), jnp.asarray(_rand(64, lo=-1, hi=1))))
+    return (lambda x: jax.vmap(jax.vmap(ln))(x)), None
+
+
+def linen_layernorm():
+    import flax.linen as nn
+    net = nn.LayerNorm()
+    variables = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
+    variables = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), variables)
+    return net.apply, variables
+
+
+def jnp_rmsnorm():
+    g = _rand(64)
+
+    def f(x):
+        return x * jax.lax.rsqrt(jnp.mean(x * x, -1, keepdims=True) + 1e-6) * g
+    return f, None
+
+
+def jnp_rmsnorm_divided():
+    g = _rand(64)
+
+    def f(x):
+        return g * (x / jnp.sqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + 1e-5))
+    return f, None
+
+
+def nnx_rmsnorm():
+    from flax import nnx
+    layer = nnx.RMSNorm(64, rngs=nnx.Rngs(0))
+    layer.scale[...] = jnp.asarray(_rand(64))
+    return layer, None
+
+
+def haiku_rmsnorm():
+    import haiku as hk
+
+    def fwd(x):
+        return hk.RMSNorm(-1)(x)
+    net = hk.without_apply_rng(hk.transform(fwd))
+    params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
+    params = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), params)
+    return net.apply, params
+
+
+def equinox_rmsnorm():
+    import equinox as eqx
+    norm = eqx.nn.RMSNorm(64)
+    norm = eqx.tree_at(lambda m: (m.weight, m.bias), norm,
+                       (jnp.asarray(_rand(64)), jnp.asarray(_rand(64, lo=-1, hi=1))))
+    return (lambda x: jax.vmap(jax.vmap(norm))(x)), None
+
+
+def keras_rmsnorm():
+    import keras
+    layer = keras.layers.RMSNormalization(epsilon=1e-6)
+    layer.build((None, 16, 64))
+    layer.scale.assign(_rand(64))
+    return (lambda x: layer(x)), None
+
+
+def keras_conv_bn_net():
+    """Keras's Conv2D + BatchNormalization + ReLU in NHWC, global pooling, Dense:
+    the batch norm folds into the convolution, and the only Transpose left is
+    the input's (NHWC -> NCHW)."""
+    import keras
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(8, 3, padding="same")(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inp, keras.layers.Dense(10)(x))
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.gamma.assign(_rand(8))
+            layer.beta.assign(_rand(8, lo=-0.5, hi=0.5))
+            layer.moving_mean.assign(_rand(8, lo=-0.2, hi=0.2))
+            layer.moving_variance.assign(_rand(8, lo=0.5, hi=2.0))
+    params = ([v.value for v in model.trainable_variables],
+              [v.value for v in model.non_trainable_variables])
+
+    def f(params, x):
+        return model.stateless_call(params[0], params[1], x, training=False)[0]
+    return f, params
+
+
+LN = {"LayerNormalization": 1}
+# before opset 23: the chain onnxruntime fuses into SimplifiedLayerNormalization
+RMS_CHAIN = {"Pow": 1, "ReduceMean": 1, "Add": 1, "Sqrt": 1, "Div": 1, "Mul": 1}
+RMS = {"RMSNormalization": 1}
+NO_RMS_PARTS = ("ReduceSum", "Reciprocal", "Expand", "Shape", "Sub")
+
+
+def _plus(counts, extra):
+    return {op: counts.get(op, 0) + extra.get(op, 0) for op in {**counts, **extra}}
+NO_LN_PARTS = ("ReduceSum", "ReduceMean", "Sqrt", "Reciprocal", "Expand", "Shape", "Where")
+
+CASES = [
+    Case("jnp.var layernorm", jnp_var_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("rsqrt layernorm without keepdims", jnp_rsqrt_layernorm_no_keepdims, [("B", 16, 64)],
+         LN, NO_LN_PARTS),
+    Case("keras LayerNormalization", keras_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("haiku LayerNorm", haiku_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("equinox LayerNorm", equinox_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("linen LayerNorm", linen_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("keras Conv2D + BatchNormalization (NHWC)", keras_conv_bn_net, [("B", 16, 16, 3)],
+         {"Conv": 2, "Transpose": 1, "Relu": 2, "Gemm": 1}, ("Mul", "Add", "Sub")),
+] + [
+    Case(f"{name} opset {opset}", make, [("B", 16, 64)],
+         _plus(RMS if opset >= 23 else RMS_CHAIN, extra), NO_RMS_PARTS, opset=opset)
+    for name, make, extra in [
+        ("jnp rmsnorm", jnp_rmsnorm, {}), ("jnp rmsnorm divided", jnp_rmsnorm_divided, {}),
+        ("nnx RMSNorm", nnx_rmsnorm, {}), ("haiku RMSNorm", haiku_rmsnorm, {}),
+        ("keras RMSNormalization", keras_rmsnorm, {}),
+        # Equinox's RMSNorm has a bias too: one Add more
+        ("equinox RMSNorm", equinox_rmsnorm, {"Add": 1})]
+    for opset in (20, 23)
+]
+
+
+def _static(inputs, b=4):
+    return [tuple(b if isinstance(d, str) else d for d in shape) for shape in inputs]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_lean_graph(case: Case):
+    fn, params = case.make()
+    kw = {"params": params} if params is not None else {}
+    if case.opset:
+        kw["opset"] = case.opset
+    model = convert_and_check(fn, case.inputs, rtol=case.tol, atol=case.tol, **kw)
+    counts = op_counts(model)
+    for op, n in case.has.items():
+        assert counts[op] == n, f"{op}: {counts[op]} (want {n}); graph: {dict(counts)}"
+    for op in case.lacks:
+        assert counts[op] == 0, f"{op} left in the graph: {dict(counts)}"
+    static = hlo2onnx.to_onnx(fn, _static(case.inputs), **kw)
+    assert len(model.graph.node) == len(static.graph.node), \
+        f"dynamic batch: {dict(counts)}; static: {dict(op_counts(static))}"
