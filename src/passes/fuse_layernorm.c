@@ -155,45 +155,55 @@ static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
   return centered(c, p, sq->inputs[0], &s2) == mean && mean_of(c, p, var, in, s);
 }
 
-/* r = rsqrt(K(var) + eps), or sqrt(K(var) + eps) when the product divides
- * by r (`divides`); returns eps. */
-static bool inv_std(Ctx *c, FmPat *p, OValue *r, bool divides, OValue *mean, Stats *s,
-                    double *eps) {
+/* r = rsqrt(v + eps) with rsqrt as Reciprocal(Sqrt(.)), 1 / Sqrt(.) or
+ * Pow(., -0.5); sqrt(v + eps) when the product divides by r (`divides`).
+ * An Unsqueeze or Reshape around it (K after the normalizer) is returned
+ * in *k_after for the caller to check.  Returns v, and eps in *eps. */
+static OValue *rsqrt_of_sum(Ctx *c, FmPat *p, OValue *r, bool divides, ONode **k_after,
+                            double *eps) {
   ONode *n = r->producer;
-  OValue *u = NULL;
+  OValue *u;
   double k;
-  if (!n || n->dead || !og_single_use(r)) return false;
-  /* K(rsqrt(var + eps)): the axes put back after the normalizer, not before */
-  bool outer_k = !s->keepdims && (og_is(n, ONNX_Unsqueeze) || og_is(n, ONNX_Reshape)) &&
-                 fm_reinserts(c, n, s->axes, s->n_axes);
-  if (outer_k) {
+  *k_after = NULL;
+  if (!n || n->dead || !og_single_use(r)) return NULL;
+  if (og_is(n, ONNX_Unsqueeze) || og_is(n, ONNX_Reshape)) {
+    *k_after = n;
     r = n->inputs[0];
-    if (!fm_add(p, n) || !og_single_use(r)) return false;
-    n = r->producer;
-    if (!n || n->dead) return false;
+    if (!fm_add(p, n) || !og_single_use(r) || !(n = r->producer) || n->dead) return NULL;
   }
   if (divides) {
-    if (!og_is(n, ONNX_Sqrt) || !fm_add(p, n)) return false;
+    if (!og_is(n, ONNX_Sqrt) || !fm_add(p, n)) return NULL;
     u = n->inputs[0];
-  } else if (og_is(n, ONNX_Reciprocal) || (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
+  } else if (og_is(n, ONNX_Reciprocal) ||
+             (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
     ONode *sq = fm_def(n->inputs[n->n_inputs - 1], ONNX_Sqrt);
-    if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return false;
+    if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return NULL;
     u = sq->inputs[0];
   } else if (og_is(n, ONNX_Pow) && fm_splat(c, n->inputs[1], &k) && k == -0.5) {
-    if (!fm_add(p, n)) return false;
+    if (!fm_add(p, n)) return NULL;
     u = n->inputs[0];
   } else {
-    return false;
+    return NULL;
   }
   ONode *add = fm_take(p, u, ONNX_Add);
-  if (!add || add->n_inputs != 2) return false;
+  if (!add || add->n_inputs != 2) return NULL;
   for (int side = 0; side < 2; side++) {
-    OValue *e = add->inputs[side], *kv = add->inputs[1 - side];
-    if (!fm_splat(c, e, eps) || !fm_fits(e, kv) || !(*eps >= 0) || !isfinite(*eps)) continue;
-    OValue *var = outer_k ? kv : kept(c, p, kv, s);
-    return var && variance(c, p, var, mean, s);
+    OValue *e = add->inputs[side], *v = add->inputs[1 - side];
+    if (fm_splat(c, e, eps) && fm_fits(e, v) && *eps >= 0 && isfinite(*eps)) return v;
   }
-  return false;
+  return NULL;
+}
+
+/* r = rsqrt(K(var) + eps) or K(rsqrt(var + eps)) (sqrt when the product
+ * divides by r); returns eps. */
+static bool inv_std(Ctx *c, FmPat *p, OValue *r, bool divides, OValue *mean, Stats *s,
+                    double *eps) {
+  ONode *k_after;
+  OValue *kv = rsqrt_of_sum(c, p, r, divides, &k_after, eps);
+  if (!kv) return false;
+  if (k_after && (s->keepdims || !fm_reinserts(c, k_after, s->axes, s->n_axes))) return false;
+  OValue *var = k_after ? kv : kept(c, p, kv, s);
+  return var && variance(c, p, var, mean, s);
 }
 
 /* A product as a list of factors: f[0] * f[1] * ... / divisor * sign. */
@@ -418,47 +428,21 @@ static bool squares(Ctx *c, FmPat *p, const OValue *v, const OValue *x) {
  * divides by r), ms = mean_A(x^2).  Learns the axes into s; returns eps. */
 static bool inv_rms(Ctx *c, FmPat *p, OValue *r, bool divides, const OValue *x, Stats *s,
                     double *eps) {
-  ONode *n = r->producer, *k_after = NULL;
-  if (!n || n->dead || !og_single_use(r)) return false;
-  if (og_is(n, ONNX_Unsqueeze) || og_is(n, ONNX_Reshape)) {
-    k_after = n;
-    r = n->inputs[0];
-    if (!fm_add(p, n) || !og_single_use(r) || !(n = r->producer) || n->dead) return false;
-  }
-  OValue *u;
-  double k;
-  if (divides) {
-    if (!og_is(n, ONNX_Sqrt) || !fm_add(p, n)) return false;
-    u = n->inputs[0];
-  } else if (og_is(n, ONNX_Reciprocal) ||
-             (og_is(n, ONNX_Div) && fm_splat(c, n->inputs[0], &k) && k == 1)) {
-    ONode *sq = fm_def(n->inputs[n->n_inputs - 1], ONNX_Sqrt);
-    if (!sq || !fm_add(p, n) || !fm_add(p, sq)) return false;
-    u = sq->inputs[0];
-  } else if (og_is(n, ONNX_Pow) && fm_splat(c, n->inputs[1], &k) && k == -0.5) {
-    if (!fm_add(p, n)) return false;
-    u = n->inputs[0];
-  } else {
-    return false;
-  }
-  ONode *add = fm_take(p, u, ONNX_Add);
-  if (!add || add->n_inputs != 2) return false;
-  for (int side = 0; side < 2; side++) {
-    OValue *e = add->inputs[side], *ms = fm_skip_expand(p, add->inputs[1 - side]);
-    if (!fm_splat(c, e, eps) || !fm_fits(e, ms) || !(*eps >= 0) || !isfinite(*eps)) continue;
-    ONode *k_before = ms->producer;
-    if (k_after || !k_before || k_before->dead ||
-        !(og_is(k_before, ONNX_Unsqueeze) || og_is(k_before, ONNX_Reshape)))
-      k_before = NULL;
-    if (k_before) ms = k_before->inputs[0];
-    OValue *in = mean_input(ms);
-    s->x = x;
-    if (!in || !squares(c, p, in, x) || !mean_of(c, p, ms, in, s)) return false;
-    ONode *kn = k_after ? k_after : k_before;
-    if ((kn != NULL) == s->keepdims) return false;
-    return !kn || (fm_reinserts(c, kn, s->axes, s->n_axes) && fm_add(p, kn));
-  }
-  return false;
+  ONode *k_after;
+  OValue *ms = rsqrt_of_sum(c, p, r, divides, &k_after, eps);
+  if (!ms) return false;
+  ms = fm_skip_expand(p, ms);
+  ONode *k_before = ms->producer;
+  if (k_after || !k_before || k_before->dead ||
+      !(og_is(k_before, ONNX_Unsqueeze) || og_is(k_before, ONNX_Reshape)))
+    k_before = NULL;
+  if (k_before) ms = k_before->inputs[0];
+  OValue *in = mean_input(ms);
+  s->x = x;
+  if (!in || !squares(c, p, in, x) || !mean_of(c, p, ms, in, s)) return false;
+  ONode *kn = k_after ? k_after : k_before;
+  if ((kn != NULL) == s->keepdims) return false;
+  return !kn || (fm_reinserts(c, kn, s->axes, s->n_axes) && fm_add(p, kn));
 }
 
 /* A new node of the chain in front of root, typed like `like` with the
