@@ -224,6 +224,98 @@ static bool identity_operand(Ctx *c, OGraph *g, ONode *n) {
   return false;
 }
 
+/* Reshape or Expand to a shape computed at run time (Shape, Gather, Concat,
+ * Cast: JAX's dynamic shapes) whose output dims are all known, as numbers
+ * or as named symbolic sizes: the shape becomes a constant, and the shape
+ * arithmetic dies.  Reshape copies an input dim with 0 and infers one dim
+ * with -1 (only where no other dim may be 0 at run time, or -1 is 0/0);
+ * Expand keeps an input dim with 1. */
+static bool constant_shape(Ctx *c, OGraph *g, ONode *n) {
+  bool reshape = og_is(n, ONNX_Reshape), expand = og_is(n, ONNX_Expand);
+  if ((!reshape && !expand) || n->n_inputs != 2 || og_const_data(n->inputs[1])) return false;
+  const OAttr *az = og_get_attr(n, "allowzero");
+  if (reshape && az && az->i) return false;
+  const OValue *x = n->inputs[0], *out = n->outputs[0];
+  int R = out->type.rank, r = x->type.rank;
+  if (R < 0 || R > MAX_RANK || r < 0 || (expand && r > R)) return false;
+  int64_t shape[MAX_RANK];
+  int inferred = -1;
+  bool copies = false;
+  for (int j = 0; j < R; j++) {
+    ODim d = out->type.dims[j];
+    int a = expand ? j - (R - r) : j; /* the input axis this dim lines up with */
+    bool kept = a >= 0 && a < r && same_dim(x->type.dims[a], d);
+    if (expand) {
+      if (kept) shape[j] = 1;
+      else if (d.value >= 0) shape[j] = d.value;
+      else return false;
+    } else if (d.value > 0) {
+      shape[j] = d.value;
+    } else if (d.value < 0 && d.param && kept) {
+      shape[j] = 0;
+      copies = true;
+    } else if (d.value < 0 && d.param && inferred < 0) {
+      shape[j] = -1;
+      inferred = j;
+    } else {
+      return false;
+    }
+  }
+  if (inferred >= 0 && copies) return false;
+  int64_t len = R;
+  int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(R + 1));
+  memcpy(vals, shape, sizeof(int64_t) * (size_t)R);
+  OValue *k = og_init(c, g, "shape", ET_I64, 1, &len, (Data){DATA_RAW, vals, sizeof(int64_t) * (size_t)R});
+  n->inputs[1]->n_uses--;
+  n->inputs[1] = k;
+  k->n_uses++;
+  return true;
+}
+
+/* The int64 elements of a small 1-D constant, or -1. */
+static int const_i64s(Ctx *c, const OValue *v, int64_t *out, int max) {
+  const Data *d = v ? og_const_data(v) : NULL;
+  if (!d || v->type.et != ET_I64 || d->nbytes % 8 || (int)(d->nbytes / 8) > max) return -1;
+  memcpy(out, data_bytes(c, d), d->nbytes);
+  return (int)(d->nbytes / 8);
+}
+
+/* Slice(x, starts, ends) whose ends are computed at run time (JAX's dynamic
+ * slices end at B): with constant starts and unit steps, the output dims
+ * give the ends, "to the end" where an axis keeps its size. */
+static bool constant_slice_ends(Ctx *c, OGraph *g, ONode *n) {
+  if (!og_is(n, ONNX_Slice) || n->n_inputs < 3 || og_const_data(n->inputs[2])) return false;
+  const OValue *x = n->inputs[0], *out = n->outputs[0];
+  int r = x->type.rank;
+  int64_t starts[MAX_RANK], axes[MAX_RANK], steps[MAX_RANK], ends[MAX_RANK];
+  int m = const_i64s(c, n->inputs[1], starts, MAX_RANK);
+  if (m <= 0 || r < 0 || out->type.rank != r) return false;
+  if (n->n_inputs > 3 && n->inputs[3]) {
+    if (const_i64s(c, n->inputs[3], axes, MAX_RANK) != m) return false;
+  } else {
+    for (int k = 0; k < m; k++) axes[k] = k;
+  }
+  if (n->n_inputs > 4 && n->inputs[4] && const_i64s(c, n->inputs[4], steps, MAX_RANK) != m)
+    return false;
+  for (int k = 0; k < m; k++) {
+    int64_t a = axes[k] < 0 ? axes[k] + r : axes[k];
+    if (a < 0 || a >= r || (n->n_inputs > 4 && n->inputs[4] && steps[k] != 1) || starts[k] < 0)
+      return false;
+    ODim in = x->type.dims[a], o = out->type.dims[a];
+    if (starts[k] == 0 && same_dim(in, o)) ends[k] = INT64_MAX;
+    else if (o.value >= 0 && in.value >= 0 && starts[k] + o.value <= in.value) ends[k] = starts[k] + o.value;
+    else return false;
+  }
+  int64_t len = m;
+  int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)m);
+  memcpy(vals, ends, sizeof(int64_t) * (size_t)m);
+  OValue *k = og_init(c, g, "ends", ET_I64, 1, &len, (Data){DATA_RAW, vals, sizeof(int64_t) * (size_t)m});
+  n->inputs[2]->n_uses--;
+  n->inputs[2] = k;
+  k->n_uses++;
+  return true;
+}
+
 static bool identity_perm(const OAttr *perm) {
   for (int i = 0; i < perm->n; i++)
     if (perm->ints[i] != i) return false;
@@ -235,7 +327,9 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
     return drop_expands(n) | drop_proven_expands(n);
   OValue *x = n->inputs[0], *out = n->outputs[0];
   if (og_is(n, ONNX_Identity)) return bypass(g, n, x);
-  if (constant_where(c, g, n) || identity_operand(c, g, n)) return true;
+  if (constant_where(c, g, n) || identity_operand(c, g, n) || constant_shape(c, g, n) ||
+      constant_slice_ends(c, g, n))
+    return true;
   if (og_is(n, ONNX_Cast) && x->type.et != ET_UNDEF && x->type.et == out->type.et)
     return bypass(g, n, x);
   if ((og_is(n, ONNX_Reshape) || og_is(n, ONNX_Expand)) && same_shape(x, out))

@@ -390,6 +390,22 @@ static bool slice(Ctx *c, const ONode *n, Sym *out, int rank) {
     for (int i = 0; i < rank; i++) axis[i] = true;
   }
   for (int i = 0; i < rank; i++) out[i] = axis[i] ? UNKNOWN : dim_of(x, i);
+  /* A sliced axis keeps its size when the slice runs over all of it: start
+   * 0, step 1, end its size or past it (JAX's dynamic slices of a symbolic
+   * batch end at B, computed from Shape). */
+  Sym starts[MAX_RANK], ends[MAX_RANK];
+  const int64_t *axes = NULL, *steps = NULL;
+  int m = n->n_inputs > 2 ? shape_elements(c, n->inputs[1], starts, MAX_RANK, 0) : -1;
+  if (m < 0 || shape_elements(c, n->inputs[2], ends, MAX_RANK, 0) != m) return true;
+  if (n->n_inputs > 3 && n->inputs[3] && const_ints(c, n->inputs[3], &axes) != m) return true;
+  if (n->n_inputs > 4 && n->inputs[4] && const_ints(c, n->inputs[4], &steps) != m) return true;
+  for (int k = 0; k < m; k++) {
+    int64_t i = axes ? (axes[k] < 0 ? axes[k] + rank : axes[k]) : k;
+    if (i < 0 || i >= rank || (steps && steps[k] != 1)) continue;
+    Sym d = dim_of(x, (int)i);
+    bool to_end = same_sym(ends[k], d) || (is_static(ends[k]) && ends[k].value >= ((int64_t)1 << 62));
+    if (is_static(starts[k]) && starts[k].value == 0 && to_end) out[i] = d;
+  }
   return true;
 }
 

@@ -233,3 +233,50 @@ def test_lean_graph(case: Case):
     static = hlo2onnx.to_onnx(fn, _static(case.inputs), **kw)
     assert len(model.graph.node) == len(static.graph.node), \
         f"dynamic batch: {dict(counts)}; static: {dict(op_counts(static))}"
+
+
+# ---- whole keras-hub backbones: a symbolic batch costs (almost) nothing -------
+
+def _keras_hub_backbone(name):
+    import keras_hub
+    if name == "gpt2":
+        return keras_hub.models.GPT2Backbone(
+            vocabulary_size=300, num_layers=2, num_heads=4, hidden_dim=64, intermediate_dim=128,
+            max_sequence_length=64)
+    return keras_hub.models.LlamaBackbone(
+        vocabulary_size=300, num_layers=2, num_query_heads=4, num_key_value_heads=2,
+        hidden_dim=64, intermediate_dim=128)
+
+
+def _tokens(rng, shape, dtype, index):
+    if index == 0:  # token ids within the vocabulary
+        return rng.integers(0, 300, shape).astype(dtype)
+    mask = np.ones(shape, dtype)  # padding mask: a padded tail on some rows
+    mask[::2, shape[1] // 2:] = 0
+    return mask
+
+
+@pytest.mark.parametrize("name, norms", [
+    ("gpt2", {"LayerNormalization": 5}),
+    # RMS norms as the chain onnxruntime fuses (opset 20): one ReduceMean each
+    ("llama", {"ReduceMean": 5, "Sqrt": 5}),
+])
+def test_keras_hub_backbone(name, norms):
+    model_obj = _keras_hub_backbone(name)
+    params = ([v.value for v in model_obj.trainable_variables],
+              [v.value for v in model_obj.non_trainable_variables])
+
+    def f(params, tokens, mask):
+        return model_obj.stateless_call(params[0], params[1],
+                                        {"token_ids": tokens, "padding_mask": mask},
+                                        training=False)[0]
+    kw = dict(params=params, input_dtypes=[np.int32, np.int32])
+    model = convert_and_check(f, [("B", 16), ("B", 16)],
+                              input_generator=_tokens, **kw)
+    counts = op_counts(model)
+    for op, n in norms.items():
+        assert counts[op] == n, dict(counts)
+    assert counts["ReduceSum"] == 0 and counts["Reciprocal"] == 0, dict(counts)
+    static = hlo2onnx.to_onnx(f, [(4, 16), (4, 16)], **kw)
+    assert len(model.graph.node) <= 1.05 * len(static.graph.node), \
+        f"dynamic batch: {dict(counts)}; static: {dict(op_counts(static))}"
