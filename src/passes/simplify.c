@@ -239,8 +239,9 @@ static bool constant_shape(Ctx *c, OGraph *g, ONode *n) {
   int R = out->type.rank, r = x->type.rank;
   if (R < 0 || R > MAX_RANK || r < 0 || (expand && r > R)) return false;
   int64_t shape[MAX_RANK];
-  int inferred = -1;
+  int inferred = -1, n_symbolic = 0;
   bool copies = false;
+  for (int j = 0; j < R; j++) n_symbolic += out->type.dims[j].value < 0;
   for (int j = 0; j < R; j++) {
     ODim d = out->type.dims[j];
     int a = expand ? j - (R - r) : j; /* the input axis this dim lines up with */
@@ -251,6 +252,10 @@ static bool constant_shape(Ctx *c, OGraph *g, ONode *n) {
       else return false;
     } else if (d.value > 0) {
       shape[j] = d.value;
+    } else if (d.value < 0 && d.param && n_symbolic == 1) {
+      /* -1 rather than 0: a later Reshape of this one can then skip it */
+      shape[j] = -1;
+      inferred = j;
     } else if (d.value < 0 && d.param && kept) {
       shape[j] = 0;
       copies = true;
