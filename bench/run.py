@@ -35,13 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import time
+
+from common import fmt_num, log, machine, update_readme
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -58,10 +59,6 @@ MODELS = {  # name: (label, repeats scale, time caps per tool in s)
     "big": ("1 B decoder", False, {"hlo2onnx": 900, "jax2onnx": 1200}),
 }
 TOLERANCE = {"vit": 1e-4, "gpt2": 1e-4, "big": 1e-3}
-
-
-def log(*a) -> None:
-    print(*a, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -161,23 +158,6 @@ def versions(py: str) -> dict:
             "print(json.dumps(out))")
     return json.loads(subprocess.run([py, "-c", code], capture_output=True, text=True,
                                      check=True).stdout)
-
-
-def machine() -> dict:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem = 0
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1]) * 1024
-    return {"cpu": cpu, "cores": os.cpu_count(), "mem_gib": round(mem / GIB, 1),
-            "kernel": platform.release(), "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d %H:%M %Z")}
 
 
 # ---------------------------------------------------------------------------
@@ -315,9 +295,7 @@ def run_cli(repeats: int, out_dir: str, mem_cap: float, width: int, layers: int)
 
 
 def _fmt_s(x) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.2f} s" if x < 10 else f"{x:.1f} s" if x < 100 else f"{x:.0f} s"
+    return fmt_num(x, " s")
 
 
 def _fmt_mb(x) -> str:
@@ -433,18 +411,6 @@ def tables(res: dict) -> str:
     return "\n".join(lines)
 
 
-def update_readme(res: dict) -> None:
-    text = open(README, encoding="utf-8").read() if os.path.exists(README) else ""
-    block = f"{MARK_START}\n\n{tables(res)}\n\n{MARK_END}"
-    if MARK_START in text and MARK_END in text:
-        a, b = text.index(MARK_START), text.index(MARK_END) + len(MARK_END)
-        text = text[:a] + block + text[b:]
-    else:
-        text += "\n" + block + "\n"
-    with open(README, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
 # ---------------------------------------------------------------------------
 
 
@@ -497,7 +463,7 @@ def main() -> None:
     save(res, res_path)
     print(tables(res))
     if not a.no_readme:
-        update_readme(res)
+        update_readme(README, MARK_START, MARK_END, tables(res))
         log(f"wrote the tables into {README}")
 
 

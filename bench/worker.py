@@ -21,8 +21,6 @@ JAX model on the same input.  ``verify-cli`` checks the model that the
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import json
 import os
 import sys
@@ -30,32 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def _reset_peak() -> bool:
-    """Resets VmHWM to the current RSS (Linux >= 4.0); False if not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _settle() -> None:
-    """Returns freed heap memory to the OS, so that the baseline is honest."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+from common import reset_peak, settle, status_mb  # noqa: E402 - after the path
 
 
 def _write(path: str, result: dict) -> None:
@@ -93,14 +66,14 @@ def cmd_convert(a) -> None:
         def convert():
             to_onnx(model, [spec], return_mode="file", output_path=a.out, input_names=["x"])
 
-    _settle()
-    res["peak_reset"] = _reset_peak()
-    res["rss_before_mb"] = _status_mb("VmRSS")
+    settle()
+    res["peak_reset"] = reset_peak()
+    res["rss_before_mb"] = status_mb("VmRSS")
     t0, c0 = time.perf_counter(), time.process_time()
     convert()
     res["convert_s"] = time.perf_counter() - t0
     res["convert_cpu_s"] = time.process_time() - c0  # all threads, user + system
-    res["hwm_mb"] = _status_mb("VmHWM")
+    res["hwm_mb"] = status_mb("VmHWM")
     res["added_mb"] = res["hwm_mb"] - res["rss_before_mb"] if res["peak_reset"] else None
     res["onnx_bytes"] = os.path.getsize(a.out)
     data = [f for f in os.listdir(os.path.dirname(os.path.abspath(a.out)))
@@ -123,7 +96,7 @@ def cmd_verify(a) -> None:
     x = models.example_input(a.model)
     ref = np.asarray(model(x))
     del model
-    _settle()
+    settle()
     # onnx.checker by path: the only way for models past 2 GB.
     try:
         onnx.checker.check_model(a.onnx)

@@ -43,7 +43,6 @@ import argparse
 import collections
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -54,6 +53,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+from common import fmt_num, log, machine, reset_peak, settle, status_mb, update_readme  # noqa: E402
 README = os.path.join(HERE, "README.md")
 MARK_START = "<!-- ZOO RESULTS START -->"
 MARK_END = "<!-- ZOO RESULTS END -->"
@@ -61,10 +61,6 @@ BATCHES = (1, 8)
 STATIC_B = 8
 ORT_THREADS = 2
 MEM_KINDS = ("nnx", "linen", "equinox", "haiku", "keras", "equinox_nowait")
-
-
-def log(*a) -> None:
-    print(*a, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------
@@ -335,26 +331,18 @@ def convert_jax2onnx(case, bound, names, path: str, time_cap: int) -> dict:
     return res
 
 
-def _status_mb(key: str) -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
 class AnonSampler:
     """The peak of RssAnon, read every millisecond from a thread (the C core
     and XLA release the GIL; Python-heavy tracing hands it over every 5 ms)."""
 
     def __init__(self):
-        self.peak = _status_mb("RssAnon")
+        self.peak = status_mb("RssAnon")
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, _status_mb("RssAnon"))
+            self.peak = max(self.peak, status_mb("RssAnon"))
             time.sleep(0.001)
 
     def __enter__(self):
@@ -364,34 +352,27 @@ class AnonSampler:
     def __exit__(self, *exc):
         self._stop.set()
         self._t.join()
-        self.peak = max(self.peak, _status_mb("RssAnon"))
+        self.peak = max(self.peak, status_mb("RssAnon"))
 
 
 def worker_memory(kind: str, out_dir: str, width: int) -> dict:
-    import ctypes
-    import gc
-
     import hlo2onnx
     import zoo_models
 
     obj, params, spec, weight_bytes = zoo_models.build_memory(kind, width)
     path = os.path.join(out_dir, f"mem_{kind}.onnx")
 
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM := VmRSS
-    rss0, anon0 = _status_mb("VmRSS"), _status_mb("RssAnon")
+    settle()
+    if not reset_peak():
+        raise OSError("cannot reset VmHWM through /proc/self/clear_refs")
+    rss0, anon0 = status_mb("VmRSS"), status_mb("RssAnon")
     t0 = time.perf_counter()
     with AnonSampler() as s:
         hlo2onnx.to_onnx(obj, spec, path, params=params, progress=False)
     res = {"kind": kind, "weight_bytes": weight_bytes, "convert_s": time.perf_counter() - t0,
-           "rss_before_mb": rss0, "added_peak_mb": _status_mb("VmHWM") - rss0,
+           "rss_before_mb": rss0, "added_peak_mb": status_mb("VmHWM") - rss0,
            "anon_before_mb": anon0, "anon_added_peak_mb": s.peak - anon0,
-           "anon_added_after_mb": _status_mb("RssAnon") - anon0,
+           "anon_added_after_mb": status_mb("RssAnon") - anon0,
            "file_bytes": os.path.getsize(path) + (os.path.getsize(path + ".data")
                                                   if os.path.exists(path + ".data") else 0)}
     for p in (path, path + ".data"):
@@ -495,17 +476,6 @@ def hexbench(out_dir: str) -> dict | None:
     return json.loads(out)
 
 
-def machine() -> dict:
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
-            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M %Z")}
-
-
 def versions() -> dict:
     import importlib.metadata as m
 
@@ -521,12 +491,6 @@ def versions() -> dict:
 
 # ---------------------------------------------------------------------------
 # Tables
-
-
-def _ms(x) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
 
 
 def _lat(r, key, what="ms"):
@@ -584,6 +548,37 @@ def tables(res: dict) -> str:
              + "."]
     zoo = res.get("zoo")
     if zoo:
+        # One row per model in each table: latency (errors too), then graphs.
+        latency, graphs = [], []
+        for name, h in zoo.items():
+            if h.get("error"):
+                latency.append(f"| `{name}` | {h.get('library', '')} | — | — | "
+                               f"**{h['error'][:80]}** | | | | | | | | | | | | |")
+                continue
+            j = h.get("jax2onnx") or {}
+            j_ok = not j.get("error")
+            jb1, jb8 = _lat(h, "jax_b1"), _lat(h, "jax_b8")
+            ob1, ob8 = _lat(h, "ort_dyn_b1"), _lat(h, "ort_dyn_b8")
+            j1 = fmt_num(_lat(h, "ort_j2o_b1")) if j_ok else "fails"
+            j8 = fmt_num(_lat(h, "ort_j2o_b8")) if j_ok else "fails"
+            if j_ok and _ok(h, ("j2o",)).startswith("❌"):
+                j8 += f" ({_ok(h, ('j2o',))})"
+            latency.append(
+                f"| `{name}` | {h['library']} | {h['params'] / 1e6:.1f} M | {fmt_num(jb1)} | "
+                f"{fmt_num(ob1)} | {_ratio(ob1, jb1)} | {fmt_num(jb8)} | {fmt_num(ob8)} | "
+                f"{_ratio(ob8, jb8)} | "
+                f"{_ratio(_lat(h, 'ort_dyn_b1', 'cpu_ms'), _lat(h, 'jax_b1', 'cpu_ms'))} | "
+                f"{_ratio(_lat(h, 'ort_dyn_b8', 'cpu_ms'), _lat(h, 'jax_b8', 'cpu_ms'))} | "
+                f"{fmt_num(_lat(h, 'ort_nospin_b1'))} | {fmt_num(_lat(h, 'ort_nospin_b8'))} | "
+                f"{fmt_num(_lat(h, 'ort_static_b8'))} | {j1} | {j8} | {_ok(h)} |")
+            jn = _n(h.get("nodes_j2o")) if j_ok else \
+                "fails: " + j["error"][:70].replace("|", "/")
+            graphs.append(
+                f"| `{name}` | {h['what']} | {_n(h.get('nodes_dyn'))} | "
+                f"{_n(h.get('nodes_static'))} | {_n(h.get('nodes_dyn_ort'))} | "
+                f"{_n(h.get('nodes_static_ort'))} | {jn} | {_n(h.get('nodes_j2o_ort'))} | "
+                f"{fmt_num(h.get('convert_s'))} s | "
+                f"{fmt_num(j.get('convert_s')) + ' s' if j.get('convert_s') else '—'} |")
         lines += [
             "", "**Latency** (ms per call, median over 5 interleaved rounds; onnxruntime "
             f"{ORT_THREADS} intra-op threads, `jax.jit` on the same 2 cores, same process, "
@@ -596,25 +591,7 @@ def tables(res: dict) -> str:
             "ratio | CPU ratio B=1 | CPU ratio B=8 | ORT no spin B=1 | ORT no spin B=8 | "
             "ORT static B=8 | jax2onnx ORT B=1 | jax2onnx ORT B=8 | ORT vs JAX |",
             "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|:--|"]
-        for name, h in zoo.items():
-            j = h.get("jax2onnx") or {}
-            if h.get("error"):
-                lines.append(f"| `{name}` | {h.get('library', '')} | — | — | **{h['error'][:80]}**"
-                             " | | | | | | | | | | | | |")
-                continue
-            jb1, jb8 = _lat(h, "jax_b1"), _lat(h, "jax_b8")
-            ob1, ob8 = _lat(h, "ort_dyn_b1"), _lat(h, "ort_dyn_b8")
-            j1 = _ms(_lat(h, "ort_j2o_b1")) if not j.get("error") else "fails"
-            j8 = _ms(_lat(h, "ort_j2o_b8")) if not j.get("error") else "fails"
-            if not j.get("error") and _ok(h, ("j2o",)).startswith("❌"):
-                j8 += f" ({_ok(h, ('j2o',))})"
-            lines.append(
-                f"| `{name}` | {h['library']} | {h['params'] / 1e6:.1f} M | {_ms(jb1)} | "
-                f"{_ms(ob1)} | {_ratio(ob1, jb1)} | {_ms(jb8)} | {_ms(ob8)} | {_ratio(ob8, jb8)} | "
-                f"{_ratio(_lat(h, 'ort_dyn_b1', 'cpu_ms'), _lat(h, 'jax_b1', 'cpu_ms'))} | "
-                f"{_ratio(_lat(h, 'ort_dyn_b8', 'cpu_ms'), _lat(h, 'jax_b8', 'cpu_ms'))} | "
-                f"{_ms(_lat(h, 'ort_nospin_b1'))} | {_ms(_lat(h, 'ort_nospin_b8'))} | "
-                f"{_ms(_lat(h, 'ort_static_b8'))} | {j1} | {j8} | {_ok(h)} |")
+        lines += latency
         lines += [
             "", "**Graphs** (node counts: ours with dynamic \"B\" and with B = 8; what "
             "onnxruntime keeps after its optimisations (`optimized_model_filepath`); "
@@ -622,18 +599,7 @@ def tables(res: dict) -> str:
             "| model | what | nodes (B) | nodes (B=8) | after ORT (B) | after ORT (B=8) | "
             "jax2onnx nodes | jax2onnx after ORT | to_onnx | jax2onnx to_onnx |",
             "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|"]
-        for name, h in zoo.items():
-            j = h.get("jax2onnx") or {}
-            if h.get("error"):
-                continue
-            jn = _n(h.get("nodes_j2o")) if not j.get("error") else \
-                "fails: " + j["error"][:70].replace("|", "/")
-            lines.append(
-                f"| `{name}` | {h['what']} | {_n(h.get('nodes_dyn'))} | "
-                f"{_n(h.get('nodes_static'))} | {_n(h.get('nodes_dyn_ort'))} | "
-                f"{_n(h.get('nodes_static_ort'))} | {jn} | {_n(h.get('nodes_j2o_ort'))} | "
-                f"{_ms(h.get('convert_s'))} s | "
-                f"{_ms(j.get('convert_s')) + ' s' if j.get('convert_s') else '—'} |")
+        lines += graphs
     prof = {n: h["profile"] for n, h in (zoo or {}).items() if h.get("profile")}
     if prof:
         lines += ["", f"**onnxruntime's profile** (`enable_profiling`, B = {STATIC_B}, 20 runs; "
@@ -697,18 +663,6 @@ def tables(res: dict) -> str:
                           f"({x['memcpy_gbs'] / x['hex_gbs']:.2f}× memcpy's time)"
                           for k, x in hb["cases"].items()) + "."]
     return "\n".join(lines)
-
-
-def update_readme(res: dict) -> None:
-    text = open(README, encoding="utf-8").read()
-    block = f"{MARK_START}\n\n{tables(res)}\n\n{MARK_END}"
-    if MARK_START in text and MARK_END in text:
-        a, b = text.index(MARK_START), text.index(MARK_END) + len(MARK_END)
-        text = text[:a] + block + text[b:]
-    else:
-        text += "\n" + block + "\n"
-    with open(README, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def main() -> None:
@@ -794,7 +748,7 @@ def main() -> None:
     print(tables(res))
     log(f"total {res['total_s']:.0f} s")
     if not a.no_readme:
-        update_readme(res)
+        update_readme(README, MARK_START, MARK_END, tables(res))
         log(f"wrote the tables into {README}")
 
 

@@ -251,9 +251,6 @@ int64_t *lw_const_ints(Lower *L, const Value *v) {
 
 /* ---- bounds -------------------------------------------------------------- */
 
-static bool lower_bound(Lower *L, const Value *v, int64_t *lo, int *budget);
-static bool upper_bound(Lower *L, const Value *v, int64_t *hi, int *budget);
-
 static bool const_range(Lower *L, const Value *v, int64_t *lo, int64_t *hi) {
   int64_t *vals = lw_const_ints(L, v);
   int64_t n = type_numel(&v->type);
@@ -266,71 +263,38 @@ static bool const_range(Lower *L, const Value *v, int64_t *lo, int64_t *hi) {
   return true;
 }
 
-static bool lower_bound(Lower *L, const Value *v, int64_t *lo, int *budget) {
+/* A bound of every element of v: the lowest (upper false) or the highest
+ * (upper true) the ops computing v allow; false when they do not tell, or
+ * when budget (ops visited) runs out. */
+static bool int_bound(Lower *L, const Value *v, bool upper, int64_t *bound, int *budget) {
   const Op *op = v->def;
-  int64_t hi, a, b;
+  int64_t lo, hi, a, b;
   if (!op || --*budget < 0) return false;
-  if (const_range(L, v, lo, &hi)) return true;
+  if (const_range(L, v, &lo, &hi)) {
+    *bound = upper ? hi : lo;
+    return true;
+  }
   switch (op->kind) {
   case OP_BROADCAST_IN_DIM: case OP_BROADCAST: case OP_RESHAPE: case OP_TRANSPOSE:
   case OP_SLICE:
-    return lower_bound(L, op->operands[0], lo, budget);
-  case OP_CLAMP: /* clamp(min, x, max) >= min */
-    return lower_bound(L, op->operands[0], lo, budget);
-  case OP_MAXIMUM: {
-    bool ka = lower_bound(L, op->operands[0], &a, budget);
-    bool kb = lower_bound(L, op->operands[1], &b, budget);
-    if (!ka && !kb) return false;
-    *lo = !ka ? b : !kb ? a : (a > b ? a : b);
+    return int_bound(L, op->operands[0], upper, bound, budget);
+  case OP_CLAMP: /* min <= clamp(min, x, max) <= max */
+    return int_bound(L, op->operands[upper ? 2 : 0], upper, bound, budget);
+  case OP_MAXIMUM: case OP_MINIMUM: case OP_SELECT: {
+    /* The bound of max(x, y) is the larger of the operands' bounds, of
+     * min(x, y) the smaller, of select(pred, x, y) the looser.  Maximum
+     * raises a lower bound and minimum lowers an upper one, so there one
+     * operand's bound is enough. */
+    bool one_suffices = op->kind == (upper ? OP_MINIMUM : OP_MAXIMUM);
+    bool larger = op->kind == OP_MAXIMUM || (op->kind == OP_SELECT && upper);
+    int first = op->kind == OP_SELECT;
+    bool ka = int_bound(L, op->operands[first], upper, &a, budget);
+    if (!ka && !one_suffices) return false;
+    bool kb = int_bound(L, op->operands[first + 1], upper, &b, budget);
+    if (!kb && (!one_suffices || !ka)) return false;
+    *bound = !ka ? b : !kb ? a : larger == (a > b) ? a : b;
     return true;
   }
-  case OP_MINIMUM:
-    if (!lower_bound(L, op->operands[0], &a, budget) ||
-        !lower_bound(L, op->operands[1], &b, budget))
-      return false;
-    *lo = a < b ? a : b;
-    return true;
-  case OP_SELECT:
-    if (!lower_bound(L, op->operands[1], &a, budget) ||
-        !lower_bound(L, op->operands[2], &b, budget))
-      return false;
-    *lo = a < b ? a : b;
-    return true;
-  default:
-    return false;
-  }
-}
-
-static bool upper_bound(Lower *L, const Value *v, int64_t *hi, int *budget) {
-  const Op *op = v->def;
-  int64_t lo, a, b;
-  if (!op || --*budget < 0) return false;
-  if (const_range(L, v, &lo, hi)) return true;
-  switch (op->kind) {
-  case OP_BROADCAST_IN_DIM: case OP_BROADCAST: case OP_RESHAPE: case OP_TRANSPOSE:
-  case OP_SLICE:
-    return upper_bound(L, op->operands[0], hi, budget);
-  case OP_CLAMP: /* clamp(min, x, max) <= max */
-    return upper_bound(L, op->operands[2], hi, budget);
-  case OP_MINIMUM: {
-    bool ka = upper_bound(L, op->operands[0], &a, budget);
-    bool kb = upper_bound(L, op->operands[1], &b, budget);
-    if (!ka && !kb) return false;
-    *hi = !ka ? b : !kb ? a : (a < b ? a : b);
-    return true;
-  }
-  case OP_MAXIMUM:
-    if (!upper_bound(L, op->operands[0], &a, budget) ||
-        !upper_bound(L, op->operands[1], &b, budget))
-      return false;
-    *hi = a > b ? a : b;
-    return true;
-  case OP_SELECT:
-    if (!upper_bound(L, op->operands[1], &a, budget) ||
-        !upper_bound(L, op->operands[2], &b, budget))
-      return false;
-    *hi = a > b ? a : b;
-    return true;
   default:
     return false;
   }
@@ -338,9 +302,9 @@ static bool upper_bound(Lower *L, const Value *v, int64_t *hi, int *budget) {
 
 bool lw_int_range(Lower *L, const Value *v, int64_t *lo, int64_t *hi) {
   int budget = 64;
-  if (!lower_bound(L, v, lo, &budget)) return false;
+  if (!int_bound(L, v, false, lo, &budget)) return false;
   budget = 64;
-  return upper_bound(L, v, hi, &budget);
+  return int_bound(L, v, true, hi, &budget);
 }
 
 /* ---- iotas ---------------------------------------------------------------- */

@@ -204,31 +204,36 @@ void og_replace_uses(OGraph *g, OValue *from, OValue *to) {
   }
 }
 
-static void og_count_graph(OGraph *g) {
+/* Where og_count_uses counts the uses of v. */
+static int *og_use_counter(OValue *v, bool into_mark) { return into_mark ? &v->mark : &v->n_uses; }
+
+static void og_count_graph(const OGraph *g, bool into_mark) {
   for (int i = 0; i < g->nodes.len; i++) {
-    ONode *n = g->nodes.items[i];
+    const ONode *n = g->nodes.items[i];
     if (n->dead) continue;
     for (int j = 0; j < n->n_inputs; j++)
-      if (n->inputs[j]) n->inputs[j]->n_uses++;
+      if (n->inputs[j]) ++*og_use_counter(n->inputs[j], into_mark);
     for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) og_count_graph(n->attrs[j].graph);
+      if (n->attrs[j].kind == OA_GRAPH) og_count_graph(n->attrs[j].graph, into_mark);
   }
-  for (int i = 0; i < g->outputs.len; i++) ((OValue *)g->outputs.items[i])->n_uses++;
+  for (int i = 0; i < g->outputs.len; i++) ++*og_use_counter(g->outputs.items[i], into_mark);
 }
 
-static void og_zero_graph(OGraph *g) {
-  for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->n_uses = 0;
+static void og_zero_graph(const OGraph *g, bool into_mark) {
+  for (int i = 0; i < g->values.len; i++) *og_use_counter(g->values.items[i], into_mark) = 0;
   for (int i = 0; i < g->nodes.len; i++) {
-    ONode *n = g->nodes.items[i];
+    const ONode *n = g->nodes.items[i];
     for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) og_zero_graph(n->attrs[j].graph);
+      if (n->attrs[j].kind == OA_GRAPH) og_zero_graph(n->attrs[j].graph, into_mark);
   }
 }
 
-void og_recount_uses(OGraph *g) {
-  og_zero_graph(g);
-  og_count_graph(g);
+void og_count_uses(const OGraph *g, bool into_mark) {
+  og_zero_graph(g, into_mark);
+  og_count_graph(g, into_mark);
 }
+
+void og_recount_uses(OGraph *g) { og_count_uses(g, false); }
 
 const Data *og_const_data(const OValue *v) {
   return (v && v->is_init && v->data.kind != DATA_NONE) ? &v->data : NULL;

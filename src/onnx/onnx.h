@@ -182,7 +182,12 @@ void og_set_type(Ctx *c, OValue *v, ElemType et, int rank, const int64_t *dims);
 void og_type_from_hlo(Ctx *c, OValue *v, const Type *t); /* '?' dims -> unknown */
 /* Replaces every use of `from` by `to` (graph outputs included). */
 void og_replace_uses(OGraph *g, OValue *from, OValue *to);
-void og_recount_uses(OGraph *g);
+/* The use count of every value of g and its subgraphs (the live node
+ * inputs and graph output slots that name it), into OValue.n_uses or, for
+ * og_verify to compare with n_uses, into OValue.mark.  A value of an
+ * enclosing graph read here is counted on, not zeroed. */
+void og_count_uses(const OGraph *g, bool into_mark);
+void og_recount_uses(OGraph *g); /* og_count_uses into n_uses */
 /* Re-sorts g's nodes topologically (stable), after a pass appended nodes
  * that earlier nodes read; value marks are scratch. */
 void og_toposort(Ctx *c, OGraph *g);

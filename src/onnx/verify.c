@@ -75,30 +75,8 @@ static int verify_scopes(Ctx *c, const OGraph *g) {
   return 0;
 }
 
-/* The use counts, recomputed into .mark: zero every value of g and its
- * subgraphs, then count.  Every input of a live node is in scope (checked
- * above), so the count of each value read ends up on a value zeroed here. */
-static void zero_marks(const OGraph *g) {
-  for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->mark = 0;
-  for (int i = 0; i < g->nodes.len; i++) {
-    const ONode *n = g->nodes.items[i];
-    for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) zero_marks(n->attrs[j].graph);
-  }
-}
-
-static void count_uses(const OGraph *g) {
-  for (int i = 0; i < g->nodes.len; i++) {
-    const ONode *n = g->nodes.items[i];
-    if (n->dead) continue;
-    for (int j = 0; j < n->n_inputs; j++)
-      if (n->inputs[j]) n->inputs[j]->mark++;
-    for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) count_uses(n->attrs[j].graph);
-  }
-  for (int i = 0; i < g->outputs.len; i++) ((OValue *)g->outputs.items[i])->mark++;
-}
-
+/* Each value's use count as og_count_uses recomputed it into .mark, against
+ * n_uses. */
 static int compare_uses(Ctx *c, const OGraph *g) {
   for (int i = 0; i < g->values.len; i++) {
     const OValue *v = g->values.items[i];
@@ -117,7 +95,8 @@ static int compare_uses(Ctx *c, const OGraph *g) {
 
 int og_verify(Ctx *c, const OGraph *g) {
   if (og_check_ops(c, g) != 0 || verify_scopes(c, g) != 0) return -1;
-  zero_marks(g);
-  count_uses(g);
+  /* Every input of a live node is in scope (checked above), so each count
+   * lands on a value og_count_uses zeroed. */
+  og_count_uses(g, true);
   return compare_uses(c, g);
 }

@@ -242,20 +242,11 @@ static bool is_arith(OnnxOp op) {
   }
 }
 
-static float arith_f32(OnnxOp op, float a, float b) {
-  switch (op) {
-  case ONNX_Add: return a + b;
-  case ONNX_Sub: return a - b;
-  case ONNX_Mul: return a * b;
-  case ONNX_Div: return a / b;
-  case ONNX_Neg: return -a;
-  case ONNX_Sqrt: return sqrtf(a);
-  case ONNX_Reciprocal: return 1.0f / a;
-  default: return NAN; /* not is_arith */
-  }
-}
-
-static double arith_f64(OnnxOp op, double a, double b) {
+/* In double for f32 too: for + - * / and sqrt of two floats, the double
+ * result rounded once to float (store) is the float result, bit for bit (53
+ * bits are more than 2 * 24 + 2: that double rounding is innocuous), so
+ * the folded bits match a float32 runtime. */
+static double arith(OnnxOp op, double a, double b) {
   switch (op) {
   case ONNX_Add: return a + b;
   case ONNX_Sub: return a - b;
@@ -301,10 +292,7 @@ static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_
   for (int64_t i = 0; i < numel; i++) {
     double a = load(et, bufs[0] + i * (int64_t)es);
     double b = n_in > 1 ? load(et, bufs[1] + i * (int64_t)es) : 0;
-    /* f32 computes in float so the bits match a float32 runtime */
-    double r = et == ET_F32 ? (double)arith_f32(n->kind, (float)a, (float)b)
-                            : arith_f64(n->kind, a, b);
-    store(et, out + i * (int64_t)es, r);
+    store(et, out + i * (int64_t)es, arith(n->kind, a, b));
   }
   fold_to(c, g, n, et, rank, dims, out, (size_t)numel * es);
   return true;

@@ -26,6 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "test.h"
+
 #ifndef H2O_FAIL_ALLOC
 int main(void) {
   fprintf(stderr, "test_alloc_fail: built without H2O_FAIL_ALLOC, skipped\n");
@@ -33,38 +35,8 @@ int main(void) {
 }
 #else
 
-static int n_failed;
-static char current[256];
-
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__, current, \
-              #cond);                                                               \
-      n_failed++;                                                                   \
-    }                                                                               \
-  } while (0)
-
-static char *read_text(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  char *buf = NULL;
-  size_t cap = 0, n = 0;
-  for (;;) {
-    if (n == cap) {
-      cap = cap ? 2 * cap : 1 << 16;
-      char *grown = realloc(buf, cap);
-      if (!grown) break;
-      buf = grown;
-    }
-    size_t got = fread(buf + n, 1, cap - n, f);
-    if (got == 0) break;
-    n += got;
-  }
-  fclose(f);
-  *len = n;
-  return buf;
-}
+/* What the checks of run_case are about: the case, in words. */
+static char case_name[256];
 
 /* The names in dir, joined for a message ("" when empty). */
 static int list_dir(const char *dir, char *names, size_t size) {
@@ -130,8 +102,9 @@ static void run_case(const Case *k) {
   char path[256];
   snprintf(path, sizeof path, "../fixtures/%s", k->fixture);
   size_t len = 0;
-  char *text = read_text(path, &len);
-  snprintf(current, sizeof current, "%s%s%s%s", k->fixture,
+  char *text = read_file(path, &len);
+  current = case_name;
+  snprintf(case_name, sizeof case_name, "%s%s%s%s", k->fixture,
            k->local_functions ? " with local functions" : "",
            k->to_file ? " to a file" : " to memory",
            k->to_file && k->external_threshold ? " with external data" : "");
@@ -156,10 +129,9 @@ static void run_case(const Case *k) {
       int status = convert(k, text, len, n, sticky, &res, &made);
       n_runs++;
       if (status != H2O_ENOMEM || res.status != H2O_ENOMEM) {
-        fprintf(stderr, "[%s] allocation %ld of %ld failing%s: status %d, not ENOMEM\n%s",
-                current, n, total, sticky ? " (and every later one)" : "", status,
-                res.message ? res.message : "");
-        n_failed++;
+        fail("allocation %ld of %ld failing%s: status %d, not ENOMEM", n, total,
+             sticky ? " (and every later one)" : "", status);
+        if (res.message) fputs(res.message, stderr);
       }
       CHECK(res.bytes == NULL && res.nbytes == 0);
       /* only the failed allocation is missing: the message must be there */
@@ -167,9 +139,7 @@ static void run_case(const Case *k) {
       CHECK(made >= n);
       int left = list_dir(dir, names, sizeof names);
       if (left != 0) {
-        fprintf(stderr, "[%s] allocation %ld failing left files behind: %s\n", current, n,
-                names);
-        n_failed++;
+        fail("allocation %ld failing left files behind: %s", n, names);
         empty_dir(dir);
       }
       CHECK(count_fds() == fds);
@@ -209,7 +179,6 @@ int main(void) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
   empty_dir(dir);
   rmdir(dir);
-  if (n_failed) fprintf(stderr, "%d checks failed\n", n_failed);
-  return n_failed ? 1 : 0;
+  return test_summary("test_alloc_fail");
 }
 #endif

@@ -9,18 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int n_failed, n_checks;
-static const char *current;
-
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    n_checks++;                                                                   \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__,       \
-              current, #cond);                                                    \
-      n_failed++;                                                                 \
-    }                                                                             \
-  } while (0)
+#include "test.h"
 
 static const char text[] =
     "module @m {\n"
@@ -85,10 +74,5 @@ static void test_opset_out_of_range(void) {
 int main(void) {
   test_opset_zero_is_the_default();
   test_opset_out_of_range();
-  if (n_failed) {
-    fprintf(stderr, "test_api: %d of %d checks failed\n", n_failed, n_checks);
-    return 1;
-  }
-  printf("test_api: all %d checks passed\n", n_checks);
-  return 0;
+  return test_summary("test_api");
 }

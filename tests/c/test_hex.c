@@ -16,14 +16,7 @@
 
 #include "write/write.h"
 
-static int failures;
-#define EXPECT(cond)                                                      \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);  \
-      failures++;                                                         \
-    }                                                                     \
-  } while (0)
+#include "test.h"
 
 static unsigned ref_digit(char ch) {
   if (ch >= '0' && ch <= '9') return (unsigned)(ch - '0');
@@ -47,7 +40,7 @@ static void test_all_bytes(void) {
       hex[2 * b + 1] = digits[c][b & 15];
     }
     hex_decode(hex, 256, out);
-    for (int b = 0; b < 256; b++) EXPECT(out[b] == b);
+    for (int b = 0; b < 256; b++) CHECK(out[b] == b);
   }
 }
 
@@ -64,8 +57,8 @@ static void test_lengths_and_offsets(void) {
       ref_decode(h, n, want);
       memset(got, 0xA5, n + off + 1);
       hex_decode(h, n, got + off % 8); /* unaligned output as well */
-      EXPECT(memcmp(got + off % 8, want, n) == 0);
-      EXPECT(got[off % 8 + n] == 0xA5); /* nothing written past the end */
+      CHECK(memcmp(got + off % 8, want, n) == 0);
+      CHECK(got[off % 8 + n] == 0xA5); /* nothing written past the end */
     }
   free(hex);
   free(got);
@@ -85,23 +78,23 @@ static void test_pb_hex(void) {
   pb_init_mem(&o, got, sizeof got, NULL);
   pb_raw(&o, "x", 1);
   pb_hex(&o, hex, N);
-  EXPECT(o.err == 0 && o.len == N + 1 && memcmp(got + 1, want, N) == 0);
+  CHECK(o.err == 0 && o.len == N + 1 && memcmp(got + 1, want, N) == 0);
 
   const size_t bufsizes[] = {1, 7, 16, 33, 4096};
   for (size_t k = 0; k < sizeof bufsizes / sizeof bufsizes[0]; k++) {
     FILE *f = tmpfile();
     if (!f) exit(2);
-    EXPECT(pb_init_fd(&o, fileno(f), bufsizes[k], NULL) == 0);
+    CHECK(pb_init_fd(&o, fileno(f), bufsizes[k], NULL) == 0);
     pb_raw(&o, "xyz", 3); /* the hex block starts mid-buffer */
     pb_hex(&o, hex, 5);
     pb_hex(&o, hex + 10, N - 5);
-    EXPECT(pb_flush(&o) == 0);
+    CHECK(pb_flush(&o) == 0);
     pb_release(&o);
-    EXPECT(o.n == N + 3);
+    CHECK(o.n == N + 3);
     rewind(f);
     memset(got, 0, sizeof got);
-    EXPECT(fread(got, 1, N + 3, f) == N + 3);
-    EXPECT(memcmp(got, "xyz", 3) == 0 && memcmp(got + 3, want, N) == 0);
+    CHECK(fread(got, 1, N + 3, f) == N + 3);
+    CHECK(memcmp(got, "xyz", 3) == 0 && memcmp(got + 3, want, N) == 0);
     fclose(f);
   }
 }
@@ -110,7 +103,5 @@ int main(void) {
   test_all_bytes();
   test_lengths_and_offsets();
   test_pb_hex();
-  if (failures) fprintf(stderr, "test_hex: %d failure(s)\n", failures);
-  else printf("test_hex: OK\n");
-  return failures != 0;
+  return test_summary("test_hex");
 }

@@ -18,25 +18,8 @@
 #include "ir/ir.h"
 #include "onnx/onnx.h"
 
-static int failures;
-#define EXPECT(cond)                                                      \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);  \
-      failures++;                                                         \
-    }                                                                     \
-  } while (0)
-
-static jmp_buf oom;
-static Arena *A;
-static Ctx C;
-static h2o_options O;
-
-static Ctx *ctx(void) {
-  ctx_release(&C);
-  ctx_init(&C, A, &oom, "test", NULL, 0, &O);
-  return &C;
-}
+#define TEST_CONTEXT
+#include "test.h"
 
 static bool is_identifier(const char *s) {
   if (!isupper((unsigned char)*s)) return false;
@@ -46,49 +29,48 @@ static bool is_identifier(const char *s) {
 }
 
 static void test_rows(void) {
-  EXPECT(onnx_op_info[ONNX_OTHER].name[0] == '\0');
+  CHECK(onnx_op_info[ONNX_OTHER].name[0] == '\0');
   for (int k = 1; k < ONNX__COUNT; k++) {
     const OnnxOpInfo *op = &onnx_op_info[k];
-    EXPECT(op->name && is_identifier(op->name));
+    CHECK(op->name && is_identifier(op->name));
     if (k > 1 && strcmp(onnx_op_info[k - 1].name, op->name) >= 0) {
-      fprintf(stderr, "onnx_ops.def: '%s' must come after '%s' (sorted, unique)\n",
-              onnx_op_info[k - 1].name, op->name);
-      failures++;
+      fail("onnx_ops.def: '%s' must come after '%s' (sorted, unique)", onnx_op_info[k - 1].name,
+           op->name);
     }
-    EXPECT(onnx_op_lookup(op->name) == (OnnxOp)k);
-    EXPECT(0 <= op->min_inputs && op->min_inputs <= op->max_inputs);
+    CHECK(onnx_op_lookup(op->name) == (OnnxOp)k);
+    CHECK(0 <= op->min_inputs && op->min_inputs <= op->max_inputs);
     /* the facts hold together */
     if (op->facts & ONNX_BROADCASTS) {
-      EXPECT(op->facts & ONNX_ELEMENTWISE);
-      EXPECT(!(op->facts & ONNX_SAME_SHAPE)); /* the broadcast shape, not the first input's */
+      CHECK(op->facts & ONNX_ELEMENTWISE);
+      CHECK(!(op->facts & ONNX_SAME_SHAPE)); /* the broadcast shape, not the first input's */
     }
     if ((op->facts & ONNX_ELEMENTWISE) && !(op->facts & ONNX_BROADCASTS))
-      EXPECT(op->facts & ONNX_SAME_SHAPE);
-    EXPECT(!!(op->facts & ONNX_REDUCES) == (strncmp(op->name, "Reduce", 6) == 0));
+      CHECK(op->facts & ONNX_SAME_SHAPE);
+    CHECK(!!(op->facts & ONNX_REDUCES) == (strncmp(op->name, "Reduce", 6) == 0));
     if (op->facts & (ONNX_RESHAPES | ONNX_REDUCES | ONNX_KEEPS_BATCH))
-      EXPECT(!(op->facts & ONNX_BROADCASTS));
+      CHECK(!(op->facts & ONNX_BROADCASTS));
   }
   /* facts decided from the ONNX operator documents where the old lists of
    * the passes disagreed */
-  EXPECT(onnx_op_has(ONNX_Mod, ONNX_BROADCASTS | ONNX_ELEMENTWISE));
-  EXPECT(onnx_op_has(ONNX_Where, ONNX_BROADCASTS) && onnx_op_info[ONNX_Where].min_inputs == 3);
-  EXPECT(onnx_op_has(ONNX_BitShift, ONNX_BROADCASTS));
-  EXPECT(onnx_op_has(ONNX_Sum, ONNX_BROADCASTS) &&
+  CHECK(onnx_op_has(ONNX_Mod, ONNX_BROADCASTS | ONNX_ELEMENTWISE));
+  CHECK(onnx_op_has(ONNX_Where, ONNX_BROADCASTS) && onnx_op_info[ONNX_Where].min_inputs == 3);
+  CHECK(onnx_op_has(ONNX_BitShift, ONNX_BROADCASTS));
+  CHECK(onnx_op_has(ONNX_Sum, ONNX_BROADCASTS) &&
          onnx_op_info[ONNX_Sum].max_inputs == ONNX_VARIADIC);
-  EXPECT(!onnx_op_has(ONNX_PRelu, ONNX_BROADCASTS) && onnx_op_has(ONNX_PRelu, ONNX_SAME_SHAPE));
-  EXPECT(onnx_op_has(ONNX_Tan, ONNX_ELEMENTWISE) && onnx_op_has(ONNX_Asin, ONNX_ELEMENTWISE));
-  EXPECT(!onnx_op_has(ONNX_Softmax, ONNX_ELEMENTWISE));
-  EXPECT(onnx_op_has(ONNX_Softmax, ONNX_SAME_SHAPE));
-  EXPECT(!onnx_op_has(ONNX_Clip, ONNX_ELEMENTWISE));
-  EXPECT(!onnx_op_has(ONNX_Transpose, ONNX_RESHAPES));
+  CHECK(!onnx_op_has(ONNX_PRelu, ONNX_BROADCASTS) && onnx_op_has(ONNX_PRelu, ONNX_SAME_SHAPE));
+  CHECK(onnx_op_has(ONNX_Tan, ONNX_ELEMENTWISE) && onnx_op_has(ONNX_Asin, ONNX_ELEMENTWISE));
+  CHECK(!onnx_op_has(ONNX_Softmax, ONNX_ELEMENTWISE));
+  CHECK(onnx_op_has(ONNX_Softmax, ONNX_SAME_SHAPE));
+  CHECK(!onnx_op_has(ONNX_Clip, ONNX_ELEMENTWISE));
+  CHECK(!onnx_op_has(ONNX_Transpose, ONNX_RESHAPES));
 }
 
 static void test_lookup_misses(void) {
   const char *not_ops[] = {"", "relu", "ADD", "Add ", "Addd", "Ad", "A", "Zzz", "Bitwise",
                            "Reduce", "hlo2onnx.fn"};
   for (size_t i = 0; i < sizeof not_ops / sizeof *not_ops; i++)
-    EXPECT(onnx_op_lookup(not_ops[i]) == ONNX_OTHER);
-  EXPECT(onnx_op_lookup(NULL) == ONNX_OTHER);
+    CHECK(onnx_op_lookup(not_ops[i]) == ONNX_OTHER);
+  CHECK(onnx_op_lookup(NULL) == ONNX_OTHER);
 }
 
 /* The ONNX op hints of the StableHLO op table (the ops lower_unary,
@@ -101,9 +83,7 @@ static void test_ops_def_hints(void) {
   };
   for (size_t i = 0; i < sizeof hints / sizeof *hints; i++)
     if (hints[i] && onnx_op_lookup(hints[i]) == ONNX_OTHER) {
-      fprintf(stderr, "ir/ops.def names the ONNX op '%s', which is not in onnx_ops.def\n",
-              hints[i]);
-      failures++;
+      fail("ir/ops.def names the ONNX op '%s', which is not in onnx_ops.def", hints[i]);
     }
 }
 
@@ -125,7 +105,7 @@ static bool lowering_non_op(const char *s) {
 static void test_lowering_literals(void) {
   const char *dir_path = "../../src/lower";
   DIR *d = opendir(dir_path);
-  EXPECT(d != NULL);
+  CHECK(d != NULL);
   if (!d) return;
   int files = 0, literals = 0;
   for (struct dirent *e; (e = readdir(d)) != NULL;) {
@@ -134,7 +114,7 @@ static void test_lowering_literals(void) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", dir_path, e->d_name);
     FILE *f = fopen(path, "rb");
-    EXPECT(f != NULL);
+    CHECK(f != NULL);
     if (!f) continue;
     files++;
     char line[4096];
@@ -151,9 +131,7 @@ static void test_lowering_literals(void) {
           if (n > 1 && is_identifier(word) && !lowering_non_op(word)) {
             literals++;
             if (onnx_op_lookup(word) == ONNX_OTHER) {
-              fprintf(stderr, "%s:%d: \"%s\" is not an op of onnx_ops.def\n", path, lineno,
-                      word);
-              failures++;
+              fail("%s:%d: \"%s\" is not an op of onnx_ops.def", path, lineno, word);
             }
           }
         }
@@ -163,7 +141,7 @@ static void test_lowering_literals(void) {
     fclose(f);
   }
   closedir(d);
-  EXPECT(files > 5 && literals > 50); /* the scan did read the lowering */
+  CHECK(files > 5 && literals > 50); /* the scan did read the lowering */
 }
 
 static OValue *input(Ctx *c, OGraph *g) {
@@ -181,55 +159,55 @@ static void test_node_kinds(void) {
   OValue *x = input(c, g);
   OValue *xy[2] = {x, x};
   ONode *add = og_node(c, g, "Add", xy, 2, 1);
-  EXPECT(add->kind == ONNX_Add && og_is(add, ONNX_Add) && !og_is(add, ONNX_Sub));
-  EXPECT(!og_is(NULL, ONNX_Add));
-  EXPECT(og_check_ops(c, g) == 0);
+  CHECK(add->kind == ONNX_Add && og_is(add, ONNX_Add) && !og_is(add, ONNX_Sub));
+  CHECK(!og_is(NULL, ONNX_Add));
+  CHECK(og_check_ops(c, g) == 0);
 
   /* a rewrite changes the kind with the op_type */
   og_set_kind(add, ONNX_Mul);
-  EXPECT(strcmp(add->op_type, "Mul") == 0 && og_is(add, ONNX_Mul));
+  CHECK(strcmp(add->op_type, "Mul") == 0 && og_is(add, ONNX_Mul));
   /* a call of a local function named like an op is no op of the table */
   ONode *call = og_node(c, g, "Relu", &x, 1, 1);
   og_set_op(call, call->op_type, OG_FN_DOMAIN);
-  EXPECT(call->kind == ONNX_OTHER && !og_is(call, ONNX_Relu));
-  EXPECT(og_check_ops(c, g) == 0);
+  CHECK(call->kind == ONNX_OTHER && !og_is(call, ONNX_Relu));
+  CHECK(og_check_ops(c, g) == 0);
   /* ... and back into ai.onnx */
   og_set_op(call, "Relu", NULL);
-  EXPECT(og_is(call, ONNX_Relu));
+  CHECK(og_is(call, ONNX_Relu));
   /* dead nodes match nothing */
   call->dead = true;
-  EXPECT(!og_is(call, ONNX_Relu));
-  EXPECT(c->n_errors == 0);
+  CHECK(!og_is(call, ONNX_Relu));
+  CHECK(c->n_errors == 0);
 
   /* og_check_ops: an op outside the table */
   c = ctx();
   ONode *bad = og_node(c, g, "NoSuchOp", &x, 1, 1);
-  EXPECT(bad->kind == ONNX_OTHER);
-  EXPECT(og_check_ops(c, g) != 0 && c->status == H2O_EINTERNAL);
-  EXPECT(c->diag && strstr(c->diag, "NoSuchOp"));
+  CHECK(bad->kind == ONNX_OTHER);
+  CHECK(og_check_ops(c, g) != 0 && c->status == H2O_EINTERNAL);
+  CHECK(c->diag && strstr(c->diag, "NoSuchOp"));
   bad->dead = true;
   /* ... an op_type written past og_set_op */
   c = ctx();
   add->op_type = "Sub";
-  EXPECT(og_check_ops(c, g) != 0 && strstr(c->diag, "og_set_op"));
+  CHECK(og_check_ops(c, g) != 0 && strstr(c->diag, "og_set_op"));
   og_set_op(add, "Sub", NULL);
   /* ... a wrong number of inputs */
   c = ctx();
   ONode *where = og_node(c, g, "Where", xy, 2, 1);
-  EXPECT(og_check_ops(c, g) != 0 && strstr(c->diag, "Where"));
+  CHECK(og_check_ops(c, g) != 0 && strstr(c->diag, "Where"));
   where->dead = true;
   c = ctx();
-  EXPECT(og_check_ops(c, g) == 0);
+  CHECK(og_check_ops(c, g) == 0);
 
   /* subgraphs are checked too */
   OGraph *body = og_new(c, "body", g);
   ONode *inner = og_node(c, body, "Tanh", &x, 1, 1);
   ONode *iff = og_node(c, g, "If", &x, 1, 1);
   og_attr_graph(c, iff, "then_branch", body);
-  EXPECT(og_check_ops(c, g) == 0);
+  CHECK(og_check_ops(c, g) == 0);
   inner->op_type = "Tanhh";
   c = ctx();
-  EXPECT(og_check_ops(c, g) != 0);
+  CHECK(og_check_ops(c, g) != 0);
 }
 
 int main(void) {
@@ -246,7 +224,5 @@ int main(void) {
   test_node_kinds();
   ctx_release(&C);
   arena_free(A);
-  if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-  else printf("test_onnx_ops: all checks passed (%d ops)\n", ONNX__COUNT - 1);
-  return failures ? 1 : 0;
+  return test_summary("test_onnx_ops");
 }

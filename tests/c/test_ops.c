@@ -13,17 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int n_failed, n_checks;
-
-#define CHECK(cond, kind)                                                         \
-  do {                                                                            \
-    n_checks++;                                                                   \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__,       \
-              op_table[kind].name, #cond);                                        \
-      n_failed++;                                                                 \
-    }                                                                             \
-  } while (0)
+#include "test.h"
 
 static const unsigned KNOWN_FLAGS =
     OPF_PASSES_VALUES_ALONG | OPF_REPORTS_COMPLEX | OPF_CASTS_FLOAT8;
@@ -31,27 +21,31 @@ static const unsigned KNOWN_FLAGS =
 static void test_every_row_is_complete(void) {
   for (int k = 1; k < OP__COUNT; k++) {
     const OpInfo *info = &op_table[k];
-    CHECK(info->name && info->name[0], k);
-    CHECK(info->shape > SHAPE_MISSING && info->shape < SHAPE__COUNT, k);
-    CHECK((info->flags & ~KNOWN_FLAGS) == 0, k);
-    CHECK(lw_converters[k] != NULL, k);
-    CHECK(op_lookup(info->name, strlen(info->name)) == (OpKind)k, k);
+    current = info->name;
+    CHECK(info->name && info->name[0]);
+    CHECK(info->shape > SHAPE_MISSING && info->shape < SHAPE__COUNT);
+    CHECK((info->flags & ~KNOWN_FLAGS) == 0);
+    CHECK(lw_converters[k] != NULL);
+    CHECK(op_lookup(info->name, strlen(info->name)) == (OpKind)k);
   }
 }
 
 /* An op whose converter is one ONNX op per element reads and writes one
  * shape: the shape check must say so, or mismatched operands pass unseen. */
 static void test_elementwise_converters_have_the_elementwise_rule(void) {
-  for (int k = 1; k < OP__COUNT; k++)
+  for (int k = 1; k < OP__COUNT; k++) {
+    current = op_table[k].name;
     if (lw_converters[k] == lower_unary || lw_converters[k] == lower_binary)
-      CHECK(op_table[k].shape == SHAPE_ELEMENTWISE, k);
+      CHECK(op_table[k].shape == SHAPE_ELEMENTWISE);
+  }
 }
 
 static void test_flags_mean_what_they_say(void) {
-  CHECK(op_table[OP_CALL].flags & OPF_PASSES_VALUES_ALONG, OP_CALL);
-  CHECK(op_table[OP_WHILE].flags & OPF_PASSES_VALUES_ALONG, OP_WHILE);
-  CHECK(!(op_table[OP_ADD].flags & OPF_PASSES_VALUES_ALONG), OP_ADD);
-  CHECK(op_table[OP_CONVERT].flags & OPF_CASTS_FLOAT8, OP_CONVERT);
+  current = "flags";
+  CHECK(op_table[OP_CALL].flags & OPF_PASSES_VALUES_ALONG);
+  CHECK(op_table[OP_WHILE].flags & OPF_PASSES_VALUES_ALONG);
+  CHECK(!(op_table[OP_ADD].flags & OPF_PASSES_VALUES_ALONG));
+  CHECK(op_table[OP_CONVERT].flags & OPF_CASTS_FLOAT8);
 }
 
 static const struct {
@@ -66,11 +60,11 @@ static const struct {
 static void test_attribute_renames(void) {
   int n = (int)(sizeof renames / sizeof renames[0]);
   for (int i = 0; i < n; i++) {
-    CHECK(strcmp(renames[i].pretty, renames[i].spec) != 0, renames[i].kind);
+    current = op_table[renames[i].kind].name;
+    CHECK(strcmp(renames[i].pretty, renames[i].spec) != 0);
     for (int j = 0; j < i; j++)
       CHECK(renames[j].kind != renames[i].kind ||
-                strcmp(renames[j].pretty, renames[i].pretty) != 0,
-            renames[i].kind);
+            strcmp(renames[j].pretty, renames[i].pretty) != 0);
   }
 }
 
@@ -79,6 +73,5 @@ int main(void) {
   test_elementwise_converters_have_the_elementwise_rule();
   test_flags_mean_what_they_say();
   test_attribute_renames();
-  printf("test_ops: %d checks, %d failed\n", n_checks, n_failed);
-  return n_failed ? 1 : 0;
+  return test_summary("test_ops");
 }

@@ -15,18 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int n_failed, n_checks;
-static const char *current;
-
-#define CHECK(cond)                                                               \
-  do {                                                                            \
-    n_checks++;                                                                   \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__,       \
-              current, #cond);                                                    \
-      n_failed++;                                                                 \
-    }                                                                             \
-  } while (0)
+#include "test.h"
 
 /* ---- harness ------------------------------------------------------------------ */
 
@@ -1354,10 +1343,5 @@ int main(void) {
   test_jax_export_sample();
   test_bad_inputs();
   test_truncations();
-  if (n_failed) {
-    fprintf(stderr, "test_parse: %d of %d checks failed\n", n_failed, n_checks);
-    return 1;
-  }
-  printf("test_parse: all %d checks passed\n", n_checks);
-  return 0;
+  return test_summary("test_parse");
 }

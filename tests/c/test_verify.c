@@ -15,32 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int n_failed;
-static const char *current;
+#define TEST_CONTEXT
+#include "test.h"
 
-#define CHECK(cond)                                                                 \
-  do {                                                                              \
-    if (!(cond)) {                                                                  \
-      fprintf(stderr, "%s:%d: [%s] check failed: %s\n", __FILE__, __LINE__, current, \
-              #cond);                                                               \
-      n_failed++;                                                                   \
-    }                                                                               \
-  } while (0)
-
-static jmp_buf oom;
-static Arena *A;
-static Ctx C;
-static h2o_options O;
-
-static Ctx *fresh(const char *name) {
-  current = name;
-  ctx_release(&C);
-  ctx_init(&C, A, &oom, "test", NULL, 0, &O);
-  return &C;
-}
-
-/* x -> Relu -> r -> Neg -> y (output), and r -> Abs -> z (output). */
+/* x -> Relu -> r -> Neg -> y (output), and r -> Abs -> z (output), in a
+ * fresh context c. */
 typedef struct Small {
+  Ctx *c;
   OGraph *g;
   OValue *x, *r, *y, *z;
   ONode *relu, *neg, *abs;
@@ -51,8 +32,11 @@ static void add_output(OGraph *g, OValue *v) {
   ptrvec_push(A, &g->outputs, v);
 }
 
-static Small small(Ctx *c) {
+/* Starts the case `name`: a fresh context and the small graph, counted. */
+static Small small(const char *name) {
+  current = name;
   Small s;
+  Ctx *c = s.c = ctx();
   s.g = og_new(c, "g", NULL);
   s.x = og_value(c, s.g, "x");
   s.x->is_input = true;
@@ -70,131 +54,118 @@ static Small small(Ctx *c) {
 }
 
 /* og_verify fails with an internal error whose message contains `what`. */
-static void expect_broken(Ctx *c, const OGraph *g, const char *what) {
-  CHECK(og_verify(c, g) != 0);
+static void expect_broken(const Small *s, const char *what) {
+  Ctx *c = s->c;
+  CHECK(og_verify(c, s->g) != 0);
   CHECK(c->status == H2O_EINTERNAL);
   CHECK(c->diag && strstr(c->diag, what));
   if (c->diag && !strstr(c->diag, what)) fprintf(stderr, "  got: %s", c->diag);
 }
 
 static void test_intact(void) {
-  Ctx *c = fresh("intact");
-  Small s = small(c);
+  Small s = small("intact");
   CHECK(s.r->n_uses == 2 && s.y->n_uses == 1 && s.x->n_uses == 1);
-  CHECK(og_verify(c, s.g) == 0);
-  CHECK(c->status == H2O_OK);
+  CHECK(og_verify(s.c, s.g) == 0);
+  CHECK(s.c->status == H2O_OK);
 }
 
 /* A pass that rewires a reader without moving the count: the old value
  * looks shared, the new one looks unused - or, worse, single-use when it
  * is read twice, which lets a fusion absorb it. */
 static void test_stale_counts(void) {
-  Ctx *c = fresh("count too high");
-  Small s = small(c);
+  Small s = small("count too high");
   s.r->n_uses++;
-  expect_broken(c, s.g, "has 2 uses but its use count says 3");
+  expect_broken(&s, "has 2 uses but its use count says 3");
 
-  c = fresh("count too low");
-  s = small(c);
+  s = small("count too low");
   s.r->n_uses = 1; /* og_single_use(r) would wrongly hold */
-  expect_broken(c, s.g, "has 2 uses but its use count says 1");
+  expect_broken(&s, "has 2 uses but its use count says 1");
 
-  c = fresh("rewired without counting");
-  s = small(c);
+  s = small("rewired without counting");
   s.abs->inputs[0] = s.x;
-  expect_broken(c, s.g, "use count says");
+  expect_broken(&s, "use count says");
 
-  c = fresh("output slot not counted");
-  s = small(c);
+  s = small("output slot not counted");
   s.y->n_uses = 0;
-  expect_broken(c, s.g, "has 1 uses but its use count says 0");
+  expect_broken(&s, "has 1 uses but its use count says 0");
 
-  c = fresh("dead reader still counted");
-  s = small(c);
+  s = small("dead reader still counted");
   s.abs->dead = true;
   /* z is still an output, defined by a dead node: caught as undefined */
-  expect_broken(c, s.g, "graph output");
+  expect_broken(&s, "graph output");
 
-  c = fresh("dead reader, counts kept right");
-  s = small(c);
+  s = small("dead reader, counts kept right");
   s.abs->dead = true;
   s.g->outputs.len = 1; /* drop z */
   s.z->is_output = false;
   s.r->n_uses--;
   s.z->n_uses--;
-  CHECK(og_verify(c, s.g) == 0);
+  CHECK(og_verify(s.c, s.g) == 0);
 }
 
 /* og_replace_uses keeps the counts, graph output slots included. */
 static void test_replace_keeps_counts(void) {
-  Ctx *c = fresh("replace an output");
-  Small s = small(c);
+  Small s = small("replace an output");
   og_replace_uses(s.g, s.y, s.r); /* Neg bypassed: r is now the output */
   s.neg->dead = true;
   s.r->n_uses--;
   CHECK(s.r->is_output && !s.y->is_output && s.y->n_uses == 0 && s.r->n_uses == 2);
-  CHECK(og_verify(c, s.g) == 0);
+  CHECK(og_verify(s.c, s.g) == 0);
 
-  c = fresh("replace in a subgraph's outputs");
-  s = small(c);
-  OGraph *body = og_new(c, "body", s.g);
+  s = small("replace in a subgraph's outputs");
+  OGraph *body = og_new(s.c, "body", s.g);
   add_output(body, s.r); /* the body yields the outer r itself */
   OValue *cond = s.x;
-  ONode *iff = og_node(c, s.g, "If", &cond, 1, 1);
-  og_attr_graph(c, iff, "then_branch", body); /* one branch is enough here */
+  ONode *iff = og_node(s.c, s.g, "If", &cond, 1, 1);
+  og_attr_graph(s.c, iff, "then_branch", body); /* one branch is enough here */
   og_recount_uses(s.g);
-  CHECK(og_verify(c, s.g) == 0);
+  CHECK(og_verify(s.c, s.g) == 0);
   og_replace_uses(s.g, s.r, s.x);
   s.relu->dead = true;
   s.x->n_uses--;
   CHECK(body->outputs.items[0] == s.x);
-  CHECK(og_verify(c, s.g) == 0);
+  CHECK(og_verify(s.c, s.g) == 0);
 }
 
 static void test_structure(void) {
-  Ctx *c = fresh("reads a dead node's output");
-  Small s = small(c);
+  Small s = small("reads a dead node's output");
   s.relu->dead = true;
   s.x->n_uses--;
-  expect_broken(c, s.g, "before it is defined");
+  expect_broken(&s, "before it is defined");
 
-  c = fresh("produced twice");
-  s = small(c);
+  s = small("produced twice");
   s.abs->outputs[0] = s.y;
-  expect_broken(c, s.g, "is defined twice");
+  expect_broken(&s, "is defined twice");
 
-  c = fresh("producer names another node");
-  s = small(c);
+  s = small("producer names another node");
   s.r->producer = s.neg;
-  expect_broken(c, s.g, "names another producer");
+  expect_broken(&s, "names another producer");
 
-  c = fresh("output not marked");
-  s = small(c);
+  s = small("output not marked");
   s.y->is_output = false; /* og_single_use(y) would hold */
-  expect_broken(c, s.g, "is not marked as an output");
+  expect_broken(&s, "is not marked as an output");
 }
 
 /* A subgraph reads an outer value: it counts as a use of that value, and
  * the value must be defined before the node owning the subgraph. */
 static void test_subgraph(void) {
-  Ctx *c = fresh("subgraph use counted");
-  Small s = small(c);
-  OGraph *body = og_new(c, "body", s.g);
-  ONode *inner = og_node(c, body, "Sqrt", &s.r, 1, 1);
+  Small s = small("subgraph use counted");
+  OGraph *body = og_new(s.c, "body", s.g);
+  ONode *inner = og_node(s.c, body, "Sqrt", &s.r, 1, 1);
   add_output(body, inner->outputs[0]);
-  OValue *cond = og_value(c, s.g, "cond");
+  OValue *cond = og_value(s.c, s.g, "cond");
   cond->is_input = true;
   ptrvec_push(A, &s.g->inputs, cond);
-  ONode *iff = og_node(c, s.g, "If", &cond, 1, 1);
-  og_attr_graph(c, iff, "then_branch", body);
-  og_attr_graph(c, iff, "else_branch", body);
-  CHECK(og_verify(c, s.g) != 0); /* r's count misses the subgraph's reads */
+  ONode *iff = og_node(s.c, s.g, "If", &cond, 1, 1);
+  og_attr_graph(s.c, iff, "then_branch", body);
+  og_attr_graph(s.c, iff, "else_branch", body);
+  CHECK(og_verify(s.c, s.g) != 0); /* r's count misses the subgraph's reads */
   og_recount_uses(s.g);
   CHECK(s.r->n_uses == 4); /* Neg, Abs, and Sqrt seen through both branches */
-  fresh("subgraph use counted");
-  CHECK(og_verify(c, s.g) == 0);
+  s.c = ctx();             /* clears the error */
+  CHECK(og_verify(s.c, s.g) == 0);
   inner->outputs[0]->n_uses = 0;
-  expect_broken(c, s.g, "use count says 0");
+  expect_broken(&s, "use count says 0");
 }
 
 int main(void) {
@@ -210,6 +181,5 @@ int main(void) {
   test_subgraph();
   ctx_release(&C);
   arena_free(A);
-  if (n_failed) fprintf(stderr, "%d checks failed\n", n_failed);
-  return n_failed ? 1 : 0;
+  return test_summary("test_verify");
 }

@@ -32,27 +32,10 @@
 
 #include "write/write.h"
 
-static int failures;
-#define EXPECT(cond)                                                      \
-  do {                                                                    \
-    if (!(cond)) {                                                        \
-      fprintf(stderr, "%s:%d: FAILED: %s\n", __FILE__, __LINE__, #cond);  \
-      failures++;                                                         \
-    }                                                                     \
-  } while (0)
+#define TEST_CONTEXT
+#include "test.h"
 
-static jmp_buf oom;
-static Arena *A;
-static Ctx C;
-static h2o_options O;
 static char dir[256];
-
-/* A fresh context (diagnostics, status) with the current options. */
-static Ctx *ctx(void) {
-  ctx_release(&C);
-  ctx_init(&C, A, &oom, "test", NULL, 0, &O);
-  return &C;
-}
 
 static void reset_opts(void) { memset(&O, 0, sizeof O); }
 
@@ -85,23 +68,9 @@ static bool has_tmp_files(const char *path) {
   return found;
 }
 
-static uint8_t *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, n = 0;
-  uint8_t *buf = malloc(cap);
-  for (size_t k; buf && (k = fread(buf + n, 1, cap - n, f)) > 0;) {
-    n += k;
-    if (n == cap) buf = realloc(buf, cap *= 2);
-  }
-  fclose(f);
-  *len = n;
-  return buf;
-}
-
 static void write_bytes(const char *path, const void *p, size_t n) {
   FILE *f = fopen(path, "wb");
-  EXPECT(f && fwrite(p, 1, n, f) == n);
+  CHECK(f && fwrite(p, 1, n, f) == n);
   if (f) fclose(f);
 }
 
@@ -150,47 +119,47 @@ static void test_pb(void) {
   for (size_t i = 0; i < sizeof varints / sizeof varints[0]; i++) {
     pb_init_mem(&o, buf, sizeof buf, NULL);
     pb_varint(&o, varints[i].v);
-    EXPECT(mem_is(&o, varints[i].hex));
-    EXPECT(pb_varint_size(varints[i].v) == strlen(varints[i].hex) / 2);
+    CHECK(mem_is(&o, varints[i].hex));
+    CHECK(pb_varint_size(varints[i].v) == strlen(varints[i].hex) / 2);
   }
   /* int64 -1: ten bytes; a tag; a float; a string; packed fields. */
   pb_init_mem(&o, buf, sizeof buf, NULL);
   pb_field_i64(&o, 3, -1);
-  EXPECT(mem_is(&o, "18ffffffffffffffffff01"));
+  CHECK(mem_is(&o, "18ffffffffffffffffff01"));
   pb_init_mem(&o, buf, sizeof buf, NULL);
   pb_field_f32(&o, 2, 1.0f);
-  EXPECT(mem_is(&o, "150000803f"));
+  CHECK(mem_is(&o, "150000803f"));
   pb_init_mem(&o, buf, sizeof buf, NULL);
   pb_field_str(&o, 20, "ab");
   pb_field_str(&o, 21, NULL);
-  EXPECT(mem_is(&o, "a201026162"));
+  CHECK(mem_is(&o, "a201026162"));
   pb_init_mem(&o, buf, sizeof buf, NULL);
   const int64_t ints[] = {3, 270, -2};
   pb_field_packed_i64(&o, 8, ints, 3);
   pb_field_packed_i64(&o, 8, ints, 0);
-  EXPECT(mem_is(&o, "420d038e02feffffffffffffffff01"));
+  CHECK(mem_is(&o, "420d038e02feffffffffffffffff01"));
   pb_init_mem(&o, buf, sizeof buf, NULL);
   const float fl[] = {1.0f, -2.0f};
   pb_field_packed_f32(&o, 7, fl, 2);
-  EXPECT(mem_is(&o, "3a080000803f000000c0"));
+  CHECK(mem_is(&o, "3a080000803f000000c0"));
   /* Nested messages: sizes first. */
   Pair p = {150, "x"};
-  EXPECT(pb_msg_size(emit_pair, &p, NULL) == 6);
+  CHECK(pb_msg_size(emit_pair, &p, NULL) == 6);
   pb_init_mem(&o, buf, sizeof buf, NULL);
   emit_nested(&o, &p);
-  EXPECT(mem_is(&o, "1a06089601120178" "1a06089601120178"));
-  EXPECT(pb_field_len_size(3, 6) == 8);
+  CHECK(mem_is(&o, "1a06089601120178" "1a06089601120178"));
+  CHECK(pb_field_len_size(3, 6) == 8);
   /* A memory destination one byte short. */
   pb_init_mem(&o, buf, 15, NULL);
   emit_nested(&o, &p);
-  EXPECT(o.err == PB_EOVERFLOW && o.n == 16);
+  CHECK(o.err == PB_EOVERFLOW && o.n == 16);
 
   /* The file path with a tiny buffer: raw blocks bigger and smaller than
    * the buffer, hex decoding across flushes, zeros. */
   char *path = path_in("pb.bin");
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  EXPECT(fd >= 0);
-  EXPECT(pb_init_fd(&o, fd, 3, NULL) == 0);
+  CHECK(fd >= 0);
+  CHECK(pb_init_fd(&o, fd, 3, NULL) == 0);
   uint8_t want[200];
   size_t n = 0;
   for (int i = 0; i < 10; i++) want[n++] = (uint8_t)(i * 7);
@@ -206,30 +175,30 @@ static void test_pb(void) {
   want[n++] = 0x96;
   want[n++] = 0x01;
   pb_varint(&o, 150);
-  EXPECT(pb_flush(&o) == 0 && o.n == n);
+  CHECK(pb_flush(&o) == 0 && o.n == n);
   pb_release(&o);
   close(fd);
   size_t got_len = 0;
   uint8_t *got = read_file(path, &got_len);
-  EXPECT(got && got_len == n && memcmp(got, want, n) == 0);
+  CHECK(got && got_len == n && memcmp(got, want, n) == 0);
   free(got);
   /* Writes that fail: the error sticks, bytes are still counted. */
   fd = open("/dev/full", O_WRONLY);
   if (fd >= 0) {
-    EXPECT(pb_init_fd(&o, fd, 4, NULL) == 0);
+    CHECK(pb_init_fd(&o, fd, 4, NULL) == 0);
     pb_raw(&o, want, 10);
     pb_raw(&o, want, 10);
-    EXPECT(pb_flush(&o) == ENOSPC && o.n == 20);
+    CHECK(pb_flush(&o) == ENOSPC && o.n == 20);
     pb_release(&o);
     close(fd);
   }
 }
 
 static void test_ir_versions(FILE *manifest) {
-  EXPECT(ow_ir_version(20) == 9);
-  EXPECT(ow_ir_version(21) == 10);
-  EXPECT(ow_ir_version(17) == 8);
-  EXPECT(ow_ir_version(13) == 7);
+  CHECK(ow_ir_version(20) == 9);
+  CHECK(ow_ir_version(21) == 10);
+  CHECK(ow_ir_version(17) == 8);
+  CHECK(ow_ir_version(13) == 7);
   fprintf(manifest, "\"ir_versions\": [");
   for (int opset = 1; opset <= 40; opset++)
     fprintf(manifest, "%s[%d, %d, %d]", opset > 1 ? ", " : "", opset, ow_ir_version(opset),
@@ -885,16 +854,16 @@ static void dump_floats(FILE *f, const char *name, const float *v, int n, const 
 static void write_plain(const OModel *m, const char *name) {
   void *mem = NULL, *mem2 = NULL;
   size_t len = 0, len2 = 0;
-  EXPECT(ow_write_memory(ctx(), m, &mem, &len) == 0);
+  CHECK(ow_write_memory(ctx(), m, &mem, &len) == 0);
   if (C.status) fprintf(stderr, "%s", C.diag);
-  EXPECT(ow_write_memory(ctx(), m, &mem2, &len2) == 0);
-  EXPECT(mem && mem2 && len == len2 && memcmp(mem, mem2, len) == 0);
+  CHECK(ow_write_memory(ctx(), m, &mem2, &len2) == 0);
+  CHECK(mem && mem2 && len == len2 && memcmp(mem, mem2, len) == 0);
   char *path = path_in(name);
-  EXPECT(ow_write_file(ctx(), m, path) == 0);
+  CHECK(ow_write_file(ctx(), m, path) == 0);
   if (C.status) fprintf(stderr, "%s", C.diag);
   size_t flen = 0;
   uint8_t *fbytes = read_file(path, &flen);
-  EXPECT(fbytes && flen == len && memcmp(fbytes, mem, len) == 0);
+  CHECK(fbytes && flen == len && memcmp(fbytes, mem, len) == 0);
   free(fbytes);
   free(mem);
   free(mem2);
@@ -1012,15 +981,15 @@ static void test_functions(FILE *mf) {
   FnCase fc;
   OModel *m = model_functions(&fc);
   write_plain(m, "fn.onnx");
-  EXPECT(write_ext(m, "fn_ext.onnx", 16, NULL) == 0);
+  CHECK(write_ext(m, "fn_ext.onnx", 16, NULL) == 0);
   /* A call node that does not name its function is a bug, reported. */
   ONode *first = m->graph->nodes.items[0];
   const char *op_type = first->op_type;
   first->op_type = "renamed";
   void *mem = NULL;
   size_t len = 0;
-  EXPECT(ow_write_memory(ctx(), m, &mem, &len) == -1 && !mem);
-  EXPECT(C.status == H2O_EINTERNAL && strstr(C.diag, "does not name its function"));
+  CHECK(ow_write_memory(ctx(), m, &mem, &len) == -1 && !mem);
+  CHECK(C.status == H2O_EINTERNAL && strstr(C.diag, "does not name its function"));
   first->op_type = op_type;
   fprintf(mf, "\"functions\": {\"files\": [\"fn.onnx\", \"fn_ext.onnx\"], \"feeds\": {");
   dump_floats(mf, "x", fc.x, 6, "[2, 3]");
@@ -1036,10 +1005,10 @@ static void test_functions(FILE *mf) {
 static void test_failures(const OModel *m) {
   /* A directory that does not exist: an error, nothing created. */
   char *missing = path_in("nosuch/dir/m.onnx");
-  EXPECT(ow_write_file(ctx(), m, missing) == -1);
-  EXPECT(C.status == H2O_EIO && C.diag && strstr(C.diag, "nosuch/dir/m.onnx") &&
+  CHECK(ow_write_file(ctx(), m, missing) == -1);
+  CHECK(C.status == H2O_EIO && C.diag && strstr(C.diag, "nosuch/dir/m.onnx") &&
          strstr(C.diag, "No such file or directory"));
-  EXPECT(!exists(path_in("nosuch")));
+  CHECK(!exists(path_in("nosuch")));
 
   /* The external data file cannot be created: the model is not written. */
   char *sub = path_in("fail");
@@ -1048,24 +1017,24 @@ static void test_failures(const OModel *m) {
   write_bytes(keep, "OLD", 3);
   O.external_threshold = 16;
   O.external_data = "nodir/keep.data";
-  EXPECT(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EIO);
+  CHECK(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EIO);
   /* A bad external data name: a usage error before anything is written. */
   O.external_data = "../escape.data";
-  EXPECT(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EUSAGE);
+  CHECK(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EUSAGE);
   O.external_data = "keep.onnx";
-  EXPECT(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EUSAGE);
+  CHECK(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EUSAGE);
   /* Renaming the data file into place fails (a directory is in the way):
    * both temporaries go, the old model stays. */
   mkdir(path_in("fail/keep.onnx.data"), 0755);
   O.external_data = NULL;
-  EXPECT(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EIO);
+  CHECK(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EIO);
   O.external_threshold = 0;
   size_t len = 0;
   uint8_t *old = read_file(keep, &len);
-  EXPECT(old && len == 3 && memcmp(old, "OLD", 3) == 0);
+  CHECK(old && len == 3 && memcmp(old, "OLD", 3) == 0);
   free(old);
-  EXPECT(!has_tmp_files(sub));
-  EXPECT(count_entries(sub) == 2);
+  CHECK(!has_tmp_files(sub));
+  CHECK(count_entries(sub) == 2);
 
   /* The disk fills up mid-write (a file size limit stands in for it). */
   struct rlimit saved, lim;
@@ -1074,13 +1043,13 @@ static void test_failures(const OModel *m) {
   lim.rlim_cur = 2000;
   void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
   if (setrlimit(RLIMIT_FSIZE, &lim) == 0) {
-    EXPECT(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EIO);
-    EXPECT(C.diag && strstr(C.diag, "keep.onnx") && strstr(C.diag, "too large"));
+    CHECK(ow_write_file(ctx(), m, keep) == -1 && C.status == H2O_EIO);
+    CHECK(C.diag && strstr(C.diag, "keep.onnx") && strstr(C.diag, "too large"));
     setrlimit(RLIMIT_FSIZE, &saved);
     old = read_file(keep, &len);
-    EXPECT(old && len == 3 && memcmp(old, "OLD", 3) == 0);
+    CHECK(old && len == 3 && memcmp(old, "OLD", 3) == 0);
     free(old);
-    EXPECT(!has_tmp_files(sub));
+    CHECK(!has_tmp_files(sub));
   }
   signal(SIGXFSZ, old_handler);
 
@@ -1088,30 +1057,30 @@ static void test_failures(const OModel *m) {
    * removed: the writer takes the next free name. */
   char *stale = arena_printf(A, "%s.tmp.%ld", keep, (long)getpid());
   write_bytes(stale, "STALE", 5);
-  EXPECT(ow_write_file(ctx(), m, keep) == 0);
+  CHECK(ow_write_file(ctx(), m, keep) == 0);
   old = read_file(stale, &len);
-  EXPECT(old && len == 5 && memcmp(old, "STALE", 5) == 0);
+  CHECK(old && len == 5 && memcmp(old, "STALE", 5) == 0);
   free(old);
   unlink(stale);
-  EXPECT(!has_tmp_files(sub));
+  CHECK(!has_tmp_files(sub));
   old = read_file(keep, &len);
-  EXPECT(old && len > 3);
+  CHECK(old && len > 3);
   free(old);
 
   /* A device: written in place, never renamed over. */
   if (exists("/dev/full")) {
-    EXPECT(ow_write_file(ctx(), m, "/dev/full") == -1 && C.status == H2O_EIO);
-    EXPECT(C.diag && strstr(C.diag, "/dev/full") && strstr(C.diag, "No space left"));
+    CHECK(ow_write_file(ctx(), m, "/dev/full") == -1 && C.status == H2O_EIO);
+    CHECK(C.diag && strstr(C.diag, "/dev/full") && strstr(C.diag, "No space left"));
     struct stat st;
-    EXPECT(stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode));
+    CHECK(stat("/dev/full", &st) == 0 && S_ISCHR(st.st_mode));
   }
   if (exists("/dev/null")) {
     O.external_threshold = 16; /* ignored: no data file next to a device */
-    EXPECT(ow_write_file(ctx(), m, "/dev/null") == 0);
+    CHECK(ow_write_file(ctx(), m, "/dev/null") == 0);
     O.external_threshold = 0;
-    EXPECT(!exists("/dev/null.data"));
+    CHECK(!exists("/dev/null.data"));
     struct stat st;
-    EXPECT(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
+    CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
   }
 
   /* A broken tensor is a bug in hlo2onnx, reported, nothing written. */
@@ -1122,10 +1091,10 @@ static void test_failures(const OModel *m) {
   OModel bad = {.graph = g, .opset = 20};
   void *mem = NULL;
   size_t mem_len = 0;
-  EXPECT(ow_write_memory(ctx(), &bad, &mem, &mem_len) == -1 && !mem);
-  EXPECT(C.status == H2O_EINTERNAL && strstr(C.diag, "short") && strstr(C.diag, "12"));
-  EXPECT(ow_write_file(ctx(), &bad, path_in("bad.onnx")) == -1);
-  EXPECT(!exists(path_in("bad.onnx")));
+  CHECK(ow_write_memory(ctx(), &bad, &mem, &mem_len) == -1 && !mem);
+  CHECK(C.status == H2O_EINTERNAL && strstr(C.diag, "short") && strstr(C.diag, "12"));
+  CHECK(ow_write_file(ctx(), &bad, path_in("bad.onnx")) == -1);
+  CHECK(!exists(path_in("bad.onnx")));
 
   /* Past 2 GB in memory: refused after the size pass, data never read. */
   OGraph *g2 = og_new(&C, "huge", NULL);
@@ -1133,10 +1102,10 @@ static void test_failures(const OModel *m) {
   OValue *h = init(g2, "huge", ET_U8, 1, dh, raw("x", (size_t)3 << 30));
   add_output(g2, h);
   OModel huge = {.graph = g2, .opset = 20};
-  EXPECT(ow_write_memory(ctx(), &huge, &mem, &mem_len) == -1 && !mem);
-  EXPECT(C.status == H2O_EUNSUPPORTED);
+  CHECK(ow_write_memory(ctx(), &huge, &mem, &mem_len) == -1 && !mem);
+  CHECK(C.status == H2O_EUNSUPPORTED);
   /* ... and to a device, where external data cannot go. */
-  EXPECT(ow_write_file(ctx(), &huge, "/dev/null") == -1 && C.status == H2O_EUNSUPPORTED);
+  CHECK(ow_write_file(ctx(), &huge, "/dev/null") == -1 && C.status == H2O_EUNSUPPORTED);
 }
 
 /* A 2.2 GB model: two 1.1 GB tensors (the same zero pages twice) and small
@@ -1163,13 +1132,13 @@ static bool write_big(FILE *mf) {
   add_output(g, init(g, "z2", ET_U8, 1, dn, raw(zeros, n)));
   add_output(g, init(g, "b1", ET_U8, 1, d255, raw(small, 255)));   /* stays */
   OModel m = {.graph = g, .opset = 20};
-  EXPECT(ow_write_file(ctx(), &m, path_in("big.onnx")) == 0);
+  CHECK(ow_write_file(ctx(), &m, path_in("big.onnx")) == 0);
   if (C.status) fprintf(stderr, "%s", C.diag);
   struct stat st;
   /* z1 at 0, k1 at n, z2 at the next 4096 boundary; b1 (255 bytes) inline. */
-  EXPECT(stat(path_in("big.onnx.data"), &st) == 0 &&
+  CHECK(stat(path_in("big.onnx.data"), &st) == 0 &&
          (uint64_t)st.st_size == 2 * (uint64_t)n + 4096);
-  EXPECT(stat(path_in("big.onnx"), &st) == 0 && st.st_size < 4096);
+  CHECK(stat(path_in("big.onnx"), &st) == 0 && st.st_size < 4096);
   munmap(zeros, n);
   dump_model(mf, "big", &m, false);
   return true;
@@ -1200,12 +1169,12 @@ int main(int argc, char **argv) {
   reset_opts();
   OModel *full = model_full();
   write_plain(full, "full.onnx");
-  EXPECT(write_ext(full, "full_ext.onnx", 1024, NULL) == 0);
+  CHECK(write_ext(full, "full_ext.onnx", 1024, NULL) == 0);
   mkdir(path_in("w"), 0755);
-  EXPECT(write_ext(full, "full_ext16.onnx", 16, "w/weights.bin") == 0);
+  CHECK(write_ext(full, "full_ext16.onnx", 16, "w/weights.bin") == 0);
   struct stat st;
-  EXPECT(stat(path_in("w/weights.bin"), &st) == 0 && st.st_size > 0);
-  EXPECT(!exists(path_in("full.onnx.data")));
+  CHECK(stat(path_in("w/weights.bin"), &st) == 0 && st.st_size > 0);
+  CHECK(!exists(path_in("full.onnx.data")));
   O.shape_info = 1;
   write_plain(full, "full_si.onnx");
   O.shape_info = 0;
@@ -1217,16 +1186,16 @@ int main(int argc, char **argv) {
   OModel *run = model_run(&rc);
   O.shape_info = 1;
   write_plain(run, "run.onnx");
-  EXPECT(write_ext(run, "run_ext.onnx", 16, NULL) == 0);
+  CHECK(write_ext(run, "run_ext.onnx", 16, NULL) == 0);
   /* Writing over an existing model and data file gives the same bytes. */
   size_t len1 = 0, dlen1 = 0, len2 = 0, dlen2 = 0;
   uint8_t *m1 = read_file(path_in("run_ext.onnx"), &len1);
   uint8_t *d1 = read_file(path_in("run_ext.onnx.data"), &dlen1);
-  EXPECT(write_ext(run, "run_ext.onnx", 16, NULL) == 0);
+  CHECK(write_ext(run, "run_ext.onnx", 16, NULL) == 0);
   uint8_t *m2 = read_file(path_in("run_ext.onnx"), &len2);
   uint8_t *d2 = read_file(path_in("run_ext.onnx.data"), &dlen2);
-  EXPECT(m1 && m2 && len1 == len2 && memcmp(m1, m2, len1) == 0);
-  EXPECT(d1 && d2 && dlen1 == dlen2 && memcmp(d1, d2, dlen1) == 0);
+  CHECK(m1 && m2 && len1 == len2 && memcmp(m1, m2, len1) == 0);
+  CHECK(d1 && d2 && dlen1 == dlen2 && memcmp(d1, d2, dlen1) == 0);
   free(m1);
   free(m2);
   free(d1);
@@ -1249,7 +1218,7 @@ int main(int argc, char **argv) {
     O.shape_info = seed % 2;
     char *name = arena_printf(A, "fuzz%d.onnx", seed);
     write_plain(fz, name);
-    EXPECT(write_ext(fz, arena_printf(A, "fuzz%d_ext.onnx", seed), 8, NULL) == 0);
+    CHECK(write_ext(fz, arena_printf(A, "fuzz%d_ext.onnx", seed), 8, NULL) == 0);
     dump_model(mf, arena_printf(A, "fuzz%d", seed), fz, O.shape_info);
     O.shape_info = 0;
   }
@@ -1292,8 +1261,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "test_write: onnx not installed, skipped the onnx checks\n");
       onnx_skipped = true;
     } else if (code != 0) {
-      fprintf(stderr, "test_write: %s failed (exit %d)\n", script, code);
-      failures++;
+      fail("test_write: %s failed (exit %d)", script, code);
     }
   } else {
     fprintf(stderr, "test_write: %s not found, skipped the onnx checks\n", script);
@@ -1301,21 +1269,14 @@ int main(int argc, char **argv) {
   }
 
   const char *keep = getenv("H2O_KEEP_TEST_OUTPUT");
-  if (keep && *keep == '1' ? true : failures > 0) {
+  if (keep && *keep == '1' ? true : n_failed > 0) {
     fprintf(stderr, "test_write: output kept in %s\n", dir);
   } else {
     system(arena_printf(A, "rm -rf '%s'", dir));
   }
   ctx_release(&C);
   arena_free(A);
-  if (failures) {
-    fprintf(stderr, "test_write: %d failures\n", failures);
-    return 1;
-  }
-  if (onnx_skipped) {
-    printf("test_write: the C checks passed; the onnx checks were skipped\n");
-    return 77;
-  }
-  printf("test_write: ok\n");
-  return 0;
+  if (n_failed || !onnx_skipped) return test_summary("test_write");
+  printf("test_write: the C checks passed; the onnx checks were skipped\n");
+  return 77;
 }
