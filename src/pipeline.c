@@ -26,8 +26,10 @@
  * one Gemm. */
 const Pass h2o_passes[] = {
     {"fold", pass_fold, false},
-    /* names dynamic dims ("B", "16*B") so that simplify sees the Expands
-     * and Reshapes that do not change a symbolic shape */
+    /* shape vectors of static sizes become constants, then dynamic dims
+     * are named ("B", "16*B"), so that simplify sees the Expands, Reshapes
+     * and Slices that do not change a symbolic shape */
+    {"fold_shapes", pass_fold_shapes, true},
     {"name_dims", pass_symbolic_dims, true},
     {"simplify", pass_simplify, true},
     {"cse", pass_cse, true},

@@ -488,6 +488,60 @@ static bool fold_concat(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in) {
   return true;
 }
 
+/* Integer arithmetic of constants (the clamps and offsets of JAX's dynamic
+ * slices and gathers): + - * min max and negation of int32 or int64, exact
+ * unless it overflows, which is left to the runtime. */
+static bool fold_int_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_t max_growth) {
+  OnnxOp op = n->kind;
+  bool unary = op == ONNX_Neg;
+  if (!unary && op != ONNX_Add && op != ONNX_Sub && op != ONNX_Mul && op != ONNX_Min &&
+      op != ONNX_Max)
+    return false;
+  ElemType et = in[0].et;
+  if ((et != ET_I32 && et != ET_I64) || n_in != (unary ? 1 : 2) || (n_in == 2 && in[1].et != et))
+    return false;
+  int rank;
+  int64_t dims[MAX_RANK];
+  if (!broadcast_dims(in, n_in, &rank, dims)) return false;
+  int64_t numel = shape_numel(dims, rank), largest = 0;
+  for (int k = 0; k < n_in; k++)
+    if (in[k].numel > largest) largest = in[k].numel;
+  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > max_growth)) return false;
+  size_t es = et_size(et);
+  uint8_t *bufs[2] = {NULL, NULL};
+  for (int k = 0; k < n_in; k++) {
+    bufs[k] = arena_alloc(c->arena, (size_t)numel * es + 1);
+    gather_copy(&in[k], dims, rank, NULL, bufs[k]);
+  }
+  uint8_t *out = arena_alloc(c->arena, (size_t)numel * es + 1);
+  const int64_t small = (int64_t)1 << 31; /* |a|, |b| below: a * b fits */
+  for (int64_t i = 0; i < numel; i++) {
+    int64_t a = num_load(et, bufs[0] + (size_t)i * es).i;
+    int64_t b = unary ? 0 : num_load(et, bufs[1] + (size_t)i * es).i, r;
+    switch (op) {
+    case ONNX_Neg: if (a == INT64_MIN) return false; r = -a; break;
+    case ONNX_Add:
+      if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) return false;
+      r = a + b;
+      break;
+    case ONNX_Sub:
+      if ((b < 0 && a > INT64_MAX + b) || (b > 0 && a < INT64_MIN + b)) return false;
+      r = a - b;
+      break;
+    case ONNX_Mul:
+      if (a <= -small || a >= small || b <= -small || b >= small) return false;
+      r = a * b;
+      break;
+    case ONNX_Min: r = a < b ? a : b; break;
+    default: r = a > b ? a : b; break; /* ONNX_Max */
+    }
+    if (!int_fits(et, r)) return false;
+    int_store(et, out + (size_t)i * es, r);
+  }
+  fold_to(c, g, n, et, rank, dims, out, (size_t)numel * es);
+  return true;
+}
+
 static bool try_fold(Ctx *c, OGraph *g, ONode *n, int64_t max_growth) {
   if (n->n_outputs != 1 || n->outputs[0]->is_output || n->n_inputs > 8 || n->n_inputs == 0) return false;
   Tensor in[8];
@@ -499,7 +553,9 @@ static bool try_fold(Ctx *c, OGraph *g, ONode *n, int64_t max_growth) {
   if (!decode_inputs(c, in, n->n_inputs, (size_t)FOLD_MAX_ELEMS * 8)) return false;
   if (og_is(n, ONNX_Expand) && n->n_inputs == 2) return fold_expand(c, g, n, &in[0], &in[1], max_growth);
   if (og_is(n, ONNX_Cast)) return fold_cast(c, g, n, &in[0]);
-  if (fold_logic(c, g, n, in, n->n_inputs, max_growth)) return true;
+  if (fold_logic(c, g, n, in, n->n_inputs, max_growth) ||
+      fold_int_arith(c, g, n, in, n->n_inputs, max_growth))
+    return true;
   if (og_is(n, ONNX_Concat)) return fold_concat(c, g, n, in, n->n_inputs);
   if (n->n_inputs <= 2 && is_arith(n->kind))
     return fold_arith(c, g, n, in, n->n_inputs, max_growth);

@@ -321,6 +321,50 @@ static bool constant_slice_ends(Ctx *c, OGraph *g, ONode *n) {
   return true;
 }
 
+/* Reshape(Concat(Unsqueeze(a_1, k), ..., Unsqueeze(a_n, k), axis = k)) that
+ * merges the new axis k with the next one is Concat(a_1, ..., a_n, axis = k):
+ * jnp.stack then reshape, as rotary embeddings' rotate_half writes it. */
+static bool stack_as_concat(Ctx *c, ONode *n) {
+  if (!og_is(n, ONNX_Reshape) || n->n_inputs != 2) return false;
+  OValue *cat_v = n->inputs[0], *out = n->outputs[0];
+  ONode *cat = cat_v->producer;
+  if (!og_is(cat, ONNX_Concat) || !og_single_use(cat_v) || cat->n_inputs < 1) return false;
+  const OAttr *ax = og_get_attr(cat, "axis");
+  int R = cat_v->type.rank;
+  if (!ax || R < 2 || out->type.rank != R - 1) return false;
+  int64_t k = ax->i < 0 ? ax->i + R : ax->i;
+  if (k < 0 || k >= R - 1) return false;
+  int64_t merged = 0;
+  for (int i = 0; i < cat->n_inputs; i++) {
+    OValue *u = cat->inputs[i];
+    ONode *un = u ? u->producer : NULL;
+    int64_t uax[2];
+    if (!og_is(un, ONNX_Unsqueeze) || un->n_inputs != 2 || !og_single_use(u) ||
+        const_i64s(c, un->inputs[1], uax, 2) != 1 || (uax[0] < 0 ? uax[0] + R : uax[0]) != k)
+      return false;
+    int64_t d = un->inputs[0]->type.rank == R - 1 ? un->inputs[0]->type.dims[k].value : -1;
+    if (d < 0) return false;
+    merged += d;
+  }
+  for (int j = 0; j < R - 1; j++) {
+    ODim want = j < k ? cat_v->type.dims[j] : j == k ? (ODim){merged, NULL} : cat_v->type.dims[j + 1];
+    if (!same_dim(out->type.dims[j], want)) return false;
+  }
+  OValue **in = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(cat->n_inputs + 1));
+  for (int i = 0; i < cat->n_inputs; i++) {
+    in[i] = cat->inputs[i]->producer->inputs[0];
+    in[i]->n_uses++;
+  }
+  n->inputs[0]->n_uses--;
+  n->inputs[1]->n_uses--;
+  og_set_kind(n, ONNX_Concat);
+  n->inputs = in;
+  n->n_inputs = cat->n_inputs;
+  n->n_attrs = 0;
+  og_attr_int(c, n, "axis", k);
+  return true;
+}
+
 static bool identity_perm(const OAttr *perm) {
   for (int i = 0; i < perm->n; i++)
     if (perm->ints[i] != i) return false;
@@ -382,7 +426,7 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
       }
     }
   }
-  return drop_expands(n) | drop_proven_expands(n) | sink_expand(c, n);
+  return drop_expands(n) | drop_proven_expands(n) | sink_expand(c, n) | stack_as_concat(c, n);
 }
 
 /* A few rounds until nothing changes, then each subgraph once: nested loops

@@ -459,6 +459,58 @@ static int shape_elements(Ctx *c, const OValue *v, Sym *out, int max, int depth)
     if (og_is(n, ONNX_Cast) && v->type.et != ET_I64 && v->type.et != ET_I32) return -1;
     return shape_elements(c, x, out, max, depth + 1); /* the same elements */
   }
+  if (og_is(n, ONNX_Slice) && n->n_inputs >= 3 && v->type.rank <= 1) {
+    /* a constant range of a shape vector: Shape(x)[2:3] */
+    Sym all[MAX_RANK];
+    const int64_t *st, *en, *ax = NULL, *stp = NULL;
+    int m = shape_elements(c, x, all, MAX_RANK, depth + 1);
+    if (m < 0 || const_ints(c, n->inputs[1], &st) != 1 || const_ints(c, n->inputs[2], &en) != 1 ||
+        (n->n_inputs > 3 && n->inputs[3] && (const_ints(c, n->inputs[3], &ax) != 1 || ax[0] != 0)) ||
+        (n->n_inputs > 4 && n->inputs[4] && (const_ints(c, n->inputs[4], &stp) != 1 || stp[0] != 1)))
+      return -1;
+    int64_t a = st[0] < 0 ? st[0] + m : st[0], b = en[0] < 0 ? en[0] + m : en[0];
+    a = a < 0 ? 0 : a > m ? m : a;
+    b = b < a ? a : b > m ? m : b;
+    if (b - a > max) return -1;
+    for (int64_t i = a; i < b; i++) out[i - a] = all[i];
+    return (int)(b - a);
+  }
+  if ((og_is(n, ONNX_Add) || og_is(n, ONNX_Sub) || og_is(n, ONNX_Mul) || og_is(n, ONNX_Min) ||
+       og_is(n, ONNX_Max)) && n->n_inputs == 2 && v->type.rank <= 1) {
+    /* arithmetic of static sizes (the clamps of a dynamic slice's start):
+     * an element is static when both operands' are and the result is not
+     * negative; anything else is unknown */
+    Sym l[MAX_RANK], r[MAX_RANK];
+    int ml = shape_elements(c, n->inputs[0], l, MAX_RANK, depth + 1);
+    int mr = shape_elements(c, n->inputs[1], r, MAX_RANK, depth + 1);
+    if (ml < 0 || mr < 0 || (ml != mr && ml != 1 && mr != 1)) return -1;
+    int m = ml > mr ? ml : mr;
+    if (m > max) return -1;
+    for (int i = 0; i < m; i++) {
+      Sym a = l[ml == 1 ? 0 : i], b = r[mr == 1 ? 0 : i];
+      out[i] = UNKNOWN;
+      /* x + 0, 0 + x, x - 0, x * 1, 1 * x: x, symbolic or not */
+      bool a0 = is_static(a) && a.value == 0, b0 = is_static(b) && b.value == 0;
+      bool a1 = is_static(a) && a.value == 1, b1 = is_static(b) && b.value == 1;
+      if ((og_is(n, ONNX_Add) && b0) || (og_is(n, ONNX_Sub) && b0) || (og_is(n, ONNX_Mul) && b1)) {
+        out[i] = a;
+        continue;
+      }
+      if ((og_is(n, ONNX_Add) && a0) || (og_is(n, ONNX_Mul) && a1)) {
+        out[i] = b;
+        continue;
+      }
+      if (!is_static(a) || !is_static(b) || a.value > ((int64_t)1 << 40) || b.value > ((int64_t)1 << 40))
+        continue;
+      int64_t x2 = og_is(n, ONNX_Add) ? a.value + b.value
+                   : og_is(n, ONNX_Sub) ? a.value - b.value
+                   : og_is(n, ONNX_Mul) ? a.value * b.value
+                   : og_is(n, ONNX_Min) ? (a.value < b.value ? a.value : b.value)
+                                        : (a.value > b.value ? a.value : b.value);
+      if (x2 >= 0) out[i] = (Sym){x2, NULL, 0, 0};
+    }
+    return m;
+  }
   if (og_is(n, ONNX_Gather) && int_attr(n, "axis", 0) == 0 && n->n_inputs == 2) {
     Sym all[MAX_RANK];
     const int64_t *idx;
@@ -538,5 +590,48 @@ static void name_graph(Ctx *c, OGraph *g) {
 
 int pass_symbolic_dims(Ctx *c, OModel *m) {
   name_graph(c, m->graph);
+  return 0;
+}
+
+/* ---- shape vectors that are constants --------------------------------------
+ * A small integer vector computed from shapes whose every element is a
+ * static size (Shape(x)[2:3] of a symbolic-batch x, the clamps of a dynamic
+ * slice's start) is a constant: replacing it lets the folds and simplify
+ * turn the dynamic slice or reshape it feeds into a static one. */
+
+static void fold_shapes_in(Ctx *c, OGraph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) fold_shapes_in(c, n->attrs[j].graph);
+    if (n->n_outputs != 1 || n->kind == ONNX_OTHER || og_is(n, ONNX_Shape)) continue;
+    OValue *v = n->outputs[0];
+    ElemType et = v->type.et;
+    if (v->is_output || (et != ET_I64 && et != ET_I32) || v->type.rank > 1) continue;
+    Sym e[MAX_RANK];
+    int m = shape_elements(c, v, e, MAX_RANK, 0);
+    if (m <= 0 || (v->type.rank == 0 && m != 1)) continue;
+    bool all_static = true;
+    for (int k = 0; k < m; k++) all_static &= is_static(e[k]);
+    if (!all_static) continue;
+    size_t es = et_size(et);
+    uint8_t *bytes = arena_alloc(c->arena, (size_t)m * es);
+    for (int k = 0; k < m; k++) {
+      if (et == ET_I32 && e[k].value > INT32_MAX) return;
+      if (et == ET_I64) memcpy(bytes + 8 * k, &e[k].value, 8);
+      else { int32_t w = (int32_t)e[k].value; memcpy(bytes + 4 * k, &w, 4); }
+    }
+    int64_t len = m;
+    OValue *kv = og_init(c, g, "shape", et, v->type.rank, &len,
+                         (Data){DATA_RAW, bytes, (size_t)m * es});
+    og_replace_uses(g, v, kv);
+    n->dead = true;
+  }
+}
+
+int pass_fold_shapes(Ctx *c, OModel *m) {
+  fold_shapes_in(c, m->graph);
+  og_recount_uses(m->graph);
   return 0;
 }

@@ -180,6 +180,15 @@ def keras_conv_bn_net():
     return f, params
 
 
+def rotate_half():
+    """Rotary embeddings' rotate_half as keras-hub writes it: stack on a new
+    axis, then a reshape merging it with the last: one Concat."""
+    def f(x):
+        x1, x2 = x[..., :8], x[..., 8:]
+        return jnp.reshape(jnp.stack([-x2, x1], axis=-2), x.shape) * 2.0
+    return f, None
+
+
 LN = {"LayerNormalization": 1}
 # before opset 23: the chain onnxruntime fuses into SimplifiedLayerNormalization
 RMS_CHAIN = {"Pow": 1, "ReduceMean": 1, "Add": 1, "Sqrt": 1, "Div": 1, "Mul": 1}
@@ -199,6 +208,8 @@ CASES = [
     Case("haiku LayerNorm", haiku_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("equinox LayerNorm", equinox_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("linen LayerNorm", linen_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("rotate_half: stack + reshape", rotate_half, [("B", 4, 16)],
+         {"Concat": 1, "Neg": 1, "Slice": 2}, ("Unsqueeze", "Reshape")),
     Case("keras Conv2D + BatchNormalization (NHWC)", keras_conv_bn_net, [("B", 16, 16, 3)],
          {"Conv": 2, "Transpose": 1, "Relu": 2, "Gemm": 1}, ("Mul", "Add", "Sub")),
 ] + [
