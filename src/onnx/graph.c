@@ -60,6 +60,19 @@ OValue *og_init(Ctx *c, OGraph *g, const char *name_hint, ElemType et, int rank,
   return v;
 }
 
+OValue *og_init_i64s(Ctx *c, OGraph *g, const char *name_hint, int n, const int64_t *vals) {
+  int64_t len = n;
+  int64_t *copy = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(n + 1));
+  memcpy(copy, vals, sizeof(int64_t) * (size_t)n);
+  return og_init(c, g, name_hint, ET_I64, 1, &len, (Data){DATA_RAW, copy, sizeof(int64_t) * (size_t)n});
+}
+
+void og_set_input(ONode *n, int i, OValue *v) {
+  if (n->inputs[i]) n->inputs[i]->n_uses--;
+  n->inputs[i] = v;
+  if (v) v->n_uses++;
+}
+
 ONode *og_node(Ctx *c, OGraph *g, const char *op_type, OValue *const *inputs,
                int n_inputs, int n_outputs) {
   ONode *n = arena_alloc(c->arena, sizeof *n);

@@ -158,6 +158,10 @@ OValue *og_value(Ctx *c, OGraph *g, const char *name_hint); /* fresh unique name
 OValue *og_init(Ctx *c, OGraph *g, const char *name_hint, ElemType et, int rank,
                 const int64_t *dims, Data data);
 /* A node of the ai.onnx op op_type (kind looked up in the op table). */
+/* A 1-D int64 initializer holding a copy of vals[0..n) (axes, shapes). */
+OValue *og_init_i64s(Ctx *c, OGraph *g, const char *name_hint, int n, const int64_t *vals);
+/* Node n reads v at input slot i instead (use counts kept). */
+void og_set_input(ONode *n, int i, OValue *v);
 ONode *og_node(Ctx *c, OGraph *g, const char *op_type, OValue *const *inputs,
                int n_inputs, int n_outputs);
 /* The one way to change a node's op: sets op_type, domain (NULL = ai.onnx)

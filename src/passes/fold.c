@@ -233,6 +233,40 @@ static bool fold_expand(Ctx *c, OGraph *g, ONode *n, Tensor *x, Tensor *shape,
   return true;
 }
 
+/* The result shape of numpy broadcasting of in[0..n_in), or false. */
+static bool broadcast_dims(const Tensor *in, int n_in, int *rank, int64_t *dims) {
+  *rank = 0;
+  for (int k = 0; k < n_in; k++)
+    if (in[k].rank > *rank) *rank = in[k].rank;
+  for (int i = 0; i < *rank; i++) {
+    dims[i] = 1;
+    for (int k = 0; k < n_in; k++) {
+      int xi = i - (*rank - in[k].rank);
+      int64_t d = xi >= 0 ? in[k].dims[xi] : 1;
+      if (d != 1 && dims[i] != 1 && d != dims[i]) return false;
+      if (d != 1) dims[i] = d;
+    }
+  }
+  return true;
+}
+
+/* Broadcasts in[0..n_in) to their common shape into bufs (arena copies),
+ * unless the result would be larger than folds allow (see FOLD_MAX_ELEMS
+ * and max_growth).  Returns the element count, or -1. */
+static int64_t broadcast_inputs(Ctx *c, Tensor *in, int n_in, int64_t max_growth, int *rank,
+                                int64_t *dims, uint8_t **bufs) {
+  if (!broadcast_dims(in, n_in, rank, dims)) return -1;
+  int64_t numel = shape_numel(dims, *rank), largest = 0;
+  for (int k = 0; k < n_in; k++)
+    if (in[k].numel > largest) largest = in[k].numel;
+  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > max_growth)) return -1;
+  for (int k = 0; k < n_in; k++) {
+    bufs[k] = arena_alloc(c->arena, (size_t)numel * et_size(in[k].et) + 1);
+    gather_copy(&in[k], dims, *rank, NULL, bufs[k]);
+  }
+  return numel;
+}
+
 /* The arithmetic fold_arith computes: one or two operands, one element each. */
 static bool is_arith(OnnxOp op) {
   switch (op) {
@@ -262,32 +296,14 @@ static double arith(OnnxOp op, double a, double b) {
 static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_t max_growth) {
   ElemType et = in[0].et;
   if (et != ET_F32 && et != ET_F64) return false;
-  int rank = 0;
-  int64_t dims[MAX_RANK];
-  for (int k = 0; k < n_in; k++) {
-    if (in[k].et != et) return false;
-    if (in[k].rank > rank) rank = in[k].rank;
-  }
-  for (int i = 0; i < rank; i++) {
-    dims[i] = 1;
-    for (int k = 0; k < n_in; k++) {
-      int xi = i - (rank - in[k].rank);
-      int64_t d = xi >= 0 ? in[k].dims[xi] : 1;
-      if (d != 1 && dims[i] != 1 && d != dims[i]) return false;
-      if (d != 1) dims[i] = d;
-    }
-  }
-  int64_t numel = shape_numel(dims, rank), largest = 0;
   for (int k = 0; k < n_in; k++)
-    if (in[k].numel > largest) largest = in[k].numel;
-  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > max_growth)) return false;
+    if (in[k].et != et) return false;
+  int rank;
+  int64_t dims[MAX_RANK];
+  uint8_t *bufs[2] = {NULL, NULL};
+  int64_t numel = broadcast_inputs(c, in, n_in, max_growth, &rank, dims, bufs);
+  if (numel < 0) return false;
   size_t es = et_size(et);
-  /* Broadcast every input to the result shape, then combine. */
-  uint8_t *bufs[2];
-  for (int k = 0; k < n_in; k++) {
-    bufs[k] = arena_alloc(c->arena, (size_t)numel * es + 1);
-    gather_copy(&in[k], dims, rank, NULL, bufs[k]);
-  }
   uint8_t *out = arena_alloc(c->arena, (size_t)numel * es + 1);
   for (int64_t i = 0; i < numel; i++) {
     double a = load(et, bufs[0] + i * (int64_t)es);
@@ -386,23 +402,6 @@ static bool fold_cast(Ctx *c, OGraph *g, ONode *n, Tensor *x) {
   return true;
 }
 
-/* The result shape of numpy broadcasting of in[0..n_in), or false. */
-static bool broadcast_dims(const Tensor *in, int n_in, int *rank, int64_t *dims) {
-  *rank = 0;
-  for (int k = 0; k < n_in; k++)
-    if (in[k].rank > *rank) *rank = in[k].rank;
-  for (int i = 0; i < *rank; i++) {
-    dims[i] = 1;
-    for (int k = 0; k < n_in; k++) {
-      int xi = i - (*rank - in[k].rank);
-      int64_t d = xi >= 0 ? in[k].dims[xi] : 1;
-      if (d != 1 && dims[i] != 1 && d != dims[i]) return false;
-      if (d != 1) dims[i] = d;
-    }
-  }
-  return true;
-}
-
 /* Comparisons and boolean logic of constants: exact in any type (a float
  * comparison involving NaN is false in C as in IEEE and ONNX). */
 static bool fold_logic(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_t max_growth) {
@@ -422,17 +421,10 @@ static bool fold_logic(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_
   if (op >= AND && in[0].et != ET_BOOL) return false;
   int rank;
   int64_t dims[MAX_RANK];
-  if (!broadcast_dims(in, n_in, &rank, dims)) return false;
-  int64_t numel = shape_numel(dims, rank), largest = 0;
-  for (int k = 0; k < n_in; k++)
-    if (in[k].numel > largest) largest = in[k].numel;
-  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > max_growth)) return false;
-  size_t es = et_size(in[0].et);
   uint8_t *bufs[2] = {NULL, NULL};
-  for (int k = 0; k < n_in; k++) {
-    bufs[k] = arena_alloc(c->arena, (size_t)numel * es + 1);
-    gather_copy(&in[k], dims, rank, NULL, bufs[k]);
-  }
+  int64_t numel = broadcast_inputs(c, in, n_in, max_growth, &rank, dims, bufs);
+  if (numel < 0) return false;
+  size_t es = et_size(in[0].et);
   uint8_t *out = arena_alloc(c->arena, (size_t)numel + 1);
   for (int64_t i = 0; i < numel; i++) {
     Num a = num_load(in[0].et, bufs[0] + (size_t)i * es);
@@ -502,17 +494,10 @@ static bool fold_int_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, in
     return false;
   int rank;
   int64_t dims[MAX_RANK];
-  if (!broadcast_dims(in, n_in, &rank, dims)) return false;
-  int64_t numel = shape_numel(dims, rank), largest = 0;
-  for (int k = 0; k < n_in; k++)
-    if (in[k].numel > largest) largest = in[k].numel;
-  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > max_growth)) return false;
-  size_t es = et_size(et);
   uint8_t *bufs[2] = {NULL, NULL};
-  for (int k = 0; k < n_in; k++) {
-    bufs[k] = arena_alloc(c->arena, (size_t)numel * es + 1);
-    gather_copy(&in[k], dims, rank, NULL, bufs[k]);
-  }
+  int64_t numel = broadcast_inputs(c, in, n_in, max_growth, &rank, dims, bufs);
+  if (numel < 0) return false;
+  size_t es = et_size(et);
   uint8_t *out = arena_alloc(c->arena, (size_t)numel * es + 1);
   const int64_t small = (int64_t)1 << 31; /* |a|, |b| below: a * b fits */
   for (int64_t i = 0; i < numel; i++) {

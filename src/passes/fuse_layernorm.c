@@ -509,12 +509,7 @@ static bool try_rmsnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
     ONode *mean;
     OValue *ms;
     if (m->opset >= 18) {
-      int64_t n_axes = s.n_axes;
-      Data d = {DATA_RAW, s.axes, sizeof(int64_t) * (size_t)s.n_axes};
-      int64_t *axes = arena_alloc(c->arena, sizeof(int64_t) * (size_t)s.n_axes);
-      memcpy(axes, s.axes, d.nbytes);
-      d.ptr = axes;
-      OValue *rin[2] = {sq, og_init(c, g, "axes", ET_I64, 1, &n_axes, d)};
+      OValue *rin[2] = {sq, og_init_i64s(c, g, "axes", s.n_axes, s.axes)};
       ms = chain_node(c, g, root, ONNX_ReduceMean, rin, 2, x, &s);
       mean = ms->producer;
     } else {

@@ -267,13 +267,7 @@ static bool constant_shape(Ctx *c, OGraph *g, ONode *n) {
     }
   }
   if (inferred >= 0 && copies) return false;
-  int64_t len = R;
-  int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(R + 1));
-  memcpy(vals, shape, sizeof(int64_t) * (size_t)R);
-  OValue *k = og_init(c, g, "shape", ET_I64, 1, &len, (Data){DATA_RAW, vals, sizeof(int64_t) * (size_t)R});
-  n->inputs[1]->n_uses--;
-  n->inputs[1] = k;
-  k->n_uses++;
+  og_set_input(n, 1, og_init_i64s(c, g, "shape", R, shape));
   return true;
 }
 
@@ -311,13 +305,7 @@ static bool constant_slice_ends(Ctx *c, OGraph *g, ONode *n) {
     else if (o.value >= 0 && in.value >= 0 && starts[k] + o.value <= in.value) ends[k] = starts[k] + o.value;
     else return false;
   }
-  int64_t len = m;
-  int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)m);
-  memcpy(vals, ends, sizeof(int64_t) * (size_t)m);
-  OValue *k = og_init(c, g, "ends", ET_I64, 1, &len, (Data){DATA_RAW, vals, sizeof(int64_t) * (size_t)m});
-  n->inputs[2]->n_uses--;
-  n->inputs[2] = k;
-  k->n_uses++;
+  og_set_input(n, 2, og_init_i64s(c, g, "ends", m, ends));
   return true;
 }
 

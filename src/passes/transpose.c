@@ -203,13 +203,7 @@ static bool absorb_into_reduce(Ctx *c, OGraph *g, ONode *t, ONode *u, const OAtt
   for (int i = 0; i < perm->n; i++)
     if (in_x[i]) mapped[k++] = i; /* sorted */
   if (u->n_inputs >= 2 && u->inputs[1]) {
-    int64_t len = n;
-    int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)n);
-    memcpy(vals, mapped, sizeof(int64_t) * (size_t)n);
-    OValue *av = og_init(c, g, "axes", ET_I64, 1, &len, (Data){DATA_RAW, vals, sizeof(int64_t) * (size_t)n});
-    u->inputs[1]->n_uses--;
-    u->inputs[1] = av;
-    av->n_uses++;
+    og_set_input(u, 1, og_init_i64s(c, g, "axes", n, mapped));
   } else if (og_get_attr(u, "axes")) {
     og_attr_ints(c, u, "axes", mapped, n);
   } else {
