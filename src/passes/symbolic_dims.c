@@ -544,6 +544,22 @@ static bool expand(Ctx *c, const ONode *n, Sym *out, int rank) {
   return true;
 }
 
+/* Pad with constant pads: an axis padded by nothing keeps its size. */
+static bool pad(Ctx *c, const ONode *n, Sym *out, int rank) {
+  const OValue *x = n->inputs[0];
+  const int64_t *pads;
+  if (!x || x->type.rank != rank || n->n_inputs < 2 || (n->n_inputs > 3 && n->inputs[3]) ||
+      const_ints(c, n->inputs[1], &pads) != 2 * rank)
+    return false;
+  for (int i = 0; i < rank; i++) {
+    Sym d = dim_of(x, i);
+    int64_t add = pads[i] + pads[i + rank];
+    out[i] = add == 0 ? d : is_static(d) && d.value + add >= 0 ? (Sym){d.value + add, NULL, 0, 0}
+                                                               : UNKNOWN;
+  }
+  return true;
+}
+
 static bool infer(Ctx *c, const ONode *n, Sym *out, int rank) {
   /* a call of a local function (its own domain) may bear any op's name */
   if (n->kind == ONNX_OTHER) return false;
@@ -566,6 +582,11 @@ static bool infer(Ctx *c, const ONode *n, Sym *out, int rank) {
   case ONNX_Gather: return gather(n, out, rank);
   case ONNX_Slice: return slice(c, n, out, rank);
   case ONNX_Expand: return expand(c, n, out, rank);
+  case ONNX_Pad: return pad(c, n, out, rank);
+  case ONNX_GatherElements: /* the output has the indices' shape */
+    if (n->n_inputs != 2 || !n->inputs[1] || n->inputs[1]->type.rank != rank) return false;
+    for (int i = 0; i < rank; i++) out[i] = dim_of(n->inputs[1], i);
+    return true;
   default: return false;
   }
 }
