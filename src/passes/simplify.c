@@ -1,8 +1,25 @@
-/* simplify.c - removes what the op-by-op lowering leaves behind: Identity
- * nodes, Casts to the same type, Reshapes and Expands that do not change the
- * shape, Transposes that undo each other, and the Expands in front of
- * elementwise ops that ONNX broadcasting makes redundant (StableHLO has no
- * implicit broadcasting, so JAX spells out every broadcast_in_dim). */
+/* simplify.c - removes what the op-by-op lowering leaves behind.
+ *
+ * StableHLO has no implicit broadcasting and, with a symbolic batch, spells
+ * every shape out as arithmetic on get_dimension_size; ONNX broadcasts and
+ * accepts 0 and -1 in shapes.  So, node by node, a few rounds until nothing
+ * changes:
+ *
+ *   - no-ops: Identity, Casts to the same type, Reshapes and Expands that
+ *     keep the (symbolic) shape, Transposes that undo each other, Where with
+ *     a constant condition, x - 0, x * 1 and x / 1 of constants (never of
+ *     weights);
+ *   - broadcasts: an Expand in front of a node whose own broadcasting gives
+ *     the same shape is dropped (same_shape_inputs, or proven from named
+ *     dims), an Expand sinks through unary elementwise ops towards such a
+ *     node;
+ *   - shapes: a Reshape, Expand or Slice whose shape or ends are computed at
+ *     run time gets constants where its output dims are known, so the Shape,
+ *     Gather, Concat and Cast chains that computed them die;
+ *   - stack then reshape (rotate_half) becomes one Concat.
+ *
+ * Dims are compared only as known numbers or as the names symbolic_dims
+ * proved ("B", "16*B"), never guessed. */
 #include "passes/passes.h"
 
 #include <math.h>
