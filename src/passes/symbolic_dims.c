@@ -11,6 +11,12 @@
  * wrong name.  A symbolic size is k * base, with `base` a name as the user
  * wrote it ("B", or "T+1" which is kept whole) and k a positive integer; it
  * is written as JAX prints such sizes: "B", "50*B", "2*(T+1)".
+ *
+ * The pipeline runs it twice: first (name_dims), so that simplify can tell
+ * an Expand or Reshape that keeps a symbolic shape, and last, for the
+ * value_info of what the passes created.  pass_fold_shapes, at the end of
+ * this file, uses the same evaluation of shape vectors to turn those whose
+ * every element is a static size into constants.
  */
 #include "passes/passes.h"
 
