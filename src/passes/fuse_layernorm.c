@@ -1,7 +1,6 @@
 /* fuse_layernorm.c - layer norms back into ONNX LayerNormalization (opset
  * 17), and RMS norms into RMSNormalization or the chain onnxruntime fuses
- * (below), whichever library wrote them.  The layer norm as flax.nnx.LayerNorm
- * computes it:
+ * (below), whichever library wrote them.
  *
  * nnx.LayerNorm reduces over trailing axes A (the last by default, several
  * with reduction_axes) and computes
