@@ -189,6 +189,23 @@ def rotate_half():
     return f, None
 
 
+def _gelu(form):
+    def make():
+        import math
+        import keras
+        from flax import nnx
+        fns = {
+            "keras": lambda x: keras.activations.gelu(x),  # tanh approximation by default
+            "keras exact": lambda x: keras.activations.gelu(x, approximate=False),
+            "nnx": lambda x: nnx.gelu(x),
+            # transformers' ACT2FN["gelu_new"], written out as its Flax models do
+            "gelu_new": lambda x: 0.5 * x * (1.0 + jnp.tanh(
+                math.sqrt(2.0 / math.pi) * (x + 0.044715 * jnp.power(x, 3.0)))),
+        }
+        return fns[form], None
+    return make
+
+
 LN = {"LayerNormalization": 1}
 # before opset 23: the chain onnxruntime fuses into SimplifiedLayerNormalization
 RMS_CHAIN = {"Pow": 1, "ReduceMean": 1, "Add": 1, "Sqrt": 1, "Div": 1, "Mul": 1}
@@ -208,6 +225,8 @@ CASES = [
     Case("haiku LayerNorm", haiku_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("equinox LayerNorm", equinox_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("linen LayerNorm", linen_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    *[Case(f"GELU, {form}", _gelu(form), [("B", 64)], {"Gelu": 1}, ("Tanh", "Erf", "Pow"))
+      for form in ("keras", "keras exact", "nnx", "gelu_new")],
     Case("rotate_half: stack + reshape", rotate_half, [("B", 4, 16)],
          {"Concat": 1, "Neg": 1, "Slice": 2}, ("Unsqueeze", "Reshape")),
     Case("keras Conv2D + BatchNormalization (NHWC)", keras_conv_bn_net, [("B", 16, 16, 3)],
