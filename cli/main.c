@@ -23,7 +23,7 @@ static const char usage[] =
     "options:\n"
     "  -o, --output FILE          the ONNX file to write (required); written to a\n"
     "                             temporary name and renamed when complete\n"
-    "  --opset N                  ai.onnx opset to target, 17..23 (default 20)\n"
+    "  --opset N                  ai.onnx opset to target, 17..23 (default 20; 0 = default)\n"
     "  --shape-info               write value_info (shapes) for intermediate tensors\n"
     "  --no-optimize              skip the fusion passes (Gemm, LayerNormalization,\n"
     "                             Gelu, Softmax, ...); the graph stays op-for-op\n"
@@ -160,7 +160,8 @@ int main(int argc, char **argv) {
       NEED_VALUE();
       char *end;
       long v = strtol(next, &end, 10);
-      if (*end || v <= 0 || v > 1000) { rc = usage_error("bad --opset value '%s'", next); goto out; }
+      /* 0 is the default opset, as in h2o_options and to_onnx */
+      if (*end || end == next || v < 0 || v > 1000) { rc = usage_error("bad --opset value '%s'", next); goto out; }
       opts.opset = (int)v;
     } else if (!strcmp(a, "--shape-info")) {
       opts.shape_info = 1;

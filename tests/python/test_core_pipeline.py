@@ -600,6 +600,24 @@ def test_opset_zero_is_the_default():
             hlo2onnx.to_onnx(fn, [("B", 6)], opset=bad)
 
 
+def test_cli_opset_zero_is_the_default(tmp_path):
+    """--opset 0 means the default opset, as in the C API and to_onnx; a
+    negative one is a usage error."""
+    src = tmp_path / "f.mlir"
+    src.write_text(jax.jit(jnp.sin).lower(jax.ShapeDtypeStruct((2,), jnp.float32)).as_text())
+    written = []
+    for i, extra in enumerate((["--opset", "0"], [])):
+        out = tmp_path / f"f{i}.onnx"
+        proc = run_cli(src, "-o", out, "-q", *extra)
+        assert proc.returncode == 0, proc.stderr
+        check_model(str(out))
+        written.append(out.read_bytes())
+    assert written[0] == written[1]
+    assert opset_of(onnx.load(tmp_path / "f0.onnx")) == hlo2onnx.DEFAULT_OPSET
+    proc = run_cli(src, "-o", tmp_path / "g.onnx", "-q", "--opset", "-1")
+    assert proc.returncode == 1 and "bad --opset value" in proc.stderr
+
+
 @pytest.mark.parametrize("spec", ["4294967296:0=B", "0:2147483648=B",
                                   "0:99999999999999999999999=B"])
 def test_cli_dim_beyond_int_is_a_usage_error(tmp_path, spec):
