@@ -67,6 +67,13 @@ OValue *og_init_i64s(Ctx *c, OGraph *g, const char *name_hint, int n, const int6
   return og_init(c, g, name_hint, ET_I64, 1, &len, (Data){DATA_RAW, copy, sizeof(int64_t) * (size_t)n});
 }
 
+int og_const_i64s(Ctx *c, const OValue *v, int64_t *out, int max) {
+  const Data *d = og_const_data(v);
+  if (!d || v->type.et != ET_I64 || d->nbytes % 8 || d->nbytes / 8 > (size_t)max) return -1;
+  memcpy(out, data_bytes(c, d), d->nbytes);
+  return (int)(d->nbytes / 8);
+}
+
 void og_set_input(ONode *n, int i, OValue *v) {
   if (n->inputs[i]) n->inputs[i]->n_uses--;
   n->inputs[i] = v;

@@ -160,6 +160,9 @@ OValue *og_init(Ctx *c, OGraph *g, const char *name_hint, ElemType et, int rank,
 /* A node of the ai.onnx op op_type (kind looked up in the op table). */
 /* A 1-D int64 initializer holding a copy of vals[0..n) (axes, shapes). */
 OValue *og_init_i64s(Ctx *c, OGraph *g, const char *name_hint, int n, const int64_t *vals);
+/* The elements of v when it is an int64 constant of at most max elements
+ * (axes, shapes, starts): their count, else -1. */
+int og_const_i64s(Ctx *c, const OValue *v, int64_t *out, int max);
 /* Node n reads v at input slot i instead (use counts kept). */
 void og_set_input(ONode *n, int i, OValue *v);
 ONode *og_node(Ctx *c, OGraph *g, const char *op_type, OValue *const *inputs,

@@ -140,15 +140,33 @@ static bool mergeable(const ONode *n) {
   return true;
 }
 
-static void cse_graph(Ctx *c, OGraph *g) {
+/* A merged value's readers are redirected as the walk reaches them: nodes
+ * come in topological order, so a value is merged before anything reads it
+ * (subgraphs included: they are walked when their If or Loop is reached).
+ * OValue.mark holds 1 + the index of the value to read instead, in `into`.
+ * Graph outputs never need redirecting: mergeable() leaves their producers
+ * alone. */
+static void zero_marks(OGraph *g) {
+  for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->mark = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) zero_marks(n->attrs[j].graph);
+  }
+}
+
+static void cse_graph(Ctx *c, OGraph *g, PtrVec *into) {
   int n_nodes = g->nodes.len;
   size_t cap = 16;
   while (cap < (size_t)n_nodes * 2) cap *= 2;
   ONode **table = arena_alloc(c->arena, sizeof(ONode *) * cap);
   for (int i = 0; i < n_nodes; i++) {
     ONode *n = g->nodes.items[i];
-    for (int j = 0; !n->dead && j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) cse_graph(c, n->attrs[j].graph);
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_inputs; j++)
+      if (n->inputs[j] && n->inputs[j]->mark) n->inputs[j] = into->items[n->inputs[j]->mark - 1];
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) cse_graph(c, n->attrs[j].graph, into);
     if (!mergeable(n)) continue;
     size_t slot = (size_t)hash_node(c, n) & (cap - 1);
     for (;;) {
@@ -158,7 +176,10 @@ static void cse_graph(Ctx *c, OGraph *g) {
         break;
       }
       if (same_node(c, seen, n)) {
-        for (int k = 0; k < n->n_outputs; k++) og_replace_uses(g, n->outputs[k], seen->outputs[k]);
+        for (int k = 0; k < n->n_outputs; k++) {
+          ptrvec_push(c->arena, into, seen->outputs[k]);
+          n->outputs[k]->mark = into->len;
+        }
         n->dead = true;
         break;
       }
@@ -168,7 +189,9 @@ static void cse_graph(Ctx *c, OGraph *g) {
 }
 
 int pass_cse(Ctx *c, OModel *m) {
-  cse_graph(c, m->graph);
-  og_recount_uses(m->graph);
+  PtrVec into = {0};
+  zero_marks(m->graph);
+  cse_graph(c, m->graph, &into);
+  og_recount_uses(m->graph); /* the redirected reads */
   return 0;
 }

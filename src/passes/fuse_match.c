@@ -205,14 +205,6 @@ OValue *fm_skip_expand(FmPat *p, OValue *v) {
   return v;
 }
 
-static bool read_i64_const(Ctx *c, const OValue *v, int64_t *out, int max, int *n) {
-  const Data *d = og_const_data(v);
-  if (!d || v->type.et != ET_I64 || d->nbytes % 8 || (int64_t)(d->nbytes / 8) > max) return false;
-  const uint8_t *b = data_bytes(c, d);
-  *n = (int)(d->nbytes / 8);
-  for (int i = 0; i < *n; i++) memcpy(&out[i], b + 8 * i, 8);
-  return true;
-}
 
 /* Sorts and normalises axes against rank; false on a duplicate or range error. */
 static bool norm_axes(int64_t *axes, int n, int rank) {
@@ -240,7 +232,7 @@ int fm_reduce_axes(Ctx *c, const ONode *n, int64_t *axes, bool *keepdims) {
   *keepdims = !kd || kd->i != 0;
   int count = 0;
   if (n->n_inputs >= 2 && n->inputs[1]) {
-    if (!read_i64_const(c, n->inputs[1], axes, MAX_RANK, &count)) return -1;
+    if ((count = og_const_i64s(c, n->inputs[1], axes, MAX_RANK)) < 0) return -1;
   } else if (ax) {
     if (ax->n > MAX_RANK) return -1;
     count = ax->n;
@@ -260,7 +252,7 @@ bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes) {
   if (og_is(n, ONNX_Unsqueeze)) {
     int64_t got[MAX_RANK];
     int k = 0;
-    if (n->n_inputs < 2 || !read_i64_const(c, n->inputs[1], got, MAX_RANK, &k)) return false;
+    if (n->n_inputs < 2 || (k = og_const_i64s(c, n->inputs[1], got, MAX_RANK)) < 0) return false;
     if (k != n_axes || !norm_axes(got, k, out->type.rank)) return false;
     return memcmp(got, axes, sizeof(int64_t) * (size_t)k) == 0;
   }

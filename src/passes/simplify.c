@@ -288,14 +288,6 @@ static bool constant_shape(Ctx *c, OGraph *g, ONode *n) {
   return true;
 }
 
-/* The int64 elements of a small 1-D constant, or -1. */
-static int const_i64s(Ctx *c, const OValue *v, int64_t *out, int max) {
-  const Data *d = v ? og_const_data(v) : NULL;
-  if (!d || v->type.et != ET_I64 || d->nbytes % 8 || (int)(d->nbytes / 8) > max) return -1;
-  memcpy(out, data_bytes(c, d), d->nbytes);
-  return (int)(d->nbytes / 8);
-}
-
 /* Slice(x, starts, ends) whose ends are computed at run time (JAX's dynamic
  * slices end at B): with constant starts and unit steps, the output dims
  * give the ends, "to the end" where an axis keeps its size. */
@@ -304,14 +296,14 @@ static bool constant_slice_ends(Ctx *c, OGraph *g, ONode *n) {
   const OValue *x = n->inputs[0], *out = n->outputs[0];
   int r = x->type.rank;
   int64_t starts[MAX_RANK], axes[MAX_RANK], steps[MAX_RANK], ends[MAX_RANK];
-  int m = const_i64s(c, n->inputs[1], starts, MAX_RANK);
+  int m = og_const_i64s(c, n->inputs[1], starts, MAX_RANK);
   if (m <= 0 || r < 0 || out->type.rank != r) return false;
   if (n->n_inputs > 3 && n->inputs[3]) {
-    if (const_i64s(c, n->inputs[3], axes, MAX_RANK) != m) return false;
+    if (og_const_i64s(c, n->inputs[3], axes, MAX_RANK) != m) return false;
   } else {
     for (int k = 0; k < m; k++) axes[k] = k;
   }
-  if (n->n_inputs > 4 && n->inputs[4] && const_i64s(c, n->inputs[4], steps, MAX_RANK) != m)
+  if (n->n_inputs > 4 && n->inputs[4] && og_const_i64s(c, n->inputs[4], steps, MAX_RANK) != m)
     return false;
   for (int k = 0; k < m; k++) {
     int64_t a = axes[k] < 0 ? axes[k] + r : axes[k];
@@ -345,7 +337,7 @@ static bool stack_as_concat(Ctx *c, ONode *n) {
     ONode *un = u ? u->producer : NULL;
     int64_t uax[2];
     if (!og_is(un, ONNX_Unsqueeze) || un->n_inputs != 2 || !og_single_use(u) ||
-        const_i64s(c, un->inputs[1], uax, 2) != 1 || (uax[0] < 0 ? uax[0] + R : uax[0]) != k)
+        og_const_i64s(c, un->inputs[1], uax, 2) != 1 || (uax[0] < 0 ? uax[0] + R : uax[0]) != k)
       return false;
     int64_t d = un->inputs[0]->type.rank == R - 1 ? un->inputs[0]->type.dims[k].value : -1;
     if (d < 0) return false;
