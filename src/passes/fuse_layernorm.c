@@ -534,6 +534,18 @@ static bool try_rmsnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   return false;
 }
 
+/* Nodes in g and its subgraphs, dead ones included (passes mark nodes dead,
+ * they never remove them from the lists). */
+static long count_nodes(const OGraph *g) {
+  long total = g->nodes.len;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const ONode *n = g->nodes.items[i];
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) total += count_nodes(n->attrs[j].graph);
+  }
+  return total;
+}
+
 /* try_rmsnorm appends the nodes of its chain at the end of the graph. */
 static void sort_all(Ctx *c, OGraph *g) {
   og_toposort(c, g);
@@ -546,7 +558,8 @@ static void sort_all(Ctx *c, OGraph *g) {
 
 int pass_fuse_layernorm(Ctx *c, OModel *m) {
   fm_each_node(c, m, try_layernorm);
+  long before = count_nodes(m->graph);
   fm_each_node(c, m, try_rmsnorm);
-  sort_all(c, m->graph);
+  if (count_nodes(m->graph) != before) sort_all(c, m->graph); /* only after a chain */
   return 0;
 }
