@@ -75,23 +75,42 @@ def keras_layernorm():
     return (lambda x: layer(x)), None
 
 
-def haiku_layernorm():
+def _haiku(module):
+    """A Haiku module applied to x, its parameters moved off their defaults."""
     import haiku as hk
-
-    def fwd(x):
-        return hk.LayerNorm(-1, create_scale=True, create_offset=True)(x)
-    net = hk.without_apply_rng(hk.transform(fwd))
+    net = hk.without_apply_rng(hk.transform(lambda x: module()(x)))
     params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
     params = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), params)
     return net.apply, params
 
 
+def _equinox_norm(norm):
+    """An Equinox norm of width 64 with random weight and bias, vmapped over
+    the batch and the tokens."""
+    import equinox as eqx
+    norm = eqx.tree_at(lambda m: (m.weight, m.bias), norm,
+                       (jnp.asarray(_rand(64)), jnp.asarray(_rand(64, lo=-1, hi=1))))
+    return (lambda x: jax.vmap(jax.vmap(norm))(x)), None
+
+
+def haiku_layernorm():
+    import haiku as hk
+    return _haiku(lambda: hk.LayerNorm(-1, create_scale=True, create_offset=True))
+
+
 def equinox_layernorm():
     import equinox as eqx
-    ln = eqx.nn.LayerNorm(64)
-    ln = eqx.tree_at(lambda m: (m.weight, m.bias), ln,
-                     (jnp.asarray(_rand(64)), jnp.asarray(_rand(64, lo=-1, hi=1))))
-    return (lambda x: jax.vmap(jax.vmap(ln))(x)), None
+    return _equinox_norm(eqx.nn.LayerNorm(64))
+
+
+def haiku_rmsnorm():
+    import haiku as hk
+    return _haiku(lambda: hk.RMSNorm(-1))
+
+
+def equinox_rmsnorm():
+    import equinox as eqx
+    return _equinox_norm(eqx.nn.RMSNorm(64))
 
 
 def linen_layernorm():
@@ -123,25 +142,6 @@ def nnx_rmsnorm():
     layer = nnx.RMSNorm(64, rngs=nnx.Rngs(0))
     layer.scale[...] = jnp.asarray(_rand(64))
     return layer, None
-
-
-def haiku_rmsnorm():
-    import haiku as hk
-
-    def fwd(x):
-        return hk.RMSNorm(-1)(x)
-    net = hk.without_apply_rng(hk.transform(fwd))
-    params = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
-    params = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), params)
-    return net.apply, params
-
-
-def equinox_rmsnorm():
-    import equinox as eqx
-    norm = eqx.nn.RMSNorm(64)
-    norm = eqx.tree_at(lambda m: (m.weight, m.bias), norm,
-                       (jnp.asarray(_rand(64)), jnp.asarray(_rand(64, lo=-1, hi=1))))
-    return (lambda x: jax.vmap(jax.vmap(norm))(x)), None
 
 
 def keras_rmsnorm():
