@@ -701,7 +701,7 @@ def _leaf_dtype(v):
     return jax.dtypes.canonicalize_dtype(np.result_type(v) if not hasattr(v, "dtype") else v.dtype)
 
 
-def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
+def to_onnx(fn_or_module, inputs=None, path: str | os.PathLike | None = None, *,
             opset: int | None = None, input_names: Sequence[str] | None = None,
             output_names: Sequence[str] | None = None, shape_info: bool = False,
             external_threshold: int | None = None, params=None, **kw):
@@ -714,7 +714,9 @@ def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
             without changing the module you pass); or an ``equinox.Module``
             (its arrays become initializers; inference mode too); or a Flax
             Linen module with its variables, ``(module, variables)`` (or the
-            module with ``params=variables``).
+            module with ``params=variables``); or a ``jax.export.Exported``,
+            its ``serialize()`` bytes, or the path (str or PathLike) of a file
+            holding them, without ``inputs`` (see :mod:`hlo2onnx.exported`).
         inputs: one entry per input: a shape tuple, where a str is a symbolic
             dimension (``("B", 30)``; the same name in several inputs is the
             same dimension) and the dtype is ``dtype=``/``input_dtypes=`` or
@@ -762,6 +764,12 @@ def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
         with the core's ``file:line:col`` diagnostics.  No file is left at
         ``path`` after an error.
     """
+    from .exported import exported_to_onnx, is_exported_source
+
+    if is_exported_source(fn_or_module):  # an Exported, its bytes or file: exported.py
+        return exported_to_onnx(fn_or_module, inputs, path, opset=opset, input_names=input_names,
+                                output_names=output_names, shape_info=shape_info,
+                                external_threshold=external_threshold, params=params, **kw)
     lowered = lower_to_text(fn_or_module, inputs, opset=opset, input_names=input_names,
                             output_names=output_names, shape_info=shape_info,
                             external_threshold=external_threshold, params=params, **kw)
