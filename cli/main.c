@@ -18,11 +18,15 @@ static const char usage[] =
     "Converts the MLIR text of a StableHLO module, as JAX prints it with\n"
     "jax.jit(f).lower(*args).as_text() or\n"
     "jax.export.export(jax.jit(f))(*args).mlir_module(), into an ONNX model.\n"
-    "INPUT may be '-' for standard input.\n"
+    "INPUT may be '-' for standard input.  A serialized jax.export.Exported\n"
+    "(Exported.serialize()) is converted by 'python -m hlo2onnx', which takes\n"
+    "the same options.\n"
     "\n"
     "options:\n"
     "  -o, --output FILE          the ONNX file to write (required); written to a\n"
-    "                             temporary name and renamed when complete\n"
+    "                             temporary name and renamed when complete; never\n"
+    "                             the input file; '-' for standard output (not a\n"
+    "                             terminal; the model then has no external data)\n"
     "  --opset N                  ai.onnx opset to target, 17..23 (default 20; 0 = default)\n"
     "  --shape-info               write value_info (shapes) for intermediate tensors\n"
     "  --no-optimize              skip the fusion passes (Gemm, LayerNormalization,\n"
@@ -102,6 +106,113 @@ static int read_input(const char *path, Input *in) {
   return 0;
 }
 
+/* What the input is, from its first 64 KiB: MLIR text has no control bytes
+ * but tab, newline and carriage return.  Anything else is refused before
+ * the parser sees it, so that no line of binary reaches the terminal, with
+ * what to do for the binaries users are likely to hand us: a serialized
+ * jax.export.Exported (a flatbuffer that embeds the module's MLIR bytecode,
+ * which starts with "ML\xefR") or that bytecode on its own.  The same test
+ * as hlo2onnx.exported.sniff. */
+static const char mlir_bytecode_magic[4] = {'M', 'L', (char)0xEF, 'R'};
+
+static int has_bytecode_magic(const Input *in) {
+  for (size_t i = 0; i + sizeof mlir_bytecode_magic <= in->len; i++)
+    if (memcmp(in->text + i, mlir_bytecode_magic, sizeof mlir_bytecode_magic) == 0) return 1;
+  return 0;
+}
+
+static int check_text(const char *path, const Input *in) {
+  size_t head = in->len < 65536 ? in->len : 65536, at = 0;
+  if (in->len >= sizeof mlir_bytecode_magic &&
+      memcmp(in->text, mlir_bytecode_magic, sizeof mlir_bytecode_magic) == 0) {
+    fprintf(stderr,
+            "hlo2onnx: %s is MLIR bytecode, not MLIR text; hlo2onnx reads the text\n"
+            "(jax.jit(f).lower(...).as_text(), or Exported.mlir_module()); a file saved\n"
+            "with Exported.serialize() converts with: python -m hlo2onnx FILE -o OUT.onnx\n",
+            path);
+    return H2O_EINPUT;
+  }
+  for (; at < head; at++) {
+    unsigned char ch = (unsigned char)in->text[at];
+    if ((ch < 32 && ch != '\t' && ch != '\n' && ch != '\r') || ch == 127) break;
+  }
+  if (at == head) return 0;
+  if (has_bytecode_magic(in))
+    fprintf(stderr,
+            "hlo2onnx: %s is a serialized jax.export.Exported (Exported.serialize()),\n"
+            "not MLIR text.  Convert it with the Python package, which reads it with\n"
+            "jax.export.deserialize and takes the same options:\n"
+            "  python -m hlo2onnx %s -o OUT.onnx\n",
+            path, path);
+  else
+    fprintf(stderr,
+            "hlo2onnx: %s is not text (byte 0x%02X at offset %zu); hlo2onnx reads the\n"
+            "MLIR text of a StableHLO module (jax.jit(f).lower(...).as_text())\n",
+            path, (unsigned char)in->text[at], at);
+  return H2O_EINPUT;
+}
+
+/* The file an output would be written to must not be the input (also
+ * through a symbolic or hard link): the model is renamed over it only when
+ * complete, but then the input is gone.  Compared by device and inode. */
+static int same_file(const struct stat *input, const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && st.st_dev == input->st_dev && st.st_ino == input->st_ino;
+}
+
+static int check_not_input(const char *in_path, const char *out_path, const char *external) {
+  struct stat in_st;
+  int have = strcmp(in_path, "-") == 0 ? fstat(0, &in_st) == 0 && S_ISREG(in_st.st_mode)
+                                        : stat(in_path, &in_st) == 0;
+  if (!have) return 0; /* read_input reports a missing input */
+  const char *shown = strcmp(in_path, "-") == 0 ? "standard input" : in_path;
+  if (same_file(&in_st, out_path)) {
+    fprintf(stderr,
+            "hlo2onnx: the output %s is the input (%s): refusing to overwrite\n"
+            "the input; choose another -o\n",
+            out_path, shown);
+    return H2O_EUSAGE;
+  }
+  /* The external data file: NAME (default OUTPUT.data) beside the model. */
+  const char *slash = strrchr(out_path, '/');
+  size_t dir = slash ? (size_t)(slash - out_path + 1) : 0;
+  size_t n = external ? dir + strlen(external) : strlen(out_path) + 5;
+  char *data_path = malloc(n + 1);
+  if (!data_path) return H2O_ENOMEM;
+  if (external) {
+    memcpy(data_path, out_path, dir);
+    strcpy(data_path + dir, external);
+  } else {
+    strcpy(data_path, out_path);
+    strcat(data_path, ".data");
+  }
+  int clash = same_file(&in_st, data_path);
+  if (clash)
+    fprintf(stderr,
+            "hlo2onnx: the external data file %s is the input (%s): refusing to\n"
+            "overwrite the input; choose another --external-data or -o\n",
+            data_path, shown);
+  free(data_path);
+  return clash ? H2O_EUSAGE : 0;
+}
+
+/* -o -: the whole model, converted in memory, to standard output. */
+static int write_stdout(const void *bytes, size_t n) {
+  const char *p = bytes;
+  while (n > 0) {
+    ssize_t w = write(1, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      fprintf(stderr, "hlo2onnx: cannot write the model to standard output: %s\n",
+              strerror(errno));
+      return H2O_EIO;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
 static void release_input(Input *in) {
   if (in->mapped) munmap(in->text, in->len);
   else free(in->text);
@@ -135,6 +246,7 @@ int main(int argc, char **argv) {
   h2o_options_init(&opts);
   opts.progress = 1;
   const char *in_path = NULL, *out_path = NULL;
+  int external_option = 0; /* --external-data or --external-threshold given */
   /* at most argc of each repeatable option */
   h2o_dim_name *dims = calloc((size_t)argc, sizeof *dims);
   const char **in_names = calloc((size_t)argc, sizeof *in_names);
@@ -183,9 +295,11 @@ int main(int argc, char **argv) {
       unsigned long long v = strtoull(next, &end, 10);
       if (*end || next[0] == '-') { rc = usage_error("bad --external-threshold '%s'", next); goto out; }
       opts.external_threshold = (size_t)v;
+      external_option = 1;
     } else if (!strcmp(a, "--external-data")) {
       NEED_VALUE();
       opts.external_data = next;
+      external_option = 1;
     } else if (!strcmp(a, "--dim")) {
       NEED_VALUE();
       int bad = parse_dim(next, &dims[n_dims]);
@@ -224,6 +338,20 @@ int main(int argc, char **argv) {
   }
   if (!in_path) { rc = usage_error("%s", "no input file"); goto out; }
   if (!out_path) { rc = usage_error("%s", "no output file: use -o OUTPUT.onnx"); goto out; }
+  int to_stdout = strcmp(out_path, "-") == 0;
+  if (to_stdout && external_option) {
+    rc = usage_error("%s", "-o - writes the whole model to standard output: it cannot have an "
+                           "external data file\n(--external-data, --external-threshold); "
+                           "write to a file with -o FILE");
+    goto out;
+  }
+  if (to_stdout && isatty(1)) {
+    rc = usage_error("%s", "-o -: standard output is a terminal, and an ONNX model is binary; "
+                           "redirect it\n(hlo2onnx IN -o - > OUT.onnx) or write to a file "
+                           "with -o FILE");
+    goto out;
+  }
+  if (!to_stdout && (rc = check_not_input(in_path, out_path, opts.external_data)) != 0) goto out;
 
   opts.source_name = strcmp(in_path, "-") == 0 ? "<stdin>" : in_path;
   opts.input_dims = dims;
@@ -236,9 +364,14 @@ int main(int argc, char **argv) {
   Input in;
   rc = read_input(in_path, &in);
   if (rc) goto out;
+  if ((rc = check_text(opts.source_name, &in)) != 0) {
+    release_input(&in);
+    goto out;
+  }
   h2o_result res;
-  rc = h2o_convert(in.text, in.len, &opts, NULL, 0, out_path, &res);
+  rc = h2o_convert(in.text, in.len, &opts, NULL, 0, to_stdout ? NULL : out_path, &res);
   if (res.message) fputs(res.message, stderr);
+  if (rc == 0 && to_stdout) rc = write_stdout(res.bytes, res.nbytes);
   h2o_result_free(&res);
   release_input(&in);
 out:
