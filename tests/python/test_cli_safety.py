@@ -252,3 +252,20 @@ def test_mlir_to_onnx_refuses_a_serialized_exported(exported_file):
         hlo2onnx.mlir_to_onnx(input_path=exported_file)
     with pytest.raises(hlo2onnx.UsageError, match="the bytes are a serialized"):
         hlo2onnx.mlir_to_onnx(exported_file.read_bytes())
+
+
+def test_python_m_hlo2onnx_has_the_commands_options():
+    """python -m hlo2onnx takes the options of the C command, no more, no
+    fewer (their --help texts list them)."""
+    import re
+
+    options = {}
+    for which in COMMANDS:
+        proc = run(which, "--help")
+        assert proc.returncode == 0
+        options[which] = set(re.findall(r"^\s+(-\w|--[\w-]+)", proc.stdout.decode(), re.M)) | \
+            set(re.findall(r"^\s+-\w, (--[\w-]+)", proc.stdout.decode(), re.M))
+    assert options["c"] == options["python"]
+    assert {"-o", "--output", "--opset", "--dim", "--local-functions", "-q"} <= options["c"]
+    versions = {which: run(which, "--version").stdout.decode() for which in COMMANDS}
+    assert versions["c"] == versions["python"] == f"hlo2onnx {hlo2onnx.__version__}\n"
