@@ -258,21 +258,27 @@ bool fm_reinserts(Ctx *c, const ONode *n, const int64_t *axes, int n_axes) {
   }
   if (!og_is(n, ONNX_Reshape)) return false;
   /* The output dims: 1 at the axes, the input's dims in order elsewhere.
-   * With one dynamic dim the element count pins it; with more the types
-   * cannot tell a reordering apart, so refuse. */
-  int j = 0, a = 0, n_dyn = 0;
+   * With one unnamed dynamic dim the element count pins it; with more the
+   * types cannot tell a reordering apart unless the dims are named alike
+   * ([B, T] -> [B, T, 1]). */
+  int j = 0, a = 0, n_unnamed = 0;
   for (int i = 0; i < out->type.rank; i++) {
-    int64_t d = out->type.dims[i].value;
+    ODim d = out->type.dims[i];
     if (a < n_axes && axes[a] == i) {
-      if (d != 1) return false;
+      if (d.value != 1) return false;
       a++;
       continue;
     }
-    int64_t e = in->type.dims[j++].value;
-    if ((d < 0) != (e < 0) || (d >= 0 && d != e)) return false;
-    n_dyn += d < 0;
+    ODim e = in->type.dims[j++];
+    if ((d.value < 0) != (e.value < 0) || (d.value >= 0 && d.value != e.value)) return false;
+    if (d.value >= 0) continue;
+    if (d.param && e.param) {
+      if (strcmp(d.param, e.param) != 0) return false;
+    } else {
+      n_unnamed++;
+    }
   }
-  return a == n_axes && n_dyn <= 1;
+  return a == n_axes && n_unnamed <= 1;
 }
 
 /* ---- rewriting ----------------------------------------------------------- */

@@ -250,8 +250,6 @@ static bool identity_operand(Ctx *c, OGraph *g, ONode *n) {
 static bool constant_shape(Ctx *c, OGraph *g, ONode *n) {
   bool reshape = og_is(n, ONNX_Reshape), expand = og_is(n, ONNX_Expand);
   if ((!reshape && !expand) || n->n_inputs != 2 || og_const_data(n->inputs[1])) return false;
-  const OAttr *az = og_get_attr(n, "allowzero");
-  if (reshape && az && az->i) return false;
   const OValue *x = n->inputs[0], *out = n->outputs[0];
   int R = out->type.rank, r = x->type.rank;
   if (R < 0 || R > MAX_RANK || r < 0 || (expand && r > R)) return false;
@@ -285,6 +283,38 @@ static bool constant_shape(Ctx *c, OGraph *g, ONode *n) {
   }
   if (inferred >= 0 && copies) return false;
   og_set_input(n, 1, og_init_i64s(c, g, "shape", R, shape));
+  /* JAX's dynamic reshapes say allowzero=1 (a size computed as 0 is 0); the
+   * new shape holds no literal 0, and a dim it copies is the input's even
+   * when that is 0, so the copying form computes the same. */
+  const OAttr *az = og_get_attr(n, "allowzero");
+  if (reshape && az && az->i) og_attr_int(c, n, "allowzero", 0);
+  return true;
+}
+
+/* Reshape to a computed shape that only inserts or only removes unit axes
+ * ([B, 4, T, T] -> [B, 4, T, 1, T], dot_general's split of merged free
+ * axes) is an Unsqueeze or a Squeeze with constant axes: constant_shape
+ * cannot write it when it would need both a copied dim (0) and an inferred
+ * one (-1).  Dims are matched in order, named dims by name. */
+static bool unit_axes_reshape(Ctx *c, OGraph *g, ONode *n) {
+  if (!og_is(n, ONNX_Reshape) || n->n_inputs != 2 || og_const_data(n->inputs[1])) return false;
+  const OValue *x = n->inputs[0], *out = n->outputs[0];
+  int r = x->type.rank, R = out->type.rank;
+  if (r < 0 || R < 0 || r == R || r > MAX_RANK || R > MAX_RANK) return false;
+  const OValue *longer = R > r ? out : x, *shorter = R > r ? x : out;
+  int64_t axes[MAX_RANK];
+  int n_axes = 0, j = 0;
+  for (int i = 0; i < longer->type.rank; i++) {
+    ODim d = longer->type.dims[i];
+    bool known = d.value >= 0 || d.param;
+    if (j < shorter->type.rank && known && same_dim(d, shorter->type.dims[j])) j++;
+    else if (is_dim_one(d)) axes[n_axes++] = i;
+    else return false;
+  }
+  if (j != shorter->type.rank) return false;
+  og_set_kind(n, R > r ? ONNX_Unsqueeze : ONNX_Squeeze);
+  og_set_input(n, 1, og_init_i64s(c, g, "axes", n_axes, axes));
+  n->n_attrs = 0; /* allowzero is Reshape's */
   return true;
 }
 
@@ -374,7 +404,7 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
   OValue *x = n->inputs[0], *out = n->outputs[0];
   if (og_is(n, ONNX_Identity)) return bypass(g, n, x);
   if (constant_where(c, g, n) || identity_operand(c, g, n) || constant_shape(c, g, n) ||
-      constant_slice_ends(c, g, n))
+      unit_axes_reshape(c, g, n) || constant_slice_ends(c, g, n))
     return true;
   if (og_is(n, ONNX_Cast) && x->type.et != ET_UNDEF && x->type.et == out->type.et)
     return bypass(g, n, x);

@@ -98,16 +98,17 @@ static Sym scaled(Sym s, int64_t factor) {
   return s;
 }
 
-/* Names dim i of v when it is unknown and s is symbolic. */
-static void name_dim(Ctx *c, OValue *v, int i, Sym s) {
-  if (!is_symbolic(s) || i >= v->type.rank) return;
+/* Names dim i of v when it is unknown and s is symbolic; whether it did. */
+static bool name_dim(Ctx *c, OValue *v, int i, Sym s) {
+  if (!is_symbolic(s) || i >= v->type.rank) return false;
   ODim *d = &v->type.dims[i];
-  if (d->value >= 0 || d->param) return;
+  if (d->value >= 0 || d->param) return false;
   int n = (int)s.base_len;
   if (s.k == 1) d->param = arena_printf(c->arena, "%.*s", n, s.base);
   else if (simple_name(s.base, s.base_len))
     d->param = arena_printf(c->arena, "%lld*%.*s", (long long)s.k, n, s.base);
   else d->param = arena_printf(c->arena, "%lld*(%.*s)", (long long)s.k, n, s.base);
+  return true;
 }
 
 /* The product of dims [from, to) of v when exactly one of them is symbolic
@@ -517,6 +518,26 @@ static int shape_elements(Ctx *c, const OValue *v, Sym *out, int max, int depth)
     }
     return m;
   }
+  if (og_is(n, ONNX_ReduceProd) && x->type.rank == 1 && v->type.rank <= 1 && max >= 1 &&
+      n->n_inputs == 1 && int_attr(n, "noop_with_empty_axes", 0) == 0) {
+    /* the size of merged axes (dot_general's [B, 4, T*1, 8]): static sizes
+     * multiply, one symbolic size is scaled by the others */
+    Sym all[MAX_RANK];
+    int m = shape_elements(c, x, all, MAX_RANK, depth + 1);
+    if (m < 0) return -1;
+    const int64_t limit = (int64_t)1 << 40;
+    Sym p = {1, NULL, 0, 0};
+    for (int i = 0; i < m && (is_static(p) || is_symbolic(p)); i++) {
+      Sym e = all[i];
+      if (is_static(e) && is_static(p))
+        p = e.value > 0 && p.value > limit / e.value ? UNKNOWN : (Sym){p.value * e.value, NULL, 0, 0};
+      else if (is_static(e) && is_symbolic(p) && e.value > 0) p = scaled(p, e.value);
+      else if (is_symbolic(e) && is_static(p) && p.value > 0) p = scaled(e, p.value);
+      else p = UNKNOWN;
+    }
+    out[0] = p;
+    return 1;
+  }
   if (og_is(n, ONNX_Gather) && int_attr(n, "axis", 0) == 0 && n->n_inputs == 2) {
     Sym all[MAX_RANK];
     const int64_t *idx;
@@ -597,26 +618,55 @@ static bool infer(Ctx *c, const ONode *n, Sym *out, int rank) {
   }
 }
 
-static void name_graph(Ctx *c, OGraph *g) {
+/* The node of a StableHLO elementwise op (ONode.same_shape_inputs): every
+ * input has the output's shape at run time, whatever ONNX broadcasting
+ * would allow, so a dim named on one of them is everyone's, inputs
+ * included.  This is how the size of `pos[:T]` (a dynamic slice, whose
+ * size no rule can prove without JAX's `T <= 32`) becomes T: it is added
+ * to a [B, T, 32] value.  Returns how many dims it named. */
+static int name_same_shape(Ctx *c, ONode *n) {
+  OValue *v = n->outputs[0];
+  int rank = v->type.rank, named = 0;
+  for (int i = 0; i < n->n_inputs; i++)
+    if (!n->inputs[i] || n->inputs[i]->type.rank != rank) return 0;
+  for (int d = 0; d < rank; d++) {
+    Sym s = dim_of(v, d);
+    for (int i = 0; i < n->n_inputs && !is_symbolic(s); i++) s = dim_of(n->inputs[i], d);
+    named += name_dim(c, v, d, s);
+    for (int i = 0; i < n->n_inputs; i++) named += name_dim(c, n->inputs[i], d, s);
+  }
+  return named;
+}
+
+/* One walk in graph order; how many dims it named. */
+static int name_graph(Ctx *c, OGraph *g) {
+  int named = 0;
   for (int i = 0; i < g->nodes.len; i++) {
     ONode *n = g->nodes.items[i];
     if (n->dead) continue;
     for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) name_graph(c, n->attrs[j].graph);
+      if (n->attrs[j].kind == OA_GRAPH) named += name_graph(c, n->attrs[j].graph);
     if (n->n_outputs < 1 || !n->outputs[0]) continue;
     OValue *v = n->outputs[0];
     int rank = v->type.rank;
     if (rank <= 0 || rank > MAX_RANK) continue;
+    /* lower.c marks any one-node op whose operand types equal its result's
+     * ('?' matching '?'): only an elementwise op proves equal sizes */
+    if (n->same_shape_inputs && onnx_op_has(n->kind, ONNX_BROADCASTS)) named += name_same_shape(c, n);
     bool unnamed = false;
     for (int d = 0; d < rank; d++) unnamed |= v->type.dims[d].value < 0 && !v->type.dims[d].param;
     Sym out[MAX_RANK];
     if (!unnamed || !infer(c, n, out, rank)) continue;
-    for (int d = 0; d < rank; d++) name_dim(c, v, d, out[d]);
+    for (int d = 0; d < rank; d++) named += name_dim(c, v, d, out[d]);
   }
+  return named;
 }
 
 int pass_symbolic_dims(Ctx *c, OModel *m) {
-  name_graph(c, m->graph);
+  /* A dim named backwards (an input of a same-shape node) reaches the nodes
+   * before it in graph order on the next walk. */
+  for (int walk = 0; walk < 4 && name_graph(c, m->graph) > 0; walk++) {
+  }
   return 0;
 }
 
