@@ -146,6 +146,55 @@ static bool drop_proven_expands(ONode *n) {
   return changed;
 }
 
+/* Expand(x, shape computed at run time) read only by a broadcasting node
+ * whose other inputs bring some of its dims: the Expand need only make the
+ * dims nobody else has, and when those are static its shape is a constant
+ * (And(Expand(true, [B, 4, T, T]), mask[B, 1, T, T]) expands to [1, 4, 1, 1]).
+ * The node's output is unchanged: every axis set to 1 is covered by an
+ * input with the same dim. */
+static bool shrink_expand_shape(Ctx *c, OGraph *g, ONode *n) {
+  if (!onnx_op_has(n->kind, ONNX_BROADCASTS) || n->n_outputs != 1) return false;
+  const OType *out = &n->outputs[0]->type;
+  int R = out->rank;
+  for (int j = 0; j < n->n_inputs; j++) {
+    OValue *in = n->inputs[j];
+    if (!is_live_expand(in) || in->n_uses != 1 || in->is_output) continue;
+    ONode *e = in->producer;
+    const OValue *x = e->inputs[0];
+    int RE = in->type.rank, r = x->type.rank;
+    if (e->n_inputs != 2 || og_const_data(e->inputs[1]) || RE < 0 || RE > R || r < 0 || r > RE)
+      continue;
+    int64_t shape[MAX_RANK];
+    ODim dims[MAX_RANK]; /* the Expand's output dims with the new shape */
+    bool ok = true;
+    for (int i = 0; i < RE && ok; i++) {
+      ODim d = in->type.dims[i];
+      int a = i - (RE - r), o = i + (R - RE); /* the axis of x and of the output */
+      bool kept = a >= 0 && same_dim(x->type.dims[a], d);
+      if (!kept && a >= 0 && !is_dim_one(x->type.dims[a])) {
+        ok = false; /* x's dim there unknown: the Expand's output would be too */
+        break;
+      }
+      dims[i] = kept ? d : (ODim){.value = 1};
+      bool covered = kept;
+      for (int k = 0; k < n->n_inputs && !covered; k++) {
+        const OValue *other = n->inputs[k];
+        if (k == j || !other || other->type.rank < 0) continue;
+        int b = o - (R - other->type.rank);
+        covered = b >= 0 && !is_dim_one(other->type.dims[b]) && same_dim(other->type.dims[b], d);
+      }
+      if (covered) shape[i] = 1;
+      else if (d.value >= 0) shape[i] = dims[i].value = d.value;
+      else ok = false;
+    }
+    if (!ok) continue;
+    og_set_input(e, 1, og_init_i64s(c, g, "shape", RE, shape));
+    for (int i = 0; i < RE; i++) in->type.dims[i] = dims[i];
+    return true;
+  }
+  return false;
+}
+
 /* Where(cond, a, b) whose condition is a constant, all true or all false:
  * the chosen input, when it already has the output's shape.  (jnp.var's
  * guard against a negative count, max(N - ddof, 0), folds to such a
@@ -223,9 +272,12 @@ static bool splat_through(Ctx *c, const OValue *v, double *out) {
 }
 
 /* x - (+0), x + (-0), x * 1 and x / 1 are x, bit for bit (x + (+0) is not:
- * -0 + 0 = +0), when the other operand does not widen x's shape. */
+ * -0 + 0 = +0; for integers x + 0 is), when the other operand does not
+ * widen x's shape. */
 static bool identity_operand(Ctx *c, OGraph *g, ONode *n) {
-  if (n->n_inputs != 2 || n->n_outputs != 1 || !et_is_float(n->outputs[0]->type.et)) return false;
+  if (n->n_inputs != 2 || n->n_outputs != 1) return false;
+  bool is_float = et_is_float(n->outputs[0]->type.et);
+  if (!is_float && !et_is_int(n->outputs[0]->type.et)) return false;
   bool add = og_is(n, ONNX_Add), sub = og_is(n, ONNX_Sub), mul = og_is(n, ONNX_Mul),
        div = og_is(n, ONNX_Div);
   if (!add && !sub && !mul && !div) return false;
@@ -235,7 +287,7 @@ static bool identity_operand(Ctx *c, OGraph *g, ONode *n) {
     if (!splat_through(c, n->inputs[side], &k) || x->type.et != n->outputs[0]->type.et ||
         !same_shape(x, n->outputs[0]))
       continue;
-    bool neutral = (mul || div) ? k == 1 : k == 0 && (signbit(k) != 0) == add;
+    bool neutral = (mul || div) ? k == 1 : k == 0 && (!is_float || (signbit(k) != 0) == add);
     if (neutral) return bypass(g, n, x);
   }
   return false;
@@ -453,7 +505,8 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
       }
     }
   }
-  return drop_expands(n) | drop_proven_expands(n) | sink_expand(c, n) | stack_as_concat(c, n);
+  return drop_expands(n) | drop_proven_expands(n) | shrink_expand_shape(c, g, n) | sink_expand(c, n) |
+         stack_as_concat(c, n);
 }
 
 /* A few rounds until nothing changes, then each subgraph once: nested loops

@@ -482,6 +482,26 @@ static int shape_elements(Ctx *c, const OValue *v, Sym *out, int max, int depth)
     for (int64_t i = a; i < b; i++) out[i - a] = all[i];
     return (int)(b - a);
   }
+  if (og_is(n, ONNX_Max) && n->n_inputs == 2 && v->type.rank <= 1) {
+    /* max(min(a, y), b) with constants a <= b is b, whatever y: the clamp
+     * of a dynamic slice's constant start, 0, into [0, size - T] */
+    for (int side = 0; side < 2; side++) {
+      const OValue *lo = n->inputs[side], *hi = n->inputs[1 - side];
+      const ONode *mn = lo ? lo->producer : NULL;
+      Sym b[MAX_RANK], a[MAX_RANK];
+      if (!og_is(mn, ONNX_Min) || mn->dead || mn->n_inputs != 2 ||
+          shape_elements(c, hi, b, MAX_RANK, depth + 1) != 1 || !is_static(b[0]))
+        continue;
+      for (int k = 0; k < 2; k++)
+        if (shape_elements(c, mn->inputs[k], a, MAX_RANK, depth + 1) == 1 && is_static(a[0]) &&
+            a[0].value <= b[0].value && lo->type.rank <= 1 && max >= 1) {
+          int m = lo->type.rank == 1 && lo->type.dims[0].value >= 0 ? (int)lo->type.dims[0].value : 1;
+          if (m > max) return -1;
+          for (int i = 0; i < m; i++) out[i] = b[0];
+          return m;
+        }
+    }
+  }
   if ((og_is(n, ONNX_Add) || og_is(n, ONNX_Sub) || og_is(n, ONNX_Mul) || og_is(n, ONNX_Min) ||
        og_is(n, ONNX_Max)) && n->n_inputs == 2 && v->type.rank <= 1) {
     /* arithmetic of static sizes (the clamps of a dynamic slice's start):

@@ -310,3 +310,52 @@ def test_keras_hub_backbone(name, norms):
     static = hlo2onnx.to_onnx(f, [(4, 16), (4, 16)], **kw)
     assert len(model.graph.node) <= 1.05 * len(static.graph.node), \
         f"dynamic batch: {dict(counts)}; static: {dict(op_counts(static))}"
+
+
+# ---- a dynamic sequence length: shapes followed through the attention --------
+
+class _CausalDecoder:
+    """An NNX pre-LN decoder block over embeddings [B, T, 32] with learned
+    positions (the first T rows of a table of 32: converted with the
+    constraint T <= 32) and a causal mask, the way GPT-style models add them."""
+
+    def __new__(cls):
+        from flax import nnx
+
+        class Decoder(nnx.Module):
+            def __init__(self, rngs):
+                self.pos = nnx.Param(jax.random.normal(rngs.params(), (32, 32)))
+                self.ln1 = nnx.LayerNorm(32, rngs=rngs)
+                self.attn = nnx.MultiHeadAttention(4, 32, decode=False, rngs=rngs)
+                self.ln2 = nnx.LayerNorm(32, rngs=rngs)
+                self.fc = nnx.Linear(32, 32, rngs=rngs)
+
+            def __call__(self, x):
+                x = x + self.pos[...][: x.shape[1]]
+                x = x + self.attn(self.ln1(x), mask=nnx.make_causal_mask(x[..., 0]))
+                return x + self.fc(self.ln2(x))
+
+        return Decoder(nnx.Rngs(0))
+
+
+def test_dynamic_sequence_length():
+    """Dynamic B and T: every intermediate shape named (value_info checked
+    against onnxruntime's), both layer norms fused, and the dynamic graph a
+    handful of nodes over the static one (the slice of the position table
+    by T keeps its clamps)."""
+    from util import convert_and_check_shapes
+
+    model_obj = _CausalDecoder()
+    kw = dict(shape_constraints=["T <= 32"])
+    model = convert_and_check_shapes(model_obj, [("B", "T", 32)], **kw)
+    counts = op_counts(model)
+    assert counts["LayerNormalization"] == 2, dict(counts)
+    static = hlo2onnx.to_onnx(model_obj, [(4, 8, 32)])
+    dynamic_b = hlo2onnx.to_onnx(model_obj, [("B", 8, 32)])
+    n, n_b, n_static = len(model.graph.node), len(dynamic_b.graph.node), len(static.graph.node)
+    # a dynamic B: the batch of the causal mask's positions (Shape, Cast, Concat)
+    assert n_b <= n_static + 3, \
+        f"dynamic B: {dict(op_counts(dynamic_b))}; static: {dict(op_counts(static))}"
+    # and T: the slice of the position table and the iota of the mask read T
+    # from a Shape (about a dozen nodes: 122 against 108 for test_runtimes' GPT)
+    assert n <= n_static + 14, f"dynamic B, T: {dict(counts)}; static: {dict(op_counts(static))}"
