@@ -42,7 +42,7 @@ static const char usage[] =
     "  --output-name NAME         name the next graph output; repeatable\n"
     "  --dump-after STAGE         print the graph after STAGE (parse, lower, or a\n"
     "                             pass name; an unknown name lists them) to stderr\n"
-    "  -q, --quiet                no progress output\n"
+    "  -q, --quiet                no progress output and no summary line\n"
     "  -h, --help                 this help\n"
     "  --version                  print the version\n"
     "\n"
@@ -128,6 +128,16 @@ static int usage_error(const char *fmt, const char *arg) {
   fprintf(stderr, fmt, arg);
   fprintf(stderr, "\n(see hlo2onnx --help)\n");
   return H2O_EUSAGE;
+}
+
+/* The one line a successful conversion prints (unless -q): where, how big,
+ * what.  On stdout, the result of the command; stderr has only diagnostics
+ * (and progress on a terminal). */
+static void print_summary(const char *out_path, const h2o_result *res) {
+  struct stat st;
+  long long size = stat(out_path, &st) == 0 ? (long long)st.st_size : -1;
+  printf("hlo2onnx: wrote %s (%lld bytes, %d node%s, opset %d)\n", out_path, size,
+          res->n_nodes, res->n_nodes == 1 ? "" : "s", res->opset);
 }
 
 int main(int argc, char **argv) {
@@ -239,6 +249,7 @@ int main(int argc, char **argv) {
   h2o_result res;
   rc = h2o_convert(in.text, in.len, &opts, NULL, 0, out_path, &res);
   if (res.message) fputs(res.message, stderr);
+  if (rc == H2O_OK && opts.progress) print_summary(out_path, &res);
   h2o_result_free(&res);
   release_input(&in);
 out:
