@@ -46,7 +46,7 @@ static const char usage[] =
     "  --output-name NAME         name the next graph output; repeatable\n"
     "  --dump-after STAGE         print the graph after STAGE (parse, lower, or a\n"
     "                             pass name; an unknown name lists them) to stderr\n"
-    "  -q, --quiet                no progress output\n"
+    "  -q, --quiet                no progress output and no summary line\n"
     "  -h, --help                 this help\n"
     "  --version                  print the version\n"
     "\n"
@@ -241,6 +241,16 @@ static int usage_error(const char *fmt, const char *arg) {
   return H2O_EUSAGE;
 }
 
+/* The one line a successful conversion prints (unless -q): where, how big,
+ * what.  On stdout, the result of the command; stderr has only diagnostics
+ * (and progress on a terminal). */
+static void print_summary(const char *out_path, const h2o_result *res) {
+  struct stat st;
+  long long size = stat(out_path, &st) == 0 ? (long long)st.st_size : -1;
+  printf("hlo2onnx: wrote %s (%lld bytes, %d node%s, opset %d)\n", out_path, size,
+          res->n_nodes, res->n_nodes == 1 ? "" : "s", res->opset);
+}
+
 int main(int argc, char **argv) {
   h2o_options opts;
   h2o_options_init(&opts);
@@ -372,6 +382,8 @@ int main(int argc, char **argv) {
   rc = h2o_convert(in.text, in.len, &opts, NULL, 0, to_stdout ? NULL : out_path, &res);
   if (res.message) fputs(res.message, stderr);
   if (rc == 0 && to_stdout) rc = write_stdout(res.bytes, res.nbytes);
+  /* the summary goes to stdout too: not when stdout is the model */
+  else if (rc == H2O_OK && opts.progress) print_summary(out_path, &res);
   h2o_result_free(&res);
   release_input(&in);
 out:

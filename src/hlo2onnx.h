@@ -68,7 +68,15 @@ typedef struct h2o_options {
   int n_input_dims;
   const h2o_dim_name *output_dims; /* index = result index */
   int n_output_dims;
-  int progress;                 /* print progress on stderr while writing tensors */
+  int progress;                 /* print progress on stderr while writing tensors
+                                   (when stderr is a terminal and the tensors
+                                   pass 64 MB), or call progress_fn */
+  /* With progress on: called instead of printing, whatever stderr is and
+   * whatever the size, with the tensor bytes written so far and their total,
+   * at most every 0.1 s and once at the end (done == total).  Lets a host
+   * (Python, a notebook, a log) show progress its own way. */
+  void (*progress_fn)(void *user, uint64_t done, uint64_t total);
+  void *progress_user;
   const char *dump_after;       /* debug: print the graph after this stage
                                    ("parse", "lower", or a pass name) to stderr */
   int local_functions;          /* 0 = inline every call (default); N >= 1 = a
@@ -85,6 +93,8 @@ typedef struct h2o_result {
   void *bytes;      /* the model, when converting to memory */
   size_t nbytes;
   int n_errors;
+  int n_nodes;      /* on success: nodes of the main graph written */
+  int opset;        /* on success: the ai.onnx opset of the model */
 } h2o_result;
 
 void h2o_options_init(h2o_options *opts);

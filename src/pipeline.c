@@ -175,6 +175,10 @@ static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char 
   if (og_unique_names(c, model->graph) != 0) return -1;
   for (int i = 0; i < model->functions.len; i++)
     if (og_unique_names(c, function_at(model, i)->graph) != 0) return -1;
+  /* what the CLI's summary line reports */
+  res->opset = model->opset > 0 ? model->opset : H2O_DEFAULT_OPSET;
+  for (int i = 0; i < model->graph->nodes.len; i++)
+    res->n_nodes += !((ONode *)model->graph->nodes.items[i])->dead;
   if (out_path) return ow_write_file(c, model, out_path);
   return ow_write_memory(c, model, &res->bytes, &res->nbytes);
 }

@@ -191,6 +191,18 @@ static int opt_dims(Scratch *s, PyObject *v, const char *key,
   return rc;
 }
 
+/* progress_fn for a Python callable callback(done, total): the core calls it
+ * with the GIL released, so it takes the GIL.  An exception in the callback
+ * goes to sys.unraisablehook and the conversion goes on. */
+static void progress_trampoline(void *user, uint64_t done, uint64_t total) {
+  PyGILState_STATE gil = PyGILState_Ensure();
+  PyObject *r = PyObject_CallFunction((PyObject *)user, "KK", (unsigned long long)done,
+                                      (unsigned long long)total);
+  if (r) Py_DECREF(r);
+  else PyErr_WriteUnraisable((PyObject *)user);
+  PyGILState_Release(gil);
+}
+
 static int parse_options(Scratch *s, PyObject *dict, h2o_options *o) {
   h2o_options_init(o);
   if (dict == Py_None) return 0;
@@ -223,6 +235,16 @@ static int parse_options(Scratch *s, PyObject *dict, h2o_options *o) {
       rc = opt_int(v, "option local_functions", 0, 1000000, &o->local_functions);
     } else if (!strcmp(key, "progress")) {
       rc = opt_bool(v, key, &o->progress);
+    } else if (!strcmp(key, "progress_callback")) {
+      /* borrowed: core_convert holds a reference for the whole call */
+      if (v == Py_None) continue;
+      if (!PyCallable_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "option progress_callback must be callable");
+        rc = -1;
+        break;
+      }
+      o->progress_fn = progress_trampoline;
+      o->progress_user = v;
     } else if (!strcmp(key, "external_threshold")) {
       if (v == Py_None) continue;
       if (!PyLong_Check(v)) {
@@ -305,7 +327,8 @@ PyDoc_STRVAR(convert_doc,
 "C-contiguous buffers to arguments of the entry function; they are read in\n"
 "place, never copied.  With out_path (str or os.PathLike) the model is\n"
 "written there and None is returned; with out_path None the model bytes are\n"
-"returned.  options is a dict of h2o_options fields (or None).  The GIL is\n"
+"returned.  options is a dict of h2o_options fields (or None); its\n"
+"progress_callback(done, total) receives the tensor bytes written.  The GIL is\n"
 "released during the conversion.  Raises hlo2onnx.ConversionError (or a\n"
 "subclass) when the core reports an error.");
 
@@ -323,6 +346,7 @@ static PyObject *core_convert(PyObject *self, PyObject *args) {
   Py_ssize_t n_views = 0;
   PyObject *params_seq = NULL;
   PyObject *out_bytes = NULL;
+  PyObject *callback = NULL; /* options["progress_callback"], held during the call */
   h2o_result res;
   memset(&res, 0, sizeof res);
 
@@ -356,6 +380,8 @@ static PyObject *core_convert(PyObject *self, PyObject *args) {
 
   h2o_options opts;
   if (parse_options(&scratch, opts_obj, &opts) < 0) goto done;
+  callback = (PyObject *)opts.progress_user;
+  Py_XINCREF(callback);
 
   /* Parameters: acquire every buffer; they stay acquired until the end. */
   params_seq = PySequence_Fast(params_obj, "params must be a sequence of (arg_index, buffer, name)");
@@ -425,6 +451,7 @@ done:
   if (have_text_view) PyBuffer_Release(&text_view);
   Py_XDECREF(params_seq);
   Py_XDECREF(out_bytes);
+  Py_XDECREF(callback);
   scratch_free(&scratch);
   return ret;
 }

@@ -25,6 +25,7 @@ __all__ = [
     "InternalError",
     "ConversionMemoryError",
     "ConversionWarning",
+    "VerificationError",
 ]
 
 # The H2O_* status codes of hlo2onnx.h (also the CLI's exit codes).
@@ -121,7 +122,24 @@ class ConversionMemoryError(ConversionError, MemoryError):
 
 
 class ConversionWarning(UserWarning):
-    """Diagnostics of a conversion that succeeded (e.g. notes from the core)."""
+    """Something about a conversion that succeeded that you should know: the
+    core's notes, or an input or parameter that JAX computes in a narrower
+    dtype than it was given in (float64 as float32 while ``jax_enable_x64``
+    is off), so the model does too.  Filter it with the ``warnings`` module."""
+
+
+class VerificationError(AssertionError):
+    """``to_onnx(..., verify=True)``: the model converted, but onnxruntime's
+    outputs differ from JAX's.  ``.result`` is the
+    :class:`hlo2onnx.VerifyResult` (its ``str()`` is the report); the
+    model is left at ``.path`` (when written to a file) so you can look
+    at it."""
+
+    def __init__(self, result, path=None):
+        self.result = result
+        self.path = path
+        where = f"; the model is kept at {path}" if path is not None else ""
+        super().__init__(f"the converted model does not match JAX{where}:\n{result}")
 
 
 _BY_STATUS = {

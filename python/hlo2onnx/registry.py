@@ -1,6 +1,6 @@
 """The component registry: every supported JAX/Flax component, declared once.
 
-A :class:`Component` is one row of the README's "Supported components" table
+A :class:`Component` is one row of the "Supported components" table of docs/components.md
 (a JAX function or Flax module, its docs link, the version it arrived in, the
 ONNX ops it should become) with its test :class:`Case` s.  A case says how to
 build the callable (``factory``, called lazily so that Flax is imported only
@@ -11,7 +11,7 @@ declarations drive three things:
 * ``tests/python/test_components.py`` runs every case (pytest ids are the case
   names): convert, ``onnx.checker`` with ``full_check``, the graph checks, and
   onnxruntime against JAX on random inputs;
-* ``python -m hlo2onnx.tables`` writes the README tables from the converted
+* ``python -m hlo2onnx.tables`` writes the tables of docs/ from the converted
   models (the ONNX ops column) and the same results (the pass marks);
 * examples (``kind="example"``) are registered the same way and fill the
   examples table.

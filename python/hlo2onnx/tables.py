@@ -1,25 +1,26 @@
-"""Writes the README's generated tables: ``python -m hlo2onnx.tables``.
+"""Writes the generated tables of docs/: ``python -m hlo2onnx.tables``.
 
 Run from the repository (or pass ``--root``).  It replaces what lies between
-the marker comments of README.md:
+the marker comments of the files of :data:`GENERATED` (the README links
+them; it holds no table itself, so that it fits a reader's screen):
 
-``<!-- COMPONENTS TABLE START -->`` ... ``END``
+``docs/components.md``, ``<!-- COMPONENTS TABLE START -->`` ... ``END``
     one row per registered component (:mod:`hlo2onnx.registry`): the JAX
     component with its docs link; the ONNX ops found in the converted models
     of its cases; its cases, each with ✅ or ❌ from running it exactly as
     ``tests/python/test_components.py`` does; the version it arrived in.
-``<!-- EXAMPLES TABLE START -->`` ... ``END``
+``docs/components.md``, ``<!-- EXAMPLES TABLE START -->`` ... ``END``
     the same for ``kind="example"`` entries (left alone while there are none),
     with a pass mark per variant (static/dynamic batch, with/without shape
     info) linking to the variant's ONNX file, which the command also writes
     to ``docs/onnx/`` (:mod:`hlo2onnx.components.examples`).
-``<!-- OPS TABLE START -->`` ... ``END``
+``docs/ops.md``, ``<!-- OPS TABLE START -->`` ... ``END``
     one row per op of ``src/ir/ops.def``: whether it converts, and the ONNX ops
     it becomes, observed by converting a probe program
     (:mod:`hlo2onnx.components.stablehlo_probes`) without the fusion passes,
     or, without a probe, the hint column of ops.def (shown in italics).
 
-``--check`` writes nothing and exits 1 (printing a diff) when README.md is not
+``--check`` writes nothing and exits 1 (printing a diff) when a file is not
 what the command would write; ``tests/python/test_readme_tables.py`` does the
 same.  The output depends only on the registry, ops.def and the converter:
 cases and probes use fixed seeds, and every conversion is done once per run.
@@ -37,13 +38,19 @@ from typing import Sequence
 
 from . import registry
 
-__all__ = ["render_readme", "components_table", "ops_table", "parse_ops_def", "find_root",
-           "MARKERS", "GLUE_OPS"]
+__all__ = ["render_doc", "components_table", "ops_table", "parse_ops_def",
+           "find_root", "MARKERS", "GENERATED", "GLUE_OPS"]
 
 MARKERS = {
     "components": ("<!-- COMPONENTS TABLE START -->", "<!-- COMPONENTS TABLE END -->"),
     "examples": ("<!-- EXAMPLES TABLE START -->", "<!-- EXAMPLES TABLE END -->"),
     "ops": ("<!-- OPS TABLE START -->", "<!-- OPS TABLE END -->"),
+}
+
+# The generated files (relative to the repository) and the tables each holds.
+GENERATED = {
+    "docs/components.md": ("components", "examples"),
+    "docs/ops.md": ("ops",),
 }
 
 PASS, FAIL = "✅", "❌"
@@ -110,29 +117,33 @@ def _ops_cell(comp: registry.Component, ops: list[str]) -> str:
     return "<br>".join(parts)
 
 
-def _cases_cell(comp: registry.Component, results: Sequence[registry.CaseResult]) -> str:
+def _cases_cell(comp: registry.Component, results: Sequence[registry.CaseResult],
+                link_dir: str = "") -> str:
     if comp.kind == "example":
-        return _example_cases_cell(results)
+        return _example_cases_cell(results, link_dir)
     return "<br>".join(f"`{r.case}` {PASS if r.ok else FAIL}" for r in results)
 
 
-def _example_cases_cell(results: Sequence[registry.CaseResult]) -> str:
+def _example_cases_cell(results: Sequence[registry.CaseResult], link_dir: str = "") -> str:
     """Examples: one line per test case with a mark per variant (its four
     cases ``<name>_00`` ... ``_11``), each passing one linking to its ONNX
-    file in docs/onnx (:mod:`hlo2onnx.components.examples`)."""
+    file in docs/onnx (:mod:`hlo2onnx.components.examples`), relative to
+    ``link_dir``, the folder of the file that holds the table."""
     from .components import examples
 
     lines: dict[str, list[str]] = {}
     for r in results:
         base, variant = examples.split_case_name(r.case)
         title = variant.title if variant else r.case
-        mark = f'[{PASS}]({examples.onnx_file(r.case)} "{title}")' if r.ok else FAIL
+        link = os.path.relpath(examples.onnx_file(r.case), link_dir or ".").replace(os.sep, "/")
+        mark = f'[{PASS}]({link} "{title}")' if r.ok else FAIL
         lines.setdefault(base, []).append(mark)
     return "<br>".join(f"`{base}` {' '.join(marks)}" for base, marks in lines.items())
 
 
-def components_table(kind: str = "component", progress=None) -> str:
-    """The markdown table of the registered components (or examples)."""
+def components_table(kind: str = "component", progress=None, link_dir: str = "") -> str:
+    """The markdown table of the registered components (or examples); links
+    are relative to ``link_dir`` (a folder of the repository)."""
     comps = registry.components(kind)
     if kind == "example":
         header = ["| Component | Description | Children | ONNX Components | Testcases | Since |",
@@ -148,7 +159,7 @@ def components_table(kind: str = "component", progress=None) -> str:
                 progress(case.name)
             results.append(registry.run_case(comp, case))
         ops = _ops_cell(comp, component_ops(comp, results))
-        cases = _cases_cell(comp, results)
+        cases = _cases_cell(comp, results, link_dir)
         if kind == "example":
             children = "<br>".join(comp.children)
             rows.append(f"| {comp.jax_component} | {comp.description} | {children} | {ops} | "
@@ -172,7 +183,7 @@ def components_table(kind: str = "component", progress=None) -> str:
             + ", ".join(f"`_{v.code}` {v.title}" for v in examples.VARIANTS)
             + f" (batch {examples.STATIC_BATCH} when static; \"B\" at 1, 3 and 8 when "
             "dynamic); a passing mark links to the variant's ONNX file in "
-            f"`{examples.ONNX_DIR}/`.")
+            f"`{os.path.relpath(examples.ONNX_DIR, link_dir or '.')}/`.")
     return "\n".join(header + rows) + "\n" + legend
 
 
@@ -307,24 +318,33 @@ def ops_table(ops_def_text: str, progress=None) -> str:
 
 
 # ---------------------------------------------------------------------------
-# README
+# The generated files
 
 
 def _replace(text: str, start: str, end: str, body: str) -> str:
     i, j = text.find(start), text.find(end)
     if i < 0 or j < 0 or j < i:
-        raise ValueError(f"README.md has no {start} ... {end} markers")
+        raise ValueError(f"no {start} ... {end} markers")
     return text[:i + len(start)] + "\n\n" + body.rstrip("\n") + "\n\n" + text[j:]
 
 
-def render_readme(readme_text: str, root: str | os.PathLike, progress=None) -> str:
-    """``readme_text`` with every generated table rewritten."""
+def render_doc(text: str, root: str | os.PathLike, rel_path: str, progress=None) -> str:
+    """``text``, the file ``rel_path`` of the repository, with each table of
+    :data:`GENERATED` it holds rewritten."""
     root = Path(root)
-    out = _replace(readme_text, *MARKERS["components"], components_table("component", progress))
-    if registry.components("example") and MARKERS["examples"][0] in out:
-        out = _replace(out, *MARKERS["examples"], components_table("example", progress))
-    ops_def = (root / "src" / "ir" / "ops.def").read_text(encoding="utf-8")
-    out = _replace(out, *MARKERS["ops"], ops_table(ops_def, progress))
+    link_dir = os.path.dirname(rel_path)
+    out = text
+    for table in GENERATED.get(rel_path, ()):
+        if table == "components":
+            out = _replace(out, *MARKERS[table], components_table("component", progress,
+                                                                   link_dir))
+        elif table == "examples":
+            if registry.components("example") and MARKERS[table][0] in out:
+                out = _replace(out, *MARKERS[table], components_table("example", progress,
+                                                                       link_dir))
+        elif table == "ops":
+            ops_def = (root / "src" / "ir" / "ops.def").read_text(encoding="utf-8")
+            out = _replace(out, *MARKERS[table], ops_table(ops_def, progress))
     return out
 
 
@@ -343,31 +363,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", help="the repository (default: found from the current directory)")
     ap.add_argument("--check", action="store_true",
-                    help="write nothing; exit 1 with a diff if README.md is out of date")
+                    help="write nothing; exit 1 with a diff if a generated file is out of date")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each case as it runs")
     args = ap.parse_args(argv)
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
     root = find_root(args.root)
-    readme = root / "README.md"
-    old = readme.read_text(encoding="utf-8")
     progress = (lambda what: print(what, file=sys.stderr)) if args.verbose else None
-    new = render_readme(old, root, progress)
+    stale = 0
+    for rel_path in GENERATED:
+        doc = root / rel_path
+        old = doc.read_text(encoding="utf-8")
+        new = render_doc(old, root, rel_path, progress)
+        if args.check:
+            if new != old:
+                sys.stdout.writelines(difflib.unified_diff(
+                    old.splitlines(True), new.splitlines(True), rel_path,
+                    f"{rel_path} (generated)"))
+                print(f"{rel_path} is out of date: run python -m hlo2onnx.tables",
+                      file=sys.stderr)
+                stale += 1
+        elif new != old:
+            tmp = doc.with_suffix(".md.tmp")
+            tmp.write_text(new, encoding="utf-8")
+            os.replace(tmp, doc)
+            print(f"wrote {doc}")
+        else:
+            print(f"{doc} is up to date")
+    if args.check:
+        return 1 if stale else 0
     failed = [f"{k.name}: {r.problems[0]}" for c, k in registry.all_cases(None)
               for r in [registry.run_case(c, k)] if not r.ok]
-    if args.check:
-        if new != old:
-            sys.stdout.writelines(difflib.unified_diff(
-                old.splitlines(True), new.splitlines(True), "README.md", "README.md (generated)"))
-            print("README.md is out of date: run python -m hlo2onnx.tables", file=sys.stderr)
-            return 1
-        return 0
-    if new != old:
-        tmp = readme.with_suffix(".md.tmp")
-        tmp.write_text(new, encoding="utf-8")
-        os.replace(tmp, readme)
-        print(f"wrote {readme}")
-    else:
-        print(f"{readme} is up to date")
     if registry.components("example"):
         from .components import examples
 

@@ -380,6 +380,10 @@ static double seconds_since(const struct timespec *t0, const struct timespec *t1
 
 static void progress_show(const Writer *w) {
   uint64_t done = w->done < w->tensor_bytes ? w->done : w->tensor_bytes;
+  if (w->c->opts->progress_fn) {
+    w->c->opts->progress_fn(w->c->opts->progress_user, done, w->tensor_bytes);
+    return;
+  }
   fprintf(stderr, "\rwriting tensors: %llu/%llu MB", (unsigned long long)(done / 1000000),
           (unsigned long long)(w->tensor_bytes / 1000000));
   fflush(stderr);
@@ -399,7 +403,7 @@ static void progress_end(Writer *w) {
   if (!w->progress) return;
   w->done = w->tensor_bytes;
   progress_show(w);
-  fputc('\n', stderr);
+  if (!w->c->opts->progress_fn) fputc('\n', stderr);
   w->progress = false;
 }
 
@@ -673,8 +677,9 @@ static int writer_init(Writer *w, Ctx *c, const OModel *m) {
   for (size_t i = 0; i < w->n_functions; i++)
     if (collect_graph(w, w->functions[i]->graph, 0) < 0) return -1;
   w->in_function = false;
-  w->progress = c->opts && c->opts->progress && w->tensor_bytes > OW_PROGRESS_MIN &&
-                isatty(STDERR_FILENO);
+  w->progress = c->opts && c->opts->progress &&
+                (c->opts->progress_fn ||
+                 (w->tensor_bytes > OW_PROGRESS_MIN && isatty(STDERR_FILENO)));
   if (w->progress) clock_gettime(CLOCK_MONOTONIC, &w->last);
   return 0;
 }

@@ -28,8 +28,8 @@ compared with what onnxruntime computes, at each batch size) with shape
 info, absent without.
 
 ``python -m hlo2onnx.tables`` writes the passing variants' ONNX files to
-``docs/onnx/<case>.onnx`` (:func:`write_onnx_files`), and the README's
-examples table links each pass mark to its file.
+``docs/onnx/<case>.onnx`` (:func:`write_onnx_files`), and the
+examples table of docs/components.md links each pass mark to its file.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ SINCE = "v0.1.0"
 SEED_EXAMPLES = "https://github.com/enpasos/jax2onnx/tree/v0.1.0#examples"
 
 STATIC_BATCH = 5  # the batch size of the static variants (no other axis has it)
-ONNX_DIR = "docs/onnx"  # relative to the repository, where the README links
+ONNX_DIR = "docs/onnx"  # relative to the repository; docs/components.md links
 
 
 @dataclasses.dataclass(frozen=True)
@@ -420,11 +420,12 @@ register(Component(
 
 
 # ---------------------------------------------------------------------------
-# The ONNX files the README links to.
+# The ONNX files the examples table (docs/components.md) links to.
 
 
 def onnx_file(case_name: str) -> str:
-    """The README's link (relative to the repository) of a case's file."""
+    """A case's file, relative to the repository (the examples table links it
+    relative to docs/)."""
     return f"{ONNX_DIR}/{case_name}.onnx"
 
 

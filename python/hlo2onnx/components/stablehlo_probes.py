@@ -1,4 +1,4 @@
-"""Probe programs for the StableHLO op table of the README.
+"""Probe programs for the StableHLO op table (docs/ops.md).
 
 For each StableHLO/CHLO op that JAX can be made to emit, a tiny JAX function
 whose lowering contains it.  ``python -m hlo2onnx.tables`` lowers each probe,
