@@ -5,7 +5,10 @@ replaced by concrete sizes, by default 1, 3 and 8), runs the JAX function
 (jitted, in the same inference mode the conversion used) and the ONNX model,
 and compares every output: shapes exactly, integers and booleans exactly,
 floats with ``|onnx - jax| <= atol + rtol * |jax|`` and NaN/inf at the same
-places.
+places.  Complex inputs and outputs are real pairs in the model (a
+complex64 array of shape S is float32 of shape S + (2,), see :func:`as_pairs`):
+complex inputs are given to onnxruntime that way, and complex JAX outputs
+are compared that way, each part against the bounds.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 from .convert import (bind, channels_first_perm, layout_positions, normalize_inputs,
                       symbols_of)
 
-__all__ = ["verify", "allclose", "VerifyResult", "random_inputs"]
+__all__ = ["verify", "allclose", "VerifyResult", "random_inputs", "as_pairs"]
 
 DEFAULT_SIZES = (1, 3, 8)
 
@@ -79,6 +82,17 @@ def random_array(rng: np.random.Generator, shape, dtype) -> np.ndarray:
     # floats, including ml_dtypes (bfloat16, float8) that numpy does not
     # classify as floating
     return rng.standard_normal(shape).astype(np.float32).astype(dt)
+
+
+def as_pairs(x) -> np.ndarray:
+    """A complex array as the model holds it: real pairs, shape + (2,)
+    (complex64 -> float32, complex128 -> float64), (real, imaginary) in
+    the last axis; any other array as it is."""
+    x = np.asarray(x)
+    if not np.iscomplexobj(x):
+        return x
+    part = np.float32 if x.dtype == np.complex64 else np.float64
+    return np.ascontiguousarray(x).view(part).reshape(x.shape + (2,))
 
 
 def random_inputs(specs, sizes: dict[str, int], rng: np.random.Generator,
@@ -225,6 +239,9 @@ def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-
                         for k, y in enumerate(expected)]
             onnx_xs = [x.transpose(channels_first_perm(x.ndim)) if k in in_nchw else x
                        for k, x in enumerate(xs)]
+            # complex inputs and outputs are real pairs in the model
+            onnx_xs = [as_pairs(x) for x in onnx_xs]
+            expected = [as_pairs(y) for y in expected]
             actual = sess.run(None, dict(zip(feeds, onnx_xs)))
             result.runs += 1
             where = ", ".join(f"{k}={v}" for k, v in sizes.items())
