@@ -69,7 +69,9 @@ static bool split_const(Lower *L, OValue *v, const Type *t, Cx *out) {
   ElemType et = et_complex_part(t->et);
   size_t size = et_size(et);
   int64_t n = type_numel(t);
-  if (!d || n < 0 || d->nbytes != (size_t)n * 2 * size || d->nbytes > ((size_t)1 << 26))
+  /* weights (parameters) stay one initializer of pairs, under their name */
+  if (!d || v->is_param || n < 0 || d->nbytes != (size_t)n * 2 * size ||
+      d->nbytes > ((size_t)1 << 26))
     return false;
   const uint8_t *bytes = data_bytes(L->c, d);
   if (!bytes && n) return false;
@@ -279,16 +281,19 @@ static Cx z_sqrt(E *e, Cx z) {
 static OValue *rcosh(E *e, OValue *x) { return fn1(e, OP_CHLO_COSH, x); }
 static OValue *rsinh(E *e, OValue *x) { return fn1(e, OP_CHLO_SINH, x); }
 
-/* tan(z) = (sin 2a + i sinh 2b) / (cos 2a + cosh 2b);
- * tanh(z) = (sinh 2a + i sin 2b) / (cosh 2a + cos 2b). */
-static Cx z_tan(E *e, Cx z, bool hyperbolic) {
-  OValue *a2 = mul(e, z.re, k(e, 2)), *b2 = mul(e, z.im, k(e, 2));
-  if (hyperbolic) {
-    OValue *den = add(e, rcosh(e, a2), fn1(e, OP_COSINE, b2));
-    return (Cx){dvd(e, rsinh(e, a2), den), dvd(e, fn1(e, OP_SINE, b2), den)};
-  }
-  OValue *den = add(e, fn1(e, OP_COSINE, a2), rcosh(e, b2));
-  return (Cx){dvd(e, fn1(e, OP_SINE, a2), den), dvd(e, rsinh(e, b2), den)};
+/* tanh(z) = (sinh a cosh a + i sin b cos b) / (sinh^2 a + cos^2 b): the
+ * usual denominator cosh 2a + cos 2b cancels near the poles, this one does
+ * not.  For |a| > 20, where sinh^2 a may overflow, tanh z is sign(a) to
+ * within e^-40.  tan(z) = -i tanh(iz): the same with the parts swapped. */
+static Cx z_tanh(E *e, OValue *a, OValue *b) {
+  OValue *sa = rsinh(e, a), *ca = rcosh(e, a);
+  OValue *sb = fn1(e, OP_SINE, b), *cb = fn1(e, OP_COSINE, b);
+  OValue *den = add(e, mul(e, sa, sa), mul(e, cb, cb));
+  Cx r = {dvd(e, mul(e, sa, ca), den), dvd(e, mul(e, sb, cb), den)};
+  OValue *big = cmp(e, "Greater", fn1(e, OP_ABS, a), k(e, 20));
+  r.re = where(e, big, fn1(e, OP_SIGN, a), r.re);
+  r.im = where(e, big, k(e, 0), r.im);
+  return r;
 }
 
 /* The elementwise ops of one or two complex operands with a complex result. */
@@ -345,8 +350,12 @@ static int lower_math(Lower *L, const Op *op) {
     r = (Cx){mul(&e, fn1(&e, OP_COSINE, z.re), rcosh(&e, z.im)),
              neg(&e, mul(&e, fn1(&e, OP_SINE, z.re), rsinh(&e, z.im)))};
     break;
-  case OP_TAN: case OP_CHLO_TAN: r = z_tan(&e, z, false); break;
-  case OP_TANH: r = z_tan(&e, z, true); break;
+  case OP_TAN: case OP_CHLO_TAN: { /* tan z = -i tanh(i z), i z = (-b, a) */
+    Cx th = z_tanh(&e, neg(&e, z.im), z.re);
+    r = (Cx){th.im, neg(&e, th.re)};
+    break;
+  }
+  case OP_TANH: r = z_tanh(&e, z.re, z.im); break;
   case OP_CHLO_SINH: /* sinh a cos b + i cosh a sin b */
     r = (Cx){mul(&e, rsinh(&e, z.re), fn1(&e, OP_COSINE, z.im)),
              mul(&e, rcosh(&e, z.re), fn1(&e, OP_SINE, z.im))};
@@ -897,8 +906,8 @@ int lower_complex(Lower *L, const Op *op) {
   /* tuples hold the pairs like any value */
   case OP_TUPLE: case OP_GET_TUPLE_ELEMENT: return lw_converters[op->kind](L, op);
   default:
-    return lw_unsupported(L, "%s tensors: %s is not converted for complex numbers (complex "
-                             "tensors are real pairs in ONNX; see lower/complex.c for the ops "
-                             "that are)", first_complex_type(L, op), op->opname);
+    return lw_unsupported(L, "no lowering of this op for complex tensors (%s); hlo2onnx "
+                             "carries complex tensors as real pairs and lowers the ops that "
+                             "lower/complex.c lists", first_complex_type(L, op));
   }
 }
