@@ -10,15 +10,17 @@
  * jnp.fft.ifft does; onesided = 1 for RFFT, from reals with a trailing axis
  * of 1) when the length is a power of two.  onnxruntime 1.32's DFT is a
  * radix-2 FFT for those lengths, accurate to rounding; for other lengths it
- * falls back to a direct sum whose twiddle factors lose accuracy (measured:
- * 7e-4 absolute error at n = 100 in f32 where the FFT's own rounding is
- * 1e-6, 1e-12 in f64), so other lengths up to MAX_MATMUL_N multiply by the
- * DFT matrix instead (computed in double, held as a constant of 4 n^2
- * numbers): a MatMul over the pairs, exact to the rounding of an n-term sum.
- * IRFFT rebuilds the whole spectrum from its Hermitian symmetry
- * (X[n-k] = conj X[k]), takes the inverse DFT and keeps the real part,
- * which ignores the imaginary parts of X[0] and X[n/2] as JAX's does; the
- * MatMul form reads only what a real result depends on, the same way.
+ * falls back to a direct sum whose twiddle factors lose accuracy (measured
+ * in f32: 7e-4 absolute error at n = 100, where the FFT's own rounding is
+ * 1e-6; relative errors of 0.1 to 2.7 at n = 600 to 1536).  So other
+ * lengths never reach it: up to MAX_MATMUL_N they multiply by the DFT
+ * matrix (computed in double, a constant of 4 n^2 numbers), a MatMul over
+ * the pairs exact to the rounding of an n-term sum; longer ones are
+ * Bluestein's convolution of radix-2 DFTs (below).  IRFFT rebuilds the
+ * whole spectrum from its Hermitian symmetry (X[n-k] = conj X[k]), takes
+ * the inverse DFT and keeps the real part, which ignores the imaginary
+ * parts of X[0] and X[n/2] as JAX's does; the MatMul form reads only what a
+ * real result depends on, the same way.
  *
  * The DFT's axis: an attribute in opset 17 (whose default, 1, we never
  * rely on), an input in opset 20 and later.
@@ -164,6 +166,111 @@ static OValue *slice_axis(Lower *L, OValue *x, int64_t axis, int64_t start, int6
   return typed_as(L, lw_node(L, "Slice", 5, in, 1)->outputs[0], t);
 }
 
+/* ---- Bluestein: a length-n DFT as a cyclic convolution of length M = 2^k ----- *
+ * jk = (j^2 + k^2 - (k - j)^2) / 2, so with w_t = e^{s i pi t^2 / n}:
+ * X_k = w_k sum_j (x_j w_j) conj(w_{k-j}), a convolution of x w with the chirp
+ * conj(w) that radix-2 DFTs of length M >= 2n - 1 compute exactly to
+ * rounding.  The chirp's transform is a constant, computed here in double. */
+
+/* In-place radix-2 DFT of (re, im)[0..m) in double, sign -1 forward;
+ * twiddles from cos/sin of each angle, not by recurrence. */
+static void fft_double(double *re, double *im, int64_t m) {
+  for (int64_t i = 1, j = 0; i < m; i++) {
+    int64_t bit = m >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) {
+      double t = re[i]; re[i] = re[j]; re[j] = t;
+      t = im[i]; im[i] = im[j]; im[j] = t;
+    }
+  }
+  const double two_pi = 6.283185307179586476925286766559;
+  for (int64_t len = 2; len <= m; len <<= 1)
+    for (int64_t i = 0; i < m; i += len)
+      for (int64_t k = 0; k < len / 2; k++) {
+        double th = -two_pi * (double)k / (double)len, c = cos(th), sn = sin(th);
+        int64_t u = i + k, v = i + k + len / 2;
+        double vr = re[v] * c - im[v] * sn, vi = re[v] * sn + im[v] * c;
+        re[v] = re[u] - vr; im[v] = im[u] - vi;
+        re[u] += vr; im[u] += vi;
+      }
+}
+
+/* A constant of shape [len, 1, ...] (trailing ones up to rank r from axis a)
+ * holding vals, to broadcast along axis a of a rank-r tensor. */
+static OValue *along_axis(Lower *L, const double *vals, int64_t len, int a, int r, ElemType et) {
+  size_t size = et_size(et);
+  uint8_t *buf = arena_alloc(L->c->arena, (size_t)len * size);
+  for (int64_t i = 0; i < len; i++) elem_store(buf, et, i, vals[i]);
+  int64_t dims[MAX_RANK];
+  for (int i = 0; i < r - a; i++) dims[i] = i == 0 ? len : 1;
+  return lw_const_data(L, et, r - a, dims, (Data){DATA_RAW, buf, (size_t)len * size});
+}
+
+/* z * (cr + i ci), with the constant parts broadcast along the axis. */
+static Cx times_const(Lower *L, Cx z, OValue *cr, OValue *ci, ElemType et, const Type *shape) {
+  OValue *rr = cx_typed(L, lw_op2(L, "Mul", z.re, cr), et, shape);
+  OValue *ii = cx_typed(L, lw_op2(L, "Mul", z.im, ci), et, shape);
+  OValue *ri = cx_typed(L, lw_op2(L, "Mul", z.re, ci), et, shape);
+  OValue *ir = cx_typed(L, lw_op2(L, "Mul", z.im, cr), et, shape);
+  return (Cx){cx_typed(L, lw_op2(L, "Sub", rr, ii), et, shape),
+              cx_typed(L, lw_op2(L, "Add", ri, ir), et, shape)};
+}
+
+static OValue *bluestein(Lower *L, OValue *x, const Type *t, int a, bool inverse) {
+  int64_t n = t->dims[a], m = 1;
+  while (m < 2 * n - 1) m <<= 1;
+  int r = t->rank;
+  ElemType et = et_complex_part(t->et);
+  double s = inverse ? 1.0 : -1.0, pi = 3.14159265358979323846;
+  double *wr = arena_alloc(L->c->arena, sizeof(double) * (size_t)n);
+  double *wi = arena_alloc(L->c->arena, sizeof(double) * (size_t)n);
+  double *br = arena_alloc(L->c->arena, sizeof(double) * (size_t)m);
+  double *bi = arena_alloc(L->c->arena, sizeof(double) * (size_t)m);
+  double *sr = arena_alloc(L->c->arena, sizeof(double) * (size_t)n);
+  double *si = arena_alloc(L->c->arena, sizeof(double) * (size_t)n);
+  double scale = inverse ? 1.0 / (double)n : 1.0;
+  for (int64_t j = 0; j < n; j++) {
+    double th = s * pi * (double)((j * j) % (2 * n)) / (double)n; /* t^2 mod 2n: exact angle */
+    wr[j] = cos(th);
+    wi[j] = sin(th);
+    sr[j] = wr[j] * scale;
+    si[j] = wi[j] * scale;
+    br[j] = wr[j];
+    bi[j] = -wi[j];
+    if (j > 0) {
+      br[m - j] = wr[j];
+      bi[m - j] = -wi[j];
+    }
+  }
+  fft_double(br, bi, m);
+  Cx z = cx_split(L, x, t);
+  Type pt = *t; /* the parts' shape: t's */
+  z = times_const(L, z, along_axis(L, wr, n, a, r, et), along_axis(L, wi, n, a, r, et), et, &pt);
+  /* zero-padded to m along a */
+  Type mt = with_dim(L, t, a, m, t->et);
+  int64_t pads[2 * MAX_RANK];
+  for (int i = 0; i < 2 * r; i++) pads[i] = 0;
+  pads[r + a] = m - n;
+  OValue *pv = lw_const_i64s(L, 2 * r, pads);
+  z.re = cx_typed(L, lw_op2(L, "Pad", z.re, pv), et, &mt);
+  z.im = cx_typed(L, lw_op2(L, "Pad", z.im, pv), et, &mt);
+  OValue *f = typed_as(L, dft_node(L, cx_join(L, z, &mt), a, false, false), &mt);
+  Cx fz = times_const(L, cx_split(L, f, &mt), along_axis(L, br, m, a, r, et),
+                      along_axis(L, bi, m, a, r, et), et, &mt);
+  OValue *conv = typed_as(L, dft_node(L, cx_join(L, fz, &mt), a, true, false), &mt);
+  OValue *head = slice_axis(L, conv, a, 0, n, 1, t);
+  Cx y = times_const(L, cx_split(L, head, t), along_axis(L, sr, n, a, r, et),
+                     along_axis(L, si, n, a, r, et), et, &pt);
+  return cx_join(L, y, t);
+}
+
+/* A complex-to-complex transform along axis a of x (complex type t). */
+static OValue *c2c(Lower *L, OValue *x, const Type *t, int a, bool inverse) {
+  if (pow2(t->dims[a])) return typed_as(L, dft_node(L, x, a, inverse, false), t);
+  return bluestein(L, x, t, a, inverse);
+}
+
 /* One 1-D transform of x (HLO type ti) along axis a, length n (the result
  * length for C2R); the result has type to. */
 static OValue *transform(Lower *L, OValue *x, const Type *ti, int a, Dir dir, int64_t n,
@@ -171,10 +278,16 @@ static OValue *transform(Lower *L, OValue *x, const Type *ti, int a, Dir dir, in
   if (!pow2(n) && n <= MAX_MATMUL_N) return dft_matmul(L, x, ti, a, dir, n, to);
   switch (dir) {
   case C2C_FWD: case C2C_INV:
-    return typed_as(L, dft_node(L, x, a, dir == C2C_INV, false), to);
+    return typed_as(L, c2c(L, x, ti, a, dir == C2C_INV), to);
   case R2C: {
-    int64_t last = ti->rank;
-    return typed_as(L, dft_node(L, lw_unsqueeze(L, x, &last, 1), a, false, true), to);
+    if (pow2(n)) {
+      int64_t last = ti->rank;
+      return typed_as(L, dft_node(L, lw_unsqueeze(L, x, &last, 1), a, false, true), to);
+    }
+    /* the full transform of x + 0i, then its first n/2 + 1 bins */
+    Type full = with_dim(L, ti, a, n, to->et);
+    OValue *z = cx_join(L, (Cx){x, cx_zeros_like(L, x, ti)}, &full);
+    return slice_axis(L, c2c(L, z, &full, a, false), a, 0, n / 2 + 1, 1, to);
   }
   case C2R: {
     /* the whole spectrum: X[0..m) then conj X[n-k] for k = m..n-1 */
@@ -189,7 +302,7 @@ static OValue *transform(Lower *L, OValue *x, const Type *ti, int a, Dir dir, in
       og_attr_int(L->c, c, "axis", a);
       spec = typed_as(L, c->outputs[0], &full);
     }
-    OValue *y = typed_as(L, dft_node(L, spec, a, true, false), &full);
+    OValue *y = c2c(L, spec, &full, a, true);
     return cx_split(L, y, &full).re;
   }
   }

@@ -348,6 +348,11 @@ FFTS = [
     ("irfft2", lambda x: jnp.fft.irfft2(x, s=(4, 8)), ("B", 4, 5), True),
     ("irfftn_3", lambda x: jnp.fft.irfftn(x, s=(3, 4, 6)), (2, 3, 4, 4), True),
     ("roundtrip", lambda x: jnp.fft.irfft(jnp.fft.rfft(x), n=x.shape[-1]), ("B", 10), False),
+    # past fft.c's MAX_MATMUL_N (512): Bluestein's convolution of radix-2 DFTs
+    ("fft_600_bluestein", jnp.fft.fft, ("B", 600), True),
+    ("ifft_513_bluestein", jnp.fft.ifft, ("B", 513), True),
+    ("rfft_1000_bluestein", jnp.fft.rfft, ("B", 1000), False),
+    ("irfft_1030_bluestein", lambda x: jnp.fft.irfft(x, n=1030), ("B", 516), True),
     ("fftfreq_shift", lambda x: jnp.fft.fftshift(jnp.fft.fft(x), axes=-1), ("B", 8), True),
 ]
 
@@ -377,11 +382,14 @@ def test_fft_opsets(opset):
 def test_fft_power_of_two_is_dft_other_lengths_matmul():
     """onnxruntime's DFT is a radix-2 FFT for power-of-two lengths and a
     direct sum that loses accuracy otherwise: other lengths multiply by the
-    DFT matrix (fft.c)."""
+    DFT matrix, or past 512 take Bluestein's algorithm (fft.c)."""
     m8 = hlo2onnx.to_onnx(jnp.fft.fft, [("B", 8)], dtype=C64)
     m6 = hlo2onnx.to_onnx(jnp.fft.fft, [("B", 6)], dtype=C64)
     assert op_counts(m8)["DFT"] == 1 and op_counts(m8)["MatMul"] == 0
     assert op_counts(m6)["DFT"] == 0 and op_counts(m6)["MatMul"] == 1
+    # longer: a convolution by radix-2 DFTs of length 2048 >= 2 * 600 - 1
+    m600 = hlo2onnx.to_onnx(jnp.fft.fft, [("B", 600)], dtype=C64)
+    assert op_counts(m600)["DFT"] == 2 and op_counts(m600)["MatMul"] == 0
 
 
 # ---------------------------------------------------------------------------
