@@ -296,6 +296,31 @@ static Cx z_tanh(E *e, OValue *a, OValue *b) {
   return r;
 }
 
+/* The inverse functions, from log and sqrt (Kahan's principal branches).
+ * asinh(z) = log(z + sqrt(z^2 + 1)) is computed for the z with Re z >= 0,
+ * where the sum cannot cancel, and by asinh(-z) = -asinh(z) for the others;
+ * asin(z) = -i asinh(iz), acos(z) = pi/2 - asin(z); atanh(z) =
+ * (log(1 + z) - log(1 - z)) / 2, atan(z) = -i atanh(iz); acosh(z) =
+ * log(z + sqrt(z + 1) sqrt(z - 1)). */
+static Cx z_add(E *e, Cx z, Cx w) { return (Cx){add(e, z.re, w.re), add(e, z.im, w.im)}; }
+static Cx z_sub(E *e, Cx z, Cx w) { return (Cx){sub(e, z.re, w.re), sub(e, z.im, w.im)}; }
+static Cx z_times_i(E *e, Cx z) { return (Cx){neg(e, z.im), z.re}; }
+static Cx z_times_minus_i(E *e, Cx z) { return (Cx){z.im, neg(e, z.re)}; }
+
+static Cx z_asinh(E *e, Cx z) {
+  OValue *flip = cmp(e, "Less", z.re, k(e, 0));
+  Cx p = {where(e, flip, neg(e, z.re), z.re), where(e, flip, neg(e, z.im), z.im)};
+  Cx one = {k(e, 1), k(e, 0)};
+  Cx r = z_log(e, z_add(e, p, z_sqrt(e, z_add(e, z_mul(e, p, p), one))));
+  return (Cx){where(e, flip, neg(e, r.re), r.re), where(e, flip, neg(e, r.im), r.im)};
+}
+
+static Cx z_atanh(E *e, Cx z) {
+  Cx one = {k(e, 1), k(e, 0)};
+  Cx d = z_sub(e, z_log(e, z_add(e, one, z)), z_log(e, z_sub(e, one, z)));
+  return (Cx){mul(e, d.re, k(e, 0.5)), mul(e, d.im, k(e, 0.5))};
+}
+
 /* The elementwise ops of one or two complex operands with a complex result. */
 static int lower_math(Lower *L, const Op *op) {
   const Type *t = &op->results[0]->type;
@@ -386,6 +411,21 @@ static int lower_math(Lower *L, const Op *op) {
     break;
   }
   case OP_CHLO_SQUARE: r = z_mul(&e, z, z); break;
+  case OP_CHLO_ASINH: r = z_asinh(&e, z); break;
+  case OP_CHLO_ASIN: r = z_times_minus_i(&e, z_asinh(&e, z_times_i(&e, z))); break;
+  case OP_CHLO_ACOS: {
+    Cx as = z_times_minus_i(&e, z_asinh(&e, z_times_i(&e, z)));
+    r = (Cx){sub(&e, k(&e, 1.57079632679489661923), as.re), neg(&e, as.im)};
+    break;
+  }
+  case OP_CHLO_ATANH: r = z_atanh(&e, z); break;
+  case OP_CHLO_ATAN: r = z_times_minus_i(&e, z_atanh(&e, z_times_i(&e, z))); break;
+  case OP_CHLO_ACOSH: {
+    Cx one = {k(&e, 1), k(&e, 0)};
+    Cx s = z_mul(&e, z_sqrt(&e, z_add(&e, z, one)), z_sqrt(&e, z_sub(&e, z, one)));
+    r = z_log(&e, z_add(&e, z, s));
+    break;
+  }
   default:
     return lw_unsupported(L, "%s of complex tensors is not supported", op->opname);
   }
@@ -873,7 +913,8 @@ int lower_complex(Lower *L, const Op *op) {
   case OP_EXPONENTIAL: case OP_LOG: case OP_SQRT: case OP_RSQRT: case OP_POWER:
   case OP_SINE: case OP_COSINE: case OP_TAN: case OP_CHLO_TAN: case OP_TANH:
   case OP_CHLO_SINH: case OP_CHLO_COSH: case OP_EXPM1: case OP_LOG1P: case OP_SIGN:
-  case OP_CHLO_SQUARE:
+  case OP_CHLO_SQUARE: case OP_CHLO_ASIN: case OP_CHLO_ACOS: case OP_CHLO_ATAN:
+  case OP_CHLO_ASINH: case OP_CHLO_ACOSH: case OP_CHLO_ATANH:
     return lower_math(L, op);
   /* moving elements: on the pairs */
   case OP_RESHAPE: case OP_CONCATENATE: case OP_REVERSE:

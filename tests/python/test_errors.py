@@ -201,12 +201,12 @@ BAD = [
         "stablehlo.iota: expects one result", 3, 5),
     # valid StableHLO that ONNX Runtime cannot compute with: unsupported (3),
     # naming the type and the op; a malformed literal of such a type is an input error (2)
-    Bad("complex arcsin",
+    Bad("complex logistic",
         main("    %c = stablehlo.constant dense<[(1.0,2.0), (0.0,-1.0)]> : tensor<2xcomplex<f32>>\n"
-             "    %a = chlo.asin %c : tensor<2xcomplex<f32>> -> tensor<2xcomplex<f32>>\n"
+             "    %a = stablehlo.logistic %c : tensor<2xcomplex<f32>>\n"
              "    %r = stablehlo.real %a : (tensor<2xcomplex<f32>>) -> tensor<2xf32>\n"
              "    return %r : tensor<2xf32>\n", result="tensor<2xf32>"), 3,
-        "cannot convert chlo.asin: no lowering of this op for complex tensors "
+        "cannot convert stablehlo.logistic: no lowering of this op for complex tensors "
         "(tensor<2xcomplex<f32>>)", 4, 10),
     Bad("int4 constant",
         main("    %c = stablehlo.constant dense<[1, -2, 7]> : tensor<3xi4>\n"
