@@ -86,9 +86,30 @@ static bool split_const(Lower *L, OValue *v, const Type *t, Cx *out) {
   return true;
 }
 
+/* The parts pairs was joined from, when cx_join made it (Concat of two
+ * Unsqueezes on the pair axis): chains of complex ops then pass parts from
+ * one op to the next, and the join nobody else reads is dead code. */
+static bool joined_parts(OValue *pairs, int64_t axis, Cx *out) {
+  ONode *n = pairs->producer;
+  const OAttr *a = n ? og_get_attr(n, "axis") : NULL;
+  if (!og_is(n, ONNX_Concat) || n->n_inputs != 2 || !a || a->i != axis) return false;
+  OValue *part[2];
+  for (int k = 0; k < 2; k++) {
+    ONode *u = n->inputs[k]->producer;
+    const Data *d = og_is(u, ONNX_Unsqueeze) && u->n_inputs == 2 ? og_const_data(u->inputs[1]) : NULL;
+    if (!d || d->kind != DATA_RAW || d->nbytes != sizeof(int64_t) ||
+        *(const int64_t *)d->ptr != axis)
+      return false;
+    part[k] = u->inputs[0];
+  }
+  out->re = part[0];
+  out->im = part[1];
+  return true;
+}
+
 Cx cx_split(Lower *L, OValue *pairs, const Type *t) {
   Cx z;
-  if (split_const(L, pairs, t, &z)) return z;
+  if (split_const(L, pairs, t, &z) || joined_parts(pairs, t->rank, &z)) return z;
   ElemType et = et_complex_part(t->et);
   OValue *part[2];
   for (int k = 0; k < 2; k++) {
