@@ -768,15 +768,41 @@ static int lower_bilinear(Lower *L, const Op *op) {
 
 /* ---- reduce with multiply: a tree of complex products ---------------------- */
 
+/* The kept axes of a product (type kept) and one more of len elements. */
+static Type with_line(Lower *L, const Type *kept, int64_t len) {
+  Type t = *kept;
+  int64_t *dims = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(kept->rank + 1));
+  memcpy(dims, kept->dims, sizeof(int64_t) * (size_t)kept->rank);
+  dims[kept->rank] = len;
+  t.rank = kept->rank + 1;
+  t.dims = dims;
+  return t;
+}
+
+/* Elements [from, to) along the last axis of both parts of z (type t). */
+static Cx slice_last(Lower *L, Cx z, int64_t from, int64_t to, const Type *t) {
+  int64_t axis = t->rank - 1;
+  OValue *part[2] = {z.re, z.im};
+  for (int q = 0; q < 2; q++) {
+    OValue *in[4] = {part[q], lw_const_i64s(L, 1, &from), lw_const_i64s(L, 1, &to),
+                     lw_const_i64s(L, 1, &axis)};
+    part[q] = cx_typed(L, lw_node(L, "Slice", 4, in, 1)->outputs[0], t->et, t);
+  }
+  return (Cx){part[0], part[1]};
+}
+
+/* reduce with multiply: the reduced axes moved last and flattened into one
+ * line of len elements, then halved log2(len) times by complex products of
+ * its two halves (an odd element waits for the next round), as a tree
+ * reduction rounds; then times the init value. */
 static int lower_cprod(Lower *L, const Op *op) {
   const Value *xv = op->operands[0];
   const Type *ti = &xv->type, *to = &op->results[0]->type;
   ElemType et = et_complex_part(ti->et);
   int64_t *axes;
   int n = ir_attr_i64s(L->c, ir_op_attr(op, "dimensions"), &axes);
-  int r = ti->rank;
-  if (n < 0 || n > r || to->rank != r - n) return lw_bad_input(L, "reduce dimensions do not fit the types");
-  /* reduced axes last, as one axis of len elements */
+  int r = ti->rank, rk = to->rank;
+  if (n < 0 || n > r || rk != r - n) return lw_bad_input(L, "reduce dimensions do not fit the types");
   int64_t perm[MAX_RANK], len = 1;
   bool reduced[MAX_RANK] = {false};
   for (int i = 0; i < n; i++) {
@@ -794,26 +820,19 @@ static int lower_cprod(Lower *L, const Op *op) {
   }
   Cx z = cx_split(L, lw_get(L, xv), ti);
   Cx init = cx_split(L, lw_get(L, op->operands[1]), &op->operands[1]->type);
-  Type kt = with_et(to, et); /* the kept axes */
-  int rk = to->rank;
-  int64_t shape[MAX_RANK + 1];
-  for (int i = 0; i < rk; i++) shape[i] = 0; /* Reshape copies the kept axes */
-  E e = {L, op, et, &kt, false};
+  Type kept = with_et(to, et);
   if (len == 0) { /* an empty product: the init value everywhere */
-    if (!type_is_static(&kt)) return lw_unsupported(L, "an empty complex product of '?' shape");
+    if (!type_is_static(&kept)) return lw_unsupported(L, "an empty complex product of '?' shape");
     OValue *dims = lw_const_i64s(L, rk, to->dims);
-    Cx full = {cx_typed(L, lw_op2(L, "Expand", init.re, dims), et, &kt),
-               cx_typed(L, lw_op2(L, "Expand", init.im, dims), et, &kt)};
+    Cx full = {cx_typed(L, lw_op2(L, "Expand", init.re, dims), et, &kept),
+               cx_typed(L, lw_op2(L, "Expand", init.im, dims), et, &kept)};
     lw_bind(L, op->results[0], cx_join(L, full, to));
     return 0;
   }
-  Type line = kt; /* kept axes + [len] */
-  int64_t *ldims = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(rk + 1));
-  for (int i = 0; i < rk; i++) ldims[i] = to->dims[i];
-  ldims[rk] = len;
-  line.rank = rk + 1;
-  line.dims = ldims;
+  int64_t shape[MAX_RANK + 1];
+  for (int i = 0; i < rk; i++) shape[i] = 0; /* Reshape copies the kept axes */
   shape[rk] = len;
+  Type line = with_line(L, &kept, len);
   OValue *part[2] = {z.re, z.im};
   for (int p = 0; p < 2; p++) {
     int64_t tdims[MAX_RANK];
@@ -823,50 +842,27 @@ static int lower_cprod(Lower *L, const Op *op) {
   Cx acc = {part[0], part[1]};
   int64_t axis = rk;
   while (len > 1) {
-    int64_t half = len / 2, rest = len - 2 * half;
-    Cx h[3];
-    int64_t bounds[4] = {0, half, 2 * half, len};
-    for (int s = 0; s < 3; s++) {
-      if (s == 2 && !rest) break;
-      ldims[rk] = bounds[s + 1] - bounds[s];
-      Type st = line;
-      st.dims = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(rk + 1));
-      memcpy((int64_t *)st.dims, ldims, sizeof(int64_t) * (size_t)(rk + 1));
-      for (int q = 0; q < 2; q++) {
-        OValue *src = q ? acc.im : acc.re;
-        OValue *in[4] = {src, lw_const_i64s(L, 1, &bounds[s]), lw_const_i64s(L, 1, &bounds[s + 1]),
-                         lw_const_i64s(L, 1, &axis)};
-        OValue *sl = cx_typed(L, lw_node(L, "Slice", 4, in, 1)->outputs[0], et, &st);
-        if (q) h[s].im = sl; else h[s].re = sl;
-      }
-    }
-    ldims[rk] = half;
-    Type ht = line;
-    ht.dims = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(rk + 1));
-    memcpy((int64_t *)ht.dims, ldims, sizeof(int64_t) * (size_t)(rk + 1));
+    int64_t half = len / 2, odd = len - 2 * half;
+    Type ht = with_line(L, &kept, half);
     E eh = {L, op, et, &ht, false};
-    Cx prod = z_mul(&eh, h[0], h[1]);
-    len = half + rest;
-    ldims[rk] = len;
-    Type nt = line;
-    nt.dims = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(rk + 1));
-    memcpy((int64_t *)nt.dims, ldims, sizeof(int64_t) * (size_t)(rk + 1));
-    if (rest) {
+    Cx prod = z_mul(&eh, slice_last(L, acc, 0, half, &ht), slice_last(L, acc, half, 2 * half, &ht));
+    if (odd) {
+      Type ot = with_line(L, &kept, 1), nt = with_line(L, &kept, half + 1);
+      Cx last = slice_last(L, acc, 2 * half, len, &ot);
+      OValue *in[2][2] = {{prod.re, last.re}, {prod.im, last.im}};
       for (int q = 0; q < 2; q++) {
-        OValue *in[2] = {q ? prod.im : prod.re, q ? h[2].im : h[2].re};
-        ONode *c = lw_node(L, "Concat", 2, in, 1);
+        ONode *c = lw_node(L, "Concat", 2, in[q], 1);
         og_attr_int(L->c, c, "axis", axis);
-        OValue *v = cx_typed(L, c->outputs[0], et, &nt);
-        if (q) prod.im = v; else prod.re = v;
+        *(q ? &prod.im : &prod.re) = cx_typed(L, c->outputs[0], et, &nt);
       }
     }
     acc = prod;
+    len = half + odd;
   }
-  for (int q = 0; q < 2; q++) {
-    OValue *v = lw_op2(L, "Squeeze", q ? acc.im : acc.re, lw_const_i64s(L, 1, &axis));
-    v = cx_typed(L, v, et, &kt);
-    if (q) acc.im = v; else acc.re = v;
-  }
+  OValue *squeeze_axes = lw_const_i64s(L, 1, &axis);
+  acc.re = cx_typed(L, lw_op2(L, "Squeeze", acc.re, squeeze_axes), et, &kept);
+  acc.im = cx_typed(L, lw_op2(L, "Squeeze", acc.im, squeeze_axes), et, &kept);
+  E e = {L, op, et, &kept, false};
   Cx res = z_mul(&e, acc, init);
   if (e.failed) return -1;
   lw_bind(L, op->results[0], cx_join(L, res, to));
