@@ -53,6 +53,7 @@ COMPONENT_MODULES = (
     "hlo2onnx.components.flax_nnx",
     "hlo2onnx.components.jax_lax",
     "hlo2onnx.components.jax_numpy",
+    "hlo2onnx.components.jax_numpy_fft",
     "hlo2onnx.components.examples",
 )
 

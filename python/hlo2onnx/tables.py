@@ -219,8 +219,6 @@ UNSUPPORTED = "lower_unsupported_op"
 
 # Converters that only report why an op cannot be expressed in ONNX.
 NOT_EXPRESSIBLE = {
-    "lower_unsupported_fft": "complex results: onnxruntime has no complex tensors",
-    "lower_unsupported_complex": "complex tensors: onnxruntime has none",
     "lower_unsupported_rng": "XLA's RNG algorithms cannot be reproduced bit for bit",
     "lower_unsupported_rng_bit_generator": "XLA's RBG bits cannot be reproduced; "
                                            "the default threefry PRNG converts",

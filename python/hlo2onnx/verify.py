@@ -6,7 +6,10 @@ output: shapes exactly, integers and booleans exactly, floats with
 ``|onnx - jax| <= atol + rtol * |jax|`` and NaN/inf at the same places.
 Inputs given as arrays are run as they are; inputs given as shapes are
 drawn at random (symbolic dimensions replaced by concrete sizes, by
-default 1, 3 and 8).
+default 1, 3 and 8).  Complex inputs and outputs are real pairs in the
+model (a complex64 array of shape S is float32 of shape S + (2,), see
+:func:`as_pairs`): complex inputs are given to onnxruntime that way, and
+complex JAX outputs are compared that way, each part against the bounds.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 from .convert import (channels_first_perm, check_options, layout_positions, prepare,
                       symbols_of)
 
-__all__ = ["verify", "allclose", "VerifyResult", "random_inputs"]
+__all__ = ["verify", "allclose", "VerifyResult", "random_inputs", "as_pairs"]
 
 DEFAULT_SIZES = (1, 3, 8)
 
@@ -94,6 +97,17 @@ def random_array(rng: np.random.Generator, shape, dtype) -> np.ndarray:
     # floats, including ml_dtypes (bfloat16, float8) that numpy does not
     # classify as floating
     return rng.standard_normal(shape).astype(np.float32).astype(dt)
+
+
+def as_pairs(x) -> np.ndarray:
+    """A complex array as the model holds it: real pairs, shape + (2,)
+    (complex64 -> float32, complex128 -> float64), (real, imaginary) in
+    the last axis; any other array as it is."""
+    x = np.asarray(x)
+    if not np.iscomplexobj(x):
+        return x
+    part = np.float32 if x.dtype == np.complex64 else np.float64
+    return np.ascontiguousarray(x).view(part).reshape(x.shape + (2,))
 
 
 def random_inputs(specs, sizes: dict[str, int], rng: np.random.Generator,
@@ -276,7 +290,7 @@ def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-
         raise ValueError(f"the ONNX model has {len(feeds)} inputs, the function {len(specs)}")
     for i, x in given.items():
         want = _ORT_TYPES.get(sess.get_inputs()[i].type)
-        if want is not None and np.dtype(want) != x.dtype:
+        if want is not None and np.dtype(want) != as_pairs(np.empty(0, x.dtype)).dtype:  # complex: pairs
             raise TypeError(f"input {i} is given as {x.dtype}, but the model's input "
                             f"{feeds[i]!r} is {np.dtype(want)}: give the array in that dtype "
                             "(or convert the model from an array of this dtype)")
@@ -296,6 +310,9 @@ def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-
                         for k, y in enumerate(expected)]
             onnx_xs = [x.transpose(channels_first_perm(x.ndim)) if k in in_nchw else x
                        for k, x in enumerate(xs)]
+            # complex inputs and outputs are real pairs in the model
+            onnx_xs = [as_pairs(x) for x in onnx_xs]
+            expected = [as_pairs(y) for y in expected]
             actual = sess.run(None, dict(zip(feeds, onnx_xs)))
             result.runs += 1
             at = ", ".join(f"{k}={v}" for k, v in sizes.items())

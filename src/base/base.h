@@ -150,6 +150,11 @@ bool et_is_float(ElemType et);
 bool et_is_signed_int(ElemType et);   /* i8..i64 */
 bool et_is_unsigned_int(ElemType et); /* ui8..ui64 (not bool) */
 bool et_is_int(ElemType et);          /* signed or unsigned, not bool */
+/* Complex numbers in ONNX: a complex tensor is a real tensor with a trailing
+ * axis of 2 (real, imaginary), the layout of ONNX's DFT, because onnxruntime
+ * has no kernels for ONNX's complex types.  et_complex_part: f32 for
+ * complex<f32>, f64 for complex<f64>, ET_UNDEF for the other types. */
+ElemType et_complex_part(ElemType et);
 
 #define DIM_DYN (-1) /* a '?' dimension */
 #define MAX_RANK 64
@@ -166,6 +171,9 @@ typedef struct Type {
 int64_t type_numel(const Type *t);  /* -1 when a dim is dynamic or on overflow */
 bool type_is_static(const Type *t);
 bool type_equal(const Type *a, const Type *b);
+/* The type of t's ONNX value: a complex tensor as real pairs (dims + [2],
+ * dims in the arena), any other type as it is. */
+Type type_as_pairs(Arena *a, const Type *t);
 /* "tensor<4x?xf32>" into buf; returns buf. */
 char *type_str(const Type *t, char *buf, size_t size);
 

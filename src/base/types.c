@@ -95,6 +95,22 @@ int64_t type_numel(const Type *t) {
   return n;
 }
 
+ElemType et_complex_part(ElemType et) {
+  return et == ET_C64 ? ET_F32 : et == ET_C128 ? ET_F64 : ET_UNDEF;
+}
+
+Type type_as_pairs(Arena *a, const Type *t) {
+  Type out = *t;
+  if (t->kind != TK_TENSOR || et_complex_part(t->et) == ET_UNDEF) return out;
+  int64_t *dims = arena_alloc(a, sizeof(int64_t) * (size_t)(t->rank + 1));
+  for (int i = 0; i < t->rank; i++) dims[i] = t->dims[i];
+  dims[t->rank] = 2;
+  out.et = et_complex_part(t->et);
+  out.rank = t->rank + 1;
+  out.dims = dims;
+  return out;
+}
+
 bool type_is_static(const Type *t) {
   for (int i = 0; i < t->rank; i++)
     if (t->dims[i] < 0) return false;

@@ -98,7 +98,6 @@ typedef enum OpShape {
 enum {
   OPF_PASSES_VALUES_ALONG = 1 << 0, /* calls, returns, control flow: the ops
                                        inside are checked, not this one */
-  OPF_REPORTS_COMPLEX = 1 << 1,     /* its converter explains complex tensors */
   OPF_CASTS_FLOAT8 = 1 << 2,        /* float8 allowed: ONNX Cast converts it */
 };
 

@@ -202,7 +202,8 @@ int lower_while(Lower *L, const Op *op) {
     const Type *t = &op->operands[i]->type;
     Value *arg = body->blocks[0]->args[i];
     if (role[i] == WL_CARRIED) {
-      arg->lowered = subgraph_input(L, sub, "carried", t->et, t->rank, t->dims);
+      Type pt = type_as_pairs(L->c->arena, t); /* complex: real pairs */
+      arg->lowered = subgraph_input(L, sub, "carried", pt.et, pt.rank, pt.dims);
       n_carried++;
     } else {
       /* invariant: the value itself; a scan buffer: read by nothing the body

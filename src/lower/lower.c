@@ -204,9 +204,8 @@ static bool has_poisoned_operand(const Op *op) {
 static const char *type_problem(ElemType et, OpKind kind) {
   switch (et) {
   case ET_C64: case ET_C128:
-    /* lower/complex.c reports these ops itself, with more to say */
-    if (op_table[kind].flags & OPF_REPORTS_COMPLEX) return NULL;
-    return "onnxruntime has no kernels for complex tensors";
+    (void)kind;
+    return NULL; /* real pairs: lower/complex.c converts or reports the op */
   case ET_I4: case ET_U4: case ET_I2: case ET_U2: case ET_F4E2M1: case ET_F6E2M3:
   case ET_F6E3M2: case ET_F8E8M0:
     return "onnxruntime has no kernels for this type outside of quantization ops";
@@ -264,7 +263,9 @@ int lw_block(Lower *L, const Block *b) {
       poison_results(L, op);
       rc = -1;
     } else {
-      LowerFn fn = lw_converters[op->kind];
+      /* An op reading or making complex tensors: lower/complex.c maps it
+       * onto their real pairs (or reports it) */
+      LowerFn fn = lw_touches_complex(op) ? lower_complex : lw_converters[op->kind];
       int r = fn ? fn(L, op) : lower_unsupported_op(L, op);
       if (r != 0) {
         poison_results(L, op);
@@ -530,7 +531,9 @@ static int bind_entry_args(Lower *L, const Func *f, const h2o_param *params, int
         continue;
       }
       Data d = {DATA_RAW, p->data, p->nbytes};
-      OValue *v = og_init(c, L->g, "param", t->et, t->rank, t->dims, d);
+      /* complex weights: their bytes are already (real, imaginary) pairs */
+      Type pt = type_as_pairs(c->arena, t);
+      OValue *v = og_init(c, L->g, "param", pt.et, pt.rank, pt.dims, d);
       v->is_param = true;
       if (p->name) v->name = clean_name(c->arena, p->name);
       arg->lowered = v;

@@ -142,6 +142,11 @@ void lw_plan_while(const Lower *L, const Op *op, WhileRole *role, const Value **
  * (sums, e.g. jnp.cumsum along a symbolic axis); called by lower_custom_call. */
 int lower_dynamic_reduce_window(Lower *L, const Op *op);
 
+/* lower/complex.c: whether op reads or makes a complex tensor (calls,
+ * returns and control flow aside, which pass values along); lw_block then
+ * lowers it by lower_complex instead of its own converter. */
+bool lw_touches_complex(const Op *op);
+
 /* Lowers the entry function of m into a model. */
 OModel *lower_module(Ctx *c, const Module *m, const h2o_param *params,
                      int n_params);

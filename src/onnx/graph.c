@@ -47,7 +47,8 @@ void og_set_type(Ctx *c, OValue *v, ElemType et, int rank, const int64_t *dims) 
 }
 
 void og_type_from_hlo(Ctx *c, OValue *v, const Type *t) {
-  og_set_type(c, v, t->et, t->rank, t->dims);
+  Type pairs = type_as_pairs(c->arena, t); /* complex tensors: real pairs (base.h) */
+  og_set_type(c, v, pairs.et, pairs.rank, pairs.dims);
 }
 
 OValue *og_init(Ctx *c, OGraph *g, const char *name_hint, ElemType et, int rank,

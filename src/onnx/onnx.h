@@ -186,7 +186,8 @@ bool og_single_use(const OValue *v);
 /* A fresh node name "<op_type>_<n>", unique across g's root graph. */
 const char *og_node_name(Ctx *c, OGraph *g, const char *op_type);
 void og_set_type(Ctx *c, OValue *v, ElemType et, int rank, const int64_t *dims);
-void og_type_from_hlo(Ctx *c, OValue *v, const Type *t); /* '?' dims -> unknown */
+/* '?' dims -> unknown; a complex type -> real pairs (type_as_pairs) */
+void og_type_from_hlo(Ctx *c, OValue *v, const Type *t);
 /* Replaces every use of `from` by `to` (graph outputs included). */
 void og_replace_uses(OGraph *g, OValue *from, OValue *to);
 /* The use count of every value of g and its subgraphs (the live node

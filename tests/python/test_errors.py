@@ -201,16 +201,13 @@ BAD = [
         "stablehlo.iota: expects one result", 3, 5),
     # valid StableHLO that ONNX Runtime cannot compute with: unsupported (3),
     # naming the type and the op; a malformed literal of such a type is an input error (2)
-    Bad("complex constant",
+    Bad("complex logistic",
         main("    %c = stablehlo.constant dense<[(1.0,2.0), (0.0,-1.0)]> : tensor<2xcomplex<f32>>\n"
-             "    %r = stablehlo.real %c : (tensor<2xcomplex<f32>>) -> tensor<2xf32>\n"
+             "    %a = stablehlo.logistic %c : tensor<2xcomplex<f32>>\n"
+             "    %r = stablehlo.real %a : (tensor<2xcomplex<f32>>) -> tensor<2xf32>\n"
              "    return %r : tensor<2xf32>\n", result="tensor<2xf32>"), 3,
-        "cannot convert stablehlo.constant: complex<f32> tensors (ONNX COMPLEX64): "
-        "onnxruntime has no kernels for complex tensors", 3, 10),
-    Bad("complex128 constant (hex)",
-        main('    %c = stablehlo.constant dense<"0x000000000000F03F0000000000000040"> : '
-             "tensor<complex<f64>>\n    return %arg0 : tensor<2x3xf32>\n"), 3,
-        "cannot convert stablehlo.constant: complex<f64> tensors (ONNX COMPLEX128)", 3, 10),
+        "cannot convert stablehlo.logistic: no lowering of this op for complex tensors "
+        "(tensor<2xcomplex<f32>>)", 4, 10),
     Bad("int4 constant",
         main("    %c = stablehlo.constant dense<[1, -2, 7]> : tensor<3xi4>\n"
              "    %0 = stablehlo.convert %c : (tensor<3xi4>) -> tensor<3xf32>\n"

@@ -49,4 +49,4 @@ def test_ops_table_lists_every_op_of_ops_def():
     assert all(r["family"] for r in rows)
     assert all(r["shape"] != "MISSING" for r in rows)
     assert {f for r in rows for f in r["flags"]} <= {"OPF_PASSES_VALUES_ALONG",
-                                                     "OPF_REPORTS_COMPLEX", "OPF_CASTS_FLOAT8"}
+                                                     "OPF_CASTS_FLOAT8"}

@@ -1,6 +1,6 @@
 """Sort, top_k, jax.random, special functions and the max-pool gradient
 (src/lower/sort.c, special.c, pool_grad.c, tuple.c; the reported ops of
-complex.c and random.c), through the whole pipeline.
+random.c), through the whole pipeline.
 
 Each table case is a JAX function converted with hlo2onnx.to_onnx, checked
 with onnx.checker (full_check) and against JAX with onnxruntime.  Sorts and
@@ -483,23 +483,6 @@ def test_tuple_from_outside():
 
 
 # ---- what cannot be converted: clear errors --------------------------------------------
-
-
-def test_fft_is_reported_with_its_type():
-    with pytest.raises(hlo2onnx.UnsupportedOpError,
-                       match=r"stablehlo.fft: RFFT .*tensor<4x5xcomplex<f32>>.*complex"):
-        hlo2onnx.to_onnx(jnp.fft.rfft, [(4, 8)])
-
-
-def test_real_of_complex_is_reported():
-    text = """
-    func.func public @main(%z: tensor<3xcomplex<f32>>) -> tensor<3xf32> {
-      %0 = stablehlo.real %z : (tensor<3xcomplex<f32>>) -> tensor<3xf32>
-      return %0 : tensor<3xf32>
-    }"""
-    with pytest.raises(hlo2onnx.UnsupportedOpError,
-                       match=r"stablehlo.real of tensor<3xcomplex<f32>>"):
-        _core.convert(text, [], None, {})
 
 
 RBG_TEXT = """

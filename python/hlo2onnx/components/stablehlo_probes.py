@@ -286,6 +286,12 @@ PROBES: dict[str, Probe] = {
                                     [F32, F32]),
     "stablehlo.fft": Probe("jnp.fft.rfft(x)", _scoped(lambda: (lambda x: _jnp().fft.rfft(x))),
                            [(3, 4)], [F32]),
+    # complex numbers (real pairs in the model)
+    "stablehlo.complex": Probe("lax.complex(x, y)",
+                               _scoped(lambda: (lambda x, y: _lax().complex(x, y))),
+                               [(3, 4), (3, 4)], [F32, F32]),
+    "stablehlo.real": _unary("jnp.real(z)", "real", dtype="complex64"),
+    "stablehlo.imag": _unary("jnp.imag(z)", "imag", dtype="complex64"),
     # reductions
     "stablehlo.reduce": Probe("jnp.sum(x, axis=1)",
                               _scoped(lambda: (lambda x: _jnp().sum(x, axis=1))), [(3, 4)], [F32]),
