@@ -175,6 +175,12 @@ static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char 
   if (og_unique_names(c, model->graph) != 0) return -1;
   for (int i = 0; i < model->functions.len; i++)
     if (og_unique_names(c, function_at(model, i)->graph) != 0) return -1;
+  og_name_nodes(c, model->graph);
+  for (int i = 0; i < model->functions.len; i++) og_name_nodes(c, function_at(model, i)->graph);
+  model->doc = o->doc_string;
+  model->model_version = o->model_version;
+  model->metadata = o->metadata;
+  model->n_metadata = o->n_metadata;
   if (out_path) return ow_write_file(c, model, out_path);
   return ow_write_memory(c, model, &res->bytes, &res->nbytes);
 }

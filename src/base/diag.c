@@ -109,7 +109,7 @@ static bool diag_count(Ctx *c, int status) {
 }
 
 int diag_verror_scoped(Ctx *c, int status, SrcPos pos, const char *scope,
-                       const char *fmt, va_list ap) {
+                       const char *source, const char *fmt, va_list ap) {
   if (!diag_count(c, status)) return -1;
   if (pos.line > 0)
     diag_appendf(c, "%s:%d:%d: error: ", c->file, pos.line, pos.col);
@@ -119,11 +119,12 @@ int diag_verror_scoped(Ctx *c, int status, SrcPos pos, const char *scope,
   if (scope) diag_appendf(c, " (JAX scope: %s)", scope);
   diag_append(c, "\n", 1);
   diag_show_line(c, pos);
+  if (source) diag_appendf(c, "  from Python: %s\n", source);
   return -1;
 }
 
 int diag_verror_at(Ctx *c, int status, SrcPos pos, const char *fmt, va_list ap) {
-  return diag_verror_scoped(c, status, pos, NULL, fmt, ap);
+  return diag_verror_scoped(c, status, pos, NULL, NULL, fmt, ap);
 }
 
 int diag_error_at(Ctx *c, int status, SrcPos pos, const char *fmt, ...) {

@@ -337,7 +337,8 @@ void ir_dump_module(FILE *f, const Module *m) {
 int diag_error_op(Ctx *c, int status, const Op *op, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  diag_verror_scoped(c, status, op ? op->pos : (SrcPos){0, 0}, op ? op->scope : NULL, fmt, ap);
+  diag_verror_scoped(c, status, op ? op->pos : (SrcPos){0, 0}, op ? op->scope : NULL,
+                     op ? op->source : NULL, fmt, ap);
   va_end(ap);
   return -1;
 }

@@ -146,6 +146,7 @@ struct Op {
   int n_regions;
   SrcPos pos;         /* of the op name */
   const char *scope;  /* JAX name scope from loc(...), e.g. "jit(f)/dot_general" */
+  const char *source; /* the Python line that made it, from loc(...): "model.py:12" */
 };
 
 struct Block {

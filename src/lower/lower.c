@@ -40,11 +40,19 @@ void lw_bind(Lower *L, Value *v, OValue *ov) {
   if (ov->type.et == ET_UNDEF || ov->type.rank < 0) og_type_from_hlo(L->c, ov, &v->type);
 }
 
+/* "jit(f)/jit(relu)" + "max": the scope of an op of an inlined callee. */
+static const char *lw_join_scope(Lower *L, const char *scope) {
+  return arena_printf(L->c->arena, "%s/%s", L->call_scope, scope);
+}
+
 ONode *lw_node(Lower *L, const char *op_type, int n_in, OValue *const *in, int n_out) {
   ONode *n = og_node(L->c, L->g, op_type, in, n_in, n_out);
   n->origin = L->op;
-  if (L->op && L->op->scope)
-    n->name = arena_printf(L->c->arena, "%s/%s", L->op->scope, n->name);
+  if (L->call_scope || L->call_source) {
+    const char *own = L->op ? L->op->scope : NULL;
+    n->scope = own && L->call_scope ? lw_join_scope(L, own) : own ? own : L->call_scope;
+    if (!L->op || !L->op->source) n->source = L->call_source;
+  }
   return n;
 }
 
@@ -293,11 +301,17 @@ int lw_inline_call(Lower *L, const Func *f, OValue *const *args, OValue **result
   }
   OValue **saved_ret = L->ret;
   int saved_n = L->n_ret;
+  const char *saved_scope = L->call_scope, *saved_source = L->call_source;
+  if (L->op && L->op->scope)
+    L->call_scope = L->call_scope ? lw_join_scope(L, L->op->scope) : L->op->scope;
+  if (L->op && L->op->source) L->call_source = L->op->source;
   L->ret = results;
   L->n_ret = f->n_results;
   int rc = lw_block(L, f->body);
   L->ret = saved_ret;
   L->n_ret = saved_n;
+  L->call_scope = saved_scope;
+  L->call_source = saved_source;
   L->call_depth--;
   return rc;
 }
