@@ -533,9 +533,12 @@ def _nchw_boundary(apply: Callable, in_pos: Sequence[int], outputs_as_nchw,
     def wrapped(params, *inputs):
         inputs = [jnp.transpose(x, channels_last_perm(x.ndim)) if i in in_pos else x
                   for i, x in enumerate(inputs)]
-        leaves, tree = jax.tree_util.tree_flatten(apply(params, *inputs))
+        from .naming import output_names as default_output_names
+
+        result = apply(params, *inputs)
+        leaves, tree = jax.tree_util.tree_flatten(result)
         names = list(output_names) if output_names is not None else \
-            [f"output_{i}" for i in range(len(leaves))]
+            default_output_names(result)
         pos = layout_positions(outputs_as_nchw, [jnp.ndim(y) for y in leaves], names, "output")
         leaves = [jnp.transpose(y, channels_first_perm(y.ndim)) if i in pos else y
                   for i, y in enumerate(leaves)]
@@ -574,11 +577,18 @@ class Lowered:
 
         from . import _core
 
-        if path is None:
-            data = _core.convert(self.text, self.params, None, self.options)
-            return onnx.load_from_string(data)
-        path = os.fspath(path)
-        _core.convert(self.text, self.params, path, self.options)
+        from .errors import ConversionError
+        from .naming import point_at_user_lines
+
+        try:
+            if path is None:
+                return onnx.load_from_string(
+                    _core.convert(self.text, self.params, None, self.options))
+            path = os.fspath(path)
+            _core.convert(self.text, self.params, path, self.options)
+        except ConversionError as e:
+            point_at_user_lines(e)  # JAX wrote the text: point at the user's lines
+            raise
         return onnx.load(path, load_external_data=False)
 
 
@@ -591,10 +601,13 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
                   graph_name: str | None = None, progress: bool | None = None,
                   dump_after: str | None = None, save_mlir: str | os.PathLike | None = None,
                   source_name: str | None = None, inputs_as_nchw=None,
-                  outputs_as_nchw=None, local_functions: bool | int = False) -> Lowered:
+                  outputs_as_nchw=None, local_functions: bool | int = False,
+                  model_version: int | None = None) -> Lowered:
     """Lowers like :func:`to_onnx` and returns what would be handed to the
     C core, without converting.  Useful to look at the MLIR text."""
     import jax
+
+    from . import naming
 
     specs = normalize_inputs(inputs, dtype=dtype, input_dtypes=input_dtypes,
                              shape_constraints=shape_constraints)
@@ -603,9 +616,9 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
     abstract_params = [jax.ShapeDtypeStruct(np.shape(v), _leaf_dtype(v)) for v in bound.values]
 
     apply = bound.apply
+    default_in_names = naming.input_names(fn_or_module, params, len(specs))
     if inputs_as_nchw not in (None, False) or outputs_as_nchw not in (None, False):
-        names = list(input_names) if input_names is not None else \
-            [f"input_{i}" for i in range(len(specs))]
+        names = list(input_names) if input_names is not None else default_in_names
         in_pos = layout_positions(inputs_as_nchw, [len(s.dims) for s in specs], names, "input")
         # From here on the specs describe the graph inputs: channels first.
         specs = [_channels_first_spec(s) if i in in_pos else s for i, s in enumerate(specs)]
@@ -613,7 +626,8 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
 
     # keep_unused: every input stays an argument (and a graph input) even when
     # the function ignores it, so argument indices follow the flattening order.
-    lowered = jax.jit(apply, keep_unused=True).lower(abstract_params, *[s.aval for s in specs])
+    with naming.library_frames_hidden():  # the ops' Python lines are the user's
+        lowered = jax.jit(apply, keep_unused=True).lower(abstract_params, *[s.aval for s in specs])
     text = lowered.as_text(debug_info=debug_info)
 
     sig = entry_signature(text)
@@ -628,12 +642,13 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
             "(ordered effects or tokens are not supported)")
 
     n_in = len(specs)
-    in_names = list(input_names) if input_names is not None else [f"input_{i}" for i in range(n_in)]
+    in_names = list(input_names) if input_names is not None else default_in_names
     if len(in_names) != n_in:
         raise ValueError(f"input_names has {len(in_names)} names for {n_in} inputs")
     out_avals = jax.tree_util.tree_leaves(lowered.out_info)
     n_out = len(out_avals)
-    out_names = list(output_names) if output_names is not None else [f"output_{i}" for i in range(n_out)]
+    out_names = list(output_names) if output_names is not None else \
+        naming.output_names(lowered.out_info, in_names)
     if len(out_names) != n_out:
         raise ValueError(f"output_names has {len(out_names)} names for {n_out} outputs")
     param_names = _unique(bound.names, set(in_names) | set(out_names))
@@ -671,6 +686,8 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
         "progress": _stderr_is_tty() if progress is None else bool(progress),
         "dump_after": dump_after,
         "local_functions": _local_functions(local_functions),
+        **naming.model_metadata(fn_or_module, specs, model_version=model_version,
+                                shape_constraints=shape_constraints),
     }
     return Lowered(text, params_arg, options, specs, in_names, out_names, n_dim, bound,
                    lowered.out_info)
@@ -724,8 +741,11 @@ def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
             ``external_data=``).  Without ``path`` the model is built in
             memory (limited to 2 GB by protobuf).
         opset: the ai.onnx opset (default 20).
-        input_names, output_names: graph input/output names (default
-            ``input_0``..., ``output_0``...; outputs in pytree-flattening order).
+        input_names, output_names: graph input/output names (default: the
+            function's parameter names, ``x``, ``tokens``; outputs after the
+            result's pytree paths, ``output_logits`` for ``{"logits": y}``,
+            ``output_0`` for a single array; outputs in pytree-flattening
+            order).  See :mod:`hlo2onnx.naming`.
         shape_info: write shapes of intermediate values (value_info).
         external_threshold: bytes; None = the core's default (1 MiB); 0 =
             keep everything inside the model unless it would pass 2 GB.
@@ -751,7 +771,12 @@ def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
             or more - an inner ``jax.jit`` applied per layer - becomes an
             ONNX local function that each call invokes, instead of being
             inlined at every call; an int N: from N places or more; default
-            False).
+            False), ``model_version`` (the model's ``model_version``, an int).
+            The model's ``doc_string`` names what was converted and its
+            ``metadata_props`` the hlo2onnx, JAX (and Flax, Keras, ...)
+            versions and the symbolic dimensions; each node carries its JAX
+            scope and Python line in its ``metadata_props`` (``namespace``,
+            ``source``).
 
     Returns:
         The ``onnx.ModelProto``; when written to ``path``, loaded without its

@@ -104,6 +104,11 @@ struct Ctx {
   int n_errors;
   int status;              /* H2O_OK until the first error */
   int max_errors;          /* stop recording after this many (default 50) */
+  /* The JAX scope and Python line of the calls the lowering is inlining: a
+   * callee's ops carry scopes relative to their call ("max" in @relu,
+   * called from "jit(f)/jit(relu)") and often no line of their own, so
+   * nodes and messages take these as prefix and fallback. */
+  const char *call_scope, *call_source;
 };
 
 void ctx_init(Ctx *c, Arena *a, jmp_buf *oom, const char *file, const char *src,

@@ -2,7 +2,9 @@
  *
  * Every message is one "file:line:col: error: text" line, followed by the
  * source line and a caret under the column when the position is known, as
- * compilers print them.  Messages accumulate in Ctx.diag (an h2o_malloc'd
+ * compilers print them; an error about an op whose location names the
+ * Python line that made it ends with "  from Python: model.py:12" (the
+ * Python package leads with that line instead: hlo2onnx/naming.py).  Messages accumulate in Ctx.diag (an h2o_malloc'd
  * string the caller receives), so one run can report every problem it
  * finds; the first error decides Ctx.status.  When memory runs out, a
  * message is cut short or lost, never the status.

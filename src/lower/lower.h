@@ -25,10 +25,6 @@ struct Lower {
   const Op *op;       /* the op being lowered: names and positions for nodes */
   const Func *call_stack[64]; /* functions being inlined, to refuse recursion */
   int call_depth;
-  /* The JAX scope and Python line of the calls being inlined: a callee's
-   * ops carry scopes relative to their call ("max" in @relu, called from
-   * "jit(f)/jit(relu)") and often no line of their own. */
-  const char *call_scope, *call_source;
   OValue **ret;       /* where the next `return` stores its operands */
   int n_ret;
   struct Unsupported *unsupported; /* ops without converter: name, count, first */
