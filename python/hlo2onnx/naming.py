@@ -164,8 +164,10 @@ def model_metadata(obj, specs, *, model_version: int | None = None,
         raise TypeError(f"model_version must be an int, not {type(model_version).__name__}")
     meta = [("hlo2onnx.version", __version__), ("jax.version", jax.__version__)]
     owner = obj[0] if isinstance(obj, tuple) and len(obj) == 2 else obj
-    top = (getattr(type(owner), "__module__", "") or "").split(".")[0]
-    if top in _LIBRARIES and top in sys.modules:
+    # the library of a model object: that of the first of its classes from one
+    tops = [(getattr(cls, "__module__", "") or "").split(".")[0] for cls in type(owner).__mro__]
+    top = next((t for t in tops if t in _LIBRARIES and t in sys.modules), None)
+    if top:
         meta.append((f"{top}.version", str(getattr(sys.modules[top], "__version__", "unknown"))))
     symbols = symbols_of(specs)
     if symbols:

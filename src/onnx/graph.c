@@ -500,6 +500,9 @@ void og_merge_scope(Ctx *c, ONode *n, const ONode *absorbed) {
   if (common > 0 && a[common] != 0) n->scope = arena_strndup(c->arena, a, common);
 }
 
+/* Forward: a node no origin reached (a shape computation a pass added)
+ * takes that of the producer of its first input that has one; backward,
+ * what remains (a node reading only graph inputs) that of a reader. */
 static void inherit_origins(OGraph *g) {
   for (int i = 0; i < g->nodes.len; i++) {
     ONode *n = g->nodes.items[i];
@@ -513,6 +516,14 @@ static void inherit_origins(OGraph *g) {
         og_inherit_origin(n, p);
         break;
       }
+    }
+  }
+  for (int i = g->nodes.len - 1; i >= 0; i--) {
+    const ONode *n = g->nodes.items[i];
+    if (n->dead || !(n->origin || n->scope)) continue;
+    for (int j = 0; j < n->n_inputs; j++) {
+      ONode *p = n->inputs[j] ? n->inputs[j]->producer : NULL;
+      if (p && !p->dead && !p->origin && !p->scope) og_inherit_origin(p, n);
     }
   }
 }

@@ -212,7 +212,7 @@ void og_inherit_origin(ONode *n, const ONode *from);
 /* Before writing: every live node of root, its subgraphs included, is named
  * after its scope, "jit(f)/dense/Gemm" (a suffix "_<k>" when taken); a node
  * no origin reached takes that of the node producing its first input that
- * has one. */
+ * has one, else that of a node reading it. */
 void og_name_nodes(Ctx *c, OGraph *root);
 void og_set_type(Ctx *c, OValue *v, ElemType et, int rank, const int64_t *dims);
 void og_type_from_hlo(Ctx *c, OValue *v, const Type *t); /* '?' dims -> unknown */
