@@ -31,7 +31,8 @@ import linecache
 import os
 import re
 import sys
-from typing import Any, Sequence
+import threading
+from typing import Sequence
 
 __all__ = ["input_names", "output_names", "leaf_name", "model_metadata",
            "library_frames_hidden", "point_at_user_lines"]
@@ -194,13 +195,21 @@ def _library_dirs() -> list[str]:
     return dirs
 
 
+_hidden_lock = threading.Lock()
+_hidden_depth = 0  # conversions lowering now (threads): the last one restores
+_hidden_added: list[str] = []
+
+
 @contextlib.contextmanager
 def library_frames_hidden():
     """While lowering, JAX writes into each op's location the Python frames
     outside its own code (``source_info_util``'s exclusions).  Hiding
     hlo2onnx's frames and the model libraries' too makes the innermost frame
-    the user's line.  The exclusions are restored afterwards; when JAX's
-    internals differ from what this expects, nothing is changed."""
+    the user's line.  The exclusions are JAX's global state: they are added
+    when the first of the conversions running at once (threads) starts
+    lowering and removed when the last one is done.  When JAX's internals
+    differ from what this expects, nothing is changed."""
+    global _hidden_depth
     try:
         from jax._src import source_info_util as siu
         paths = siu._exclude_paths
@@ -208,16 +217,25 @@ def library_frames_hidden():
     except (ImportError, AttributeError):
         yield
         return
-    saved = list(paths)
-    paths.extend(d for d in _library_dirs() if d not in paths)
-    for f in clear:
-        f()
+    with _hidden_lock:
+        if _hidden_depth == 0:
+            _hidden_added[:] = [d for d in _library_dirs() if d not in paths]
+            paths.extend(_hidden_added)
+            for f in clear:
+                f()
+        _hidden_depth += 1
     try:
         yield
     finally:
-        paths[:] = saved
-        for f in clear:
-            f()
+        with _hidden_lock:
+            _hidden_depth -= 1
+            if _hidden_depth == 0:
+                for d in _hidden_added:
+                    if d in paths:
+                        paths.remove(d)
+                _hidden_added.clear()
+                for f in clear:
+                    f()
 
 
 # ---------------------------------------------------------------------------

@@ -375,9 +375,9 @@ def test_long_scan_runs_in_linear_time():
     model = hlo2onnx.to_onnx(f, [(4, 32)])
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((4, 32)).astype(np.float32)
-    sess.run(None, {"input_0": x})
+    sess.run(None, {"x": x})  # the input is named after f's parameter
     t = time.perf_counter()
-    h, ys = sess.run(None, {"input_0": x})
+    h, ys = sess.run(None, {"x": x})
     elapsed = time.perf_counter() - t
     want_h, want_ys = jax.jit(f)(x)
     np.testing.assert_allclose(h, want_h, rtol=1e-5, atol=1e-5)
