@@ -301,4 +301,6 @@ def test_cli_shows_the_python_line(tmp_path):
     assert proc.returncode == 3, proc.stderr
     assert re.search(re.escape(str(src)) + r":\d+:\d+: error: .*JAX scope: jit\(spectrum\)",
                      proc.stderr), proc.stderr
-    assert f"  from Python: {HERE}:{max(_lines_of(spectrum))}\n" in proc.stderr, proc.stderr
+    # the Python line of the loc, and its code
+    assert f"  from Python: {HERE}:{max(_lines_of(spectrum))}\n" \
+        "    return jnp.fft.fft(x).real\n" in proc.stderr, proc.stderr
