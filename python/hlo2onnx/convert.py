@@ -596,7 +596,7 @@ def lower_to_text(fn_or_module, inputs, *, params=None, dtype=None, input_dtypes
                   input_names: Sequence[str] | None = None,
                   output_names: Sequence[str] | None = None,
                   shape_constraints: Sequence[str] = (), debug_info: bool = True,
-                  opset: int | None = None, shape_info: bool = False, optimize: bool = True,
+                  opset: int | None = None, shape_info: bool = True, optimize: bool = True,
                   external_threshold: int | None = None, external_data: str | None = None,
                   graph_name: str | None = None, progress: bool | None = None,
                   dump_after: str | None = None, save_mlir: str | os.PathLike | None = None,
@@ -720,7 +720,7 @@ def _leaf_dtype(v):
 
 def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
             opset: int | None = None, input_names: Sequence[str] | None = None,
-            output_names: Sequence[str] | None = None, shape_info: bool = False,
+            output_names: Sequence[str] | None = None, shape_info: bool = True,
             external_threshold: int | None = None, params=None, **kw):
     """Converts a JAX function or a Flax NNX module into an ONNX model.
 
@@ -746,7 +746,13 @@ def to_onnx(fn_or_module, inputs, path: str | os.PathLike | None = None, *,
             result's pytree paths, ``output_logits`` for ``{"logits": y}``,
             ``output_0`` for a single array; outputs in pytree-flattening
             order).  See :mod:`hlo2onnx.naming`.
-        shape_info: write shapes of intermediate values (value_info).
+        shape_info: write the types and shapes of intermediate values
+            (value_info), which viewers such as Netron show on every edge
+            (default True).  Measured (issue 13): +51 B on the seed's MLP,
+            +3.1 KB (2.3 %) on the 2-block ViT example (94 nodes), +15.6 KB
+            (0.04 %) on a 12-block 256-wide ViT (454 nodes, 38 MB); the
+            conversion time does not change measurably (its run-to-run
+            noise is larger).
         external_threshold: bytes; None = the core's default (1 MiB); 0 =
             keep everything inside the model unless it would pass 2 GB.
         params: a pytree of arrays passed as the first argument of
