@@ -26,6 +26,7 @@ the node's ``metadata_props``):
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import linecache
 import os
@@ -68,7 +69,7 @@ def _signature_target(obj, params):
     if linen is not None and isinstance(obj, linen.Module):
         return obj.__call__, 0
     plain = inspect.isfunction(obj) or inspect.ismethod(obj) or \
-        isinstance(obj, __import__("functools").partial)
+        isinstance(obj, functools.partial)
     return obj, 1 if (plain and params is not None) else 0
 
 
@@ -136,7 +137,7 @@ def _qualified_name(obj) -> str:
     if isinstance(obj, tuple) and len(obj) == 2:
         obj = obj[0]
     f = obj
-    while isinstance(f, __import__("functools").partial):
+    while isinstance(f, functools.partial):
         f = f.func
     if not (inspect.isfunction(f) or inspect.ismethod(f) or inspect.isclass(f)) and \
             not hasattr(f, "__qualname__"):

@@ -2,7 +2,9 @@
  *
  * Values are objects that nodes point to, so a pass matches patterns by
  * pointer and knows how many nodes use a value (n_uses) without searching.
- * Names are made unique per graph from a hint and a counter.
+ * Names are made unique per graph from a hint and a counter.  Each node
+ * keeps where it came from (origin, scope, source) through every pass, and
+ * is named after its JAX scope before writing (og_name_nodes).
  */
 #include "onnx/onnx.h"
 

@@ -937,18 +937,25 @@ static const char *loc_scope(Parser *p, Loc *l, int depth) {
   }
 }
 
-/* The innermost file location: into names and callees (not callers), the
- * first element of a fused location that has one.  loc_scope has checked
- * the aliases (defined, no cycle) and the depth already. */
+/* The innermost file location: into names and callees, the caller when
+ * the callee has none, the first element of a fused location that has one.
+ * loc_scope has checked the aliases (defined, no cycle) already; depth
+ * bounds the walk. */
 static const Loc *loc_file(const Loc *l, int depth) {
   while (l && depth <= PARSE_MAX_DEPTH) {
     switch (l->kind) {
     case LOC_FILE:
       return l;
     case LOC_NAME:
-    case LOC_CALLSITE:
       l = l->child;
       continue;
+    case LOC_CALLSITE: {
+      const Loc *f = loc_file(l->child, depth + 1);
+      if (f) return f;
+      l = l->caller;
+      depth++;
+      continue;
+    }
     case LOC_ALIAS:
       l = l->alias->def;
       depth++; /* an alias chain is bounded like a nesting */
