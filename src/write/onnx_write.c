@@ -532,7 +532,10 @@ static void emit_node(PbOut *o, const void *msg) {
   for (int i = 0; i < n->n_attrs; i++) pb_field_msg(o, NODE_ATTRIBUTE, emit_attr, &n->attrs[i]);
   if (!default_domain(n->domain)) pb_field_str(o, NODE_DOMAIN, n->domain);
   /* Where the node came from, under the keys torch.onnx uses too: the JAX
-   * name scope (the module path of the layer) and the Python line. */
+   * name scope (the module path of the layer) and the Python line.
+   * NodeProto.metadata_props came with IR version 10; written at the lower
+   * IR version of an older opset too, where readers skip it as an unknown
+   * field (onnx.checker and onnxruntime accept it: tests/python/test_names.py). */
   const char *scope = og_node_scope(n), *source = og_node_source(n);
   if (scope) pb_field_msg(o, NODE_METADATA_PROPS, emit_entry, &(Entry){"namespace", scope});
   if (source) pb_field_msg(o, NODE_METADATA_PROPS, emit_entry, &(Entry){"source", source});
