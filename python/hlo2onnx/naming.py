@@ -186,8 +186,9 @@ def model_metadata(obj, specs, *, model_version: int | None = None,
 
 def _library_dirs() -> list[str]:
     """The directories whose frames are not the user's: hlo2onnx's own and
-    those of the model libraries that are loaded."""
-    dirs = [os.path.dirname(os.path.abspath(__file__)) + os.sep]
+    those of the model libraries that are loaded; and Python's frozen
+    modules ("<frozen runpy>"), which are no file a user can open."""
+    dirs = [os.path.dirname(os.path.abspath(__file__)) + os.sep, "<frozen "]
     for name in _LIBRARIES:
         mod = sys.modules.get(name)
         f = getattr(mod, "__file__", None) if mod else None
