@@ -5,12 +5,61 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* The Python line that made an op, when a message names it ("  from
+ * Python: model.py:12", base/diag.c) and the file is readable here: shown
+ * under it, as compilers show the source line. */
+static void print_python_line(const char *file, long line) {
+  FILE *f = fopen(file, "r");
+  if (!f) return;
+  char buf[512];
+  long at = 1;
+  bool whole = true; /* buf starts a line */
+  while (fgets(buf, sizeof buf, f)) {
+    if (whole && at == line) {
+      const char *s = buf;
+      while (*s == ' ' || *s == '\t') s++;
+      size_t n = strcspn(s, "\r\n");
+      if (n) fprintf(stderr, "    %.*s\n", (int)n, s);
+      break;
+    }
+    whole = strchr(buf, '\n') != NULL;
+    if (whole) at++;
+  }
+  fclose(f);
+}
+
+static void print_messages(const char *messages) {
+  static const char from[] = "  from Python: ";
+  for (const char *p = messages; *p;) {
+    const char *eol = strchr(p, '\n');
+    size_t n = eol ? (size_t)(eol - p) : strlen(p);
+    fwrite(p, 1, n, stderr);
+    fputc('\n', stderr);
+    if (n > sizeof from - 1 && strncmp(p, from, sizeof from - 1) == 0) {
+      /* "<file>:<line>": the file name may hold ':' itself */
+      const char *colon = p + n;
+      while (colon > p && colon[-1] != ':') colon--;
+      char *end = NULL;
+      long line = colon > p + sizeof from - 1 ? strtol(colon, &end, 10) : 0;
+      size_t flen = (size_t)(colon - 1 - (p + sizeof from - 1));
+      if (line > 0 && end == p + n && flen < 4096) {
+        char file[4096];
+        memcpy(file, p + sizeof from - 1, flen);
+        file[flen] = 0;
+        print_python_line(file, line);
+      }
+    }
+    p += n + (eol != NULL);
+  }
+}
 
 static const char usage[] =
     "usage: hlo2onnx INPUT.mlir -o OUTPUT.onnx [options]\n"
@@ -280,7 +329,7 @@ int main(int argc, char **argv) {
       out_path = next;
     } else if (!strcmp(a, "--opset")) {
       NEED_VALUE();
-      char *end;
+      char *end = NULL;
       long v = strtol(next, &end, 10);
       /* 0 is the default opset, as in h2o_options and to_onnx */
       if (*end || end == next || v < 0 || v > 1000) { rc = usage_error("bad --opset value '%s'", next); goto out; }
@@ -292,7 +341,7 @@ int main(int argc, char **argv) {
     } else if (!strcmp(a, "--local-functions")) {
       opts.local_functions = 2;
     } else if (!strncmp(a, "--local-functions=", 18)) {
-      char *end;
+      char *end = NULL;
       long v = strtol(a + 18, &end, 10);
       if (!a[18] || *end || v < 0 || v > 1000000) {
         rc = usage_error("bad --local-functions value '%s': expected a call count >= 0", a + 18);
@@ -301,7 +350,7 @@ int main(int argc, char **argv) {
       opts.local_functions = (int)v;
     } else if (!strcmp(a, "--external-threshold")) {
       NEED_VALUE();
-      char *end;
+      char *end = NULL;
       unsigned long long v = strtoull(next, &end, 10);
       if (*end || next[0] == '-') { rc = usage_error("bad --external-threshold '%s'", next); goto out; }
       opts.external_threshold = (size_t)v;
@@ -380,7 +429,7 @@ int main(int argc, char **argv) {
   }
   h2o_result res;
   rc = h2o_convert(in.text, in.len, &opts, NULL, 0, to_stdout ? NULL : out_path, &res);
-  if (res.message) fputs(res.message, stderr);
+  if (res.message) print_messages(res.message);
   if (rc == 0 && to_stdout) rc = write_stdout(res.bytes, res.nbytes);
   /* the summary goes to stdout too: not when stdout is the model */
   else if (rc == H2O_OK && opts.progress) print_summary(out_path, &res);

@@ -48,6 +48,11 @@ typedef struct h2o_dim_name {
   const char *name; /* ONNX dim_param, e.g. "B" */
 } h2o_dim_name;
 
+/* One entry of the model's metadata_props (ModelProto). */
+typedef struct h2o_metadata {
+  const char *key, *value;
+} h2o_metadata;
+
 typedef struct h2o_options {
   int opset;                    /* ai.onnx opset; 0 = default (H2O_DEFAULT_OPSET) */
   int shape_info;               /* write value_info for intermediate tensors */
@@ -83,6 +88,11 @@ typedef struct h2o_options {
                                    function with at least N call sites becomes
                                    an ONNX model-local function (FunctionProto)
                                    that each call site invokes */
+  const char *doc_string;       /* the model's doc_string (what was converted);
+                                   NULL = none */
+  long long model_version;      /* the model's model_version; 0 = not written */
+  const h2o_metadata *metadata; /* the model's metadata_props, in this order */
+  int n_metadata;
 } h2o_options;
 
 #define H2O_DEFAULT_OPSET 20

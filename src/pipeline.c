@@ -179,6 +179,12 @@ static int run_stages(Ctx *c, const h2o_param *params, int n_params, const char 
   res->opset = model->opset > 0 ? model->opset : H2O_DEFAULT_OPSET;
   for (int i = 0; i < model->graph->nodes.len; i++)
     res->n_nodes += !((ONode *)model->graph->nodes.items[i])->dead;
+  og_name_nodes(c, model->graph);
+  for (int i = 0; i < model->functions.len; i++) og_name_nodes(c, function_at(model, i)->graph);
+  model->doc = o->doc_string;
+  model->model_version = o->model_version;
+  model->metadata = o->metadata;
+  model->n_metadata = o->n_metadata;
   if (out_path) return ow_write_file(c, model, out_path);
   return ow_write_memory(c, model, &res->bytes, &res->nbytes);
 }

@@ -203,6 +203,40 @@ static void progress_trampoline(void *user, uint64_t done, uint64_t total) {
   PyGILState_Release(gil);
 }
 
+/* A list of (key, value) str pairs: the model's metadata_props. */
+static int opt_metadata(Scratch *s, PyObject *v, const char *key,
+                        const h2o_metadata **out, int *n_out) {
+  if (v == Py_None) return 0;
+  PyObject *seq = PySequence_Fast(v, "metadata must be a sequence of (key, value) pairs");
+  if (!seq) return -1;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  if (n > INT_MAX) {
+    Py_DECREF(seq);
+    PyErr_Format(PyExc_ValueError, "option %s: too many entries", key);
+    return -1;
+  }
+  h2o_metadata *items = scratch_alloc(s, (size_t)(n ? n : 1) * sizeof *items);
+  int rc = items ? 0 : -1;
+  for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+    PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+    char what[64];
+    snprintf(what, sizeof what, "option %s[%zd]", key, i);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+      PyErr_Format(PyExc_TypeError, "%s must be a tuple (key, value)", what);
+      rc = -1;
+    } else if (!(items[i].key = scratch_str(s, PyTuple_GET_ITEM(item, 0), what)) ||
+               !(items[i].value = scratch_str(s, PyTuple_GET_ITEM(item, 1), what))) {
+      rc = -1;
+    }
+  }
+  Py_DECREF(seq);
+  if (rc == 0) {
+    *out = items;
+    *n_out = (int)n;
+  }
+  return rc;
+}
+
 static int parse_options(Scratch *s, PyObject *dict, h2o_options *o) {
   h2o_options_init(o);
   if (dict == Py_None) return 0;
@@ -264,6 +298,19 @@ static int parse_options(Scratch *s, PyObject *dict, h2o_options *o) {
       rc = opt_str(s, v, key, &o->source_name);
     } else if (!strcmp(key, "graph_name")) {
       rc = opt_str(s, v, key, &o->graph_name);
+    } else if (!strcmp(key, "doc_string")) {
+      rc = opt_str(s, v, key, &o->doc_string);
+    } else if (!strcmp(key, "model_version")) {
+      if (v == Py_None) continue;
+      if (!PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "option model_version must be an int");
+        rc = -1;
+        break;
+      }
+      o->model_version = PyLong_AsLongLong(v);
+      if (o->model_version == -1 && PyErr_Occurred()) rc = -1;
+    } else if (!strcmp(key, "metadata")) {
+      rc = opt_metadata(s, v, key, &o->metadata, &o->n_metadata);
     } else if (!strcmp(key, "dump_after")) {
       rc = opt_str(s, v, key, &o->dump_after);
     } else if (!strcmp(key, "input_names")) {

@@ -221,13 +221,15 @@ class InputTree:
         flat_apply.__name__ = flat_apply.__qualname__ = getattr(apply, "__name__", "f")
         return flat_apply
 
-    def default_names(self) -> list[str]:
-        """``input_0``... for a plain list; otherwise the leaves' paths: a
-        keyword argument's name (``image``, ``batch.mask``), or
-        ``input_<position>`` followed by the keys inside that argument."""
+    def default_names(self, positional: Sequence[str] = ()) -> list[str]:
+        """The leaves' paths: a keyword argument's name (``image``,
+        ``batch.mask``), or the positional argument's name (``positional``,
+        by default ``input_<position>``) followed by the keys inside it."""
         names = []
         for path in self.paths:
-            head = path[0] if isinstance(path[0], str) else f"input_{path[0]}"
+            head = path[0]
+            if not isinstance(head, str):
+                head = positional[head] if head < len(positional) else f"input_{head}"
             names.append(".".join([head, *(str(k) for k in path[1:])]))
         return names
 
@@ -776,9 +778,12 @@ def _nchw_boundary(apply: Callable, in_pos: Sequence[int], outputs_as_nchw,
     def wrapped(params, *inputs):
         inputs = [jnp.transpose(x, channels_last_perm(x.ndim)) if i in in_pos else x
                   for i, x in enumerate(inputs)]
-        leaves, tree = jax.tree_util.tree_flatten(apply(params, *inputs))
+        from .naming import output_names as default_output_names
+
+        result = apply(params, *inputs)
+        leaves, tree = jax.tree_util.tree_flatten(result)
         names = list(output_names) if output_names is not None else \
-            [f"output_{i}" for i in range(len(leaves))]
+            default_output_names(result)
         pos = layout_positions(outputs_as_nchw, [jnp.ndim(y) for y in leaves], names, "output")
         leaves = [jnp.transpose(y, channels_first_perm(y.ndim)) if i in pos else y
                   for i, y in enumerate(leaves)]
@@ -820,11 +825,18 @@ class Lowered:
 
         from . import _core
 
-        if path is None:
-            data = _core.convert(self.text, self.params, None, self.options)
-            return onnx.load_from_string(data)
-        path = os.fspath(path)
-        _core.convert(self.text, self.params, path, self.options)
+        from .errors import ConversionError
+        from .naming import point_at_user_lines
+
+        try:
+            if path is None:
+                return onnx.load_from_string(
+                    _core.convert(self.text, self.params, None, self.options))
+            path = os.fspath(path)
+            _core.convert(self.text, self.params, path, self.options)
+        except ConversionError as e:
+            point_at_user_lines(e)  # JAX wrote the text: point at the user's lines
+            raise
         return onnx.load(path, load_external_data=False)
 
 
@@ -897,16 +909,18 @@ def lower_to_text(fn_or_module, inputs, *, params=None, state=None, dtype=None,
                   input_names: Sequence[str] | None = None,
                   output_names: Sequence[str] | None = None,
                   shape_constraints: Sequence[str] = (), debug_info: bool = True,
-                  opset: int | None = None, shape_info: bool = False, optimize: bool = True,
+                  opset: int | None = None, shape_info: bool = True, optimize: bool = True,
                   external_threshold: int | None = None, external_data: str | None = None,
                   graph_name: str | None = None, progress: bool | None = None,
                   dump_after: str | None = None, save_mlir: str | os.PathLike | None = None,
                   source_name: str | None = None, inputs_as_nchw=None,
                   outputs_as_nchw=None, local_functions: bool | int = False,
-                  **unknown) -> Lowered:
+                  model_version: int | None = None, **unknown) -> Lowered:
     """Lowers like :func:`to_onnx` and returns what would be handed to the
     C core, without converting.  Useful to look at the MLIR text."""
     import jax
+
+    from . import naming
 
     check_options(unknown, lower_to_text)
     prep = prepare(fn_or_module, inputs, params=params, state=state, dtype=dtype,
@@ -914,7 +928,11 @@ def lower_to_text(fn_or_module, inputs, *, params=None, state=None, dtype=None,
     specs, bound = prep.specs, prep.bound
     buffers = [param_buffer(v) for v in bound.values]
     abstract_params = [jax.ShapeDtypeStruct(np.shape(v), _leaf_dtype(v)) for v in bound.values]
-    default_in_names = prep.tree.default_names()
+    # positional arguments named after the function's parameters (naming.py),
+    # the leaves of a pytree argument after their paths in it
+    n_positional = 1 + max((p[0] for p in prep.tree.paths if isinstance(p[0], int)), default=-1)
+    default_in_names = prep.tree.default_names(
+        naming.input_names(fn_or_module, params, n_positional))
 
     apply = prep.apply
     if inputs_as_nchw not in (None, False) or outputs_as_nchw not in (None, False):
@@ -926,7 +944,8 @@ def lower_to_text(fn_or_module, inputs, *, params=None, state=None, dtype=None,
 
     # keep_unused: every input stays an argument (and a graph input) even when
     # the function ignores it, so argument indices follow the flattening order.
-    with _user_hints(bound, prep.tree, len(specs)):
+    with _user_hints(bound, prep.tree, len(specs)), naming.library_frames_hidden():
+        # library_frames_hidden: the ops' Python lines are the user's
         lowered = jax.jit(apply, keep_unused=True).lower(abstract_params,
                                                          *[s.aval for s in specs])
     text = lowered.as_text(debug_info=debug_info)
@@ -949,7 +968,8 @@ def lower_to_text(fn_or_module, inputs, *, params=None, state=None, dtype=None,
         raise ValueError(f"input_names has {len(in_names)} names for {n_in} inputs")
     out_avals = jax.tree_util.tree_leaves(lowered.out_info)
     n_out = len(out_avals)
-    out_names = list(output_names) if output_names is not None else [f"output_{i}" for i in range(n_out)]
+    out_names = list(output_names) if output_names is not None else \
+        naming.output_names(lowered.out_info, in_names)
     if len(out_names) != n_out:
         raise ValueError(f"output_names has {len(out_names)} names for {n_out} outputs")
     param_names = _unique(bound.names, set(in_names) | set(out_names))
@@ -987,6 +1007,8 @@ def lower_to_text(fn_or_module, inputs, *, params=None, state=None, dtype=None,
         "progress": _stderr_is_tty() if progress is None else bool(progress),
         "dump_after": dump_after,
         "local_functions": _local_functions(local_functions),
+        **naming.model_metadata(fn_or_module, specs, model_version=model_version,
+                                shape_constraints=shape_constraints),
     }
     return Lowered(text, params_arg, options, specs, in_names, out_names, n_dim, bound,
                    lowered.out_info, list(prep.tree.paths))
@@ -1225,7 +1247,7 @@ def to_onnx(fn_or_module, inputs=None, path: str | os.PathLike | None = None, *,
             output_names: Sequence[str] | None = None,
             dtype=None, input_dtypes: Sequence | None = None,
             shape_constraints: Sequence[str] = (),
-            shape_info: bool = False,
+            shape_info: bool = True,
             optimize: bool = True,
             external_threshold: int | None = None,
             external_data: str | None = None,
@@ -1237,6 +1259,7 @@ def to_onnx(fn_or_module, inputs=None, path: str | os.PathLike | None = None, *,
             source_name: str | None = None,
             dump_after: str | None = None,
             progress: bool | None = None,
+            model_version: int | None = None,
             verify: bool | dict = False,
             **unknown):
     """Converts a JAX function or a model into an ONNX model.
@@ -1265,7 +1288,7 @@ def to_onnx(fn_or_module, inputs=None, path: str | os.PathLike | None = None, *,
         input_dtypes, shape_constraints, shape_info, optimize,
         external_threshold, external_data, graph_name, local_functions,
         inputs_as_nchw, outputs_as_nchw, debug_info, save_mlir, source_name,
-        dump_after, progress: see docs/options.md.
+        dump_after, progress, model_version: see docs/options.md.
         verify: True (or a dict of :func:`hlo2onnx.verify` options such as
             ``{"rtol": 1e-4}``): compare the model with JAX right after
             converting and raise :class:`hlo2onnx.VerificationError`, with
@@ -1320,7 +1343,8 @@ def to_onnx(fn_or_module, inputs=None, path: str | os.PathLike | None = None, *,
         external_threshold=external_threshold, external_data=external_data,
         graph_name=graph_name, local_functions=local_functions, inputs_as_nchw=inputs_as_nchw,
         outputs_as_nchw=outputs_as_nchw, debug_info=debug_info, save_mlir=save_mlir,
-        source_name=source_name, dump_after=dump_after, progress=progress)
+        source_name=source_name, dump_after=dump_after, progress=progress,
+        model_version=model_version)
     t1 = time.perf_counter()
     shown.done(f"lowered {lowered.bound.label} with JAX ({t1 - t0:.2f} s)")
     shown.stage("converting")

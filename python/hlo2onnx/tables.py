@@ -262,8 +262,9 @@ def _probe_ops(op_name: str, probe) -> tuple[str, list[str] | None, str]:
         return "fails", None, registry._first_line(e)
     nodes = [n for n in model.graph.node if n.op_type != "Constant"]
     # Nodes inlined from a private function (JAX wraps some jnp functions in
-    # one) do not carry the caller's scope: then count every node, the
-    # probes being programs of the one op.
+    # one) carry the call's scope before their own; where no node carries
+    # the probe's scope, count every node, the probes being programs of the
+    # one op.
     scoped = [n for n in nodes if f"/{sp.SCOPE}/" in n.name] or nodes
     return "ok", list(dict.fromkeys(n.op_type for n in scoped)), ""
 

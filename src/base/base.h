@@ -104,6 +104,11 @@ struct Ctx {
   int n_errors;
   int status;              /* H2O_OK until the first error */
   int max_errors;          /* stop recording after this many (default 50) */
+  /* The JAX scope and Python line of the calls the lowering is inlining: a
+   * callee's ops carry scopes relative to their call ("max" in @relu,
+   * called from "jit(f)/jit(relu)") and often no line of their own, so
+   * nodes and messages take these as prefix and fallback. */
+  const char *call_scope, *call_source;
 };
 
 void ctx_init(Ctx *c, Arena *a, jmp_buf *oom, const char *file, const char *src,
@@ -113,10 +118,11 @@ void ctx_release(Ctx *c); /* frees diag */
 int diag_error_at(Ctx *c, int status, SrcPos pos, const char *fmt, ...)
     H2O_PRINTF(4, 5);
 int diag_verror_at(Ctx *c, int status, SrcPos pos, const char *fmt, va_list ap);
-/* The same with the JAX name scope of what failed appended, when not NULL
- * (diag_error_op of ir/ir.h passes an op's). */
+/* The same with the JAX name scope of what failed appended, when not NULL,
+ * and a last line "  from Python: model.py:12" naming the Python line that
+ * made it, when known (diag_error_op of ir/ir.h passes an op's). */
 int diag_verror_scoped(Ctx *c, int status, SrcPos pos, const char *scope,
-                       const char *fmt, va_list ap);
+                       const char *source, const char *fmt, va_list ap);
 int diag_error(Ctx *c, int status, const char *fmt, ...) H2O_PRINTF(3, 4);
 int diag_internal(Ctx *c, const char *file, int line, const char *what);
 void diag_note(Ctx *c, const char *fmt, ...) H2O_PRINTF(2, 3); /* appends a line */

@@ -2,7 +2,9 @@
  *
  * Every message is one "file:line:col: error: text" line, followed by the
  * source line and a caret under the column when the position is known, as
- * compilers print them.  Messages accumulate in Ctx.diag (an h2o_malloc'd
+ * compilers print them; an error about an op whose location names the
+ * Python line that made it ends with "  from Python: model.py:12" (the
+ * Python package leads with that line instead: hlo2onnx/naming.py).  Messages accumulate in Ctx.diag (an h2o_malloc'd
  * string the caller receives), so one run can report every problem it
  * finds; the first error decides Ctx.status.  When memory runs out, a
  * message is cut short or lost, never the status.
@@ -109,7 +111,7 @@ static bool diag_count(Ctx *c, int status) {
 }
 
 int diag_verror_scoped(Ctx *c, int status, SrcPos pos, const char *scope,
-                       const char *fmt, va_list ap) {
+                       const char *source, const char *fmt, va_list ap) {
   if (!diag_count(c, status)) return -1;
   if (pos.line > 0)
     diag_appendf(c, "%s:%d:%d: error: ", c->file, pos.line, pos.col);
@@ -119,11 +121,12 @@ int diag_verror_scoped(Ctx *c, int status, SrcPos pos, const char *scope,
   if (scope) diag_appendf(c, " (JAX scope: %s)", scope);
   diag_append(c, "\n", 1);
   diag_show_line(c, pos);
+  if (source) diag_appendf(c, "  from Python: %s\n", source);
   return -1;
 }
 
 int diag_verror_at(Ctx *c, int status, SrcPos pos, const char *fmt, va_list ap) {
-  return diag_verror_scoped(c, status, pos, NULL, fmt, ap);
+  return diag_verror_scoped(c, status, pos, NULL, NULL, fmt, ap);
 }
 
 int diag_error_at(Ctx *c, int status, SrcPos pos, const char *fmt, ...) {

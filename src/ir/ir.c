@@ -334,10 +334,18 @@ void ir_dump_module(FILE *f, const Module *m) {
   }
 }
 
+const char *ir_op_scope(Ctx *c, const Op *op) {
+  const char *own = op ? op->scope : NULL;
+  if (own && c->call_scope) return arena_printf(c->arena, "%s/%s", c->call_scope, own);
+  return own ? own : c->call_scope;
+}
+
 int diag_error_op(Ctx *c, int status, const Op *op, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  diag_verror_scoped(c, status, op ? op->pos : (SrcPos){0, 0}, op ? op->scope : NULL, fmt, ap);
+  const char *source = op && op->source ? op->source : c->call_source;
+  diag_verror_scoped(c, status, op ? op->pos : (SrcPos){0, 0}, ir_op_scope(c, op), source,
+                     fmt, ap);
   va_end(ap);
   return -1;
 }

@@ -145,6 +145,7 @@ struct Op {
   int n_regions;
   SrcPos pos;         /* of the op name */
   const char *scope;  /* JAX name scope from loc(...), e.g. "jit(f)/dot_general" */
+  const char *source; /* the Python line that made it, from loc(...): "model.py:12" */
 };
 
 struct Block {
@@ -199,7 +200,11 @@ struct Module {
 Module *parse_module(Ctx *c);
 
 /* ir/ir.c */
-/* An error about an op: its position, and its JAX name scope when known. */
+/* The JAX scope of op where the lowering meets it: its own, after the
+ * scope of the calls being inlined (Ctx.call_scope); NULL when neither. */
+const char *ir_op_scope(Ctx *c, const Op *op);
+/* An error about an op: its position, its JAX name scope and its Python
+ * line (the inlined calls' when it has none) when known. */
 int diag_error_op(Ctx *c, int status, const Op *op, const char *fmt, ...)
     H2O_PRINTF(4, 5);
 Func *ir_find_func(const Module *m, const char *name);

@@ -49,7 +49,12 @@ static ElemType out_et(const Op *op) { return op->results[0]->type.et; }
  * element type et (so lw_cast and later passes know it). */
 static ONode *node(Lower *L, ElemType et, const char *type, int n, OValue *const *in) {
   ONode *nd = lw_node(L, type, n, in, 1);
-  og_type_from_hlo(L->c, nd->outputs[0], &L->op->results[0]->type);
+  /* the op's shape, unless every input is a scalar constant (Abs(1) in
+   * atan2(x, 1)): then a scalar, as value_info must say */
+  bool scalars = n > 0;
+  for (int i = 0; i < n; i++) scalars = scalars && in[i] && in[i]->type.rank == 0;
+  if (scalars) og_set_type(L->c, nd->outputs[0], et, 0, NULL);
+  else og_type_from_hlo(L->c, nd->outputs[0], &L->op->results[0]->type);
   nd->outputs[0]->type.et = et;
   return nd;
 }

@@ -16,6 +16,7 @@
 typedef struct Unsupported {
   const char *opname;
   const Op *first;
+  const char *call_scope, *call_source; /* of the calls first was inlined from */
   int count;
   struct Unsupported *next;
 } Unsupported;
@@ -40,11 +41,15 @@ void lw_bind(Lower *L, Value *v, OValue *ov) {
   if (ov->type.et == ET_UNDEF || ov->type.rank < 0) og_type_from_hlo(L->c, ov, &v->type);
 }
 
+
 ONode *lw_node(Lower *L, const char *op_type, int n_in, OValue *const *in, int n_out) {
   ONode *n = og_node(L->c, L->g, op_type, in, n_in, n_out);
   n->origin = L->op;
-  if (L->op && L->op->scope)
-    n->name = arena_printf(L->c->arena, "%s/%s", L->op->scope, n->name);
+  Ctx *c = L->c;
+  if (c->call_scope || c->call_source) {
+    n->scope = ir_op_scope(c, L->op);
+    if (!L->op || !L->op->source) n->source = c->call_source;
+  }
   return n;
 }
 
@@ -146,6 +151,8 @@ int lower_unsupported_op(Lower *L, const Op *op) {
   Unsupported *u = arena_alloc(L->c->arena, sizeof *u);
   u->opname = op->opname;
   u->first = op;
+  u->call_scope = L->c->call_scope;
+  u->call_source = L->c->call_source;
   u->count = 1;
   u->next = L->unsupported;
   L->unsupported = u;
@@ -294,11 +301,17 @@ int lw_inline_call(Lower *L, const Func *f, OValue *const *args, OValue **result
   }
   OValue **saved_ret = L->ret;
   int saved_n = L->n_ret;
+  Ctx *c = L->c;
+  const char *saved_scope = c->call_scope, *saved_source = c->call_source;
+  if (L->op && L->op->scope) c->call_scope = ir_op_scope(c, L->op);
+  if (L->op && L->op->source) c->call_source = L->op->source;
   L->ret = results;
   L->n_ret = f->n_results;
   int rc = lw_block(L, f->body);
   L->ret = saved_ret;
   L->n_ret = saved_n;
+  c->call_scope = saved_scope;
+  c->call_source = saved_source;
   L->call_depth--;
   return rc;
 }
@@ -622,7 +635,8 @@ static int bind_entry_results(Lower *L, const Func *f, OValue **results) {
     const char *info = string_attr(f->result_attrs[i], f->result_n_attrs[i], "jax.result_info");
     if (o && i < o->n_output_names && o->output_names[i])
       v->name = arena_strdup(c->arena, o->output_names[i]);
-    else if (info && *info && strcmp(info, "result") != 0 && f->n_results > 1)
+    else if (info && *info && strcmp(info, "result") != 0 && strcmp(info, "") != 0 &&
+             (f->n_results > 1 || strchr(info, '[')))
       v->name = output_name(c->arena, info);
     else
       v->name = arena_printf(c->arena, "output_%d", i);
@@ -644,10 +658,13 @@ static void report_unsupported(Lower *L) {
   for (int i = 0; i < n; i++) {
     Unsupported *u = all[i];
     bool known = op_lookup(u->opname, strlen(u->opname)) != OP_UNKNOWN;
+    L->c->call_scope = u->call_scope;
+    L->c->call_source = u->call_source;
     diag_error_op(L->c, H2O_EUNSUPPORTED, u->first,
                   "%s op '%s' (%d use%s in the module; first one here)",
                   known ? "no ONNX conversion yet for" : "unknown", u->opname, u->count,
                   u->count == 1 ? "" : "s");
+    L->c->call_scope = L->c->call_source = NULL;
   }
 }
 

@@ -2,7 +2,9 @@
  *
  * Values are objects that nodes point to, so a pass matches patterns by
  * pointer and knows how many nodes use a value (n_uses) without searching.
- * Names are made unique per graph from a hint and a counter.
+ * Names are made unique per graph from a hint and a counter.  Each node
+ * keeps where it came from (origin, scope, source) through every pass, and
+ * is named after its JAX scope before writing (og_name_nodes).
  */
 #include "onnx/onnx.h"
 
@@ -99,6 +101,8 @@ ONode *og_node(Ctx *c, OGraph *g, const char *op_type, OValue *const *inputs,
     n->outputs[i] = out;
   }
   n->name = og_node_name(c, g, op_type);
+  const ONode *rewriting = og_root(g)->rewriting;
+  if (rewriting) og_inherit_origin(n, rewriting);
   ptrvec_push(c->arena, &g->nodes, n);
   return n;
 }
@@ -219,6 +223,11 @@ static bool og_replace_in_graph(OGraph *g, OValue *from, OValue *to) {
 }
 
 void og_replace_uses(OGraph *g, OValue *from, OValue *to) {
+  /* the node now computing what `from` was takes its place in the model's
+   * story too, unless it has a place of its own */
+  ONode *heir = to->producer;
+  if (heir && !heir->origin && !heir->scope && from->producer)
+    og_inherit_origin(heir, from->producer);
   if (og_replace_in_graph(g, from, to)) {
     to->is_output = true;
     from->is_output = false;
@@ -450,4 +459,96 @@ void og_toposort(Ctx *c, OGraph *g) {
     if (!progress) break; /* a cycle cannot arise from these rewrites; keep order */
   }
   if (k == n) memcpy(g->nodes.items, sorted, sizeof(void *) * (size_t)n);
+}
+
+/* ---- node names and origins ------------------------------------------------
+ * A node is named after the JAX name scope of the op it came from, so a
+ * viewer shows the user's module structure ("jit(Net)/encoder/dense/Gemm")
+ * whichever pass made the node; the writer also puts the scope and the
+ * Python line into the node's metadata_props. */
+
+const char *og_node_scope(const ONode *n) {
+  return n->scope ? n->scope : n->origin ? n->origin->scope : NULL;
+}
+
+const char *og_node_source(const ONode *n) {
+  return n->source ? n->source : n->origin ? n->origin->source : NULL;
+}
+
+void og_inherit_origin(ONode *n, const ONode *from) {
+  n->origin = from->origin;
+  n->scope = from->scope;
+  n->source = from->source;
+}
+
+void og_merge_scope(Ctx *c, ONode *n, const ONode *absorbed) {
+  const char *a = og_node_scope(n), *b = og_node_scope(absorbed);
+  if (!a) {
+    if (!n->origin) og_inherit_origin(n, absorbed);
+    n->scope = b;
+    return;
+  }
+  if (!b || a == b) return;
+  size_t common = 0; /* the length of the shared whole components */
+  for (size_t i = 0;; i++) {
+    bool end_a = a[i] == 0 || a[i] == '/', end_b = b[i] == 0 || b[i] == '/';
+    if (end_a && end_b) {
+      common = i;
+      if (a[i] == 0 || b[i] == 0) break;
+      continue;
+    }
+    if (a[i] != b[i]) break;
+  }
+  /* nothing shared: the root's scope stays (the op the fused node replaces) */
+  if (common > 0 && a[common] != 0) n->scope = arena_strndup(c->arena, a, common);
+}
+
+/* Forward: a node no origin reached (a shape computation a pass added)
+ * takes that of the producer of its first input that has one; backward,
+ * what remains (a node reading only graph inputs) that of a reader. */
+static void inherit_origins(OGraph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) inherit_origins(n->attrs[j].graph);
+    if (n->origin || n->scope) continue;
+    for (int j = 0; j < n->n_inputs; j++) {
+      const ONode *p = n->inputs[j] ? n->inputs[j]->producer : NULL;
+      if (p && (p->origin || p->scope)) {
+        og_inherit_origin(n, p);
+        break;
+      }
+    }
+  }
+  for (int i = g->nodes.len - 1; i >= 0; i--) {
+    const ONode *n = g->nodes.items[i];
+    if (n->dead || !(n->origin || n->scope)) continue;
+    for (int j = 0; j < n->n_inputs; j++) {
+      ONode *p = n->inputs[j] ? n->inputs[j]->producer : NULL;
+      if (p && !p->dead && !p->origin && !p->scope) og_inherit_origin(p, n);
+    }
+  }
+}
+
+static void name_graph_nodes(Ctx *c, NameSet *set, OGraph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    const char *scope = og_node_scope(n);
+    const char *base = scope ? arena_printf(c->arena, "%s/%s", scope, n->op_type) : n->op_type;
+    const char *name = base;
+    for (int k = 1; nameset_has(set, name); k++) name = arena_printf(c->arena, "%s_%d", base, k);
+    nameset_add(c, set, name);
+    n->name = name;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) name_graph_nodes(c, set, n->attrs[j].graph);
+  }
+}
+
+void og_name_nodes(Ctx *c, OGraph *root) {
+  inherit_origins(root);
+  NameSet set = {NULL, 0, 0};
+  nameset_add(c, &set, "");
+  name_graph_nodes(c, &set, root);
 }

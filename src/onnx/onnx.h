@@ -111,7 +111,15 @@ struct ONode {
   int n_outputs;
   OAttr *attrs;
   int n_attrs, cap_attrs;
-  const Op *origin;    /* the HLO op it came from (position, scope) */
+  /* Where it came from: the HLO op (its position, JAX scope and Python
+   * source line); the scope when not origin's: the op's prefixed by the
+   * calls it was inlined from, or for a node a fusion made, the JAX scope
+   * the nodes it replaced share.  og_node gives a node made while a pass
+   * rewrites another the origin of that one (OGraph.rewriting), and
+   * og_name_nodes names every node after its scope before writing. */
+  const Op *origin;
+  const char *scope;
+  const char *source; /* the Python line, when not origin's (an inlined call's) */
   bool dead;           /* removed by a pass; skipped by the writer */
   /* Every input has the output's shape: true for the ONNX node of a StableHLO
    * elementwise op, whose operands all have one shape.  It lets a pass drop
@@ -133,6 +141,10 @@ struct OGraph {
   PtrVec inits;        /* OValue* with is_init */
   PtrVec values;       /* every OValue created in this graph */
   int next_id;         /* for fresh names */
+  /* The node a pass is rewriting (set on the root graph; fm_each_node sets
+   * it around each rewrite): og_node gives the nodes it makes meanwhile
+   * that node's origin and scope, so a pass needs no code for it. */
+  const ONode *rewriting;
 };
 
 /* A model-local function (ONNX FunctionProto): a func.func lowered once into
@@ -150,6 +162,9 @@ typedef struct OModel {
   int opset;
   const char *producer_name, *producer_version;
   const char *doc;
+  int64_t model_version; /* 0: not written */
+  const h2o_metadata *metadata; /* metadata_props */
+  int n_metadata;
   PtrVec functions;   /* OFunction*, in the order they were lowered */
 } OModel;
 
@@ -185,6 +200,20 @@ bool og_is(const ONode *n, OnnxOp kind);
 bool og_single_use(const OValue *v);
 /* A fresh node name "<op_type>_<n>", unique across g's root graph. */
 const char *og_node_name(Ctx *c, OGraph *g, const char *op_type);
+/* The JAX name scope of n (its own, else its origin's) and the Python line
+ * that made it ("model.py:12"), or NULL. */
+const char *og_node_scope(const ONode *n);
+const char *og_node_source(const ONode *n);
+/* n, which replaces `absorbed` (a fusion), takes the scope both share: the
+ * common '/'-separated prefix of their scopes, when they have one. */
+void og_merge_scope(Ctx *c, ONode *n, const ONode *absorbed);
+/* n comes from where `from` came from (origin, scope, source). */
+void og_inherit_origin(ONode *n, const ONode *from);
+/* Before writing: every live node of root, its subgraphs included, is named
+ * after its scope, "jit(f)/dense/Gemm" (a suffix "_<k>" when taken); a node
+ * no origin reached takes that of the node producing its first input that
+ * has one, else that of a node reading it. */
+void og_name_nodes(Ctx *c, OGraph *root);
 void og_set_type(Ctx *c, OValue *v, ElemType et, int rank, const int64_t *dims);
 /* '?' dims -> unknown; a complex type -> real pairs (type_as_pairs) */
 void og_type_from_hlo(Ctx *c, OValue *v, const Type *t);

@@ -799,6 +799,10 @@ static Loc *parse_location(Parser *p) {
       l = new_loc(p, LOC_FILE, t.off);
       l->name = name;
       if (p->tok.kind != T_INT) parse_fail(p, p->tok.off, "expected a line number");
+      bool neg;
+      uint64_t line;
+      tok_int(p, &p->tok, &neg, &line);
+      l->line = !neg && line <= INT32_MAX ? (int)line : 0;
       lex_next(p);
       expect_punct(p, ':', "between line and column");
       if (p->tok.kind != T_INT) parse_fail(p, p->tok.off, "expected a column number");
@@ -866,7 +870,12 @@ Loc *parse_opt_loc_node(Parser *p) {
 
 void add_pending_loc(Parser *p, const char **target, Loc *loc) {
   p->pending = parse_grow(p, p->pending, &p->cap_pending, p->n_pending, sizeof(PendingLoc));
-  p->pending[p->n_pending++] = (PendingLoc){target, loc};
+  p->pending[p->n_pending++] = (PendingLoc){target, NULL, loc};
+}
+
+void add_pending_op_loc(Parser *p, Op *op, Loc *loc) {
+  add_pending_loc(p, &op->scope, loc);
+  p->pending[p->n_pending - 1].source = &op->source;
 }
 
 void parse_opt_loc(Parser *p, const char **target) {
@@ -928,7 +937,49 @@ static const char *loc_scope(Parser *p, Loc *l, int depth) {
   }
 }
 
+/* The innermost file location: into names and callees, the caller when
+ * the callee has none, the first element of a fused location that has one.
+ * loc_scope has checked the aliases (defined, no cycle) already; depth
+ * bounds the walk. */
+static const Loc *loc_file(const Loc *l, int depth) {
+  while (l && depth <= PARSE_MAX_DEPTH) {
+    switch (l->kind) {
+    case LOC_FILE:
+      return l;
+    case LOC_NAME:
+      l = l->child;
+      continue;
+    case LOC_CALLSITE: {
+      const Loc *f = loc_file(l->child, depth + 1);
+      if (f) return f;
+      l = l->caller;
+      depth++;
+      continue;
+    }
+    case LOC_ALIAS:
+      l = l->alias->def;
+      depth++; /* an alias chain is bounded like a nesting */
+      continue;
+    case LOC_FUSED:
+      for (int i = 0; i < l->n_elems; i++) {
+        const Loc *f = loc_file(l->elems[i], depth + 1);
+        if (f) return f;
+      }
+      return NULL;
+    default:
+      return NULL;
+    }
+  }
+  return NULL;
+}
+
 void resolve_locs(Parser *p) {
-  for (int i = 0; i < p->n_pending; i++)
+  for (int i = 0; i < p->n_pending; i++) {
     *p->pending[i].target = loc_scope(p, p->pending[i].loc, 0);
+    if (!p->pending[i].source) continue;
+    const Loc *f = loc_file(p->pending[i].loc, 0);
+    if (f && f->name && *f->name)
+      *p->pending[i].source = f->line > 0 ? arena_printf(p->a, "%s:%d", f->name, f->line)
+                                           : f->name;
+  }
 }

@@ -850,10 +850,10 @@ void parse_op(Parser *p, PtrVec *ops) {
   op->results = n_results ? arena_alloc(p->a, sizeof(Value *) * (size_t)n_results) : NULL;
   Loc *loc = parse_opt_loc_node(p);
   if (loc) {
-    add_pending_loc(p, &op->scope, loc);
+    add_pending_op_loc(p, op, loc);
     /* the body made up for `applies` shares the reduce's location */
     for (int i = 0; b.synth && i < b.synth->n_ops; i++)
-      add_pending_loc(p, &b.synth->ops[i]->scope, loc);
+      add_pending_op_loc(p, b.synth->ops[i], loc);
   }
   int k = 0;
   for (int g = 0; g < n_groups; g++) {

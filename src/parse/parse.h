@@ -74,6 +74,7 @@ typedef struct Binding Binding;
 
 typedef struct PendingLoc {
   const char **target; /* where the resolved scope goes (Op.scope, ...) */
+  const char **source; /* where its Python "file:line" goes (Op.source), or NULL */
   Loc *loc;
 } PendingLoc;
 
@@ -180,6 +181,7 @@ struct Loc {
   Loc **elems;      /* LOC_FUSED */
   int n_elems;
   LocAlias *alias;  /* LOC_ALIAS */
+  int line;         /* LOC_FILE: "name":line:col */
   size_t off;
 };
 
@@ -192,10 +194,15 @@ Loc *parse_opt_loc_node(Parser *p);
 void parse_opt_loc(Parser *p, const char **target);
 /* *target = the scope of loc, once the whole file is read. */
 void add_pending_loc(Parser *p, const char **target, Loc *loc);
+/* The same for an op: its scope and its source (Op.scope, Op.source). */
+void add_pending_op_loc(Parser *p, Op *op, Loc *loc);
 /* `#name = loc(...)` or `#name = <attribute>` at the top of the file. */
 void parse_alias_def(Parser *p);
 /* Sets every pending target to its scope: the outermost name of its
- * location, following aliases; NULL for unknown and file locations. */
+ * location, following aliases; NULL for unknown and file locations.  An
+ * op's source is its innermost file location ("model.py:12"): JAX writes
+ * the Python frames of the op as callsite(callee at caller) chains inside
+ * the scope's name, innermost first. */
 void resolve_locs(Parser *p);
 
 /* ---- dense.c ---------------------------------------------------------- */

@@ -70,7 +70,9 @@ static OValue *new_bias(Ctx *c, OGraph *g, const Affine *f, const double *cv, El
     t = rnd(et, t * f->va[i]);
     out[i] = rnd(et, t + (f->b ? f->vb[i] : 0));
   }
-  return fm_new_const(c, g, "bn_bias", et, 1, &f->n, out);
+  OValue *v = fm_new_const(c, g, "bn_bias", et, 1, &f->n, out);
+  fm_name_after(c, v, f->b, "with_batchnorm");
+  return v;
 }
 
 /* W' = W * a along axis wa of W. */
@@ -92,7 +94,9 @@ static OValue *new_weight(Ctx *c, OGraph *g, const Affine *f, const OValue *w, i
     elem_store(dst, et, i, elem_load(src, et, i) * f->va[ch]);
   }
   Data nd = {DATA_RAW, dst, nbytes};
-  return og_init(c, g, "bn_weight", et, rank, dims, nd);
+  OValue *v = og_init(c, g, "bn_weight", et, rank, dims, nd);
+  fm_name_after(c, v, (OValue *)w, "with_batchnorm");
+  return v;
 }
 
 static bool static_const(const OValue *w) {
@@ -234,6 +238,9 @@ static bool emit_batchnorm(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f) 
       fm_new_const(c, g, "bn_mean", et, 1, &f->n, f->vmean),
       fm_new_const(c, g, "bn_var", et, 1, &f->n, ones),
   };
+  fm_name_after(c, in[1], f->a, "per_channel");
+  fm_name_after(c, in[2], f->b, "per_channel");
+  fm_name_after(c, in[3], f->mean, "per_channel");
   fm_rewrite(c, g, root, ONNX_BatchNormalization, in, 5);
   og_attr_float(c, root, "epsilon", 0.0f);
   return true;

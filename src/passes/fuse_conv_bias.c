@@ -40,6 +40,7 @@ static bool try_conv_bias(Ctx *c, OModel *m, OGraph *g, ONode *add) {
       }
     }
     OValue *nb = fm_new_const(c, g, "conv_bias", et, 1, &n, vals);
+    fm_name_after(c, nb, b && b->is_param ? b : k, "conv_bias");
     OAttr *attrs = conv->attrs;
     int n_attrs = conv->n_attrs;
     OValue *in[3] = {conv->inputs[0], conv->inputs[1], nb};

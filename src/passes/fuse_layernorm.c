@@ -288,6 +288,7 @@ static OValue *normalized_const(Ctx *c, OGraph *g, OValue *k, const OValue *x, i
   OValue *v = fm_new_const(c, g, fill == 1 ? "ln_scale" : "ln_bias", x->type.et, rank - axis,
                            dims, vals);
   v->is_param = k && k->is_param; /* the weight in another shape: never dropped */
+  fm_name_after(c, v, k, "reshaped");
   return v;
 }
 

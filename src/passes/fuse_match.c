@@ -179,6 +179,20 @@ bool fm_const_slice(Ctx *c, const OValue *k, const OValue *x, int lo, int hi, do
   return true;
 }
 
+/* Users look for their weights by name in a viewer ("norm.scale"), so a
+ * constant a fusion computes from one keeps its name: the weight's own when
+ * the pattern was its only reader (the weight is about to vanish, so it
+ * steps aside as fold.c's moved weights do), else "<weight>/<derived>". */
+void fm_name_after(Ctx *c, OValue *v, OValue *weight, const char *derived) {
+  if (!v || !weight || !weight->is_param || v == weight) return;
+  if (weight->n_uses == 1 && !weight->is_output && !weight->is_input) {
+    v->name = weight->name;
+    weight->name = arena_printf(c->arena, "%s__before_%s", weight->name, derived);
+  } else {
+    v->name = arena_printf(c->arena, "%s/%s", weight->name, derived);
+  }
+}
+
 OValue *fm_new_const(Ctx *c, OGraph *g, const char *hint, ElemType et, int rank,
                      const int64_t *dims, const double *vals) {
   int64_t n = 1;
@@ -305,7 +319,9 @@ static bool has_subgraph(const ONode *n) {
   return false;
 }
 
-void fm_sweep(OGraph *g) {
+/* Marks dead the nodes nothing reads; `heir` (when not NULL), the root a
+ * rewrite just replaced them with, takes the scope they share. */
+static void sweep(Ctx *c, OGraph *g, ONode *heir) {
   for (int i = g->nodes.len - 1; i >= 0; i--) {
     ONode *n = g->nodes.items[i];
     if (n->dead || has_subgraph(n)) continue;
@@ -314,22 +330,32 @@ void fm_sweep(OGraph *g) {
       used |= n->outputs[j]->n_uses > 0 || n->outputs[j]->is_output;
     if (used) continue;
     n->dead = true;
+    if (heir) og_merge_scope(c, heir, n);
     for (int j = 0; j < n->n_inputs; j++)
       if (n->inputs[j]) n->inputs[j]->n_uses--;
   }
 }
 
+void fm_sweep(OGraph *g) { sweep(NULL, g, NULL); }
+
 /* From the last node to the first: the root of a pattern comes after the
  * nodes it reads, so the outermost match (LayerNorm's bias Add rather than
  * the Mul below it) is tried first.  A node inserted before the root lands
- * at an index already passed. */
+ * at an index already passed.  While fn runs, the nodes it makes take the
+ * root's origin (OGraph.rewriting); after a rewrite, the root takes the
+ * scope it shares with the nodes it absorbed (those the sweep removes), so
+ * a LayerNormalization is named after the layer, not its last Add. */
 static void each_node(Ctx *c, OModel *m, OGraph *g, FmRootFn fn) {
+  OGraph *root = m->graph;
   for (int i = g->nodes.len - 1; i >= 0; i--) {
     ONode *n = g->nodes.items[i];
     if (n->dead) continue;
     for (int j = 0; j < n->n_attrs; j++)
       if (n->attrs[j].kind == OA_GRAPH) each_node(c, m, n->attrs[j].graph, fn);
-    if (fn(c, m, g, n)) fm_sweep(g);
+    root->rewriting = n;
+    bool rewritten = fn(c, m, g, n);
+    root->rewriting = NULL;
+    if (rewritten) sweep(c, g, n);
   }
 }
 

@@ -63,6 +63,10 @@ bool fm_same_shape(const OValue *a, const OValue *b); /* equal static dims, dyna
 bool fm_const_slice(Ctx *c, const OValue *k, const OValue *x, int lo, int hi, double *out);
 OValue *fm_new_const(Ctx *c, OGraph *g, const char *hint, ElemType et, int rank,
                      const int64_t *dims, const double *vals);
+/* v, a constant computed from `weight`, is named after it (when weight is a
+ * weight the caller passed, is_param): weight's own name when the pattern
+ * was its only reader, else "<weight>/<derived>". */
+void fm_name_after(Ctx *c, OValue *v, OValue *weight, const char *derived);
 bool fm_kernel_type(ElemType et, unsigned mask); /* et is one of the FM_* in mask */
 /* Follows Expand producers back to the expanded value (adding them to p).
  * Only where the consumer's other operand fixes the output shape, as the

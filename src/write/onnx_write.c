@@ -53,14 +53,14 @@
 /* onnx.proto field numbers. */
 enum {
   MODEL_IR_VERSION = 1, MODEL_PRODUCER_NAME = 2, MODEL_PRODUCER_VERSION = 3,
-  MODEL_DOC_STRING = 6, MODEL_GRAPH = 7, MODEL_OPSET_IMPORT = 8, MODEL_FUNCTIONS = 25,
+  MODEL_MODEL_VERSION = 5, MODEL_DOC_STRING = 6, MODEL_GRAPH = 7, MODEL_METADATA_PROPS = 14, MODEL_OPSET_IMPORT = 8, MODEL_FUNCTIONS = 25,
   FUNCTION_NAME = 1, FUNCTION_INPUT = 4, FUNCTION_OUTPUT = 5, FUNCTION_NODE = 7,
   FUNCTION_OPSET_IMPORT = 9, FUNCTION_DOMAIN = 10, FUNCTION_VALUE_INFO = 12,
   OPSET_DOMAIN = 1, OPSET_VERSION = 2,
   GRAPH_NODE = 1, GRAPH_NAME = 2, GRAPH_INITIALIZER = 5, GRAPH_INPUT = 11,
   GRAPH_OUTPUT = 12, GRAPH_VALUE_INFO = 13,
   NODE_INPUT = 1, NODE_OUTPUT = 2, NODE_NAME = 3, NODE_OP_TYPE = 4,
-  NODE_ATTRIBUTE = 5, NODE_DOMAIN = 7,
+  NODE_ATTRIBUTE = 5, NODE_DOMAIN = 7, NODE_METADATA_PROPS = 9,
   ATTR_NAME = 1, ATTR_F = 2, ATTR_I = 3, ATTR_S = 4, ATTR_T = 5, ATTR_G = 6,
   ATTR_FLOATS = 7, ATTR_INTS = 8, ATTR_STRINGS = 9, ATTR_TYPE = 20,
   TENSOR_DIMS = 1, TENSOR_DATA_TYPE = 2, TENSOR_NAME = 8, TENSOR_RAW_DATA = 9,
@@ -535,6 +535,14 @@ static void emit_node(PbOut *o, const void *msg) {
   pb_field_str(o, NODE_OP_TYPE, n->op_type);
   for (int i = 0; i < n->n_attrs; i++) pb_field_msg(o, NODE_ATTRIBUTE, emit_attr, &n->attrs[i]);
   if (!default_domain(n->domain)) pb_field_str(o, NODE_DOMAIN, n->domain);
+  /* Where the node came from, under the keys torch.onnx uses too: the JAX
+   * name scope (the module path of the layer) and the Python line.
+   * NodeProto.metadata_props came with IR version 10; written at the lower
+   * IR version of an older opset too, where readers skip it as an unknown
+   * field (onnx.checker and onnxruntime accept it: tests/python/test_names.py). */
+  const char *scope = og_node_scope(n), *source = og_node_source(n);
+  if (scope) pb_field_msg(o, NODE_METADATA_PROPS, emit_entry, &(Entry){"namespace", scope});
+  if (source) pb_field_msg(o, NODE_METADATA_PROPS, emit_entry, &(Entry){"source", source});
 }
 
 /* value_info: what we know of each intermediate value's type, so a
@@ -645,9 +653,14 @@ static void emit_model(PbOut *o, const void *msg) {
   pb_field_str(o, MODEL_PRODUCER_NAME, m->producer_name ? m->producer_name : "hlo2onnx");
   pb_field_str(o, MODEL_PRODUCER_VERSION,
                m->producer_version ? m->producer_version : H2O_VERSION);
+  if (m->model_version) pb_field_i64(o, MODEL_MODEL_VERSION, m->model_version);
   if (m->doc) pb_field_str(o, MODEL_DOC_STRING, m->doc);
   pb_field_msg(o, MODEL_GRAPH, emit_graph, m->graph);
   emit_opsets(o, w, MODEL_OPSET_IMPORT);
+  for (int i = 0; i < m->n_metadata; i++) {
+    Entry e = {m->metadata[i].key, m->metadata[i].value};
+    if (e.key) pb_field_msg(o, MODEL_METADATA_PROPS, emit_entry, &e);
+  }
   for (size_t i = 0; i < w->n_functions; i++)
     pb_field_msg(o, MODEL_FUNCTIONS, emit_function, w->functions[i]);
 }

@@ -223,6 +223,13 @@ static void test_locations(void) {
   CHECK(op_at(f, 5)->scope == NULL);
   CHECK(op_at(f, 6)->scope == NULL);
   CHECK(op_at(f, 7)->scope == NULL);
+  /* the Python line: the innermost file location (the callee's, else the
+   * caller's), the first one of a fused location */
+  static const char *const sources[] = {"f.py:1", "a.py:1", "f.py:1", "a.py:3",
+                                        "a.py:1", NULL, "a.py:1", NULL};
+  for (int i = 0; i < 8; i++)
+    CHECK(sources[i] ? op_at(f, i)->source && strcmp(op_at(f, i)->source, sources[i]) == 0
+                     : op_at(f, i)->source == NULL);
   release(&t);
 }
 

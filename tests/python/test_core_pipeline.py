@@ -53,7 +53,7 @@ def test_mlp_static_batch(tmp_path):
     path = tmp_path / "mlp.onnx"
     model = convert_and_check(mlp, [(5, 30)], path=path)
     g = model.graph
-    assert [i.name for i in g.input] == ["input_0"]
+    assert [i.name for i in g.input] == ["x"]  # MLP.__call__(self, x): test_names.py
     assert [o.name for o in g.output] == ["output_0"]
     assert dims_of(g.input[0]) == [5, 30]
     assert dims_of(g.output[0]) == [5, 10]
@@ -105,8 +105,10 @@ def test_mlp_dynamic_batch(tmp_path):
 
 def test_mlp_in_memory_equals_file(tmp_path):
     mlp = make_mlp()
-    in_memory = hlo2onnx.to_onnx(mlp, [("B", 30)])
-    from_file = hlo2onnx.to_onnx(mlp, [("B", 30)], tmp_path / "m.onnx")
+    # one call site: each node records the Python line that converted it
+    convert = lambda path=None: hlo2onnx.to_onnx(mlp, [("B", 30)], path)  # noqa: E731
+    in_memory = convert()
+    from_file = convert(tmp_path / "m.onnx")
     assert in_memory == from_file
     check_model(in_memory)
 
@@ -508,7 +510,11 @@ def test_unsupported_op_is_reported_with_position(tmp_path, case):
     assert isinstance(err, hlo2onnx.ConversionError) and isinstance(err, ValueError)
     assert err.status == 3
     assert opname in err.ops, err.messages
-    m = re.search(re.escape(str(mlir)) + r":(\d+):(\d+): error: .*" + re.escape(opname),
+    # the error leads with the Python line (as test_names.py checks), then the op's
+    # position in the saved text
+    assert re.match(re.escape(__file__) + r":\d+: error: .*" + re.escape(opname), err.messages), \
+        err.messages
+    m = re.search(re.escape(str(mlir)) + r":(\d+):(\d+): the op in the lowered MLIR text",
                   err.messages)
     assert m, err.messages
     line = mlir.read_text().splitlines()[int(m.group(1)) - 1]
@@ -519,7 +525,10 @@ def test_unsupported_op_is_reported_with_position(tmp_path, case):
 def test_unsupported_op_default_source_name():
     with pytest.raises(hlo2onnx.UnsupportedOpError) as info:
         hlo2onnx.to_onnx(_sort_complex, [(4, 8)], dtype=np.complex64)
-    assert re.search(r"<jit__sort_complex>:\d+:\d+: error: .*stablehlo\.sort", info.value.messages), \
+    assert re.match(re.escape(__file__) + r":\d+: error: .*stablehlo\.sort", info.value.messages), \
+        info.value.messages
+    assert re.search(r"<jit__sort_complex>:\d+:\d+: the op in the lowered MLIR text",
+                     info.value.messages), \
         info.value.messages
     assert str(info.value).startswith("unsupported (status 3")
 

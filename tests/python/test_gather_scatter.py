@@ -407,7 +407,7 @@ def test_add_keeps_negative_zero():
     x = np.array([-0.0, 1.0, -0.0], np.float32)
     i = np.array([7, 1], np.int32)
     v = np.array([5.0, 2.0], np.float32)
-    (got,) = ReferenceEvaluator(model).run(None, {"input_0": x, "input_1": i, "input_2": v})
+    (got,) = ReferenceEvaluator(model).run(None, {"x": x, "i": i, "v": v})  # fn's parameters
     np.testing.assert_array_equal(np.signbit(got), [True, False, True])
     np.testing.assert_array_equal(got, [0.0, 3.0, 0.0])
 

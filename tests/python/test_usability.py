@@ -302,7 +302,7 @@ def test_verify_runs_the_given_arrays():
 
 def test_verify_with_an_array_of_another_dtype_says_so():
     m = hlo2onnx.to_onnx(lambda x: x * 2, [(1, 3)])
-    with pytest.raises(TypeError, match="given as int32, but the model's input 'input_0' is float32"):
+    with pytest.raises(TypeError, match="given as int32, but the model's input 'x' is float32"):
         hlo2onnx.verify(lambda x: x * 2, m, [np.array([[1, 2, 3]], np.int32)])
 
 
