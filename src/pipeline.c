@@ -54,6 +54,8 @@ const Pass h2o_passes[] = {
     {"gemm", pass_fuse_gemm, true},
     {"dce", pass_dce, false},
     {"function_args", pass_dce_function_args, false}, /* after dce saw each function */
+    /* after every pass that writes nodes: each gets a type onnxruntime runs */
+    {"kernels", pass_kernels, false},
     {"symbolic_dims", pass_symbolic_dims, false}, /* for value_info and outputs */
     {NULL, NULL, false},
 };
