@@ -25,6 +25,8 @@
  * precede gemm, which then turns a batch norm folded into MatMul + Add into
  * one Gemm. */
 const Pass h2o_passes[] = {
+    /* first, so that folding sees the constants it makes */
+    {"empty", pass_empty, false},
     {"fold", pass_fold, false},
     /* shape vectors of static sizes become constants, then dynamic dims
      * are named ("B", "16*B"), so that simplify sees the Expands, Reshapes
