@@ -54,10 +54,11 @@ const Pass h2o_passes[] = {
     {"convbias", pass_fuse_conv_bias, true},
     {"avgpool", pass_fuse_avgpool, true},
     {"gemm", pass_fuse_gemm, true},
+    /* after every pass that writes nodes: each gets a type onnxruntime runs;
+     * dce then drops the constants it replaced */
+    {"kernels", pass_kernels, false},
     {"dce", pass_dce, false},
     {"function_args", pass_dce_function_args, false}, /* after dce saw each function */
-    /* after every pass that writes nodes: each gets a type onnxruntime runs */
-    {"kernels", pass_kernels, false},
     {"symbolic_dims", pass_symbolic_dims, false}, /* for value_info and outputs */
     {NULL, NULL, false},
 };

@@ -2,15 +2,14 @@
  * no kernel in onnxruntime's CPU provider at the model's opset (Pad on i16,
  * Expand on bf16, Where on bool; onnx_has_kernel, from ort_kernels.def)
  * computes in a wider type that has one, its inputs cast there and its
- * results cast back.  The last pass, so that it sees every node the
- * lowering and the fusions wrote.
+ * results cast back.
  *
  * Only where that gives the same result as the narrow type would:
  *   - a float in a wider float (bf16, f16 -> f32 -> f64): the values are
  *     the same, and an op computed once in f32 and rounded to bf16 or f16
  *     is the correctly rounded result (f32 has more than 2p + 2 bits of
- *     either), which is also how XLA's CPU backend computes them;
- *     accumulations (ReduceSum, CumSum) become more accurate, as XLA's are
+ *     either), which is also how XLA's CPU backend computes them; an
+ *     accumulation (ReduceSum, CumSum) adds in f32 and rounds once
  *     (docs/numerics.md);
  *   - an integer in a wider integer (i8 -> i16 -> i32 -> i64; unsigned into
  *     wider unsigned or signed ones): the cast back keeps the low bits, so
@@ -19,6 +18,8 @@
  *     Pad, Gather, Where, Max, Less, ...), any type that holds every value
  *     as well: integers in floats (i16 in f32, i32 in f64), bool in u8.
  * A node with no such type is left as it is (onnxruntime then names it).
+ * Runs after the fusions and before dce, which removes the constants it
+ * replaced by wider copies.
  */
 #include "passes/passes.h"
 
@@ -92,13 +93,35 @@ static ONode *cast_node(Ctx *c, OGraph *g, OValue *x, ElemType to, const ONode *
   return cast;
 }
 
+/* A small constant that is no weight (a Pad's constant_value, a Clip's
+ * bounds) is converted here instead of cast at run time.  Every value of
+ * the types widened (at most 32-bit integers, narrow floats) is a double. */
+#define KERNELS_MAX_CONST 4096
+static OValue *widened_const(Ctx *c, OGraph *g, OValue *v, ElemType wide) {
+  const Data *d = og_const_data(v);
+  size_t from = et_size(v->type.et), to = et_size(wide);
+  if (!d || v->is_param || v->type.rank < 0 || !from || !to || d->nbytes % from ||
+      d->nbytes / from > KERNELS_MAX_CONST)
+    return NULL;
+  size_t count = d->nbytes / from;
+  const uint8_t *src = data_bytes(c, d);
+  uint8_t *dst = arena_alloc(c->arena, count * to + 1);
+  for (size_t i = 0; i < count; i++) elem_store(dst, wide, (int64_t)i, elem_load(src, v->type.et, (int64_t)i));
+  int64_t dims[MAX_RANK];
+  for (int i = 0; i < v->type.rank; i++) dims[i] = v->type.dims[i].value;
+  return og_init(c, g, "wide_const", wide, v->type.rank, dims, (Data){DATA_RAW, dst, count * to});
+}
+
 /* n computes in `wide`: each kernel input through a Cast to it, each kernel
  * output produced in it and cast back into the value the graph reads. */
 static void widen(Ctx *c, OGraph *g, ONode *n, ElemType wide) {
   const OnnxKernels *k = &onnx_kernels[n->kind];
-  for (int i = 0; i < n->n_inputs; i++)
-    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i])
-      og_set_input(n, i, cast_node(c, g, n->inputs[i], wide, n)->outputs[0]);
+  for (int i = 0; i < n->n_inputs; i++) {
+    OValue *in = n->inputs[i];
+    if (!onnx_kernel_slot(k->kernel_inputs, i) || !in) continue;
+    OValue *w = widened_const(c, g, in, wide);
+    og_set_input(n, i, w ? w : cast_node(c, g, in, wide, n)->outputs[0]);
+  }
   for (int i = 0; i < n->n_outputs; i++) {
     OValue *out = n->outputs[i];
     if (!onnx_kernel_slot(k->kernel_outputs, i) || !out) continue;

@@ -22,6 +22,10 @@ models, 1148 (op, type) pairs (40 ops on bool, 78-81 on each integer type,
 
 from __future__ import annotations
 
+import pathlib
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import ml_dtypes
@@ -32,6 +36,8 @@ from jax import lax
 
 import hlo2onnx
 from util import check_model
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 FLOATS = [np.dtype(np.float16), BF16, np.dtype(np.float32), np.dtype(np.float64)]
@@ -338,3 +344,11 @@ def test_kernels(family, ops, dt):
                 except Exception as e:  # noqa: BLE001
                     bad.append((op[0], " ".join(str(e).split())[:300]))
     assert not bad, "\n".join(f"{family}/{dt.name}/{n}: {m}" for n, m in bad)
+
+
+def test_kernel_table_is_current():
+    """src/onnx/ort_kernels.def is what tools/ort_kernels.py finds in the
+    installed onnxruntime (re-run the generator after an upgrade)."""
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "ort_kernels.py"), "--check"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
