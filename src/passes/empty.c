@@ -11,8 +11,12 @@
  * The first pass, so that folding sees the constants: an op of an empty
  * operand whose result is not empty (a sum over a zero-size axis, a
  * concatenation) is folded there where it can be, and runs in onnxruntime
- * otherwise (tests/python/test_empty.py).  A value whose zero-size shape
- * has a symbolic dimension too ([B, 0]) is left to the graph.
+ * otherwise (tests/python/test_empty.py).
+ *
+ * A zero-size result whose batch is symbolic ([B, 8, 0, 0]) from a
+ * convolution or pooling (ONNX_KEEPS_BATCH: dim 0 is the input's) is the
+ * empty constant [1, 8, 0, 0] expanded to the input's batch.  Other
+ * zero-size values with symbolic dims are left to the graph.
  */
 #include "passes/passes.h"
 
@@ -49,6 +53,48 @@ static void make_empty(Ctx *c, OGraph *g, ONode *n, int slot) {
   n->outputs[slot] = unused;
 }
 
+/* out, of node n (convolution or pooling), is [?, static dims with a 0]. */
+static bool empty_but_batch(const ONode *n, const OValue *out) {
+  if (!onnx_op_has(n->kind, ONNX_KEEPS_BATCH) || !n->n_inputs || !n->inputs[0] ||
+      out->type.rank < 2 || et_size(out->type.et) == 0 || out->type.dims[0].value >= 0)
+    return false;
+  bool zero = false;
+  for (int i = 1; i < out->type.rank; i++) {
+    if (out->type.dims[i].value < 0) return false;
+    zero |= out->type.dims[i].value == 0;
+  }
+  return zero;
+}
+
+/* out = Expand(empty [1, dims...], Concat(Shape(x)[0:1], dims...)). */
+static void make_empty_batch(Ctx *c, OGraph *g, ONode *n, int slot) {
+  OValue *out = n->outputs[slot];
+  int rank = out->type.rank;
+  int64_t dims[MAX_RANK];
+  dims[0] = 1;
+  for (int i = 1; i < rank; i++) dims[i] = out->type.dims[i].value;
+  static const uint8_t nothing[1];
+  OValue *empty = og_init(c, g, "empty", out->type.et, rank, dims, (Data){DATA_RAW, nothing, 0});
+  ONode *shape = og_node(c, g, "Shape", &n->inputs[0], 1, 1);
+  og_attr_int(c, shape, "start", 0);
+  og_attr_int(c, shape, "end", 1);
+  int64_t one = 1;
+  og_set_type(c, shape->outputs[0], ET_I64, 1, &one);
+  OValue *parts[2] = {shape->outputs[0], og_init_i64s(c, g, "empty_dims", rank - 1, dims + 1)};
+  ONode *cat = og_node(c, g, "Concat", parts, 2, 1);
+  og_attr_int(c, cat, "axis", 0);
+  int64_t r = rank;
+  og_set_type(c, cat->outputs[0], ET_I64, 1, &r);
+  OValue *in[2] = {empty, cat->outputs[0]};
+  ONode *expand = og_node(c, g, "Expand", in, 2, 1);
+  shape->origin = cat->origin = expand->origin = n->origin;
+  OValue *unused = expand->outputs[0];
+  expand->outputs[0] = out;
+  out->producer = expand;
+  unused->producer = n;
+  n->outputs[slot] = unused;
+}
+
 static bool empty_graph(Ctx *c, OGraph *g) {
   bool changed = false;
   int n_nodes = g->nodes.len;
@@ -61,6 +107,9 @@ static bool empty_graph(Ctx *c, OGraph *g) {
     for (int k = 0; k < n->n_outputs; k++)
       if (statically_empty(n->outputs[k])) {
         make_empty(c, g, n, k);
+        changed = true;
+      } else if (n->outputs[k] && empty_but_batch(n, n->outputs[k])) {
+        make_empty_batch(c, g, n, k);
         changed = true;
       }
   }

@@ -15,7 +15,7 @@ import pytest
 from jax import lax
 
 import hlo2onnx
-from util import check_model, op_counts
+from util import check_model, convert_and_check, op_counts
 
 F32 = np.float32
 
@@ -118,3 +118,23 @@ def test_empty_result_is_a_constant(name, fn, shapes):
 @pytest.mark.parametrize("name,fn,shapes", EMPTY_INPUTS, ids=[c[0] for c in EMPTY_INPUTS])
 def test_zero_size_input(name, fn, shapes):
     _check(fn, shapes)
+
+
+# ---- zero-size with a symbolic batch -----------------------------------------
+SYMBOLIC = [
+    # the convolution's [B, 1, 0, 0] is an empty [1, 1, 0, 0] expanded to B
+    ("conv_window_larger_batch", conv, [("B", 1, 3, 3), (1, 1, 5, 5)], {"Conv": 0}),
+    ("max_pool_larger_batch", lambda x: lax.reduce_window(
+        x, -jnp.inf, lax.max, (1, 1, 4, 4), (1, 1, 1, 1), "VALID"), [("B", 2, 3, 3)],
+     {"MaxPool": 0}),
+    ("elementwise_B0", lambda x: jnp.exp(x) + 1, [("B", 0, 4)], {}),
+    ("slice_nothing_B", lambda x: x[:, 2:2] * 3, [("B", 4)], {}),
+    ("sum_over_nothing_B", lambda x: jnp.sum(x, axis=1), [("B", 0)], {}),
+]
+
+
+@pytest.mark.parametrize("name,fn,shapes,ops", SYMBOLIC, ids=[c[0] for c in SYMBOLIC])
+def test_symbolic_batch(name, fn, shapes, ops):
+    model = convert_and_check(fn, shapes)
+    counts = op_counts(model)
+    assert all(counts[k] == v for k, v in ops.items()), dict(counts)
