@@ -25,6 +25,8 @@
  * precede gemm, which then turns a batch norm folded into MatMul + Add into
  * one Gemm. */
 const Pass h2o_passes[] = {
+    /* first, so that folding sees the constants it makes */
+    {"empty", pass_empty, false},
     {"fold", pass_fold, false},
     /* shape vectors of static sizes become constants, then dynamic dims
      * are named ("B", "16*B"), so that simplify sees the Expands, Reshapes
@@ -52,6 +54,9 @@ const Pass h2o_passes[] = {
     {"convbias", pass_fuse_conv_bias, true},
     {"avgpool", pass_fuse_avgpool, true},
     {"gemm", pass_fuse_gemm, true},
+    /* after every pass that writes nodes: each gets a type onnxruntime runs;
+     * dce then drops the constants it replaced */
+    {"kernels", pass_kernels, false},
     {"dce", pass_dce, false},
     {"function_args", pass_dce_function_args, false}, /* after dce saw each function */
     {"symbolic_dims", pass_symbolic_dims, false}, /* for value_info and outputs */

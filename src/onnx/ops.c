@@ -1,6 +1,7 @@
 /* ops.c - the ONNX op table generated from onnx_ops.def (names, arity and
  * facts the passes read), the lookup og_node uses to give a node its kind,
- * and og_check_ops, which holds the lowering to the table.
+ * og_check_ops, which holds the lowering to the table, and onnxruntime's
+ * kernel types per op (ort_kernels.def).
  */
 #include "onnx/onnx.h"
 
@@ -12,6 +13,22 @@ const OnnxOpInfo onnx_op_info[ONNX__COUNT] = {
 #include "onnx/onnx_ops.def"
 #undef ONNX_OP
 };
+
+/* Every op of onnx_ops.def has a row in ort_kernels.def (the generator
+ * reads the op names from it); tests/c/test_onnx_ops.c checks it. */
+const OnnxKernels onnx_kernels[ONNX__COUNT] = {
+#define ORT_KERNEL(name, ins, outs, o17, o18, o19, o20, o21, o22, o23) \
+  [ONNX_##name] = {ins, outs, {o17, o18, o19, o20, o21, o22, o23}},
+#include "onnx/ort_kernels.def"
+#undef ORT_KERNEL
+};
+
+bool onnx_has_kernel(OnnxOp op, int opset, ElemType et) {
+  if (op == ONNX_OTHER || opset < ONNX_KERNEL_MIN_OPSET || opset > ONNX_KERNEL_MAX_OPSET ||
+      et <= ET_UNDEF || et >= 32)
+    return true;
+  return (onnx_kernels[op].types[opset - ONNX_KERNEL_MIN_OPSET] >> et) & 1u;
+}
 
 /* The rows are sorted by name (strcmp order), so bisection finds one. */
 OnnxOp onnx_op_lookup(const char *op_type) {

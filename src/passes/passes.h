@@ -31,6 +31,10 @@ int pass_fuse_activations(Ctx *c, OModel *m); /* Relu, LeakyRelu, Elu, Softplus,
 int pass_fuse_batchnorm(Ctx *c, OModel *m);   /* (x - m) * a + b -> Gemm weights or BatchNormalization */
 int pass_fuse_conv_bias(Ctx *c, OModel *m);   /* Add(Conv(x, W), c) -> Conv(x, W, c) */
 int pass_fuse_avgpool(Ctx *c, OModel *m);     /* AveragePool * N / N -> AveragePool */
+/* passes/kernels.c: a node whose type has no onnxruntime kernel computes in
+ * a wider type that has one (ort_kernels.def) */
+int pass_kernels(Ctx *c, OModel *m);
+int pass_empty(Ctx *c, OModel *m); /* passes/empty.c: a result with no elements -> a constant */
 
 /* passes/fuse_match.c - matching helpers of the fusion passes.  A pattern is
  * matched from its root towards its inputs, recording the nodes it passes in

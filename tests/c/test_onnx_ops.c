@@ -210,6 +210,32 @@ static void test_node_kinds(void) {
   CHECK(og_check_ops(c, g) != 0);
 }
 
+/* ort_kernels.def has a row for every op (generated from onnx_ops.def's
+ * names: a row missing would read as "no kernel for any type"), and says
+ * what the issue that led to it found: Pad has no i16, u16 kernel, and bf16
+ * only from opset 21; Expand has no bf16 kernel. */
+static void test_kernel_rows(void) {
+  for (int k = 1; k < ONNX__COUNT; k++) {
+    uint32_t any = 0;
+    for (int o = ONNX_KERNEL_MIN_OPSET; o <= ONNX_KERNEL_MAX_OPSET; o++)
+      any |= onnx_kernels[k].types[o - ONNX_KERNEL_MIN_OPSET];
+    if (!any) fail("ort_kernels.def: no row (or no kernel at any opset) for %s", onnx_op_info[k].name);
+  }
+  CHECK(!onnx_has_kernel(ONNX_Pad, 19, ET_I16) && !onnx_has_kernel(ONNX_Pad, 23, ET_U16));
+  CHECK(!onnx_has_kernel(ONNX_Pad, 20, ET_BF16) && onnx_has_kernel(ONNX_Pad, 21, ET_BF16));
+  CHECK(onnx_has_kernel(ONNX_Pad, 19, ET_I32) && onnx_has_kernel(ONNX_Pad, 17, ET_F32));
+  CHECK(!onnx_has_kernel(ONNX_Expand, 20, ET_BF16) && onnx_has_kernel(ONNX_Expand, 20, ET_I16));
+  CHECK(onnx_has_kernel(ONNX_OTHER, 20, ET_BF16)); /* nothing known: nothing to move */
+  CHECK(onnx_has_kernel(ONNX_Pad, 30, ET_I16));   /* an opset outside the table */
+  /* the slots that carry the kernel's type: Where's X and Y, Pad's data and
+   * constant_value, every input of a variadic Concat */
+  CHECK(onnx_kernels[ONNX_Where].kernel_inputs == 0x6);
+  CHECK(onnx_kernels[ONNX_Pad].kernel_inputs == 0x5);
+  CHECK(onnx_kernel_slot(onnx_kernels[ONNX_Concat].kernel_inputs, 40));
+  CHECK(!onnx_kernel_slot(onnx_kernels[ONNX_Gather].kernel_inputs, 1));
+  CHECK(onnx_kernels[ONNX_ArgMax].kernel_outputs == 0); /* int64 indices */
+}
+
 int main(void) {
   A = arena_new(&oom);
   if (setjmp(oom)) {
@@ -222,6 +248,7 @@ int main(void) {
   test_ops_def_hints();
   test_lowering_literals();
   test_node_kinds();
+  test_kernel_rows();
   ctx_release(&C);
   arena_free(A);
   return test_summary("test_onnx_ops");

@@ -30,7 +30,8 @@ def _t(perm):
     ("B11T", _t((1, 0, 3, 2)), [("B", 1, 1, "T")], "Transpose"),  # moves T past B
     ("B1T1", _t((0, 3, 2, 1)), [("B", 1, "T", 1)], "Reshape"),  # both in place
     ("1BT", _t((1, 2, 0)), [(1, "B", "T")], "Transpose"),  # two -1s
-    ("zero", _t((1, 0, 2)), [(0, 1, 3)], "Transpose"),
+    # a static result with no elements is a constant (passes/empty.c)
+    ("zero", _t((1, 0, 2)), [(0, 1, 3)], "Identity"),
     ("zeroB", _t((1, 0, 2)), [("B", 1, 0)], "Transpose"),
     ("nchw_1channel", lambda x: jnp.transpose(x, (0, 3, 1, 2)) * 2, [("B", 5, 4, 1)], "Reshape"),
     ("nhwc_1channel", lambda x: jnp.transpose(x, (0, 2, 3, 1)) + 1, [("B", 1, 5, 4)], "Reshape"),

@@ -1,0 +1,171 @@
+/* kernels.c - every node runs in onnxruntime: a node whose element type has
+ * no kernel in onnxruntime's CPU provider at the model's opset (Pad on i16,
+ * Expand on bf16, Where on bool; onnx_has_kernel, from ort_kernels.def)
+ * computes in a wider type that has one, its inputs cast there and its
+ * results cast back.
+ *
+ * Only where that gives the same result as the narrow type would:
+ *   - a float in a wider float (bf16, f16 -> f32 -> f64): the values are
+ *     the same, and an op computed once in f32 and rounded to bf16 or f16
+ *     is the correctly rounded result (f32 has more than 2p + 2 bits of
+ *     either), which is also how XLA's CPU backend computes them; an
+ *     accumulation (ReduceSum, CumSum) adds in f32 and rounds once
+ *     (docs/numerics.md);
+ *   - an integer in a wider integer (i8 -> i16 -> i32 -> i64; unsigned into
+ *     wider unsigned or signed ones): the cast back keeps the low bits, so
+ *     wrapping arithmetic gives the narrow type's result;
+ *   - for ops that only move, choose or compare values (ONNX_SELECTS:
+ *     Pad, Gather, Where, Max, Less, ...), any type that holds every value
+ *     as well: integers in floats (i16 in f32, i32 in f64), bool in u8.
+ * A node with no such type is left as it is (onnxruntime then names it).
+ * Runs after the fusions and before dce, which removes the constants it
+ * replaced by wider copies.
+ */
+#include "passes/passes.h"
+
+#include <string.h>
+
+/* The wider types to try for et, nearest first; ET_UNDEF ends the list. */
+static const ElemType *wider_types(ElemType et, bool selects) {
+  static const ElemType f16[] = {ET_F32, ET_F64, ET_UNDEF};
+  static const ElemType f32[] = {ET_F64, ET_UNDEF};
+  static const ElemType none[] = {ET_UNDEF};
+  static const ElemType i8[] = {ET_I16, ET_I32, ET_I64, ET_UNDEF};
+  static const ElemType i8_sel[] = {ET_I16, ET_I32, ET_I64, ET_F16, ET_F32, ET_F64, ET_UNDEF};
+  static const ElemType i16[] = {ET_I32, ET_I64, ET_UNDEF};
+  static const ElemType i16_sel[] = {ET_I32, ET_I64, ET_F32, ET_F64, ET_UNDEF};
+  static const ElemType i32[] = {ET_I64, ET_UNDEF};
+  static const ElemType i32_sel[] = {ET_I64, ET_F64, ET_UNDEF};
+  static const ElemType u8[] = {ET_U16, ET_I16, ET_U32, ET_I32, ET_U64, ET_I64, ET_UNDEF};
+  static const ElemType u8_sel[] = {ET_U16, ET_I16, ET_U32, ET_I32, ET_U64, ET_I64,
+                                    ET_F16, ET_F32, ET_F64, ET_UNDEF};
+  static const ElemType u16[] = {ET_U32, ET_I32, ET_U64, ET_I64, ET_UNDEF};
+  static const ElemType u16_sel[] = {ET_U32, ET_I32, ET_U64, ET_I64, ET_F32, ET_F64, ET_UNDEF};
+  static const ElemType u32[] = {ET_U64, ET_I64, ET_UNDEF};
+  static const ElemType u32_sel[] = {ET_U64, ET_I64, ET_F64, ET_UNDEF};
+  static const ElemType bool_sel[] = {ET_U8, ET_I8, ET_I32, ET_I64, ET_F32, ET_UNDEF};
+  switch (et) {
+  case ET_F16: case ET_BF16: return f16;
+  case ET_F32: return f32;
+  case ET_I8: return selects ? i8_sel : i8;
+  case ET_I16: return selects ? i16_sel : i16;
+  case ET_I32: return selects ? i32_sel : i32;
+  case ET_U8: return selects ? u8_sel : u8;
+  case ET_U16: return selects ? u16_sel : u16;
+  case ET_U32: return selects ? u32_sel : u32;
+  case ET_BOOL: return selects ? bool_sel : none;
+  default: return none;
+  }
+}
+
+/* The element type that selects n's kernel: the first of its kernel slots
+ * whose value has a known type; ET_UNDEF when none. */
+static ElemType kernel_type(const ONode *n) {
+  const OnnxKernels *k = &onnx_kernels[n->kind];
+  for (int i = 0; i < n->n_inputs; i++)
+    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i]) return n->inputs[i]->type.et;
+  for (int i = 0; i < n->n_outputs; i++)
+    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i]) return n->outputs[i]->type.et;
+  return ET_UNDEF;
+}
+
+/* The nodes' kernel slots all have one element type (as the schemas'
+ * shared type constraint requires): the casts below keep them equal. */
+static bool slots_agree(const ONode *n, ElemType et) {
+  const OnnxKernels *k = &onnx_kernels[n->kind];
+  for (int i = 0; i < n->n_inputs; i++)
+    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i] && n->inputs[i]->type.et != et)
+      return false;
+  for (int i = 0; i < n->n_outputs; i++)
+    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i] &&
+        n->outputs[i]->type.et != et)
+      return false;
+  return true;
+}
+
+static ONode *cast_node(Ctx *c, OGraph *g, OValue *x, ElemType to, const ONode *site) {
+  ONode *cast = og_node(c, g, "Cast", &x, 1, 1);
+  og_attr_int(c, cast, "to", to);
+  cast->origin = site->origin;
+  OValue *y = cast->outputs[0];
+  og_set_type(c, y, to, x->type.rank, NULL);
+  if (x->type.rank > 0) memcpy(y->type.dims, x->type.dims, sizeof(ODim) * (size_t)x->type.rank);
+  return cast;
+}
+
+/* A small constant that is no weight (a Pad's constant_value, a Clip's
+ * bounds) is converted here instead of cast at run time.  Every value of
+ * the types widened (at most 32-bit integers, narrow floats) is a double. */
+#define KERNELS_MAX_CONST 4096
+static OValue *widened_const(Ctx *c, OGraph *g, OValue *v, ElemType wide) {
+  const Data *d = og_const_data(v);
+  size_t from = et_size(v->type.et), to = et_size(wide);
+  if (!d || v->is_param || v->type.rank < 0 || !from || !to || d->nbytes % from ||
+      d->nbytes / from > KERNELS_MAX_CONST)
+    return NULL;
+  size_t count = d->nbytes / from;
+  const uint8_t *src = data_bytes(c, d);
+  uint8_t *dst = arena_alloc(c->arena, count * to + 1);
+  for (size_t i = 0; i < count; i++) elem_store(dst, wide, (int64_t)i, elem_load(src, v->type.et, (int64_t)i));
+  int64_t dims[MAX_RANK];
+  for (int i = 0; i < v->type.rank; i++) dims[i] = v->type.dims[i].value;
+  return og_init(c, g, "wide_const", wide, v->type.rank, dims, (Data){DATA_RAW, dst, count * to});
+}
+
+/* n computes in `wide`: each kernel input through a Cast to it, each kernel
+ * output produced in it and cast back into the value the graph reads. */
+static void widen(Ctx *c, OGraph *g, ONode *n, ElemType wide) {
+  const OnnxKernels *k = &onnx_kernels[n->kind];
+  for (int i = 0; i < n->n_inputs; i++) {
+    OValue *in = n->inputs[i];
+    if (!onnx_kernel_slot(k->kernel_inputs, i) || !in) continue;
+    OValue *w = widened_const(c, g, in, wide);
+    og_set_input(n, i, w ? w : cast_node(c, g, in, wide, n)->outputs[0]);
+  }
+  for (int i = 0; i < n->n_outputs; i++) {
+    OValue *out = n->outputs[i];
+    if (!onnx_kernel_slot(k->kernel_outputs, i) || !out) continue;
+    OValue *w = og_value(c, g, "wide");
+    og_set_type(c, w, wide, out->type.rank, NULL);
+    if (out->type.rank > 0)
+      memcpy(w->type.dims, out->type.dims, sizeof(ODim) * (size_t)out->type.rank);
+    w->producer = n;
+    n->outputs[i] = w;
+    /* the Cast back produces `out` itself: its name and readers stay */
+    ONode *back = cast_node(c, g, w, out->type.et, n);
+    g->values.len--; /* forget the fresh output og_node made last: `out` replaces it */
+    back->outputs[0] = out;
+    out->producer = back;
+  }
+}
+
+/* Moves the nodes of g (and its subgraphs) that lack a kernel; returns
+ * whether it appended any Cast (g then needs re-sorting). */
+static bool widen_graph(Ctx *c, OGraph *g, int opset) {
+  bool changed = false;
+  int n_nodes = g->nodes.len; /* the Casts appended below need nothing */
+  for (int i = 0; i < n_nodes; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH && widen_graph(c, n->attrs[j].graph, opset))
+        og_toposort(c, n->attrs[j].graph);
+    if (n->kind == ONNX_OTHER) continue;
+    const OnnxKernels *k = &onnx_kernels[n->kind];
+    if (!k->kernel_inputs && !k->kernel_outputs) continue;
+    ElemType et = kernel_type(n);
+    if (et == ET_UNDEF || onnx_has_kernel(n->kind, opset, et) || !slots_agree(n, et)) continue;
+    for (const ElemType *w = wider_types(et, onnx_op_has(n->kind, ONNX_SELECTS)); *w; w++)
+      if (onnx_has_kernel(n->kind, opset, *w)) {
+        widen(c, g, n, *w);
+        changed = true;
+        break;
+      }
+  }
+  return changed;
+}
+
+int pass_kernels(Ctx *c, OModel *m) {
+  if (widen_graph(c, m->graph, m->opset)) og_toposort(c, m->graph);
+  return 0;
+}
