@@ -299,11 +299,19 @@ class Ctx:
         else:
             exact, pure = False, False
         coarse = coarsest([v.coarse for v in vals] + [np.dtype(out.dtype).name])
+        if coarse == "float64" and label in F64_IN_F32:
+            coarse = "float32"
         name = f"v{len(self.pool)}"
         self.pool.append(Val(name, out, exact, pure, coarse))
         self.steps.append((name, template.format(*[v.name for v in vals]), label))
         self.ops.append((label, vals[0].dtype if vals else np.dtype(out.dtype).name))
         return len(self.pool) - 1
+
+
+# Ops whose float64 the converter computes in float32, as documented in
+# src/lower/elementwise.c (onnxruntime has no float64 Erf): float64 values
+# that went through them are compared at float32's tolerance.
+F64_IN_F32 = {"erf", "erfc", "gelu_exact", "gelu_erf"}
 
 
 class _nullctx:
@@ -1151,7 +1159,117 @@ def op_special(ctx: Ctx):
                     "triu_mask", "move")
 
 
+def op_pattern(ctx: Ctx):
+    """The shapes the fusion passes look for (Gemm, Gelu, LayerNormalization,
+    RMS norm, Softmax, BatchNormalization, Conv bias, average pools), each
+    with random variations that must or must not fuse: other axes, biases
+    broadcast along another axis, constants a little off, intermediates that
+    are also outputs."""
+    which = ctx.choice(["gemm", "gelu_tanh", "gelu_erf", "layernorm", "rmsnorm", "softmax",
+                        "batchnorm", "conv_bias", "avg_pool", "transpose_chain"])
+    if which == "gemm":
+        i = ctx.pick(lambda v: v.k == "f" and v.rank == 2 and v.static(1))
+        v = ctx.pool[i]
+        k, n = v.shape[1], ctx.dim()
+        tw = ctx.bool()
+        w = ctx.new_input((n, k) if tw else (k, n), v.dtype)
+        bshape = ctx.choice([(n,), (1, n), (v.shape[0], 1) if isinstance(v.shape[0], int) else (1,),
+                             (), (1,)])
+        b = ctx.new_input(bshape, v.dtype)
+        alpha = ctx.choice(["", " * 0.5", " * 2.0"])
+        mm = "{0} @ {1}.T" if tw else "{0} @ {1}"
+        order = ctx.choice(["({mm}){alpha} + {{2}}", "{{2}} + ({mm}){alpha}", "({mm} + {{2}}){alpha}"])
+        return ctx.step(order.format(mm=mm, alpha=alpha).replace("{{2}}", "{2}"), [i, w, b], "gemm",
+                        "inexact")
+    if which in ("gelu_tanh", "gelu_erf"):
+        i = ctx.pick(lambda v: v.k == "f")
+        c1 = ctx.choice(["0.044715", "0.044715", "0.05"])
+        c2 = ctx.choice(["0.7978845608", "0.7978845608", "0.8"])
+        half = ctx.choice(["0.5", "0.5", "0.6"])
+        if which == "gelu_tanh":
+            tmpl = f"{half} * {{0}} * (1 + jnp.tanh({c2} * ({{0}} + {c1} * {{0}} ** 3)))"
+        else:
+            r2 = ctx.choice(["1.4142135623730951", "1.4142135623730951", "1.5"])
+            tmpl = f"{{0}} * {half} * (1 + lax.erf({{0}} / {r2}))"
+        return ctx.step(tmpl, [i], which, "inexact")
+    if which in ("layernorm", "rmsnorm"):
+        i = ctx.pick(lambda v: v.k == "f" and v.rank >= 1)
+        v = ctx.pool[i]
+        ax = ctx.choice([-1, -1, 0, v.rank - 1] if v.rank > 1 else [-1])
+        eps = ctx.choice(["1e-5", "1e-6", "0.1"])
+        g = ctx.new_input(tuple(d if isinstance(d, int) else 1 for d in v.shape[-1:]), v.dtype)
+        if which == "rmsnorm":
+            tmpl = (f"{{0}} * lax.rsqrt(jnp.mean(jnp.square({{0}}), axis={ax}, keepdims=True) + {eps})"
+                    f" * {{1}}")
+        else:
+            var = ctx.choice(["jnp.var({x}, axis={ax}, keepdims=True)",
+                              "jnp.mean(jnp.square({x} - jnp.mean({x}, axis={ax}, keepdims=True)), "
+                              "axis={ax}, keepdims=True)"]).format(x="{0}", ax=ax)
+            tmpl = (f"({{0}} - jnp.mean({{0}}, axis={ax}, keepdims=True)) / jnp.sqrt({var} + {eps})"
+                    f" * {{1}} + 0.5")
+        return ctx.step(tmpl, [i, g], which, "inexact")
+    if which == "softmax":
+        i = ctx.pick(lambda v: v.k == "f" and v.rank >= 1)
+        v = ctx.pool[i]
+        a1 = ctx.int(0, v.rank - 1)
+        a2 = a1 if ctx.bool() or v.rank == 1 else ctx.int(0, v.rank - 1)
+        tmpl = (f"jnp.exp({{0}} - jnp.max({{0}}, axis={a1}, keepdims=True)) / "
+                f"jnp.sum(jnp.exp({{0}} - jnp.max({{0}}, axis={a1}, keepdims=True)), axis={a2}, "
+                f"keepdims=True)")
+        return ctx.step(tmpl, [i], "softmax_manual", "inexact")
+    if which == "batchnorm":
+        i = ctx.pick(lambda v: v.k == "f" and v.rank >= 2 and v.static(1))
+        v = ctx.pool[i]
+        c = v.shape[1]
+        shape = ctx.choice([(c,) + (1,) * (v.rank - 2), (1, c) + (1,) * (v.rank - 2)])
+        m = ctx.new_input(shape, v.dtype)
+        var = ctx.new_input(shape, v.dtype)
+        tmpl = "({0} - {1}) * lax.rsqrt(jnp.abs({2}) + 1e-3) * 1.5 + 0.25"
+        return ctx.step(tmpl, [i, m, var], "batchnorm", "inexact")
+    if which == "conv_bias":
+        nsp = ctx.int(1, 2)
+        dt = ctx.choice([d for d in ctx.cfg.dtypes if d in ("float32", "float16", "bfloat16")] or
+                        ["float32"])
+        cin, cout = ctx.int(1, 3), ctx.int(1, 3)
+        sp = tuple(ctx.int(2, 5) for _ in range(nsp))
+        nhwc = ctx.bool()
+        x = ctx.new_input((ctx.int(1, 2),) + ((sp + (cin,)) if nhwc else ((cin,) + sp)), dt)
+        w = ctx.new_input(((1,) * nsp + (cin, cout)) if nhwc else ((cout, cin) + (1,) * nsp), dt)
+        dn = ("NWC", "WIO", "NWC") if nhwc and nsp == 1 else ("NHWC", "HWIO", "NHWC") if nhwc \
+            else None
+        bshape = ctx.choice([(cout,), (1, cout) + (1,) * nsp, (cout,) + (1,) * nsp, sp[-1:]]) \
+            if not nhwc else ctx.choice([(cout,), (1,) * (nsp + 1) + (cout,), sp[-1:] + (1,)])
+        b = ctx.new_input(bshape, dt)
+        tmpl = (f"lax.conv_general_dilated({{0}}, {{1}}, {(1,) * nsp}, 'SAME', "
+                f"dimension_numbers={dn!r}) + {{2}}")
+        return ctx.step(tmpl, [x, w, b], "conv_bias", "inexact")
+    if which == "avg_pool":
+        i = ctx.pick(lambda v: v.k == "f" and v.rank >= 3 and v.static())
+        v = ctx.pool[i]
+        win = tuple([1] + [ctx.int(1, min(3, d)) for d in v.shape[1:-1]] + [1])
+        strides = tuple([1] + [ctx.int(1, 2) for _ in v.shape[1:-1]] + [1])
+        pad = ctx.choice(["'VALID'", "'SAME'"])
+        div = ctx.choice(["float(np.prod({win}))", "float(np.prod({win})) + 1"]).format(win=win)
+        tmpl = f"lax.reduce_window({{0}}, 0.0, lax.add, {win}, {strides}, {pad}) / {div}"
+        return ctx.step(tmpl.replace("0.0", "jnp.asarray(0, {0}.dtype)"), [i], "avg_pool",
+                        "inexact")
+    # transposes around elementwise ops with broadcast operands
+    i = ctx.pick(lambda v: v.rank >= 2)
+    v = ctx.pool[i]
+    p1 = ctx.perm(v.rank)
+    p2 = ctx.perm(v.rank)
+    bshape = [1] * v.rank
+    bshape[ctx.int(0, v.rank - 1)] = -1
+    tshape = [v.shape[p1[a]] for a in range(v.rank)]
+    bsh = tuple(d if b == -1 and isinstance(d, int) else 1 for d, b in zip(tshape, bshape))
+    b = ctx.new_input(bsh, v.dtype)
+    op = "+" if v.k != "b" else "&"
+    tmpl = f"jnp.transpose(jnp.transpose({{0}}, {tuple(p1)}) {op} {{1}}, {tuple(p2)})"
+    return ctx.step(tmpl, [i, b], "transpose_chain", "move" if v.k != "f" else "cr")
+
+
 OPS: dict[str, tuple[Callable, int]] = {  # name -> (generator, weight)
+    "pattern": (op_pattern, 5),
     "unary": (op_unary, 8), "binary": (op_binary, 8), "where": (op_where, 2),
     "clamp": (op_clamp, 1), "convert": (op_convert, 3), "bitcast": (op_bitcast, 1),
     "reshape": (op_reshape, 2), "transpose": (op_transpose, 2), "expand_squeeze": (op_expand_squeeze, 1),
