@@ -412,6 +412,14 @@ static OValue *scatter_emit(Lower *L, const ScatterOp *s, const ScatterPlan *p, 
 
   ElemType et = s->tx->et, ct = scatter_type(et, s->red);
   OValue *data = lw_cast(L, x, ct), *upd = lw_cast(L, ut, ct);
+  /* u64 computes in i64 (see scatter_type): sums and products wrap alike,
+   * but max and min compare signed.  Flipping the sign bit maps the
+   * unsigned order onto the signed one (and back). */
+  bool flip = et == ET_U64 && (s->red == RED_MAX || s->red == RED_MIN);
+  if (flip) {
+    data = lw_op2(L, "BitwiseXor", data, const_i64_scalar(L, INT64_MIN));
+    upd = lw_op2(L, "BitwiseXor", upd, const_i64_scalar(L, INT64_MIN));
+  }
   if (s->red == RED_SUB)
     upd = et_is_unsigned_int(ct) ? lw_op2(L, "Sub", lw_const_scalar(L, ct, 0), upd)
                                  : lw_op1(L, "Neg", upd);
@@ -443,6 +451,7 @@ static OValue *scatter_emit(Lower *L, const ScatterOp *s, const ScatterPlan *p, 
                      lw_const_i64s(L, 1, &axis)};
     y = lw_node(L, "Slice", 4, in, 1)->outputs[0];
   }
+  if (flip) y = lw_op2(L, "BitwiseXor", y, const_i64_scalar(L, INT64_MIN));
   y = lw_typed(L, y, ct, s->R, s->D);
   y = lw_cast(L, y, et);
   og_type_from_hlo(L->c, y, tr);

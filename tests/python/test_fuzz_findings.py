@@ -108,3 +108,20 @@ def test_gelu_tanh_float64_keeps_its_precision(fn):
     float64 rounding (rtol = atol = 1e-12)."""
     with jax.enable_x64(True):
         convert_and_check(fn, [(64,)], input_dtypes=[np.float64], rtol=1e-12, atol=1e-12)
+
+
+def _u64_extremes(rng, shape, dtype, index):
+    """uint64 values across the whole range, the top half included."""
+    edge = np.array([0, 1, 2, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 2, 2 ** 64 - 1], np.uint64)
+    return edge[rng.integers(0, edge.size, size=shape)]
+
+
+@pytest.mark.parametrize("how", ["min", "max"])
+def test_scatter_min_max_uint64_compares_unsigned(how):
+    """A uint64 scatter min/max ran in int64, where 2^64 - 1 is -1 and the
+    smallest: the sign bit is flipped around the ScatterND now."""
+    def f(x, u):
+        return getattr(x.at[np.array([0, 2, 0, 7], np.int32)], how)(u, mode="drop")
+    with jax.enable_x64(True):
+        convert_and_check(f, [(3, 2), (4, 2)], input_dtypes=[np.uint64, np.uint64],
+                          input_generator=_u64_extremes, n=5)
