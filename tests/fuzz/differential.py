@@ -1168,7 +1168,11 @@ def op_pattern(ctx: Ctx):
     which = ctx.choice(["gemm", "gelu_tanh", "gelu_erf", "layernorm", "rmsnorm", "softmax",
                         "batchnorm", "conv_bias", "avg_pool", "transpose_chain"])
     if which == "gemm":
-        i = ctx.pick(lambda v: v.k == "f" and v.rank == 2 and v.static(1))
+        try:
+            i = ctx.pick(lambda v: v.k == "f" and v.rank == 2 and v.static(1))
+        except Reject:
+            i = ctx.new_input(ctx.random_shape(2), ctx.choice(
+                [d for d in ctx.cfg.dtypes if kind(d) == "f"] or ["float32"]))
         v = ctx.pool[i]
         k, n = v.shape[1], ctx.dim()
         tw = ctx.bool()
@@ -1361,6 +1365,7 @@ class Stats:
     kernel_missing_examples: dict = dataclasses.field(default_factory=dict)
     zero_size: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     zero_size_examples: dict = dataclasses.field(default_factory=dict)
+    refusal_examples: dict = dataclasses.field(default_factory=dict)
 
     def to_json(self):
         return {"programs": self.programs, "converted": self.converted, "refused": self.refused,
@@ -1371,7 +1376,8 @@ class Stats:
                 "findings_by_category": dict(self.findings_by_category),
                 "kernel_missing": dict(self.kernel_missing.most_common()),
                 "kernel_missing_examples": self.kernel_missing_examples,
-                "zero_size": dict(self.zero_size), "zero_size_examples": self.zero_size_examples}
+                "zero_size": dict(self.zero_size), "zero_size_examples": self.zero_size_examples,
+                "refusal_examples": self.refusal_examples}
 
 
 def random_input(rng, shape, dtype: str):
@@ -1541,6 +1547,8 @@ def _check_program(prog: Program, stats: Stats, sizes, seed, specials):
             stats.refused += 1
             for op in getattr(e, "ops", None) or ["?"]:
                 stats.refused_by_op[op] += 1
+                msg = next((m for m in getattr(e, "errors", []) if op in m), str(e))
+                stats.refusal_examples.setdefault(op, msg[:300])
             return "refused"
         except hlo2onnx.ConversionError as e:
             raise Finding("conversion-error", f"{type(e).__name__}: {str(e)[:600]}", prog) from None

@@ -125,3 +125,15 @@ def test_scatter_min_max_uint64_compares_unsigned(how):
     with jax.enable_x64(True):
         convert_and_check(f, [(3, 2), (4, 2)], input_dtypes=[np.uint64, np.uint64],
                           input_generator=_u64_extremes, n=5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lgamma_poles_are_inf(dtype):
+    """lgamma at the poles (0, negative integers) is +inf; at -3.4e38 the
+    reflection formula gave inf - inf = NaN (lgamma(1 - x) overflows)."""
+    fi = np.finfo(dtype)
+    x = np.array([-fi.max, -1e30, -2.0 ** 60, -3.0, -1.0, -0.0, 0.0, -2.5, 0.5, 3.0, fi.max,
+                  -np.inf, np.inf, np.nan], dtype)
+    with jax.enable_x64(dtype == np.float64):
+        convert_and_check(lax.lgamma, [x.shape], input_dtypes=[dtype],
+                          input_generator=lambda rng, shape, dt, i: x)
