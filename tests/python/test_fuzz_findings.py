@@ -137,3 +137,20 @@ def test_lgamma_poles_are_inf(dtype):
     with jax.enable_x64(dtype == np.float64):
         convert_and_check(lax.lgamma, [x.shape], input_dtypes=[dtype],
                           input_generator=lambda rng, shape, dt, i: x)
+
+
+def _overflowing(rng, shape, dtype, index):
+    """Integers near the ends of their type, so that sums and products
+    overflow."""
+    ii = np.iinfo(dtype)
+    edge = np.array([ii.max, ii.max - 1, ii.min, ii.min + 1, -3, 3, 7], np.int64).astype(dtype)
+    return edge[rng.integers(0, edge.size, size=shape)]
+
+
+@pytest.mark.xfail(reason="open: onnxruntime's integer ReduceSum and ReduceProd saturate on "
+                          "overflow (int32 sum of [2^31 - 1, 3] is 2^31 - 1); JAX wraps",
+                   strict=False)
+@pytest.mark.parametrize("how", ["sum", "prod"])
+def test_integer_reduction_wraps(how):
+    convert_and_check(lambda x: getattr(jnp, how)(x, axis=1, dtype=jnp.int32), [(3, 5)],
+                      input_dtypes=[np.int32], input_generator=_overflowing)
