@@ -1377,6 +1377,7 @@ class Stats:
     zero_size: collections.Counter = dataclasses.field(default_factory=collections.Counter)
     zero_size_examples: dict = dataclasses.field(default_factory=dict)
     refusal_examples: dict = dataclasses.field(default_factory=dict)
+    invalid: collections.Counter = dataclasses.field(default_factory=collections.Counter)
 
     def to_json(self):
         return {"programs": self.programs, "converted": self.converted, "refused": self.refused,
@@ -1388,7 +1389,7 @@ class Stats:
                 "kernel_missing": dict(self.kernel_missing.most_common()),
                 "kernel_missing_examples": self.kernel_missing_examples,
                 "zero_size": dict(self.zero_size), "zero_size_examples": self.zero_size_examples,
-                "refusal_examples": self.refusal_examples}
+                "refusal_examples": self.refusal_examples, "invalid": dict(self.invalid)}
 
 
 def random_input(rng, shape, dtype: str):
@@ -1583,6 +1584,10 @@ def _check_program(prog: Program, stats: Stats, sizes, seed, specials):
             return "refused"
         except hlo2onnx.ConversionError as e:
             raise Finding("conversion-error", f"{type(e).__name__}: {str(e)[:600]}", prog) from None
+        except Exception as e:  # noqa: BLE001 - JAX cannot export it (a symbolic dim
+            # comparison eval_shape let pass, such as B - 1 >= 1): not a program
+            stats.invalid[type(e).__name__] += 1
+            return "invalid"
         stats.converted += 1
         try:
             onnx.checker.check_model(model, full_check=True)
