@@ -705,11 +705,25 @@ static int emit_conv_transpose(Lower *L, const ConvPlan *p, const Tv *x, Tv *w, 
     return lw_unsupported(L, "lhs_dilation (a transposed convolution) needs a kernel of "
                              "static spatial shape");
   int64_t pb[MAX_RANK], pe[MAX_RANK], extra_lo[MAX_RANK], extra_hi[MAX_RANK];
+  /* unreached[i]: the pads crop all of the ConvTranspose result on axis i
+   * (onnxruntime refuses an output length <= 0), so every output position
+   * lies where no input reaches and the whole result is zeros.  The
+   * ConvTranspose then keeps one element of that axis, and the zeros come
+   * from the Pad below, with the kept element sliced off again. */
+  bool unreached[MAX_RANK] = {false};
   for (int i = 0; i < ns; i++) {
     pb[i] = (kshape[i] - 1) * p->rdil[i] - p->lo[i];
     pe[i] = (kshape[i] - 1) * p->rdil[i] - p->hi[i];
     pads[i] = pb[i] > 0 ? pb[i] : 0;
     pads[ns + i] = pe[i] > 0 ? pe[i] : 0;
+    int64_t in_len = x->d[2 + i];
+    if (in_len < 0) continue;
+    int64_t full = p->ldil[i] * (in_len - 1) + (kshape[i] - 1) * p->rdil[i] + 1;
+    if (full - pads[i] - pads[ns + i] < 1 && full - pb[i] - pe[i] >= 1) {
+      unreached[i] = true;
+      pads[i] = pads[i] < full - 1 ? pads[i] : full - 1;
+      pads[ns + i] = full - 1 - pads[i];
+    }
   }
   if (!p->io && convtranspose_weight(L, w, p->group) != 0) return -1;
   y->et = p->ct;
@@ -737,10 +751,23 @@ static int emit_conv_transpose(Lower *L, const ConvPlan *p, const Tv *x, Tv *w, 
     extra_lo[2 + i] = pb[i] < 0 ? -pb[i] : 0;
     extra_hi[2 + i] = pe[i] < 0 ? -pe[i] : 0;
   }
-  tv_pad(L, y, extra_lo, extra_hi, NULL);
-  /* A window stride subsamples the stride-1 result. */
   int64_t axes[MAX_RANK], starts[MAX_RANK], ends[MAX_RANK], steps[MAX_RANK];
   int n = 0;
+  for (int i = 0; i < ns; i++)
+    if (unreached[i]) { /* [zeros][the kept element][zeros] -> all the zeros */
+      int64_t len = x->d[2 + i];
+      int64_t zeros = p->ldil[i] * (len - 1) + (kshape[i] - 1) * p->rdil[i] + 1 - pb[i] - pe[i];
+      extra_lo[2 + i] = zeros;
+      extra_hi[2 + i] = 0;
+      axes[n] = 2 + i;
+      starts[n] = 0;
+      ends[n] = zeros;
+      steps[n++] = 1;
+    }
+  tv_pad(L, y, extra_lo, extra_hi, NULL);
+  tv_slice(L, y, n, axes, starts, ends, steps);
+  /* A window stride subsamples the stride-1 result. */
+  n = 0;
   for (int i = 0; i < ns; i++)
     if (p->stride[i] > 1) {
       axes[n] = 2 + i;

@@ -11,11 +11,12 @@
  * default scatter mode (FILL_OR_DROP) relies on that, so `x.at[i].set(v)`
  * with i >= len(x) is a no-op.  ScatterND has no such rule (ORT rejects
  * out-of-range indices), so when the indices are not known to be in range:
- *   - with a reduction (add, mul, max, min) the indices are clamped and the
- *     dropped windows' updates replaced by the reduction's neutral element
- *     (-0.0 for add, so that -0.0 stays -0.0 - though onnxruntime's Where
- *     turns a selected -0.0 into +0.0; 1; -inf; +inf);
- *   - plain replacement has no neutral element, so the data gets a padding
+ *   - with a reduction (integer add; mul, max, min) the indices are clamped
+ *     and the dropped windows' updates replaced by the reduction's neutral
+ *     element (0; 1; -inf; +inf);
+ *   - plain replacement has no neutral element, and a float sum's, -0.0,
+ *     does not survive onnxruntime's Where (see neutral_lost), so the data
+ *     gets a padding
  *     block on the first indexed axis, dropped windows are sent there, and
  *     a Slice removes it again (two copies of the data more: a scatter whose
  *     indices are constants or clamped in the HLO, mode="clip", needs none).
@@ -350,7 +351,17 @@ static OValue *neutralise_dropped(Lower *L, const ScatterOp *s, const ScatterPla
   return lw_op3(L, "Where", b1, neutral(L, s->red, ct), upd);
 }
 
-/* Without one: the data `data` (type ct) with a padding block of the first
+/* Whether the neutral update of a float sum, -0.0, can come out of
+ * onnxruntime's Where as +0.0 (it does when the condition broadcasts), and
+ * -0.0 + +0.0 is +0.0: a dropped window would turn the data's -0.0 into
+ * +0.0.  Such scatters send the dropped windows to a padding block instead,
+ * as a replacing one does. */
+static bool neutral_lost(Reduction red, ElemType ct) {
+  return et_is_float(ct) && (red == RED_ADD || red == RED_SUB);
+}
+
+/* Without one (or for a float sum, see neutral_lost): the data `data`
+ * (type ct) with a padding block of the first
  * column's window after its axis, where the dropped windows are sent (into
  * g->starts); scatter_emit removes it again. */
 static OValue *redirect_dropped(Lower *L, const ScatterOp *s, const ScatterPlan *p, OValue *x,
@@ -374,6 +385,22 @@ static OValue *redirect_dropped(Lower *L, const ScatterOp *s, const ScatterPlan 
   return lw_op3(L, "Pad", data, lw_const_i64s(L, 2 * s->R, pads), lw_const_scalar(L, ct, 0));
 }
 
+/* stablehlo.maximum and minimum propagate NaN; onnxruntime's ScatterND max
+ * and min do not (a later update or a NaN in the data loses to a number).
+ * y (the ScatterND result) gets a NaN wherever the data or an update
+ * scattered there is one: a second ScatterND adds the updates' NaNs, and
+ * -0.0 elsewhere, to the data's NaNs, and -0.0 elsewhere; adding -0.0
+ * leaves every value as it is, -0.0 and infinities included. */
+static OValue *propagate_nan(Lower *L, OValue *y, OValue *data, OValue *index, OValue *upd,
+                             ElemType ct) {
+  OValue *nan = lw_const_scalar(L, ct, NAN), *mzero = lw_const_scalar(L, ct, -0.0);
+  OValue *base = lw_op3(L, "Where", lw_op1(L, "IsNaN", data), nan, mzero);
+  OValue *flags = lw_op3(L, "Where", lw_op1(L, "IsNaN", upd), nan, mzero);
+  ONode *n = lw_node(L, "ScatterND", 3, (OValue *[]){base, index, flags}, 1);
+  og_attr_string(L->c, n, "reduction", "add");
+  return lw_op2(L, "Add", y, n->outputs[0]);
+}
+
 /* The update in grid order, the start indices (dropped windows taken care
  * of), ScatterND, and its result in the operand's type tr. */
 static OValue *scatter_emit(Lower *L, const ScatterOp *s, const ScatterPlan *p, OValue *x,
@@ -385,6 +412,14 @@ static OValue *scatter_emit(Lower *L, const ScatterOp *s, const ScatterPlan *p, 
 
   ElemType et = s->tx->et, ct = scatter_type(et, s->red);
   OValue *data = lw_cast(L, x, ct), *upd = lw_cast(L, ut, ct);
+  /* u64 computes in i64 (see scatter_type): sums and products wrap alike,
+   * but max and min compare signed.  Flipping the sign bit maps the
+   * unsigned order onto the signed one (and back). */
+  bool flip = et == ET_U64 && (s->red == RED_MAX || s->red == RED_MIN);
+  if (flip) {
+    data = lw_op2(L, "BitwiseXor", data, const_i64_scalar(L, INT64_MIN));
+    upd = lw_op2(L, "BitwiseXor", upd, const_i64_scalar(L, INT64_MIN));
+  }
   if (s->red == RED_SUB)
     upd = et_is_unsigned_int(ct) ? lw_op2(L, "Sub", lw_const_scalar(L, ct, 0), upd)
                                  : lw_op1(L, "Neg", upd);
@@ -395,7 +430,7 @@ static OValue *scatter_emit(Lower *L, const ScatterOp *s, const ScatterPlan *p, 
       p->g->starts = starts;
     } else {
       OValue *bad = dropped_windows(L, &s->st, starts, hv);
-      if (s->red != RED_NONE) {
+      if (s->red != RED_NONE && !neutral_lost(s->red, ct)) {
         upd = neutralise_dropped(L, s, p, bad, starts, hv, hi, ct, upd);
       } else {
         data = redirect_dropped(L, s, p, x, bad, starts, ct, data);
@@ -408,12 +443,15 @@ static OValue *scatter_emit(Lower *L, const ScatterOp *s, const ScatterPlan *p, 
   static const char *const names[] = {"none", "add", "add", "mul", "max", "min"};
   if (s->red != RED_NONE) og_attr_string(L->c, n, "reduction", names[s->red]);
   OValue *y = n->outputs[0];
+  if ((s->red == RED_MAX || s->red == RED_MIN) && et_is_float(ct))
+    y = propagate_nan(L, y, data, index, upd, ct);
   if (padded) { /* remove the padding block again */
     int64_t zero = 0, end = -p->win[0], axis = s->map[0];
     OValue *in[4] = {y, lw_const_i64s(L, 1, &zero), lw_const_i64s(L, 1, &end),
                      lw_const_i64s(L, 1, &axis)};
     y = lw_node(L, "Slice", 4, in, 1)->outputs[0];
   }
+  if (flip) y = lw_op2(L, "BitwiseXor", y, const_i64_scalar(L, INT64_MIN));
   y = lw_typed(L, y, ct, s->R, s->D);
   y = lw_cast(L, y, et);
   og_type_from_hlo(L->c, y, tr);

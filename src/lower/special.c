@@ -228,7 +228,12 @@ int lower_lgamma(Lower *L, const Op *op) {
   OValue *log_sin = op1(&f, "Log", op1(&f, "Sin", mul(&f, dist, k(&f, PI))));
   OValue *reflected = sub(&f, sub(&f, k(&f, log(PI)), log_sin), lg);
   OValue *r = where(&f, reflect, reflected, lg);
-  OValue *inf = shape_as(&f, lw_op1(L, "IsInf", x), ET_BOOL);
+  /* +-inf and the poles (0, negative integers) give +inf, as in JAX; the
+   * reflection alone gives inf - inf = NaN at poles where lgamma(1 - x)
+   * overflows (x = -3e38). */
+  OValue *pole = lw_op2(L, "And", test2(&f, "LessOrEqual", x, k(&f, 0)),
+                        test2(&f, "Equal", x, op1(&f, "Floor", x)));
+  OValue *inf = shape_as(&f, lw_op2(L, "Or", lw_op1(L, "IsInf", x), pole), ET_BOOL);
   return bind(L, op, where(&f, inf, k(&f, INFINITY), r));
 }
 

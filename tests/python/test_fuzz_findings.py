@@ -1,0 +1,156 @@
+"""Findings of the differential fuzzer (tests/fuzz/differential.py), each the
+minimal program hypothesis shrank it to, converted and compared with JAX by
+convert_and_check (float32 rtol = atol = 1e-5; integers and booleans
+exactly; dtypes must be JAX's).  docs/robustness.md lists them with their
+fixes.
+
+Findings that belong to issue 14's other parts (an ONNX op onnxruntime has
+no kernel for at that element type, zero-size dims, bfloat16 accumulation)
+are xfail here with the reason; their fixes come with those parts.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+from util import convert_and_check
+
+
+def test_conv_lhs_dilation_padding_crops_everything():
+    """A transposed convolution (lhs_dilation) whose negative padding leaves
+    only positions no input reaches on one axis: the ConvTranspose had an
+    output length <= 0 there, which onnxruntime refuses.  The result is all
+    zeros; the ConvTranspose now keeps one element and Pad makes the zeros."""
+    def f(x, w):
+        return lax.conv_general_dilated(
+            x, w, (2, 2), ((2, -1), (-1, 2)), lhs_dilation=(2, 2), rhs_dilation=(1, 2),
+            dimension_numbers=("CNHW", "HWIO", "NCHW"))
+    convert_and_check(f, [(1, 2, 1, 6), (2, 3, 1, 1)])
+
+
+@pytest.mark.xfail(reason="issue 14 part 2 (empty tensors): jnp.pad's edge mode makes 1x0 "
+                          "broadcasts even for zero pad widths, and onnxruntime's Expand of a "
+                          "1x1 tensor to [1, 0] gives 1x1", strict=False)
+def test_pad_edge_zero_widths():
+    def f(x):
+        return jnp.pad(lax.bitcast_convert_type(x, jnp.uint8), ((0, 0),), mode="edge")
+    convert_and_check(f, [(1,)], input_dtypes=[np.int8])
+
+
+@pytest.mark.xfail(reason="issue 14 part 1 (kernel table): onnxruntime's CPU provider has no "
+                          "uint16 Pad", strict=False)
+def test_pad_uint16():
+    convert_and_check(lambda x: lax.pad(x, jnp.uint16(2), ((1, 0, 0),)), [(3,)],
+                      input_dtypes=[np.uint16])
+
+
+@pytest.mark.xfail(reason="issue 14 part 1 (kernel table): onnxruntime's CPU provider has no "
+                          "float64 Conv", strict=False)
+def test_conv_float64():
+    with jax.enable_x64(True):
+        convert_and_check(lambda x, w: lax.conv_general_dilated(x, w, (1,), "VALID"),
+                          [(1, 1, 5), (1, 1, 3)], input_dtypes=[np.float64, np.float64])
+
+
+def _with_nans(rng, shape, dtype, index):
+    """Normal floats with NaN, inf and -inf sprinkled in."""
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[rng.random(flat.size) < 0.3] = np.nan
+    flat[rng.random(flat.size) < 0.1] = np.inf
+    flat[rng.random(flat.size) < 0.1] = -np.inf
+    return x
+
+
+@pytest.mark.parametrize("how", ["min", "max"])
+@pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16], ids=["f32", "bf16"])
+def test_scatter_min_max_propagate_nan(how, dtype):
+    """x.at[i].min(u) with a NaN in the updates (or the data) is NaN there,
+    as stablehlo.minimum is; onnxruntime's ScatterND min/max let a later
+    number win over a NaN.  Indices repeat, and one is dropped."""
+    def f(x, u):
+        x, u = x.astype(dtype), u.astype(dtype)
+        y = getattr(x.at[np.array([0, 0, 5, 0, 1], np.int32)], how)(u, mode="drop")
+        return y.astype(jnp.float32)
+    convert_and_check(f, [(2, 3, 4), (5, 3, 4)], input_generator=_with_nans, n=5)
+
+
+def _signed_zeros(rng, shape, dtype, index):
+    """-0.0, +0.0 and normal floats."""
+    x = rng.standard_normal(shape).astype(dtype)
+    flat = x.reshape(-1)
+    flat[rng.random(flat.size) < 0.5] = -0.0
+    return x
+
+
+@pytest.mark.parametrize("how", ["add", "subtract"])
+def test_scatter_add_dropped_keeps_negative_zero(how):
+    """A scatter-add whose windows are all dropped (out of range, mode
+    "drop") leaves the data as it is, -0.0 included: 1 / x tells -0.0 from
+    +0.0.  Its neutral update -0.0 went through onnxruntime's Where from the
+    input that loses the sign of zero."""
+    def f(x, u):
+        y = getattr(x.at[np.array([1, 1], np.int32)], how)(u, mode="drop")
+        return 1 / y
+    convert_and_check(f, [(1, 1, 6, 2), (2, 1, 6, 2)], input_generator=_signed_zeros)
+
+
+@pytest.mark.parametrize("fn", [jax.nn.gelu,
+                                lambda x: 0.5 * x * (1 + jnp.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))],
+                         ids=["jax.nn.gelu", "written_out"])
+def test_gelu_tanh_float64_keeps_its_precision(fn):
+    """The tanh GELU of float64 fused into ONNX Gelu, which onnxruntime
+    computes to ~4e-7 relative only: float64 stays decomposed, exact to
+    float64 rounding (rtol = atol = 1e-12)."""
+    with jax.enable_x64(True):
+        convert_and_check(fn, [(64,)], input_dtypes=[np.float64], rtol=1e-12, atol=1e-12)
+
+
+def _u64_extremes(rng, shape, dtype, index):
+    """uint64 values across the whole range, the top half included."""
+    edge = np.array([0, 1, 2, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 2, 2 ** 64 - 1], np.uint64)
+    return edge[rng.integers(0, edge.size, size=shape)]
+
+
+@pytest.mark.parametrize("how", ["min", "max"])
+def test_scatter_min_max_uint64_compares_unsigned(how):
+    """A uint64 scatter min/max ran in int64, where 2^64 - 1 is -1 and the
+    smallest: the sign bit is flipped around the ScatterND now."""
+    def f(x, u):
+        return getattr(x.at[np.array([0, 2, 0, 7], np.int32)], how)(u, mode="drop")
+    with jax.enable_x64(True):
+        convert_and_check(f, [(3, 2), (4, 2)], input_dtypes=[np.uint64, np.uint64],
+                          input_generator=_u64_extremes, n=5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lgamma_poles_are_inf(dtype):
+    """lgamma at the poles (0, negative integers) is +inf; at -3.4e38 the
+    reflection formula gave inf - inf = NaN (lgamma(1 - x) overflows)."""
+    fi = np.finfo(dtype)
+    x = np.array([-fi.max, -1e30, -2.0 ** 60, -3.0, -1.0, -0.0, 0.0, -2.5, 0.5, 3.0, fi.max,
+                  -np.inf, np.inf, np.nan], dtype)
+    with jax.enable_x64(dtype == np.float64):
+        convert_and_check(lax.lgamma, [x.shape], input_dtypes=[dtype],
+                          input_generator=lambda rng, shape, dt, i: x)
+
+
+def _overflowing(rng, shape, dtype, index):
+    """Integers near the ends of their type, so that sums and products
+    overflow."""
+    ii = np.iinfo(dtype)
+    edge = np.array([ii.max, ii.max - 1, ii.min, ii.min + 1, -3, 3, 7], np.int64).astype(dtype)
+    return edge[rng.integers(0, edge.size, size=shape)]
+
+
+@pytest.mark.xfail(reason="open: onnxruntime's integer ReduceSum and ReduceProd saturate on "
+                          "overflow (int32 sum of [2^31 - 1, 3] is 2^31 - 1); JAX wraps",
+                   strict=False)
+@pytest.mark.parametrize("how", ["sum", "prod"])
+def test_integer_reduction_wraps(how):
+    convert_and_check(lambda x: getattr(jnp, how)(x, axis=1, dtype=jnp.int32), [(3, 5)],
+                      input_dtypes=[np.int32], input_generator=_overflowing)
