@@ -43,6 +43,9 @@ const Pass h2o_passes[] = {
     {"softmax", pass_fuse_softmax, true},
     {"gelu", pass_fuse_gelu, true},
     {"activations", pass_fuse_activations, true},
+    /* after softmax: masks applied by Add and Mul, then (opset 23) Attention */
+    {"attention_masks", pass_attention_masks, true},
+    {"attention", pass_fuse_attention, true},
     /* again, through the fused LayerNormalization, Softmax, Gelu, ... nodes */
     {"push_transposes_after_fusions", pass_push_transposes, true},
     {"unit_transposes", pass_unit_transposes, true}, /* after the fusions: see transpose.c */
