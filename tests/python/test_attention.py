@@ -90,7 +90,6 @@ def test_keras_hub_attention(name, opset):
     if opset >= 23:
         assert counts["Attention"] == 2 and counts["Softmax"] == 0, dict(counts)
         if name == "bert":  # heads packed by the projections: no Transpose at all
-            if make is not _equinox_attention:  # (its projections: a later commit)
             assert counts["Transpose"] == 0, dict(counts)
     else:
         assert counts["Softmax"] == 2 and counts["Attention"] == 0, dict(counts)
@@ -234,7 +233,103 @@ def test_library_attention(make, fused, opset):
     if opset >= 23 and fused:
         # the heads packed as the projections give them: no Transpose left
         assert counts["Attention"] == 1 and counts["Softmax"] == 0, dict(counts)
-        if make is not _equinox_attention:  # (its projections: a later commit)
-            assert counts["Transpose"] == 0, dict(counts)
+        assert counts["Transpose"] == 0, dict(counts)
     else:
         assert counts["Attention"] == 0 and counts["Softmax"] == 1, dict(counts)
+        # heads to the batch axes for q, k, v and back: Equinox's vmapped
+        # Linear layers (weight on the left) add none
+        assert counts["Transpose"] == 4, dict(counts)
+
+
+# ---- layouts: no Transpose of the scores (passes/matmul_layout.c) -------------
+
+def score_transposes(model) -> int:
+    """Transposes whose output reaches a Softmax through elementwise ops only:
+    a transpose of the [.., S, S] scores."""
+    nodes = model.graph.node
+    readers = {}
+    for n in nodes:
+        for i in n.input:
+            readers.setdefault(i, []).append(n)
+
+    def reaches_softmax(value, depth=0):
+        for r in readers.get(value, []):
+            if r.op_type == "Softmax":
+                return True
+            if depth < 4 and r.op_type in ("Mul", "Div", "Add", "Where") and \
+                    reaches_softmax(r.output[0], depth + 1):
+                return True
+        return False
+    return sum(1 for n in nodes if n.op_type == "Transpose" and reaches_softmax(n.output[0]))
+
+
+def _grouped_attention():
+    """Grouped-query attention as keras-hub's Gemma writes it: one kv head,
+    scores by einsum "btkgh,bskh->bkgts" (dot_general's order is (k, s, t, g):
+    a Transpose of the scores, unless the operands are swapped)."""
+    rng = np.random.default_rng(2)
+    wq = rng.normal(0, 0.2, (64, 64)).astype(np.float32)
+    wk, wv = (rng.normal(0, 0.2, (64, 16)).astype(np.float32) for _ in range(2))
+    wo = rng.normal(0, 0.2, (4, 16, 64)).astype(np.float32)
+    causal = np.tril(np.ones((T, T), bool))
+
+    def f(x):
+        b = x.shape[0]
+        q = (x @ wq).reshape(b, T, 1, 4, 16) * 0.25
+        k = (x @ wk).reshape(b, T, 1, 16)
+        v = (x @ wv).reshape(b, T, 1, 16)
+        s = jnp.einsum("btkgh,bskh->bkgts", q, k)
+        s = jnp.where(causal, s, -1e9)
+        p = jax.nn.softmax(s, axis=-1)
+        o = jnp.einsum("bkgts,bskh->btkgh", p, v).reshape(b, T, 4, 16)
+        return jnp.einsum("btnh,nhd->btd", o, wo)
+    return f
+
+
+def test_grouped_attention_scores_untransposed():
+    model = convert_and_check(_grouped_attention(), [("B", T, 64)])
+    counts = op_counts(model)
+    assert score_transposes(model) == 0 and counts["Softmax"] == 1, dict(counts)
+    assert masks_around_softmax(model) == 0, dict(counts)
+
+
+def test_keras_hub_gemma_layout():
+    import keras_hub
+    model_obj = keras_hub.models.GemmaBackbone(
+        vocabulary_size=300, num_layers=2, num_query_heads=4, num_key_value_heads=1,
+        hidden_dim=64, intermediate_dim=128, head_dim=16)
+    f, params = _keras_hub_fn(model_obj, ["token_ids", "padding_mask"])
+    model = convert_and_check(f, [("B", T)] * 2, params=params, input_dtypes=[np.int32] * 2,
+                              input_generator=_tokens(300))
+    counts = op_counts(model)
+    assert score_transposes(model) == 0 and counts["Softmax"] == 2, dict(counts)
+    assert masks_around_softmax(model) == 0, dict(counts)
+
+
+def test_equinox_mlp_without_transposes():
+    """A vmapped Equinox MLP computes W @ x per example: dot_general with the
+    weight on the left, the batch last, wrapped in Transposes that
+    matmul_layout.c turns into Gemm(x, W, transB=1)."""
+    import equinox as eqx
+    mlp = eqx.nn.MLP(64, 32, 128, depth=2, activation=jax.nn.gelu, key=jax.random.PRNGKey(3))
+    model = convert_and_check(jax.vmap(jax.vmap(mlp)), [("B", T, 64)])
+    counts = op_counts(model)
+    assert counts["Transpose"] == 0 and counts["Gemm"] == 3, dict(counts)
+
+
+def test_equinox_conv_pool_without_transposes():
+    """Equinox's Conv2d and MaxPool2d under jax.vmap: NCHW <-> NHWC Transposes
+    with the vmapped unit axis between them, which only reshape in the end
+    (layout_chains.c): no Transpose left."""
+    import equinox as eqx
+    keys = jax.random.split(jax.random.PRNGKey(4), 2)
+    conv1 = eqx.nn.Conv2d(3, 8, 3, padding=1, key=keys[0])
+    conv2 = eqx.nn.Conv2d(8, 16, 3, padding=1, key=keys[1])
+    pool = eqx.nn.MaxPool2d(2, 2)
+
+    def net(x):
+        return conv2(pool(jax.nn.relu(conv1(x))))
+    model = convert_and_check(jax.vmap(net), [("B", 3, 16, 16)])
+    counts = op_counts(model)
+    assert counts["Transpose"] == 0 and counts["Conv"] == 2 and counts["MaxPool"] == 1, \
+        dict(counts)
