@@ -45,9 +45,18 @@ const Pass h2o_passes[] = {
     {"softmax", pass_fuse_softmax, true},
     {"gelu", pass_fuse_gelu, true},
     {"activations", pass_fuse_activations, true},
+    /* after softmax: masks applied by Add and Mul, then (opset 23) Attention */
+    {"attention_masks", pass_attention_masks, true},
+    {"attention", pass_fuse_attention, true},
+    /* transposes of scores and of merged heads into the MatMul operands */
+    {"matmul_layout", pass_matmul_layout, true},
     /* again, through the fused LayerNormalization, Softmax, Gelu, ... nodes */
     {"push_transposes_after_fusions", pass_push_transposes, true},
+    /* what the Transposes moved by then opened up (Equinox's MLP), pushed on */
+    {"matmul_layout_again", pass_matmul_layout, true},
+    {"push_transposes_again", pass_push_transposes, true},
     {"unit_transposes", pass_unit_transposes, true}, /* after the fusions: see transpose.c */
+    {"layout_chains", pass_layout_chains, true},
     {"simplify_after_fusions", pass_simplify, true},
     {"fold_after_fusions", pass_fold, true},
     {"batchnorm", pass_fuse_batchnorm, true},

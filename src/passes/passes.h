@@ -26,6 +26,10 @@ int pass_unit_transposes(Ctx *c, OModel *m); /* ... and those moving only unit a
 int pass_fuse_keepdims(Ctx *c, OModel *m);    /* ReduceX(keepdims=0) + Unsqueeze -> keepdims=1 */
 int pass_fuse_layernorm(Ctx *c, OModel *m);   /* mean/variance arithmetic -> LayerNormalization */
 int pass_fuse_softmax(Ctx *c, OModel *m);     /* exp(x - max) / sum -> Softmax, LogSoftmax */
+int pass_attention_masks(Ctx *c, OModel *m);  /* fuse_attention.c: Where masks -> Add, Mul */
+int pass_fuse_attention(Ctx *c, OModel *m);   /* ... MatMul/Softmax/MatMul -> Attention (opset 23) */
+int pass_matmul_layout(Ctx *c, OModel *m);    /* matmul_layout.c: operand orientation, no result Transpose */
+int pass_layout_chains(Ctx *c, OModel *m);    /* layout_chains.c: Transpose/Reshape chains keeping the order -> Reshape */
 int pass_fuse_gelu(Ctx *c, OModel *m);        /* erf and tanh forms -> Gelu (opset 20) */
 int pass_fuse_activations(Ctx *c, OModel *m); /* Relu, LeakyRelu, Elu, Softplus, Sigmoid, Mish */
 int pass_fuse_batchnorm(Ctx *c, OModel *m);   /* (x - m) * a + b -> Gemm weights or BatchNormalization */

@@ -1,0 +1,300 @@
+/* matmul_layout.c - MatMuls whose layout costs a Transpose of their input or
+ * output get the layout built into their operands instead.
+ *
+ * dot_general orders its result (batch, lhs free, rhs free); an einsum that
+ * wants another order gets a Transpose of the result.  Two such Transposes
+ * are large in keras-hub's Gemma and Llama attention (jax.nn's grouped
+ * dot_product_attention: 28-30 % of Gemma's onnxruntime kernel time):
+ *
+ * Scores in key-major order.  Z = MatMul(A, B), A [..., M, K], B [..., K, N],
+ * N split by a Reshape into n_1..n_k and a Transpose that keeps the batch
+ * axes and moves M last, the n_i in any order before it:
+ *
+ *   Transpose_p(Reshape(MatMul(A, B)))
+ *     = Reshape(MatMul(B', Transpose(A, swap)))
+ *     B' = Reshape(Transpose(Reshape(B, [..., K, n_1..n_k]), [..., n_p.., K]), [..., N, K])
+ *
+ * The Transposes move B and A (N x K and M x K per batch) instead of the
+ * M x N product; B's new Transpose usually composes with the one that made
+ * B (simplify merges the Reshapes between them, then the Transposes).
+ *
+ * Merged axes permuted before a weight.  Z = MatMul(Reshape(Transpose(x, p)),
+ * W) with W a constant [K, N] and the Reshape merging the axes p permutes:
+ *
+ *   MatMul(Reshape(x), W') where W' is W with its rows permuted by p
+ *
+ * (W' as Reshape/Transpose/Reshape of W, which fold computes.)
+ *
+ * The weight on the left.  A vmapped Equinox Linear computes W @ x per
+ * example: MatMul(W, Reshape(Transpose(x, [r-1, 0, ..]))) split back into
+ * [N, d0..] and transposed to [d0.., N] by the next layer.  It becomes
+ * x W^T = Gemm(x, W, transB=1) (x flattened to 2-D), seen as [N, d0..]
+ * through a Transpose, which the transpose pass then pushes on until it
+ * cancels with the next one.
+ */
+#include "passes/passes.h"
+
+#include <string.h>
+
+static bool same_dim(ODim a, ODim b) {
+  if (a.value >= 0 || b.value >= 0) return a.value == b.value;
+  return a.param && b.param && strcmp(a.param, b.param) == 0;
+}
+
+static const OAttr *perm_of(const ONode *t) {
+  const OAttr *p = og_get_attr(t, "perm");
+  return p && p->n == t->inputs[0]->type.rank && p->n <= MAX_RANK ? p : NULL;
+}
+
+/* A new node of one output typed et with static dims and, where given,
+ * the dims of `lead` for the first n_lead axes. */
+static OValue *new_node(Ctx *c, OGraph *g, const ONode *at, OnnxOp op, OValue *const *in, int n_in,
+                        ElemType et, int rank, const ODim *lead, int n_lead, const int64_t *dims) {
+  ONode *n = og_node(c, g, onnx_op_info[op].name, in, n_in, 1);
+  n->origin = at->origin;
+  OValue *v = n->outputs[0];
+  v->type = (OType){et, rank, arena_alloc(c->arena, sizeof(ODim) * (size_t)(rank + 1))};
+  for (int i = 0; i < rank; i++) v->type.dims[i] = i < n_lead ? lead[i] : (ODim){dims[i], NULL};
+  return v;
+}
+
+/* The shape vector [lead..., tail...] with the one dynamic lead dim as -1
+ * (not 0, so that simplify may compose the Reshape with the one before);
+ * false when more than one lead dim is dynamic. */
+static bool shape_vector(const ODim *lead, int n_lead, const int64_t *tail, int n_tail,
+                         int64_t *out) {
+  int dynamic = 0;
+  for (int i = 0; i < n_lead; i++) {
+    out[i] = lead[i].value;
+    if (out[i] < 0) {
+      out[i] = -1;
+      dynamic++;
+    }
+  }
+  for (int i = 0; i < n_tail; i++) out[n_lead + i] = tail[i];
+  return dynamic <= 1;
+}
+
+static OValue *reshape_tail(Ctx *c, OGraph *g, const ONode *at, OValue *x, const ODim *lead,
+                            int n_lead, const int64_t *tail, int n_tail) {
+  int64_t shape[MAX_RANK + 1];
+  int rank = n_lead + n_tail;
+  shape_vector(lead, n_lead, tail, n_tail, shape);
+  OValue *in[2] = {x, og_init_i64s(c, g, "shape", rank, shape)};
+  return new_node(c, g, at, ONNX_Reshape, in, 2, x->type.et, rank, lead, n_lead, shape);
+}
+
+static OValue *transpose(Ctx *c, OGraph *g, const ONode *at, OValue *x, const int64_t *perm) {
+  int rank = x->type.rank;
+  ODim dims[MAX_RANK];
+  int64_t none[MAX_RANK];
+  for (int i = 0; i < rank; i++) {
+    dims[i] = x->type.dims[perm[i]];
+    none[i] = dims[i].value;
+  }
+  OValue *t = new_node(c, g, at, ONNX_Transpose, &x, 1, x->type.et, rank, dims, rank, none);
+  og_attr_ints(c, t->producer, "perm", perm, rank);
+  return t;
+}
+
+/* ---- scores in key-major order ------------------------------------------- */
+
+static bool try_key_major(Ctx *c, OGraph *g, ONode *mm) {
+  OValue *z = mm->outputs[0], *a = mm->inputs[0], *b = mm->inputs[1];
+  int r = z->type.rank;
+  if (r < 3 || a->type.rank != r || b->type.rank != r || !og_single_use(z)) return false;
+  ONode *rs = NULL, *t = NULL;
+  for (int i = 0; i < g->nodes.len && !rs; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; !n->dead && j < n->n_inputs; j++)
+      if (n->inputs[j] == z) rs = n;
+  }
+  if (!og_is(rs, ONNX_Reshape) || !og_single_use(rs->outputs[0])) return false;
+  OValue *y5 = rs->outputs[0];
+  for (int i = 0; i < g->nodes.len && !t; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; !n->dead && j < n->n_inputs; j++)
+      if (n->inputs[j] == y5) t = n;
+  }
+  const OAttr *perm = og_is(t, ONNX_Transpose) ? perm_of(t) : NULL;
+  int ry = y5->type.rank, k = ry - r + 1; /* N split into k axes */
+  if (!perm || k < 2 || ry > MAX_RANK) return false;
+  const ODim *zd = z->type.dims, *yd = y5->type.dims;
+  /* the Reshape keeps the batch axes and M, and splits N (static) */
+  for (int i = 0; i < r - 1; i++)
+    if (!same_dim(zd[i], yd[i])) return false;
+  int64_t n_total = 1, kk = a->type.dims[r - 1].value;
+  for (int i = r - 1; i < ry; i++) {
+    if (yd[i].value < 1) return false;
+    n_total *= yd[i].value;
+  }
+  if (zd[r - 1].value != n_total || kk < 1 || !same_dim(b->type.dims[r - 2], a->type.dims[r - 1]))
+    return false;
+  /* batch axes in place, M (axis r-2) last */
+  for (int i = 0; i < r - 2; i++)
+    if (perm->ints[i] != i) return false;
+  if (perm->ints[ry - 1] != r - 2) return false;
+  /* the batch dims of A and B are the product's (no broadcasting) */
+  for (int i = 0; i < r - 2; i++)
+    if (!same_dim(a->type.dims[i], zd[i]) || !same_dim(b->type.dims[i], zd[i])) return false;
+
+  const ODim *lead = zd;
+  int nb = r - 2;
+  const ODim *td = t->outputs[0]->type.dims;
+  int64_t out_shape[MAX_RANK + 1], out_tail[MAX_RANK];
+  for (int i = nb; i < ry; i++) out_tail[i - nb] = td[i].value;
+  if (td[ry - 1].value < 1 || !shape_vector(lead, nb, out_tail, ry - nb, out_shape)) return false;
+  /* B' = Reshape(Transpose(Reshape(B, [.., K, n..]), [.., n_p.., K]), [.., N, K]) */
+  int64_t split[MAX_RANK], q[MAX_RANK];
+  split[0] = kk;
+  for (int i = 0; i < k; i++) split[1 + i] = yd[r - 1 + i].value;
+  OValue *b_split = reshape_tail(c, g, mm, b, lead, nb, split, k + 1);
+  for (int i = 0; i < nb; i++) q[i] = i;
+  for (int i = 0; i < k; i++) q[nb + i] = perm->ints[nb + i] - (r - 1) + nb + 1;
+  q[nb + k] = nb;
+  OValue *b_t = transpose(c, g, mm, b_split, q);
+  int64_t nk[2] = {n_total, kk};
+  OValue *b2 = reshape_tail(c, g, mm, b_t, lead, nb, nk, 2);
+  int64_t swap[MAX_RANK];
+  for (int i = 0; i < r; i++) swap[i] = i;
+  swap[r - 1] = r - 2;
+  swap[r - 2] = r - 1;
+  OValue *a_t = transpose(c, g, mm, a, swap);
+  /* the product [.., N, M] reshaped to the Transpose's output */
+  OValue *mm_in[2] = {b2, a_t};
+  int64_t nm[2] = {n_total, zd[r - 2].value};
+  ODim pd[MAX_RANK];
+  for (int i = 0; i < r; i++) pd[i] = i < nb ? lead[i] : (ODim){nm[i - nb], NULL};
+  ONode *prod = og_node(c, g, "MatMul", mm_in, 2, 1);
+  prod->origin = mm->origin;
+  OValue *pv = prod->outputs[0];
+  pv->type = (OType){z->type.et, r, arena_alloc(c->arena, sizeof(ODim) * (size_t)(r + 1))};
+  memcpy(pv->type.dims, pd, sizeof(ODim) * (size_t)r);
+  OValue *rs_in[2] = {pv, og_init_i64s(c, g, "shape", ry, out_shape)};
+  fm_rewrite(c, g, t, ONNX_Reshape, rs_in, 2);
+  return true;
+}
+
+/* ---- merged axes permuted before a weight -------------------------------- */
+
+static bool try_weight_rows(Ctx *c, OGraph *g, ONode *mm) {
+  OValue *rv = mm->inputs[0], *w = mm->inputs[1];
+  ONode *rs = fm_def(rv, ONNX_Reshape);
+  if (!rs || !og_single_use(rv) || !og_const_data(w) || w->type.rank != 2) return false;
+  OValue *tv = rs->inputs[0];
+  ONode *t = fm_def(tv, ONNX_Transpose);
+  const OAttr *perm = t ? perm_of(t) : NULL;
+  if (!perm || !og_single_use(tv)) return false;
+  int rt = tv->type.rank, rr = rv->type.rank;
+  int j = rr - 1; /* the axes j.. of the Transpose merge into the last axis */
+  if (j < 0 || j >= rt - 1) return false;
+  for (int i = 0; i < j; i++)
+    if (!same_dim(tv->type.dims[i], rv->type.dims[i]) || perm->ints[i] != i) return false;
+  int64_t merged = 1, tail[MAX_RANK + 1], q[MAX_RANK + 1];
+  for (int i = j; i < rt; i++) {
+    if (tv->type.dims[i].value < 1) return false;
+    tail[i - j] = tv->type.dims[i].value;
+    merged *= tail[i - j];
+  }
+  int nt = rt - j;
+  if (merged != rv->type.dims[rr - 1].value || merged != w->type.dims[0].value) return false;
+  int64_t n_out = w->type.dims[1].value;
+  /* W' rows in x's order: W' = Reshape(Transpose(Reshape(W, [t_j.., N]), q), [K, N])
+   * with q[a - j] = p^-1[a] - j */
+  for (int i = j; i < rt; i++) q[perm->ints[i] - j] = i - j;
+  q[nt] = nt;
+  tail[nt] = n_out;
+  OValue *w_in[2] = {w, og_init_i64s(c, g, "shape", nt + 1, tail)};
+  OValue *w_split = new_node(c, g, mm, ONNX_Reshape, w_in, 2, w->type.et, nt + 1, NULL, 0, tail);
+  OValue *w_t = transpose(c, g, mm, w_split, q);
+  int64_t kn[2] = {merged, n_out};
+  OValue *w2_in[2] = {w_t, og_init_i64s(c, g, "shape", 2, kn)};
+  OValue *w2 = new_node(c, g, mm, ONNX_Reshape, w2_in, 2, w->type.et, 2, NULL, 0, kn);
+  /* Reshape(x) to the merged shape, W' in place of W */
+  og_set_input(rs, 0, t->inputs[0]);
+  og_set_input(mm, 1, w2);
+  return true;
+}
+
+/* ---- the weight on the left ---------------------------------------------- */
+
+/* The one live node reading v, or NULL. */
+static ONode *reader_of(OGraph *g, const OValue *v) {
+  if (!og_single_use(v)) return NULL;
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    for (int j = 0; !n->dead && j < n->n_inputs; j++)
+      if (n->inputs[j] == v) return n;
+  }
+  return NULL;
+}
+
+static bool try_weight_left(Ctx *c, OGraph *g, ONode *mm) {
+  OValue *w = mm->inputs[0], *yv = mm->inputs[1], *z = mm->outputs[0];
+  ONode *rs = fm_def(yv, ONNX_Reshape);
+  /* (Y may feed several projections: rewritten one by one, it dies) */
+  if (!rs || !og_const_data(w) || w->type.rank != 2 || z->type.rank != 2) return false;
+  ONode *t = fm_def(rs->inputs[0], ONNX_Transpose);
+  const OAttr *perm = t ? perm_of(t) : NULL;
+  if (!perm) return false;
+  OValue *x = t->inputs[0];
+  int r = x->type.rank;
+  if (r < 2 || perm->ints[0] != r - 1) return false;
+  for (int i = 1; i < r; i++)
+    if (perm->ints[i] != i - 1) return false;
+  int64_t k = x->type.dims[r - 1].value;
+  if (k < 1 || w->type.dims[1].value != k || yv->type.dims[0].value != k) return false;
+  /* the product split back into [N, d0..]: as x's leading dims */
+  ONode *split = reader_of(g, z);
+  if (!og_is(split, ONNX_Reshape)) return false;
+  OValue *sv = split->outputs[0];
+  if (sv->type.rank != r || !same_dim(sv->type.dims[0], z->type.dims[0])) return false;
+  for (int i = 1; i < r; i++)
+    if (!same_dim(sv->type.dims[i], x->type.dims[i - 1])) return false;
+  /* x W^T [d0.., N] as Gemm(x, W, transB=1), which reads W as it is (a
+   * transposed copy of a large weight would double the memory a conversion
+   * takes), x flattened to 2-D around it; seen as [N, d0..] through a
+   * Transpose */
+  int64_t lead_shape[MAX_RANK + 1], n_out = w->type.dims[0].value, flat[2] = {-1, k};
+  if (!shape_vector(x->type.dims, r - 1, &n_out, 1, lead_shape)) return false;
+  OValue *x2 = x;
+  if (r != 2) {
+    OValue *rin[2] = {x, og_init_i64s(c, g, "shape", 2, flat)};
+    ODim fd[2] = {{-1, NULL}, {k, NULL}};
+    x2 = new_node(c, g, mm, ONNX_Reshape, rin, 2, x->type.et, 2, fd, 2, flat);
+  }
+  OValue *gin[2] = {x2, w};
+  ODim gd[2] = {x2->type.dims[0], w->type.dims[0]};
+  int64_t gnone[2] = {gd[0].value, gd[1].value};
+  OValue *prod = new_node(c, g, mm, ONNX_Gemm, gin, 2, z->type.et, 2, gd, 2, gnone);
+  og_attr_int(c, prod->producer, "transB", 1);
+  if (r != 2) {
+    ODim dims[MAX_RANK];
+    for (int i = 0; i < r; i++) dims[i] = i < r - 1 ? x->type.dims[i] : w->type.dims[0];
+    OValue *rin[2] = {prod, og_init_i64s(c, g, "shape", r, lead_shape)};
+    prod = new_node(c, g, mm, ONNX_Reshape, rin, 2, z->type.et, r, dims, r, lead_shape);
+  }
+  int64_t back[MAX_RANK];
+  back[0] = r - 1;
+  for (int i = 1; i < r; i++) back[i] = i - 1;
+  fm_rewrite(c, g, split, ONNX_Transpose, &prod, 1);
+  og_attr_ints(c, split, "perm", back, r);
+  return true;
+}
+
+int pass_matmul_layout(Ctx *c, OModel *m) {
+  OGraph *g = m->graph;
+  bool changed = false;
+  int n = g->nodes.len;
+  og_recount_uses(g);
+  for (int i = 0; i < n; i++) {
+    ONode *mm = g->nodes.items[i];
+    if (!og_is(mm, ONNX_MatMul) || mm->n_inputs != 2) continue;
+    if (try_weight_rows(c, g, mm) || try_weight_left(c, g, mm)) changed = true;
+    else if (try_key_major(c, g, mm)) changed = true;
+  }
+  if (!changed) return 0;
+  fm_sweep(g);
+  og_toposort(c, g);
+  return 0;
+}
