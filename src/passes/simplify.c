@@ -369,8 +369,13 @@ static bool identity_perm(const OAttr *perm) {
 }
 
 static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
-  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0])
-    return drop_expands(n) | drop_proven_expands(n);
+  /* Every rewrite runs (no short-circuit), hence |= rather than ||. */
+  bool changed = false;
+  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0]) {
+    changed |= drop_expands(n);
+    changed |= drop_proven_expands(n);
+    return changed;
+  }
   OValue *x = n->inputs[0], *out = n->outputs[0];
   if (og_is(n, ONNX_Identity)) return bypass(g, n, x);
   if (constant_where(c, g, n) || identity_operand(c, g, n) || constant_shape(c, g, n) ||
@@ -423,7 +428,11 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
       }
     }
   }
-  return drop_expands(n) | drop_proven_expands(n) | sink_expand(c, n) | stack_as_concat(c, n);
+  changed |= drop_expands(n);
+  changed |= drop_proven_expands(n);
+  changed |= sink_expand(c, n);
+  changed |= stack_as_concat(c, n);
+  return changed;
 }
 
 /* A few rounds until nothing changes, then each subgraph once: nested loops
