@@ -189,7 +189,8 @@ static bool sink_expand(Ctx *c, ONode *n) {
   e->n_inputs = 1;
   shape->n_uses--;
   ODim *dims = arena_alloc(c->arena, sizeof(ODim) * (size_t)(x->type.rank + 1));
-  memcpy(dims, x->type.dims, sizeof(ODim) * (size_t)x->type.rank);
+  /* A scalar x has no dims array: memcpy from NULL is undefined even for 0 bytes. */
+  if (x->type.rank > 0) memcpy(dims, x->type.dims, sizeof(ODim) * (size_t)x->type.rank);
   mid->type = (OType){n->outputs[0]->type.et, x->type.rank, dims};
   /* n becomes Expand(U(x), shape) */
   og_set_kind(n, ONNX_Expand);
