@@ -33,7 +33,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from . import registry
 
@@ -190,7 +190,8 @@ def parse_ops_def(text: str) -> list[dict]:
     """Rows of ops.def: {id, name, converter, hint, shape, flags, family} in
     file order; shape is the rule without its SHAPE_ prefix ("ELEMENTWISE"),
     flags the OPF_ names of the row (empty for 0)."""
-    events = [(m.start(), "section", m.group(1)) for m in _SECTION.finditer(text)]
+    events: list[tuple[int, str, Any]] = [(m.start(), "section", m.group(1))
+                                          for m in _SECTION.finditer(text)]
     events += [(m.start(), "op", m) for m in _OP_ROW.finditer(text)]
     rows, family = [], ""
     for _, kind, val in sorted(events, key=lambda e: e[0]):

@@ -148,12 +148,12 @@ def compare(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float):
     if exp_kind in "biu" and actual.dtype.kind in "biu":
         a64, e64 = actual.astype(np.int64), expected.astype(np.int64)
         diff = np.abs(a64 - e64)
-        bad = np.flatnonzero(diff)
+        differ_at = np.flatnonzero(diff)
         mad = float(diff.max())
         mrd = float(np.max(diff / np.maximum(np.abs(e64), 1)))
-        if bad.size:
-            i = np.unravel_index(bad[0], expected.shape)
-            return False, mad, mrd, (f"{bad.size} of {expected.size} elements differ, first at "
+        if differ_at.size:
+            i = np.unravel_index(differ_at[0], expected.shape)
+            return False, mad, mrd, (f"{differ_at.size} of {expected.size} elements differ, first at "
                                      f"{tuple(map(int, i))}: {actual[i]!r} != {expected[i]!r}")
         return True, mad, mrd, ""
     cplx = np.iscomplexobj(actual) or np.iscomplexobj(expected)
