@@ -1,5 +1,9 @@
 """Writes the README's generated tables: ``python -m hlo2onnx.tables``.
 
+Internal: development tooling of the test suite and of the README, shipped
+with the package (the tests run against the installed wheel) but not part
+of hlo2onnx's API (not in ``hlo2onnx.__all__``): it may change in any release.
+
 Run from the repository (or pass ``--root``).  It replaces what lies between
 the marker comments of README.md:
 
