@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import onnx
+
 from .convert import (bind, channels_first_perm, layout_positions, normalize_inputs,
                       symbols_of)
+
+# What verify() and allclose() compare against: a model, its bytes or its path.
+ModelOrPath = Union["onnx.ModelProto", bytes, bytearray, str, "os.PathLike[str]"]
 
 __all__ = ["verify", "allclose", "VerifyResult", "random_inputs"]
 
@@ -107,7 +113,7 @@ def _size_sets(symbols: list[str], batch_sizes) -> list[dict[str, int]]:
             for i in range(len(sizes))]
 
 
-def _session(model_or_path):
+def _session(model_or_path: ModelOrPath):
     try:
         import onnxruntime as ort
     except ImportError as e:  # pragma: no cover - depends on the environment
@@ -182,7 +188,8 @@ def compare(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float):
     return True, mad, mrd, ""
 
 
-def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-5,
+def verify(fn_or_module: Callable[..., Any], model_or_path: ModelOrPath, inputs: Sequence[Any], *,
+           n: int = 3, rtol: float = 1e-5,
            atol: float = 1e-5, seed: int = 0, batch_sizes: Sequence[int] | None = None,
            params=None, dtype=None, input_dtypes=None, shape_constraints: Sequence[str] = (),
            input_generator: Callable | None = None, check_dtype: bool = True,
@@ -245,6 +252,7 @@ def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-
     return result
 
 
-def allclose(fn_or_module, model_or_path, inputs, **kw) -> bool:
+def allclose(fn_or_module: Callable[..., Any], model_or_path: ModelOrPath, inputs: Sequence[Any],
+             **kw: Any) -> bool:
     """``verify(...).ok``: True when the model matches JAX on random inputs."""
     return verify(fn_or_module, model_or_path, inputs, **kw).ok
