@@ -5,8 +5,8 @@ wheel in a fresh virtual environment.
   run in a subprocess where ``import jax`` fails.
 * The wheel (``pip wheel .``; ``$H2O_WHEEL`` names one already built, as
   .ci/run does, else it is built here once) is a single ``abi3`` wheel whose
-  extension uses only the stable ABI, ships ``py.typed`` and the LICENSE,
-  installs into a fresh virtual environment with no compiler on PATH and
+  extension uses only the stable ABI, ships ``py.typed``, ``_core.pyi`` and
+  the LICENSE, installs into a fresh virtual environment with no compiler on PATH and
   converts the seed's MLP there (``python -m hlo2onnx.examples.mlp``: Flax
   NNX -> ONNX with a symbolic batch, checked against JAX by onnxruntime at
   rtol = atol = 1e-5), and its ``hlo2onnx`` command converts a fixture.  The
@@ -79,9 +79,9 @@ def test_wheel_is_one_abi3_wheel(wheel):
     _, _, python_tag, abi_tag, _platform = wheel.name[: -len(".whl")].split("-")
     assert (python_tag, abi_tag) == ("cp311", "abi3"), wheel.name
     names = zipfile.ZipFile(wheel).namelist()
-    extensions = [n for n in names if n.startswith("hlo2onnx/_core")]
+    extensions = [n for n in names if n.startswith("hlo2onnx/_core") and n.endswith((".so", ".pyd"))]
     assert extensions in (["hlo2onnx/_core.abi3.so"], ["hlo2onnx/_core.pyd"]), extensions
-    assert "hlo2onnx/py.typed" in names
+    assert "hlo2onnx/py.typed" in names and "hlo2onnx/_core.pyi" in names
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names), names
     assert not any(n.endswith(".c") for n in names), "C sources are not shipped"
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA")))
@@ -143,7 +143,8 @@ def test_wheel_extension_loads_under_every_other_python(wheel, tmp_path):
     if not pythons:
         pytest.skip("no CPython other than this one on PATH")
     zipfile.ZipFile(wheel).extractall(tmp_path / "unpacked")
-    so = glob.glob(str(tmp_path / "unpacked" / "hlo2onnx" / "_core.*"))
+    so = [p for p in glob.glob(str(tmp_path / "unpacked" / "hlo2onnx" / "_core.*"))
+          if p.endswith((".so", ".pyd"))]
     assert len(so) == 1, so
     # The extension alone (no numpy, no onnx under that interpreter): loaded
     # from its file and asked to convert the fixture to bytes.
