@@ -165,7 +165,7 @@ def versions(py: str) -> dict:
 
 
 def run_model(name: str, tool: str, repeats: int, out_dir: str, mem_cap: float) -> dict:
-    label, repeat, caps = MODELS[name]
+    _label, repeat, caps = MODELS[name]
     n = repeats if repeat else 1
     py = sys.executable if tool == "hlo2onnx" else VENV_PY
     onnx_path = os.path.join(out_dir, f"{name}_{tool}.onnx")

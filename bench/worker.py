@@ -28,7 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import reset_peak, settle, status_mb  # noqa: E402 - after the path
+from common import reset_peak, settle, status_mb
 
 
 def _write(path: str, result: dict) -> None:

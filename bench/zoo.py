@@ -244,7 +244,7 @@ def worker(name: str, out_dir: str, profile: bool, jax2onnx: bool) -> dict:
             sess[k] = ort_session(p)
             if k == "dyn":
                 sess["nospin"] = ort_session(p, spinning=False)
-        except Exception as e:  # noqa: BLE001 - jax2onnx's graph: reported
+        except Exception as e:
             if k != "j2o":
                 raise
             res["jax2onnx"]["error"] = f"onnxruntime: {type(e).__name__}: {str(e)[:160]}"
@@ -262,7 +262,7 @@ def worker(name: str, out_dir: str, profile: bool, jax2onnx: bool) -> dict:
         for k, bb in keys:
             try:
                 got = sess[k].run(None, feeds)
-            except Exception as e:  # noqa: BLE001 - jax2onnx's graph: reported
+            except Exception as e:
                 if k != "j2o":
                     raise
                 res["jax2onnx"]["error"] = f"onnxruntime at B={b}: {str(e)[:160]}"
@@ -531,7 +531,7 @@ KINDS = {
 
 def _shares(p: dict) -> dict:
     tot = p["kernel_us"] or 1.0
-    out = {k: 0.0 for k in ("compute", "moves", "norm", "elementwise")}
+    out = dict.fromkeys(("compute", "moves", "norm", "elementwise"), 0.0)
     for op, us in p["by_op_us"].items():
         kind = next((k for k, ops in KINDS.items() if op in ops), "elementwise")
         out[kind] += 100 * us / tot

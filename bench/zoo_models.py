@@ -194,7 +194,7 @@ def _clip_accepts_a_max() -> None:
         return
     clip = jnp.clip
 
-    def compat(x, min=None, max=None, *, a_min=None, a_max=None, **kw):  # noqa: A002
+    def compat(x, min=None, max=None, *, a_min=None, a_max=None, **kw):
         return clip(x, a_min if min is None else min, a_max if max is None else max, **kw)
 
     jnp.clip = compat
@@ -458,7 +458,6 @@ ZOO = {
 def build(name: str) -> Case:
     """The zoo's model ``name``, with every array computed (JAX dispatches
     asynchronously: initialisers may still run when the constructor returns)."""
-    import jax
 
     case = ZOO[name](name)
     ready(case.obj, case.params)

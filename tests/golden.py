@@ -63,7 +63,7 @@ def install_recorder(directory: str) -> None:
 def _digest(convert, text, params, options) -> str:
     try:
         data = convert(text, params, None, options)
-    except Exception as e:  # the error is part of the output too
+    except Exception as e:  # noqa: BLE001 - the error is part of the output too
         return f"error {type(e).__name__}: {e}"
     return hashlib.sha256(data).hexdigest()
 

@@ -19,10 +19,19 @@
  * Errors of the conversion are raised as hlo2onnx.errors classes (built in
  * Python by hlo2onnx.errors._from_result, so the class hierarchy lives in one
  * place); errors in the arguments raise TypeError/ValueError here.
+ *
+ * Only CPython's limited API of 3.11 is used (the stable ABI: one abi3 wheel
+ * serves every CPython >= 3.11).  The wheel build also defines it through
+ * CMake (USE_SABI); defining it here keeps every build of this file honest.
+ * Hence no tp_name, no PySequence_Fast, no PyTuple_GET_ITEM-style macros.
  */
+#ifndef Py_LIMITED_API
+#define Py_LIMITED_API 0x030B0000
+#endif
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,11 +72,35 @@ static void scratch_free(Scratch *s) {
   s->len = s->cap = 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* Limited-API helpers.                                                  */
+
+/* Raises TypeError "<what>, not <type of obj>" (tp_name is not part of the
+ * limited API; PyType_GetName is, since 3.11). */
+static void raise_type_error(const char *what, PyObject *obj) {
+  PyObject *type_name = PyType_GetName(Py_TYPE(obj));
+  if (!type_name) return;
+  PyErr_Format(PyExc_TypeError, "%s, not %U", what, type_name);
+  Py_DECREF(type_name);
+}
+
+/* v as a new reference to a tuple, or NULL with TypeError `msg` when v is
+ * not iterable (what PySequence_Fast did; its macros are not in the limited
+ * API).  A copy also keeps the items stable while we read them. */
+static PyObject *as_tuple(PyObject *v, const char *msg) {
+  if (PyTuple_Check(v)) return Py_NewRef(v);
+  PyObject *t = PySequence_Tuple(v);
+  if (!t && PyErr_ExceptionMatches(PyExc_TypeError))
+    PyErr_SetString(PyExc_TypeError, msg);
+  return t;
+}
+
 /* A copy of a str (UTF-8, must not contain NUL) in scratch memory. */
 static const char *scratch_str(Scratch *s, PyObject *obj, const char *what) {
   if (!PyUnicode_Check(obj)) {
-    PyErr_Format(PyExc_TypeError, "%s must be a str, not %.100s", what,
-                 Py_TYPE(obj)->tp_name);
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s must be a str", what);
+    raise_type_error(msg, obj);
     return NULL;
   }
   Py_ssize_t n;
@@ -89,8 +122,9 @@ static const char *scratch_str(Scratch *s, PyObject *obj, const char *what) {
 /* `what` names the value in messages, e.g. "option opset". */
 static int opt_int(PyObject *v, const char *what, long lo, long hi, int *out) {
   if (!PyLong_Check(v)) { /* bool is a subclass of int: accepted */
-    PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", what,
-                 Py_TYPE(v)->tp_name);
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s must be an int", what);
+    raise_type_error(msg, v);
     return -1;
   }
   long x = PyLong_AsLong(v);
@@ -126,9 +160,9 @@ static int opt_str(Scratch *s, PyObject *v, const char *key, const char **out) {
 static int opt_names(Scratch *s, PyObject *v, const char *key,
                      const char *const **out, int *n_out) {
   if (v == Py_None) return 0;
-  PyObject *seq = PySequence_Fast(v, "names must be a sequence of str");
+  PyObject *seq = as_tuple(v, "names must be a sequence of str");
   if (!seq) return -1;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  Py_ssize_t n = PyTuple_Size(seq);
   if (n > INT_MAX) {
     Py_DECREF(seq);
     PyErr_Format(PyExc_ValueError, "option %s: too many names", key);
@@ -139,7 +173,7 @@ static int opt_names(Scratch *s, PyObject *v, const char *key,
   for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
     char what[64];
     snprintf(what, sizeof what, "option %s[%zd]", key, i);
-    names[i] = scratch_str(s, PySequence_Fast_GET_ITEM(seq, i), what);
+    names[i] = scratch_str(s, PyTuple_GetItem(seq, i), what);
     if (!names[i]) rc = -1;
   }
   Py_DECREF(seq);
@@ -154,9 +188,9 @@ static int opt_names(Scratch *s, PyObject *v, const char *key,
 static int opt_dims(Scratch *s, PyObject *v, const char *key,
                     const h2o_dim_name **out, int *n_out) {
   if (v == Py_None) return 0;
-  PyObject *seq = PySequence_Fast(v, "dims must be a sequence of (index, axis, name)");
+  PyObject *seq = as_tuple(v, "dims must be a sequence of (index, axis, name)");
   if (!seq) return -1;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  Py_ssize_t n = PyTuple_Size(seq);
   if (n > INT_MAX) {
     Py_DECREF(seq);
     PyErr_Format(PyExc_ValueError, "option %s: too many entries", key);
@@ -165,17 +199,17 @@ static int opt_dims(Scratch *s, PyObject *v, const char *key,
   h2o_dim_name *dims = scratch_alloc(s, (size_t)n * sizeof *dims);
   int rc = dims ? 0 : -1;
   for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
-    PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+    PyObject *item = PyTuple_GetItem(seq, i);
     PyObject *index, *axis, *name;
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+    if (!PyTuple_Check(item) || PyTuple_Size(item) != 3) {
       PyErr_Format(PyExc_TypeError,
                    "option %s[%zd] must be a tuple (index, axis, name)", key, i);
       rc = -1;
       break;
     }
-    index = PyTuple_GET_ITEM(item, 0);
-    axis = PyTuple_GET_ITEM(item, 1);
-    name = PyTuple_GET_ITEM(item, 2);
+    index = PyTuple_GetItem(item, 0);
+    axis = PyTuple_GetItem(item, 1);
+    name = PyTuple_GetItem(item, 2);
     char what[64];
     snprintf(what, sizeof what, "option %s[%zd]", key, i);
     if (opt_int(index, what, 0, INT_MAX, &dims[i].index) < 0 ||
@@ -203,33 +237,40 @@ static void progress_trampoline(void *user, uint64_t done, uint64_t total) {
   PyGILState_Release(gil);
 }
 
-/* A list of (key, value) str pairs: the model's metadata_props. */
+/* A list of (key, value) str pairs: the model's metadata_props.  (The
+ * stable ABI has no PySequence_Fast macros: items are fetched one by one.) */
 static int opt_metadata(Scratch *s, PyObject *v, const char *key,
                         const h2o_metadata **out, int *n_out) {
   if (v == Py_None) return 0;
-  PyObject *seq = PySequence_Fast(v, "metadata must be a sequence of (key, value) pairs");
-  if (!seq) return -1;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+  if (!PyList_Check(v) && !PyTuple_Check(v)) {
+    PyErr_Format(PyExc_TypeError, "option %s must be a list of (key, value) pairs", key);
+    return -1;
+  }
+  Py_ssize_t n = PySequence_Size(v);
+  if (n < 0) return -1;
   if (n > INT_MAX) {
-    Py_DECREF(seq);
     PyErr_Format(PyExc_ValueError, "option %s: too many entries", key);
     return -1;
   }
   h2o_metadata *items = scratch_alloc(s, (size_t)(n ? n : 1) * sizeof *items);
   int rc = items ? 0 : -1;
   for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
-    PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+    PyObject *item = PySequence_GetItem(v, i); /* a new reference */
+    if (!item) {
+      rc = -1;
+      break;
+    }
     char what[64];
     snprintf(what, sizeof what, "option %s[%zd]", key, i);
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
+    if (!PyTuple_Check(item) || PyTuple_Size(item) != 2) {
       PyErr_Format(PyExc_TypeError, "%s must be a tuple (key, value)", what);
       rc = -1;
-    } else if (!(items[i].key = scratch_str(s, PyTuple_GET_ITEM(item, 0), what)) ||
-               !(items[i].value = scratch_str(s, PyTuple_GET_ITEM(item, 1), what))) {
+    } else if (!(items[i].key = scratch_str(s, PyTuple_GetItem(item, 0), what)) ||
+               !(items[i].value = scratch_str(s, PyTuple_GetItem(item, 1), what))) {
       rc = -1;
     }
+    Py_DECREF(item);
   }
-  Py_DECREF(seq);
   if (rc == 0) {
     *out = items;
     *n_out = (int)n;
@@ -249,10 +290,10 @@ static int parse_options(Scratch *s, PyObject *dict, h2o_options *o) {
   PyObject *items = PyDict_Items(dict);
   if (!items) return -1;
   int rc = 0;
-  for (Py_ssize_t i = 0; rc == 0 && i < PyList_GET_SIZE(items); i++) {
-    PyObject *kv = PyList_GET_ITEM(items, i);
-    PyObject *k = PyTuple_GET_ITEM(kv, 0), *v = PyTuple_GET_ITEM(kv, 1);
-    const char *key = PyUnicode_Check(k) ? PyUnicode_AsUTF8(k) : NULL;
+  for (Py_ssize_t i = 0; rc == 0 && i < PyList_Size(items); i++) {
+    PyObject *kv = PyList_GetItem(items, i);
+    PyObject *k = PyTuple_GetItem(kv, 0), *v = PyTuple_GetItem(kv, 1);
+    const char *key = PyUnicode_Check(k) ? PyUnicode_AsUTF8AndSize(k, NULL) : NULL;
     if (!key) {
       if (!PyErr_Occurred())
         PyErr_SetString(PyExc_TypeError, "option names must be str");
@@ -408,8 +449,7 @@ static PyObject *core_convert(PyObject *self, PyObject *args) {
     text_len = (size_t)n;
   } else {
     if (!PyObject_CheckBuffer(text_obj)) {
-      PyErr_Format(PyExc_TypeError, "text must be str or bytes, not %.100s",
-                   Py_TYPE(text_obj)->tp_name);
+      raise_type_error("text must be str or bytes", text_obj);
       goto done;
     }
     if (PyObject_GetBuffer(text_obj, &text_view, PyBUF_C_CONTIGUOUS) < 0) goto done;
@@ -422,7 +462,8 @@ static PyObject *core_convert(PyObject *self, PyObject *args) {
   const char *out_path = NULL;
   if (out_obj != Py_None) {
     if (!PyUnicode_FSConverter(out_obj, &out_bytes)) goto done;
-    out_path = PyBytes_AS_STRING(out_bytes);
+    out_path = PyBytes_AsString(out_bytes);
+    if (!out_path) goto done;
   }
 
   h2o_options opts;
@@ -431,9 +472,9 @@ static PyObject *core_convert(PyObject *self, PyObject *args) {
   Py_XINCREF(callback);
 
   /* Parameters: acquire every buffer; they stay acquired until the end. */
-  params_seq = PySequence_Fast(params_obj, "params must be a sequence of (arg_index, buffer, name)");
+  params_seq = as_tuple(params_obj, "params must be a sequence of (arg_index, buffer, name)");
   if (!params_seq) goto done;
-  Py_ssize_t n_params = PySequence_Fast_GET_SIZE(params_seq);
+  Py_ssize_t n_params = PyTuple_Size(params_seq);
   if (n_params > INT_MAX) {
     PyErr_SetString(PyExc_ValueError, "too many params");
     goto done;
@@ -442,28 +483,29 @@ static PyObject *core_convert(PyObject *self, PyObject *args) {
   views = n_params ? scratch_alloc(&scratch, (size_t)n_params * sizeof *views) : NULL;
   if (!params || (n_params && !views)) goto done;
   for (Py_ssize_t i = 0; i < n_params; i++) {
-    PyObject *item = PySequence_Fast_GET_ITEM(params_seq, i);
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 3) {
+    PyObject *item = PyTuple_GetItem(params_seq, i);
+    if (!PyTuple_Check(item) || PyTuple_Size(item) != 3) {
       PyErr_Format(PyExc_TypeError,
                    "params[%zd] must be a tuple (arg_index, buffer, name)", i);
       goto done;
     }
     char what[48];
     snprintf(what, sizeof what, "params[%zd] arg_index", i);
-    if (opt_int(PyTuple_GET_ITEM(item, 0), what, 0, INT_MAX, &params[i].arg_index) < 0)
+    if (opt_int(PyTuple_GetItem(item, 0), what, 0, INT_MAX, &params[i].arg_index) < 0)
       goto done;
-    PyObject *name = PyTuple_GET_ITEM(item, 2);
+    PyObject *name = PyTuple_GetItem(item, 2);
     if (name != Py_None) {
       snprintf(what, sizeof what, "params[%zd] name", i);
       if (!(params[i].name = scratch_str(&scratch, name, what))) goto done;
     }
     /* No PyBUF_FORMAT: the core reads raw little-endian bytes, so any
      * element type (bfloat16, float8, bool) is acceptable here. */
-    PyObject *buf = PyTuple_GET_ITEM(item, 1);
+    PyObject *buf = PyTuple_GetItem(item, 1);
     if (!PyObject_CheckBuffer(buf)) {
-      PyErr_Format(PyExc_TypeError,
-                   "params[%zd] (%s): expected a buffer (e.g. a NumPy array), not %.100s",
-                   i, params[i].name ? params[i].name : "unnamed", Py_TYPE(buf)->tp_name);
+      char msg[200];
+      snprintf(msg, sizeof msg, "params[%zd] (%.100s): expected a buffer (e.g. a NumPy array)",
+               i, params[i].name ? params[i].name : "unnamed");
+      raise_type_error(msg, buf);
       goto done;
     }
     if (PyObject_GetBuffer(buf, &views[i], PyBUF_C_CONTIGUOUS) < 0) {

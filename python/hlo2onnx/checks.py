@@ -1,5 +1,9 @@
 """Named checks of a converted graph's structure, for the component registry.
 
+Internal: development tooling of the test suite and of the README, shipped
+with the package (the tests run against the installed wheel) but not part
+of hlo2onnx's API (not in ``hlo2onnx.__all__``): it may change in any release.
+
 A :class:`GraphCheck` is a name and a function ``model -> [problem, ...]``
 (an empty list: the check passes).  Components and cases list them next to
 their expected and forbidden ops; a failing check reports its name and what

@@ -127,6 +127,7 @@ def normalize_inputs(inputs, *, dtype=None, input_dtypes=None,
     used.  All symbols share one ``jax.export.SymbolicScope``.
     """
     import jax
+    import jax.export  # JAX < 0.8 does not import it with jax
 
     if not isinstance(inputs, (list, tuple)) or (inputs and _is_shape(inputs)):
         raise TypeError(

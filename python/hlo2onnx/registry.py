@@ -1,5 +1,9 @@
 """The component registry: every supported JAX/Flax component, declared once.
 
+Internal: development tooling of the test suite and of the README, shipped
+with the package (the tests run against the installed wheel) but not part
+of hlo2onnx's API (not in ``hlo2onnx.__all__``): it may change in any release.
+
 A :class:`Component` is one row of the "Supported components" table of docs/components.md
 (a JAX function or Flax module, its docs link, the version it arrived in, the
 ONNX ops it should become) with its test :class:`Case` s.  A case says how to

@@ -1,5 +1,9 @@
 """Writes the generated tables of docs/: ``python -m hlo2onnx.tables``.
 
+Internal: development tooling of the test suite and of the README, shipped
+with the package (the tests run against the installed wheel) but not part
+of hlo2onnx's API (not in ``hlo2onnx.__all__``): it may change in any release.
+
 Run from the repository (or pass ``--root``).  It replaces what lies between
 the marker comments of the files of :data:`GENERATED` (the README links
 them; it holds no table itself, so that it fits a reader's screen):
@@ -34,7 +38,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from . import registry
 
@@ -201,7 +205,8 @@ def parse_ops_def(text: str) -> list[dict]:
     """Rows of ops.def: {id, name, converter, hint, shape, flags, family} in
     file order; shape is the rule without its SHAPE_ prefix ("ELEMENTWISE"),
     flags the OPF_ names of the row (empty for 0)."""
-    events = [(m.start(), "section", m.group(1)) for m in _SECTION.finditer(text)]
+    events: list[tuple[int, str, Any]] = [(m.start(), "section", m.group(1))
+                                          for m in _SECTION.finditer(text)]
     events += [(m.start(), "op", m) for m in _OP_ROW.finditer(text)]
     rows, family = [], ""
     for _, kind, val in sorted(events, key=lambda e: e[0]):

@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import onnx
+
 from .convert import (channels_first_perm, check_options, layout_positions, prepare,
                       symbols_of)
+
+# What verify() and allclose() compare against: a model, its bytes or its path.
+ModelOrPath = Union["onnx.ModelProto", bytes, bytearray, str, "os.PathLike[str]"]
 
 __all__ = ["verify", "allclose", "VerifyResult", "random_inputs", "as_pairs"]
 
@@ -141,7 +147,7 @@ def _size_sets(symbols: list[str], batch_sizes) -> list[dict[str, int]]:
             for i in range(len(sizes))]
 
 
-def _session(model_or_path):
+def _session(model_or_path: ModelOrPath):
     try:
         import onnxruntime as ort
     except ImportError as e:  # pragma: no cover - depends on the environment
@@ -253,7 +259,8 @@ def _is_concrete(x) -> bool:
         hasattr(x, "dtype") and not isinstance(x, (tuple, list))
 
 
-def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-5,
+def verify(fn_or_module: Callable[..., Any], model_or_path: ModelOrPath, inputs: Any, *,
+           n: int = 3, rtol: float = 1e-5,
            atol: float = 1e-5, seed: int = 0, batch_sizes: Sequence[int] | None = None,
            params=None, state=None, dtype=None, input_dtypes: Sequence | None = None,
            shape_constraints: Sequence[str] = (), input_generator: Callable | None = None,
@@ -338,7 +345,8 @@ def verify(fn_or_module, model_or_path, inputs, *, n: int = 3, rtol: float = 1e-
     return result
 
 
-def allclose(fn_or_module, model_or_path, inputs, **kw) -> VerifyResult:
+def allclose(fn_or_module: Callable[..., Any], model_or_path: ModelOrPath, inputs: Any,
+             **kw: Any) -> VerifyResult:
     """:func:`verify`, for jax2onnx's spelling: the result is true when the
     model matches JAX, its ``str()`` says why when it does not, and it
     unpacks as ``ok, message = allclose(...)``."""

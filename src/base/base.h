@@ -37,6 +37,31 @@
 #define H2O_PRINTF(f, a)
 #endif
 
+/* Checked int64 arithmetic: true when a + b (a * b) overflows, and *out is
+ * then unspecified.  GCC's and clang's builtins where they exist, ISO C
+ * checks elsewhere (MSVC). */
+static inline bool h2o_add_overflow(int64_t a, int64_t b, int64_t *out) {
+#if defined(__GNUC__)
+  return __builtin_add_overflow(a, b, out);
+#else
+  if ((b > 0 && a > INT64_MAX - b) || (b < 0 && a < INT64_MIN - b)) return true;
+  *out = a + b;
+  return false;
+#endif
+}
+
+static inline bool h2o_mul_overflow(int64_t a, int64_t b, int64_t *out) {
+#if defined(__GNUC__)
+  return __builtin_mul_overflow(a, b, out);
+#else
+  if (a > 0 ? (b > 0 ? a > INT64_MAX / b : b < INT64_MIN / a)
+            : (b > 0 ? a < INT64_MIN / b : (a != 0 && b < INT64_MAX / a)))
+    return true;
+  *out = a * b;
+  return false;
+#endif
+}
+
 typedef struct Ctx Ctx;
 
 /* ===================================================================

@@ -85,7 +85,7 @@ static int check_concatenate(Lower *L, const Op *op) {
       if (d != axis && !dim_fits(t->dims[d], to->dims[d]))
         return result_mismatch(L, op, 0, d, t->dims[d]);
     if (sum != DIM_DYN)
-      sum = t->dims[axis] == DIM_DYN || __builtin_add_overflow(sum, t->dims[axis], &sum)
+      sum = t->dims[axis] == DIM_DYN || h2o_add_overflow(sum, t->dims[axis], &sum)
                 ? DIM_DYN : sum;
   }
   if (!dim_fits(sum, to->dims[axis])) return result_mismatch(L, op, 0, (int)axis, sum);

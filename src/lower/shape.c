@@ -808,10 +808,10 @@ static int check_pad(Lower *L, const Op *op, const int64_t *lo, const int64_t *h
       return lw_bad_input(L, "padding amounts beyond 2^62");
     if (ti->dims[k] == DIM_DYN) continue;
     int64_t n = ti->dims[k], spread, grown, with_edges, total;
-    if (__builtin_mul_overflow(n, 1 + interior[k], &spread) ||
-        __builtin_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k],
-                               (lo[k] > 0 ? lo[k] : 0) + (hi[k] > 0 ? hi[k] : 0), &with_edges) ||
-        __builtin_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k], lo[k] + hi[k], &grown))
+    if (h2o_mul_overflow(n, 1 + interior[k], &spread) ||
+        h2o_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k],
+                         (lo[k] > 0 ? lo[k] : 0) + (hi[k] > 0 ? hi[k] : 0), &with_edges) ||
+        h2o_add_overflow(n + (n > 0 ? n - 1 : 0) * interior[k], lo[k] + hi[k], &grown))
       return lw_bad_input(L, "padded axis longer than 2^63-1");
     total = grown;
     if (total < 0) return lw_bad_input(L, "padding removes more than the axis has");

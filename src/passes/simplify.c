@@ -238,7 +238,8 @@ static bool sink_expand(Ctx *c, ONode *n) {
   e->n_inputs = 1;
   shape->n_uses--;
   ODim *dims = arena_alloc(c->arena, sizeof(ODim) * (size_t)(x->type.rank + 1));
-  memcpy(dims, x->type.dims, sizeof(ODim) * (size_t)x->type.rank);
+  /* A scalar x has no dims array: memcpy from NULL is undefined even for 0 bytes. */
+  if (x->type.rank > 0) memcpy(dims, x->type.dims, sizeof(ODim) * (size_t)x->type.rank);
   mid->type = (OType){n->outputs[0]->type.et, x->type.rank, dims};
   /* n becomes Expand(U(x), shape) */
   og_set_kind(n, ONNX_Expand);
@@ -451,8 +452,13 @@ static bool identity_perm(const OAttr *perm) {
 }
 
 static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
-  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0])
-    return drop_expands(n) | drop_proven_expands(n);
+  /* Every rewrite runs (no short-circuit), hence |= rather than ||. */
+  bool changed = false;
+  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0]) {
+    changed |= drop_expands(n);
+    changed |= drop_proven_expands(n);
+    return changed;
+  }
   OValue *x = n->inputs[0], *out = n->outputs[0];
   if (og_is(n, ONNX_Identity)) return bypass(g, n, x);
   if (constant_where(c, g, n) || identity_operand(c, g, n) || constant_shape(c, g, n) ||
@@ -505,8 +511,12 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
       }
     }
   }
-  return drop_expands(n) | drop_proven_expands(n) | shrink_expand_shape(c, g, n) | sink_expand(c, n) |
-         stack_as_concat(c, n);
+  changed |= drop_expands(n);
+  changed |= drop_proven_expands(n);
+  changed |= shrink_expand_shape(c, g, n);
+  changed |= sink_expand(c, n);
+  changed |= stack_as_concat(c, n);
+  return changed;
 }
 
 /* A few rounds until nothing changes, then each subgraph once: nested loops

@@ -18,7 +18,6 @@ Usage: check_written.py DIR      Exit: 0 ok, 1 failures, 77 onnx missing.
 """
 import json
 import os
-import struct
 import sys
 
 try:

@@ -140,7 +140,7 @@ def test_params_reach_the_core_without_copies(mlp_300mb):
             for p, v in nnx.to_flat_state(nnx.state(model, nnx.Param))}
     assert sorted(name for _, _, name in low.params) == sorted(ptrs)
     for _, buf, name in low.params:
-        addr, nbytes = _core._buffer_info(buf)
+        addr, _nbytes = _core._buffer_info(buf)
         assert addr == ptrs[name], f"{name} was copied on its way to the core"
     assert sum(_core._buffer_info(b)[1] for _, b, _ in low.params) == weight_bytes
 

@@ -208,7 +208,7 @@ def test_window_reversal():
 
 
 def test_integer_convolution_is_refused():
-    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NCHW)
+    f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=NCHW)  # noqa: E731
     with pytest.raises(hlo2onnx.ConversionError, match="floating-point"):
         hlo2onnx.to_onnx(f, [(1, 2, 4, 4), (3, 2, 2, 2)], input_dtypes=[np.int32, np.int32])
 

@@ -168,7 +168,7 @@ def test_params_are_arguments_not_literals():
     assert len(text) < weights_bytes / 4
     # The parameters are bound to the entry arguments after the "B" argument.
     assert [n for _, _, n in lowered.params] and \
-        set(n for _, _, n in lowered.params) == mlp_param_names()
+        {n for _, _, n in lowered.params} == mlp_param_names()
     assert lowered.n_dim_args == 1
     assert [a for a, _, _ in lowered.params] == list(range(1, 1 + len(lowered.params)))
     assert lowered.options["input_dims"] == [(1 + len(lowered.params), 0, "B")]
@@ -392,7 +392,7 @@ def test_conversion_runs_in_threads():
     def work(i):
         try:
             results[i] = hlo2onnx.to_onnx(mlp, [("B", 30)])
-        except Exception as e:  # pragma: no cover - reported below
+        except Exception as e:  # noqa: BLE001  # pragma: no cover - reported below
             errors.append(e)
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]

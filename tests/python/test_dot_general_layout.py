@@ -27,7 +27,7 @@ from util import convert_and_check_shapes, op_counts, run_ort
 def _zero_size_sets(inputs):
     """Each symbol of inputs at 0 with the others at 2, then all at 0."""
     syms = sorted({d for spec in inputs for d in spec if isinstance(d, str)})
-    return [{s: 0 if s == z else 2 for s in syms} for z in syms] + [{s: 0 for s in syms}]
+    return [{s: 0 if s == z else 2 for s in syms} for z in syms] + [dict.fromkeys(syms, 0)]
 
 
 

@@ -95,7 +95,7 @@ def _transpose_report(model) -> str:
 
 def test_every_seed_example_has_four_variants():
     names = collections.defaultdict(set)
-    for comp, case in _example_cases():
+    for _comp, case in _example_cases():
         base, variant = ex.split_case_name(case.name)
         assert variant is not None, f"{case.name}: not a variant name"
         names[base].add(variant.code)
@@ -317,7 +317,7 @@ def test_readme_links_every_passing_variant_to_its_file():
         res = registry.run_case(comp, case)
         if res.ok:
             assert case.name in links, f"{case.name} passes but docs/components.md does not link it"
-    for name, rel in links.items():
+    for rel in links.values():
         assert (ROOT / "docs" / rel).is_file(), f"docs/components.md links {rel}, which does not exist"
 
 

@@ -4,7 +4,6 @@ flag exactly the patterns they name."""
 
 from __future__ import annotations
 
-import onnx
 from onnx import TensorProto, helper
 
 from hlo2onnx import checks

@@ -350,7 +350,7 @@ def test_scan_reads_xs_from_outside_and_stacks_ys():
     (loop,) = _loops(model)
     body = next(a.g for a in loop.attribute if a.name == "body")
     carried = len(loop.input) - 2
-    assert carried == 2, [i for i in loop.input]
+    assert carried == 2, list(loop.input)
     assert len(body.output) == 1 + carried + 1
     assert len(loop.output) == carried + 1
     stack = [t.name for t in model.graph.initializer if list(t.dims) == [4, 8, 8]]

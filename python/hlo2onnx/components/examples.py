@@ -235,7 +235,7 @@ def value_info_true(batch_sizes: Sequence[int] = (1, 3, 8), seed: int = 0,
         rng = np.random.default_rng(seed)
         problems: list[str] = []
         if size_sets is None:
-            size_sets_ = [{s: size for s in symbols} for size in batch_sizes] if symbols else [{}]
+            size_sets_ = [dict.fromkeys(symbols, size) for size in batch_sizes] if symbols else [{}]
         else:
             size_sets_ = list(size_sets)
         for sizes in size_sets_:

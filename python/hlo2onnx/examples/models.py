@@ -233,6 +233,7 @@ class ViT(nnx.Module):
                  num_hiddens: int = 32, num_layers: int = 2, num_heads: int = 4,
                  mlp_dim: int = 64, num_classes: int = 10, dropout_rate: float = 0.1,
                  patch_size: int = 4, in_features: int = 1, rngs: nnx.Rngs):
+        self.embedding: ConvEmbedding | PatchEmbedding
         if embedding == "conv":
             self.embedding = ConvEmbedding(height, width, (8, 16, num_hiddens),
                                            in_features=in_features, rngs=rngs)
