@@ -18,9 +18,10 @@ every converter's ops on every element type JAX has.
 
 The element type tested is the one of the op's first type constraint with a
 choice of types (T of Pad's data, T of Where's X and Y, T1 of Cast); its
-other inputs get that type where their schema allows it, else int64 or float.  The rows also say which input and output slots
-carry that constraint, which is what the pass that moves an unsupported node
-to a wider type (passes/kernels.c) casts.
+other inputs get that type where their schema allows it, else int64 or float.
+The rows also say which input and output slots carry that constraint, which
+is what the pass that moves an unsupported node to a wider type
+(passes/kernels.c) casts.
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def probe(op: str, opset: int, s, key: str, et: int) -> bool:
     try:
         ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
         return True
-    except Exception as e:  # noqa: BLE001 - onnxruntime raises its own classes
+    except Exception as e:
         msg = str(e)
         if "Could not find an implementation" in msg or "NOT_IMPLEMENTED" in msg:
             return False

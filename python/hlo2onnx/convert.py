@@ -482,14 +482,17 @@ def _bind_linen(obj, params) -> Bound | None:
                         type(obj).__name__)
 
 
-def _bind_keras(obj, params) -> Bound | None:
+def _bind_keras(obj: Any, params) -> Bound | None:
     """A ``keras.Model`` (or layer) on the JAX backend, through
     ``stateless_call(trainable, non_trainable, *inputs, training=False)``:
     every variable is a parameter named by its path (``dense.kernel``;
     Keras's ``/`` becomes ``.``), and the model runs in inference mode
     (Dropout off, BatchNormalization on its moving statistics)."""
     keras = sys.modules.get("keras")
-    if keras is None or not isinstance(obj, getattr(keras, "Layer", ())):
+    if keras is None:
+        return None
+    layer_type: Any = getattr(keras, "Layer", ())
+    if not isinstance(obj, layer_type):
         return None
     if params is not None:
         raise TypeError("params= is for plain functions; a Keras model carries its own variables")

@@ -26,7 +26,8 @@ __all__ = ["mlir_to_onnx"]
 
 def mlir_to_onnx(text: str | bytes | os.PathLike | None = None,
                  path: str | os.PathLike | None = None, *,
-                 input_path: str | os.PathLike | None = None, opset: int | None = None, shape_info: bool = False, optimize: bool = True,
+                 input_path: str | os.PathLike | None = None, opset: int | None = None,
+                 shape_info: bool = False, optimize: bool = True,
                  external_threshold: int | None = None, external_data: str | None = None,
                  source_name: str | None = None, graph_name: str | None = None,
                  input_names: Sequence[str] | None = None,
@@ -85,7 +86,7 @@ def mlir_to_onnx(text: str | bytes | os.PathLike | None = None,
         if source_name is None:
             source_name = file
     else:
-        data = text
+        data = text  # type: ignore[assignment]  # checked just below
     if not isinstance(data, (str, bytes, bytearray, memoryview)):
         raise TypeError(f"text must be str, bytes or a path, not {type(data).__name__}")
     if isinstance(data, str) and "{" not in data:

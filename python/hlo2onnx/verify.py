@@ -206,12 +206,12 @@ def compare(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float,
         diff = np.abs(a64 - e64)
         if where is not None:
             where.append(_largest_diff(actual, expected, diff))
-        bad = np.flatnonzero(diff)
+        differ_at = np.flatnonzero(diff)
         mad = float(diff.max())
         mrd = float(np.max(diff / np.maximum(np.abs(e64), 1)))
-        if bad.size:
-            i = np.unravel_index(bad[0], expected.shape)
-            return False, mad, mrd, (f"{bad.size} of {expected.size} elements differ, first at "
+        if differ_at.size:
+            i = np.unravel_index(differ_at[0], expected.shape)
+            return False, mad, mrd, (f"{differ_at.size} of {expected.size} elements differ, first at "
                                      f"{tuple(map(int, i))}: {_fmt(actual[i])} != "
                                      f"{_fmt(expected[i])}")
         return True, mad, mrd, ""

@@ -10,7 +10,6 @@ passes onnx.checker with full_check.
 from __future__ import annotations
 
 import os
-import pathlib
 import subprocess
 import sys
 

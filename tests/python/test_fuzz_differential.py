@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fuzz"))
 
-import differential  # noqa: E402
+import differential
 
 
 @pytest.mark.parametrize("symbolic, seed, n", [(False, 1, 60), (True, 2, 40)],

@@ -255,7 +255,7 @@ FORMS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model_and_file(model_name: str, opset: int, tmp: str):
     m = MODELS[model_name]
     module = m.make()
@@ -319,7 +319,7 @@ def render_table() -> str:
     head = "| model | " + " | ".join(RUNTIMES) + " |\n"
     head += "|:--|" + ":-:|" * len(RUNTIMES) + "\n"
     rows, notes = [], []
-    for name, m in MODELS.items():
+    for name in MODELS:
         cells = []
         for runtime in RUNTIMES:
             form = FORMS.get((runtime, name))

@@ -26,7 +26,7 @@ import pytest
 import hlo2onnx
 from hlo2onnx.convert import Progress
 
-from util import check_model, cli_path, run_cli, run_ort
+from util import check_model, run_cli, run_ort
 
 RTOL = ATOL = 1e-5
 
@@ -211,7 +211,7 @@ def test_a_dict_of_inputs_gives_keyword_arguments():
 
 
 def test_function_without_outputs_is_refused():
-    with pytest.raises(ValueError, match="returns no array .it returned None."):
+    with pytest.raises(ValueError, match=r"returns no array .it returned None."):
         hlo2onnx.to_onnx(lambda x: None, [(3,)])
     with pytest.raises(ValueError, match="returns no array"):
         hlo2onnx.to_onnx(lambda x: {}, [(3,)])
@@ -397,7 +397,7 @@ def test_progress_shows_tensor_bytes_from_the_core(tmp_path):
         lowered = hlo2onnx.lower_to_text(lambda p, x: x @ p, [(2, 4200)], params=w)
         lowered.options["progress"] = True
         lowered.options["progress_callback"] = shown.tensors
-        m = lowered.convert(tmp_path / "big.onnx")
+        lowered.convert(tmp_path / "big.onnx")
         shown.finish("done")
         out = stream.getvalue()
         if tty:
