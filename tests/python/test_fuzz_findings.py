@@ -154,3 +154,29 @@ def _overflowing(rng, shape, dtype, index):
 def test_integer_reduction_wraps(how):
     convert_and_check(lambda x: getattr(jnp, how)(x, axis=1, dtype=jnp.int32), [(3, 5)],
                       input_dtypes=[np.int32], input_generator=_overflowing)
+
+
+# ---- open findings of the last run (2026-12-06), not fixed yet ----------
+
+
+@pytest.mark.xfail(reason="open: the model fails onnx.checker's shape inference (an Add whose "
+                          "stated rank differs from the inferred one) with a symbolic dim",
+                   strict=False)
+def test_open_add_of_expanded_int8_symbolic():
+    convert_and_check(lambda x: x[None, :, :] + x[None, :, :], [("B", 1)],
+                      input_dtypes=[np.int8])
+
+
+@pytest.mark.xfail(reason="open: the model fails onnx.checker's shape inference (an Add whose "
+                          "stated rank differs from the inferred one) with a symbolic dim",
+                   strict=False)
+def test_open_logsumexp_keepdims_symbolic():
+    convert_and_check(lambda x: jax.nn.logsumexp(x, axis=(0,), keepdims=True), [(1, "B")])
+
+
+@pytest.mark.xfail(reason="open: a bool times -inf is 0.0 in JAX, NaN in the model",
+                   strict=False)
+def test_open_bool_times_inf():
+    convert_and_check(lambda b, x: b * x, [(1, 1), (1, 1)], input_dtypes=[np.bool_, np.float32],
+                      input_generator=lambda rng, shape, dt, i: np.zeros(shape, dt) if i == 0
+                      else np.full(shape, -np.inf, dt))
