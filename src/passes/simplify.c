@@ -108,8 +108,11 @@ static bool drop_expands(ONode *n) {
  * compared as known numbers or proven symbolic sizes, never guessed. */
 static bool broadcast_keeps_shape(const ONode *n, int j, const OValue *x) {
   const OType *out = &n->outputs[0]->type;
-  int R = out->rank;
+  int R = out->rank, max_rank = x->type.rank;
   if (R < 0 || x->type.rank < 0 || x->type.rank > R) return false;
+  for (int k = 0; k < n->n_inputs; k++)
+    if (k != j && n->inputs[k] && n->inputs[k]->type.rank > max_rank) max_rank = n->inputs[k]->type.rank;
+  if (max_rank != R) return false; /* the output would lose its leading unit axes */
   for (int i = 0; i < R; i++) {
     ODim want = out->dims[i];
     bool covered = false;

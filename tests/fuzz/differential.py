@@ -74,16 +74,16 @@ from typing import Callable
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import ml_dtypes  # noqa: E402
-import numpy as np  # noqa: E402
-from hypothesis import HealthCheck, assume, given, note, settings  # noqa: E402
-from hypothesis import seed as hyp_seed  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-from jax import lax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import ml_dtypes
+import numpy as np
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import seed as hyp_seed
+from hypothesis import strategies as st
+from jax import lax
 
-import hlo2onnx  # noqa: E402
+import hlo2onnx
 
 # ---------------------------------------------------------------------------
 # dtypes and tolerances
@@ -184,7 +184,7 @@ class Program:
 
     def function(self) -> Callable:
         ns = dict(NS)
-        exec(self.source(), ns)  # noqa: S102 - our own generated text
+        exec(self.source(), ns)
         return ns["f"]
 
     def input_specs(self):
@@ -281,7 +281,7 @@ class Ctx:
         try:
             fn = eval(src_fn, dict(NS))  # noqa: S307 - our own generated text
             out = jax.eval_shape(fn, *[v.aval for v in vals])
-        except Exception as e:  # an invalid combination: not a program
+        except Exception as e:  # noqa: BLE001  # an invalid combination: not a program
             if self.cfg.debug:
                 print("eval_shape:", src_fn, [v.aval for v in vals], type(e).__name__, str(e)[:200])
             raise Reject from None
@@ -625,7 +625,7 @@ def op_lax_slice(ctx: Ctx):
 def op_dynamic_slice(ctx: Ctx):
     i = ctx.pick(lambda v: v.rank >= 1)
     v = ctx.pool[i]
-    sizes = [ctx.int(1, d) if isinstance(d, int) and d else (1 if isinstance(d, int) else 1)
+    sizes = [ctx.int(1, d) if isinstance(d, int) and d else 1
              for d in v.shape]
     # start indices: constants (possibly out of range: clamped) or int scalars of the pool
     starts = []
@@ -832,7 +832,7 @@ def op_conv(ctx: Ctx):
     dt = ctx.choice([d for d in ctx.cfg.dtypes if kind(d) == "f"] or ["float32"])
     groups = ctx.choice([1, 1, 2])
     batch_groups = ctx.choice([1, 1, 1, 2]) if groups == 1 else 1
-    cin = groups * ctx.int(1, 2) * (1 if batch_groups == 1 else 1)
+    cin = groups * ctx.int(1, 2)
     cout = groups * batch_groups * ctx.int(1, 2)
     n = "B" if ctx.cfg.symbolic and ctx.bool() and batch_groups == 1 else ctx.int(1, 2) * batch_groups
     spatial = [ctx.int(1, 6) for _ in range(nsp)]
@@ -849,9 +849,9 @@ def op_conv(ctx: Ctx):
     rhs_spec = ctx.choice(["OI" + sp, sp + "IO", "I" + "O" + sp])
     out_spec = ctx.choice(["N" + "C" + sp, "N" + sp + "C"])
     dims_l = {"N": n, "C": cin}
-    dims_l.update({c: s for c, s in zip(sp, spatial)})
+    dims_l.update(dict(zip(sp, spatial)))
     dims_r = {"O": cout, "I": cin // groups}
-    dims_r.update({c: s for c, s in zip(sp, kernel)})
+    dims_r.update(dict(zip(sp, kernel)))
     lhs_shape = tuple(ctx.B if dims_l[c] == "B" else dims_l[c] for c in lhs_spec)
     rhs_shape = tuple(dims_r[c] for c in rhs_spec)
     i = ctx.new_input(lhs_shape, dt)
@@ -1113,7 +1113,7 @@ def op_control(ctx: Ctx):
                 hi = "jnp.clip({1}, 0, 5)"
         b = body(ctx, v, "c")
         if v.k in "iu" and ctx.bool():
-            b = f"(c + i).astype(c.dtype)"
+            b = "(c + i).astype(c.dtype)"
         return ctx.step(f"lax.fori_loop(0, {hi}, lambda i, c: {b}, {{0}})", operands, "fori_loop",
                         kind_)
     if which == "while":
@@ -1673,13 +1673,13 @@ def run(cfg: Config, *, seed: int, programs_limit: int | None = None,
         last: list = []
 
         def test(prog):
-            if out_of_budget() and not last:
+            if out_of_budget() and not last:  # noqa: B023 - read while this round runs
                 return
             try:
-                check_program(prog, stats, seed=seed + rnd, zero_mode=cfg.zero,
+                check_program(prog, stats, seed=seed + rnd, zero_mode=cfg.zero,  # noqa: B023 - read while this round runs
                               specials=cfg.specials)
             except Finding as f:
-                last[:] = [f]
+                last[:] = [f]  # noqa: B023 - read while this round runs
                 raise
         phases = None
         from hypothesis import Phase
@@ -1695,7 +1695,7 @@ def run(cfg: Config, *, seed: int, programs_limit: int | None = None,
             stats.findings_by_category[f.category] += 1
             if on_finding:
                 on_finding(f)
-        except Exception as e:  # noqa: BLE001 - a bug of the fuzzer itself
+        except Exception as e:
             if log:
                 log(f"fuzzer error in round {rnd}: {type(e).__name__}: {e}\n{traceback.format_exc()}")
             else:

@@ -32,18 +32,18 @@ def test_conv_lhs_dilation_padding_crops_everything():
     convert_and_check(f, [(1, 2, 1, 6), (2, 3, 1, 1)])
 
 
-@pytest.mark.xfail(reason="issue 14 part 2 (empty tensors): jnp.pad's edge mode makes 1x0 "
-                          "broadcasts even for zero pad widths, and onnxruntime's Expand of a "
-                          "1x1 tensor to [1, 0] gives 1x1", strict=False)
 def test_pad_edge_zero_widths():
+    """jnp.pad's edge mode makes 1x0 broadcasts even for zero pad widths
+    (onnxruntime's Expand of a 1x1 tensor to [1, 0] gives 1x1): fixed by the
+    empty-tensor pass of issue 14 part 2."""
     def f(x):
         return jnp.pad(lax.bitcast_convert_type(x, jnp.uint8), ((0, 0),), mode="edge")
     convert_and_check(f, [(1,)], input_dtypes=[np.int8])
 
 
-@pytest.mark.xfail(reason="issue 14 part 1 (kernel table): onnxruntime's CPU provider has no "
-                          "uint16 Pad", strict=False)
 def test_pad_uint16():
+    """onnxruntime's CPU provider has no uint16 Pad: computed in a wider
+    type by the kernel-table pass of issue 14 part 1."""
     convert_and_check(lambda x: lax.pad(x, jnp.uint16(2), ((1, 0, 0),)), [(3,)],
                       input_dtypes=[np.uint16])
 
@@ -159,18 +159,16 @@ def test_integer_reduction_wraps(how):
 # ---- open findings of the last run (2026-12-06), not fixed yet ----------
 
 
-@pytest.mark.xfail(reason="open: the model fails onnx.checker's shape inference (an Add whose "
-                          "stated rank differs from the inferred one) with a symbolic dim",
-                   strict=False)
-def test_open_add_of_expanded_int8_symbolic():
+def test_add_of_expanded_int8_symbolic():
+    """An Expand dropped where the node's other inputs lacked its leading
+    unit axes: the output lost them and its value_info said otherwise
+    (simplify's broadcast_keeps_shape now checks the rank)."""
     convert_and_check(lambda x: x[None, :, :] + x[None, :, :], [("B", 1)],
                       input_dtypes=[np.int8])
 
 
-@pytest.mark.xfail(reason="open: the model fails onnx.checker's shape inference (an Add whose "
-                          "stated rank differs from the inferred one) with a symbolic dim",
-                   strict=False)
-def test_open_logsumexp_keepdims_symbolic():
+def test_logsumexp_keepdims_symbolic():
+    """The same as test_add_of_expanded_int8_symbolic, from a keepdims reduction."""
     convert_and_check(lambda x: jax.nn.logsumexp(x, axis=(0,), keepdims=True), [(1, "B")])
 
 
