@@ -357,5 +357,7 @@ def test_dynamic_sequence_length():
     assert n_b <= n_static + 3, \
         f"dynamic B: {dict(op_counts(dynamic_b))}; static: {dict(op_counts(static))}"
     # and T: the slice of the position table and the iota of the mask read T
-    # from a Shape (about a dozen nodes: 122 against 108 for test_runtimes' GPT)
-    assert n <= n_static + 14, f"dynamic B, T: {dict(counts)}; static: {dict(op_counts(static))}"
+    # from a Shape (about a dozen nodes), and three Transposes that only move
+    # unit axes of the heads' vmap stay Transposes: with B and T both dynamic
+    # no constant Reshape shape can say where they go (static: Reshapes)
+    assert n <= n_static + 16, f"dynamic B, T: {dict(counts)}; static: {dict(op_counts(static))}"
