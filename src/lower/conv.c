@@ -704,7 +704,7 @@ static int emit_conv_transpose(Lower *L, const ConvPlan *p, const Tv *x, Tv *w, 
   if (!kernel_shape(w, ns, kshape))
     return lw_unsupported(L, "lhs_dilation (a transposed convolution) needs a kernel of "
                              "static spatial shape");
-  int64_t pb[MAX_RANK], pe[MAX_RANK], extra_lo[MAX_RANK], extra_hi[MAX_RANK];
+  int64_t pb[MAX_RANK], pe[MAX_RANK], extra_lo[MAX_RANK] = {0}, extra_hi[MAX_RANK] = {0};
   /* unreached[i]: the pads crop all of the ConvTranspose result on axis i
    * (onnxruntime refuses an output length <= 0), so every output position
    * lies where no input reaches and the whole result is zeros.  The
