@@ -128,6 +128,17 @@ bool og_is(const ONode *n, OnnxOp kind) {
 
 bool og_single_use(const OValue *v) { return v->n_uses == 1 && !v->is_output; }
 
+ONode *og_only_reader(const OGraph *g, const OValue *v) {
+  if (!og_single_use(v)) return NULL;
+  for (int i = 0; i < g->nodes.len; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_inputs; j++)
+      if (n->inputs[j] == v) return n;
+  }
+  return NULL;
+}
+
 static OAttr *og_add_attr(Ctx *c, ONode *n, const char *name, OAttrKind kind) {
   for (int i = 0; i < n->n_attrs; i++)
     if (strcmp(n->attrs[i].name, name) == 0) {

@@ -224,6 +224,9 @@ const OAttr *og_get_attr(const ONode *n, const char *name);
 bool og_is(const ONode *n, OnnxOp kind);
 /* v is read by one node only and is not a graph output: a fusion may absorb it. */
 bool og_single_use(const OValue *v);
+/* The one live node of g reading v when og_single_use(v), else NULL (a walk
+ * of g: values do not list their readers). */
+ONode *og_only_reader(const OGraph *g, const OValue *v);
 /* A fresh node name "<op_type>_<n>", unique across g's root graph. */
 const char *og_node_name(Ctx *c, OGraph *g, const char *op_type);
 /* The JAX name scope of n (its own, else its origin's) and the Python line

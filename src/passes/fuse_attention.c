@@ -114,18 +114,6 @@ static OValue *scalar(Ctx *c, OGraph *g, const char *hint, ElemType et, double v
   return fm_new_const(c, g, hint, et, 0, NULL, &value);
 }
 
-/* The one node reading v, or NULL (v read twice, or a graph output). */
-static ONode *only_reader(OGraph *g, const OValue *v) {
-  if (v->n_uses != 1 || v->is_output) return NULL;
-  for (int i = 0; i < g->nodes.len; i++) {
-    ONode *n = g->nodes.items[i];
-    if (n->dead) continue;
-    for (int j = 0; j < n->n_inputs; j++)
-      if (n->inputs[j] == v) return n;
-  }
-  return NULL;
-}
-
 /* Softmax's axis as a non-negative number. */
 static int64_t softmax_axis(const ONode *sm) {
   const OAttr *a = og_get_attr(sm, "axis");
@@ -219,7 +207,7 @@ static bool try_mask(Ctx *c, OGraph *g, ONode *sm, Masks *ms) {
     return false;
   /* the zeroing Where(m, p, 0) after the Softmax, or a mask that never
    * masks a whole row */
-  ONode *post = only_reader(g, p);
+  ONode *post = og_only_reader(g, p);
   bool zeroed = og_is(post, ONNX_Where) && post->inputs[0] == m && post->inputs[1] == p &&
                 fm_splat(c, post->inputs[2], &zero) && zero == 0 && !signbit(zero) &&
                 broadcasts_into(post->inputs[2], p) && same_shape(post->outputs[0], p);
@@ -465,7 +453,7 @@ static bool try_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   static const int64_t to_heads[4] = {0, 2, 1, 3}, k_to_heads[4] = {0, 2, 3, 1};
   double scale3 = scale;
   Packed pq, pk, pv;
-  ONode *t_out = only_reader(g, root->outputs[0]);
+  ONode *t_out = og_only_reader(g, root->outputs[0]);
   int64_t hq = packed_heads(c, q, to_heads, &scale3, &pq);
   int64_t hk = hq ? packed_heads(c, kt, k_to_heads, &scale3, &pk) : 0;
   int64_t hv = hk ? packed_heads(c, v, to_heads, NULL, &pv) : 0;

@@ -44,18 +44,6 @@ static const OAttr *perm_of(const ONode *t) {
   return p && p->n <= MAX_RANK ? p : NULL;
 }
 
-/* The single node reading v, or NULL. */
-static ONode *only_consumer(OGraph *g, const OValue *v) {
-  if (v->n_uses != 1 || v->is_output) return NULL;
-  for (int i = 0; i < g->nodes.len; i++) {
-    ONode *n = g->nodes.items[i];
-    if (n->dead) continue;
-    for (int j = 0; j < n->n_inputs; j++)
-      if (n->inputs[j] == v) return n;
-  }
-  return NULL;
-}
-
 static void set_perm_type(Ctx *c, OValue *dst, const OValue *src, const OAttr *perm) {
   dst->type.et = src->type.et;
   dst->type.rank = src->type.rank;
@@ -224,7 +212,7 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   const OAttr *perm = perm_of(t);
   if (!perm) return false;
   OValue *tv = t->outputs[0];
-  ONode *u = only_consumer(g, tv);
+  ONode *u = og_only_reader(g, tv);
   if (!u) return false;
   if ((og_is(u, ONNX_Softmax) || og_is(u, ONNX_LogSoftmax)) && u->inputs[0] == tv)
     return push_through_softmax(c, t, u, perm);
