@@ -97,17 +97,11 @@ def input_names(obj, params, n_inputs: int) -> list[str]:
     return _distinct(names)
 
 
-def _distinct(names: list[str]) -> list[str]:
-    seen: set[str] = set()
-    out = []
-    for n in names:
-        base, k = n, 1
-        while n in seen:
-            n = f"{base}_{k}"
-            k += 1
-        seen.add(n)
-        out.append(n)
-    return out
+def _distinct(names: list[str], taken: Sequence[str] = ()) -> list[str]:
+    """names made distinct from each other and from taken (``x``, ``x_1``)."""
+    from .convert import _unique  # the one renaming rule, shared with the weights
+
+    return _unique(names, set(taken))
 
 
 def output_name(path: Sequence, n_outputs: int) -> str:
@@ -126,7 +120,7 @@ def output_names(out_info, taken: Sequence[str] = ()) -> list[str]:
 
     flat = jax.tree_util.tree_flatten_with_path(out_info)[0]
     names = [output_name(path, len(flat)) for path, _ in flat]
-    return _distinct(list(taken) + names)[len(taken):]
+    return _distinct(names, taken)
 
 
 # ---------------------------------------------------------------------------
