@@ -228,3 +228,60 @@ def test_next_after_chlo(dname: str):
     """chlo.next_after directly (jnp.nextafter): every pair of specimens."""
     a, b = pairs(DTYPES[dname])
     bit_case(lax.nextafter, [a, b], np.nextafter)
+
+
+# ---------------------------------------------------------------------------
+# reduce_precision: any exponent and mantissa bits
+
+
+_PRECISIONS = [(5, 10), (8, 7), (8, 23), (11, 52), (4, 3), (5, 2), (3, 1), (2, 0), (6, 9),
+               (10, 40), (8, 3), (11, 10), (1, 4)]
+
+
+@pytest.mark.parametrize("dname", FLOATS)
+@pytest.mark.parametrize("bits", _PRECISIONS, ids=str)
+def test_reduce_precision_any_format(dname: str, bits):
+    """XLA's rounding to nearest even into the narrow format, overflow to
+    inf, no subnormals in the narrow format (flushed to ±0), NaN kept; on
+    every kind of input, halfway points of the narrow mantissa included.
+    The input types' own subnormals are compared with the IEEE rounding of
+    the same rule (bit_case; XLA flushes them first)."""
+    dt = DTYPES[dname]
+    e_bits, m_bits = bits
+    x = float_specimens(dt)
+    fi = ml_dtypes.finfo(dt)
+    if m_bits < fi.nmant:  # values halfway between narrow neighbours, and just off
+        half = np.array([1 + 2.0 ** -(m_bits + 1), 1 + 3 * 2.0 ** -(m_bits + 1),
+                         1 + 2.0 ** -(m_bits + 1) + 2.0 ** -fi.nmant], np.float64)
+        x = np.concatenate([x, half.astype(dt), -half.astype(dt)])
+    if e_bits < (fi.maxexp - fi.minexp).bit_length():  # around the narrow range's ends
+        bias = 2 ** (e_bits - 1) - 1
+        ends = np.array([2.0 ** (1 - bias), 2.0 ** (1 - bias) * (1 - 2.0 ** -(m_bits + 2)),
+                         2.0 ** -bias, 2.0 ** bias * (2 - 2.0 ** -m_bits),
+                         2.0 ** bias * (2 - 2.0 ** -(m_bits + 1)), 2.0 ** (bias + 1)])
+        with np.errstate(over="ignore"):
+            x = np.concatenate([x, ends.astype(dt), -ends.astype(dt)])
+    fn = lambda v: lax.reduce_precision(v, e_bits, m_bits)  # noqa: E731
+    bit_case(fn, [x], lambda v: reduce_precision_ref(v, e_bits, m_bits))
+
+
+def reduce_precision_ref(x: np.ndarray, e_bits: int, m_bits: int) -> np.ndarray:
+    """XLA's reduce_precision on the bit pattern, in numpy (for the
+    subnormal inputs, which XLA on CPU flushes before it rounds)."""
+    fi = ml_dtypes.finfo(x.dtype)
+    m, w = fi.nmant, 8 * x.dtype.itemsize
+    e = w - 1 - m
+    b = x.view(UINT_OF[x.dtype.itemsize]).astype(np.uint64)
+    sign = b & np.uint64(1 << (w - 1))
+    mag = b & np.uint64((1 << (w - 1)) - 1)
+    if m_bits < m:
+        shift = np.uint64(m - m_bits)
+        last = (mag >> shift) & np.uint64(1)
+        mag = (mag + last + np.uint64((1 << (m - m_bits - 1)) - 1)) >> shift << shift
+    if e_bits < e:
+        bias, nb = 2 ** (e - 1) - 1, 2 ** (e_bits - 1) - 1
+        field = mag >> np.uint64(m)
+        mag = np.where(field > bias + nb, np.uint64(((1 << e) - 1) << m), mag)
+        mag = np.where(field <= bias - nb, np.uint64(0), mag)
+    r = (sign | mag).astype(UINT_OF[x.dtype.itemsize]).view(x.dtype)
+    return np.where(np.isnan(x), x, r)
