@@ -996,17 +996,77 @@ static OValue *float_from_bits(Lower *L, OValue *b, ElemType ut, ElemType ft) {
   return lw_cast(L, float_from_fields(L, mag, pos, ft), ft);
 }
 
+/* The unsigned integer type of a width in bytes. */
+static ElemType uint_of_size(size_t bytes) {
+  return bytes == 1 ? ET_U8 : bytes == 2 ? ET_U16 : bytes == 4 ? ET_U32 : ET_U64;
+}
+
+/* Width-changing bitcasts (jax.random's 'rbg' keys: u32[..., 2] <-> u64[...]):
+ * the narrow elements along the last axis are the wide one's bytes in
+ * little-endian order.  Computed on the bits in u64 (BitShift has few
+ * kernels); a float result is built from its fields. */
+static int bitcast_resize(Lower *L, const Op *op, ElemType from, ElemType to) {
+  if (et_is_float(from)) /* float_to_bits builds values of the result's shape */
+    return lw_unsupported(L, "bitcast from %s to the narrower or wider %s: only integers and "
+                          "same-width floats are read as bits", et_mlir_name(from),
+                          et_mlir_name(to));
+  if (need_opset(L, 18, "BitwiseOr")) return -1;
+  const Type *ti = &op->operands[0]->type, *tr = &op->results[0]->type;
+  size_t wf = et_size(from), wt = et_size(to);
+  OValue *x = lw_get(L, op->operands[0]);
+  OValue *wide = lw_cast(L, lw_cast(L, x, uint_of_size(wf)), ET_U64);
+  OValue *r;
+  if (wf < wt) { /* [..., k] -> [...]: or the shifted parts */
+    int64_t k = (int64_t)(wt / wf);
+    if (ti->rank < 1 || ti->dims[ti->rank - 1] != k)
+      return lw_bad_input(L, "the last dimension is not the ratio of the widths");
+    r = NULL;
+    for (int64_t j = 0; j < k; j++) {
+      OValue *in[2] = {wide, lw_const_scalar(L, ET_I64, (double)j)};
+      ONode *g = lw_node(L, "Gather", 2, in, 1);
+      og_attr_int(L->c, g, "axis", ti->rank - 1);
+      og_type_from_hlo(L->c, g->outputs[0], tr);
+      g->outputs[0]->type.et = ET_U64;
+      OValue *part = bit_shift(L, ET_U64, g->outputs[0], kint(L, ET_U64, j * 8 * (int64_t)wf), "LEFT");
+      r = r ? op2(L, ET_U64, "BitwiseOr", r, part) : part;
+    }
+  } else { /* [...] -> [..., k]: the parts, shifted down and cut, side by side */
+    int64_t k = (int64_t)(wf / wt), axis = ti->rank;
+    if (tr->rank != ti->rank + 1 || tr->dims[axis] != k)
+      return lw_bad_input(L, "the result's last dimension is not the ratio of the widths");
+    OValue *parts[8];
+    for (int64_t j = 0; j < k; j++) {
+      OValue *in[2] = {wide, kint(L, ET_U64, j * 8 * (int64_t)wt)};
+      ONode *sh = lw_node(L, "BitShift", 2, in, 1);
+      og_attr_string(L->c, sh, "direction", "RIGHT");
+      og_type_from_hlo(L->c, sh->outputs[0], ti);
+      sh->outputs[0]->type.et = ET_U64;
+      parts[j] = lw_unsqueeze(L, lw_cast(L, sh->outputs[0], uint_of_size(wt)), &axis, 1);
+    }
+    ONode *cat = lw_node(L, "Concat", (int)k, parts, 1);
+    og_attr_int(L->c, cat, "axis", axis);
+    og_type_from_hlo(L->c, cat->outputs[0], tr);
+    r = cat->outputs[0];
+    r->type.et = uint_of_size(wt);
+  }
+  ElemType ut = uint_of_size(wt);
+  r = lw_cast(L, r, ut);
+  if (et_is_float(to)) return bind(L, op, float_from_bits(L, r, ut, to));
+  return bind(L, op, r);
+}
+
 /* Same-width bitcasts: integer <-> integer is a Cast (it keeps the bits);
- * float <-> integer go through the fields above.  The width-changing forms
- * (which add or drop a dimension of bytes) are not supported. */
+ * float <-> integer go through the fields above; the width-changing forms
+ * split or join the bits (bitcast_resize). */
 int lower_bitcast_convert(Lower *L, const Op *op) {
   if (check(L, op, 1, K_INT | K_FLOAT | K_BOOL)) return -1;
   ElemType from = in_et(op, 0), to = out_et(op);
   OValue *x = lw_get(L, op->operands[0]);
   if (from == to) return bind(L, op, x);
-  if (!kind_of(to) || from == ET_BOOL || to == ET_BOOL || et_size(from) != et_size(to))
-    return lw_unsupported(L, "bitcast from %s to %s: only same-width integer and float bitcasts "
-                          "are supported", et_mlir_name(from), et_mlir_name(to));
+  if (!kind_of(to) || from == ET_BOOL || to == ET_BOOL)
+    return lw_unsupported(L, "bitcast from %s to %s: only integer and float bitcasts are "
+                          "supported", et_mlir_name(from), et_mlir_name(to));
+  if (et_size(from) != et_size(to)) return bitcast_resize(L, op, from, to);
   if (et_is_float(from) && et_is_float(to)) /* f16 <-> bf16 */
     return need_opset(L, 18, "BitwiseAnd") ? -1
            : bind(L, op, float_from_bits(L, float_to_bits(L, x, from), ET_U16, to));
