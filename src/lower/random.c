@@ -11,8 +11,8 @@
  *                      (xla/hlo/builder/lib/prng.cc and the expander in
  *                      xla/service/rng_bit_generator_expander.cc): the same
  *                      state layout, counters and output order, so the same
- *                      bits.  DEFAULT is PHILOX, XLA's choice on CPU (and
- *                      GPU); another backend may choose otherwise.
+ *                      bits.  DEFAULT is PHILOX, XLA's choice on CPU;
+ *                      another backend may choose otherwise.
  *   rng                the legacy lax.rng_uniform/normal: XLA's stateful
  *                      generator, whose numbers depend on the executable's
  *                      hidden state - reported, not converted.
