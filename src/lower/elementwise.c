@@ -942,11 +942,11 @@ static OValue *magnitude_bits(Lower *L, OValue *x, ElemType ft) {
   OValue *sub = op2(L, ct, "Mul", op2(L, ct, "Mul", a, k(L, ct, ldexp(1, m))),
                     k(L, ct, ldexp(1, (int)bias - 1)));
   OValue *sig = where(L, ct, normal, op2(L, ct, "Mul", n, k(L, ct, ldexp(1, m))), sub);
-  OValue *field = where(L, ct, normal, op2(L, ct, "Add", ex, k(L, ct, (double)(bias - 1))),
-                        k(L, ct, 0));
-  OValue *bits = op2(L, ET_I64, "Add", lw_cast(L, sig, ET_I64),
-                     op2(L, ET_I64, "Mul", lw_cast(L, field, ET_I64),
-                         kint(L, ET_I64, (int64_t)1 << m)));
+  OValue *field =
+      where(L, ct, normal, op2(L, ct, "Add", ex, k(L, ct, (double)(bias - 1))), k(L, ct, 0));
+  OValue *bits =
+      op2(L, ET_I64, "Add", lw_cast(L, sig, ET_I64),
+          op2(L, ET_I64, "Mul", lw_cast(L, field, ET_I64), kint(L, ET_I64, (int64_t)1 << m)));
   OValue *special = where(L, ET_I64, op1(L, ET_BOOL, "IsNaN", x),
                           kint(L, ET_I64, quiet_nan_bits(m, e)), kint(L, ET_I64, inf_bits(m, e)));
   return where(L, ET_I64, finite, bits, special);
@@ -1007,9 +1007,10 @@ static ElemType uint_of_size(size_t bytes) {
  * kernels); a float result is built from its fields. */
 static int bitcast_resize(Lower *L, const Op *op, ElemType from, ElemType to) {
   if (et_is_float(from)) /* float_to_bits builds values of the result's shape */
-    return lw_unsupported(L, "bitcast from %s to the narrower or wider %s: only integers and "
-                          "same-width floats are read as bits", et_mlir_name(from),
-                          et_mlir_name(to));
+    return lw_unsupported(L,
+                          "bitcast from %s to the narrower or wider %s: only integers and "
+                          "same-width floats are read as bits",
+                          et_mlir_name(from), et_mlir_name(to));
   if (need_opset(L, 18, "BitwiseOr")) return -1;
   const Type *ti = &op->operands[0]->type, *tr = &op->results[0]->type;
   size_t wf = et_size(from), wt = et_size(to);
@@ -1027,7 +1028,8 @@ static int bitcast_resize(Lower *L, const Op *op, ElemType from, ElemType to) {
       og_attr_int(L->c, g, "axis", ti->rank - 1);
       og_type_from_hlo(L->c, g->outputs[0], tr);
       g->outputs[0]->type.et = ET_U64;
-      OValue *part = bit_shift(L, ET_U64, g->outputs[0], kint(L, ET_U64, j * 8 * (int64_t)wf), "LEFT");
+      OValue *part =
+          bit_shift(L, ET_U64, g->outputs[0], kint(L, ET_U64, j * 8 * (int64_t)wf), "LEFT");
       r = r ? op2(L, ET_U64, "BitwiseOr", r, part) : part;
     }
   } else { /* [...] -> [..., k]: the parts, shifted down and cut, side by side */
@@ -1064,12 +1066,15 @@ int lower_bitcast_convert(Lower *L, const Op *op) {
   OValue *x = lw_get(L, op->operands[0]);
   if (from == to) return bind(L, op, x);
   if (!kind_of(to) || from == ET_BOOL || to == ET_BOOL)
-    return lw_unsupported(L, "bitcast from %s to %s: only integer and float bitcasts are "
-                          "supported", et_mlir_name(from), et_mlir_name(to));
+    return lw_unsupported(L,
+                          "bitcast from %s to %s: only integer and float bitcasts are "
+                          "supported",
+                          et_mlir_name(from), et_mlir_name(to));
   if (et_size(from) != et_size(to)) return bitcast_resize(L, op, from, to);
   if (et_is_float(from) && et_is_float(to)) /* f16 <-> bf16 */
-    return need_opset(L, 18, "BitwiseAnd") ? -1
-           : bind(L, op, float_from_bits(L, float_to_bits(L, x, from), ET_U16, to));
+    return need_opset(L, 18, "BitwiseAnd")
+               ? -1
+               : bind(L, op, float_from_bits(L, float_to_bits(L, x, from), ET_U16, to));
   if (et_is_float(from)) return bind(L, op, float_to_bits(L, x, from));
   if (et_is_int(to)) return bind(L, op, lw_cast(L, x, to));
   if (need_opset(L, 18, "BitwiseAnd")) return -1;
@@ -1094,9 +1099,9 @@ int lower_next_after(Lower *L, const Op *op) {
   OValue *xpos = sign_clear(L, ct, x), *ypos = sign_clear(L, ct, y);
   OValue *x_is_zero = op2(L, ET_BOOL, "Equal", x, k(L, ct, 0));
   OValue *equal = op2(L, ET_BOOL, "Equal", x, y);
-  OValue *away = op2(L, ET_BOOL, "And",
-                     op2(L, ET_BOOL, "Greater", op1(L, ct, "Abs", y), op1(L, ct, "Abs", x)),
-                     op2(L, ET_BOOL, "Equal", xpos, ypos));
+  OValue *away =
+      op2(L, ET_BOOL, "And", op2(L, ET_BOOL, "Greater", op1(L, ct, "Abs", y), op1(L, ct, "Abs", x)),
+          op2(L, ET_BOOL, "Equal", xpos, ypos));
   OValue *step = where(L, ET_I64, away, kint(L, ET_I64, 1), kint(L, ET_I64, -1));
   OValue *mag = where(L, ET_I64, x_is_zero, kint(L, ET_I64, 1), op2(L, ET_I64, "Add", mx, step));
   mag = where(L, ET_I64, equal, mx, mag); /* |y| = |x| */
@@ -1151,11 +1156,11 @@ int lower_reduce_precision(Lower *L, const Op *op) {
     int64_t unit = (int64_t)1 << (m - mb);
     OValue *ku = kint(L, ET_I64, unit);
     OValue *q = op2(L, ET_I64, "Div", mag, ku);
-    OValue *odd = op2(L, ET_I64, "Sub", q,
-                      op2(L, ET_I64, "Mul", op2(L, ET_I64, "Div", q, kint(L, ET_I64, 2)),
-                          kint(L, ET_I64, 2)));
-    OValue *biased = op2(L, ET_I64, "Add", mag,
-                         op2(L, ET_I64, "Add", odd, kint(L, ET_I64, unit / 2 - 1)));
+    OValue *odd = op2(
+        L, ET_I64, "Sub", q,
+        op2(L, ET_I64, "Mul", op2(L, ET_I64, "Div", q, kint(L, ET_I64, 2)), kint(L, ET_I64, 2)));
+    OValue *biased =
+        op2(L, ET_I64, "Add", mag, op2(L, ET_I64, "Add", odd, kint(L, ET_I64, unit / 2 - 1)));
     mag = op2(L, ET_I64, "Mul", op2(L, ET_I64, "Div", biased, ku), ku);
   }
   if (eb < e) {

@@ -67,7 +67,9 @@ static OValue *state_at(Gen *g, OValue *state, int64_t i) {
 }
 
 static OValue *low32(Gen *g, OValue *v) { return cast(g, v, ET_U32); } /* Cast wraps */
-static OValue *high32(Gen *g, OValue *v) { return cast(g, shift(g, ET_U64, v, 32, "RIGHT"), ET_U32); }
+static OValue *high32(Gen *g, OValue *v) {
+  return cast(g, shift(g, ET_U64, v, 32, "RIGHT"), ET_U32);
+}
 static OValue *join64(Gen *g, OValue *lo, OValue *hi) {
   return ew(g, ET_U64, "BitwiseOr", cast(g, lo, ET_U64),
             shift(g, ET_U64, cast(g, hi, ET_U64), 32, "LEFT"));
@@ -76,8 +78,8 @@ static OValue *join64(Gen *g, OValue *lo, OValue *hi) {
 /* [0, 1, ..., g->n - 1] as u64. */
 static OValue *iota_u64(Gen *g) {
   Lower *L = g->L;
-  OValue *r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0), lw_const_scalar(L, ET_I64, (double)g->n),
-                     lw_const_scalar(L, ET_I64, 1));
+  OValue *r = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0),
+                     lw_const_scalar(L, ET_I64, (double)g->n), lw_const_scalar(L, ET_I64, 1));
   return cast(g, lw_typed(L, r, ET_I64, 1, &g->n), ET_U64);
 }
 
@@ -88,8 +90,9 @@ static OValue *iota_u64(Gen *g) {
  * with the injection count added to the second word. */
 static void threefry2x32(Gen *g, OValue **x, OValue *k0, OValue *k1) {
   static const int rot[8] = {13, 15, 26, 6, 17, 29, 16, 24};
-  OValue *ks[3] = {k0, k1, ew(g, ET_U32, "BitwiseXor", ew(g, ET_U32, "BitwiseXor", k0, k1),
-                              ku(g, ET_U32, 0x1BD11BDA))};
+  OValue *ks[3] = {
+      k0, k1,
+      ew(g, ET_U32, "BitwiseXor", ew(g, ET_U32, "BitwiseXor", k0, k1), ku(g, ET_U32, 0x1BD11BDA))};
   x[0] = ew(g, ET_U32, "Add", x[0], ks[0]);
   x[1] = ew(g, ET_U32, "Add", x[1], ks[1]);
   for (int block = 0; block < 5; block++) {
@@ -112,10 +115,11 @@ static void philox4x32(Gen *g, OValue **x, OValue *k0, OValue *k1) {
   for (int round = 0; round < 10; round++) {
     OValue *p0 = ew(g, ET_U64, "Mul", cast(g, x[0], ET_U64), ku(g, ET_U64, 0xD2511F53));
     OValue *p1 = ew(g, ET_U64, "Mul", cast(g, x[2], ET_U64), ku(g, ET_U64, 0xCD9E8D57));
-    OValue *y[4] = {ew(g, ET_U32, "BitwiseXor", ew(g, ET_U32, "BitwiseXor", high32(g, p1), x[1]), k0),
-                    low32(g, p1),
-                    ew(g, ET_U32, "BitwiseXor", ew(g, ET_U32, "BitwiseXor", high32(g, p0), x[3]), k1),
-                    low32(g, p0)};
+    OValue *y[4] = {
+        ew(g, ET_U32, "BitwiseXor", ew(g, ET_U32, "BitwiseXor", high32(g, p1), x[1]), k0),
+        low32(g, p1),
+        ew(g, ET_U32, "BitwiseXor", ew(g, ET_U32, "BitwiseXor", high32(g, p0), x[3]), k1),
+        low32(g, p0)};
     for (int i = 0; i < 4; i++) x[i] = y[i];
     k0 = ew(g, ET_U32, "Add", k0, ku(g, ET_U32, 0x9E3779B9));
     k1 = ew(g, ET_U32, "Add", k1, ku(g, ET_U32, 0xBB67AE85));
@@ -187,14 +191,16 @@ static OValue *three_fry(Gen *g, OValue *state, const Type *t, int bits, OValue 
   int64_t pairs[3] = {outer, 2 * half, inner};
   OValue *p[2];
   for (int i = 0; i < 2; i++)
-    p[i] = lw_typed(L, lw_op2(L, "Reshape", x[i], lw_const_i64s(L, 4, part_dims)), ET_U32, 4, part_dims);
+    p[i] = lw_typed(L, lw_op2(L, "Reshape", x[i], lw_const_i64s(L, 4, part_dims)), ET_U32, 4,
+                    part_dims);
   ONode *cat = lw_node(L, "Concat", 2, p, 1);
   og_attr_int(L->c, cat, "axis", 2);
   OValue *r = lw_typed(L, cat->outputs[0], ET_U32, 4, both);
   r = lw_typed(L, lw_op2(L, "Reshape", r, lw_const_i64s(L, 3, pairs)), ET_U32, 3, pairs);
   if (2 * half != d) {
     int64_t zero = 0, one = 1, out3[3] = {outer, d, inner};
-    OValue *in[4] = {r, lw_const_i64s(L, 1, &zero), lw_const_i64s(L, 1, &d), lw_const_i64s(L, 1, &one)};
+    OValue *in[4] = {r, lw_const_i64s(L, 1, &zero), lw_const_i64s(L, 1, &d),
+                     lw_const_i64s(L, 1, &one)};
     r = lw_typed(L, lw_node(L, "Slice", 4, in, 1)->outputs[0], ET_U32, 3, out3);
   }
   return lw_typed(L, lw_op2(L, "Reshape", r, lw_const_i64s(L, 1, &numel)), ET_U32, 1, &numel);
@@ -256,11 +262,11 @@ int lower_rng_bit_generator(Lower *L, const Op *op) {
     return lw_unsupported(L, "the %s bit generator is not XLA's THREE_FRY or PHILOX", alg);
   if (st->kind != TK_TENSOR || st->rank != 1 || st->et != ET_U64 || st->dims[0] == DIM_DYN ||
       st->dims[0] < 2 || (three_fry_alg && st->dims[0] != 2) || st->dims[0] > 3)
-    return lw_unsupported(L, "the state is not the ui64 vector of 2 (THREE_FRY) or 2-3 (PHILOX) "
+    return lw_unsupported(L,
+                          "the state is not the ui64 vector of 2 (THREE_FRY) or 2-3 (PHILOX) "
                           "elements XLA's generators read");
   if (t->kind != TK_TENSOR || !et_is_int(t->et) || et_size(t->et) == 0)
-    return lw_unsupported(L, "%s results: only integer bits are generated",
-                          et_mlir_name(t->et));
+    return lw_unsupported(L, "%s results: only integer bits are generated", et_mlir_name(t->et));
   if (!type_is_static(t) || type_numel(t) <= 0)
     return lw_unsupported(L, "the result's shape is not static (or is empty)");
   if (L->opset < 18)
@@ -293,8 +299,9 @@ int lower_rng_bit_generator(Lower *L, const Op *op) {
 
 int lower_unsupported_rng(Lower *L, const Op *op) {
   const Attr *a = ir_op_attr(op, "rng_distribution");
-  return lw_unsupported(L, "XLA's stateful %s random numbers (lax.rng_uniform) depend on the "
-                           "compiled program's hidden generator state, which ONNX cannot "
-                           "reproduce; use jax.random with an explicit key",
+  return lw_unsupported(L,
+                        "XLA's stateful %s random numbers (lax.rng_uniform) depend on the "
+                        "compiled program's hidden generator state, which ONNX cannot "
+                        "reproduce; use jax.random with an explicit key",
                         a && a->s ? a->s : "UNIFORM");
 }

@@ -184,7 +184,10 @@ def ieee_spacing(x: np.ndarray) -> np.ndarray:
 # name: (JAX function, IEEE reference for FTZ-affected elements, see bit_case)
 UNARY = {"signbit": (jnp.signbit, np.signbit), "frexp": (jnp.frexp, np.frexp),
          "spacing": (jnp.spacing, ieee_spacing),
-         "copysign_1": (lambda x: jnp.copysign(jnp.ones_like(x), x), None)}
+         "copysign_1": (lambda x: jnp.copysign(jnp.ones_like(x), x), None),
+         # compares, no bitcast: here for the same inputs
+         "isneginf": (jnp.isneginf, None), "isposinf": (jnp.isposinf, None),
+         "isfinite": (jnp.isfinite, None)}
 BINARY = {"copysign": (jnp.copysign, np.copysign), "nextafter": (jnp.nextafter, np.nextafter)}
 
 

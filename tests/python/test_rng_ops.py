@@ -60,14 +60,12 @@ def test_philox_three_word_state(bits: str):
     """PHILOX with a u64[3] state (key, 128-bit counter) - which JAX does not
     emit but XLA accepts - compared with XLA on the StableHLO text; the
     counter's low word carries into the high one."""
-    text = f"""module @m {{
-  func.func public @main(%s: tensor<3xui64>) -> (tensor<3xui64>, tensor<3x5x{bits[1:]}>) {{
-    %0, %1 = stablehlo.rng_bit_generator %s, algorithm = PHILOX : (tensor<3xui64>) -> (tensor<3xui64>, tensor<3x5x{bits[1:]}>)
-    return %0, %1 : tensor<3xui64>, tensor<3x5x{bits[1:]}>
-  }}
-}}
-"""
-    text = text.replace(f"x{bits[1:]}>", f"x{bits}>")
+    out = f"tensor<3x5x{bits}>"
+    text = (f"module @m {{\n  func.func public @main(%s: tensor<3xui64>) -> "
+            f"(tensor<3xui64>, {out}) {{\n"
+            f"    %0, %1 = stablehlo.rng_bit_generator %s, algorithm = PHILOX : "
+            f"(tensor<3xui64>) -> (tensor<3xui64>, {out})\n"
+            f"    return %0, %1 : tensor<3xui64>, {out}\n  }}\n}}\n")
     from hlo2onnx import _core
     state = np.array([5, 2 ** 64 - 2, 7], np.uint64)
     model = onnx.load_from_string(_core.convert(text, [], None, {}))
