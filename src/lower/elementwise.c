@@ -907,9 +907,16 @@ static OValue *magnitude_bits(Lower *L, OValue *x, ElemType ft) {
   float_layout(ft, &m, &e);
   int64_t bias = ((int64_t)1 << (e - 1)) - 1;
   ElemType ct = bits_compute_type(ft);
+  /* f16 and bf16 are read in f32, where x may not be on their grid:
+   * onnxruntime computes f16 ops in f32 and drops a Cast pair f32 -> f16 ->
+   * f32 as redundant, so the rounding to f16 is redone here - round to
+   * nearest even of the significand below, overflow from half an ulp past
+   * the largest finite value (exact inputs are unchanged). */
+  bool regrid = ct != ft;
   double largest = ldexp(2.0 - ldexp(1, -m), (int)bias);
+  double inf_from = regrid ? ldexp(2.0 - ldexp(1, -m - 1), (int)bias) : largest;
   OValue *a = op1(L, ct, "Abs", x);
-  OValue *finite = op2(L, ET_BOOL, "LessOrEqual", a, k(L, ct, largest));
+  OValue *finite = op2(L, ET_BOOL, regrid ? "Less" : "LessOrEqual", a, k(L, ct, inf_from));
   a = where(L, ct, finite, a, k(L, ct, 0)); /* inf and NaN: fixed at the end */
   /* Scale n = a into [1, 2), ex = floor(log2 a).  Down: n >= 2^s keeps
    * n * 2^-s >= 1.  Up: n < 2^(1-s) keeps n * 2^s < 2.  Each step takes
@@ -942,6 +949,7 @@ static OValue *magnitude_bits(Lower *L, OValue *x, ElemType ft) {
   OValue *sub = op2(L, ct, "Mul", op2(L, ct, "Mul", a, k(L, ct, ldexp(1, m))),
                     k(L, ct, ldexp(1, (int)bias - 1)));
   OValue *sig = where(L, ct, normal, op2(L, ct, "Mul", n, k(L, ct, ldexp(1, m))), sub);
+  if (regrid) sig = op1(L, ct, "Round", sig); /* a carry to 2^(m+1) makes the next exponent */
   OValue *field =
       where(L, ct, normal, op2(L, ct, "Add", ex, k(L, ct, (double)(bias - 1))), k(L, ct, 0));
   OValue *bits =

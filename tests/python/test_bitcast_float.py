@@ -288,3 +288,16 @@ def reduce_precision_ref(x: np.ndarray, e_bits: int, m_bits: int) -> np.ndarray:
         mag = np.where(field <= bias - nb, np.uint64(0), mag)
     r = (sign | mag).astype(UINT_OF[x.dtype.itemsize]).view(x.dtype)
     return np.where(np.isnan(x), x, r)
+
+
+@pytest.mark.parametrize("dname", ["f16", "bf16"])
+def test_bitcast_of_narrow_arithmetic(dname: str):
+    """The bits of an f16 (bf16) sum: onnxruntime adds in f32 and may drop
+    the Cast pair f32 -> f16 -> f32 in front of the bitcast's f32 reading,
+    so the value arrives off the f16 grid; the reading rounds it again
+    (fuzz finding: one ulp low before)."""
+    dt = DTYPES[dname]
+    rng = np.random.default_rng(11)
+    a, b = (rng.standard_normal((2, 3000)) * 10.0 ** rng.uniform(-5, 3, (2, 3000))).astype(dt)
+    it = np.dtype(f"i{dt.itemsize}")
+    bit_case(lambda x, y: lax.bitcast_convert_type(x + y, it), [a, b])
