@@ -1014,18 +1014,35 @@ static ElemType uint_of_size(size_t bytes) {
  * little-endian order.  Computed on the bits in u64 (BitShift has few
  * kernels); a float result is built from its fields. */
 static int bitcast_resize(Lower *L, const Op *op, ElemType from, ElemType to) {
-  if (et_is_float(from)) /* float_to_bits builds values of the result's shape */
-    return lw_unsupported(L,
-                          "bitcast from %s to the narrower or wider %s: only integers and "
-                          "same-width floats are read as bits",
-                          et_mlir_name(from), et_mlir_name(to));
   if (need_opset(L, 18, "BitwiseOr")) return -1;
   const Type *ti = &op->operands[0]->type, *tr = &op->results[0]->type;
   size_t wf = et_size(from), wt = et_size(to);
   OValue *x = lw_get(L, op->operands[0]);
-  OValue *wide = lw_cast(L, lw_cast(L, x, uint_of_size(wf)), ET_U64);
   OValue *r;
-  if (wf < wt) { /* [..., k] -> [...]: or the shifted parts */
+  if (et_is_float(from)) {
+    /* float_to_bits builds values of the result's shape (node()), so the
+     * float is first spread over it: [...] -> [..., k] copies, whose bits
+     * are shifted down by 0, w, 2w, ... along the new axis and cut. */
+    int64_t k = (int64_t)(wf / wt), axis = ti->rank;
+    if (wf < wt || !type_is_static(tr))
+      return lw_unsupported(L,
+                            "bitcast from %s to the %s %s: a float is read as bits only for "
+                            "the same width or narrower elements of a static shape",
+                            et_mlir_name(from), wf < wt ? "wider" : "narrower", et_mlir_name(to));
+    if (tr->rank != ti->rank + 1 || tr->dims[axis] != k)
+      return lw_bad_input(L, "the result's last dimension is not the ratio of the widths");
+    OValue *spread =
+        lw_op2(L, "Expand", lw_unsqueeze(L, x, &axis, 1), lw_const_i64s(L, tr->rank, tr->dims));
+    og_type_from_hlo(L->c, spread, tr);
+    spread->type.et = from;
+    uint8_t *amounts = arena_alloc(L->c->arena, (size_t)k * 8); /* u64, little-endian */
+    for (int64_t j = 0; j < k; j++)
+      for (int b = 0; b < 8; b++) amounts[8 * j + b] = (uint8_t)(((uint64_t)j * 8 * wt) >> (8 * b));
+    Data d = {DATA_RAW, amounts, (size_t)k * 8};
+    OValue *bits = lw_cast(L, float_to_bits(L, spread, from), ET_U64);
+    r = bit_shift(L, ET_U64, bits, lw_const_data(L, ET_U64, 1, &k, d), "RIGHT");
+  } else if (wf < wt) { /* [..., k] -> [...]: or the shifted parts */
+    OValue *wide = lw_cast(L, lw_cast(L, x, uint_of_size(wf)), ET_U64);
     int64_t k = (int64_t)(wt / wf);
     if (ti->rank < 1 || ti->dims[ti->rank - 1] != k)
       return lw_bad_input(L, "the last dimension is not the ratio of the widths");
@@ -1041,6 +1058,7 @@ static int bitcast_resize(Lower *L, const Op *op, ElemType from, ElemType to) {
       r = r ? op2(L, ET_U64, "BitwiseOr", r, part) : part;
     }
   } else { /* [...] -> [..., k]: the parts, shifted down and cut, side by side */
+    OValue *wide = lw_cast(L, lw_cast(L, x, uint_of_size(wf)), ET_U64);
     int64_t k = (int64_t)(wf / wt), axis = ti->rank;
     if (tr->rank != ti->rank + 1 || tr->dims[axis] != k)
       return lw_bad_input(L, "the result's last dimension is not the ratio of the widths");

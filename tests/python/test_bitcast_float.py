@@ -162,11 +162,24 @@ def test_bitcast_float_needs_no_bitwise_ops():
     bit_case(lambda v: lax.bitcast_convert_type(v, np.int32), [x], opset=17)
 
 
-def test_width_changing_bitcast_is_reported():
+@pytest.mark.parametrize("src,dst", [("f32", "u8"), ("f64", "u16"), ("f64", "f32"), ("f32", "bf16"),
+                                     ("f16", "u8"), ("f64", "i8")])
+def test_bitcast_float_to_narrower(src: str, dst: str):
+    """A float read as several narrower elements (a new last axis, the low
+    bytes first)."""
+    sdt, ddt = DTYPES[src], DTYPES[dst]
+    x = float_specimens(sdt)
+    if ddt.kind == "f" or ddt == BF16:  # the halves of a NaN or inf can be NaN patterns
+        x = x[np.isfinite(x.astype(np.float64))]
+    bit_case(lambda v: lax.bitcast_convert_type(v, ddt), [x])
+
+
+def test_bitcast_float_to_wider_is_reported():
     import hlo2onnx
 
-    with pytest.raises(hlo2onnx.UnsupportedOpError, match="same-width"):
-        convert(lambda v: lax.bitcast_convert_type(v, np.uint8), [(4, np.float32)])
+    with pytest.raises(hlo2onnx.UnsupportedOpError, match="wider"):
+        convert(lambda v: lax.bitcast_convert_type(v.reshape(2, 2), np.uint32),
+                [(4, np.float16)])
 
 
 # ---------------------------------------------------------------------------
