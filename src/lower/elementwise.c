@@ -908,10 +908,11 @@ static OValue *magnitude_bits(Lower *L, OValue *x, ElemType ft) {
   int64_t bias = ((int64_t)1 << (e - 1)) - 1;
   ElemType ct = bits_compute_type(ft);
   /* f16 and bf16 are read in f32, where x may not be on their grid:
-   * onnxruntime computes f16 ops in f32 and drops a Cast pair f32 -> f16 ->
-   * f32 as redundant, so the rounding to f16 is redone here - round to
-   * nearest even of the significand below, overflow from half an ulp past
-   * the largest finite value (exact inputs are unchanged). */
+   * onnxruntime runs a chain of f16 ops (Add, then the Cast to f32 here) in
+   * f32 without rounding in between - not even at an explicit Cast pair
+   * f32 -> f16 -> f32 - so the rounding to f16 is redone here: to nearest
+   * even of the significand below, overflow from half an ulp past the
+   * largest finite value (values on the grid are unchanged). */
   bool regrid = ct != ft;
   double largest = ldexp(2.0 - ldexp(1, -m), (int)bias);
   double inf_from = regrid ? ldexp(2.0 - ldexp(1, -m - 1), (int)bias) : largest;
@@ -1122,6 +1123,10 @@ int lower_next_after(Lower *L, const Op *op) {
   OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
   OValue *y = lw_cast(L, lw_get(L, op->operands[1]), ct);
   OValue *mx = magnitude_bits(L, x, ft);
+  if (ct != ft) { /* compare the values on the f16 (bf16) grid: see magnitude_bits */
+    x = float_from_fields(L, mx, sign_clear(L, ct, x), ft);
+    y = float_from_fields(L, magnitude_bits(L, y, ft), sign_clear(L, ct, y), ft);
+  }
   OValue *xpos = sign_clear(L, ct, x), *ypos = sign_clear(L, ct, y);
   OValue *x_is_zero = op2(L, ET_BOOL, "Equal", x, k(L, ct, 0));
   OValue *equal = op2(L, ET_BOOL, "Equal", x, y);

@@ -304,13 +304,20 @@ def reduce_precision_ref(x: np.ndarray, e_bits: int, m_bits: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("dname", ["f16", "bf16"])
-def test_bitcast_of_narrow_arithmetic(dname: str):
-    """The bits of an f16 (bf16) sum: onnxruntime adds in f32 and may drop
-    the Cast pair f32 -> f16 -> f32 in front of the bitcast's f32 reading,
-    so the value arrives off the f16 grid; the reading rounds it again
-    (fuzz finding: one ulp low before)."""
+@pytest.mark.parametrize("name", ["bitcast", "nextafter_from", "nextafter_to"])
+def test_bits_of_narrow_arithmetic(dname: str, name: str):
+    """The bits of an f16 (bf16) sum: onnxruntime computes chains of f16 ops
+    in f32 without rounding between them, so the value arrives off the f16
+    grid; the reading rounds it again (fuzz finding: bitcast(x + y) one ulp
+    low before), and next_after compares the rounded values (a sum equal to
+    the target after rounding must return the target)."""
     dt = DTYPES[dname]
     rng = np.random.default_rng(11)
-    a, b = (rng.standard_normal((2, 3000)) * 10.0 ** rng.uniform(-5, 3, (2, 3000))).astype(dt)
+    a, b, c = (rng.standard_normal((3, 3000)) * 10.0 ** rng.uniform(-5, 3, (3, 3000))).astype(dt)
+    c[:1000] = (a[:1000].astype(np.float32) + b[:1000].astype(np.float32)).astype(dt)
     it = np.dtype(f"i{dt.itemsize}")
-    bit_case(lambda x, y: lax.bitcast_convert_type(x + y, it), [a, b])
+    fn = {"bitcast": lambda x, y, z: (lax.bitcast_convert_type(x + y, it),
+                                      lax.bitcast_convert_type(z, it)),
+          "nextafter_from": lambda x, y, z: jnp.nextafter(x + y, z),
+          "nextafter_to": lambda x, y, z: jnp.nextafter(z, x + y)}[name]
+    bit_case(fn, [a, b, c])
