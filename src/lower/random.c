@@ -223,14 +223,11 @@ static OValue *philox(Gen *g, OValue *state, int64_t state_len, const Type *t, i
   OValue *x[4] = {low32(g, c_lo), high32(g, c_lo), low32(g, c_hi), high32(g, c_hi)};
   philox4x32(g, x, low32(g, key), high32(g, key));
   OValue *n_lo = ew(g, ET_U64, "Add", lo, ku(g, ET_U64, (uint64_t)g->n));
+  new_state[0] = n_lo; /* a 2-element state keeps only the low word */
+  new_state[1] = NULL;
   if (state_len >= 3) {
     OValue *n_carry = cast(g, ew(g, ET_BOOL, "Less", n_lo, lo), ET_U64);
-    OValue *parts[3] = {key, n_lo, ew(g, ET_U64, "Add", hi, n_carry)};
-    new_state[0] = parts[1];
-    new_state[1] = parts[2];
-  } else {
-    new_state[0] = n_lo;
-    new_state[1] = NULL;
+    new_state[1] = ew(g, ET_U64, "Add", hi, n_carry);
   }
   if (bits == 64) {
     OValue *w[2] = {join64(g, x[0], x[1]), join64(g, x[2], x[3])};
