@@ -224,9 +224,8 @@ UNSUPPORTED = "lower_unsupported_op"
 
 # Converters that only report why an op cannot be expressed in ONNX.
 NOT_EXPRESSIBLE = {
-    "lower_unsupported_rng": "XLA's RNG algorithms cannot be reproduced bit for bit",
-    "lower_unsupported_rng_bit_generator": "XLA's RBG bits cannot be reproduced; "
-                                           "the default threefry PRNG converts",
+    "lower_unsupported_rng": "XLA's stateful generator (hidden state) cannot be reproduced; "
+                             "jax.random converts",
 }
 
 

@@ -653,13 +653,66 @@ int lower_compare(Lower *L, const Op *op) {
 }
 
 /* select(pred, on_true, on_false); pred may be rank 0. */
+/* v without the Expands (broadcast_in_dim) and widening float Casts (bf16
+ * compares compute in f32) it was made by: ops that keep which elements
+ * are zero. */
+static const OValue *source_of(const OValue *v) {
+  for (const ONode *n; (n = v->producer) != NULL; v = n->inputs[0]) {
+    bool widens = og_is(n, ONNX_Cast) && et_is_float(v->type.et) &&
+                  et_is_float(n->inputs[0]->type.et) &&
+                  et_size(v->type.et) > et_size(n->inputs[0]->type.et);
+    if (!og_is(n, ONNX_Expand) && !widens) break;
+  }
+  return v;
+}
+
+/* Whether v is a float constant whose every element is ±0.0. */
+static bool is_float_zero_const(Lower *L, const OValue *v) {
+  v = source_of(v);
+  const Data *d = og_const_data(v);
+  size_t w = et_size(v->type.et);
+  if (!d || !et_is_float(v->type.et) || w == 0 || d->nbytes % w) return false;
+  const uint8_t *b = data_bytes(L->c, d);
+  for (size_t i = 0; i < d->nbytes; i++)
+    if (b[i] & (i % w == w - 1 ? 0x7f : 0xff)) return false;
+  return true;
+}
+
+/* Whether the predicate c is true wherever a == 0: c is Equal(a, ±0), or
+ * an Or with such a term (a few levels deep). */
+static bool true_where_zero(Lower *L, const OValue *c, const OValue *a, int depth) {
+  const ONode *n = c->producer;
+  if (!n || depth > 4 || n->n_inputs != 2) return false;
+  if (og_is(n, ONNX_Or))
+    return true_where_zero(L, n->inputs[0], a, depth + 1) ||
+           true_where_zero(L, n->inputs[1], a, depth + 1);
+  a = source_of(a);
+  return og_is(n, ONNX_Equal) &&
+         ((source_of(n->inputs[0]) == a && is_float_zero_const(L, n->inputs[1])) ||
+          (source_of(n->inputs[1]) == a && is_float_zero_const(L, n->inputs[0])));
+}
+
+/* select.  JAX's functions pass special inputs through with
+ * select(isinf(x) | isnan(x) | x == 0, x, formula) (frexp, ldexp), which
+ * puts a -0.0 input on the true side of a Where: there onnxruntime returns
+ * +0.0 (see "float formulas").  In that form, where x is -0.0 the result
+ * is multiplied by -1 (and by 1 elsewhere: exact, whichever side it came
+ * from). */
 int lower_select(Lower *L, const Op *op) {
   if (check_at(L, op, 3, 1, K_BOOL | K_INT | K_FLOAT)) return -1;
   if (in_et(op, 0) != ET_BOOL)
     return lw_unsupported(L, "the predicate is %s, not i1", et_mlir_name(in_et(op, 0)));
   ElemType et = in_et(op, 1);
-  return bind(L, op, where(L, et, lw_get(L, op->operands[0]), lw_get(L, op->operands[1]),
-                           lw_get(L, op->operands[2])));
+  OValue *c = lw_get(L, op->operands[0]), *a = lw_get(L, op->operands[1]);
+  OValue *r = where(L, et, c, a, lw_get(L, op->operands[2]));
+  if (et_is_float(et) && true_where_zero(L, c, a, 0)) {
+    ElemType ct = formula_type(et);
+    OValue *ac = lw_cast(L, a, ct), *zero = k(L, ct, 0);
+    OValue *neg_zero = op2(L, ET_BOOL, "And", op2(L, ET_BOOL, "Equal", ac, zero),
+                           op2(L, ET_BOOL, "Less", op1(L, ct, "Reciprocal", ac), zero));
+    r = op2(L, ct, "Mul", lw_cast(L, r, ct), where(L, ct, neg_zero, k(L, ct, -1), k(L, ct, 1)));
+  }
+  return bind(L, op, r);
 }
 
 /* clamp(min, x, max) = minimum(maximum(x, min), max) by the spec: NaN in any
@@ -805,7 +858,28 @@ int lower_count_leading_zeros(Lower *L, const Op *op) {
   return bind(L, op, op2(L, ut, "Sub", kint(L, ut, bits_of(ut)), popcount_u(L, ut, v)));
 }
 
-/* ---- bitcast_convert, reduce_precision ---------------------------------- */
+/* ---- float bits: bitcast_convert, next_after, reduce_precision -------------
+ * ONNX has no way to read the bytes of a float before opset 26 (BitCast),
+ * but every field of an IEEE float is a function of its value that exact
+ * arithmetic recovers, and the value is a function of the fields:
+ *
+ *   float -> bits  the sign is x < 0 or 1/x < 0 (for -0.0); the exponent is
+ *                  found by scaling |x| into [1, 2) with multiplications by
+ *                  powers of two, each kept only when the result stays in
+ *                  [0, 2) - every product is exact, subnormals included;
+ *                  the significand is then an exact integer (n * 2^m, or
+ *                  |x| * 2^(bias - 1 + m) below the normal range);
+ *   bits -> float  (2^m + mantissa) * 2^(exponent - bias - m), subnormals
+ *                  without the implicit bit, all-ones exponents inf or NaN.
+ *
+ * The fields are int64 values (the magnitude bits, the sign apart), so the
+ * ops on them are plain Add/Mul/Div, at any opset.  What cannot be read is a
+ * NaN's sign and payload: every NaN reads as the positive quiet NaN
+ * (0x7fc00000 for f32, what jnp.nan is), and a NaN bit pattern becomes
+ * that NaN.  So signbit/copysign of a negative NaN, or a bitcast of a
+ * NaN's bits, differ from JAX (docs/numerics.md); every other value is
+ * bit-exact.  Computed in f32 (f64 for f64), which hold every f16 and bf16
+ * value and power of two met here. */
 
 /* Mantissa and exponent bits of a float type (0 for others). */
 static void float_layout(ElemType et, int *m, int *e) {
@@ -818,65 +892,273 @@ static void float_layout(ElemType et, int *m, int *e) {
   }
 }
 
-/* The float whose bits are b (unsigned ut, as wide as ft), by arithmetic:
- * (2^m + mantissa) * 2^(exponent - bias - m), subnormals without the
- * implicit bit, all-ones exponents inf or NaN (NaN payloads and signs are
- * not kept), then the sign.  Computed in f32 (f64 for f64): Pow(2, k) is
- * exact there and so is every product. */
-static OValue *float_from_bits(Lower *L, OValue *b, ElemType ut, ElemType ft) {
+static ElemType bits_compute_type(ElemType ft) { return ft == ET_F64 ? ET_F64 : ET_F32; }
+
+/* The bits of the positive quiet NaN and of +inf of a float type. */
+static int64_t quiet_nan_bits(int m, int e) {
+  return ((((int64_t)1 << e) - 1) << m) | ((int64_t)1 << (m - 1));
+}
+static int64_t inf_bits(int m, int e) { return (((int64_t)1 << e) - 1) << m; }
+
+/* The bits of |x| (x of float type ft, already in the compute type) as
+ * int64: exact for every finite value and inf, the quiet NaN for NaN. */
+static OValue *magnitude_bits(Lower *L, OValue *x, ElemType ft) {
+  int m, e;
+  float_layout(ft, &m, &e);
+  int64_t bias = ((int64_t)1 << (e - 1)) - 1;
+  ElemType ct = bits_compute_type(ft);
+  /* f16 and bf16 are read in f32, where x may not be on their grid:
+   * onnxruntime runs a chain of f16 ops (Add, then the Cast to f32 here) in
+   * f32 without rounding in between - not even at an explicit Cast pair
+   * f32 -> f16 -> f32 - so the rounding to f16 is redone here: to nearest
+   * even of the significand below, overflow from half an ulp past the
+   * largest finite value (values on the grid are unchanged). */
+  bool regrid = ct != ft;
+  double largest = ldexp(2.0 - ldexp(1, -m), (int)bias);
+  double inf_from = regrid ? ldexp(2.0 - ldexp(1, -m - 1), (int)bias) : largest;
+  OValue *a = op1(L, ct, "Abs", x);
+  OValue *finite = op2(L, ET_BOOL, regrid ? "Less" : "LessOrEqual", a, k(L, ct, inf_from));
+  a = where(L, ct, finite, a, k(L, ct, 0)); /* inf and NaN: fixed at the end */
+  /* Scale n = a into [1, 2), ex = floor(log2 a).  Down: n >= 2^s keeps
+   * n * 2^-s >= 1.  Up: n < 2^(1-s) keeps n * 2^s < 2.  Each step takes
+   * s off the distance to [1, 2) when it is at least s, so powers of two
+   * from the largest needed down to 1 cover it; the largest step is
+   * bounded (2^s a normal number of ct) and repeated instead. */
+  OValue *n = a, *ex = k(L, ct, 0);
+  int down = 1;
+  while (2 * down <= bias) down *= 2;
+  for (int s = down; s >= 1; s /= 2) {
+    OValue *c = op2(L, ET_BOOL, "GreaterOrEqual", n, k(L, ct, ldexp(1, s)));
+    n = where(L, ct, c, op2(L, ct, "Mul", n, k(L, ct, ldexp(1, -s))), n);
+    ex = op2(L, ct, "Add", ex, where(L, ct, c, k(L, ct, s), k(L, ct, 0)));
+  }
+  int64_t deficit = bias - 1 + m; /* the smallest subnormal is 2^-deficit */
+  int64_t step_cap = ct == ET_F64 ? 512 : 64, up = 1, steps[64];
+  while (2 * up <= step_cap && 2 * up <= deficit) up *= 2;
+  int n_steps = 0;
+  for (int64_t r = deficit / up; r > 1; r--) steps[n_steps++] = up;
+  for (int64_t s = up; s >= 1; s /= 2) steps[n_steps++] = s;
+  for (int i = 0; i < n_steps; i++) {
+    int64_t s = steps[i];
+    OValue *c = op2(L, ET_BOOL, "Less", n, k(L, ct, ldexp(1, (int)(1 - s))));
+    n = where(L, ct, c, op2(L, ct, "Mul", n, k(L, ct, ldexp(1, (int)s))), n);
+    ex = op2(L, ct, "Sub", ex, where(L, ct, c, k(L, ct, (double)s), k(L, ct, 0)));
+  }
+  /* normal: (ex + bias) * 2^m + (n - 1) * 2^m; below: |x| * 2^(bias-1+m),
+   * in two exact steps (2^149 is not an f32).  Zero lands below. */
+  OValue *normal = op2(L, ET_BOOL, "GreaterOrEqual", ex, k(L, ct, (double)(1 - bias)));
+  OValue *sub = op2(L, ct, "Mul", op2(L, ct, "Mul", a, k(L, ct, ldexp(1, m))),
+                    k(L, ct, ldexp(1, (int)bias - 1)));
+  OValue *sig = where(L, ct, normal, op2(L, ct, "Mul", n, k(L, ct, ldexp(1, m))), sub);
+  if (regrid) sig = op1(L, ct, "Round", sig); /* a carry to 2^(m+1) makes the next exponent */
+  OValue *field =
+      where(L, ct, normal, op2(L, ct, "Add", ex, k(L, ct, (double)(bias - 1))), k(L, ct, 0));
+  OValue *bits =
+      op2(L, ET_I64, "Add", lw_cast(L, sig, ET_I64),
+          op2(L, ET_I64, "Mul", lw_cast(L, field, ET_I64), kint(L, ET_I64, (int64_t)1 << m)));
+  OValue *special = where(L, ET_I64, op1(L, ET_BOOL, "IsNaN", x),
+                          kint(L, ET_I64, quiet_nan_bits(m, e)), kint(L, ET_I64, inf_bits(m, e)));
+  return where(L, ET_I64, finite, bits, special);
+}
+
+/* The bits of x (float type ft) as the unsigned type of its width. */
+static OValue *float_to_bits(Lower *L, OValue *x, ElemType ft) {
+  ElemType ct = bits_compute_type(ft);
+  OValue *xc = lw_cast(L, lw_cast(L, x, ft), ct);
+  OValue *mag = magnitude_bits(L, xc, ft);
+  int w = (int)et_size(ft) * 8;
+  int64_t sign_bit = w == 64 ? INT64_MIN : (int64_t)1 << (w - 1);
+  OValue *bits = where(L, ET_I64, sign_set(L, ct, xc),
+                       op2(L, ET_I64, "Add", mag, kint(L, ET_I64, sign_bit)), mag);
+  return lw_cast(L, bits, w == 64 ? ET_U64 : w == 32 ? ET_U32 : ET_U16);
+}
+
+/* The float (in its compute type) whose magnitude bits are mag (int64) and
+ * whose sign is clear where `pos`.  NaN payloads are not kept. */
+static OValue *float_from_fields(Lower *L, OValue *mag, OValue *pos, ElemType ft) {
   int m, e;
   float_layout(ft, &m, &e);
   int64_t bias = ((int64_t)1 << (e - 1)) - 1, emax = ((int64_t)1 << e) - 1;
-  ElemType ct = ft == ET_F64 ? ET_F64 : ET_F32;
-  OValue *mant = op2(L, ut, "BitwiseAnd", b, kint(L, ut, (int64_t)((UINT64_C(1) << m) - 1)));
-  OValue *ex = op2(L, ut, "BitwiseAnd", bit_shift(L, ut, b, kint(L, ut, m), "RIGHT"),
-                   kint(L, ut, emax));
+  ElemType ct = bits_compute_type(ft);
+  OValue *unit = kint(L, ET_I64, (int64_t)1 << m);
+  OValue *ex = op2(L, ET_I64, "Div", mag, unit); /* mag >= 0: the floor */
+  OValue *mant = op2(L, ET_I64, "Sub", mag, op2(L, ET_I64, "Mul", ex, unit));
   OValue *mf = lw_cast(L, mant, ct), *ef = lw_cast(L, ex, ct);
-  OValue *sig = where(L, ct, op2(L, ET_BOOL, "Equal", ex, kint(L, ut, 0)), mf,
+  OValue *sig = where(L, ct, op2(L, ET_BOOL, "Equal", ex, kint(L, ET_I64, 0)), mf,
                       op2(L, ct, "Add", mf, k(L, ct, ldexp(1, m))));
+  /* Pow(2, k) is exact for the integer k met here, as is the product */
   OValue *p = op2(L, ct, "Sub", op2(L, ct, "Max", ef, k(L, ct, 1)), k(L, ct, (double)(bias + m)));
   OValue *v = op2(L, ct, "Mul", sig, op2(L, ct, "Pow", k(L, ct, 2), p));
-  OValue *special = where(L, ct, op2(L, ET_BOOL, "Equal", mant, kint(L, ut, 0)),
+  OValue *special = where(L, ct, op2(L, ET_BOOL, "Equal", mant, kint(L, ET_I64, 0)),
                           k(L, ct, INFINITY), k(L, ct, NAN));
-  v = where(L, ct, op2(L, ET_BOOL, "Equal", ex, kint(L, ut, emax)), special, v);
-  OValue *pos = op2(L, ET_BOOL, "Less", b,
-                    kint(L, ut, (int64_t)(UINT64_C(1) << (bits_of(ut) - 1))));
-  return lw_cast(L, where(L, ct, pos, v, op1(L, ct, "Neg", v)), ft); /* -0.0 on the false side */
+  v = where(L, ct, op2(L, ET_BOOL, "Equal", ex, kint(L, ET_I64, emax)), special, v);
+  return where(L, ct, pos, v, op1(L, ct, "Neg", v)); /* -0.0 on the false side */
+}
+
+/* The float whose bits are b (unsigned ut, as wide as ft). */
+static OValue *float_from_bits(Lower *L, OValue *b, ElemType ut, ElemType ft) {
+  int w = bits_of(ut);
+  OValue *i = lw_cast(L, b, ET_I64); /* zero-extends; u64 keeps its bits */
+  OValue *mag = op2(L, ET_I64, "BitwiseAnd", i,
+                    kint(L, ET_I64, w == 64 ? INT64_MAX : ((int64_t)1 << (w - 1)) - 1));
+  OValue *pos = op2(L, ET_BOOL, "Equal", i, mag);
+  return lw_cast(L, float_from_fields(L, mag, pos, ft), ft);
+}
+
+/* The unsigned integer type of a width in bytes. */
+static ElemType uint_of_size(size_t bytes) {
+  return bytes == 1 ? ET_U8 : bytes == 2 ? ET_U16 : bytes == 4 ? ET_U32 : ET_U64;
+}
+
+/* Width-changing bitcasts (jax.random's 'rbg' keys: u32[..., 2] <-> u64[...]):
+ * the narrow elements along the last axis are the wide one's bytes in
+ * little-endian order.  Computed on the bits in u64 (BitShift has few
+ * kernels); a float result is built from its fields. */
+static int bitcast_resize(Lower *L, const Op *op, ElemType from, ElemType to) {
+  if (need_opset(L, 18, "BitwiseOr")) return -1;
+  const Type *ti = &op->operands[0]->type, *tr = &op->results[0]->type;
+  size_t wf = et_size(from), wt = et_size(to);
+  OValue *x = lw_get(L, op->operands[0]);
+  OValue *r;
+  if (et_is_float(from)) {
+    /* float_to_bits builds values of the result's shape (node()), so the
+     * float is first spread over it: [...] -> [..., k] copies, whose bits
+     * are shifted down by 0, w, 2w, ... along the new axis and cut. */
+    int64_t k = (int64_t)(wf / wt), axis = ti->rank;
+    if (wf < wt || !type_is_static(tr))
+      return lw_unsupported(L,
+                            "bitcast from %s to the %s %s: a float is read as bits only for "
+                            "the same width or narrower elements of a static shape",
+                            et_mlir_name(from), wf < wt ? "wider" : "narrower", et_mlir_name(to));
+    if (tr->rank != ti->rank + 1 || tr->dims[axis] != k)
+      return lw_bad_input(L, "the result's last dimension is not the ratio of the widths");
+    OValue *spread =
+        lw_op2(L, "Expand", lw_unsqueeze(L, x, &axis, 1), lw_const_i64s(L, tr->rank, tr->dims));
+    og_type_from_hlo(L->c, spread, tr);
+    spread->type.et = from;
+    uint8_t *amounts = arena_alloc(L->c->arena, (size_t)k * 8); /* u64, little-endian */
+    for (int64_t j = 0; j < k; j++)
+      for (int b = 0; b < 8; b++) amounts[8 * j + b] = (uint8_t)(((uint64_t)j * 8 * wt) >> (8 * b));
+    Data d = {DATA_RAW, amounts, (size_t)k * 8};
+    OValue *bits = lw_cast(L, float_to_bits(L, spread, from), ET_U64);
+    r = bit_shift(L, ET_U64, bits, lw_const_data(L, ET_U64, 1, &k, d), "RIGHT");
+  } else if (wf < wt) { /* [..., k] -> [...]: or the shifted parts */
+    OValue *wide = lw_cast(L, lw_cast(L, x, uint_of_size(wf)), ET_U64);
+    int64_t k = (int64_t)(wt / wf);
+    if (ti->rank < 1 || ti->dims[ti->rank - 1] != k)
+      return lw_bad_input(L, "the last dimension is not the ratio of the widths");
+    r = NULL;
+    for (int64_t j = 0; j < k; j++) {
+      OValue *in[2] = {wide, lw_const_scalar(L, ET_I64, (double)j)};
+      ONode *g = lw_node(L, "Gather", 2, in, 1);
+      og_attr_int(L->c, g, "axis", ti->rank - 1);
+      og_type_from_hlo(L->c, g->outputs[0], tr);
+      g->outputs[0]->type.et = ET_U64;
+      OValue *part =
+          bit_shift(L, ET_U64, g->outputs[0], kint(L, ET_U64, j * 8 * (int64_t)wf), "LEFT");
+      r = r ? op2(L, ET_U64, "BitwiseOr", r, part) : part;
+    }
+  } else { /* [...] -> [..., k]: the parts, shifted down and cut, side by side */
+    OValue *wide = lw_cast(L, lw_cast(L, x, uint_of_size(wf)), ET_U64);
+    int64_t k = (int64_t)(wf / wt), axis = ti->rank;
+    if (tr->rank != ti->rank + 1 || tr->dims[axis] != k)
+      return lw_bad_input(L, "the result's last dimension is not the ratio of the widths");
+    OValue *parts[8];
+    for (int64_t j = 0; j < k; j++) {
+      OValue *in[2] = {wide, kint(L, ET_U64, j * 8 * (int64_t)wt)};
+      ONode *sh = lw_node(L, "BitShift", 2, in, 1);
+      og_attr_string(L->c, sh, "direction", "RIGHT");
+      og_type_from_hlo(L->c, sh->outputs[0], ti);
+      sh->outputs[0]->type.et = ET_U64;
+      parts[j] = lw_unsqueeze(L, lw_cast(L, sh->outputs[0], uint_of_size(wt)), &axis, 1);
+    }
+    ONode *cat = lw_node(L, "Concat", (int)k, parts, 1);
+    og_attr_int(L->c, cat, "axis", axis);
+    og_type_from_hlo(L->c, cat->outputs[0], tr);
+    r = cat->outputs[0];
+    r->type.et = uint_of_size(wt);
+  }
+  ElemType ut = uint_of_size(wt);
+  r = lw_cast(L, r, ut);
+  if (et_is_float(to)) return bind(L, op, float_from_bits(L, r, ut, to));
+  return bind(L, op, r);
 }
 
 /* Same-width bitcasts: integer <-> integer is a Cast (it keeps the bits);
- * integer -> float rebuilds the value from its fields.  ONNX has no way to
- * read the bits of a float, so float -> anything is not supported, nor are
- * the width-changing forms (which add or drop a dimension). */
+ * float <-> integer go through the fields above; the width-changing forms
+ * split or join the bits (bitcast_resize). */
 int lower_bitcast_convert(Lower *L, const Op *op) {
   if (check(L, op, 1, K_INT | K_FLOAT | K_BOOL)) return -1;
   ElemType from = in_et(op, 0), to = out_et(op);
   OValue *x = lw_get(L, op->operands[0]);
   if (from == to) return bind(L, op, x);
-  if (!kind_of(to) || from == ET_BOOL || to == ET_BOOL || et_size(from) != et_size(to))
-    return lw_unsupported(L, "bitcast from %s to %s: only same-width integer and integer to float "
-                          "bitcasts are supported", et_mlir_name(from), et_mlir_name(to));
-  if (et_is_float(from))
-    return lw_unsupported(L, "bitcast from %s: ONNX cannot read the bits of a float",
-                          et_mlir_name(from));
+  if (!kind_of(to) || from == ET_BOOL || to == ET_BOOL)
+    return lw_unsupported(L,
+                          "bitcast from %s to %s: only integer and float bitcasts are "
+                          "supported",
+                          et_mlir_name(from), et_mlir_name(to));
+  if (et_size(from) != et_size(to)) return bitcast_resize(L, op, from, to);
+  if (et_is_float(from) && et_is_float(to)) /* f16 <-> bf16 */
+    return need_opset(L, 18, "BitwiseAnd")
+               ? -1
+               : bind(L, op, float_from_bits(L, float_to_bits(L, x, from), ET_U16, to));
+  if (et_is_float(from)) return bind(L, op, float_to_bits(L, x, from));
   if (et_is_int(to)) return bind(L, op, lw_cast(L, x, to));
   if (need_opset(L, 18, "BitwiseAnd")) return -1;
   ElemType ut = unsigned_of(from);
   return bind(L, op, float_from_bits(L, lw_cast(L, x, ut), ut, to));
 }
 
-/* Rounding to a narrower float format and back, for the formats that are
- * ONNX types: (5, 10) = f16, (8, 7) = bf16, (8, 23) = f32.  Cast rounds to
- * nearest even and overflows to inf as XLA does; XLA has no subnormals in
- * the narrow format: magnitudes that do not round to its smallest normal
- * 2^(1-bias) (below it less half a unit of the m+1-bit mantissa there)
- * become ±0. */
+/* chlo.next_after(x, y): the float after x in the direction of y - on the
+ * magnitude bits, +1 when |y| > |x| with the same sign, else -1 (which may
+ * reach ±0 or ±inf, as the bits do); ±(smallest subnormal) with y's sign
+ * from ±0; y when x == y (so next_after(0, -0) = -0); NaN when either is.
+ * The selections are on the int64 bits and the sign, which are free of
+ * onnxruntime's Where and -0.0 (see "float formulas"). */
+int lower_next_after(Lower *L, const Op *op) {
+  if (check(L, op, 2, K_FLOAT)) return -1;
+  ElemType ft = in_et(op, 0), ct = bits_compute_type(ft);
+  int m, e;
+  float_layout(ft, &m, &e);
+  OValue *x = lw_cast(L, lw_get(L, op->operands[0]), ct);
+  OValue *y = lw_cast(L, lw_get(L, op->operands[1]), ct);
+  OValue *mx = magnitude_bits(L, x, ft);
+  if (ct != ft) { /* compare the values on the f16 (bf16) grid: see magnitude_bits */
+    x = float_from_fields(L, mx, sign_clear(L, ct, x), ft);
+    y = float_from_fields(L, magnitude_bits(L, y, ft), sign_clear(L, ct, y), ft);
+  }
+  OValue *xpos = sign_clear(L, ct, x), *ypos = sign_clear(L, ct, y);
+  OValue *x_is_zero = op2(L, ET_BOOL, "Equal", x, k(L, ct, 0));
+  OValue *equal = op2(L, ET_BOOL, "Equal", x, y);
+  OValue *away =
+      op2(L, ET_BOOL, "And", op2(L, ET_BOOL, "Greater", op1(L, ct, "Abs", y), op1(L, ct, "Abs", x)),
+          op2(L, ET_BOOL, "Equal", xpos, ypos));
+  OValue *step = where(L, ET_I64, away, kint(L, ET_I64, 1), kint(L, ET_I64, -1));
+  OValue *mag = where(L, ET_I64, x_is_zero, kint(L, ET_I64, 1), op2(L, ET_I64, "Add", mx, step));
+  mag = where(L, ET_I64, equal, mx, mag); /* |y| = |x| */
+  OValue *nan = op2(L, ET_BOOL, "Or", op1(L, ET_BOOL, "IsNaN", x), op1(L, ET_BOOL, "IsNaN", y));
+  mag = where(L, ET_I64, nan, kint(L, ET_I64, quiet_nan_bits(m, e)), mag);
+  OValue *pos = where(L, ET_BOOL, op2(L, ET_BOOL, "Or", equal, x_is_zero), ypos, xpos);
+  return bind(L, op, float_from_fields(L, mag, pos, ft));
+}
+
+/* XLA's reduce_precision to e exponent and m mantissa bits, on the bits of
+ * the input: the mantissa rounded to m bits, to nearest even (a carry may
+ * raise the exponent); then exponents above the narrow format's range give
+ * ±inf and those at or below its smallest normal's minus one give ±0 - the
+ * narrow format has no subnormals.  NaN stays NaN.  For the formats that are
+ * ONNX types - (5, 10) f16, (8, 7) bf16, (8, 23) f32 - a Cast rounds the
+ * same way (nearest even, overflow to inf) and only the flush below the
+ * smallest normal 2^(1-bias) is added: magnitudes below it less half a unit
+ * of the m+1-bit mantissa there become ±0. */
 int lower_reduce_precision(Lower *L, const Op *op) {
   if (check(L, op, 1, K_FLOAT)) return -1;
   int64_t eb, mb;
   if (!ir_attr_int(ir_op_attr(op, "exponent_bits"), &eb) ||
       !ir_attr_int(ir_op_attr(op, "mantissa_bits"), &mb))
     return lw_unsupported(L, "exponent_bits or mantissa_bits missing");
+  if (eb < 1 || mb < 0)
+    return lw_bad_input(L, "exponent_bits must be at least 1 and mantissa_bits at least 0");
   ElemType et = in_et(op, 0);
   OValue *x = lw_get(L, op->operands[0]);
   int m, e;
@@ -884,18 +1166,42 @@ int lower_reduce_precision(Lower *L, const Op *op) {
   if (eb >= e && mb >= m) return bind(L, op, x);
   ElemType nt = eb == 5 && mb == 10 ? ET_F16 : eb == 8 && mb == 7 ? ET_BF16
               : eb == 8 && mb == 23 ? ET_F32 : ET_UNDEF;
-  if (nt == ET_UNDEF)
-    return lw_unsupported(L, "reduce_precision to %lld exponent and %lld mantissa bits: only "
-                          "the f16, bf16 and f32 formats are supported",
-                          (long long)eb, (long long)mb);
-  OValue *y = lw_cast(L, lw_cast(L, x, nt), et);
-  if (eb < e) {
-    double bias = ldexp(1, (int)eb - 1) - 1;
-    double keep_from = ldexp(1, (int)(1 - bias)) - ldexp(1, (int)(1 - bias - mb - 2));
-    ElemType ct = math_type(et);
-    OValue *xc = lw_cast(L, x, ct);
-    OValue *keep = op2(L, ET_BOOL, "GreaterOrEqual", op1(L, ct, "Abs", xc), k(L, ct, keep_from));
-    y = where(L, ct, keep, lw_cast(L, y, ct), op2(L, ct, "Mul", xc, k(L, ct, 0)));
+  /* onnxruntime casts f64 to f16 and bf16 through f32: rounded twice */
+  bool one_rounding = et == ET_F32 ? nt == ET_F16 || nt == ET_BF16 : et == ET_F64 && nt == ET_F32;
+  if (one_rounding) {
+    OValue *y = lw_cast(L, lw_cast(L, x, nt), et);
+    if (eb < e) {
+      double bias = ldexp(1, (int)eb - 1) - 1;
+      double keep_from = ldexp(1, (int)(1 - bias)) - ldexp(1, (int)(1 - bias - mb - 2));
+      ElemType ct = math_type(et);
+      OValue *xc = lw_cast(L, x, ct);
+      OValue *keep = op2(L, ET_BOOL, "GreaterOrEqual", op1(L, ct, "Abs", xc), k(L, ct, keep_from));
+      y = where(L, ct, keep, lw_cast(L, y, ct), op2(L, ct, "Mul", xc, k(L, ct, 0)));
+    }
+    return bind(L, op, y);
   }
-  return bind(L, op, y);
+  ElemType ct = bits_compute_type(et);
+  OValue *xc = lw_cast(L, x, ct);
+  OValue *mag = magnitude_bits(L, xc, et);
+  if (mb < m) {
+    int64_t unit = (int64_t)1 << (m - mb);
+    OValue *ku = kint(L, ET_I64, unit);
+    OValue *q = op2(L, ET_I64, "Div", mag, ku);
+    OValue *odd = op2(
+        L, ET_I64, "Sub", q,
+        op2(L, ET_I64, "Mul", op2(L, ET_I64, "Div", q, kint(L, ET_I64, 2)), kint(L, ET_I64, 2)));
+    OValue *biased =
+        op2(L, ET_I64, "Add", mag, op2(L, ET_I64, "Add", odd, kint(L, ET_I64, unit / 2 - 1)));
+    mag = op2(L, ET_I64, "Mul", op2(L, ET_I64, "Div", biased, ku), ku);
+  }
+  if (eb < e) {
+    int64_t bias = ((int64_t)1 << (e - 1)) - 1, narrow_bias = ((int64_t)1 << (eb - 1)) - 1;
+    OValue *field = op2(L, ET_I64, "Div", mag, kint(L, ET_I64, (int64_t)1 << m));
+    OValue *over = op2(L, ET_BOOL, "Greater", field, kint(L, ET_I64, bias + narrow_bias));
+    OValue *under = op2(L, ET_BOOL, "LessOrEqual", field, kint(L, ET_I64, bias - narrow_bias));
+    mag = where(L, ET_I64, over, kint(L, ET_I64, inf_bits(m, e)), mag);
+    mag = where(L, ET_I64, under, kint(L, ET_I64, 0), mag);
+  }
+  mag = where(L, ET_I64, op1(L, ET_BOOL, "IsNaN", xc), kint(L, ET_I64, quiet_nan_bits(m, e)), mag);
+  return bind(L, op, float_from_fields(L, mag, sign_clear(L, ct, xc), et));
 }

@@ -495,11 +495,6 @@ def test_bitcast_convert(src: str, dst: str):
     check_case(lambda v: lax.bitcast_convert_type(v, ddt), [x], 0.0, 0.0, signed_zeros=True)
 
 
-def test_bitcast_float_to_int_is_unsupported():
-    with jax.enable_x64(True), pytest.raises(hlo2onnx.UnsupportedOpError, match="bits of a float"):
-        convert(lambda v: lax.bitcast_convert_type(v, np.int32), [(4, np.float32)])
-
-
 @pytest.mark.parametrize("dname", ["f32", "f64"])
 @pytest.mark.parametrize("bits", [(5, 10), (8, 7), (8, 23), (11, 52)], ids=str)
 def test_reduce_precision(dname: str, bits):

@@ -485,27 +485,6 @@ def test_tuple_from_outside():
 # ---- what cannot be converted: clear errors --------------------------------------------
 
 
-RBG_TEXT = """
-func.func public @main(%s: tensor<2xui64>) -> (tensor<2xui64>, tensor<3xui32>) {
-  %0, %1 = stablehlo.rng_bit_generator %s, algorithm = DEFAULT : (tensor<2xui64>) -> (tensor<2xui64>, tensor<3xui32>)
-  return %0, %1 : tensor<2xui64>, tensor<3xui32>
-}"""
-
-
-def test_rng_bit_generator_is_reported():
-    with pytest.raises(hlo2onnx.UnsupportedOpError, match=r"rng_bit_generator.*threefry"):
-        _core.convert(RBG_TEXT, [], None, {})
-
-
-def test_rbg_key_does_not_convert():
-    """impl='rbg' keys lower to rng_bit_generator (after a bitcast of the
-    key data): the conversion fails as unsupported, never silently."""
-    key = jax.random.key_data(jax.random.key(0, impl="rbg"))
-    fn = lambda k: jax.random.uniform(jax.random.wrap_key_data(k, impl="rbg"), (3,))  # noqa: E731
-    with pytest.raises(hlo2onnx.UnsupportedOpError):
-        hlo2onnx.to_onnx(fn, [of(key.dtype, *key.shape)])
-
-
 def test_legacy_rng_is_reported():
     with pytest.raises(hlo2onnx.UnsupportedOpError, match=r"stablehlo.rng: .*jax.random"):
         hlo2onnx.to_onnx(lambda x: x + lax.rng_uniform(0.0, 1.0, (3,)), [(3,)])

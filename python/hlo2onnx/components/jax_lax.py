@@ -1,4 +1,7 @@
-"""jax.lax components: broadcast, gather, slice.
+"""jax.lax components: broadcast, gather, slice; bitcast_convert_type,
+nextafter, reduce_precision (bit for bit against JAX in
+tests/python/test_bitcast_float.py; lax.rng_bit_generator, whose state is
+u64, in tests/python/test_rng_ops.py).
 
 With a symbolic batch "B", JAX lowers these to the dynamic StableHLO forms
 (``dynamic_broadcast_in_dim``, ``dynamic_gather``, ``real_dynamic_slice``),
@@ -106,4 +109,46 @@ register(Component(
         Case("slice_single_element", _slice((1, 2), (2, 3)), [(4, 5)], notes="x[1:2, 2:3]"),
         Case("slice_with_stride", _slice((0, 1), (5, 6), (2, 2)), [(5, 6)],
              notes="x[0:5:2, 1:6:2]"),
+    ]))
+
+
+# ---- float bits (since v0.2.0) ---------------------------------------
+
+BITS_SINCE = "v0.2.0"
+
+
+def _bitcast(dtype):
+    return lambda: lambda x: _lax().bitcast_convert_type(x, dtype)
+
+
+def _reduce_precision(exponent_bits, mantissa_bits):
+    return lambda: lambda x: _lax().reduce_precision(x, exponent_bits, mantissa_bits)
+
+
+register(Component(
+    "bitcast_convert_type", "jax.lax.bitcast_convert_type",
+    docs_url=f"{JAX_DOCS}/jax.lax.bitcast_convert_type.html", since=BITS_SINCE,
+    cases=[
+        Case("bitcast_f32_to_i32", _bitcast(np.int32), [("B", 8)],
+             notes="a float's bits computed from its value (sign, exponent by "
+                   "power-of-two scaling, significand as an exact integer)"),
+    ]))
+
+register(Component(
+    "nextafter", "jax.lax.nextafter",
+    docs_url=f"{JAX_DOCS}/jax.lax.nextafter.html", since=BITS_SINCE,
+    cases=[
+        Case("lax_nextafter", lambda: lambda x, y: _lax().nextafter(x, y),
+             [("B", 6), ("B", 6)], notes="chlo.next_after on the float's bits"),
+    ]))
+
+register(Component(
+    "reduce_precision", "jax.lax.reduce_precision",
+    docs_url=f"{JAX_DOCS}/jax.lax.reduce_precision.html", since=BITS_SINCE,
+    cases=[
+        Case("reduce_precision_f16", _reduce_precision(5, 10), [("B", 8)],
+             notes="to the f16 format: a Cast pair, values below f16's smallest "
+                   "normal flushed as XLA does"),
+        Case("reduce_precision_e4m3", _reduce_precision(4, 3), [("B", 8)],
+             notes="to any format: XLA's rounding on the bits"),
     ]))

@@ -1,5 +1,13 @@
 """jax.numpy components: add, concat, einsum, matmul, reshape, squeeze, tile,
-transpose.
+transpose; and the float functions JAX writes with bit casts: copysign,
+frexp, ldexp, nextafter, signbit, spacing.
+
+The bit-level functions reach ``bitcast_convert`` from a float (and
+``chlo.next_after``), which ONNX cannot read before opset 26: the conversion
+computes a float's fields from its value exactly (src/lower/elementwise.c,
+docs/numerics.md), so these results are equal to JAX's bit for bit - the
+tests in tests/python/test_bitcast_float.py compare bit patterns on every
+kind of value; the cases here are the registry's random-input checks.
 
 JAX lowers ``einsum`` to ``dot_general`` (plus transposes), so it becomes
 MatMul rather than ONNX Einsum: a single, well-supported op that every
@@ -148,3 +156,45 @@ register(Component(
         Case("transpose_reverse", _call("transpose", (2, 1, 0)), [("B", 3, 4)]),
         Case("transpose_square_matrix", _call("transpose"), [(4, 4)]),
     ]))
+
+
+# ---- float functions written with bit casts (since v0.2.0) -------------------
+
+BITS_SINCE = "v0.2.0"
+
+
+def _int_exponents(rng, shape, dtype, index):
+    """ldexp's exponents: small integers, negative ones included."""
+    return rng.integers(-20, 20, shape).astype(dtype)
+
+
+def _bits_component(name, cases, expected=()):
+    register(Component(
+        name, f"jax.numpy.{name}",
+        docs_url=f"{JAX_DOCS}/jax.numpy.{name}.html", since=BITS_SINCE,
+        onnx_expected=expected, cases=cases))
+
+
+_bits_component("copysign", [
+    Case("copysign", _call("copysign"), [("B", 6), ("B", 6)],
+         notes="the sign read as x < 0 or 1/x < 0 (for -0.0)"),
+])
+_bits_component("frexp", [
+    Case("frexp", _call("frexp"), [("B", 6)],
+         notes="the exponent found by exact power-of-two scaling; two outputs"),
+])
+_bits_component("ldexp", [
+    Case("ldexp", _call("ldexp"), [("B", 6), ("B", 6)], dtypes=("float32", "int32"),
+         input_generator=_int_exponents, notes="exponents in [-20, 20)"),
+])
+_bits_component("nextafter", [
+    Case("nextafter", _call("nextafter"), [("B", 6), ("B", 6)],
+         notes="chlo.next_after: the neighbouring float, on the bits"),
+])
+_bits_component("signbit", [
+    Case("signbit", _call("signbit"), [("B", 6)], notes="a bool output"),
+])
+_bits_component("spacing", [
+    Case("spacing", _call("spacing"), [("B", 6)],
+         notes="next_after(x, ±inf) - x"),
+])

@@ -155,6 +155,18 @@ def _rows():
     return lambda x, i: lax.gather(x, i, dn, slice_sizes=(1, x.shape[1]))
 
 
+def _rbg_bits():
+    """Random bits from an 'rbg' key (its data: 4 uint32)."""
+    import jax
+
+    def f(k):
+        key = jax.random.wrap_key_data(k, impl="rbg")
+        with jax.named_scope(SCOPE):
+            return jax.random.bits(key, (3, 4))
+
+    return f
+
+
 def _call():
     import jax
 
@@ -239,8 +251,11 @@ PROBES: dict[str, Probe] = {
     "chlo.erf_inv": _unary("lax.erf_inv(x)", "erf_inv", _lax),
     "chlo.bessel_i1e": _unary("lax.bessel_i1e(x)", "bessel_i1e", _lax),
     "chlo.is_inf": _unary("jnp.isinf(x)", "isinf"),
+    "chlo.next_after": _binary("lax.nextafter(x, y)", lambda x, y: _lax().nextafter(x, y)),
     "chlo.top_k": Probe("lax.top_k(x, 2)", _scoped(lambda: (lambda x: _lax().top_k(x, 2))),
                         [(3, 4)], [F32]),
+    "stablehlo.rng_bit_generator": Probe(
+        "jax.random.bits(rbg key, (3, 4))", _rbg_bits, [(4,)], ["uint32"]),
     # shapes and layout
     "stablehlo.constant": Probe("a NumPy array", _constant, [(3, 4)], [F32]),
     "stablehlo.iota": Probe("lax.iota(f32, 4)", _iota, [(3, 4)], [F32]),
