@@ -35,6 +35,9 @@ const Pass h2o_passes[] = {
     {"name_dims", pass_symbolic_dims, true},
     {"simplify", pass_simplify, true},
     {"cse", pass_cse, true},
+    /* an Expand whose consumers broadcast anyway: what lies between computes
+     * on the small tensor (and folds, when that is a constant) */
+    {"late_broadcast", pass_late_broadcast, true},
     /* what simplify freed of Expands (rsqrt(var + eps) * scale) */
     {"fold_after_simplify", pass_fold, false},
     {"push_transposes", pass_push_transposes, true},
@@ -61,6 +64,7 @@ const Pass h2o_passes[] = {
     {"fold_after_fusions", pass_fold, true},
     {"batchnorm", pass_fuse_batchnorm, true},
     {"convbias", pass_fuse_conv_bias, true},
+    {"pad", pass_fuse_pad, true},
     {"avgpool", pass_fuse_avgpool, true},
     {"gemm", pass_fuse_gemm, true},
     /* after every pass that writes nodes: each gets a type onnxruntime runs;

@@ -65,12 +65,12 @@ bool fm_closed(const FmPat *p, const ONode *root) {
 
 /* ---- constants ----------------------------------------------------------- */
 
-/* The bytes and element count of a float constant with static dims. */
+/* The bytes and element count of a number constant with static dims. */
 static const uint8_t *const_bytes(Ctx *c, const OValue *v, int64_t *numel) {
   const Data *d = og_const_data(v);
   ElemType et = v->type.et;
   if (!d || v->type.rank < 0 || v->type.rank > MAX_RANK) return NULL;
-  if (et != ET_F32 && et != ET_F64 && et != ET_F16 && et != ET_BF16) return NULL;
+  if (et != ET_F32 && et != ET_F64 && et != ET_F16 && et != ET_BF16 && !et_is_int(et)) return NULL;
   int64_t n = 1;
   for (int i = 0; i < v->type.rank; i++) {
     int64_t dim = v->type.dims[i].value;
@@ -86,6 +86,15 @@ bool fm_splat(Ctx *c, const OValue *v, double *out) {
   int64_t n;
   const uint8_t *b = const_bytes(c, v, &n);
   if (!b) return false;
+  if (et_is_int(v->type.et)) {
+    /* compared as integers; a value a double cannot hold is no splat here */
+    int64_t first = elem_load_int(b, v->type.et, 0);
+    if (first > ((int64_t)1 << 53) || first < -((int64_t)1 << 53)) return false;
+    for (int64_t i = 1; i < n; i++)
+      if (elem_load_int(b, v->type.et, i) != first) return false;
+    *out = (double)first;
+    return true;
+  }
   double first = elem_load(b, v->type.et, 0);
   for (int64_t i = 1; i < n; i++) {
     double x = elem_load(b, v->type.et, i);

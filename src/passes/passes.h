@@ -17,8 +17,9 @@ int pass_symbolic_dims(Ctx *c, OModel *m); /* passes/symbolic_dims.c: names dyna
 int pass_fold_shapes(Ctx *c, OModel *m);   /* ... and shape vectors of static sizes -> constants */
 int pass_fold(Ctx *c, OModel *m);  /* passes/fold.c: constant folding */
 int pass_fold_late(Ctx *c, OModel *m); /* the same, after simplify: small broadcasts too */
-int pass_simplify(Ctx *c, OModel *m);
-int pass_cse(Ctx *c, OModel *m);      /* passes/cse.c: a computation done twice is done once */ /* passes/simplify.c: no-op and redundant nodes */
+int pass_simplify(Ctx *c, OModel *m); /* passes/simplify.c: no-op and redundant nodes */
+int pass_cse(Ctx *c, OModel *m);      /* passes/cse.c: a computation done twice is done once */
+int pass_late_broadcast(Ctx *c, OModel *m); /* passes/late_broadcast.c: compute before an Expand, not after */
 int pass_fuse_gemm(Ctx *c, OModel *m); /* passes/fuse_gemm.c: MatMul + Add -> Gemm */
 int pass_push_transposes(Ctx *c, OModel *m); /* passes/transpose.c: cancel layout Transposes */
 int pass_unit_transposes(Ctx *c, OModel *m); /* ... and those moving only unit axes -> Reshape */
@@ -34,6 +35,7 @@ int pass_fuse_gelu(Ctx *c, OModel *m);        /* erf and tanh forms -> Gelu (ops
 int pass_fuse_activations(Ctx *c, OModel *m); /* Relu, LeakyRelu, Elu, Softplus, Sigmoid, Mish */
 int pass_fuse_batchnorm(Ctx *c, OModel *m);   /* (x - m) * a + b -> Gemm weights or BatchNormalization */
 int pass_fuse_conv_bias(Ctx *c, OModel *m);   /* Add(Conv(x, W), c) -> Conv(x, W, c) */
+int pass_fuse_pad(Ctx *c, OModel *m);         /* Conv(Pad(x)), MaxPool(Pad(Relu)) -> their own pads */
 int pass_fuse_avgpool(Ctx *c, OModel *m);     /* AveragePool * N / N -> AveragePool */
 /* passes/kernels.c: a node whose type has no onnxruntime kernel computes in
  * a wider type that has one (ort_kernels.def) */

@@ -297,6 +297,330 @@ static bool identity_operand(Ctx *c, OGraph *g, ONode *n) {
   return false;
 }
 
+/* ---- integer ranges -----------------------------------------------------------
+ * JAX guards every gather: an index is wrapped (where(i < 0, i + n, i)),
+ * clamped into the operand, and for a gather that fills out-of-range slots
+ * checked once more (i >= 0 and i <= n - k, else NaN).  Where the index
+ * provably lies in range already (an arange, an argmax, a clamp written
+ * before) the guards compute nothing: Keras's DeBERTa spends a tenth of its
+ * time in them.  So integer values get bounds, which hold for every input;
+ * arithmetic is followed only where it cannot wrap, and a weight's values
+ * are never relied on. */
+
+typedef struct IntRange {
+  int64_t lo, hi;
+} IntRange;
+
+#define RANGE_BIG ((int64_t)1 << 62) /* a bound this far out: no bound */
+
+static IntRange type_range(ElemType et) {
+  switch (et) {
+  case ET_BOOL: return (IntRange){0, 1};
+  case ET_I8: return (IntRange){INT8_MIN, INT8_MAX};
+  case ET_U8: return (IntRange){0, UINT8_MAX};
+  case ET_I16: return (IntRange){INT16_MIN, INT16_MAX};
+  case ET_U16: return (IntRange){0, UINT16_MAX};
+  case ET_I32: return (IntRange){INT32_MIN, INT32_MAX};
+  case ET_U32: return (IntRange){0, UINT32_MAX};
+  case ET_U64: return (IntRange){0, RANGE_BIG};
+  default: return (IntRange){-RANGE_BIG, RANGE_BIG};
+  }
+}
+
+static bool within(IntRange r, IntRange bounds) { return r.lo >= bounds.lo && r.hi <= bounds.hi; }
+
+/* An index along an axis or a size (or a choice among them): smaller than
+ * some dim, so it fits the int32 JAX computes indices in. */
+static bool is_index(const OValue *v, int depth) {
+  const ONode *p = v ? v->producer : NULL;
+  if (!p || p->dead || depth > 8 || p->n_inputs < 1) return false;
+  switch (p->kind) {
+  case ONNX_Shape: case ONNX_ArgMax: case ONNX_ArgMin: case ONNX_Range: return true;
+  case ONNX_Where:
+    return p->n_inputs == 3 && is_index(p->inputs[1], depth + 1) && is_index(p->inputs[2], depth + 1);
+  case ONNX_Cast: case ONNX_Reshape: case ONNX_Squeeze: case ONNX_Unsqueeze: case ONNX_Gather:
+  case ONNX_Slice:
+    return et_is_int(p->inputs[0]->type.et) && is_index(p->inputs[0], depth + 1);
+  default:
+    return false;
+  }
+}
+
+static IntRange constant_range(Ctx *c, const OValue *v, IntRange any) {
+  const Data *d = og_const_data(v);
+  size_t es = et_size(v->type.et);
+  if (!d || !es || d->nbytes == 0 || d->nbytes / es > 4096 || v->is_param) return any;
+  const uint8_t *b = data_bytes(c, d);
+  IntRange r = {INT64_MAX, INT64_MIN};
+  for (size_t i = 0; i < d->nbytes / es; i++) {
+    int64_t x = elem_load_int(b, v->type.et, (int64_t)i);
+    if (x < -RANGE_BIG || x > RANGE_BIG) return any; /* and uint64 beyond int64 */
+    r.lo = x < r.lo ? x : r.lo;
+    r.hi = x > r.hi ? x : r.hi;
+  }
+  return r;
+}
+
+static IntRange int_range(Ctx *c, const OValue *v, int depth);
+
+/* min or max of the inputs, elementwise */
+static IntRange extremum_range(Ctx *c, const ONode *p, bool is_max, IntRange any, int depth) {
+  IntRange r = int_range(c, p->inputs[0], depth + 1);
+  for (int j = 1; j < p->n_inputs; j++) {
+    if (!p->inputs[j]) continue;
+    IntRange o = int_range(c, p->inputs[j], depth + 1);
+    if (is_max) r = (IntRange){o.lo > r.lo ? o.lo : r.lo, o.hi > r.hi ? o.hi : r.hi};
+    else r = (IntRange){o.lo < r.lo ? o.lo : r.lo, o.hi < r.hi ? o.hi : r.hi};
+  }
+  return within(r, any) ? r : any;
+}
+
+static IntRange int_range(Ctx *c, const OValue *v, int depth) {
+  if (!v) return (IntRange){-RANGE_BIG, RANGE_BIG};
+  IntRange any = type_range(v->type.et);
+  if (depth > 12 || (!et_is_int(v->type.et) && v->type.et != ET_BOOL)) return any;
+  if (og_const_data(v)) return constant_range(c, v, any);
+  const ONode *p = v->producer;
+  if (!p || p->dead || p->n_inputs < 1 || !p->inputs[0]) return any;
+  const OValue *x = p->inputs[0];
+  IntRange a = {0, 0}, b = {0, 0}, r;
+  bool binary = p->n_inputs == 2 && p->inputs[1];
+  if (binary && (og_is(p, ONNX_Add) || og_is(p, ONNX_Sub) || og_is(p, ONNX_Mul)))
+    a = int_range(c, x, depth + 1), b = int_range(c, p->inputs[1], depth + 1);
+  switch (p->kind) {
+  case ONNX_Shape: return (IntRange){0, RANGE_BIG};
+  case ONNX_ArgMax: case ONNX_ArgMin: {
+    const OAttr *ax = og_get_attr(p, "axis");
+    int rank = x->type.rank, k = ax ? (int)ax->i : 0;
+    k = k < 0 ? k + rank : k;
+    int64_t n = k >= 0 && k < rank ? x->type.dims[k].value : -1;
+    return (IntRange){0, n > 0 ? n - 1 : RANGE_BIG};
+  }
+  case ONNX_Range: {
+    /* start + i * delta < limit, for a positive delta */
+    IntRange start = int_range(c, x, depth + 1), delta;
+    if (p->n_inputs != 3) return any;
+    delta = int_range(c, p->inputs[2], depth + 1);
+    if (delta.lo <= 0) return any;
+    IntRange limit = int_range(c, p->inputs[1], depth + 1);
+    r = (IntRange){start.lo, limit.hi >= RANGE_BIG ? RANGE_BIG : limit.hi - 1};
+    if (r.hi < start.hi) r.hi = start.hi; /* an empty range has no element: any bound */
+    return within(r, any) ? r : any;
+  }
+  case ONNX_Cast:
+    if (!et_is_int(x->type.et) && x->type.et != ET_BOOL) return any;
+    r = int_range(c, x, depth + 1);
+    if (within(r, any)) return r;
+    /* to JAX's int32: an index or a size is smaller than some dim */
+    if (r.lo >= 0 && et_size(v->type.et) >= 4 && is_index(x, 0)) return (IntRange){r.lo, any.hi};
+    return any;
+  case ONNX_Max: case ONNX_Min:
+    return extremum_range(c, p, og_is(p, ONNX_Max), any, depth);
+  case ONNX_Clip: {
+    r = int_range(c, x, depth + 1);
+    if (p->n_inputs > 1 && p->inputs[1]) {
+      IntRange lo = int_range(c, p->inputs[1], depth + 1);
+      r = (IntRange){r.lo > lo.lo ? r.lo : lo.lo, r.hi > lo.hi ? r.hi : lo.hi};
+    }
+    if (p->n_inputs > 2 && p->inputs[2]) {
+      IntRange hi = int_range(c, p->inputs[2], depth + 1);
+      r = (IntRange){r.lo < hi.lo ? r.lo : hi.lo, r.hi < hi.hi ? r.hi : hi.hi};
+    }
+    return within(r, any) ? r : any;
+  }
+  case ONNX_Where: {
+    if (p->n_inputs != 3) return any;
+    a = int_range(c, p->inputs[1], depth + 1), b = int_range(c, p->inputs[2], depth + 1);
+    return (IntRange){a.lo < b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi};
+  }
+  case ONNX_Add: /* bounds below 2^62: the sums fit int64; beyond the type it wraps */
+    r = binary ? (IntRange){a.lo + b.lo, a.hi + b.hi} : any;
+    return within(r, any) && within(a, any) && within(b, any) ? r : any;
+  case ONNX_Sub:
+    r = binary ? (IntRange){a.lo - b.hi, a.hi - b.lo} : any;
+    return within(r, any) && within(a, any) && within(b, any) ? r : any;
+  case ONNX_Mul: {
+    const int64_t small = (int64_t)1 << 30;
+    if (!binary || a.lo < -small || a.hi > small || b.lo < -small || b.hi > small) return any;
+    int64_t q[4] = {a.lo * b.lo, a.lo * b.hi, a.hi * b.lo, a.hi * b.hi};
+    r = (IntRange){q[0], q[0]};
+    for (int i = 1; i < 4; i++) r.lo = q[i] < r.lo ? q[i] : r.lo, r.hi = q[i] > r.hi ? q[i] : r.hi;
+    return within(r, any) ? r : any;
+  }
+  case ONNX_Neg:
+    r = int_range(c, x, depth + 1);
+    r = (IntRange){-r.hi, -r.lo};
+    return within(r, any) ? r : any;
+  case ONNX_Concat:
+    r = int_range(c, x, depth + 1);
+    for (int j = 1; j < p->n_inputs; j++) {
+      IntRange o = int_range(c, p->inputs[j], depth + 1);
+      r = (IntRange){o.lo < r.lo ? o.lo : r.lo, o.hi > r.hi ? o.hi : r.hi};
+    }
+    return r;
+  case ONNX_Reshape: case ONNX_Squeeze: case ONNX_Unsqueeze: case ONNX_Flatten:
+  case ONNX_Transpose: case ONNX_Expand: case ONNX_Slice: case ONNX_Gather:
+  case ONNX_GatherElements: case ONNX_GatherND: case ONNX_Identity:
+    return int_range(c, x, depth + 1); /* they move x's elements */
+  default:
+    return any;
+  }
+}
+
+/* A bool that is the same everywhere, for every input: 1 (true), 0 (false),
+ * or -1 when it depends on the values. */
+static int bool_always(Ctx *c, const OValue *v, int depth) {
+  if (!v || v->type.et != ET_BOOL || depth > 12) return -1;
+  if (og_const_data(v)) {
+    IntRange r = constant_range(c, v, (IntRange){0, -1});
+    return r.lo == r.hi ? (int)r.lo : -1;
+  }
+  const ONode *p = v->producer;
+  if (!p || p->dead || p->n_inputs < 1 || !p->inputs[0]) return -1;
+  const OValue *x = p->inputs[0];
+  switch (p->kind) {
+  case ONNX_Less: case ONNX_LessOrEqual: case ONNX_Greater: case ONNX_GreaterOrEqual:
+  case ONNX_Equal: {
+    if (p->n_inputs != 2 || !et_is_int(x->type.et)) return -1;
+    IntRange a = int_range(c, x, depth + 1), b = int_range(c, p->inputs[1], depth + 1);
+    if (og_is(p, ONNX_Greater) || og_is(p, ONNX_GreaterOrEqual)) { /* b < a, b <= a */
+      IntRange t = a;
+      a = b, b = t;
+    }
+    if (og_is(p, ONNX_Equal)) return a.hi < b.lo || b.hi < a.lo ? 0 : -1;
+    bool strict = og_is(p, ONNX_Less) || og_is(p, ONNX_Greater);
+    if (strict ? a.hi < b.lo : a.hi <= b.lo) return 1;
+    if (strict ? a.lo >= b.hi : a.lo > b.hi) return 0;
+    return -1;
+  }
+  case ONNX_And: case ONNX_Or: {
+    int l = bool_always(c, x, depth + 1), r = p->n_inputs == 2 ? bool_always(c, p->inputs[1], depth + 1) : -1;
+    int absorbing = og_is(p, ONNX_And) ? 0 : 1;
+    if (l == absorbing || r == absorbing) return absorbing;
+    return l >= 0 && r >= 0 ? l : -1;
+  }
+  case ONNX_Not: {
+    int l = bool_always(c, x, depth + 1);
+    return l < 0 ? -1 : !l;
+  }
+  case ONNX_ReduceMin: case ONNX_ReduceMax: {
+    /* all or any of a constant: itself, unless a reduced axis is empty
+     * (then the identity of the reduction): reduced dims static, > 0 */
+    int64_t axes[MAX_RANK];
+    int rank = x->type.rank;
+    int n_axes = p->n_inputs > 1 && p->inputs[1] ? og_const_i64s(c, p->inputs[1], axes, MAX_RANK) : -1;
+    if (rank < 0 || n_axes < 1) return -1; /* all axes, or not known which */
+    for (int i = 0; i < n_axes; i++) {
+      int64_t a = axes[i] < 0 ? axes[i] + rank : axes[i];
+      if (a < 0 || a >= rank || x->type.dims[a].value < 1) return -1;
+    }
+    return bool_always(c, x, depth + 1);
+  }
+  case ONNX_Reshape: case ONNX_Squeeze: case ONNX_Unsqueeze: case ONNX_Flatten:
+  case ONNX_Transpose: case ONNX_Expand: case ONNX_Slice: case ONNX_Identity:
+    return bool_always(c, x, depth + 1);
+  default:
+    return -1;
+  }
+}
+
+/* The guards of an index already in range: where(i < 0, i + n, i) of an i
+ * that is never negative, where(in_bounds, gathered, NaN) of indices in
+ * bounds, and the clamps max(i, k), min(i, k), clip(i, lo, hi) that do not
+ * change i. */
+static bool needless_guard(Ctx *c, OGraph *g, ONode *n) {
+  if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0]) return false;
+  OValue *out = n->outputs[0], *x = n->inputs[0];
+  if (og_is(n, ONNX_Where) && n->n_inputs == 3) {
+    int always = bool_always(c, n->inputs[0], 0);
+    OValue *chosen = always < 0 ? NULL : n->inputs[always ? 1 : 2];
+    return chosen && chosen->type.et == out->type.et && same_shape(chosen, out) &&
+           bypass(g, n, chosen);
+  }
+  if (!et_is_int(out->type.et) || x->type.et != out->type.et || !same_shape(x, out)) return false;
+  if (og_is(n, ONNX_Clip)) {
+    IntRange r = int_range(c, x, 0), bounds = {INT64_MIN, INT64_MAX};
+    if (n->n_inputs > 1 && n->inputs[1]) bounds.lo = int_range(c, n->inputs[1], 0).hi;
+    if (n->n_inputs > 2 && n->inputs[2]) bounds.hi = int_range(c, n->inputs[2], 0).lo;
+    return within(r, bounds) && bypass(g, n, x);
+  }
+  if ((og_is(n, ONNX_Max) || og_is(n, ONNX_Min)) && n->n_inputs == 2) {
+    for (int side = 0; side < 2; side++) {
+      OValue *keep = n->inputs[side];
+      IntRange r = int_range(c, keep, 0), k = int_range(c, n->inputs[1 - side], 0);
+      bool noop = og_is(n, ONNX_Max) ? r.lo >= k.hi : r.hi <= k.lo;
+      if (noop && keep->type.et == out->type.et && same_shape(keep, out)) return bypass(g, n, keep);
+    }
+  }
+  return false;
+}
+
+/* ---- shape vectors through int32 --------------------------------------------
+ * JAX computes sizes in int32: Shape gives int64, which the lowering casts
+ * to int32 for JAX's arithmetic and back to int64 where ONNX wants a shape.
+ * A size is far below 2^31, so the round trip is the identity:
+ * Cast(Cast(s, int32), int64) is s, and Cast(Concat(Cast(s, int32), k),
+ * int64) is Concat(s, k) with k widened. */
+
+/* A vector of sizes: Shape(x), or pieces, concatenations and casts of it. */
+static bool is_size_vector(const OValue *v, int depth) {
+  const ONode *p = v ? v->producer : NULL;
+  if (!p || p->dead || depth > 8 || !et_is_int(v->type.et)) return false;
+  if (og_is(p, ONNX_Shape)) return true;
+  if (og_is(p, ONNX_Gather) || og_is(p, ONNX_Slice) || og_is(p, ONNX_Cast) ||
+      onnx_op_has(p->kind, ONNX_RESHAPES))
+    return p->n_inputs >= 1 && is_size_vector(p->inputs[0], depth + 1);
+  return false;
+}
+
+/* v read back in the integer type `et`, when v is Cast(s, int32 or wider)
+ * of a size vector s of type et: s itself. */
+static OValue *size_before_cast(const OValue *v, ElemType et) {
+  const ONode *p = v->producer;
+  if (!og_is(p, ONNX_Cast) || p->dead || !et_is_signed_int(v->type.et) || et_size(v->type.et) < 4)
+    return NULL;
+  OValue *s = p->inputs[0];
+  return s->type.et == et && is_size_vector(s, 0) ? s : NULL;
+}
+
+static bool size_cast_round_trip(Ctx *c, OGraph *g, ONode *n) {
+  if (!og_is(n, ONNX_Cast) || n->n_inputs != 1) return false;
+  OValue *x = n->inputs[0], *out = n->outputs[0];
+  ElemType et = out->type.et;
+  if (!et_is_signed_int(et) || !et_is_signed_int(x->type.et)) return false;
+  OValue *s = size_before_cast(x, et);
+  if (s && same_shape(s, out)) return bypass(g, n, s);
+  ONode *cat = x->producer;
+  if (!og_is(cat, ONNX_Concat) || cat->dead || x->type.rank != 1 || cat->n_inputs > MAX_RANK)
+    return false;
+  OValue *parts[MAX_RANK];
+  for (int j = 0; j < cat->n_inputs; j++) {
+    OValue *in = cat->inputs[j];
+    int64_t vals[MAX_RANK];
+    const Data *d = og_const_data(in);
+    size_t es = et_size(in->type.et);
+    if ((parts[j] = size_before_cast(in, et))) continue;
+    if (!d || !es || in->type.rank != 1 || d->nbytes / es > MAX_RANK || et != ET_I64) return false;
+    int m = (int)(d->nbytes / es);
+    for (int i = 0; i < m; i++) vals[i] = elem_load_int(data_bytes(c, d), in->type.et, i);
+    parts[j] = og_init_i64s(c, g, "shape", m, vals);
+  }
+  /* n becomes the Concat, in the wide type */
+  x->n_uses--;
+  OValue **in = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(cat->n_inputs + 1));
+  for (int j = 0; j < cat->n_inputs; j++) {
+    in[j] = parts[j];
+    in[j]->n_uses++;
+  }
+  const OAttr *axis = og_get_attr(cat, "axis");
+  og_set_kind(n, ONNX_Concat);
+  n->inputs = in;
+  n->n_inputs = cat->n_inputs;
+  n->n_attrs = 0;
+  og_attr_int(c, n, "axis", axis ? axis->i : 0);
+  return true;
+}
+
 /* Reshape or Expand to a shape computed at run time (Shape, Gather, Concat,
  * Cast: JAX's dynamic shapes) whose output dims are all known, as numbers
  * or as named symbolic sizes: the shape becomes a constant, and the shape
@@ -465,7 +789,8 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
   OValue *x = n->inputs[0], *out = n->outputs[0];
   if (og_is(n, ONNX_Identity)) return bypass(g, n, x);
   if (constant_where(c, g, n) || identity_operand(c, g, n) || constant_shape(c, g, n) ||
-      unit_axes_reshape(c, g, n) || constant_slice_ends(c, g, n))
+      unit_axes_reshape(c, g, n) || constant_slice_ends(c, g, n) || needless_guard(c, g, n) ||
+      size_cast_round_trip(c, g, n))
     return true;
   if (og_is(n, ONNX_Cast) && x->type.et != ET_UNDEF && x->type.et == out->type.et)
     return bypass(g, n, x);

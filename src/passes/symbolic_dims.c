@@ -10,7 +10,9 @@
  * the size: a dim it cannot prove stays unnamed (ONNX's "unknown"), never a
  * wrong name.  A symbolic size is k * base, with `base` a name as the user
  * wrote it ("B", or "T+1" which is kept whole) and k a positive integer; it
- * is written as JAX prints such sizes: "B", "50*B", "2*(T+1)".
+ * is written as JAX prints such sizes: "B", "50*B", "2*(T+1)".  A dim a
+ * rule proves static (the -1 of [B, 1, 32, 32, 32] -> [0, -1, 32, 32])
+ * gets its number.
  *
  * The pipeline runs it twice: first (name_dims), so that simplify can tell
  * an Expand or Reshape that keeps a symbolic shape, and last, for the
@@ -100,9 +102,13 @@ static Sym scaled(Sym s, int64_t factor) {
 
 /* Names dim i of v when it is unknown and s is symbolic; whether it did. */
 static bool name_dim(Ctx *c, OValue *v, int i, Sym s) {
-  if (!is_symbolic(s) || i >= v->type.rank) return false;
+  if ((!is_symbolic(s) && !is_static(s)) || i >= v->type.rank) return false;
   ODim *d = &v->type.dims[i];
   if (d->value >= 0 || d->param) return false;
+  if (is_static(s)) { /* a size the rules proved static (a Reshape's -1) */
+    d->value = s.value;
+    return true;
+  }
   int n = (int)s.base_len;
   if (s.k == 1) d->param = arena_printf(c->arena, "%.*s", n, s.base);
   else if (simple_name(s.base, s.base_len))
@@ -226,6 +232,12 @@ static bool reshape(Ctx *c, const ONode *n, Sym *out, int rank) {
     if (is_static(d) && d.value > 0 && factor <= INT64_MAX / d.value) factor *= d.value;
     else if (is_symbolic(d) && !is_symbolic(sym)) sym = d;
     else return true; /* unknown, a second symbol, an empty tensor or overflow */
+  }
+  if (!is_symbolic(sym)) {
+    /* the symbolic dims were all copied: the rest is static ([B, 1, 32, 32, 32]
+     * to [0, -1, 32, 32] infers 32) */
+    if (rest > 0 && factor % rest == 0) out[infer] = (Sym){factor / rest, NULL, 0, 0};
+    return true;
   }
   sym = scaled(sym, factor);
   if (is_symbolic(sym) && rest > 0 && sym.k % rest == 0) {
@@ -356,6 +368,10 @@ static bool gemm(const ONode *n, Sym *out, int rank) {
 static bool batch_only(const ONode *n, Sym *out, int rank) {
   for (int i = 0; i < rank; i++) out[i] = UNKNOWN;
   if (rank > 0) out[0] = dim_of(n->inputs[0], 0);
+  /* pooling keeps the channels too (a convolution makes its weight's) */
+  bool pools = og_is(n, ONNX_MaxPool) || og_is(n, ONNX_AveragePool) || og_is(n, ONNX_LpPool) ||
+               og_is(n, ONNX_GlobalAveragePool) || og_is(n, ONNX_GlobalMaxPool);
+  if (rank > 1 && pools) out[1] = dim_of(n->inputs[0], 1);
   return true;
 }
 
@@ -591,6 +607,19 @@ static bool expand(Ctx *c, const ONode *n, Sym *out, int rank) {
   return true;
 }
 
+/* Range(0, n, 1) has n elements: jnp.arange(x.shape[0]), whose limit is
+ * a size read from a shape (the batch indices of x[jnp.arange(B), i]). */
+static bool range(Ctx *c, const ONode *n, Sym *out, int rank) {
+  Sym start, limit, delta;
+  if (rank != 1 || n->n_inputs != 3 || shape_elements(c, n->inputs[0], &start, 1, 0) != 1 ||
+      shape_elements(c, n->inputs[1], &limit, 1, 0) != 1 ||
+      shape_elements(c, n->inputs[2], &delta, 1, 0) != 1)
+    return false;
+  bool unit = is_static(start) && start.value == 0 && is_static(delta) && delta.value == 1;
+  out[0] = unit && (is_static(limit) || is_symbolic(limit)) ? limit : UNKNOWN;
+  return true;
+}
+
 /* Pad with constant pads: an axis padded by nothing keeps its size. */
 static bool pad(Ctx *c, const ONode *n, Sym *out, int rank) {
   const OValue *x = n->inputs[0];
@@ -630,6 +659,7 @@ static bool infer(Ctx *c, const ONode *n, Sym *out, int rank) {
   case ONNX_Slice: return slice(c, n, out, rank);
   case ONNX_Expand: return expand(c, n, out, rank);
   case ONNX_Pad: return pad(c, n, out, rank);
+  case ONNX_Range: return range(c, n, out, rank);
   case ONNX_GatherElements: /* the output has the indices' shape */
     if (n->n_inputs != 2 || !n->inputs[1] || n->inputs[1]->type.rank != rank) return false;
     for (int i = 0; i < rank; i++) out[i] = dim_of(n->inputs[1], i);

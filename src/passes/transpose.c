@@ -16,7 +16,8 @@
  * fusions, when it also moves a Transpose through a fused Softmax or
  * LogSoftmax (the axis is renamed) and a LayerNormalization whose leading,
  * unnormalised axes it leaves in place (Scale and B are transposed): the
- * NHWC LayerNorm between two NCHW Convs.  The simplify pass then composes
+ * NHWC LayerNorm between two NCHW Convs.  A Pad is crossed in both runs (its
+ * pads are renamed).  The simplify pass then composes
  * adjacent Transposes and drops identities, and fold computes Transpose(k).
  * Nodes are re-sorted topologically at the end, since a moved Transpose now
  * follows its consumer.  A last pass (pass_unit_transposes, at the end of
@@ -208,9 +209,49 @@ static bool absorb_into_reduce(Ctx *c, OGraph *g, ONode *t, ONode *u, const OAtt
   return true;
 }
 
+/* Pad pads each axis on its own, so a Transpose only renames the axes:
+ * Pad(Transpose(x, p), pads) = Transpose(Pad(x, pads'), p) with axis p[j]
+ * of x padded as axis j was (Keras's ZeroPadding2D between NCHW Convs). */
+static bool push_through_pad(Ctx *c, OGraph *g, ONode *t, ONode *u, const OAttr *perm) {
+  int rank = perm->n;
+  int64_t pads[2 * MAX_RANK], moved[2 * MAX_RANK];
+  if (u->n_inputs < 2 || (u->n_inputs > 3 && u->inputs[3]) || u->n_outputs != 1 ||
+      og_const_i64s(c, u->inputs[1], pads, 2 * MAX_RANK) != 2 * rank)
+    return false;
+  for (int j = 0; j < rank; j++) {
+    moved[perm->ints[j]] = pads[j];
+    moved[rank + perm->ints[j]] = pads[rank + j];
+  }
+  og_set_input(u, 1, og_init_i64s(c, g, "pads", 2 * rank, moved));
+  u->inputs[0] = t->inputs[0];
+  t->inputs[0]->n_uses++;
+  move_behind(c, t, u);
+  return true;
+}
+
+/* Transpose(Transpose(y, q), p) reads y with one permutation, q[p[i]]: then
+ * the inner one may have one reader left, and move on (the shortcut of a
+ * ResNet block reads the activations the padded path reads). */
+static bool compose_with_producer(Ctx *c, ONode *t, const OAttr *perm) {
+  ONode *p = t->inputs[0]->producer;
+  const OAttr *inner = og_is(p, ONNX_Transpose) ? perm_of(p) : NULL;
+  if (!inner || inner->n != perm->n) return false;
+  int64_t composed[MAX_RANK];
+  for (int i = 0; i < perm->n; i++) composed[i] = inner->ints[perm->ints[i]];
+  OValue *mid = t->inputs[0];
+  og_set_input(t, 0, p->inputs[0]);
+  if (mid->n_uses == 0 && !mid->is_output) {
+    p->dead = true;
+    p->inputs[0]->n_uses--;
+  }
+  og_attr_ints(c, t, "perm", composed, perm->n);
+  return true;
+}
+
 static bool push_one(Ctx *c, OGraph *g, ONode *t) {
   const OAttr *perm = perm_of(t);
   if (!perm) return false;
+  if (compose_with_producer(c, t, perm)) return true;
   OValue *tv = t->outputs[0];
   ONode *u = og_only_reader(g, tv);
   if (!u) return false;
@@ -220,6 +261,7 @@ static bool push_one(Ctx *c, OGraph *g, ONode *t) {
     return push_through_layernorm(c, g, t, u, perm);
   if (onnx_op_has(u->kind, ONNX_REDUCES) && u->inputs[0] == tv)
     return absorb_into_reduce(c, g, t, u, perm);
+  if (og_is(u, ONNX_Pad) && u->inputs[0] == tv) return push_through_pad(c, g, t, u, perm);
   if (unary_elementwise(u)) {
     u->inputs[0] = t->inputs[0];
     t->inputs[0]->n_uses++;

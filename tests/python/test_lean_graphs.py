@@ -180,6 +180,23 @@ def keras_conv_bn_net():
     return f, params
 
 
+def keras_padded_resnet_block():
+    """Keras's ResNet writes ZeroPadding2D before its strided Conv and its
+    max-pool (NHWC): each Pad goes into the Conv's or MaxPool's own pads,
+    and the layout Transposes meet and cancel across them."""
+    import keras
+
+    inp = keras.Input((16, 16, 3))
+    x = keras.layers.ZeroPadding2D(3)(inp)
+    x = keras.layers.Conv2D(8, 7, strides=2)(x)
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.MaxPooling2D(3, 2)(keras.layers.ZeroPadding2D(1)(x))
+    y = keras.layers.Conv2D(8, 3, strides=2)(keras.layers.ZeroPadding2D(1)(x))
+    z = keras.layers.Conv2D(8, 1, strides=2)(x)
+    model = keras.Model(inp, keras.layers.ReLU()(y + z))
+    return model, None
+
+
 def rotate_half():
     """Rotary embeddings' rotate_half as keras-hub writes it: stack on a new
     axis, then a reshape merging it with the last: one Concat."""
@@ -231,6 +248,8 @@ CASES = [
          {"Concat": 1, "Neg": 1, "Slice": 2}, ("Unsqueeze", "Reshape")),
     Case("keras Conv2D + BatchNormalization (NHWC)", keras_conv_bn_net, [("B", 16, 16, 3)],
          {"Conv": 2, "Transpose": 1, "Relu": 2, "Gemm": 1}, ("Mul", "Add", "Sub")),
+    Case("keras ZeroPadding2D before Conv and MaxPool", keras_padded_resnet_block,
+         [("B", 16, 16, 3)], {"Conv": 3, "MaxPool": 1, "Transpose": 2}, ("Pad",)),
 ] + [
     Case(f"{name} opset {opset}", make, [("B", 16, 64)],
          _plus(RMS if opset >= 23 else RMS_CHAIN, extra), NO_RMS_PARTS, opset=opset)
@@ -361,3 +380,68 @@ def test_dynamic_sequence_length():
     # unit axes of the heads' vmap stay Transposes: with B and T both dynamic
     # no constant Reshape shape can say where they go (static: Reshapes)
     assert n <= n_static + 16, f"dynamic B, T: {dict(counts)}; static: {dict(op_counts(static))}"
+
+
+# ---- indices and broadcasts that cost nothing ------------------------------------
+
+def _rel_projection():
+    """Relative positions as keras-hub's DeBERTa uses them: a table broadcast
+    to the batch, projected, split into heads and read by the attention's
+    MatMul, which broadcasts its batch axes itself."""
+    rel, w, b = _rand(64, 32, lo=-1, hi=1), _rand(32, 32, lo=-0.2, hi=0.2), _rand(32)
+
+    def f(q):
+        r = jnp.broadcast_to(rel[None], (q.shape[0], 64, 32))
+        k = (r @ w + b).reshape(q.shape[0], 64, 4, 8).transpose(0, 2, 3, 1)  # [B, 4, 8, 64]
+        return jnp.tanh(q @ k)
+    return f
+
+
+def test_broadcast_then_project():
+    """The projection runs once on the table, not once per example: no
+    Expand, and no node between the table and the attention MatMul has the
+    batch axis."""
+    f = _rel_projection()
+    model = convert_and_check(f, [("B", 4, 16, 8)])
+    counts = op_counts(model)
+    assert counts["Expand"] == 0 and counts["Shape"] == 0, dict(counts)
+    static = hlo2onnx.to_onnx(f, [(4, 4, 16, 8)])
+    assert len(model.graph.node) == len(static.graph.node), dict(counts)
+    inits = {i.name for i in model.graph.initializer}
+    projection = next(n for n in model.graph.node if n.op_type == "MatMul")
+    assert all(x in inits for x in projection.input), "the projection reads the batch"
+
+
+def test_indices_that_cannot_be_negative():
+    """CLIP's pooled token, h[jnp.arange(B), argmax]: JAX wraps negative
+    indices (where(i < 0, i + n, i)) and clamps them below at 0; neither
+    can happen to an arange or an argmax, so neither is in the graph.  The
+    batch's arange reads B from the input's shape without the int32 round
+    trip of JAX's size arithmetic (Cast to int32 and back)."""
+    def f(h):
+        return h[jnp.arange(h.shape[0]), jnp.argmax(h[..., 0], axis=-1)]
+
+    model = convert_and_check(f, [("B", 16, 8)], rtol=0, atol=0)  # a gather: exact
+    counts = op_counts(model)
+    assert counts["Less"] == 0 and counts["Max"] == 0, dict(counts)
+    assert counts["Where"] == 1, dict(counts)  # argmax's own: NaN wins, as in JAX
+    made_by = {o: n for n in model.graph.node for o in n.output}
+    for n in model.graph.node:
+        if n.op_type == "Cast" and n.input[0] in made_by:
+            assert made_by[n.input[0]].op_type != "Cast", "a Cast of a Cast is left"
+
+
+def test_negative_indices_still_wrap():
+    """An index the user passes may be negative: its wrap stays."""
+    def f(x, i):
+        return x[i], jnp.take_along_axis(x, i[:, None] % 3 - 3, axis=1)
+
+    def inputs(rng, shape, dtype, index):
+        if index == 1:
+            return rng.integers(-8, 8, shape).astype(np.int32)
+        return rng.standard_normal(shape).astype(np.float32)
+
+    model = convert_and_check(
+        f, [jax.ShapeDtypeStruct((8, 5), jnp.float32), jax.ShapeDtypeStruct((8,), jnp.int32)],
+        rtol=0, atol=0, input_generator=inputs)
+    assert op_counts(model)["Where"] >= 1
