@@ -186,7 +186,7 @@ static bool all_static(const ODim *d, int rank) {
 
 /* Follows expand's output through the nodes after it (the node list is in
  * topological order); true when every reader was covered. */
-static bool follow(Ctx *c, OGraph *g, int from, ONode *expand, Flow *r) {
+static bool follow(OGraph *g, int from, ONode *expand, Flow *r) {
   OValue *x = expand->inputs[0], *y = expand->outputs[0];
   r->n = 1;
   r->vals[1].v = y;
@@ -226,22 +226,19 @@ static bool follow(Ctx *c, OGraph *g, int from, ONode *expand, Flow *r) {
   /* every use seen: none in a subgraph, none a graph output */
   for (int k = 1; k <= r->n; k++)
     if (r->vals[k].v->is_output || r->reads[k] != r->vals[k].v->n_uses) return false;
-  (void)c;
   return true;
 }
 
-static bool unbroadcast(Ctx *c, OGraph *g, int at) {
+static bool unbroadcast(Ctx *c, OGraph *g, int at, Flow *r) {
   ONode *e = g->nodes.items[at];
   if (!og_is(e, ONNX_Expand) || e->n_inputs != 2 || e->n_outputs != 1) return false;
   OValue *x = e->inputs[0], *y = e->outputs[0];
   if (x->type.rank != y->type.rank || x->type.rank < 1 || x->type.rank > MAX_RANK ||
       !all_static(x->type.dims, x->type.rank) || y->is_output)
     return false;
-  Flow *r = arena_alloc(c->arena, sizeof *r);
   for (int i = 0; i < g->values.len; i++) ((OValue *)g->values.items[i])->mark = 0;
-  bool ok = follow(c, g, at, e, r);
-  if (!ok) return false;
-  /* nothing on the way may keep its size: then the Expand was not in the way */
+  if (!follow(g, at, e, r)) return false;
+  /* the Expand's readers read its input */
   for (int i = at + 1; i < g->nodes.len; i++) {
     ONode *n = g->nodes.items[i];
     if (n->dead) continue;
@@ -276,19 +273,19 @@ static bool unbroadcast(Ctx *c, OGraph *g, int at) {
   return true;
 }
 
-static void unbroadcast_graph(Ctx *c, OGraph *g) {
+static void unbroadcast_graph(Ctx *c, OGraph *g, Flow *scratch) {
   for (int i = 0; i < g->nodes.len; i++) {
     ONode *n = g->nodes.items[i];
     if (n->dead) continue;
-    unbroadcast(c, g, i);
+    unbroadcast(c, g, i, scratch);
     for (int j = 0; j < n->n_attrs; j++)
-      if (n->attrs[j].kind == OA_GRAPH) unbroadcast_graph(c, n->attrs[j].graph);
+      if (n->attrs[j].kind == OA_GRAPH) unbroadcast_graph(c, n->attrs[j].graph, scratch);
   }
 }
 
 int pass_late_broadcast(Ctx *c, OModel *m) {
   og_recount_uses(m->graph);
-  unbroadcast_graph(c, m->graph);
+  unbroadcast_graph(c, m->graph, arena_alloc(c->arena, sizeof(Flow)));
   og_recount_uses(m->graph);
   return 0;
 }
