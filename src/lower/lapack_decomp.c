@@ -759,5 +759,22 @@ int lower_lapack_decomposition(Lower *L, const Op *op, const char *target) {
   if (!routines[row].fn) return lw_unsupported(L, "%s: %s", target, routines[row].why);
   if (et == ET_UNDEF)
     return lw_unsupported(L, "%s: complex matrices are not converted (only f32 and f64)", target);
-  return routines[row].fn(L, op, et);
+  /* under shape polymorphism JAX appends the result dims as operands
+   * (indices_of_shape_operands); the values are static here but for the
+   * batch axes, which come from the matrix operand's shape */
+  const Attr *shape_ops = ir_op_attr(op, "indices_of_shape_operands");
+  if (!shape_ops) return routines[row].fn(L, op, et);
+  int64_t *skip = NULL;
+  int n_skip = ir_attr_i64s(L->c, shape_ops, &skip);
+  if (n_skip < 0) return lw_bad_input(L, "indices_of_shape_operands is not a list of integers");
+  Op *data_op = arena_alloc(L->c->arena, sizeof(Op));
+  *data_op = *op;
+  data_op->operands = arena_alloc(L->c->arena, sizeof(Value *) * (size_t)(op->n_operands + 1));
+  data_op->n_operands = 0;
+  for (int i = 0; i < op->n_operands; i++) {
+    bool is_shape = false;
+    for (int j = 0; j < n_skip; j++) is_shape |= skip[j] == i;
+    if (!is_shape) data_op->operands[data_op->n_operands++] = op->operands[i];
+  }
+  return routines[row].fn(L, data_op, et);
 }
