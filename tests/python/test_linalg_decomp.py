@@ -1,0 +1,317 @@
+"""QR, eigh and SVD (src/lower/lapack_decomp.c) against JAX's LAPACK results.
+
+JAX on CPU calls LAPACK through custom_calls (geqrf/orgqr, syevd, gesdd,
+gesvd); hlo2onnx writes them as ONNX Loops: Householder QR with LAPACK's sign
+conventions, cyclic Jacobi for eigh, one-sided Jacobi for the SVD.
+
+What is compared, and why the tolerances are what they are (eps is the unit
+roundoff, 2^-24 for f32 and 2^-53 for f64; measured errors were at most 4 n
+eps |A| on these cases, the bounds leave a margin of 4):
+
+* QR of well-conditioned matrices: Q and R elementwise, atol = rtol =
+  16 n eps (with |A| ~ 1), since both are backward-stable Householder QRs with
+  the same signs; at n <= 8 in f32 that is at most 1e-5.
+* QR of ill-conditioned matrices (cond 1e3 in f32, 1e8 in f64): the columns
+  of Q (and rows of R) along the small singular directions are determined
+  only to eps * cond(A) by any backward-stable QR (a perturbation of eps |A|
+  moves them by that much), so they are compared at 16 n eps cond(A); the
+  backward error, |QR - A| and |Q^T Q - I|, at 16 n eps.
+* eigh: eigenvalues elementwise at 16 n eps |A|_2 (both methods are
+  backward stable: each eigenvalue is within n eps |A| of the true one).
+  Eigenvectors are defined up to sign (and up to a rotation within repeated
+  eigenvalues), and LAPACK's signs follow no rule we can reproduce, so they
+  are compared as |v . v_jax| = 1 for well-separated eigenvalues, and
+  everywhere by the reconstruction V diag(w) V^T = A and V^T V = I.
+* SVD: singular values elementwise at 16 n eps s_max; U and V by |u . u_jax|
+  = 1, reconstruction and orthogonality, as eigenvectors.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import onnx
+import pytest
+
+import hlo2onnx
+from util import check_model, run_ort
+
+jax.config.update("jax_enable_x64", True)
+
+EPS = {np.float32: 2.0 ** -24, np.float64: 2.0 ** -53}
+ILL_COND = {np.float32: 1e3, np.float64: 1e8}
+
+
+def _convert(fn, *xs) -> onnx.ModelProto:
+    model = hlo2onnx.to_onnx(fn, list(xs))
+    check_model(model)
+    return model
+
+
+def _run(fn, *xs):
+    model = _convert(fn, *xs)
+    got = run_ort(model, *xs)
+    want = [np.asarray(w) for w in jax.tree.leaves(fn(*xs))]
+    assert [g.shape for g in got] == [w.shape for w in want]
+    assert [g.dtype for g in got] == [w.dtype for w in want]
+    return got, want
+
+
+def _well(rng, shape, dtype):
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _ill(rng, shape, dtype, symmetric=False):
+    """U diag(s) V^T with s from 1 down to 1 / cond (of either sign when
+    symmetric: then U = V)."""
+    m, n = shape[-2:]
+    k = min(m, n)
+    u = np.linalg.qr(rng.standard_normal(shape[:-2] + (m, m)))[0]
+    v = np.linalg.qr(rng.standard_normal(shape[:-2] + (n, n)))[0]
+    s = np.logspace(0, -np.log10(ILL_COND[dtype]), k)
+    if symmetric:
+        s = s * rng.choice([-1.0, 1.0], k)
+        return ((u * s) @ np.swapaxes(u, -1, -2)).astype(dtype)
+    return ((u[..., :k] * s) @ np.swapaxes(v[..., :, :k], -1, -2)).astype(dtype)
+
+
+def _t(x):
+    return np.swapaxes(x, -1, -2)
+
+
+DTYPES = [np.float32, np.float64]
+QR_SHAPES = [(1, 1), (4, 3), (3, 5), (8, 8), (2, 3, 6, 4), (33, 32), (32, 40)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", QR_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("mode", ["reduced", "complete", "r"])
+def test_qr_well_conditioned(shape, dtype, mode):
+    x = _well(np.random.default_rng(0), shape, dtype)
+    got, want = _run(lambda a: jnp.linalg.qr(a, mode=mode), x)
+    tol = 16 * max(shape[-2:]) * EPS[dtype]  # f32: <= 1e-5 up to n = 10
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", [(6, 5), (2, 8, 8), (24, 16)], ids=lambda s: "x".join(map(str, s)))
+def test_qr_ill_conditioned(shape, dtype):
+    x = _ill(np.random.default_rng(1), shape, dtype)
+    (q, r), (qj, rj) = _run(jnp.linalg.qr, x)
+    n = max(shape[-2:])
+    backward = 16 * n * EPS[dtype]
+    forward = backward * ILL_COND[dtype]  # Q, R along small singular directions: eps cond(A)
+    np.testing.assert_allclose(q, qj, rtol=forward, atol=forward)
+    np.testing.assert_allclose(r, rj, rtol=forward, atol=forward)
+    np.testing.assert_allclose(q @ r, x, atol=backward)
+    np.testing.assert_allclose(_t(q) @ q, np.broadcast_to(np.eye(q.shape[-1]), q.shape[:-2] + (q.shape[-1],) * 2), atol=backward)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("mode", ["full", "economic", "r"])
+def test_scipy_qr(mode, dtype):
+    x = _well(np.random.default_rng(2), (7, 5), dtype)
+    got, want = _run(lambda a: jax.scipy.linalg.qr(a, mode=mode), x)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape,k", [((5, 3), 3), ((6, 6), 4), ((2, 4, 4), 4), ((4, 2), 0)])
+def test_householder_product(shape, k, dtype):
+    rng = np.random.default_rng(3)
+    a = _well(rng, shape, dtype)
+    tau = rng.uniform(0.5, 1.5, shape[:-2] + (k,)).astype(dtype)
+    got, want = _run(jax.lax.linalg.householder_product, a, tau)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+
+
+def _symmetric(rng, shape, dtype, ill):
+    if ill:
+        return _ill(rng, shape, dtype, symmetric=True)
+    x = rng.standard_normal(shape)
+    return (x + _t(x)).astype(dtype) / 2
+
+
+def _check_eigh(w, v, wj, vj, a, dtype):
+    n = a.shape[-1]
+    norm = np.abs(wj).max()
+    tol = 16 * n * EPS[dtype]
+    np.testing.assert_allclose(w, wj, rtol=0, atol=tol * norm)
+    # reconstruction and orthogonality (whatever the signs)
+    np.testing.assert_allclose((v * w[..., None, :]) @ _t(v), a, rtol=0, atol=tol * norm)
+    np.testing.assert_allclose(_t(v) @ v, np.broadcast_to(np.eye(n), v.shape), rtol=0, atol=tol)
+    # each eigenvector is LAPACK's up to sign where its eigenvalue is apart
+    # from the others by more than 1e-3 |A| (the vector moves by eps |A| / gap)
+    gaps = np.full(w.shape, np.inf)
+    if n > 1:
+        d = np.diff(wj, axis=-1)
+        gaps[..., 1:] = d
+        gaps[..., :-1] = np.minimum(gaps[..., :-1], d)
+    apart = gaps > 1e-3 * norm
+    dots = np.abs(np.einsum("...ij,...ij->...j", v, vj))
+    np.testing.assert_allclose(dots[apart], 1.0, atol=tol * 1e3)
+
+
+EIGH_SHAPES = [(1, 1), (2, 2), (5, 5), (8, 8), (3, 6, 6), (2, 2, 3, 3), (32, 32)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", EIGH_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("ill", [False, True], ids=["well", "ill"])
+def test_eigh(shape, dtype, ill):
+    a = _symmetric(np.random.default_rng(4), shape, dtype, ill)
+    (w, v), (wj, vj) = _run(jnp.linalg.eigh, a)
+    _check_eigh(w, v, wj, vj, a, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_eigvalsh_and_scipy_eigh(dtype):
+    rng = np.random.default_rng(5)
+    a = _symmetric(rng, (4, 7, 7), dtype, False)
+    tol = 16 * 7 * EPS[dtype] * 4  # |A|_2 <= 4 here
+    (w,), (wj,) = _run(jnp.linalg.eigvalsh, a)
+    np.testing.assert_allclose(w, wj, rtol=0, atol=tol)
+    # scipy's eigh with lower=False: LAPACK reads the upper triangle (of the
+    # matrix JAX symmetrised first)
+    x = _well(rng, (7, 7), dtype)
+    (w, v), (wj, vj) = _run(lambda m: jax.scipy.linalg.eigh(m, lower=False), x)
+    _check_eigh(w, v, wj, vj, (x + x.T) / 2, dtype)
+    (w,), (wj,) = _run(lambda m: jax.scipy.linalg.eigh(m, eigvals_only=True), x)
+    np.testing.assert_allclose(w, wj, rtol=0, atol=tol)
+
+
+def test_eigh_repeated_eigenvalues():
+    """The identity plus a rank-1 term: n - 1 equal eigenvalues, whose
+    eigenvectors are any basis of their space (checked by reconstruction)."""
+    u = np.ones((6, 1)) / np.sqrt(6)
+    a = (np.eye(6) + 3 * u @ u.T).astype(np.float32)
+    (w, v), (wj, vj) = _run(jnp.linalg.eigh, a)
+    _check_eigh(w, v, wj, vj, a, np.float32)
+
+
+def _check_svd(u, s, vh, uj, sj, vhj, x, dtype, full):
+    k = s.shape[-1]
+    n = max(x.shape[-2:])
+    smax = sj.max() if sj.size else 1.0
+    tol = 16 * n * EPS[dtype]
+    np.testing.assert_allclose(s, sj, rtol=0, atol=tol * smax)
+    np.testing.assert_allclose((u[..., :, :k] * s[..., None, :]) @ vh[..., :k, :], x, rtol=0,
+                               atol=tol * smax)
+    for m in (u, _t(vh)):
+        c = m.shape[-1]
+        np.testing.assert_allclose(_t(m) @ m, np.broadcast_to(np.eye(c), m.shape[:-2] + (c, c)),
+                                   rtol=0, atol=tol)
+    if full:
+        assert u.shape[-1] == x.shape[-2] and vh.shape[-2] == x.shape[-1]
+    gaps = np.full(s.shape, np.inf)
+    if k > 1:
+        d = -np.diff(sj, axis=-1)
+        gaps[..., 1:] = d
+        gaps[..., :-1] = np.minimum(gaps[..., :-1], d)
+    apart = gaps > 1e-3 * smax
+    du = np.abs(np.einsum("...ij,...ij->...j", u[..., :, :k], uj[..., :, :k]))
+    dv = np.abs(np.einsum("...ji,...ji->...j", vh[..., :k, :], vhj[..., :k, :]))
+    np.testing.assert_allclose(du[apart], 1.0, atol=tol * 1e3)
+    np.testing.assert_allclose(dv[apart], 1.0, atol=tol * 1e3)
+
+
+SVD_SHAPES = [(1, 1), (4, 3), (3, 5), (6, 6), (5, 1), (2, 3, 7, 4), (33, 32), (16, 40)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("shape", SVD_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("full", [True, False], ids=["full", "thin"])
+@pytest.mark.parametrize("ill", [False, True], ids=["well", "ill"])
+def test_svd(shape, dtype, full, ill):
+    rng = np.random.default_rng(6)
+    x = _ill(rng, shape, dtype) if ill else _well(rng, shape, dtype)
+    (u, s, vh), (uj, sj, vhj) = _run(lambda a: jnp.linalg.svd(a, full_matrices=full), x)
+    _check_svd(u, s, vh, uj, sj, vhj, x, dtype, full)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+def test_svd_rank_deficient(dtype):
+    """Zero singular values: U's columns for them are still orthonormal."""
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((6, 2)) @ rng.standard_normal((2, 4))).astype(dtype)
+    (u, s, vh), (uj, sj, vhj) = _run(jnp.linalg.svd, x)
+    tol = 16 * 6 * EPS[dtype] * sj.max()
+    np.testing.assert_allclose(s, sj, rtol=0, atol=tol)
+    np.testing.assert_allclose((u[:, :4] * s) @ vh, x, rtol=0, atol=tol)
+    np.testing.assert_allclose(u.T @ u, np.eye(6), atol=tol)
+
+
+# Functions built on the SVD whose results are sign-free: compared elementwise.
+SVD_FUNCTIONS = {
+    "svdvals": jnp.linalg.svdvals,
+    "svd_no_uv": lambda a: jnp.linalg.svd(a, compute_uv=False),
+    "pinv": jnp.linalg.pinv,
+    "matrix_rank": jnp.linalg.matrix_rank,
+    "norm2": lambda a: jnp.linalg.norm(a, ord=2, axis=(-2, -1)),
+    "cond": jnp.linalg.cond,
+    "scipy_svd": lambda a: jax.scipy.linalg.svd(a, compute_uv=False),
+    "gesvd": lambda a: jax.lax.linalg.svd(a, compute_uv=False,
+                                         algorithm=jax.lax.linalg.SvdAlgorithm.QR),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", list(SVD_FUNCTIONS))
+def test_svd_functions(name, dtype):
+    x = _well(np.random.default_rng(8), (3, 6, 4), dtype)
+    got, want = _run(SVD_FUNCTIONS[name], x)
+    # pinv and cond divide by the smallest singular value (about 0.3 here):
+    # their error is the singular values' (16 n eps) times cond(A) <= 30
+    tol = 16 * 6 * EPS[dtype] * 30
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("fn", [jnp.linalg.qr, jnp.linalg.eigh, jnp.linalg.svd],
+                         ids=["qr", "eigh", "svd"])
+def test_symbolic_batch(fn):
+    """A symbolic batch axis: the matrices are flattened to [-1, m, n]."""
+    model = hlo2onnx.to_onnx(fn, [("B", 5, 5)])
+    check_model(model)
+    rng = np.random.default_rng(9)
+    for b in (1, 3):
+        x = _symmetric(rng, (b, 5, 5), np.float32, False)
+        got = run_ort(model, x)
+        want = [np.asarray(w) for w in jax.tree.leaves(fn(x))]
+        # sign-free parts: eigen/singular values, and Q, R (signs fixed)
+        for g, w in zip(got, want):
+            assert g.shape == w.shape
+        if fn is jnp.linalg.qr:
+            for g, w in zip(got, want):
+                np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+        elif fn is jnp.linalg.eigh:
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-5)
+
+
+def test_graph_is_loops():
+    """The decompositions are ONNX Loops, not unrolled: the node count does
+    not grow with n (a few nodes differ where passes fold what is trivial at
+    one size)."""
+    counts = []
+    for n in (4, 32):
+        model = _convert(jnp.linalg.eigh, jax.ShapeDtypeStruct((n, n), np.float32))
+        assert any(node.op_type == "Loop" for node in model.graph.node)
+        counts.append(len(model.graph.node))
+    assert abs(counts[0] - counts[1]) <= 4, counts
+
+
+@pytest.mark.parametrize("name,fn,reason", [
+    ("eig", jnp.linalg.eig, "complex"),
+    ("schur", jax.scipy.linalg.schur, "Schur decomposition"),
+    ("hessenberg", jax.scipy.linalg.hessenberg, "Hessenberg"),
+    ("qr_pivoting", lambda a: jax.scipy.linalg.qr(a, pivoting=True), "pivoting"),
+    ("complex_qr", lambda a: jnp.linalg.qr(a.astype(jnp.complex64))[1].real, "complex"),
+])
+def test_refused(name, fn, reason):
+    with pytest.raises(hlo2onnx.errors.UnsupportedOpError, match=reason):
+        hlo2onnx.to_onnx(fn, [jax.ShapeDtypeStruct((4, 4), np.float32)])
