@@ -281,26 +281,32 @@ static void loop_end(Lower *L, LoopFrame *f, OValue *keep_going, OValue *const *
 
 /* ---- Householder QR (geqrf) and the product of reflectors (orgqr) -------- */
 
-/* a: [B, m, n].  packed: R on and above the diagonal, the reflectors'
- * vectors below it; tau: [B, min(m, n)].  One Loop iteration per column j:
- * dlarfg on a[j:, j], then H^T applied to the columns right of j. */
-static void householder_qr(Lower *L, ElemType et, int64_t b, int64_t m, int64_t n, OValue *a,
-                           OValue **packed, OValue **tau_out) {
-  int64_t k = m < n ? m : n;
-  OValue *tau0 = zeros_batch(L, a, et, 1, &k);
-  og_set_type(L->c, tau0, et, 2, (int64_t[]){b, k});
-  OValue *rows = index_along(L, m, 2, 1);    /* [1, m] */
-  OValue *cols = index_along(L, n, 3, 2);    /* [1, 1, n] */
-  OValue *taus = index_along(L, k, 2, 1);    /* [1, k] */
+/* One Householder sweep over a: [B, m, n], `steps` reflectors.  Step j
+ * makes the reflector H = I - tau v v^T of LAPACK's dlarfg that zeroes
+ * column j below row j + below (0: QR, geqr2; 1: Hessenberg, gehd2), v with
+ * a 1 at row j + below and zeros above, and applies it: from the left to
+ * the columns right of j, and when two_sided first from the right to every
+ * row (A H).  Column j then holds the rows above the pivot unchanged, the
+ * new pivot (beta) and v below it.  packed: the matrix so stored; tau:
+ * [B, steps]. */
+static void householder_sweep(Lower *L, ElemType et, int64_t b, int64_t m, int64_t n,
+                              int64_t steps, int64_t below, bool two_sided, OValue *a,
+                              OValue **packed, OValue **tau_out) {
+  OValue *tau0 = zeros_batch(L, a, et, 1, &steps);
+  og_set_type(L->c, tau0, et, 2, (int64_t[]){b, steps});
+  OValue *rows = index_along(L, m, 2, 1);     /* [1, m] */
+  OValue *cols = index_along(L, n, 3, 2);     /* [1, 1, n] */
+  OValue *taus = index_along(L, steps, 2, 1); /* [1, steps] */
   OValue *init[2] = {a, tau0};
   LoopFrame f;
   loop_begin(L, &f, 2, init);
   OValue *j = f.iteration, *A = f.carried[0], *tau = f.carried[1];
   OValue *zero = fconst(L, et, 0.0), *one = fconst(L, et, 1.0);
+  OValue *pivot = below ? add(L, j, iconst(L, below)) : j;
   OValue *x = gather(L, A, j, 2);                        /* column j: [B, m] */
-  OValue *alpha = gather(L, x, j, 1);                    /* [B] */
-  OValue *below = lw_op2(L, "Greater", rows, j);         /* [1, m] */
-  OValue *x_below = where(L, below, x, zero);
+  OValue *alpha = gather(L, x, pivot, 1);                /* [B] */
+  OValue *under = lw_op2(L, "Greater", rows, pivot);     /* [1, m] */
+  OValue *x_below = where(L, under, x, zero);
   OValue *xnorm2 = reduce_sum(L, mul(L, x_below, x_below), 1, false);
   OValue *norm = lw_op1(L, "Sqrt", add(L, mul(L, alpha, alpha), xnorm2));
   OValue *identity = lw_op2(L, "Equal", xnorm2, zero); /* H = I, tau = 0 */
@@ -310,23 +316,36 @@ static void householder_qr(Lower *L, ElemType et, int64_t b, int64_t m, int64_t 
   OValue *scale = where(L, identity, zero,
                         divide(L, one, where(L, identity, one, sub(L, alpha, beta))));
   OValue *v_below = mul(L, x_below, unsqueeze(L, scale, 1));         /* [B, m] */
-  OValue *on_diag = lw_op2(L, "Equal", rows, j);
-  OValue *v = where(L, on_diag, one, v_below);
+  OValue *on_pivot = lw_op2(L, "Equal", rows, pivot);
+  OValue *v = where(L, on_pivot, one, v_below);
+  OValue *tau3 = unsqueeze(L, unsqueeze(L, tau_j, 1), 2);            /* [B, 1, 1] */
+  OValue *right_of_j = lw_op2(L, "Greater", cols, j);
+  if (two_sided) {
+    /* A -= tau (A v) v^T: only the columns where v is not 0 change */
+    OValue *av = matmul(L, A, unsqueeze(L, v, 2));                   /* [B, m, 1] */
+    A = sub(L, A, mul(L, mul(L, av, tau3), unsqueeze(L, v, 1)));
+  }
   /* A -= tau v (v^T A), on the columns right of j */
   OValue *w = matmul(L, unsqueeze(L, v, 1), A);                       /* [B, 1, n] */
-  w = where(L, lw_op2(L, "Greater", cols, j), w, zero);
-  OValue *tv = mul(L, unsqueeze(L, v, 2), unsqueeze(L, unsqueeze(L, tau_j, 1), 2));
-  OValue *updated = sub(L, A, mul(L, tv, w));
-  /* column j: rows above unchanged, beta on the diagonal, v below */
+  w = where(L, right_of_j, w, zero);
+  OValue *updated = sub(L, A, mul(L, mul(L, unsqueeze(L, v, 2), tau3), w));
+  /* column j: rows above the pivot unchanged, beta at it, v below */
   OValue *diag = where(L, identity, alpha, beta);
-  OValue *col = where(L, lw_op2(L, "Less", rows, j), x,
-                      where(L, on_diag, unsqueeze(L, diag, 1), v_below));
+  OValue *col = where(L, lw_op2(L, "Less", rows, pivot), x,
+                      where(L, on_pivot, unsqueeze(L, diag, 1), v_below));
   OValue *next_a = where(L, lw_op2(L, "Equal", cols, j), unsqueeze(L, col, 2), updated);
   OValue *next_tau = where(L, lw_op2(L, "Equal", taus, j), unsqueeze(L, tau_j, 1), tau);
   OValue *next[2] = {next_a, next_tau}, *out[2];
-  loop_end(L, &f, NULL, next, k, NULL, out);
+  loop_end(L, &f, NULL, next, steps, NULL, out);
   *packed = out[0];
   *tau_out = out[1];
+}
+
+/* a: [B, m, n].  packed: R on and above the diagonal, the reflectors'
+ * vectors below it; tau: [B, min(m, n)] (LAPACK's geqrf). */
+static void householder_qr(Lower *L, ElemType et, int64_t b, int64_t m, int64_t n, OValue *a,
+                           OValue **packed, OValue **tau_out) {
+  householder_sweep(L, et, b, m, n, m < n ? m : n, 0, false, a, packed, tau_out);
 }
 
 /* a: [B, m, n] holding reflector vectors below its diagonal (the first k
@@ -393,6 +412,88 @@ static int lower_orgqr(Lower *L, const Op *op, ElemType et) {
     q = householder_product(L, et, m, n, k, a, tau);
   }
   lw_bind(L, op->results[0], unflatten(L, &b, q, 2, t->dims + t->rank - 2));
+  return 0;
+}
+
+/* lapack_?gehrd_ffi(a) -> (packed a, tau [n-1], info): the Hessenberg
+ * reduction Q^T A Q (jax.scipy.linalg.hessenberg), gehd2's two-sided
+ * sweep; JAX passes ilo = low = 1, ihi = high = n (the whole matrix). */
+static int lower_gehrd(Lower *L, const Op *op, ElemType et) {
+  if (op->n_operands != 1 || op->n_results != 3) return lw_unsupported(L, "expected 1 operand and 3 results");
+  Batch b;
+  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
+  const Type *t = &op->operands[0]->type;
+  int64_t n = t->dims[t->rank - 1];
+  if (t->dims[t->rank - 2] != n) return lw_bad_input(L, "gehrd of a non-square matrix");
+  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
+  int64_t low = 1, high = n;
+  if (cfg && ir_dict_field(cfg, "low")) ir_attr_int(ir_dict_field(cfg, "low"), &low);
+  if (cfg && ir_dict_field(cfg, "high")) ir_attr_int(ir_dict_field(cfg, "high"), &high);
+  if (low != 1 || high != n)
+    return lw_unsupported(L, "a Hessenberg reduction of rows %lld..%lld only (ilo, ihi)",
+                          (long long)low, (long long)high);
+  int64_t steps = n > 1 ? n - 1 : 0;
+  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
+  OValue *packed = a, *tau;
+  if (steps == 0) tau = zeros_batch(L, a, et, 1, &steps);
+  else householder_sweep(L, et, b.count, n, n, steps, 1, true, a, &packed, &tau);
+  lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
+  lw_bind(L, op->results[1], unflatten(L, &b, tau, 1, &steps));
+  int64_t none = 0;
+  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
+  lw_bind(L, op->results[2], unflatten(L, &b, info, 0, NULL));
+  return 0;
+}
+
+/* lapack_?sytrd_ffi(a) -> (packed a, d [n], e [n-1], tau [n-1], info): the
+ * tridiagonal reduction Q^T A Q of the symmetric matrix of a's lower
+ * triangle (uplo = 'L', jax.lax.linalg.tridiagonal's default): the same
+ * two-sided sweep as gehrd on the whole symmetric matrix.  LAPACK leaves
+ * the strict upper triangle as it was and puts d on the diagonal, e below
+ * it and the reflectors under that. */
+static int lower_sytrd(Lower *L, const Op *op, ElemType et) {
+  if (op->n_operands != 1 || op->n_results != 5) return lw_unsupported(L, "expected 1 operand and 5 results");
+  Batch b;
+  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
+  const Type *t = &op->operands[0]->type;
+  int64_t n = t->dims[t->rank - 1];
+  if (t->dims[t->rank - 2] != n) return lw_bad_input(L, "sytrd of a non-square matrix");
+  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
+  int64_t uplo = 'L';
+  if (cfg && ir_dict_field(cfg, "uplo")) ir_attr_int(ir_dict_field(cfg, "uplo"), &uplo);
+  if (uplo != 'L')
+    return lw_unsupported(L, "the tridiagonal reduction of the upper triangle (lower=False) is "
+                             "not converted; lower=True is");
+  int64_t steps = n > 1 ? n - 1 : 0;
+  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
+  OValue *rows = index_along(L, n, 3, 1), *cols = index_along(L, n, 3, 2);
+  OValue *zero = fconst(L, et, 0.0);
+  OValue *tri = where(L, lw_op2(L, "GreaterOrEqual", rows, cols), a, zero);
+  OValue *strict = where(L, lw_op2(L, "Equal", rows, cols), zero, tri);
+  OValue *sym = typed3(L, add(L, tri, transpose_last2(L, strict, true)), et, b.count, n, n);
+  OValue *reduced = sym, *tau;
+  if (steps == 0) tau = zeros_batch(L, a, et, 1, &steps);
+  else householder_sweep(L, et, b.count, n, n, steps, 1, true, sym, &reduced, &tau);
+  OValue *d = reduce_sum(L, mul(L, reduced, eye(L, et, n, n)), 2, false); /* [B, n] */
+  OValue *e;
+  if (steps == 0) {
+    e = zeros_batch(L, a, et, 1, &steps);
+  } else {
+    /* the subdiagonal: the diagonal of rows 1.., columns ..n-1 */
+    int64_t starts[2] = {1, 0}, ends[2] = {n, n - 1}, axes[2] = {1, 2};
+    OValue *in[4] = {reduced, lw_const_i64s(L, 2, starts), lw_const_i64s(L, 2, ends),
+                     lw_const_i64s(L, 2, axes)};
+    OValue *shifted = lw_node(L, "Slice", 4, in, 1)->outputs[0];
+    e = reduce_sum(L, mul(L, shifted, eye(L, et, n - 1, n - 1)), 2, false);
+  }
+  OValue *packed = where(L, lw_op2(L, "Greater", cols, rows), a, reduced);
+  lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
+  lw_bind(L, op->results[1], unflatten(L, &b, d, 1, &n));
+  lw_bind(L, op->results[2], unflatten(L, &b, e, 1, &steps));
+  lw_bind(L, op->results[3], unflatten(L, &b, tau, 1, &steps));
+  int64_t none = 0;
+  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
+  lw_bind(L, op->results[4], unflatten(L, &b, info, 0, NULL));
   return 0;
 }
 
@@ -722,8 +823,8 @@ static const struct {
                    "a non-symmetric QR iteration with complex results); not converted"},
     {"geqp3", NULL, "QR with column pivoting (jax.scipy.linalg.qr(pivoting=True)) is not "
                     "converted yet"},
-    {"gehrd", NULL, "the Hessenberg reduction (jax.scipy.linalg.hessenberg) is not converted yet"},
-    {"sytrd", NULL, "the tridiagonal reduction (jax.lax.linalg.tridiagonal) is not converted yet"},
+    {"gehrd", lower_gehrd, NULL},
+    {"sytrd", lower_sytrd, NULL},
     {"gtsv", NULL, "the tridiagonal solve (jax.lax.linalg.tridiagonal_solve) is not converted yet"},
 };
 
