@@ -801,6 +801,116 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
   return 0;
 }
 
+/* ---- gtsv: the tridiagonal solve ------------------------------------- */
+
+/* lapack_?gtsv_ffi(dl, d, du, b) -> (dl, d, du, x, info), as JAX passes
+ * them: dl[i] = A[i, i-1] (dl[0] unused), d[i] = A[i, i], du[i] = A[i, i+1]
+ * (du[n-1] unused), b [n, nrhs].  LAPACK's gtsv: Gaussian elimination with
+ * partial pivoting (a row swap where |A[i+1, i]| > |d[i]|, which fills a
+ * second superdiagonal), one Loop iteration per row, then back substitution
+ * in a second Loop.  A zero pivot gives inf/NaN here where LAPACK returns
+ * info > 0 and JAX NaN; info is 0. */
+static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
+  if (op->n_operands != 4 || op->n_results != 5) return lw_unsupported(L, "expected 4 operands and 5 results");
+  Batch b;
+  if (batch_of(L, op->operands[3], 2, &b) != 0) return -1;
+  const Type *bt = &op->operands[3]->type;
+  int64_t n = bt->dims[bt->rank - 2], r = bt->dims[bt->rank - 1];
+  for (int i = 0; i < 3; i++) {
+    const Type *t = &op->operands[i]->type;
+    if (t->rank != bt->rank - 1 || t->dims[t->rank - 1] != n)
+      return lw_unsupported(L, "diagonal %d is not a vector of %lld per system", i, (long long)n);
+  }
+  OValue *dl = flatten(L, &b, lw_get(L, op->operands[0]), et, 1, &n);
+  OValue *d0 = flatten(L, &b, lw_get(L, op->operands[1]), et, 1, &n);
+  OValue *du0 = flatten(L, &b, lw_get(L, op->operands[2]), et, 1, &n);
+  OValue *rhs = flatten(L, &b, b.source, et, 2, bt->dims + bt->rank - 2);
+  OValue *d = d0, *du = du0, *fill = NULL, *x = rhs;
+  OValue *zero = fconst(L, et, 0.0);
+  if (n > 1) {
+    /* forward elimination: row i eliminates A[i+1, i] */
+    OValue *pos = index_along(L, n, 2, 1), *pos3 = index_along(L, n, 3, 1);
+    OValue *fill0 = zeros_batch(L, d0, et, 1, &n);
+    og_set_type(L->c, fill0, et, 2, (int64_t[]){b.count, n});
+    OValue *init[4] = {d0, du0, fill0, rhs};
+    LoopFrame f;
+    loop_begin(L, &f, 4, init);
+    OValue *i = f.iteration, *i1 = add(L, i, iconst(L, 1));
+    OValue *D = f.carried[0], *DU = f.carried[1], *F = f.carried[2], *R = f.carried[3];
+    OValue *di = gather(L, D, i, 1), *di1 = gather(L, D, i1, 1);     /* [B] */
+    OValue *li = gather(L, dl, i1, 1), *dui = gather(L, DU, i, 1);
+    /* du[i+1] (0 past the last row: LAPACK has no du[n-1]) */
+    OValue *dui1 = where(L, lw_op2(L, "Less", i1, iconst(L, n - 1)), gather(L, DU, i1, 1), zero);
+    OValue *bi = gather(L, R, i, 1), *bi1 = gather(L, R, i1, 1);     /* [B, r] */
+    OValue *keep = lw_op2(L, "GreaterOrEqual", lw_op1(L, "Abs", di), lw_op1(L, "Abs", li));
+    OValue *keep2 = unsqueeze(L, keep, 1);
+    OValue *fact = where(L, keep, divide(L, li, di), divide(L, di, li));
+    OValue *fact2 = unsqueeze(L, fact, 1);
+    OValue *new_di = where(L, keep, di, li);
+    OValue *new_di1 = where(L, keep, sub(L, di1, mul(L, fact, dui)), sub(L, dui, mul(L, fact, di1)));
+    OValue *new_dui = where(L, keep, dui, di1);
+    OValue *new_fi = where(L, keep, zero, dui1);
+    OValue *new_dui1 = where(L, keep, dui1, mul(L, lw_op1(L, "Neg", fact), dui1));
+    OValue *new_bi = where(L, keep2, bi, bi1);
+    OValue *new_bi1 = where(L, keep2, sub(L, bi1, mul(L, fact2, bi)), sub(L, bi, mul(L, fact2, bi1)));
+    OValue *at_i = lw_op2(L, "Equal", pos, i), *at_i1 = lw_op2(L, "Equal", pos, i1);
+    OValue *at3_i = lw_op2(L, "Equal", pos3, i), *at3_i1 = lw_op2(L, "Equal", pos3, i1);
+    OValue *next[4] = {
+        where(L, at_i, unsqueeze(L, new_di, 1), where(L, at_i1, unsqueeze(L, new_di1, 1), D)),
+        where(L, at_i, unsqueeze(L, new_dui, 1),
+              where(L, lw_op2(L, "And", at_i1, lw_op2(L, "Less", pos, iconst(L, n - 1))),
+                    unsqueeze(L, new_dui1, 1), DU)),
+        where(L, at_i, unsqueeze(L, new_fi, 1), F),
+        where(L, at3_i, unsqueeze(L, new_bi, 1), where(L, at3_i1, unsqueeze(L, new_bi1, 1), R)),
+    };
+    OValue *out[4];
+    loop_end(L, &f, NULL, next, n - 1, NULL, out);
+    d = out[0];
+    du = out[1];
+    fill = out[2];
+    x = out[3];
+  }
+  /* back substitution, on x padded with two zero rows (x[i+1], x[i+2]) */
+  {
+    OValue *padded = typed3(L, pad_end(L, x, et, 2, 0, 3, 0.0), et, b.count, n + 2, r);
+    OValue *init[1] = {padded};
+    LoopFrame f;
+    loop_begin(L, &f, 1, init);
+    OValue *X = f.carried[0];
+    OValue *i = sub(L, iconst(L, n - 1), f.iteration);
+    OValue *i1 = add(L, i, iconst(L, 1)), *i2 = add(L, i, iconst(L, 2));
+    OValue *term = sub(L, gather(L, X, i, 1), mul(L, unsqueeze(L, gather(L, du, i, 1), 1), gather(L, X, i1, 1)));
+    if (fill) term = sub(L, term, mul(L, unsqueeze(L, gather(L, fill, i, 1), 1), gather(L, X, i2, 1)));
+    OValue *xi = divide(L, term, unsqueeze(L, gather(L, d, i, 1), 1));      /* [B, r] */
+    OValue *rows = index_along(L, n + 2, 3, 1);
+    OValue *next[1] = {where(L, lw_op2(L, "Equal", rows, i), unsqueeze(L, xi, 1), X)}, *out[1];
+    loop_end(L, &f, NULL, next, n, NULL, out);
+    int64_t start = 0, end = n, axis = 1;
+    OValue *in[4] = {out[0], lw_const_i64s(L, 1, &start), lw_const_i64s(L, 1, &end),
+                     lw_const_i64s(L, 1, &axis)};
+    x = lw_node(L, "Slice", 4, in, 1)->outputs[0];
+  }
+  /* LAPACK's dl holds the fill (second superdiagonal) from index 0; JAX's
+   * dl is offset by one; JAX reads neither, nor d and du */
+  OValue *dl_out = dl;
+  if (fill) {
+    int64_t start = 0, end = n, axis = 1;
+    OValue *pads_in[3] = {fill, lw_const_i64s(L, 4, (int64_t[]){0, 1, 0, 0}), zero};
+    OValue *shifted = lw_node(L, "Pad", 3, pads_in, 1)->outputs[0];
+    OValue *in[4] = {shifted, lw_const_i64s(L, 1, &start), lw_const_i64s(L, 1, &end),
+                     lw_const_i64s(L, 1, &axis)};
+    dl_out = lw_node(L, "Slice", 4, in, 1)->outputs[0];
+  }
+  lw_bind(L, op->results[0], unflatten(L, &b, dl_out, 1, &n));
+  lw_bind(L, op->results[1], unflatten(L, &b, d, 1, &n));
+  lw_bind(L, op->results[2], unflatten(L, &b, du, 1, &n));
+  lw_bind(L, op->results[3], unflatten(L, &b, x, 2, bt->dims + bt->rank - 2));
+  int64_t none = 0;
+  OValue *info = lw_cast(L, zeros_batch(L, rhs, et, 0, &none), ET_I32);
+  lw_bind(L, op->results[4], unflatten(L, &b, info, 0, NULL));
+  return 0;
+}
+
 /* ---- the table ------------------------------------------------------- */
 
 typedef int (*DecompFn)(Lower *L, const Op *op, ElemType et);
@@ -825,7 +935,7 @@ static const struct {
                     "converted yet"},
     {"gehrd", lower_gehrd, NULL},
     {"sytrd", lower_sytrd, NULL},
-    {"gtsv", NULL, "the tridiagonal solve (jax.lax.linalg.tridiagonal_solve) is not converted yet"},
+    {"gtsv", lower_gtsv, NULL},
 };
 
 /* "lapack_<t><routine>_ffi" -> its row, *et from the type letter. */
