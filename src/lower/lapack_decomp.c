@@ -1,7 +1,9 @@
 /* lapack_decomp.c - the LAPACK decompositions JAX calls on CPU through
  * stablehlo.custom_call @lapack_<s|d><routine>_ffi, written as ONNX: QR
- * (geqrf, orgqr), the symmetric eigensolver (syevd) and the SVD (gesdd,
- * gesvd); the non-symmetric ones are refused (see `routines` below).
+ * (geqrf, orgqr), the symmetric eigensolver (syevd), the SVD (gesdd,
+ * gesvd), the Hessenberg and tridiagonal reductions (gehrd, sytrd) and the
+ * tridiagonal solve (gtsv); the non-symmetric eigensolvers (geev, gees) and
+ * pivoted QR (geqp3) are refused (see `routines` below).
  *
  * ONNX has none of these as ops, so each is an iterative algorithm in an
  * ONNX Loop whose body applies one vectorised step to the whole (batched)
@@ -25,7 +27,14 @@
  *   orthogonal to eps; singular values descending; U is completed to an
  *   orthonormal basis (full_matrices, zero singular values) by a Householder
  *   QR of the normalised columns.
- * The custom_calls' info outputs are zeros (the iterations always finish).
+ * - gehrd/sytrd: geqrf's Householder sweep with the pivot one row below the
+ *   diagonal, applied from both sides.
+ * - gtsv: LAPACK's elimination with partial pivoting, then back
+ *   substitution, one row per iteration.
+ * Each iteration runs on the matrix divided by a power of two near its
+ * largest entry (exact), so sums of squares neither overflow nor underflow
+ * where LAPACK's scaled norms do not.  The custom_calls' info outputs are
+ * zeros (the iterations always finish).
  */
 #include "lower/lower.h"
 
@@ -80,6 +89,45 @@ static OValue *reduce_max_all(Lower *L, OValue *x) {
 
 static OValue *unsqueeze(Lower *L, OValue *x, int64_t axis) {
   return lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, 1, &axis));
+}
+
+/* Per matrix of a ([B, m, n]): the power of two at or below max |a_ij|
+ * ([B, 1, 1]); 1 where a is 0 or not finite.  The iterations run on a
+ * divided by it: exact (a power of two), and the largest entry is then
+ * near 1, so their sums of squares (norms, rotation angles, convergence
+ * tests) neither overflow nor underflow where the entries alone would not,
+ * as LAPACK's scaled norms. */
+static OValue *power_of_two_scale(Lower *L, ElemType et, OValue *a) {
+  static const int64_t axes[2] = {1, 2};
+  OValue *abs = lw_op1(L, "Abs", a);
+  ONode *n;
+  if (L->opset >= 18) {
+    OValue *in[2] = {abs, lw_const_i64s(L, 2, axes)};
+    n = lw_node(L, "ReduceMax", 2, in, 1);
+  } else {
+    n = lw_node(L, "ReduceMax", 1, &abs, 1);
+    og_attr_ints(L->c, n, "axes", axes, 2);
+  }
+  og_attr_int(L->c, n, "keepdims", 1);
+  OValue *largest = n->outputs[0], *one = lw_const_scalar(L, et, 1.0);
+  OValue *usable = lw_op2(L, "And", lw_op2(L, "Greater", largest, lw_const_scalar(L, et, 0.0)),
+                          lw_op2(L, "Less", largest, lw_const_scalar(L, et, INFINITY)));
+  OValue *log2 = lw_op2(L, "Div", lw_op1(L, "Log", lw_op3(L, "Where", usable, largest, one)),
+                        lw_const_scalar(L, et, 0.69314718055994530942)); /* ln 2 */
+  return lw_op2(L, "Pow", lw_const_scalar(L, et, 2.0), lw_op1(L, "Floor", log2));
+}
+
+/* [B, 1, 1] -> [B, 1]. */
+static OValue *squeeze_last(Lower *L, OValue *x) {
+  int64_t axis = 2;
+  return lw_op2(L, "Squeeze", x, lw_const_i64s(L, 1, &axis));
+}
+
+/* a / scale, typed as a. */
+static OValue *scaled_down(Lower *L, OValue *a, OValue *scale) {
+  OValue *y = lw_op2(L, "Div", a, scale);
+  y->type = a->type;
+  return y;
 }
 
 /* The transpose of the last two axes of a rank-3 tensor (rank 2 if !batched). */
@@ -294,6 +342,12 @@ static void householder_sweep(Lower *L, ElemType et, int64_t b, int64_t m, int64
                               OValue **packed, OValue **tau_out) {
   OValue *tau0 = zeros_batch(L, a, et, 1, &steps);
   og_set_type(L->c, tau0, et, 2, (int64_t[]){b, steps});
+  /* reflectors and tau do not change with a's scale; the reduced part (on
+   * and above row j + below of column j) scales with it */
+  OValue *a_scale = power_of_two_scale(L, et, a);
+  OValue *upper = lw_op2(L, "LessOrEqual", index_along(L, m, 3, 1),
+                         lw_op2(L, "Add", index_along(L, n, 3, 2), iconst(L, below)));
+  a = scaled_down(L, a, a_scale);
   OValue *rows = index_along(L, m, 2, 1);     /* [1, m] */
   OValue *cols = index_along(L, n, 3, 2);     /* [1, 1, n] */
   OValue *taus = index_along(L, steps, 2, 1); /* [1, steps] */
@@ -337,7 +391,7 @@ static void householder_sweep(Lower *L, ElemType et, int64_t b, int64_t m, int64
   OValue *next_tau = where(L, lw_op2(L, "Equal", taus, j), unsqueeze(L, tau_j, 1), tau);
   OValue *next[2] = {next_a, next_tau}, *out[2];
   loop_end(L, &f, NULL, next, steps, NULL, out);
-  *packed = out[0];
+  *packed = where(L, upper, mul(L, out[0], a_scale), out[0]);
   *tau_out = out[1];
 }
 
@@ -652,7 +706,9 @@ static int lower_syevd(Lower *L, const Op *op, ElemType et) {
     OValue *tri = where(L, in_triangle, a, fconst(L, et, 0.0));
     OValue *strict = where(L, lw_op2(L, "Equal", rows, cols), fconst(L, et, 0.0), tri);
     OValue *sym = typed3(L, add(L, tri, transpose_last2(L, strict, true)), et, b.count, n, n);
-    jacobi_eigh(L, et, b.count, n, sym, mode_c != 'N', &values, &vecs);
+    OValue *scale = power_of_two_scale(L, et, sym);
+    jacobi_eigh(L, et, b.count, n, scaled_down(L, sym, scale), mode_c != 'N', &values, &vecs);
+    values = mul(L, values, squeeze_last(L, scale));
     if (!vecs) vecs = sym;
   }
   int64_t nn[2] = {n, n};
@@ -769,8 +825,11 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
   } else {
     OValue *x = wide ? typed3(L, transpose_last2(L, a, true), et, b.count, n, m) : a;
     OValue *xs, *vs;
-    one_sided_jacobi(L, et, b.count, p, q, x, mode != 'N', &sigma, &xs, &vs);
+    OValue *scale = power_of_two_scale(L, et, x);
+    one_sided_jacobi(L, et, b.count, p, q, scaled_down(L, x, scale), mode != 'N', &sigma, &xs,
+                     &vs);
     if (mode != 'N') {
+      /* xs and sigma are both scaled: their ratio is not */
       OValue *inv = where(L, lw_op2(L, "Greater", sigma, fconst(L, et, 0.0)),
                           divide(L, fconst(L, et, 1.0), sigma), fconst(L, et, 0.0));
       OValue *un = typed3(L, mul(L, xs, unsqueeze(L, inv, 1)), et, b.count, p, q);
@@ -786,6 +845,7 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
         vt = transpose_last2(L, vs, true);
       }
     }
+    sigma = mul(L, sigma, squeeze_last(L, scale));
   }
   if (mode == 'N') {
     u = zeros_batch(L, a, et, 2, (int64_t[]){u_rows, u_cols});

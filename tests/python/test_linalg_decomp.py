@@ -305,6 +305,34 @@ def test_graph_is_loops():
     assert abs(counts[0] - counts[1]) <= 4, counts
 
 
+@pytest.mark.parametrize("scale", [1e-25, 1e25, 0.0], ids=["tiny", "huge", "zero"])
+def test_extreme_scales(scale):
+    """f32 entries whose squares under- or overflow: the iterations run on
+    the matrix divided by a power of two near its largest entry (exact), as
+    LAPACK scales its norms; a zero matrix gives zeros (and tau = 0).
+    What scales with the matrix is compared divided by the scale, Q, the
+    reflectors and tau (scale-free) as they are."""
+    rng = np.random.default_rng(12)
+    x = (rng.standard_normal((2, 5, 4)) * scale).astype(np.float32)
+    sym = (x[:, :4] + _t(x[:, :4])).astype(np.float32)
+    unit = scale if scale else 1.0
+    close = lambda g, w, s=1.0: np.testing.assert_allclose(g / s, w / s, rtol=1e-5, atol=1e-5)
+    (q, r), (qj, rj) = _run(jnp.linalg.qr, x)
+    close(q, qj)
+    close(r, rj, unit)
+    (s_,), (sj,) = _run(jnp.linalg.svdvals, x)
+    close(s_, sj, unit)
+    (w,), (wj,) = _run(jnp.linalg.eigvalsh, sym)
+    close(w, wj, unit)
+    (packed, d, e, tau), (pj, dj, ej, tauj) = _run(jax.lax.linalg.tridiagonal, sym)
+    reflectors = np.tril(np.ones((4, 4), bool), -2)
+    close(np.where(reflectors, packed, 0), np.where(reflectors, pj, 0))
+    close(np.where(reflectors, 0, packed), np.where(reflectors, 0, pj), unit)
+    close(d, dj, unit)
+    close(e, ej, unit)
+    close(tau, tauj)
+
+
 HESS_SHAPES = [(1, 1), (2, 2), (5, 5), (2, 3, 6, 6), (32, 32)]
 
 
