@@ -329,32 +329,16 @@ static void loop_end(Lower *L, LoopFrame *f, OValue *keep_going, OValue *const *
 
 /* ---- Householder QR (geqrf) and the product of reflectors (orgqr) -------- */
 
-/* One Householder sweep over a: [B, m, n], `steps` reflectors.  Step j
- * makes the reflector H = I - tau v v^T of LAPACK's dlarfg that zeroes
- * column j below row j + below (0: QR, geqr2; 1: Hessenberg, gehd2), v with
- * a 1 at row j + below and zeros above, and applies it: from the left to
- * the columns right of j, and when two_sided first from the right to every
- * row (A H).  Column j then holds the rows above the pivot unchanged, the
- * new pivot (beta) and v below it.  packed: the matrix so stored; tau:
- * [B, steps]. */
-static void householder_sweep(Lower *L, ElemType et, int64_t b, int64_t m, int64_t n,
-                              int64_t steps, int64_t below, bool two_sided, OValue *a,
-                              OValue **packed, OValue **tau_out) {
-  OValue *tau0 = zeros_batch(L, a, et, 1, &steps);
-  og_set_type(L->c, tau0, et, 2, (int64_t[]){b, steps});
-  /* reflectors and tau do not change with a's scale; the reduced part (on
-   * and above row j + below of column j) scales with it */
-  OValue *a_scale = power_of_two_scale(L, et, a);
-  OValue *upper = lw_op2(L, "LessOrEqual", index_along(L, m, 3, 1),
-                         lw_op2(L, "Add", index_along(L, n, 3, 2), iconst(L, below)));
-  a = scaled_down(L, a, a_scale);
-  OValue *rows = index_along(L, m, 2, 1);     /* [1, m] */
-  OValue *cols = index_along(L, n, 3, 2);     /* [1, 1, n] */
-  OValue *taus = index_along(L, steps, 2, 1); /* [1, steps] */
-  OValue *init[2] = {a, tau0};
-  LoopFrame f;
-  loop_begin(L, &f, 2, init);
-  OValue *j = f.iteration, *A = f.carried[0], *tau = f.carried[1];
+/* One Householder step inside a Loop body, on A: [B, m, n] at column j (i64
+ * scalar): the reflector H = I - tau v v^T of LAPACK's dlarfg that zeroes
+ * column j below row j + below, v with a 1 at that row and zeros above,
+ * applied from the left to the columns right of j, and when two_sided
+ * first from the right to every row (A H).  Column j then holds the rows
+ * above the pivot unchanged, the new pivot (beta) and v below it.
+ * rows: [1, m] and cols: [1, 1, n] positions.  Returns the new A; *tau_j:
+ * [B]. */
+static OValue *householder_step(Lower *L, ElemType et, OValue *A, OValue *j, int64_t below,
+                                bool two_sided, OValue *rows, OValue *cols, OValue **tau_out) {
   OValue *zero = fconst(L, et, 0.0), *one = fconst(L, et, 1.0);
   OValue *pivot = below ? add(L, j, iconst(L, below)) : j;
   OValue *x = gather(L, A, j, 2);                        /* column j: [B, m] */
@@ -387,8 +371,34 @@ static void householder_sweep(Lower *L, ElemType et, int64_t b, int64_t m, int64
   OValue *diag = where(L, identity, alpha, beta);
   OValue *col = where(L, lw_op2(L, "Less", rows, pivot), x,
                       where(L, on_pivot, unsqueeze(L, diag, 1), v_below));
-  OValue *next_a = where(L, lw_op2(L, "Equal", cols, j), unsqueeze(L, col, 2), updated);
-  OValue *next_tau = where(L, lw_op2(L, "Equal", taus, j), unsqueeze(L, tau_j, 1), tau);
+  *tau_out = tau_j;
+  return where(L, lw_op2(L, "Equal", cols, j), unsqueeze(L, col, 2), updated);
+}
+
+/* The Householder sweep of `steps` steps (householder_step) over a: [B, m,
+ * n], below = 0 for QR (geqr2), 1 for the Hessenberg and tridiagonal
+ * reductions (gehd2, sytd2, two_sided).  packed: the matrix the steps
+ * leave; tau: [B, steps]. */
+static void householder_sweep(Lower *L, ElemType et, int64_t b, int64_t m, int64_t n,
+                              int64_t steps, int64_t below, bool two_sided, OValue *a,
+                              OValue **packed, OValue **tau_out) {
+  OValue *tau0 = zeros_batch(L, a, et, 1, &steps);
+  og_set_type(L->c, tau0, et, 2, (int64_t[]){b, steps});
+  /* reflectors and tau do not change with a's scale; the reduced part (on
+   * and above row j + below of column j) scales with it */
+  OValue *a_scale = power_of_two_scale(L, et, a);
+  OValue *upper = lw_op2(L, "LessOrEqual", index_along(L, m, 3, 1),
+                         lw_op2(L, "Add", index_along(L, n, 3, 2), iconst(L, below)));
+  a = scaled_down(L, a, a_scale);
+  OValue *rows = index_along(L, m, 2, 1);     /* [1, m] */
+  OValue *cols = index_along(L, n, 3, 2);     /* [1, 1, n] */
+  OValue *taus = index_along(L, steps, 2, 1); /* [1, steps] */
+  OValue *init[2] = {a, tau0};
+  LoopFrame f;
+  loop_begin(L, &f, 2, init);
+  OValue *j = f.iteration, *tau_j;
+  OValue *next_a = householder_step(L, et, f.carried[0], j, below, two_sided, rows, cols, &tau_j);
+  OValue *next_tau = where(L, lw_op2(L, "Equal", taus, j), unsqueeze(L, tau_j, 1), f.carried[1]);
   OValue *next[2] = {next_a, next_tau}, *out[2];
   loop_end(L, &f, NULL, next, steps, NULL, out);
   *packed = where(L, upper, mul(L, out[0], a_scale), out[0]);
