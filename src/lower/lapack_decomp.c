@@ -2,8 +2,8 @@
  * stablehlo.custom_call @lapack_<s|d><routine>_ffi, written as ONNX: QR
  * (geqrf, orgqr), the symmetric eigensolver (syevd), the SVD (gesdd,
  * gesvd), the Hessenberg and tridiagonal reductions (gehrd, sytrd) and the
- * tridiagonal solve (gtsv); the non-symmetric eigensolvers (geev, gees) and
- * pivoted QR (geqp3) are refused (see `routines` below).
+ * tridiagonal solve (gtsv), QR with column pivoting (geqp3); the
+ * non-symmetric eigensolvers (geev, gees) are refused (`routines` below).
  *
  * ONNX has none of these as ops, so each is an iterative algorithm in an
  * ONNX Loop whose body applies one vectorised step to the whole (batched)
@@ -44,6 +44,9 @@
 /* Jacobi sweeps at most (a sweep rotates every pair once); cyclic Jacobi
  * converges quadratically, in 6 to 10 sweeps for n up to a few hundred. */
 #define JACOBI_MAX_SWEEPS 30
+
+/* The unit roundoff of et (LAPACK's dlamch('E')). */
+static double unit_roundoff(ElemType et) { return et == ET_F64 ? 0x1p-53 : 0x1p-24; }
 
 /* ---- small builders ------------------------------------------------------ */
 
@@ -262,7 +265,7 @@ static OValue *zeros_batch(Lower *L, OValue *like, ElemType et, int tail, const 
 
 /* ---- Loops ------------------------------------------------------------- */
 
-#define MAX_CARRIED 4 /* the most any Loop here carries (2) */
+#define MAX_CARRIED 6 /* the most any Loop here carries (5: geqp3) */
 
 typedef struct LoopFrame {
   OGraph *outer, *body;
@@ -456,6 +459,110 @@ static int lower_geqrf(Lower *L, const Op *op, ElemType et) {
   return 0;
 }
 
+/* Swaps entries i and p[b] of the last axis of x ([B, ..., n]): positions
+ * ([1, .., n]) numbers that axis, p is [B, 1] (vectors) or [B, 1, 1]. */
+static OValue *swap_last(Lower *L, OValue *x, OValue *i, OValue *p, OValue *positions,
+                         OValue *x_i, OValue *x_p) {
+  return where(L, lw_op2(L, "Equal", positions, i), x_p,
+               where(L, lw_op2(L, "Equal", positions, p), x_i, x));
+}
+
+/* lapack_?geqp3_ffi(a, jpvt) -> (packed a, jpvt, tau): QR with column
+ * pivoting (jax.scipy.linalg.qr(pivoting=True)), LAPACK's laqp2 step by
+ * step: before step i the remaining column of largest partial norm (the
+ * first of equal ones) is swapped into place; after it the partial norms
+ * are downdated (vn1 *= sqrt(1 - (|a_ij| / vn1)^2)) or, where that has
+ * lost too much (LAPACK's test against sqrt(eps)), recomputed.  JAX passes
+ * jpvt = 0 (every column free); other jpvt are refused. */
+static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
+  if (op->n_operands != 2 || op->n_results != 3) return lw_unsupported(L, "expected 2 operands and 3 results");
+  Batch b;
+  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
+  const Type *t = &op->operands[0]->type;
+  int64_t m = t->dims[t->rank - 2], n = t->dims[t->rank - 1], k = m < n ? m : n;
+  const int64_t *jpvt_in = lw_const_ints(L, op->operands[1]);
+  int64_t n_jpvt = type_numel(&op->operands[1]->type);
+  bool all_free = jpvt_in != NULL && n_jpvt >= 0;
+  for (int64_t i = 0; all_free && i < n_jpvt; i++) all_free = jpvt_in[i] == 0;
+  if (!all_free)
+    return lw_unsupported(L, "QR with columns fixed in front (a jpvt that is not all 0)");
+  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
+  int64_t *ones_based = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n + 1));
+  for (int64_t i = 0; i < n; i++) ones_based[i] = i + 1;
+  int64_t row_dims[2] = {1, n};
+  OValue *order = lw_const_data(L, ET_I64, 2, row_dims,
+                                (Data){DATA_RAW, ones_based, sizeof(int64_t) * (size_t)n});
+  OValue *packed = a, *tau, *jpvt;
+  /* [B, n] of 1, 2, ..., n: LAPACK numbers columns from 1 */
+  OValue *jpvt0 = lw_op2(L, "Add", lw_cast(L, zeros_batch(L, a, et, 1, &n), ET_I64), order);
+  og_set_type(L->c, jpvt0, ET_I64, 2, (int64_t[]){b.count, n});
+  if (k == 0) {
+    tau = zeros_batch(L, a, et, 1, &k);
+    jpvt = jpvt0;
+  } else {
+    OValue *a_scale = power_of_two_scale(L, et, a);
+    OValue *upper = lw_op2(L, "LessOrEqual", index_along(L, m, 3, 1), index_along(L, n, 3, 2));
+    OValue *as = scaled_down(L, a, a_scale);
+    OValue *norms = lw_op1(L, "Sqrt", reduce_sum(L, mul(L, as, as), 1, false));
+    og_set_type(L->c, norms, et, 2, (int64_t[]){b.count, n});
+    OValue *tau0 = zeros_batch(L, a, et, 1, &k);
+    og_set_type(L->c, tau0, et, 2, (int64_t[]){b.count, k});
+    OValue *rows = index_along(L, m, 2, 1), *rows3 = index_along(L, m, 3, 1);
+    OValue *cols = index_along(L, n, 2, 1), *cols3 = index_along(L, n, 3, 2);
+    OValue *taus = index_along(L, k, 2, 1);
+    double tol3z = sqrt(unit_roundoff(et));
+    OValue *init[5] = {as, tau0, norms, norms, jpvt0};
+    LoopFrame f;
+    loop_begin(L, &f, 5, init);
+    OValue *i = f.iteration, *A = f.carried[0], *vn1 = f.carried[2], *vn2 = f.carried[3];
+    OValue *jp = f.carried[4];
+    OValue *zero = fconst(L, et, 0.0), *one = fconst(L, et, 1.0);
+    /* the pivot: the first largest partial norm among columns i.. */
+    OValue *candidates = where(L, lw_op2(L, "GreaterOrEqual", cols, i), vn1, fconst(L, et, -1.0));
+    ONode *argmax = lw_node(L, "ArgMax", 1, &candidates, 1);
+    og_attr_int(L->c, argmax, "axis", 1);
+    og_attr_int(L->c, argmax, "keepdims", 1);
+    OValue *p = argmax->outputs[0];                                   /* [B, 1] */
+    OValue *p3 = unsqueeze(L, p, 1);                                  /* [B, 1, 1] */
+    OValue *col_i = unsqueeze(L, gather(L, A, i, 2), 2);             /* [B, m, 1] */
+    OValue *col_p = gather_elements(L, A, expand_like(L, p3, col_i), 2);
+    A = swap_last(L, A, i, p3, cols3, col_i, col_p);
+    OValue *swapped[3];
+    OValue *vecs[3] = {vn1, vn2, jp};
+    for (int v = 0; v < 3; v++)
+      swapped[v] = swap_last(L, vecs[v], i, p, cols, unsqueeze(L, gather(L, vecs[v], i, 1), 1),
+                             gather_elements(L, vecs[v], p, 1));
+    vn1 = swapped[0];
+    vn2 = swapped[1];
+    OValue *tau_i;
+    OValue *next_a = householder_step(L, et, A, i, 0, false, rows, cols3, &tau_i);
+    OValue *next_tau = where(L, lw_op2(L, "Equal", taus, i), unsqueeze(L, tau_i, 1), f.carried[1]);
+    /* the partial norms of the columns right of i, without row i */
+    OValue *row_i = lw_op1(L, "Abs", gather(L, next_a, i, 1));       /* [B, n] */
+    OValue *nonzero = lw_op1(L, "Not", lw_op2(L, "Equal", vn1, zero));
+    OValue *ratio = divide(L, row_i, where(L, nonzero, vn1, one));
+    OValue *temp = lw_op2(L, "Max", sub(L, one, mul(L, ratio, ratio)), zero);
+    OValue *vn_ratio = divide(L, vn1, where(L, lw_op2(L, "Equal", vn2, zero), one, vn2));
+    OValue *temp2 = mul(L, temp, mul(L, vn_ratio, vn_ratio));
+    OValue *refresh = lw_op2(L, "LessOrEqual", temp2, fconst(L, et, tol3z));
+    OValue *below2 = where(L, lw_op2(L, "Greater", rows3, i), mul(L, next_a, next_a), zero);
+    OValue *recomputed = lw_op1(L, "Sqrt", reduce_sum(L, below2, 1, false));  /* [B, n] */
+    OValue *update = lw_op2(L, "And", lw_op2(L, "Greater", cols, i), nonzero);
+    OValue *next_vn1 = where(L, update, where(L, refresh, recomputed,
+                                              mul(L, vn1, lw_op1(L, "Sqrt", temp))), vn1);
+    OValue *next_vn2 = where(L, lw_op2(L, "And", update, refresh), recomputed, vn2);
+    OValue *next[5] = {next_a, next_tau, next_vn1, next_vn2, swapped[2]}, *out[5];
+    loop_end(L, &f, NULL, next, k, NULL, out);
+    packed = where(L, upper, mul(L, out[0], a_scale), out[0]);
+    tau = out[1];
+    jpvt = out[4];
+  }
+  lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
+  lw_bind(L, op->results[1], unflatten(L, &b, lw_cast(L, jpvt, op->results[1]->type.et), 1, &n));
+  lw_bind(L, op->results[2], unflatten(L, &b, tau, 1, &k));
+  return 0;
+}
+
 /* lapack_?orgqr_ffi(a, tau) -> q (householder_product) */
 static int lower_orgqr(Lower *L, const Op *op, ElemType et) {
   if (op->n_operands != 2 || op->n_results != 1) return lw_unsupported(L, "expected 2 operands and 1 result");
@@ -630,8 +737,6 @@ static OValue *rotation_matrix(Lower *L, ElemType et, OValue *sel_p, OValue *sel
   return add(L, identity, add(L, matmul(L, pt, rows_p), matmul(L, qt, rows_q)));
 }
 
-/* The unit roundoff of et: the tolerance of the Jacobi iterations. */
-static double unit_roundoff(ElemType et) { return et == ET_F64 ? 0x1p-53 : 0x1p-24; }
 
 /* ---- syevd: cyclic Jacobi -------------------------------------------- */
 
@@ -1001,8 +1106,7 @@ static const struct {
                    "(jnp.linalg.eig); not converted"},
     {"gees", NULL, "no ONNX equivalent of a Schur decomposition (jax.scipy.linalg.schur: "
                    "a non-symmetric QR iteration with complex results); not converted"},
-    {"geqp3", NULL, "QR with column pivoting (jax.scipy.linalg.qr(pivoting=True)) is not "
-                    "converted yet"},
+    {"geqp3", lower_geqp3, NULL},
     {"gehrd", lower_gehrd, NULL},
     {"sytrd", lower_sytrd, NULL},
     {"gtsv", lower_gtsv, NULL},

@@ -59,6 +59,9 @@ def _decomp(name, full_name, expected, cases):
 _decomp("scipy.linalg.qr", "jax.scipy.linalg.qr", ("Loop",), [
     Case("scipy_qr", _scipy("qr"), [(6, 4)], notes="mode='full': Q is 6 x 6"),
     Case("scipy_qr_economic", _scipy("qr", mode="economic"), [(6, 4)], notes="Q is 6 x 4"),
+    Case("scipy_qr_pivoting", _scipy("qr", pivoting=True), [(5, 6)],
+         notes="geqp3: LAPACK's column pivoting (largest partial norm, downdated) in the "
+               "same Loop; the same permutation"),
 ])
 _decomp("scipy.linalg.eigh", "jax.scipy.linalg.eigh", ("Loop", "TopK"), [
     Case("scipy_eigh_upper", _eigh_sign_free(lower=False), [(6, 6)], rtol=1e-4, atol=1e-4,
