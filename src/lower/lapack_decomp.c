@@ -120,6 +120,15 @@ static OValue *power_of_two_scale(Lower *L, ElemType et, OValue *a) {
   return lw_op2(L, "Pow", lw_const_scalar(L, et, 2.0), lw_op1(L, "Floor", log2));
 }
 
+/* x ([B, ...]) with its last `n_axes` axes (1 or 2) in reverse order. */
+static OValue *reversed(Lower *L, OValue *x, int n_axes) {
+  int64_t starts[2] = {-1, -1}, ends[2] = {INT64_MIN, INT64_MIN}, axes[2] = {-1, -2},
+          steps[2] = {-1, -1};
+  OValue *in[5] = {x, lw_const_i64s(L, n_axes, starts), lw_const_i64s(L, n_axes, ends),
+                   lw_const_i64s(L, n_axes, axes), lw_const_i64s(L, n_axes, steps)};
+  return lw_node(L, "Slice", 5, in, 1)->outputs[0];
+}
+
 /* [B, 1, 1] -> [B, 1]. */
 static OValue *squeeze_last(Lower *L, OValue *x) {
   int64_t axis = 2;
@@ -618,8 +627,8 @@ static int lower_gehrd(Lower *L, const Op *op, ElemType et) {
 
 /* lapack_?sytrd_ffi(a) -> (packed a, d [n], e [n-1], tau [n-1], info): the
  * tridiagonal reduction Q^T A Q of the symmetric matrix of a's lower
- * triangle (uplo = 'L', jax.lax.linalg.tridiagonal's default): the same
- * two-sided sweep as gehrd on the whole symmetric matrix.  LAPACK leaves
+ * triangle (uplo = 'L', jax.lax.linalg.tridiagonal's default; 'U' below):
+ * the same two-sided sweep as gehrd on the whole symmetric matrix.  LAPACK leaves
  * the strict upper triangle as it was and puts d on the diagonal, e below
  * it and the reflectors under that. */
 static int lower_sytrd(Lower *L, const Op *op, ElemType et) {
@@ -632,11 +641,13 @@ static int lower_sytrd(Lower *L, const Op *op, ElemType et) {
   const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
   int64_t uplo = 'L';
   if (cfg && ir_dict_field(cfg, "uplo")) ir_attr_int(ir_dict_field(cfg, "uplo"), &uplo);
-  if (uplo != 'L')
-    return lw_unsupported(L, "the tridiagonal reduction of the upper triangle (lower=False) is "
-                             "not converted; lower=True is");
+  /* uplo = 'U' (sytd2 from the last column up, the reflectors above the
+   * superdiagonal) is uplo = 'L' on the matrix with its rows and columns
+   * in reverse order, and its results reversed back */
+  bool upper = uplo == 'U';
   int64_t steps = n > 1 ? n - 1 : 0;
   OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
+  if (upper) a = typed3(L, reversed(L, a, 2), et, b.count, n, n);
   OValue *rows = index_along(L, n, 3, 1), *cols = index_along(L, n, 3, 2);
   OValue *zero = fconst(L, et, 0.0);
   OValue *tri = where(L, lw_op2(L, "GreaterOrEqual", rows, cols), a, zero);
@@ -658,6 +669,12 @@ static int lower_sytrd(Lower *L, const Op *op, ElemType et) {
     e = reduce_sum(L, mul(L, shifted, eye(L, et, n - 1, n - 1)), 2, false);
   }
   OValue *packed = where(L, lw_op2(L, "Greater", cols, rows), a, reduced);
+  if (upper) {
+    packed = reversed(L, packed, 2);
+    d = reversed(L, d, 1);
+    e = reversed(L, e, 1);
+    tau = reversed(L, tau, 1);
+  }
   lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
   lw_bind(L, op->results[1], unflatten(L, &b, d, 1, &n));
   lw_bind(L, op->results[2], unflatten(L, &b, e, 1, &steps));

@@ -388,7 +388,8 @@ def test_hessenberg_and_tridiagonal(shape, dtype):
             f = jax.vmap(f)
         return f(a)
 
-    for fn in (hessenberg, jax.lax.linalg.tridiagonal):
+    upper = lambda a: jax.lax.linalg.tridiagonal(a, lower=False)
+    for fn in (hessenberg, jax.lax.linalg.tridiagonal, upper):
         got, want = _run(fn, x)
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, rtol=tol, atol=tol)
@@ -413,7 +414,6 @@ def test_tridiagonal_solve(batch, n, nrhs, dtype):
 @pytest.mark.parametrize("name,fn,reason", [
     ("eig", jnp.linalg.eig, "complex"),
     ("schur", jax.scipy.linalg.schur, "Schur decomposition"),
-    ("tridiagonal_upper", lambda a: jax.lax.linalg.tridiagonal(a, lower=False), "upper"),
     ("complex_qr", lambda a: jnp.linalg.qr(a.astype(jnp.complex64))[1].real, "complex"),
 ])
 def test_refused(name, fn, reason):
