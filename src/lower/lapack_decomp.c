@@ -1147,10 +1147,26 @@ static int routine_of(const char *target, ElemType *et, char *type_letter) {
   return -1;
 }
 
+int lower_complex_lapack_decomposition(Lower *L, const Op *op) {
+  const Attr *a = op->kind == OP_CUSTOM_CALL ? ir_op_attr(op, "call_target_name") : NULL;
+  const char *target = a && (a->kind == AK_STRING || a->kind == AK_SYMBOL) ? a->s : NULL;
+  if (!target || !lw_is_lapack_decomposition(target)) return 1;
+  return lower_lapack_decomposition(L, op, target);
+}
+
 bool lw_is_lapack_decomposition(const char *target) {
   ElemType et;
   char letter;
   return routine_of(target, &et, &letter) >= 0;
+}
+
+static bool any_complex(const Op *op) {
+  for (int i = 0; i < op->n_operands + op->n_results; i++) {
+    ElemType et = i < op->n_operands ? op->operands[i]->type.et
+                                     : op->results[i - op->n_operands]->type.et;
+    if (et == ET_C64 || et == ET_C128) return true;
+  }
+  return false;
 }
 
 int lower_lapack_decomposition(Lower *L, const Op *op, const char *target) {
@@ -1159,7 +1175,7 @@ int lower_lapack_decomposition(Lower *L, const Op *op, const char *target) {
   int row = routine_of(target, &et, &letter);
   H2O_CHECK(L->c, row >= 0);
   if (!routines[row].fn) return lw_unsupported(L, "%s: %s", target, routines[row].why);
-  if (et == ET_UNDEF)
+  if (et == ET_UNDEF || any_complex(op))
     return lw_unsupported(L, "%s: complex matrices are not converted (only f32 and f64)", target);
   /* under shape polymorphism JAX appends the result dims as operands
    * (indices_of_shape_operands); the values are static here but for the

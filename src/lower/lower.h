@@ -146,6 +146,9 @@ int lower_dynamic_reduce_window(Lower *L, const Op *op);
  * lower_custom_call when lw_is_lapack_decomposition(target). */
 bool lw_is_lapack_decomposition(const char *target);
 int lower_lapack_decomposition(Lower *L, const Op *op, const char *target);
+/* The same for a custom_call that complex.c lowers (eig's results are
+ * complex): refused with the reason; 1 when op is none of those calls. */
+int lower_complex_lapack_decomposition(Lower *L, const Op *op);
 
 /* lower/complex.c: whether op reads or makes a complex tensor (calls,
  * returns and control flow aside, which pass values along); lw_block then

@@ -412,9 +412,14 @@ def test_tridiagonal_solve(batch, n, nrhs, dtype):
 
 
 @pytest.mark.parametrize("name,fn,reason", [
-    ("eig", jnp.linalg.eig, "complex"),
+    ("eig", jnp.linalg.eig, "non-symmetric eigensolver with complex results"),
     ("schur", jax.scipy.linalg.schur, "Schur decomposition"),
-    ("complex_qr", lambda a: jnp.linalg.qr(a.astype(jnp.complex64))[1].real, "complex"),
+    ("complex_qr", lambda a: jnp.linalg.qr(a.astype(jnp.complex64))[1].real,
+     "cgeqrf_ffi: complex matrices are not converted"),
+    ("complex_eigh", lambda a: jnp.linalg.eigvalsh(a.astype(jnp.complex64)),
+     "heevd_ffi: complex matrices are not converted"),
+    ("complex_svd", lambda a: jnp.linalg.svdvals(a.astype(jnp.complex64)),
+     "gesdd_ffi: complex matrices are not converted"),
 ])
 def test_refused(name, fn, reason):
     with pytest.raises(hlo2onnx.errors.UnsupportedOpError, match=reason):
