@@ -253,6 +253,8 @@ SVD_FUNCTIONS = {
     "norm2": lambda a: jnp.linalg.norm(a, ord=2, axis=(-2, -1)),
     "cond": jnp.linalg.cond,
     "scipy_svd": lambda a: jax.scipy.linalg.svd(a, compute_uv=False),
+    "lstsq": lambda a: jnp.linalg.lstsq(a[0], a[1, :, :2])[0],
+    "polar": lambda a: jax.scipy.linalg.polar(a[0, :4], method="svd"),
     "gesvd": lambda a: jax.lax.linalg.svd(a, compute_uv=False,
                                          algorithm=jax.lax.linalg.SvdAlgorithm.QR),
 }

@@ -115,3 +115,15 @@ _decomp("norm", ("Loop",), [
 _decomp("cond", ("Loop",), [
     Case("linalg_cond", _linalg("cond"), [(5, 5)], notes="s_max / s_min"),
 ])
+
+
+def _lstsq():
+    import jax.numpy as jnp
+
+    return lambda a, b: jnp.linalg.lstsq(a, b)[0]
+
+
+_decomp("lstsq", ("Loop",), [
+    Case("linalg_lstsq", _lstsq, [(6, 4), (6, 2)],
+         notes="the least-squares solution by the SVD (pinv-like)"),
+])

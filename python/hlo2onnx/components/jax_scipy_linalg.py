@@ -123,3 +123,8 @@ _decomp("tridiagonal_solve", "jax.lax.linalg.tridiagonal_solve", ("Loop",), [
          [("B", 7), ("B", 7), ("B", 7), ("B", 7, 2)], input_generator=_tridiagonal_gen,
          notes="gtsv: elimination with partial pivoting in a Loop, then back substitution"),
 ])
+_decomp("scipy.linalg.polar", "jax.scipy.linalg.polar", ("Loop",), [
+    Case("scipy_polar_svd", _scipy("polar", method="svd"), [(5, 5)],
+         notes="method='svd': U V^T and V S V^T from the SVD (the default, qdwh, "
+               "needs Cholesky)"),
+])
