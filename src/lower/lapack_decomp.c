@@ -210,10 +210,10 @@ static OValue *pad_end(Lower *L, OValue *x, ElemType et, int64_t pad_rows, int64
 /* ---- batches: [batch..., rows, cols] <-> [B, rows, cols] ----------------- */
 
 typedef struct Batch {
-  OValue *source;   /* the operand the batch axes are read from when symbolic */
-  int n_axes;       /* leading axes */
+  OValue *source; /* the operand the batch axes are read from when symbolic */
+  int n_axes;     /* leading axes */
   const int64_t *dims;
-  int64_t count;    /* their product, or DIM_DYN */
+  int64_t count; /* their product, or DIM_DYN */
 } Batch;
 
 /* The batch of operand v, whose last `tail` axes are the matrix (2) or
@@ -265,7 +265,8 @@ static OValue *unflatten(Lower *L, const Batch *b, OValue *x, int tail, const in
 }
 
 /* Zeros of type et and shape [B, tail...], B that of `like` ([B, ...]). */
-static OValue *zeros_batch(Lower *L, OValue *like, ElemType et, int tail, const int64_t *tail_dims) {
+static OValue *zeros_batch(Lower *L, OValue *like, ElemType et, int tail,
+                           const int64_t *tail_dims) {
   OValue *in[2] = {shape_slice(L, like, 0, 1), lw_const_i64s(L, tail, tail_dims)};
   ONode *n = lw_node(L, "Concat", 2, in, 1);
   og_attr_int(L->c, n, "axis", 0);
@@ -278,7 +279,7 @@ static OValue *zeros_batch(Lower *L, OValue *like, ElemType et, int tail, const 
 
 typedef struct LoopFrame {
   OGraph *outer, *body;
-  OValue *iteration;            /* i64 scalar: 0, 1, ... */
+  OValue *iteration; /* i64 scalar: 0, 1, ... */
   OValue *cond_in;
   OValue *carried[MAX_CARRIED]; /* the values of this iteration */
   OValue *const *init;
@@ -353,9 +354,9 @@ static OValue *householder_step(Lower *L, ElemType et, OValue *A, OValue *j, int
                                 bool two_sided, OValue *rows, OValue *cols, OValue **tau_out) {
   OValue *zero = fconst(L, et, 0.0), *one = fconst(L, et, 1.0);
   OValue *pivot = below ? add(L, j, iconst(L, below)) : j;
-  OValue *x = gather(L, A, j, 2);                        /* column j: [B, m] */
-  OValue *alpha = gather(L, x, pivot, 1);                /* [B] */
-  OValue *under = lw_op2(L, "Greater", rows, pivot);     /* [1, m] */
+  OValue *x = gather(L, A, j, 2);                    /* column j: [B, m] */
+  OValue *alpha = gather(L, x, pivot, 1);            /* [B] */
+  OValue *under = lw_op2(L, "Greater", rows, pivot); /* [1, m] */
   OValue *x_below = where(L, under, x, zero);
   OValue *xnorm2 = reduce_sum(L, mul(L, x_below, x_below), 1, false);
   OValue *norm = lw_op1(L, "Sqrt", add(L, mul(L, alpha, alpha), xnorm2));
@@ -363,20 +364,20 @@ static OValue *householder_step(Lower *L, ElemType et, OValue *A, OValue *j, int
   OValue *beta = where(L, lw_op2(L, "GreaterOrEqual", alpha, zero), lw_op1(L, "Neg", norm), norm);
   OValue *safe_beta = where(L, identity, one, beta);
   OValue *tau_j = where(L, identity, zero, divide(L, sub(L, beta, alpha), safe_beta));
-  OValue *scale = where(L, identity, zero,
-                        divide(L, one, where(L, identity, one, sub(L, alpha, beta))));
-  OValue *v_below = mul(L, x_below, unsqueeze(L, scale, 1));         /* [B, m] */
+  OValue *scale =
+      where(L, identity, zero, divide(L, one, where(L, identity, one, sub(L, alpha, beta))));
+  OValue *v_below = mul(L, x_below, unsqueeze(L, scale, 1)); /* [B, m] */
   OValue *on_pivot = lw_op2(L, "Equal", rows, pivot);
   OValue *v = where(L, on_pivot, one, v_below);
-  OValue *tau3 = unsqueeze(L, unsqueeze(L, tau_j, 1), 2);            /* [B, 1, 1] */
+  OValue *tau3 = unsqueeze(L, unsqueeze(L, tau_j, 1), 2); /* [B, 1, 1] */
   OValue *right_of_j = lw_op2(L, "Greater", cols, j);
   if (two_sided) {
     /* A -= tau (A v) v^T: only the columns where v is not 0 change */
-    OValue *av = matmul(L, A, unsqueeze(L, v, 2));                   /* [B, m, 1] */
+    OValue *av = matmul(L, A, unsqueeze(L, v, 2)); /* [B, m, 1] */
     A = sub(L, A, mul(L, mul(L, av, tau3), unsqueeze(L, v, 1)));
   }
   /* A -= tau v (v^T A), on the columns right of j */
-  OValue *w = matmul(L, unsqueeze(L, v, 1), A);                       /* [B, 1, n] */
+  OValue *w = matmul(L, unsqueeze(L, v, 1), A); /* [B, 1, n] */
   w = where(L, right_of_j, w, zero);
   OValue *updated = sub(L, A, mul(L, mul(L, unsqueeze(L, v, 2), tau3), w));
   /* column j: rows above the pivot unchanged, beta at it, v below */
@@ -391,9 +392,9 @@ static OValue *householder_step(Lower *L, ElemType et, OValue *A, OValue *j, int
  * n], below = 0 for QR (geqr2), 1 for the Hessenberg and tridiagonal
  * reductions (gehd2, sytd2, two_sided).  packed: the matrix the steps
  * leave; tau: [B, steps]. */
-static void householder_sweep(Lower *L, ElemType et, int64_t b, int64_t m, int64_t n,
-                              int64_t steps, int64_t below, bool two_sided, OValue *a,
-                              OValue **packed, OValue **tau_out) {
+static void householder_sweep(Lower *L, ElemType et, int64_t b, int64_t m, int64_t n, int64_t steps,
+                              int64_t below, bool two_sided, OValue *a, OValue **packed,
+                              OValue **tau_out) {
   OValue *tau0 = zeros_batch(L, a, et, 1, &steps);
   og_set_type(L->c, tau0, et, 2, (int64_t[]){b, steps});
   /* reflectors and tau do not change with a's scale; the reduced part (on
@@ -437,11 +438,11 @@ static OValue *householder_product(Lower *L, ElemType et, int64_t m, int64_t n, 
   OValue *zero = fconst(L, et, 0.0), *one = fconst(L, et, 1.0);
   OValue *i = sub(L, iconst(L, k - 1), f.iteration); /* the last reflector first */
   OValue *Q = f.carried[0];
-  OValue *x = gather(L, a, i, 2);                     /* [B, m] */
-  OValue *v = where(L, lw_op2(L, "Greater", rows, i), x,
-                    where(L, lw_op2(L, "Equal", rows, i), one, zero));
-  OValue *tau_i = gather(L, tau, i, 1);               /* [B] */
-  OValue *w = matmul(L, unsqueeze(L, v, 1), Q);      /* [B, 1, n] */
+  OValue *x = gather(L, a, i, 2); /* [B, m] */
+  OValue *v =
+      where(L, lw_op2(L, "Greater", rows, i), x, where(L, lw_op2(L, "Equal", rows, i), one, zero));
+  OValue *tau_i = gather(L, tau, i, 1);         /* [B] */
+  OValue *w = matmul(L, unsqueeze(L, v, 1), Q); /* [B, 1, n] */
   OValue *tv = mul(L, unsqueeze(L, v, 2), unsqueeze(L, unsqueeze(L, tau_i, 1), 2));
   OValue *next[1] = {sub(L, Q, mul(L, tv, w))}, *out[1];
   loop_end(L, &f, NULL, next, k, NULL, out);
@@ -450,7 +451,8 @@ static OValue *householder_product(Lower *L, ElemType et, int64_t m, int64_t n, 
 
 /* lapack_?geqrf_ffi(a) -> (packed a, tau) */
 static int lower_geqrf(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 2) return lw_unsupported(L, "expected 1 operand and 2 results");
+  if (op->n_operands != 1 || op->n_results != 2)
+    return lw_unsupported(L, "expected 1 operand and 2 results");
   Batch b;
   if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
   const Type *t = &op->operands[0]->type;
@@ -470,8 +472,8 @@ static int lower_geqrf(Lower *L, const Op *op, ElemType et) {
 
 /* Swaps entries i and p[b] of the last axis of x ([B, ..., n]): positions
  * ([1, .., n]) numbers that axis, p is [B, 1] (vectors) or [B, 1, 1]. */
-static OValue *swap_last(Lower *L, OValue *x, OValue *i, OValue *p, OValue *positions,
-                         OValue *x_i, OValue *x_p) {
+static OValue *swap_last(Lower *L, OValue *x, OValue *i, OValue *p, OValue *positions, OValue *x_i,
+                         OValue *x_p) {
   return where(L, lw_op2(L, "Equal", positions, i), x_p,
                where(L, lw_op2(L, "Equal", positions, p), x_i, x));
 }
@@ -484,7 +486,8 @@ static OValue *swap_last(Lower *L, OValue *x, OValue *i, OValue *p, OValue *posi
  * lost too much (LAPACK's test against sqrt(eps)), recomputed.  JAX passes
  * jpvt = 0 (every column free); other jpvt are refused. */
 static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 2 || op->n_results != 3) return lw_unsupported(L, "expected 2 operands and 3 results");
+  if (op->n_operands != 2 || op->n_results != 3)
+    return lw_unsupported(L, "expected 2 operands and 3 results");
   Batch b;
   if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
   const Type *t = &op->operands[0]->type;
@@ -531,9 +534,9 @@ static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
     ONode *argmax = lw_node(L, "ArgMax", 1, &candidates, 1);
     og_attr_int(L->c, argmax, "axis", 1);
     og_attr_int(L->c, argmax, "keepdims", 1);
-    OValue *p = argmax->outputs[0];                                   /* [B, 1] */
-    OValue *p3 = unsqueeze(L, p, 1);                                  /* [B, 1, 1] */
-    OValue *col_i = unsqueeze(L, gather(L, A, i, 2), 2);             /* [B, m, 1] */
+    OValue *p = argmax->outputs[0];                      /* [B, 1] */
+    OValue *p3 = unsqueeze(L, p, 1);                     /* [B, 1, 1] */
+    OValue *col_i = unsqueeze(L, gather(L, A, i, 2), 2); /* [B, m, 1] */
     OValue *col_p = gather_elements(L, A, expand_like(L, p3, col_i), 2);
     A = swap_last(L, A, i, p3, cols3, col_i, col_p);
     OValue *swapped[3];
@@ -547,7 +550,7 @@ static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
     OValue *next_a = householder_step(L, et, A, i, 0, false, rows, cols3, &tau_i);
     OValue *next_tau = where(L, lw_op2(L, "Equal", taus, i), unsqueeze(L, tau_i, 1), f.carried[1]);
     /* the partial norms of the columns right of i, without row i */
-    OValue *row_i = lw_op1(L, "Abs", gather(L, next_a, i, 1));       /* [B, n] */
+    OValue *row_i = lw_op1(L, "Abs", gather(L, next_a, i, 1)); /* [B, n] */
     OValue *nonzero = lw_op1(L, "Not", lw_op2(L, "Equal", vn1, zero));
     OValue *ratio = divide(L, row_i, where(L, nonzero, vn1, one));
     OValue *temp = lw_op2(L, "Max", sub(L, one, mul(L, ratio, ratio)), zero);
@@ -555,10 +558,10 @@ static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
     OValue *temp2 = mul(L, temp, mul(L, vn_ratio, vn_ratio));
     OValue *refresh = lw_op2(L, "LessOrEqual", temp2, fconst(L, et, tol3z));
     OValue *below2 = where(L, lw_op2(L, "Greater", rows3, i), mul(L, next_a, next_a), zero);
-    OValue *recomputed = lw_op1(L, "Sqrt", reduce_sum(L, below2, 1, false));  /* [B, n] */
+    OValue *recomputed = lw_op1(L, "Sqrt", reduce_sum(L, below2, 1, false)); /* [B, n] */
     OValue *update = lw_op2(L, "And", lw_op2(L, "Greater", cols, i), nonzero);
-    OValue *next_vn1 = where(L, update, where(L, refresh, recomputed,
-                                              mul(L, vn1, lw_op1(L, "Sqrt", temp))), vn1);
+    OValue *next_vn1 =
+        where(L, update, where(L, refresh, recomputed, mul(L, vn1, lw_op1(L, "Sqrt", temp))), vn1);
     OValue *next_vn2 = where(L, lw_op2(L, "And", update, refresh), recomputed, vn2);
     OValue *next[5] = {next_a, next_tau, next_vn1, next_vn2, swapped[2]}, *out[5];
     loop_end(L, &f, NULL, next, k, NULL, out);
@@ -574,7 +577,8 @@ static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
 
 /* lapack_?orgqr_ffi(a, tau) -> q (householder_product) */
 static int lower_orgqr(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 2 || op->n_results != 1) return lw_unsupported(L, "expected 2 operands and 1 result");
+  if (op->n_operands != 2 || op->n_results != 1)
+    return lw_unsupported(L, "expected 2 operands and 1 result");
   Batch b;
   if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
   const Type *t = &op->operands[0]->type, *tt = &op->operands[1]->type;
@@ -599,7 +603,8 @@ static int lower_orgqr(Lower *L, const Op *op, ElemType et) {
  * reduction Q^T A Q (jax.scipy.linalg.hessenberg), gehd2's two-sided
  * sweep; JAX passes ilo = low = 1, ihi = high = n (the whole matrix). */
 static int lower_gehrd(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 3) return lw_unsupported(L, "expected 1 operand and 3 results");
+  if (op->n_operands != 1 || op->n_results != 3)
+    return lw_unsupported(L, "expected 1 operand and 3 results");
   Batch b;
   if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
   const Type *t = &op->operands[0]->type;
@@ -632,7 +637,8 @@ static int lower_gehrd(Lower *L, const Op *op, ElemType et) {
  * the strict upper triangle as it was and puts d on the diagonal, e below
  * it and the reflectors under that. */
 static int lower_sytrd(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 5) return lw_unsupported(L, "expected 1 operand and 5 results");
+  if (op->n_operands != 1 || op->n_results != 5)
+    return lw_unsupported(L, "expected 1 operand and 5 results");
   Batch b;
   if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
   const Type *t = &op->operands[0]->type;
@@ -715,8 +721,10 @@ static Schedule round_robin(Lower *L, int64_t n) {
   }
   int64_t dims[2] = {steps, pairs};
   Schedule sch = {steps, pairs, NULL, NULL};
-  sch.p = lw_const_data(L, ET_I64, 2, dims, (Data){DATA_RAW, p, sizeof(int64_t) * (size_t)(steps * pairs)});
-  sch.q = lw_const_data(L, ET_I64, 2, dims, (Data){DATA_RAW, q, sizeof(int64_t) * (size_t)(steps * pairs)});
+  sch.p = lw_const_data(L, ET_I64, 2, dims,
+                        (Data){DATA_RAW, p, sizeof(int64_t) * (size_t)(steps * pairs)});
+  sch.q = lw_const_data(L, ET_I64, 2, dims,
+                        (Data){DATA_RAW, q, sizeof(int64_t) * (size_t)(steps * pairs)});
   return sch;
 }
 
@@ -735,7 +743,8 @@ static void jacobi_rotation(Lower *L, ElemType et, OValue *app, OValue *aqq, OVa
                             OValue **c, OValue **s) {
   OValue *zero = fconst(L, et, 0.0), *one = fconst(L, et, 1.0);
   OValue *rotate = lw_op1(L, "Not", lw_op2(L, "Equal", apq, zero));
-  OValue *theta = divide(L, sub(L, aqq, app), mul(L, fconst(L, et, 2.0), where(L, rotate, apq, one)));
+  OValue *theta =
+      divide(L, sub(L, aqq, app), mul(L, fconst(L, et, 2.0), where(L, rotate, apq, one)));
   OValue *sign = where(L, lw_op2(L, "GreaterOrEqual", theta, zero), one, fconst(L, et, -1.0));
   OValue *root = lw_op1(L, "Sqrt", add(L, mul(L, theta, theta), one));
   OValue *t = where(L, rotate, divide(L, sign, add(L, lw_op1(L, "Abs", theta), root)), zero);
@@ -754,7 +763,6 @@ static OValue *rotation_matrix(Lower *L, ElemType et, OValue *sel_p, OValue *sel
   return add(L, identity, add(L, matmul(L, pt, rows_p), matmul(L, qt, rows_q)));
 }
 
-
 /* ---- syevd: cyclic Jacobi -------------------------------------------- */
 
 /* Eigen-decomposition of the symmetric a [B, n, n] (n >= 1): eigenvalues
@@ -770,7 +778,11 @@ static void jacobi_eigh(Lower *L, ElemType et, int64_t b, int64_t n, OValue *a, 
   OValue *fro2 = reduce_sum(L, reduce_sum(L, mul(L, a, a), 2, false), 1, false);
   OValue *limit = mul(L, fro2, fconst(L, et, tol * tol));
   OValue *off0 = mul(L, a, off_mask);
-  OValue *first = lw_op2(L, "Greater", reduce_max_all(L, sub(L, reduce_sum(L, reduce_sum(L, mul(L, off0, off0), 2, false), 1, false), limit)), fconst(L, et, 0.0));
+  OValue *first = lw_op2(
+      L, "Greater",
+      reduce_max_all(
+          L, sub(L, reduce_sum(L, reduce_sum(L, mul(L, off0, off0), 2, false), 1, false), limit)),
+      fconst(L, et, 0.0));
   OValue *v0 = expand_like(L, identity, a);
   v0->type = a->type;
   OValue *init[2] = {a, v0};
@@ -780,8 +792,8 @@ static void jacobi_eigh(Lower *L, ElemType et, int64_t b, int64_t n, OValue *a, 
   OValue *step = lw_op2(L, "Mod", f.iteration, iconst(L, sch.steps));
   OValue *sel_p = selector(L, et, sch.p, step, positions);
   OValue *sel_q = selector(L, et, sch.q, step, positions);
-  OValue *ap = matmul(L, sel_p, A);                               /* rows p: [B, pairs, n] */
-  OValue *app = reduce_sum(L, mul(L, ap, sel_p), 2, false);       /* [B, pairs] */
+  OValue *ap = matmul(L, sel_p, A);                         /* rows p: [B, pairs, n] */
+  OValue *app = reduce_sum(L, mul(L, ap, sel_p), 2, false); /* [B, pairs] */
   OValue *apq = reduce_sum(L, mul(L, ap, sel_q), 2, false);
   OValue *aqq = reduce_sum(L, mul(L, matmul(L, sel_q, A), sel_q), 2, false);
   OValue *c, *s;
@@ -793,7 +805,8 @@ static void jacobi_eigh(Lower *L, ElemType et, int64_t b, int64_t n, OValue *a, 
   OValue *next_v = matmul(L, V, J);
   OValue *off = mul(L, next_a, off_mask);
   OValue *off2 = reduce_sum(L, reduce_sum(L, mul(L, off, off), 2, false), 1, false);
-  OValue *keep_going = lw_op2(L, "Greater", reduce_max_all(L, sub(L, off2, limit)), fconst(L, et, 0.0));
+  OValue *keep_going =
+      lw_op2(L, "Greater", reduce_max_all(L, sub(L, off2, limit)), fconst(L, et, 0.0));
   OValue *next[2] = {next_a, next_v}, *out[2];
   loop_end(L, &f, keep_going, next, JACOBI_MAX_SWEEPS * sch.steps, first, out);
   OValue *diag = reduce_sum(L, mul(L, out[0], identity), 2, false); /* [B, n] */
@@ -813,7 +826,8 @@ static void jacobi_eigh(Lower *L, ElemType et, int64_t b, int64_t n, OValue *a, 
 /* lapack_?syevd_ffi(a) -> (eigenvectors, eigenvalues, info); reads the
  * lower triangle (uplo = 'L') as LAPACK does. */
 static int lower_syevd(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 3) return lw_unsupported(L, "expected 1 operand and 3 results");
+  if (op->n_operands != 1 || op->n_results != 3)
+    return lw_unsupported(L, "expected 1 operand and 3 results");
   Batch b;
   if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
   const Type *t = &op->operands[0]->type;
@@ -872,14 +886,17 @@ static void one_sided_jacobi(Lower *L, ElemType et, int64_t b, int64_t p, int64_
   OValue *init[2] = {x_init, NULL};
   int n_carried = 1;
   if (want_v) {
-    v0 = typed3(L, expand_like(L, identity, zeros_batch(L, x, et, 2, (int64_t[]){q, q})), et, b, q, q);
+    v0 = typed3(L, expand_like(L, identity, zeros_batch(L, x, et, 2, (int64_t[]){q, q})), et, b, q,
+                q);
     init[1] = v0;
     n_carried = 2;
   }
   OValue *g0 = matmul(L, transpose_last2(L, x, true), x);
   OValue *d0 = reduce_sum(L, mul(L, g0, identity), 2, false);
   OValue *dd0 = mul(L, unsqueeze(L, d0, 2), unsqueeze(L, d0, 1));
-  OValue *first = lw_op2(L, "Greater", reduce_max_all(L, sub(L, mul(L, mul(L, g0, g0), off_mask), mul(L, dd0, tol2))), zero);
+  OValue *first =
+      lw_op2(L, "Greater",
+             reduce_max_all(L, sub(L, mul(L, mul(L, g0, g0), off_mask), mul(L, dd0, tol2))), zero);
   LoopFrame f;
   loop_begin(L, &f, n_carried, init);
   OValue *X = f.carried[0];
@@ -888,7 +905,7 @@ static void one_sided_jacobi(Lower *L, ElemType et, int64_t b, int64_t p, int64_
   OValue *sel_q = selector(L, et, sch.q, step, positions);
   OValue *xp = matmul(L, X, transpose_last2(L, sel_p, false)); /* [B, p, pairs] */
   OValue *xq = matmul(L, X, transpose_last2(L, sel_q, false));
-  OValue *alpha = reduce_sum(L, mul(L, xp, xp), 1, false);     /* [B, pairs] */
+  OValue *alpha = reduce_sum(L, mul(L, xp, xp), 1, false); /* [B, pairs] */
   OValue *beta = reduce_sum(L, mul(L, xq, xq), 1, false);
   OValue *gamma = reduce_sum(L, mul(L, xp, xq), 1, false);
   OValue *c, *s;
@@ -898,7 +915,9 @@ static void one_sided_jacobi(Lower *L, ElemType et, int64_t b, int64_t p, int64_
   OValue *g = matmul(L, transpose_last2(L, next_x, true), next_x);
   OValue *d = reduce_sum(L, mul(L, g, identity), 2, false);
   OValue *dd = mul(L, unsqueeze(L, d, 2), unsqueeze(L, d, 1));
-  OValue *keep_going = lw_op2(L, "Greater", reduce_max_all(L, sub(L, mul(L, mul(L, g, g), off_mask), mul(L, dd, tol2))), zero);
+  OValue *keep_going =
+      lw_op2(L, "Greater",
+             reduce_max_all(L, sub(L, mul(L, mul(L, g, g), off_mask), mul(L, dd, tol2))), zero);
   OValue *next[2] = {next_x, want_v ? matmul(L, f.carried[1], J) : NULL}, *out[2];
   loop_end(L, &f, keep_going, next, JACOBI_MAX_SWEEPS * sch.steps, first, out);
   OValue *norms = lw_op1(L, "Sqrt", reduce_sum(L, mul(L, out[0], out[0]), 1, false)); /* [B, q] */
@@ -932,7 +951,8 @@ static OValue *complete_basis(Lower *L, ElemType et, int64_t b, int64_t p, int64
 /* lapack_?gesdd_ffi / lapack_?gesvd_ffi (a) -> (a, s, u, vt, info); mode
  * 'A' (full U, V), 'S' (thin), 'N' (none: u and vt are zeros here). */
 static int lower_svd(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 5) return lw_unsupported(L, "expected 1 operand and 5 results");
+  if (op->n_operands != 1 || op->n_results != 5)
+    return lw_unsupported(L, "expected 1 operand and 5 results");
   Batch b;
   if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
   const Type *t = &op->operands[0]->type;
@@ -944,7 +964,8 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
   if (mode != 'A' && mode != 'S' && mode != 'N')
     return lw_unsupported(L, "SVD mode '%c'", (char)mode);
   const Type *ut = &op->results[2]->type, *vt_t = &op->results[3]->type;
-  if (ut->rank != t->rank || vt_t->rank != t->rank) return lw_unsupported(L, "u and vt are not matrices");
+  if (ut->rank != t->rank || vt_t->rank != t->rank)
+    return lw_unsupported(L, "u and vt are not matrices");
   int64_t u_cols = ut->dims[ut->rank - 1], vt_rows = vt_t->dims[vt_t->rank - 2];
   int64_t u_rows = ut->dims[ut->rank - 2], vt_cols = vt_t->dims[vt_t->rank - 1];
   OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
@@ -958,8 +979,7 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
     OValue *x = wide ? typed3(L, transpose_last2(L, a, true), et, b.count, n, m) : a;
     OValue *xs, *vs;
     OValue *scale = power_of_two_scale(L, et, x);
-    one_sided_jacobi(L, et, b.count, p, q, scaled_down(L, x, scale), mode != 'N', &sigma, &xs,
-                     &vs);
+    one_sided_jacobi(L, et, b.count, p, q, scaled_down(L, x, scale), mode != 'N', &sigma, &xs, &vs);
     if (mode != 'N') {
       /* xs and sigma are both scaled: their ratio is not */
       OValue *inv = where(L, lw_op2(L, "Greater", sigma, fconst(L, et, 0.0)),
@@ -1003,7 +1023,8 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
  * in a second Loop.  A zero pivot gives inf/NaN here where LAPACK returns
  * info > 0 and JAX NaN; info is 0. */
 static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 4 || op->n_results != 5) return lw_unsupported(L, "expected 4 operands and 5 results");
+  if (op->n_operands != 4 || op->n_results != 5)
+    return lw_unsupported(L, "expected 4 operands and 5 results");
   Batch b;
   if (batch_of(L, op->operands[3], 2, &b) != 0) return -1;
   const Type *bt = &op->operands[3]->type;
@@ -1029,22 +1050,24 @@ static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
     loop_begin(L, &f, 4, init);
     OValue *i = f.iteration, *i1 = add(L, i, iconst(L, 1));
     OValue *D = f.carried[0], *DU = f.carried[1], *F = f.carried[2], *R = f.carried[3];
-    OValue *di = gather(L, D, i, 1), *di1 = gather(L, D, i1, 1);     /* [B] */
+    OValue *di = gather(L, D, i, 1), *di1 = gather(L, D, i1, 1); /* [B] */
     OValue *li = gather(L, dl, i1, 1), *dui = gather(L, DU, i, 1);
     /* du[i+1] (0 past the last row: LAPACK has no du[n-1]) */
     OValue *dui1 = where(L, lw_op2(L, "Less", i1, iconst(L, n - 1)), gather(L, DU, i1, 1), zero);
-    OValue *bi = gather(L, R, i, 1), *bi1 = gather(L, R, i1, 1);     /* [B, r] */
+    OValue *bi = gather(L, R, i, 1), *bi1 = gather(L, R, i1, 1); /* [B, r] */
     OValue *keep = lw_op2(L, "GreaterOrEqual", lw_op1(L, "Abs", di), lw_op1(L, "Abs", li));
     OValue *keep2 = unsqueeze(L, keep, 1);
     OValue *fact = where(L, keep, divide(L, li, di), divide(L, di, li));
     OValue *fact2 = unsqueeze(L, fact, 1);
     OValue *new_di = where(L, keep, di, li);
-    OValue *new_di1 = where(L, keep, sub(L, di1, mul(L, fact, dui)), sub(L, dui, mul(L, fact, di1)));
+    OValue *new_di1 =
+        where(L, keep, sub(L, di1, mul(L, fact, dui)), sub(L, dui, mul(L, fact, di1)));
     OValue *new_dui = where(L, keep, dui, di1);
     OValue *new_fi = where(L, keep, zero, dui1);
     OValue *new_dui1 = where(L, keep, dui1, mul(L, lw_op1(L, "Neg", fact), dui1));
     OValue *new_bi = where(L, keep2, bi, bi1);
-    OValue *new_bi1 = where(L, keep2, sub(L, bi1, mul(L, fact2, bi)), sub(L, bi, mul(L, fact2, bi1)));
+    OValue *new_bi1 =
+        where(L, keep2, sub(L, bi1, mul(L, fact2, bi)), sub(L, bi, mul(L, fact2, bi1)));
     OValue *at_i = lw_op2(L, "Equal", pos, i), *at_i1 = lw_op2(L, "Equal", pos, i1);
     OValue *at3_i = lw_op2(L, "Equal", pos3, i), *at3_i1 = lw_op2(L, "Equal", pos3, i1);
     OValue *next[4] = {
@@ -1071,9 +1094,11 @@ static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
     OValue *X = f.carried[0];
     OValue *i = sub(L, iconst(L, n - 1), f.iteration);
     OValue *i1 = add(L, i, iconst(L, 1)), *i2 = add(L, i, iconst(L, 2));
-    OValue *term = sub(L, gather(L, X, i, 1), mul(L, unsqueeze(L, gather(L, du, i, 1), 1), gather(L, X, i1, 1)));
-    if (fill) term = sub(L, term, mul(L, unsqueeze(L, gather(L, fill, i, 1), 1), gather(L, X, i2, 1)));
-    OValue *xi = divide(L, term, unsqueeze(L, gather(L, d, i, 1), 1));      /* [B, r] */
+    OValue *term = sub(L, gather(L, X, i, 1),
+                       mul(L, unsqueeze(L, gather(L, du, i, 1), 1), gather(L, X, i1, 1)));
+    if (fill)
+      term = sub(L, term, mul(L, unsqueeze(L, gather(L, fill, i, 1), 1), gather(L, X, i2, 1)));
+    OValue *xi = divide(L, term, unsqueeze(L, gather(L, d, i, 1), 1)); /* [B, r] */
     OValue *rows = index_along(L, n + 2, 3, 1);
     OValue *next[1] = {where(L, lw_op2(L, "Equal", rows, i), unsqueeze(L, xi, 1), X)}, *out[1];
     loop_end(L, &f, NULL, next, n, NULL, out);
@@ -1119,10 +1144,12 @@ static const struct {
     {"syevd", lower_syevd, NULL},
     {"gesdd", lower_svd, NULL},
     {"gesvd", lower_svd, NULL},
-    {"geev", NULL, "no ONNX equivalent of a non-symmetric eigensolver with complex results "
-                   "(jnp.linalg.eig); not converted"},
-    {"gees", NULL, "no ONNX equivalent of a Schur decomposition (jax.scipy.linalg.schur: "
-                   "a non-symmetric QR iteration with complex results); not converted"},
+    {"geev", NULL,
+     "no ONNX equivalent of a non-symmetric eigensolver with complex results "
+     "(jnp.linalg.eig); not converted"},
+    {"gees", NULL,
+     "no ONNX equivalent of a Schur decomposition (jax.scipy.linalg.schur: "
+     "a non-symmetric QR iteration with complex results); not converted"},
     {"geqp3", lower_geqp3, NULL},
     {"gehrd", lower_gehrd, NULL},
     {"sytrd", lower_sytrd, NULL},
@@ -1131,19 +1158,25 @@ static const struct {
 
 /* "lapack_<t><routine>_ffi" -> its row, *et from the type letter. */
 static int routine_of(const char *target, ElemType *et, char *type_letter) {
+  /* the complex routines' names: unitary (un) and Hermitian (he) for
+   * orthogonal (or) and symmetric (sy) */
+  static const char *const complex_spelling[][2] = {
+      {"ungqr", "orgqr"}, {"heevd", "syevd"}, {"hetrd", "sytrd"}};
   size_t len = strlen(target);
-  if (strncmp(target, "lapack_", 7) != 0 || len < 7 + 1 + 4 || strcmp(target + len - 4, "_ffi") != 0)
+  if (strncmp(target, "lapack_", 7) != 0 || len < 7 + 1 + 4 ||
+      strcmp(target + len - 4, "_ffi") != 0)
     return -1;
   *type_letter = target[7];
   *et = *type_letter == 's' ? ET_F32 : *type_letter == 'd' ? ET_F64 : ET_UNDEF;
-  const char *routine = target + 8;
+  char routine[16];
   size_t rlen = len - 8 - 4;
+  if (rlen >= sizeof routine) return -1;
+  memcpy(routine, target + 8, rlen);
+  routine[rlen] = '\0';
+  for (size_t i = 0; i < sizeof complex_spelling / sizeof complex_spelling[0]; i++)
+    if (strcmp(routine, complex_spelling[i][0]) == 0) strcpy(routine, complex_spelling[i][1]);
   for (int i = 0; i < (int)(sizeof routines / sizeof routines[0]); i++)
-    if (strlen(routines[i].routine) == rlen && strncmp(routines[i].routine, routine, rlen) == 0)
-      return i;
-  /* complex routines are spelt with un/he for or/sy */
-  if (rlen == 5 && strncmp(routine, "ungqr", 5) == 0) return 1;
-  if (rlen == 5 && strncmp(routine, "heevd", 5) == 0) return 2;
+    if (strcmp(routines[i].routine, routine) == 0) return i;
   return -1;
 }
 
@@ -1162,8 +1195,8 @@ bool lw_is_lapack_decomposition(const char *target) {
 
 static bool any_complex(const Op *op) {
   for (int i = 0; i < op->n_operands + op->n_results; i++) {
-    ElemType et = i < op->n_operands ? op->operands[i]->type.et
-                                     : op->results[i - op->n_operands]->type.et;
+    ElemType et =
+        i < op->n_operands ? op->operands[i]->type.et : op->results[i - op->n_operands]->type.et;
     if (et == ET_C64 || et == ET_C128) return true;
   }
   return false;
