@@ -257,6 +257,10 @@ SVD_FUNCTIONS = {
     "polar": lambda a: jax.scipy.linalg.polar(a[0, :4], method="svd"),
     "gesvd": lambda a: jax.lax.linalg.svd(a, compute_uv=False,
                                          algorithm=jax.lax.linalg.SvdAlgorithm.QR),
+    # U and V through sign-free products: U diag(s) V^T and the projectors
+    "gesvd_uv": lambda a: (lambda u, s, vh: (u[..., :4] * s[..., None, :] @ vh,
+                                             u @ jnp.swapaxes(u, -1, -2)))(
+        *jax.lax.linalg.svd(a, algorithm=jax.lax.linalg.SvdAlgorithm.QR)),
 }
 
 
@@ -293,6 +297,39 @@ def test_symbolic_batch(fn):
             np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-5)
         else:
             np.testing.assert_allclose(got[1], want[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("opset", [17, 23])
+def test_opsets(opset):
+    """ReduceMax's axes: an attribute before opset 18, an input after."""
+    x = _well(np.random.default_rng(15), (2, 5, 4), np.float32)
+    for fn in (jnp.linalg.qr, jnp.linalg.svdvals):
+        model = hlo2onnx.to_onnx(fn, [x], opset=opset)
+        check_model(model)
+        for g, w in zip(run_ort(model, x), jax.tree.leaves(fn(x))):
+            np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
+def test_inside_loops_and_local_functions():
+    """A decomposition's Loop nested in a lax.map's Loop, and in a local
+    function called twice."""
+    x = _symmetric(np.random.default_rng(16), (3, 5, 5), np.float32, False)
+    mapped = lambda a: jax.lax.map(jnp.linalg.eigvalsh, a)
+    (w,), (wj,) = _run(mapped, x)
+    np.testing.assert_allclose(w, wj, rtol=1e-5, atol=1e-5)
+    inner = jax.jit(jnp.linalg.eigvalsh)
+    twice = lambda a, b: inner(a) + inner(b)
+    model = hlo2onnx.to_onnx(twice, [x, x], local_functions=2)
+    check_model(model)
+    assert len(model.functions) == 1
+    np.testing.assert_allclose(run_ort(model, x, 2 * x)[0], twice(x, 2 * x), rtol=1e-5,
+                               atol=1e-5 * 3)  # 3 |A|: eigenvalues of x + 2x
+
+
+def test_symbolic_matrix_size_refused():
+    """The matrix size sets the trip counts and the rotation schedule."""
+    with pytest.raises(hlo2onnx.errors.UnsupportedOpError, match="symbolic matrix size"):
+        hlo2onnx.to_onnx(jnp.linalg.qr, [("n", "n")])
 
 
 def test_graph_is_loops():
