@@ -1020,8 +1020,8 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
  * (du[n-1] unused), b [n, nrhs].  LAPACK's gtsv: Gaussian elimination with
  * partial pivoting (a row swap where |A[i+1, i]| > |d[i]|, which fills a
  * second superdiagonal), one Loop iteration per row, then back substitution
- * in a second Loop.  A zero pivot gives inf/NaN here where LAPACK returns
- * info > 0 and JAX NaN; info is 0. */
+ * in a second Loop.  info: the number of zero pivots (LAPACK's is the
+ * first one's row; JAX reads only whether it is 0). */
 static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
   if (op->n_operands != 4 || op->n_results != 5)
     return lw_unsupported(L, "expected 4 operands and 5 results");
@@ -1122,8 +1122,10 @@ static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
   lw_bind(L, op->results[1], unflatten(L, &b, d, 1, &n));
   lw_bind(L, op->results[2], unflatten(L, &b, du, 1, &n));
   lw_bind(L, op->results[3], unflatten(L, &b, x, 2, bt->dims + bt->rank - 2));
-  int64_t none = 0;
-  OValue *info = lw_cast(L, zeros_batch(L, rhs, et, 0, &none), ET_I32);
+  /* LAPACK stops at a zero pivot with info > 0 (JAX then returns NaN):
+   * here the count of zero pivots, 0 when there is none */
+  OValue *zero_pivot = lw_cast(L, lw_op2(L, "Equal", d, zero), ET_I32);
+  OValue *info = reduce_sum(L, zero_pivot, 1, false);
   lw_bind(L, op->results[4], unflatten(L, &b, info, 0, NULL));
   return 0;
 }

@@ -450,6 +450,19 @@ def test_tridiagonal_solve(batch, n, nrhs, dtype):
     np.testing.assert_allclose(got[0], want[0], rtol=16 * n * EPS[dtype], atol=16 * n * EPS[dtype])
 
 
+def test_tridiagonal_solve_singular():
+    """A zero pivot: LAPACK's info > 0, on which JAX returns NaN for that
+    system; the other system of the batch is solved."""
+    n = 4
+    dl, du = np.zeros((2, n), np.float32), np.zeros((2, n), np.float32)
+    d = np.ones((2, n), np.float32)
+    d[1, 2] = 0
+    b = np.ones((2, n, 1), np.float32)
+    (x,), (xj,) = _run(jax.lax.linalg.tridiagonal_solve, dl, d, du, b)
+    assert np.isnan(xj[1]).all() and np.isnan(x[1]).all()
+    np.testing.assert_allclose(x[0], xj[0], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("name,fn,reason", [
     ("eig", jnp.linalg.eig, "non-symmetric eigensolver with complex results"),
     ("schur", jax.scipy.linalg.schur, "Schur decomposition"),
