@@ -1,8 +1,12 @@
-"""QR, eigh and SVD (src/lower/lapack_decomp.c) against JAX's LAPACK results.
+"""QR, eigh, SVD and the rest of src/lower/lapack_decomp.c against JAX's
+LAPACK results.
 
-JAX on CPU calls LAPACK through custom_calls (geqrf/orgqr, syevd, gesdd,
-gesvd); hlo2onnx writes them as ONNX Loops: Householder QR with LAPACK's sign
-conventions, cyclic Jacobi for eigh, one-sided Jacobi for the SVD.
+JAX on CPU calls LAPACK through custom_calls (geqrf/orgqr, geqp3, syevd,
+gesdd, gesvd, gehrd, sytrd, gtsv); hlo2onnx writes them as ONNX Loops:
+Householder QR with LAPACK's sign conventions (and its column pivoting),
+cyclic Jacobi for eigh, one-sided Jacobi for the SVD, Householder sweeps for
+the Hessenberg and tridiagonal forms, LAPACK's pivoted elimination for the
+tridiagonal solve.
 
 What is compared, and why the tolerances are what they are (eps is the unit
 roundoff, 2^-24 for f32 and 2^-53 for f64; measured errors were at most 4 n
