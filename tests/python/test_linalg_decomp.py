@@ -41,7 +41,14 @@ import pytest
 import hlo2onnx
 from util import check_model, run_ort
 
-jax.config.update("jax_enable_x64", True)
+
+@pytest.fixture(autouse=True)
+def _x64():
+    """f64 cases need x64; scoped to each test so the rest of the suite (one
+    process) keeps JAX's default."""
+    with jax.enable_x64(True):
+        yield
+
 
 EPS = {np.float32: 2.0 ** -24, np.float64: 2.0 ** -53}
 ILL_COND = {np.float32: 1e3, np.float64: 1e8}
