@@ -478,6 +478,20 @@ static OValue *swap_last(Lower *L, OValue *x, OValue *i, OValue *p, OValue *posi
                where(L, lw_op2(L, "Equal", positions, p), x_i, x));
 }
 
+/* Whether every element of the integer value v is known to be 0: a
+ * constant, or (under shape polymorphism) a constant broadcast to a
+ * symbolic shape. */
+static bool all_zeros(Lower *L, const Value *v) {
+  while (v->def && v->def->kind == OP_DYNAMIC_BROADCAST_IN_DIM && v->def->n_operands > 0)
+    v = v->def->operands[0];
+  const int64_t *ints = lw_const_ints(L, v);
+  int64_t count = type_numel(&v->type);
+  if (!ints || count < 0) return false;
+  for (int64_t i = 0; i < count; i++)
+    if (ints[i] != 0) return false;
+  return true;
+}
+
 /* lapack_?geqp3_ffi(a, jpvt) -> (packed a, jpvt, tau): QR with column
  * pivoting (jax.scipy.linalg.qr(pivoting=True)), LAPACK's laqp2 step by
  * step: before step i the remaining column of largest partial norm (the
@@ -492,12 +506,9 @@ static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
   if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
   const Type *t = &op->operands[0]->type;
   int64_t m = t->dims[t->rank - 2], n = t->dims[t->rank - 1], k = m < n ? m : n;
-  const int64_t *jpvt_in = lw_const_ints(L, op->operands[1]);
-  int64_t n_jpvt = type_numel(&op->operands[1]->type);
-  bool all_free = jpvt_in != NULL && n_jpvt >= 0;
-  for (int64_t i = 0; all_free && i < n_jpvt; i++) all_free = jpvt_in[i] == 0;
-  if (!all_free)
-    return lw_unsupported(L, "QR with columns fixed in front (a jpvt that is not all 0)");
+  if (!all_zeros(L, op->operands[1]))
+    return lw_unsupported(L, "QR with columns fixed in front (a jpvt not known to be all 0; "
+                             "JAX passes zeros)");
   OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
   int64_t *ones_based = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n + 1));
   for (int64_t i = 0; i < n; i++) ones_based[i] = i + 1;

@@ -399,6 +399,17 @@ def test_qr_pivoting(shape, dtype, mode):
     np.testing.assert_allclose(r, rj, rtol=tol, atol=tol)
 
 
+def test_qr_pivoting_batched():
+    """vmap of the pivoted QR, with a static and a symbolic batch (then
+    jpvt's zeros are a constant broadcast to the symbolic shape)."""
+    fn = jax.vmap(lambda a: jax.scipy.linalg.qr(a, pivoting=True))
+    x = _well(np.random.default_rng(17), (3, 6, 4), np.float32)
+    for model in (_convert(fn, x), _convert(fn, ("B", 6, 4))):
+        got = run_ort(model, x)
+        for g, w in zip(got, jax.tree.leaves(fn(x))):
+            np.testing.assert_allclose(g, np.asarray(w), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_qr_pivoting_rank_deficient(dtype):
     """Rank 3 of 6 columns: past the rank the partial norms are rounding
