@@ -915,6 +915,8 @@ int lower_complex(Lower *L, const Op *op) {
       return lw_unsupported(L, "a complex tensor of rank %d: its real pairs would have more "
                                "than %d axes", t->rank, MAX_RANK);
   }
+  int decomposition = lower_complex_lapack_decomposition(L, op); /* 1: not one */
+  if (decomposition <= 0) return decomposition;
   static const char *const bdims[] = {"broadcast_dimensions"};
   static const char *const perm[] = {"permutation"};
   static const char *const slice[] = {"start_indices", "limit_indices", "strides"};

@@ -141,6 +141,14 @@ void lw_plan_while(const Lower *L, const Op *op, WhileRole *role, const Value **
 /* lower/dynamic_window.c: custom_call @stablehlo.dynamic_reduce_window
  * (sums, e.g. jnp.cumsum along a symbolic axis); called by lower_custom_call. */
 int lower_dynamic_reduce_window(Lower *L, const Op *op);
+/* lower/lapack_decomp.c: custom_call @lapack_<s|d><routine>_ffi of the QR,
+ * eigh and SVD routines (and the refused eig, schur, ...); called by
+ * lower_custom_call when lw_is_lapack_decomposition(target). */
+bool lw_is_lapack_decomposition(const char *target);
+int lower_lapack_decomposition(Lower *L, const Op *op, const char *target);
+/* The same for a custom_call that complex.c lowers (eig's results are
+ * complex): refused with the reason; 1 when op is none of those calls. */
+int lower_complex_lapack_decomposition(Lower *L, const Op *op);
 
 /* lower/complex.c: whether op reads or makes a complex tensor (calls,
  * returns and control flow aside, which pass values along); lw_block then

@@ -534,11 +534,15 @@ def test_unsupported_op_default_source_name():
 
 
 def test_custom_call_is_unsupported_not_malformed():
-    """A LAPACK custom_call (eigh on the CPU) is valid input that ONNX cannot
-    express: status 3 naming the op, not a parse error on its attributes
-    (`dense<[0, 1]> : tensor<2xindex>` in operand_layouts)."""
+    """A LAPACK custom_call that ONNX cannot express (the Schur decomposition,
+    gees, on the CPU; eigh and the other decompositions convert: lower/
+    lapack_decomp.c) is valid input: status 3 naming the op, not a parse
+    error on its attributes (`dense<[0, 1]> : tensor<2xindex>` in
+    operand_layouts)."""
+    import jax.scipy.linalg
+
     with pytest.raises(hlo2onnx.UnsupportedOpError) as info:
-        hlo2onnx.to_onnx(lambda x: jnp.linalg.eigh(x @ x.T)[0], [(4, 4)])
+        hlo2onnx.to_onnx(lambda x: jax.scipy.linalg.schur(x @ x.T)[0], [(4, 4)])
     assert "stablehlo.custom_call" in info.value.messages, info.value.messages
 
 
