@@ -1268,15 +1268,222 @@ static int rw_unrolled(Lower *L, const Window *w, Tv *x, const char *why_not_poo
   return 0;
 }
 
+/* 4. Any other associative body (cumlogsumexp's logaddexp; the (value,
+ * tangent) selection of a max pool's jvp, over two inputs), and windows on
+ * a base-dilated input, with the body itself (lw_apply_body), one axis at a
+ * time, the last first (XLA walks a window in row-major order):
+ *   - the axis is laid out as XLA reads it, base dilation and padding
+ *     included, by one Gather; a constant mask says which positions hold an
+ *     element (padding and holes hold none: XLA skips them);
+ *   - R_1 = x and R_2k(i) = body(R_k(i), R_k(i + k*dil)) fold runs of 1, 2,
+ *     4, ... elements; the window size's binary digits join those runs in
+ *     order: ceil(log2 window) + popcount - 1 applications;
+ *   - where one side holds no element, the other is taken as it is (Where
+ *     on the masks), so padding never meets the body;
+ *   - the stride is a Slice with steps at the end.
+ * After the last axis the init joins as XLA starts from it, body(init, r),
+ * and windows without any element are the init.  Windowed axes must be
+ * static. */
+
+/* Booleans of shape [1.., n at axis, ..1] (rank r) as a constant. */
+static OValue *axis_mask(Lower *L, const bool *m, int64_t n, int axis, int r) {
+  int64_t d[MAX_RANK];
+  for (int i = 0; i < r; i++) d[i] = i == axis ? n : 1;
+  uint8_t *buf = arena_alloc(L->c->arena, (size_t)n + 1);
+  for (int64_t i = 0; i < n; i++) buf[i] = m[i];
+  return lw_const_data(L, ET_BOOL, r, d, (Data){DATA_RAW, buf, (size_t)n});
+}
+
+typedef struct BodyFold {
+  Lower *L;
+  const Block *body;
+  int n;  /* inputs */
+  int r;  /* rank */
+  int axis;
+} BodyFold;
+
+/* body(a, b) over n inputs each, where both hold elements (ma & mb at each
+ * position, of length len), else whichever does.  out[] gets the values;
+ * returns -1 after reporting. */
+static int fold_pair(BodyFold *f, Tv *a, Tv *b, const bool *ma, const bool *mb, int64_t len,
+                     Tv *out) {
+  Lower *L = f->L;
+  OValue **args = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(2 * f->n));
+  OValue **res = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)f->n);
+  for (int i = 0; i < f->n; i++) {
+    args[i] = a[i].v;
+    args[f->n + i] = b[i].v;
+  }
+  if (lw_apply_body(L, f->body, args, a[0].rank, a[0].d, res) != 0) return -1;
+  bool *both = arena_alloc(L->c->arena, (size_t)len + 1);
+  bool all = true;
+  for (int64_t p = 0; p < len; p++) {
+    both[p] = ma[p] && mb[p];
+    all &= both[p];
+  }
+  OValue *mboth = all ? NULL : axis_mask(L, both, len, f->axis, f->r);
+  OValue *mfirst = all ? NULL : axis_mask(L, ma, len, f->axis, f->r);
+  for (int i = 0; i < f->n; i++) {
+    out[i] = a[i];
+    tv_set(L, &out[i], res[i]);
+    if (all) continue;
+    Tv one = a[i];
+    tv_set(L, &one, lw_op3(L, "Where", mfirst, a[i].v, b[i].v));
+    tv_set(L, &out[i], lw_op3(L, "Where", mboth, res[i], one.v));
+  }
+  return 0;
+}
+
+/* Slices [start, start + len) of axis f->axis of n values into out. */
+static void slice_all(BodyFold *f, const Tv *x, int64_t start, int64_t len, Tv *out) {
+  int64_t ax = f->axis, end = start + len, step = 1;
+  for (int i = 0; i < f->n; i++) {
+    out[i] = x[i];
+    tv_slice(f->L, &out[i], 1, &ax, &start, &end, &step);
+  }
+}
+
+/* One axis: lays it out (Gather), folds windows of `win` elements spaced
+ * by `wdil`, strides.  *mask_out gets which of the n_out windows hold an
+ * element (NULL when all do). */
+static int fold_axis(BodyFold *f, Tv *x, int64_t win, int64_t str, int64_t wdil, int64_t bdil,
+                     int64_t lo, int64_t hi, bool **mask_out) {
+  Lower *L = f->L;
+  Arena *ar = L->c->arena;
+  int axis = f->axis;
+  int64_t n = x[0].d[axis];
+  int64_t dilated = n == 0 ? 0 : (n - 1) * bdil + 1, len = dilated + lo + hi;
+  int64_t span = (win - 1) * wdil + 1, n_out = len - span + 1;
+  bool *valid = arena_alloc(ar, (size_t)(len > 0 ? len : 0) + 1);
+  int64_t *idx = arena_alloc(ar, sizeof(int64_t) * (size_t)((len > 0 ? len : 0) + 1));
+  bool moved = bdil != 1 || lo != 0 || hi != 0;
+  for (int64_t p = 0; p < len; p++) {
+    int64_t q = p - lo;
+    valid[p] = q >= 0 && q < dilated && q % bdil == 0;
+    idx[p] = valid[p] ? q / bdil : 0; /* a hole reads any element: masked */
+  }
+  if (moved) {
+    OValue *ind = lw_const_data(L, ET_I64, 1, &len,
+                                (Data){DATA_RAW, (uint8_t *)idx, sizeof(int64_t) * (size_t)len});
+    for (int i = 0; i < f->n; i++) {
+      ONode *g = lw_node(L, "Gather", 2, (OValue *[]){x[i].v, ind}, 1);
+      og_attr_int(L->c, g, "axis", axis);
+      x[i].d[axis] = len;
+      tv_set(L, &x[i], g->outputs[0]);
+    }
+  }
+  /* R_1, R_2, R_4, ...: levels[j] folds runs of 2^j elements; lens[j] of them */
+  int top = 0;
+  while (((int64_t)2 << top) <= win) top++;
+  Tv **levels = arena_alloc(ar, sizeof(Tv *) * (size_t)(top + 1));
+  bool **masks = arena_alloc(ar, sizeof(bool *) * (size_t)(top + 1));
+  int64_t *lens = arena_alloc(ar, sizeof(int64_t) * (size_t)(top + 1));
+  levels[0] = x;
+  masks[0] = valid;
+  lens[0] = len;
+  for (int j = 0; j < top; j++) {
+    int64_t step = ((int64_t)1 << j) * wdil, l = lens[j] - step;
+    Tv *a = arena_alloc(ar, sizeof(Tv) * (size_t)f->n), *b = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    levels[j + 1] = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    slice_all(f, levels[j], 0, l, a);
+    slice_all(f, levels[j], step, l, b);
+    if (fold_pair(f, a, b, masks[j], masks[j] + step, l, levels[j + 1]) != 0) return -1;
+    masks[j + 1] = arena_alloc(ar, (size_t)l + 1);
+    for (int64_t p = 0; p < l; p++) masks[j + 1][p] = masks[j][p] || masks[j][p + step];
+    lens[j + 1] = l;
+  }
+  Tv *acc = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+  bool *macc = arena_alloc(ar, (size_t)n_out + 1);
+  slice_all(f, levels[top], 0, n_out, acc);
+  memcpy(macc, masks[top], (size_t)n_out);
+  int64_t off = (int64_t)1 << top;
+  for (int j = top - 1; j >= 0; j--) {
+    if (!(win >> j & 1)) continue;
+    Tv *b = arena_alloc(ar, sizeof(Tv) * (size_t)f->n), *next = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    slice_all(f, levels[j], off * wdil, n_out, b);
+    if (fold_pair(f, acc, b, macc, masks[j] + off * wdil, n_out, next) != 0) return -1;
+    for (int64_t p = 0; p < n_out; p++) macc[p] = macc[p] || masks[j][p + off * wdil];
+    acc = next;
+    off += (int64_t)1 << j;
+  }
+  /* stride */
+  int64_t n_str = (n_out - 1) / str + 1;
+  bool *mout = arena_alloc(ar, (size_t)n_str + 1), all = true;
+  for (int64_t p = 0; p < n_str; p++) all &= mout[p] = macc[p * str];
+  for (int i = 0; i < f->n; i++) {
+    x[i] = acc[i];
+    if (str > 1) {
+      int64_t ax = axis, start = 0, end = n_out, step = str;
+      tv_slice(L, &x[i], 1, &ax, &start, &end, &step);
+    }
+  }
+  *mask_out = all ? NULL : mout;
+  return 0;
+}
+
+static int rw_by_body(Lower *L, const Op *op, const int64_t *win, const int64_t *str,
+                      const int64_t *wdil, const int64_t *bdil, const int64_t *pad) {
+  int n = op->n_operands / 2;
+  const Block *body = op->regions[0]->blocks[0];
+  if (!lw_body_is_associative(body))
+    return lw_unsupported(L, "a reduce_window body that is neither one add, multiply, maximum, "
+                             "minimum, and or or of its arguments nor another associative form "
+                             "(logaddexp; a selection by comparison): XLA folds each window in "
+                             "order, and no other order is known to give its result");
+  const Type *t0 = &op->operands[0]->type;
+  int r = t0->rank;
+  Tv *x = arena_alloc(L->c->arena, sizeof(Tv) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    const Type *ti = &op->operands[i]->type, *to = &op->results[i]->type;
+    if (ti->kind != TK_TENSOR || ti->rank != r || to->rank != r ||
+        !dims_equal(ti->dims, t0->dims, r))
+      return lw_unsupported(L, "reduce_window inputs of different shapes");
+    tv_from(L, &x[i], op->operands[i]);
+  }
+  bool **masks = arena_alloc(L->c->arena, sizeof(bool *) * (size_t)r);
+  BodyFold f = {L, body, n, r, 0};
+  for (int a = r - 1; a >= 0; a--) {
+    masks[a] = NULL;
+    bool trivial = win[a] == 1 && str[a] == 1 && bdil[a] == 1 && pad[2 * a] == 0 &&
+                   pad[2 * a + 1] == 0;
+    if (trivial) continue;
+    if (x[0].d[a] == DIM_DYN)
+      return lw_unsupported(L, "a window over the dynamic dimension %d (this body is folded "
+                               "with static lengths)", a);
+    f.axis = a;
+    if (fold_axis(&f, x, win[a], str[a], wdil[a], bdil[a], pad[2 * a], pad[2 * a + 1],
+                  &masks[a]) != 0)
+      return -1;
+  }
+  /* XLA starts from the init: body(init, r); no element at all: the init */
+  OValue **args = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(2 * n));
+  OValue **res = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    args[i] = lw_get(L, op->operands[n + i]);
+    args[n + i] = x[i].v;
+  }
+  if (lw_apply_body(L, body, args, r, x[0].d, res) != 0) return -1;
+  for (int i = 0; i < n; i++) {
+    tv_set(L, &x[i], res[i]);
+    for (int a = 0; a < r; a++)
+      if (masks[a])
+        tv_set(L, &x[i], lw_op3(L, "Where", axis_mask(L, masks[a], x[i].d[a], a, r), x[i].v,
+                                args[i]));
+    if (check_result(L, &x[i], op->results[i]) != 0) return -1;
+  }
+  for (int i = 0; i < n; i++) lw_bind(L, op->results[i], x[i].v);
+  return 0;
+}
+
 int lower_reduce_window(Lower *L, const Op *op) {
-  if (op->n_operands != 2 || op->n_results != 1)
-    return lw_unsupported(L, "reduce_window over %d inputs (one is supported)",
-                          op->n_operands / 2);
+  int n_in = op->n_operands / 2;
+  if (n_in < 1 || op->n_operands != 2 * n_in || op->n_results != n_in || op->n_regions != 1 ||
+      op->regions[0]->n_blocks != 1 || op->regions[0]->blocks[0]->n_args != 2 * n_in)
+    return diag_error_op(L->c, H2O_EINPUT, op, "reduce_window expects N inputs, N init values, "
+                                               "N results and a body of 2N arguments");
   Window w;
   memset(&w, 0, sizeof w);
-  if (!body_reducer(op, &w.red))
-    return lw_unsupported(L, "the body is not one add, multiply, maximum, minimum, and or or "
-                             "of its two arguments");
+  bool by_body = n_in != 1 || !body_reducer(op, &w.red);
   const Value *xv = op->operands[0];
   Value *res = op->results[0];
   if (xv->type.kind != TK_TENSOR || res->type.kind != TK_TENSOR ||
@@ -1300,8 +1507,8 @@ int lower_reduce_window(Lower *L, const Op *op) {
     if (w.win[a] < 1 || w.str[a] < 1 || w.wdil[a] < 1 || bdil[a] < 1)
       return lw_unsupported(L, "window sizes, strides and dilations must be positive");
   }
-  if (!all_equal(bdil, r, 1))
-    return lw_unsupported(L, "base_dilations other than 1 (no ONNX pool dilates its input)");
+  if (by_body || !all_equal(bdil, r, 1))
+    return rw_by_body(L, op, w.win, w.str, w.wdil, bdil, pad);
   double init;
   w.neutral = constant_scalar(L, w.init_hlo, &init) && is_neutral(w.red, w.et, init);
 

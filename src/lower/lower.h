@@ -142,6 +142,19 @@ void lw_plan_while(const Lower *L, const Op *op, WhileRole *role, const Value **
  * (sums, e.g. jnp.cumsum along a symbolic axis); called by lower_custom_call. */
 int lower_dynamic_reduce_window(Lower *L, const Op *op);
 
+/* lower/body.c: the block b of scalars (a reduce or reduce_window body)
+ * applied element by element: args[i] (one per block argument) are tensors
+ * of shape (rank, dims), or rank-0 values that broadcast (an init);
+ * results[i] gets the value of the return's operand i, of that shape.
+ * Returns 0, or -1 after reporting (an op that is not elementwise). */
+int lw_apply_body(Lower *L, const Block *b, OValue *const *args, int rank, const int64_t *dims,
+                  OValue **results);
+/* Whether b is a body known to be associative (one add, multiply, max,
+ * min, and, or, xor of its arguments; jnp.logaddexp; a selection of
+ * (key, companions) by a comparison of the keys), so that applying it in
+ * a tree gives what XLA's element-by-element fold does. */
+bool lw_body_is_associative(const Block *b);
+
 /* lower/complex.c: whether op reads or makes a complex tensor (calls,
  * returns and control flow aside, which pass values along); lw_block then
  * lowers it by lower_complex instead of its own converter. */
