@@ -141,6 +141,9 @@ void lw_plan_while(const Lower *L, const Op *op, WhileRole *role, const Value **
 /* lower/dynamic_window.c: custom_call @stablehlo.dynamic_reduce_window
  * (sums, e.g. jnp.cumsum along a symbolic axis); called by lower_custom_call. */
 int lower_dynamic_reduce_window(Lower *L, const Op *op);
+/* lower/sort.c: custom_call @ApproxTopK (lax.approx_max_k / approx_min_k),
+ * as an exact top k; called by lower_custom_call. */
+int lower_approx_top_k(Lower *L, const Op *op);
 
 /* lower/body.c: the block b of scalars (a reduce or reduce_window body)
  * applied element by element: args[i] (one per block argument) are tensors
