@@ -1,0 +1,246 @@
+"""Ops that used to be refused and that ONNX can express (issue 15, part 4),
+each against JAX for every dtype JAX allows for it:
+
+* reduce_window with a body that is no ONNX pool - jax.lax.cumlogsumexp
+  (logaddexp), the jvp of a max pool (reduce_window over values and tangents:
+  XLA's select_and_gather_add) - and with base dilation (src/lower/conv.c,
+  by applying the body to whole tensors: src/lower/body.c);
+* reductions with xor, and bitwise and/or of integers (jax.lax.reduce_xor
+  and friends; src/lower/reduce.c), and max/min/argmax/argmin over uint64,
+  which onnxruntime has no kernels for (an order-preserving map to int64);
+* approx_max_k / approx_min_k (custom_call @ApproxTopK) as an exact TopK
+  (src/lower/sort.c);
+* chlo.zeta, chlo.polygamma and chlo.bessel_i1e (src/lower/special.c).
+
+Random inputs through JAX and onnxruntime, onnx.checker full_check on each
+model (util.convert_and_check).  Tolerances: f32 1e-5, f64 1e-12 where the
+formula is the same; integers and booleans exactly; f16/bf16 results are
+compared with a few ulps of slack (stated per case) because JAX computes
+some of them in the narrow type step by step where the model rounds once.
+bf16 cannot cross onnxruntime's Python API: those cases take and return f32
+and cast to bf16 inside the function, so the bf16 op is in the graph.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import hlo2onnx
+from util import Case, convert_and_check, op_counts
+
+
+def of(dtype, *shape):
+    return jax.ShapeDtypeStruct(shape, dtype)
+
+
+def via(dtype, fn):
+    """fn on dtype, for a function taking and returning f32 (bf16, f16)."""
+    def wrapped(*xs):
+        out = fn(*(x.astype(dtype) for x in xs))
+        if isinstance(out, (tuple, list)):
+            return tuple(o.astype(jnp.float32) if jnp.issubdtype(o.dtype, jnp.floating) else o
+                         for o in out)
+        return out.astype(jnp.float32)
+    return wrapped
+
+
+F16 = 4e-3   # f16: ~4 ulps relative (JAX rounds each step in f16)
+BF16 = 3e-2  # bf16: ~4 ulps relative
+F64 = 1e-12
+
+
+def spread(rng, shape, dtype, i):
+    """Values over a wide range, with -inf: logaddexp's hard cases."""
+    x = (rng.standard_normal(shape) * 30).astype(dtype)
+    x[rng.random(shape) < 0.1] = -np.inf
+    return x
+
+
+def bits(rng, shape, dtype, i):
+    """Integers over the whole range of their type (booleans at random)."""
+    dt = np.dtype(dtype)
+    if dt == np.bool_:
+        return rng.random(shape) < 0.5
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True)
+
+
+def u64_wide(rng, shape, dtype, i):
+    """uint64 on both sides of 2^63, where a signed compare would misorder."""
+    x = rng.integers(0, 2**63, size=shape, dtype=np.uint64)
+    return x | (rng.integers(0, 2, size=shape, dtype=np.uint64) << np.uint64(63))
+
+
+# ---- reduce_window: any associative body, base dilation ---------------------
+
+def maxpool(x):
+    return lax.reduce_window(x, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")
+
+
+def maxpool_jvp(x, t):
+    return jax.jvp(maxpool, (x,), (t,))[1]
+
+
+def dilated(op, init, pad=((1, 1), (0, 2)), win=(2, 3), strides=(1, 2)):
+    return lambda x: lax.reduce_window(x, init, op, win, strides, pad, base_dilation=(2, 2))
+
+
+WINDOW_CASES = [
+    Case("cumlogsumexp_f32", lambda x: lax.cumlogsumexp(x, axis=1), [of(jnp.float32, 3, 9)],
+         gen=spread),
+    Case("cumlogsumexp_reverse_f32", lambda x: lax.cumlogsumexp(x, axis=0, reverse=True),
+         [of(jnp.float32, 9, 3)], gen=spread),
+    Case("cumlogsumexp_batch_f32", lambda x: lax.cumlogsumexp(x, axis=1),
+         [("B", 17)]),
+    Case("cumlogsumexp_f64", lambda x: lax.cumlogsumexp(x, axis=1), [of(jnp.float64, 3, 9)],
+         gen=spread, x64=True, tol=F64),
+    Case("cumlogsumexp_f16", lambda x: lax.cumlogsumexp(x, axis=1), [of(jnp.float16, 3, 9)],
+         tol=F16),
+    Case("cumlogsumexp_bf16", via(jnp.bfloat16, lambda x: lax.cumlogsumexp(x, axis=1)),
+         [of(jnp.float32, 3, 9)], tol=BF16),
+    Case("logsumexp_window_strided", lambda x: lax.reduce_window(
+        x, -jnp.inf, jnp.logaddexp, (1, 4), (1, 3), ((0, 0), (2, 1))), [of(jnp.float32, 3, 11)],
+         gen=spread),
+    Case("maxpool_jvp_f32", maxpool_jvp, [of(jnp.float32, 2, 8, 8, 3)] * 2),
+    Case("maxpool_jvp_batch_f32", maxpool_jvp, [("B", 7, 6, 2)] * 2),
+    Case("maxpool_jvp_f64", maxpool_jvp, [of(jnp.float64, 2, 7, 7, 3)] * 2, x64=True, tol=F64),
+    Case("maxpool_jvp_f16", maxpool_jvp, [of(jnp.float16, 2, 8, 8, 3)] * 2, tol=F16),
+    Case("maxpool_jvp_bf16", via(jnp.bfloat16, maxpool_jvp), [of(jnp.float32, 2, 8, 8, 3)] * 2,
+         tol=BF16),
+    Case("base_dilation_sum_f32", dilated(lax.add, 0.0), [of(jnp.float32, 3, 7)]),
+    Case("base_dilation_sum_init_f32", dilated(lax.add, 1.5), [of(jnp.float32, 3, 7)]),
+    Case("base_dilation_max_f32", dilated(lax.max, -jnp.inf), [of(jnp.float32, 3, 7)]),
+    Case("base_dilation_min_f64", dilated(lax.min, jnp.inf), [of(jnp.float64, 3, 7)], x64=True,
+         tol=F64),
+    Case("base_dilation_max_i32", dilated(lax.max, np.int32(-2**31)), [of(jnp.int32, 3, 7)]),
+    Case("base_dilation_sum_i64", dilated(lax.add, np.int64(0), win=(3, 2), strides=(2, 1)),
+         [of(jnp.int64, 4, 5)], x64=True),
+    Case("base_dilation_mul_f32", dilated(lax.mul, 1.0, pad=((0, 0), (1, 0))),
+         [of(jnp.float32, 3, 4)]),
+]
+
+
+@pytest.mark.parametrize("case", WINDOW_CASES, ids=lambda c: c.name)
+def test_reduce_window_body(case: Case):
+    tol = case.tol or 1e-5
+    with jax.enable_x64(case.x64):
+        convert_and_check(case.fn, case.inputs, rtol=tol, atol=tol,
+                          **({"input_generator": case.gen} if case.gen else {}))
+
+
+def test_non_associative_window_body_is_refused():
+    # XLA folds a window in order; a body that is not associative cannot be
+    # regrouped, and is reported rather than converted differently.
+    fn = lambda x: lax.reduce_window(x, 0.0, lambda a, b: a - b, (1, 3), (1, 1), "VALID")  # noqa
+    with pytest.raises(hlo2onnx.ConversionError) as e:
+        hlo2onnx.to_onnx(fn, [(3, 7)])
+    assert "associative" in str(e.value)
+
+
+# ---- reductions: xor, bitwise and/or, uint64 --------------------------------
+
+INTS = [jnp.int8, jnp.int16, jnp.int32, jnp.int64, jnp.uint8, jnp.uint16, jnp.uint32,
+        jnp.uint64]
+BITWISE = {"xor": lax.reduce_xor_p, "and": lax.reduce_and_p, "or": lax.reduce_or_p}
+
+
+@pytest.mark.parametrize("dtype", INTS + [jnp.bool_], ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("kind", sorted(BITWISE))
+def test_bitwise_reduce(kind, dtype):
+    prim = BITWISE[kind]
+    with jax.enable_x64(True):
+        convert_and_check(lambda x: prim.bind(x, axes=(1,)), [of(dtype, 3, 7)],
+                          input_generator=bits)
+        convert_and_check(lambda x: prim.bind(x, axes=(0, 2)), [of(dtype, 5, 2, 3)],
+                          input_generator=bits)
+
+
+def test_reduce_xor_batch():
+    convert_and_check(lambda x: lax.reduce_xor_p.bind(x, axes=(1,)), [("B", 6)],
+                      input_dtypes=[np.int32], input_generator=bits)
+
+
+@pytest.mark.parametrize("name,fn", [
+    ("max", lambda x: jnp.max(x, axis=1)), ("min", lambda x: jnp.min(x, axis=0)),
+    ("max_init", lambda x: lax.reduce(x, np.uint64(2**63 + 5), lax.max, (1,))),
+    ("argmax", lambda x: jnp.argmax(x, axis=1)), ("argmin", lambda x: jnp.argmin(x, axis=0)),
+    ("max_all", jnp.max)])
+def test_uint64_order(name, fn):
+    with jax.enable_x64(True):
+        model = convert_and_check(fn, [of(jnp.uint64, 4, 9)], input_generator=u64_wide)
+    assert op_counts(model)["BitwiseXor"] == 0  # no opset 18 op needed
+
+
+# ---- approx_max_k / approx_min_k ------------------------------------------
+
+TOPK_FLOATS = [("f32", jnp.float32, 1e-5), ("f64", jnp.float64, F64), ("f16", jnp.float16, 0),
+               ("bf16", jnp.bfloat16, 0)]
+
+
+@pytest.mark.parametrize("largest", [True, False], ids=["max_k", "min_k"])
+@pytest.mark.parametrize("name,dtype,tol", TOPK_FLOATS, ids=[t[0] for t in TOPK_FLOATS])
+def test_approx_top_k(name, dtype, tol, largest):
+    approx = lax.approx_max_k if largest else lax.approx_min_k
+
+    def last(x):
+        return approx(x, 4)
+
+    def first(x):
+        return approx(x, 3, reduction_dimension=0)
+
+    with jax.enable_x64(dtype == jnp.float64):
+        for fn, shape in ((last, (3, 17)), (first, (11, 5))):
+            if dtype == jnp.bfloat16:  # values are picked, not computed: exact
+                convert_and_check(via(dtype, fn), [of(jnp.float32, *shape)], rtol=0, atol=0)
+            else:
+                convert_and_check(fn, [of(dtype, *shape)], rtol=tol, atol=tol)
+
+
+# ---- special functions --------------------------------------------------------
+
+def zeta_inputs(rng, shape, dtype, i):
+    lo, hi = [(1.2, 8.0), (0.3, 6.0)][i]  # x > 1, q > 0: the function's domain
+    return rng.uniform(lo, hi, size=shape).astype(dtype)
+
+
+def polygamma_inputs(rng, shape, dtype, i):
+    if i == 0:
+        return rng.integers(0, 5, size=shape).astype(dtype)  # orders 0 (digamma) to 4
+    return rng.uniform(0.3, 6.0, size=shape).astype(dtype)
+
+
+def polygamma(n, x):
+    return jax.scipy.special.polygamma(n.astype(jnp.int32), x)
+
+
+# (name, dtype, tol): f32 within 1e-5 of XLA's own f32 expansion; f16/bf16
+# compute in f32 and round once, as XLA does.
+SPECIAL_FLOATS = [("f32", jnp.float32, 1e-5), ("f64", jnp.float64, F64), ("f16", jnp.float16, F16),
+                  ("bf16", jnp.bfloat16, BF16)]
+
+
+@pytest.mark.parametrize("name,dtype,tol", SPECIAL_FLOATS, ids=[t[0] for t in SPECIAL_FLOATS])
+@pytest.mark.parametrize("fn,gen", [(jax.scipy.special.zeta, zeta_inputs),
+                                    (polygamma, polygamma_inputs),
+                                    (lambda x, y: lax.bessel_i1e(x * 5 - y), None)],
+                         ids=["zeta", "polygamma", "bessel_i1e"])
+def test_special(fn, gen, name, dtype, tol):
+    kw = {"input_generator": gen} if gen else {}
+    with jax.enable_x64(dtype == jnp.float64):
+        if dtype == jnp.bfloat16:
+            convert_and_check(via(dtype, fn), [of(jnp.float32, 4, 9)] * 2, rtol=tol, atol=tol,
+                              **kw)
+        else:
+            convert_and_check(fn, [of(dtype, 4, 9)] * 2, rtol=tol, atol=tol, **kw)
+
+
+def test_zeta_domain():
+    # XLA's rules outside x > 1, q > 0: x = 1 is +inf, x < 1 NaN, q <= 0 with
+    # a non-integer x NaN, a pole (q a non-positive integer) +inf for even x.
+    x = np.array([1.0, 0.5, 2.5, 2.0, 3.0, 4.0, 2.0, 3.0], np.float32)
+    q = np.array([2.0, 2.0, -1.5, 0.0, -2.0, -3.0, -1.5, -0.5], np.float32)
+    convert_and_check(jax.scipy.special.zeta, [x, q])
