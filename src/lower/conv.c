@@ -39,7 +39,8 @@
  *     have no ONNX Conv and are refused.
  *
  * reduce_window - one input, a body that is one add / maximum / minimum /
- * multiply / and / or of its two arguments; base_dilations must be 1.
+ * multiply / and / or of its two arguments, base_dilations 1: steps 1-3
+ * below; any other associative body, several inputs or base dilation: 4.
  *   1. A cumulative sum (jnp.cumsum: window >= the axis, padding (n-1, 0) or
  *      (0, n-1), stride 1) becomes CumSum (reverse for the second form).
  *   2. add / max / min over at most three non-trivial axes become pools: the
@@ -1296,7 +1297,9 @@ static OValue *axis_mask(Lower *L, const bool *m, int64_t n, int axis, int r) {
 
 typedef struct BodyFold {
   Lower *L;
-  const Block *body;
+  const Block *body;   /* combines n values with n values */
+  const Block *select; /* or: picks a side by the first values (select_and_scatter) */
+  ElemType select_et;  /* what select reads; the keys travel as their bits in i64 for u64 */
   int n;  /* inputs */
   int r;  /* rank */
   int axis;
@@ -1314,7 +1317,18 @@ static int fold_pair(BodyFold *f, Tv *a, Tv *b, const bool *ma, const bool *mb, 
     args[i] = a[i].v;
     args[f->n + i] = b[i].v;
   }
-  if (lw_apply_body(L, f->body, args, a[0].rank, a[0].d, res) != 0) return -1;
+  if (f->select) { /* select(a, b) keeps a, else b: every value follows the keys */
+    OValue *keep;
+    OValue *ka = lw_cast(L, a[0].v, f->select_et), *kb = lw_cast(L, b[0].v, f->select_et);
+    if (lw_apply_body(L, f->select, (OValue *[]){ka, kb}, a[0].rank, a[0].d, &keep) != 0)
+      return -1;
+    for (int i = 0; i < f->n; i++) {
+      res[i] = lw_op3(L, "Where", keep, a[i].v, b[i].v);
+      og_set_type(L->c, res[i], a[i].et, a[i].rank, a[i].d);
+    }
+  } else if (lw_apply_body(L, f->body, args, a[0].rank, a[0].d, res) != 0) {
+    return -1;
+  }
   bool *both = arena_alloc(L->c->arena, (size_t)len + 1);
   bool all = true;
   for (int64_t p = 0; p < len; p++) {
@@ -1441,7 +1455,7 @@ static int rw_by_body(Lower *L, const Op *op, const int64_t *win, const int64_t 
     tv_from(L, &x[i], op->operands[i]);
   }
   bool **masks = arena_alloc(L->c->arena, sizeof(bool *) * (size_t)r);
-  BodyFold f = {L, body, n, r, 0};
+  BodyFold f = {L, body, NULL, ET_UNDEF, n, r, 0};
   for (int a = r - 1; a >= 0; a--) {
     masks[a] = NULL;
     bool trivial = win[a] == 1 && str[a] == 1 && bdil[a] == 1 && pad[2 * a] == 0 &&
@@ -1527,5 +1541,57 @@ int lower_reduce_window(Lower *L, const Op *op) {
   if (rc != 0) return -1;
   if (check_result(L, &x, res) != 0) return -1;
   lw_bind(L, res, x.v);
+  return 0;
+}
+
+/* select_and_scatter's selection (lower/pool_grad.c): x[0] the keys, x[1..n)
+ * what follows them (the positions), folded over each window by the
+ * `select` region as rw_by_body folds a body: select(a, b) keeps a, else b,
+ * as XLA walks a window.  Padding is never selected.  out[i] get the
+ * selected values per window (out_dims); *empty the windows wholly in the
+ * padding as a bool constant, NULL when there are none.  Windowed axes
+ * must be static. */
+int lw_window_select(Lower *L, const Block *select, int n, OValue *const *x,
+                     const ElemType *ets, int rank, const int64_t *dims, const int64_t *win,
+                     const int64_t *str, const int64_t *pad, OValue **out, int64_t *out_dims,
+                     OValue **empty) {
+  Tv *t = arena_alloc(L->c->arena, sizeof(Tv) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    /* onnxruntime has no u64 Where: u64 keys travel as i64 of the same bits */
+    t[i].et = ets[i] == ET_U64 ? ET_I64 : ets[i];
+    t[i].v = lw_cast(L, x[i], t[i].et);
+    t[i].rank = rank;
+    memcpy(t[i].d, dims, sizeof(int64_t) * (size_t)rank);
+  }
+  bool *masks[MAX_RANK] = {0};
+  BodyFold f = {L, NULL, select, ets[0], n, rank, 0};
+  for (int a = rank - 1; a >= 0; a--) { /* row-major: the last axis first */
+    if (win[a] == 1 && str[a] == 1 && pad[2 * a] == 0 && pad[2 * a + 1] == 0) continue;
+    if (dims[a] == DIM_DYN)
+      return lw_unsupported(L, "a window over the dynamic dimension %d", a);
+    f.axis = a;
+    if (fold_axis(&f, t, win[a], str[a], 1, 1, pad[2 * a], pad[2 * a + 1], &masks[a]) != 0)
+      return -1;
+  }
+  for (int i = 0; i < n; i++) out[i] = lw_cast(L, t[i].v, ets[i]);
+  memcpy(out_dims, t[0].d, sizeof(int64_t) * (size_t)rank);
+  *empty = NULL;
+  bool any = false;
+  for (int a = 0; a < rank; a++) any |= masks[a] != NULL;
+  if (!any) return 0;
+  int64_t numel = 1;
+  for (int a = 0; a < rank; a++) {
+    if (out_dims[a] < 0) return lw_unsupported(L, "padding over a dynamic dimension");
+    numel *= out_dims[a];
+  }
+  uint8_t *buf = arena_alloc(L->c->arena, (size_t)numel + 1);
+  int64_t pos[MAX_RANK] = {0};
+  for (int64_t e = 0; e < numel; e++) {
+    bool full = true;
+    for (int a = 0; a < rank; a++) full &= !masks[a] || masks[a][pos[a]];
+    buf[e] = !full;
+    lw_next_pos(pos, out_dims, rank);
+  }
+  *empty = lw_const_data(L, ET_BOOL, rank, out_dims, (Data){DATA_RAW, buf, (size_t)numel});
   return 0;
 }

@@ -157,6 +157,15 @@ int lw_apply_body(Lower *L, const Block *b, OValue *const *args, int rank, const
  * (key, companions) by a comparison of the keys), so that applying it in
  * a tree gives what XLA's element-by-element fold does. */
 bool lw_body_is_associative(const Block *b);
+/* lower/conv.c: select_and_scatter's selection over windows (win, str,
+ * pad: 2 per axis) of the static-windowed tensors x[0] (keys) and
+ * x[1..n) (carried along): out[i] the selected value per window, of
+ * out_dims; *empty the windows wholly in the padding (a bool constant),
+ * NULL when there are none. */
+int lw_window_select(Lower *L, const Block *select, int n, OValue *const *x,
+                     const ElemType *ets, int rank, const int64_t *dims, const int64_t *win,
+                     const int64_t *str, const int64_t *pad, OValue **out, int64_t *out_dims,
+                     OValue **empty);
 
 /* lower/complex.c: whether op reads or makes a complex tensor (calls,
  * returns and control flow aside, which pass values along); lw_block then

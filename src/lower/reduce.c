@@ -6,8 +6,13 @@
  *   - each result the reduction of one operand by one binary op
  *     (add/multiply/maximum/minimum; and/or on i1) -> ReduceSum/Prod/Max/Min;
  *   - the (value, iota index) pair JAX emits for argmax/argmin, with its
- *     compare GT/LT, NaN test and smaller-index tie-break -> ArgMax/ArgMin.
- * Anything else is reported naming the ops found in the body.
+ *     compare GT/LT, NaN test and smaller-index tie-break -> ArgMax/ArgMin;
+ *   - any other associative body (xor; bitwise and/or of integers;
+ *     lw_body_is_associative) -> the body itself applied in halving steps
+ *     (lower_reduce_by_body).
+ * Anything else is reported naming the ops found in the body.  u64 max/min
+ * and argmax/argmin, which onnxruntime has no kernels for, compare in i64
+ * through an order-preserving map (ordered_i64).
  *
  * JAX semantics kept: an init value that is not the reduction's identity is
  * combined with the result; max/min over floats propagate NaN (onnxruntime's

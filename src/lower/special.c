@@ -1,8 +1,9 @@
 /* special.c - the special functions JAX leaves as CHLO ops: chlo.erf_inv
  * (jax.scipy.special.erfinv, and jax.random.normal, which draws uniform
  * numbers and maps them through erf_inv), chlo.lgamma (gammaln),
- * chlo.digamma and chlo.bessel_i1e (i1e).  ONNX has none of them, so each is
- * a formula of ONNX elementwise ops.
+ * chlo.digamma, chlo.bessel_i1e (i1e), chlo.zeta (the Hurwitz zeta,
+ * jax.scipy.special.zeta) and chlo.polygamma.  ONNX has none of them, so
+ * each is a formula of ONNX elementwise ops.
  *
  * The formulas are the approximations XLA expands these ops into, so the
  * numbers follow JAX's closely (not only the true function):

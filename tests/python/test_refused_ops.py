@@ -132,6 +132,26 @@ def test_reduce_window_body(case: Case):
                           **({"input_generator": case.gen} if case.gen else {}))
 
 
+def ties(rng, shape, dtype, i):
+    """Small integers: many equal maxima in a window (the tangent, input 1,
+    stays random)."""
+    if i == 0:
+        return rng.integers(-1, 2, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def test_maxpool_jvp_ties_unstrided():
+    # On equal maxima XLA's reduce_window keeps the first in row-major order
+    # for unstrided windows, as the model does.  (For strided, padded windows
+    # XLA's CPU pick among equal maxima follows no fixed order - measured: it
+    # agrees with neither row- nor column-major order - so those cases above
+    # draw tie-free inputs.)
+    fn = lambda x, t: jax.jvp(  # noqa: E731
+        lambda y: lax.reduce_window(y, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 1, 1, 1), "VALID"),
+        (x,), (t,))[1]
+    convert_and_check(fn, [of(jnp.float32, 2, 7, 7, 3)] * 2, input_generator=ties)
+
+
 def test_non_associative_window_body_is_refused():
     # XLA folds a window in order; a body that is not associative cannot be
     # regrouped, and is reported rather than converted differently.
@@ -244,3 +264,74 @@ def test_zeta_domain():
     x = np.array([1.0, 0.5, 2.5, 2.0, 3.0, 4.0, 2.0, 3.0], np.float32)
     q = np.array([2.0, 2.0, -1.5, 0.0, -2.0, -3.0, -1.5, -0.5], np.float32)
     convert_and_check(jax.scipy.special.zeta, [x, q])
+
+
+# ---- select_and_scatter beyond the max-pool gradient -----------------------
+
+from jax._src.lax import windowed_reductions as _windowed  # noqa: E402
+
+
+def select_and_scatter(select, scatter, win=(3, 2), strides=(2, 1), pad=((1, 1), (0, 1))):
+    def fn(x, s):
+        init = jnp.ones((), s.dtype)
+        return _windowed._select_and_scatter(x, select, win, strides, pad, s, init, scatter)
+    return fn
+
+
+def distinct(rng, shape, dtype, i):
+    """Operands without equal values in a window (XLA's pick among equal
+    values in strided windows follows no fixed order, see above); sources
+    small integers, so that sums and products are exact."""
+    if i == 0:
+        dt = np.dtype(dtype)
+        # distinct and exact in the type (bf16: integers up to 256)
+        top = 200 if dt.kind == "f" else {1: 100, 2: 10000}.get(dt.itemsize, 10**6)
+        x = rng.permutation(int(np.prod(shape))).reshape(shape) % top
+        return (x - top // 2 if np.dtype(dtype).kind in "fi" else x).astype(dtype)
+    lo = -3 if np.dtype(dtype).kind in "fi" else 0
+    return rng.integers(lo, 4, size=shape).astype(dtype)
+
+
+SELECTS = {"ge": lax.ge, "gt": lax.gt, "le": lax.le, "lt": lax.lt}
+SCATTERS = {"add": lax.add, "mul": lax.mul, "max": lax.max, "min": lax.min}
+
+
+@pytest.mark.parametrize("scatter", sorted(SCATTERS))
+@pytest.mark.parametrize("select", sorted(SELECTS))
+def test_select_and_scatter_forms(select, scatter):
+    fn = select_and_scatter(SELECTS[select], SCATTERS[scatter])
+    convert_and_check(fn, [of(jnp.float32, 7, 5), of(jnp.float32, 4, 5)],
+                      input_generator=distinct, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dtype", INTS + [jnp.float16, jnp.float64],
+                         ids=lambda d: np.dtype(d).name)
+def test_select_and_scatter_dtypes(dtype):
+    tol = F16 if dtype == jnp.float16 else 0
+    with jax.enable_x64(True):
+        for select in (lax.ge, lax.lt):
+            convert_and_check(select_and_scatter(select, lax.add), [of(dtype, 7, 5), of(dtype, 4, 5)],
+                              input_generator=distinct, rtol=tol, atol=tol)
+
+
+def test_select_and_scatter_bf16():
+    convert_and_check(via(jnp.bfloat16, select_and_scatter(lax.le, lax.add)),
+                      [of(jnp.float32, 7, 5), of(jnp.float32, 4, 5)], input_generator=distinct,
+                      rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name,win,strides,pad,src", [
+    ("windows_in_padding", (2, 2), (3, 1), ((3, 3), (0, 0)), (4, 2)),  # some pick nothing
+    ("negative_padding", (2, 2), (1, 1), ((-1, 0), (0, 0)), (3, 2)),
+    ("unstrided_ties", (2, 3), (1, 1), ((0, 0), (1, 1)), (4, 3)),
+])
+def test_select_and_scatter_windows(name, win, strides, pad, src):
+    fn = select_and_scatter(lax.le, lax.add, win, strides, pad)
+    gen = ties if name == "unstrided_ties" else distinct
+    convert_and_check(fn, [of(jnp.float32, 5, 3), of(jnp.float32, *src)], input_generator=gen)
+
+
+def test_min_pool_gradient():
+    def minpool(x):
+        return lax.reduce_window(x, jnp.inf, lax.min, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")
+    convert_and_check(lambda x: jax.grad(lambda y: minpool(y).sum())(x), [of(jnp.float32, 2, 8, 8, 3)])
