@@ -483,7 +483,7 @@ int lower_top_k(Lower *L, const Op *op) {
  * the iota of positions along reduction_dim and two init values (the TPU
  * algorithm's padding); the comparator (GT: max, LT: min) is
  * called_computations[0]; mhlo.backend_config holds top_k and
- * reduction_dim.  recall_target only lets the TPU miss some of the true
+ * reduction_dim (with a symbolic batch, two result-shape operands follow).  recall_target only lets the TPU miss some of the true
  * top k: the exact top k, which XLA's CPU fallback computes too, is a valid
  * answer, and the one JAX gives here. */
 int lower_approx_top_k(Lower *L, const Op *op) {
@@ -491,8 +491,11 @@ int lower_approx_top_k(Lower *L, const Op *op) {
   const Attr *ka = cfg ? ir_dict_field(cfg, "top_k") : NULL;
   const Attr *da = cfg ? ir_dict_field(cfg, "reduction_dim") : NULL;
   int64_t kk, dim;
-  if (op->n_operands != 4 || op->n_results != 2 || !ka || !da || !ir_attr_int(ka, &kk) ||
-      !ir_attr_int(da, &dim))
+  /* a symbolic shape adds the result shapes as operands 4 and 5
+   * (indices_of_shape_operands); TopK needs none of them */
+  bool shape_operands = op->n_operands == 6 && ir_op_attr(op, "indices_of_shape_operands");
+  if ((op->n_operands != 4 && !shape_operands) || op->n_results != 2 || !ka || !da ||
+      !ir_attr_int(ka, &kk) || !ir_attr_int(da, &dim))
     return lw_unsupported(L, "ApproxTopK without the operands (x, iota, init, init) and the "
                              "top_k and reduction_dim of its mhlo.backend_config");
   const Type *t = &op->operands[0]->type;
