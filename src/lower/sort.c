@@ -308,14 +308,10 @@ static int key_passes(Lower *L, OValue *x, const Type *t, const SortKey *k, Sort
     out[0] = (SortPass){lw_cast(L, x, ET_I64), big};
     return 1;
   case ET_U64: {
-    if (L->opset < 18) return -1;
-    /* the same bits as i64, top bit flipped: unsigned order becomes signed */
-    OValue *s = lw_cast(L, x, ET_I64);
-    int64_t *top = arena_alloc(L->c->arena, sizeof *top);
-    *top = INT64_MIN;
-    Data d = {DATA_RAW, top, sizeof *top};
-    OValue *flip = lw_const_data(L, ET_I64, 0, NULL, d);
-    out[0] = (SortPass){shaped(L, lw_op2(L, "BitwiseXor", s, flip), ET_I64, t), big};
+    /* x + 2^63 (wrapping) as i64 of the same bits: the top bit flipped, so
+     * unsigned order becomes signed (u64 Add and Cast at every opset) */
+    OValue *s = shaped(L, lw_op2(L, "Add", x, lw_const_scalar(L, ET_U64, 0x1p63)), ET_U64, t);
+    out[0] = (SortPass){shaped(L, lw_cast(L, s, ET_I64), ET_I64, t), big};
     return 1;
   }
   default:
@@ -405,8 +401,7 @@ int lower_sort(Lower *L, const Op *op) {
     const Value *xv = op->operands[keys[i].operand];
     int m = key_passes(L, lw_get(L, xv), &xv->type, &keys[i], passes + np);
     if (m < 0)
-      return lw_unsupported(L, "sorting by %s keys%s", et_mlir_name(xv->type.et),
-                            xv->type.et == ET_U64 ? " needs opset 18 (BitwiseXor)" : "");
+      return lw_unsupported(L, "sorting by %s keys", et_mlir_name(xv->type.et));
     np += m;
   }
   OValue *vals = NULL;
@@ -443,8 +438,7 @@ static int emit_top_k(Lower *L, const Op *op, const char *what, int axis, int64_
   SortPass passes[2];
   int np = key_passes(L, x, t, key, passes);
   if (np < 0)
-    return lw_unsupported(L, "%s of %s elements%s", what, et_mlir_name(t->et),
-                          t->et == ET_U64 ? " needs opset 18 (BitwiseXor)" : "");
+    return lw_unsupported(L, "%s of %s elements", what, et_mlir_name(t->et));
   OValue *vals = NULL, *idx;
   if (np == 1) {
     idx = topk(L, passes[0].key, lw_const_i64s(L, 1, &kk), axis, passes[0].largest, tv, &vals);
