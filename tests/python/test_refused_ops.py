@@ -54,9 +54,13 @@ F64 = 1e-12
 
 
 def spread(rng, shape, dtype, i):
-    """Values over a wide range, with -inf: logaddexp's hard cases."""
+    """Values over a wide range, with -inf, +inf and NaN: logaddexp's hard
+    cases."""
     x = (rng.standard_normal(shape) * 30).astype(dtype)
-    x[rng.random(shape) < 0.1] = -np.inf
+    u = rng.random(shape)
+    x[u < 0.1] = -np.inf
+    x[(u >= 0.1) & (u < 0.13)] = np.inf
+    x[(u >= 0.13) & (u < 0.15)] = np.nan
     return x
 
 
@@ -150,6 +154,21 @@ def test_maxpool_jvp_ties_unstrided():
         lambda y: lax.reduce_window(y, -jnp.inf, lax.max, (1, 3, 3, 1), (1, 1, 1, 1), "VALID"),
         (x,), (t,))[1]
     convert_and_check(fn, [of(jnp.float32, 2, 7, 7, 3)] * 2, input_generator=ties)
+
+
+def _sin_of_maxpool(x):
+    return jnp.sum(jnp.sin(maxpool(x)))
+
+
+def test_maxpool_second_order():
+    # Hessian-vector products and gradients through the jvp: the jvp of
+    # select_and_scatter_add is select_and_scatter_add of the tangent, the
+    # transpose of select_and_gather_add is select_and_scatter_add.
+    hvp = lambda x, v: jax.jvp(jax.grad(_sin_of_maxpool), (x,), (v,))[1]  # noqa: E731
+    vjp_t = lambda x, t: jax.grad(  # noqa: E731
+        lambda tt: jnp.sum(jnp.sin(jax.jvp(maxpool, (x,), (tt,))[1])))(t)
+    for fn in (hvp, vjp_t):
+        convert_and_check(fn, [of(jnp.float32, 2, 8, 8, 3)] * 2)
 
 
 def test_non_associative_window_body_is_refused():
