@@ -1286,6 +1286,24 @@ static int rw_unrolled(Lower *L, const Window *w, Tv *x, const char *why_not_poo
  * and windows without any element are the init.  Windowed axes must be
  * static. */
 
+/* The longest axis laid out for the body (base dilation and padding
+ * included): its positions become a constant of Gather indices. */
+#define MAX_LAID_OUT (INT64_C(1) << 24)
+
+/* The windows of an axis of length n (static), -1 after reporting an
+ * axis too long to lay out. */
+static int64_t rw_axis_windows(Lower *L, int64_t n, int64_t win, int64_t str, int64_t wdil,
+                               int64_t bdil, int64_t lo, int64_t hi) {
+  int64_t dilated = n == 0 ? 0 : (n - 1) * bdil + 1, len = dilated + lo + hi;
+  if (len > MAX_LAID_OUT) {
+    lw_unsupported(L, "an axis of %lld elements once dilated and padded (at most %lld)",
+                   (long long)len, (long long)MAX_LAID_OUT);
+    return -1;
+  }
+  int64_t n_out = len - ((win - 1) * wdil + 1) + 1;
+  return n_out < 1 ? 0 : (n_out - 1) / str + 1;
+}
+
 /* Booleans of shape [1.., n at axis, ..1] (rank r) as a constant. */
 static OValue *axis_mask(Lower *L, const bool *m, int64_t n, int axis, int r) {
   int64_t d[MAX_RANK];
@@ -1368,6 +1386,8 @@ static int fold_axis(BodyFold *f, Tv *x, int64_t win, int64_t str, int64_t wdil,
   int64_t n = x[0].d[axis];
   int64_t dilated = n == 0 ? 0 : (n - 1) * bdil + 1, len = dilated + lo + hi;
   int64_t span = (win - 1) * wdil + 1, n_out = len - span + 1;
+  /* callers pass axes with at least one window (rw_axis_windows) */
+  H2O_CHECK(L->c, n_out >= 1 && len <= MAX_LAID_OUT);
   bool *valid = arena_alloc(ar, (size_t)(len > 0 ? len : 0) + 1);
   int64_t *idx = arena_alloc(ar, sizeof(int64_t) * (size_t)((len > 0 ? len : 0) + 1));
   bool moved = bdil != 1 || lo != 0 || hi != 0;
@@ -1454,6 +1474,35 @@ static int rw_by_body(Lower *L, const Op *op, const int64_t *win, const int64_t 
       return lw_unsupported(L, "reduce_window inputs of different shapes");
     tv_from(L, &x[i], op->operands[i]);
   }
+  /* the result's shape, checked; no window at all: the inits */
+  int64_t out_d[MAX_RANK];
+  bool empty = false;
+  for (int a = 0; a < r; a++) {
+    bool trivial = win[a] == 1 && str[a] == 1 && bdil[a] == 1 && pad[2 * a] == 0 &&
+                   pad[2 * a + 1] == 0;
+    if (trivial) {
+      out_d[a] = x[0].d[a];
+    } else if (x[0].d[a] == DIM_DYN) {
+      return lw_unsupported(L, "a window over the dynamic dimension %d (this body is folded "
+                               "with static lengths)", a);
+    } else {
+      out_d[a] = rw_axis_windows(L, x[0].d[a], win[a], str[a], wdil[a], bdil[a], pad[2 * a],
+                                 pad[2 * a + 1]);
+      if (out_d[a] < 0) return -1;
+    }
+    empty |= out_d[a] == 0;
+  }
+  for (int i = 0; i < n; i++) {
+    Tv expect = x[i];
+    memcpy(expect.d, out_d, sizeof(int64_t) * (size_t)r);
+    if (check_result(L, &expect, op->results[i]) != 0) return -1;
+  }
+  if (empty) {
+    for (int i = 0; i < n; i++)
+      lw_bind(L, op->results[i], lw_op2(L, "Expand", lw_get(L, op->operands[n + i]),
+                                        lw_const_i64s(L, r, out_d)));
+    return 0;
+  }
   bool **masks = arena_alloc(L->c->arena, sizeof(bool *) * (size_t)r);
   BodyFold f = {L, body, NULL, ET_UNDEF, n, r, 0};
   for (int a = r - 1; a >= 0; a--) {
@@ -1461,9 +1510,6 @@ static int rw_by_body(Lower *L, const Op *op, const int64_t *win, const int64_t 
     bool trivial = win[a] == 1 && str[a] == 1 && bdil[a] == 1 && pad[2 * a] == 0 &&
                    pad[2 * a + 1] == 0;
     if (trivial) continue;
-    if (x[0].d[a] == DIM_DYN)
-      return lw_unsupported(L, "a window over the dynamic dimension %d (this body is folded "
-                               "with static lengths)", a);
     f.axis = a;
     if (fold_axis(&f, x, win[a], str[a], wdil[a], bdil[a], pad[2 * a], pad[2 * a + 1],
                   &masks[a]) != 0)
@@ -1569,6 +1615,10 @@ int lw_window_select(Lower *L, const Block *select, int n, OValue *const *x,
     if (win[a] == 1 && str[a] == 1 && pad[2 * a] == 0 && pad[2 * a + 1] == 0) continue;
     if (dims[a] == DIM_DYN)
       return lw_unsupported(L, "a window over the dynamic dimension %d", a);
+    int64_t windows = rw_axis_windows(L, dims[a], win[a], str[a], 1, 1, pad[2 * a],
+                                      pad[2 * a + 1]);
+    if (windows < 0) return -1;
+    if (windows == 0) return lw_unsupported(L, "no window on axis %d", a);
     f.axis = a;
     if (fold_axis(&f, t, win[a], str[a], 1, 1, pad[2 * a], pad[2 * a + 1], &masks[a]) != 0)
       return -1;
