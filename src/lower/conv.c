@@ -1304,6 +1304,16 @@ static int64_t rw_axis_windows(Lower *L, int64_t n, int64_t win, int64_t str, in
   return n_out < 1 ? 0 : (n_out - 1) / str + 1;
 }
 
+/* Where(c, a, b) for values of type et: onnxruntime has no u64 Where, and
+ * i64 of the same bits (Cast keeps them) chooses alike. */
+static OValue *where_of(Lower *L, OValue *c, const Tv *a, OValue *b) {
+  if (a->et != ET_U64) return lw_op3(L, "Where", c, a->v, b);
+  OValue *ai = lw_typed(L, lw_cast(L, a->v, ET_I64), ET_I64, a->rank, a->d);
+  OValue *bi = lw_typed(L, lw_cast(L, b, ET_I64), ET_I64, a->rank, a->d);
+  OValue *w = lw_typed(L, lw_op3(L, "Where", c, ai, bi), ET_I64, a->rank, a->d);
+  return lw_cast(L, w, ET_U64);
+}
+
 /* Booleans of shape [1.., n at axis, ..1] (rank r) as a constant. */
 static OValue *axis_mask(Lower *L, const bool *m, int64_t n, int axis, int r) {
   int64_t d[MAX_RANK];
@@ -1341,7 +1351,7 @@ static int fold_pair(BodyFold *f, Tv *a, Tv *b, const bool *ma, const bool *mb, 
     if (lw_apply_body(L, f->select, (OValue *[]){ka, kb}, a[0].rank, a[0].d, &keep) != 0)
       return -1;
     for (int i = 0; i < f->n; i++) {
-      res[i] = lw_op3(L, "Where", keep, a[i].v, b[i].v);
+      res[i] = where_of(L, keep, &a[i], b[i].v);
       og_set_type(L->c, res[i], a[i].et, a[i].rank, a[i].d);
     }
   } else if (lw_apply_body(L, f->body, args, a[0].rank, a[0].d, res) != 0) {
@@ -1360,8 +1370,10 @@ static int fold_pair(BodyFold *f, Tv *a, Tv *b, const bool *ma, const bool *mb, 
     tv_set(L, &out[i], res[i]);
     if (all) continue;
     Tv one = a[i];
-    tv_set(L, &one, lw_op3(L, "Where", mfirst, a[i].v, b[i].v));
-    tv_set(L, &out[i], lw_op3(L, "Where", mboth, res[i], one.v));
+    tv_set(L, &one, where_of(L, mfirst, &a[i], b[i].v));
+    Tv folded = a[i];
+    folded.v = res[i];
+    tv_set(L, &out[i], where_of(L, mboth, &folded, one.v));
   }
   return 0;
 }
@@ -1527,8 +1539,7 @@ static int rw_by_body(Lower *L, const Op *op, const int64_t *win, const int64_t 
     tv_set(L, &x[i], res[i]);
     for (int a = 0; a < r; a++)
       if (masks[a])
-        tv_set(L, &x[i], lw_op3(L, "Where", axis_mask(L, masks[a], x[i].d[a], a, r), x[i].v,
-                                args[i]));
+        tv_set(L, &x[i], where_of(L, axis_mask(L, masks[a], x[i].d[a], a, r), &x[i], args[i]));
     if (check_result(L, &x[i], op->results[i]) != 0) return -1;
   }
   for (int i = 0; i < n; i++) lw_bind(L, op->results[i], x[i].v);

@@ -73,10 +73,21 @@ def bits(rng, shape, dtype, i):
     return rng.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True)
 
 
+def bits_or_normal(rng, shape, dtype, i):
+    if np.dtype(dtype).kind == "f":
+        return rng.standard_normal(shape).astype(dtype)
+    return bits(rng, shape, dtype, i)
+
+
 def u64_wide(rng, shape, dtype, i):
     """uint64 on both sides of 2^63, where a signed compare would misorder."""
     x = rng.integers(0, 2**63, size=shape, dtype=np.uint64)
     return x | (rng.integers(0, 2, size=shape, dtype=np.uint64) << np.uint64(63))
+
+
+INTS = [jnp.int8, jnp.int16, jnp.int32, jnp.int64, jnp.uint8, jnp.uint16, jnp.uint32,
+        jnp.uint64]
+INTS_AND_FLOATS = INTS + [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64]
 
 
 # ---- reduce_window: any associative body, base dilation ---------------------
@@ -136,6 +147,36 @@ def test_reduce_window_body(case: Case):
                           **({"input_generator": case.gen} if case.gen else {}))
 
 
+def _lowest(dtype):
+    if dtype == jnp.bool_:
+        return False
+    return jnp.iinfo(dtype).min if jnp.issubdtype(dtype, jnp.integer) else -jnp.inf
+
+
+def _all_ones(dtype):
+    return True if dtype == jnp.bool_ else (-1 if jnp.issubdtype(dtype, jnp.signedinteger)
+                                            else jnp.iinfo(dtype).max)
+
+
+@pytest.mark.parametrize("dtype", INTS_AND_FLOATS + [jnp.bool_], ids=lambda d: np.dtype(d).name)
+def test_base_dilation_dtypes(dtype):
+    # max (every type), add (numbers), bitwise and/or (integers, booleans)
+    ops = [(lax.max, _lowest)]
+    if dtype != jnp.bool_:
+        ops.append((lax.add, lambda d: 0))
+    if dtype == jnp.bool_ or jnp.issubdtype(dtype, jnp.integer):
+        ops += [(lax.bitwise_or, lambda d: 0), (lax.bitwise_and, _all_ones)]
+    tol = {jnp.float16: F16, jnp.bfloat16: BF16}.get(dtype, 1e-5)
+    with jax.enable_x64(True):
+        for op, init in ops:
+            fn = dilated(op, np.array(init(dtype), dtype))
+            if dtype == jnp.bfloat16:
+                convert_and_check(via(dtype, fn), [of(jnp.float32, 3, 7)], rtol=tol, atol=tol)
+            else:
+                convert_and_check(fn, [of(dtype, 3, 7)], input_generator=bits_or_normal,
+                                  rtol=tol, atol=tol)
+
+
 def ties(rng, shape, dtype, i):
     """Small integers: many equal maxima in a window (the tangent, input 1,
     stays random)."""
@@ -182,8 +223,6 @@ def test_non_associative_window_body_is_refused():
 
 # ---- reductions: xor, bitwise and/or, uint64 --------------------------------
 
-INTS = [jnp.int8, jnp.int16, jnp.int32, jnp.int64, jnp.uint8, jnp.uint16, jnp.uint32,
-        jnp.uint64]
 BITWISE = {"xor": lax.reduce_xor_p, "and": lax.reduce_and_p, "or": lax.reduce_or_p}
 
 
