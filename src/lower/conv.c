@@ -55,7 +55,8 @@
  *      exact.  A window wholly of -inf comes out of onnxruntime's f32 MaxPool
  *      as -FLT_MAX, and its MaxPool may not propagate NaN as
  *      stablehlo.maximum does: onnxruntime quirks, the model is right.
- *   3. Anything else with a small window (integer sums, 64-bit integers,
+ *   3. Anything else with a small window (up to MAX_UNROLLED_WINDOW
+ *      elements; larger ones go to 4.: integer sums, 64-bit integers,
  *      windows over more than 3 axes, f64 sums, which onnxruntime cannot
  *      AveragePool, max/min whose padding covers whole windows, products,
  *      and/or) is the reduction of one strided Slice per window offset of the
@@ -1594,6 +1595,9 @@ int lower_reduce_window(Lower *L, const Op *op) {
   int rc = rw_cumsum(L, &w, &x);
   const char *why = "";
   if (rc == 1) rc = rw_pool(L, &w, &x, window_count(&w) <= MAX_UNROLLED_WINDOW, &why);
+  /* a window too large to unroll (a long cumprod, cummax of i64): doubling */
+  if (rc == 1 && window_count(&w) > MAX_UNROLLED_WINDOW)
+    return rw_by_body(L, op, w.win, w.str, w.wdil, bdil, pad);
   if (rc == 1) rc = rw_unrolled(L, &w, &x, why);
   if (rc != 0) return -1;
   if (check_result(L, &x, res) != 0) return -1;

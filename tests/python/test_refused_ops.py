@@ -147,6 +147,32 @@ def test_reduce_window_body(case: Case):
                           **({"input_generator": case.gen} if case.gen else {}))
 
 
+def near_one(rng, shape, dtype, i):
+    return (1 + 0.01 * rng.standard_normal(shape)).astype(dtype)
+
+
+# Windows past the 256 elements the slice-per-offset fallback unrolls, with
+# no ONNX pool: by doubling.  (name, fn, input, generator, tolerance)
+LONG_WINDOWS = [
+    # a product of 300 factors rounds 300 times in either order, here in
+    # another grouping than XLA's: up to ~300 * 2^-24 = 2e-5 apart
+    ("cumprod_f32", lambda x: jnp.cumprod(x, axis=1), of(jnp.float32, 2, 300), near_one, 1e-4),
+    ("cumprod_i32", lambda x: jnp.cumprod(x, axis=1), of(jnp.int32, 2, 300), bits, 0),
+    ("cummax_i64", lambda x: lax.cummax(x, axis=1), of(jnp.int64, 2, 300), bits, 0),
+    ("cummin_reverse_u64", lambda x: lax.cummin(x, axis=0, reverse=True), of(jnp.uint64, 300, 2),
+     u64_wide, 0),
+    ("product_window_20x20", lambda x: lax.reduce_window(x, np.float32(1), lax.mul, (20, 20),
+                                                          (1, 1), "VALID"),
+     of(jnp.float32, 30, 30), near_one, 1e-4),  # 400 factors: as cumprod_f32
+]
+
+
+@pytest.mark.parametrize("name,fn,spec,gen,tol", LONG_WINDOWS, ids=[c[0] for c in LONG_WINDOWS])
+def test_long_windows(name, fn, spec, gen, tol):
+    with jax.enable_x64(True):
+        convert_and_check(fn, [spec], input_generator=gen, rtol=tol, atol=tol)
+
+
 def _lowest(dtype):
     if dtype == jnp.bool_:
         return False
