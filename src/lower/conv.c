@@ -1430,7 +1430,8 @@ static int fold_axis(BodyFold *f, Tv *x, int64_t win, int64_t str, int64_t wdil,
   lens[0] = len;
   for (int j = 0; j < top; j++) {
     int64_t step = ((int64_t)1 << j) * wdil, l = lens[j] - step;
-    Tv *a = arena_alloc(ar, sizeof(Tv) * (size_t)f->n), *b = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    Tv *a = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    Tv *b = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
     levels[j + 1] = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
     slice_all(f, levels[j], 0, l, a);
     slice_all(f, levels[j], step, l, b);
@@ -1446,7 +1447,8 @@ static int fold_axis(BodyFold *f, Tv *x, int64_t win, int64_t str, int64_t wdil,
   int64_t off = (int64_t)1 << top;
   for (int j = top - 1; j >= 0; j--) {
     if (!(win >> j & 1)) continue;
-    Tv *b = arena_alloc(ar, sizeof(Tv) * (size_t)f->n), *next = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    Tv *b = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    Tv *next = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
     slice_all(f, levels[j], off * wdil, n_out, b);
     if (fold_pair(f, acc, b, macc, masks[j] + off * wdil, n_out, next) != 0) return -1;
     for (int64_t p = 0; p < n_out; p++) macc[p] = macc[p] || masks[j][p + off * wdil];

@@ -477,8 +477,9 @@ int lower_top_k(Lower *L, const Op *op) {
  * the iota of positions along reduction_dim and two init values (the TPU
  * algorithm's padding); the comparator (GT: max, LT: min) is
  * called_computations[0]; mhlo.backend_config holds top_k and
- * reduction_dim (with a symbolic batch, two result-shape operands follow).  recall_target only lets the TPU miss some of the true
- * top k: the exact top k, which XLA's CPU fallback computes too, is a valid
+ * reduction_dim (with a symbolic batch, two result-shape operands
+ * follow).  recall_target only lets the TPU miss some of the true top k:
+ * the exact top k, which XLA's CPU fallback computes too, is a valid
  * answer, and the one JAX gives here. */
 int lower_approx_top_k(Lower *L, const Op *op) {
   const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
