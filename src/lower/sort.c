@@ -494,6 +494,11 @@ int lower_approx_top_k(Lower *L, const Op *op) {
     return lw_unsupported(L, "ApproxTopK without the operands (x, iota, init, init) and the "
                              "top_k and reduction_dim of its mhlo.backend_config");
   const Type *t = &op->operands[0]->type;
+  /* aggregate_to_topk = false returns more than top_k (XLA's choice, e.g.
+   * 256): the exact top of that many, as the CPU fallback gives */
+  if (dim >= 0 && dim < op->results[0]->type.rank &&
+      op->results[0]->type.dims[dim] != DIM_DYN)
+    kk = op->results[0]->type.dims[dim];
   if (t->kind != TK_TENSOR || dim < 0 || dim >= t->rank || kk < 0 ||
       (t->dims[dim] != DIM_DYN && kk > t->dims[dim]) ||
       op->results[0]->type.rank != t->rank || op->results[1]->type.rank != t->rank)

@@ -304,6 +304,13 @@ def test_approx_top_k(name, dtype, tol, largest):
                 convert_and_check(fn, [of(dtype, *shape)], rtol=tol, atol=tol)
 
 
+def test_approx_top_k_not_aggregated():
+    # aggregate_to_topk=False returns XLA's count of results (256 here), the
+    # exact top of that many on the CPU
+    fn = lambda x: lax.approx_max_k(x, 3, aggregate_to_topk=False)  # noqa: E731
+    convert_and_check(fn, [of(jnp.float32, 3, 1000)])
+
+
 # ---- special functions --------------------------------------------------------
 
 def zeta_inputs(rng, shape, dtype, i):
