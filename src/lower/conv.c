@@ -1309,8 +1309,8 @@ static int64_t rw_axis_windows(Lower *L, int64_t n, int64_t win, int64_t str, in
  * i64 of the same bits (Cast keeps them) chooses alike. */
 static OValue *where_of(Lower *L, OValue *c, const Tv *a, OValue *b) {
   if (a->et != ET_U64) return lw_op3(L, "Where", c, a->v, b);
-  OValue *ai = lw_typed(L, lw_cast(L, a->v, ET_I64), ET_I64, a->rank, a->d);
-  OValue *bi = lw_typed(L, lw_cast(L, b, ET_I64), ET_I64, a->rank, a->d);
+  /* b may be a rank-0 init: each cast keeps its operand's shape */
+  OValue *ai = lw_cast(L, a->v, ET_I64), *bi = lw_cast(L, b, ET_I64);
   OValue *w = lw_typed(L, lw_op3(L, "Where", c, ai, bi), ET_I64, a->rank, a->d);
   return lw_cast(L, w, ET_U64);
 }

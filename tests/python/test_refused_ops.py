@@ -203,6 +203,16 @@ def test_base_dilation_dtypes(dtype):
                                   rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [jnp.uint64, jnp.int8, jnp.float32], ids=lambda d: np.dtype(d).name)
+def test_base_dilation_holes(dtype):
+    # a window of 1 over a dilated axis: the windows on the holes hold no
+    # element and are the init (found by tests/fuzz/differential.py for u64)
+    fn = lambda x: lax.reduce_window(x, np.array(3, dtype), lax.add, (1,), (1,),  # noqa: E731
+                                     ((1, 0),), base_dilation=(2,))
+    with jax.enable_x64(True):
+        convert_and_check(fn, [of(dtype, 4)], input_generator=bits_or_normal)
+
+
 def ties(rng, shape, dtype, i):
     """Small integers: many equal maxima in a window (the tangent, input 1,
     stays random)."""
