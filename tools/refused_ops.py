@@ -80,7 +80,9 @@ PARTIAL = {
     "stablehlo.select_and_scatter": "select other than compare GE/GT/LE/LT, scatter other "
                                     "than add/mul/max/min; u64 max/min scatters; dynamic "
                                     "windowed axes",
-    "stablehlo.custom_call": "targets without an ONNX form (LAPACK, ...)",
+    "stablehlo.custom_call": "targets without an ONNX form (LAPACK, ...); "
+                             "@stablehlo.dynamic_reduce_window other than sums (cummax, cummin, "
+                             "cumprod along a symbolic axis: a Loop scan could, not written)",
     "stablehlo.bitcast_convert": "float <-> integer bits (the bitcast task)",
 }
 
