@@ -39,7 +39,8 @@
  *     have no ONNX Conv and are refused.
  *
  * reduce_window - one input, a body that is one add / maximum / minimum /
- * multiply / and / or of its two arguments; base_dilations must be 1.
+ * multiply / and / or of its two arguments, base_dilations 1: steps 1-3
+ * below; any other associative body, several inputs or base dilation: 4.
  *   1. A cumulative sum (jnp.cumsum: window >= the axis, padding (n-1, 0) or
  *      (0, n-1), stride 1) becomes CumSum (reverse for the second form).
  *   2. add / max / min over at most three non-trivial axes become pools: the
@@ -54,7 +55,8 @@
  *      exact.  A window wholly of -inf comes out of onnxruntime's f32 MaxPool
  *      as -FLT_MAX, and its MaxPool may not propagate NaN as
  *      stablehlo.maximum does: onnxruntime quirks, the model is right.
- *   3. Anything else with a small window (integer sums, 64-bit integers,
+ *   3. Anything else with a small window (up to MAX_UNROLLED_WINDOW
+ *      elements; larger ones go to 4.: integer sums, 64-bit integers,
  *      windows over more than 3 axes, f64 sums, which onnxruntime cannot
  *      AveragePool, max/min whose padding covers whole windows, products,
  *      and/or) is the reduction of one strided Slice per window offset of the
@@ -1268,15 +1270,294 @@ static int rw_unrolled(Lower *L, const Window *w, Tv *x, const char *why_not_poo
   return 0;
 }
 
+/* 4. Any other associative body (cumlogsumexp's logaddexp; the (value,
+ * tangent) selection of a max pool's jvp, over two inputs), and windows on
+ * a base-dilated input, with the body itself (lw_apply_body), one axis at a
+ * time, the last first (XLA walks a window in row-major order):
+ *   - the axis is laid out as XLA reads it, base dilation and padding
+ *     included, by one Gather; a constant mask says which positions hold an
+ *     element (padding and holes hold none: XLA skips them);
+ *   - R_1 = x and R_2k(i) = body(R_k(i), R_k(i + k*dil)) fold runs of 1, 2,
+ *     4, ... elements; the window size's binary digits join those runs in
+ *     order: ceil(log2 window) + popcount - 1 applications;
+ *   - where one side holds no element, the other is taken as it is (Where
+ *     on the masks), so padding never meets the body;
+ *   - the stride is a Slice with steps at the end.
+ * After the last axis the init joins as XLA starts from it, body(init, r),
+ * and windows without any element are the init.  Windowed axes must be
+ * static. */
+
+/* The longest axis laid out for the body (base dilation and padding
+ * included): its positions become a constant of Gather indices. */
+#define MAX_LAID_OUT (INT64_C(1) << 24)
+
+/* The windows of an axis of length n (static), -1 after reporting an
+ * axis too long to lay out. */
+static int64_t rw_axis_windows(Lower *L, int64_t n, int64_t win, int64_t str, int64_t wdil,
+                               int64_t bdil, int64_t lo, int64_t hi) {
+  int64_t dilated = n == 0 ? 0 : (n - 1) * bdil + 1, len = dilated + lo + hi;
+  if (len > MAX_LAID_OUT) {
+    lw_unsupported(L, "an axis of %lld elements once dilated and padded (at most %lld)",
+                   (long long)len, (long long)MAX_LAID_OUT);
+    return -1;
+  }
+  int64_t n_out = len - ((win - 1) * wdil + 1) + 1;
+  return n_out < 1 ? 0 : (n_out - 1) / str + 1;
+}
+
+/* Where(c, a, b) for values of type et: onnxruntime has no u64 Where, and
+ * i64 of the same bits (Cast keeps them) chooses alike. */
+static OValue *where_of(Lower *L, OValue *c, const Tv *a, OValue *b) {
+  if (a->et != ET_U64) return lw_op3(L, "Where", c, a->v, b);
+  /* b may be a rank-0 init: each cast keeps its operand's shape */
+  OValue *ai = lw_cast(L, a->v, ET_I64), *bi = lw_cast(L, b, ET_I64);
+  OValue *w = lw_typed(L, lw_op3(L, "Where", c, ai, bi), ET_I64, a->rank, a->d);
+  return lw_cast(L, w, ET_U64);
+}
+
+/* Booleans of shape [1.., n at axis, ..1] (rank r) as a constant. */
+static OValue *axis_mask(Lower *L, const bool *m, int64_t n, int axis, int r) {
+  int64_t d[MAX_RANK];
+  for (int i = 0; i < r; i++) d[i] = i == axis ? n : 1;
+  uint8_t *buf = arena_alloc(L->c->arena, (size_t)n + 1);
+  for (int64_t i = 0; i < n; i++) buf[i] = m[i];
+  return lw_const_data(L, ET_BOOL, r, d, (Data){DATA_RAW, buf, (size_t)n});
+}
+
+typedef struct BodyFold {
+  Lower *L;
+  const Block *body;   /* combines n values with n values */
+  const Block *select; /* or: picks a side by the first values (select_and_scatter) */
+  ElemType select_et;  /* what select reads; the keys travel as their bits in i64 for u64 */
+  int n;  /* inputs */
+  int r;  /* rank */
+  int axis;
+} BodyFold;
+
+/* body(a, b) over n inputs each, where both hold elements (ma & mb at each
+ * position, of length len), else whichever does.  out[] gets the values;
+ * returns -1 after reporting. */
+static int fold_pair(BodyFold *f, Tv *a, Tv *b, const bool *ma, const bool *mb, int64_t len,
+                     Tv *out) {
+  Lower *L = f->L;
+  OValue **args = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(2 * f->n));
+  OValue **res = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)f->n);
+  for (int i = 0; i < f->n; i++) {
+    args[i] = a[i].v;
+    args[f->n + i] = b[i].v;
+  }
+  if (f->select) { /* select(a, b) keeps a, else b: every value follows the keys */
+    OValue *keep;
+    OValue *ka = lw_cast(L, a[0].v, f->select_et), *kb = lw_cast(L, b[0].v, f->select_et);
+    if (lw_apply_body(L, f->select, (OValue *[]){ka, kb}, a[0].rank, a[0].d, &keep) != 0)
+      return -1;
+    for (int i = 0; i < f->n; i++) {
+      res[i] = where_of(L, keep, &a[i], b[i].v);
+      og_set_type(L->c, res[i], a[i].et, a[i].rank, a[i].d);
+    }
+  } else if (lw_apply_body(L, f->body, args, a[0].rank, a[0].d, res) != 0) {
+    return -1;
+  }
+  bool *both = arena_alloc(L->c->arena, (size_t)len + 1);
+  bool all = true;
+  for (int64_t p = 0; p < len; p++) {
+    both[p] = ma[p] && mb[p];
+    all &= both[p];
+  }
+  OValue *mboth = all ? NULL : axis_mask(L, both, len, f->axis, f->r);
+  OValue *mfirst = all ? NULL : axis_mask(L, ma, len, f->axis, f->r);
+  for (int i = 0; i < f->n; i++) {
+    out[i] = a[i];
+    tv_set(L, &out[i], res[i]);
+    if (all) continue;
+    Tv one = a[i];
+    tv_set(L, &one, where_of(L, mfirst, &a[i], b[i].v));
+    Tv folded = a[i];
+    folded.v = res[i];
+    tv_set(L, &out[i], where_of(L, mboth, &folded, one.v));
+  }
+  return 0;
+}
+
+/* Slices [start, start + len) of axis f->axis of n values into out. */
+static void slice_all(BodyFold *f, const Tv *x, int64_t start, int64_t len, Tv *out) {
+  int64_t ax = f->axis, end = start + len, step = 1;
+  for (int i = 0; i < f->n; i++) {
+    out[i] = x[i];
+    tv_slice(f->L, &out[i], 1, &ax, &start, &end, &step);
+  }
+}
+
+/* One axis: lays it out (Gather), folds windows of `win` elements spaced
+ * by `wdil`, strides.  *mask_out gets which of the n_out windows hold an
+ * element (NULL when all do). */
+static int fold_axis(BodyFold *f, Tv *x, int64_t win, int64_t str, int64_t wdil, int64_t bdil,
+                     int64_t lo, int64_t hi, bool **mask_out) {
+  Lower *L = f->L;
+  Arena *ar = L->c->arena;
+  int axis = f->axis;
+  int64_t n = x[0].d[axis];
+  int64_t dilated = n == 0 ? 0 : (n - 1) * bdil + 1, len = dilated + lo + hi;
+  int64_t span = (win - 1) * wdil + 1, n_out = len - span + 1;
+  /* callers pass axes with at least one window (rw_axis_windows) */
+  H2O_CHECK(L->c, n_out >= 1 && len <= MAX_LAID_OUT);
+  bool *valid = arena_alloc(ar, (size_t)(len > 0 ? len : 0) + 1);
+  int64_t *idx = arena_alloc(ar, sizeof(int64_t) * (size_t)((len > 0 ? len : 0) + 1));
+  bool moved = bdil != 1 || lo != 0 || hi != 0;
+  for (int64_t p = 0; p < len; p++) {
+    int64_t q = p - lo;
+    valid[p] = q >= 0 && q < dilated && q % bdil == 0;
+    idx[p] = valid[p] ? q / bdil : 0; /* a hole reads any element: masked */
+  }
+  if (moved) {
+    OValue *ind = lw_const_data(L, ET_I64, 1, &len,
+                                (Data){DATA_RAW, (uint8_t *)idx, sizeof(int64_t) * (size_t)len});
+    for (int i = 0; i < f->n; i++) {
+      ONode *g = lw_node(L, "Gather", 2, (OValue *[]){x[i].v, ind}, 1);
+      og_attr_int(L->c, g, "axis", axis);
+      x[i].d[axis] = len;
+      tv_set(L, &x[i], g->outputs[0]);
+    }
+  }
+  /* R_1, R_2, R_4, ...: levels[j] folds runs of 2^j elements; lens[j] of them */
+  int top = 0;
+  while (((int64_t)2 << top) <= win) top++;
+  Tv **levels = arena_alloc(ar, sizeof(Tv *) * (size_t)(top + 1));
+  bool **masks = arena_alloc(ar, sizeof(bool *) * (size_t)(top + 1));
+  int64_t *lens = arena_alloc(ar, sizeof(int64_t) * (size_t)(top + 1));
+  levels[0] = x;
+  masks[0] = valid;
+  lens[0] = len;
+  for (int j = 0; j < top; j++) {
+    int64_t step = ((int64_t)1 << j) * wdil, l = lens[j] - step;
+    Tv *a = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    Tv *b = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    levels[j + 1] = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    slice_all(f, levels[j], 0, l, a);
+    slice_all(f, levels[j], step, l, b);
+    if (fold_pair(f, a, b, masks[j], masks[j] + step, l, levels[j + 1]) != 0) return -1;
+    masks[j + 1] = arena_alloc(ar, (size_t)l + 1);
+    for (int64_t p = 0; p < l; p++) masks[j + 1][p] = masks[j][p] || masks[j][p + step];
+    lens[j + 1] = l;
+  }
+  Tv *acc = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+  bool *macc = arena_alloc(ar, (size_t)n_out + 1);
+  slice_all(f, levels[top], 0, n_out, acc);
+  memcpy(macc, masks[top], (size_t)n_out);
+  int64_t off = (int64_t)1 << top;
+  for (int j = top - 1; j >= 0; j--) {
+    if (!(win >> j & 1)) continue;
+    Tv *b = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    Tv *next = arena_alloc(ar, sizeof(Tv) * (size_t)f->n);
+    slice_all(f, levels[j], off * wdil, n_out, b);
+    if (fold_pair(f, acc, b, macc, masks[j] + off * wdil, n_out, next) != 0) return -1;
+    for (int64_t p = 0; p < n_out; p++) macc[p] = macc[p] || masks[j][p + off * wdil];
+    acc = next;
+    off += (int64_t)1 << j;
+  }
+  /* stride */
+  int64_t n_str = (n_out - 1) / str + 1;
+  bool *mout = arena_alloc(ar, (size_t)n_str + 1), all = true;
+  for (int64_t p = 0; p < n_str; p++) all &= mout[p] = macc[p * str];
+  for (int i = 0; i < f->n; i++) {
+    x[i] = acc[i];
+    if (str > 1) {
+      int64_t ax = axis, start = 0, end = n_out, step = str;
+      tv_slice(L, &x[i], 1, &ax, &start, &end, &step);
+    }
+  }
+  *mask_out = all ? NULL : mout;
+  return 0;
+}
+
+static int rw_by_body(Lower *L, const Op *op, const int64_t *win, const int64_t *str,
+                      const int64_t *wdil, const int64_t *bdil, const int64_t *pad) {
+  int n = op->n_operands / 2;
+  const Block *body = op->regions[0]->blocks[0];
+  if (!lw_body_is_associative(body))
+    return lw_unsupported(L, "a reduce_window body that is neither one add, multiply, maximum, "
+                             "minimum, and or or of its arguments nor another associative form "
+                             "(logaddexp; a selection by comparison): XLA folds each window in "
+                             "order, and no other order is known to give its result");
+  const Type *t0 = &op->operands[0]->type;
+  int r = t0->rank;
+  Tv *x = arena_alloc(L->c->arena, sizeof(Tv) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    const Type *ti = &op->operands[i]->type, *to = &op->results[i]->type;
+    if (ti->kind != TK_TENSOR || ti->rank != r || to->rank != r ||
+        !dims_equal(ti->dims, t0->dims, r))
+      return lw_unsupported(L, "reduce_window inputs of different shapes");
+    tv_from(L, &x[i], op->operands[i]);
+  }
+  /* the result's shape, checked; no window at all: the inits */
+  int64_t out_d[MAX_RANK];
+  bool empty = false;
+  for (int a = 0; a < r; a++) {
+    bool trivial = win[a] == 1 && str[a] == 1 && bdil[a] == 1 && pad[2 * a] == 0 &&
+                   pad[2 * a + 1] == 0;
+    if (trivial) {
+      out_d[a] = x[0].d[a];
+    } else if (x[0].d[a] == DIM_DYN) {
+      return lw_unsupported(L, "a window over the dynamic dimension %d (this body is folded "
+                               "with static lengths)", a);
+    } else {
+      out_d[a] = rw_axis_windows(L, x[0].d[a], win[a], str[a], wdil[a], bdil[a], pad[2 * a],
+                                 pad[2 * a + 1]);
+      if (out_d[a] < 0) return -1;
+    }
+    empty |= out_d[a] == 0;
+  }
+  for (int i = 0; i < n; i++) {
+    Tv expect = x[i];
+    memcpy(expect.d, out_d, sizeof(int64_t) * (size_t)r);
+    if (check_result(L, &expect, op->results[i]) != 0) return -1;
+  }
+  if (empty) {
+    for (int i = 0; i < n; i++)
+      lw_bind(L, op->results[i], lw_op2(L, "Expand", lw_get(L, op->operands[n + i]),
+                                        lw_const_i64s(L, r, out_d)));
+    return 0;
+  }
+  bool **masks = arena_alloc(L->c->arena, sizeof(bool *) * (size_t)r);
+  BodyFold f = {L, body, NULL, ET_UNDEF, n, r, 0};
+  for (int a = r - 1; a >= 0; a--) {
+    masks[a] = NULL;
+    bool trivial = win[a] == 1 && str[a] == 1 && bdil[a] == 1 && pad[2 * a] == 0 &&
+                   pad[2 * a + 1] == 0;
+    if (trivial) continue;
+    f.axis = a;
+    if (fold_axis(&f, x, win[a], str[a], wdil[a], bdil[a], pad[2 * a], pad[2 * a + 1],
+                  &masks[a]) != 0)
+      return -1;
+  }
+  /* XLA starts from the init: body(init, r); no element at all: the init */
+  OValue **args = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)(2 * n));
+  OValue **res = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    args[i] = lw_get(L, op->operands[n + i]);
+    args[n + i] = x[i].v;
+  }
+  if (lw_apply_body(L, body, args, r, x[0].d, res) != 0) return -1;
+  for (int i = 0; i < n; i++) {
+    tv_set(L, &x[i], res[i]);
+    for (int a = 0; a < r; a++)
+      if (masks[a])
+        tv_set(L, &x[i], where_of(L, axis_mask(L, masks[a], x[i].d[a], a, r), &x[i], args[i]));
+    if (check_result(L, &x[i], op->results[i]) != 0) return -1;
+  }
+  for (int i = 0; i < n; i++) lw_bind(L, op->results[i], x[i].v);
+  return 0;
+}
+
 int lower_reduce_window(Lower *L, const Op *op) {
-  if (op->n_operands != 2 || op->n_results != 1)
-    return lw_unsupported(L, "reduce_window over %d inputs (one is supported)",
-                          op->n_operands / 2);
+  int n_in = op->n_operands / 2;
+  if (n_in < 1 || op->n_operands != 2 * n_in || op->n_results != n_in || op->n_regions != 1 ||
+      op->regions[0]->n_blocks != 1 || op->regions[0]->blocks[0]->n_args != 2 * n_in)
+    return diag_error_op(L->c, H2O_EINPUT, op, "reduce_window expects N inputs, N init values, "
+                                               "N results and a body of 2N arguments");
   Window w;
   memset(&w, 0, sizeof w);
-  if (!body_reducer(op, &w.red))
-    return lw_unsupported(L, "the body is not one add, multiply, maximum, minimum, and or or "
-                             "of its two arguments");
+  bool by_body = n_in != 1 || !body_reducer(op, &w.red);
   const Value *xv = op->operands[0];
   Value *res = op->results[0];
   if (xv->type.kind != TK_TENSOR || res->type.kind != TK_TENSOR ||
@@ -1300,8 +1581,8 @@ int lower_reduce_window(Lower *L, const Op *op) {
     if (w.win[a] < 1 || w.str[a] < 1 || w.wdil[a] < 1 || bdil[a] < 1)
       return lw_unsupported(L, "window sizes, strides and dilations must be positive");
   }
-  if (!all_equal(bdil, r, 1))
-    return lw_unsupported(L, "base_dilations other than 1 (no ONNX pool dilates its input)");
+  if (by_body || !all_equal(bdil, r, 1))
+    return rw_by_body(L, op, w.win, w.str, w.wdil, bdil, pad);
   double init;
   w.neutral = constant_scalar(L, w.init_hlo, &init) && is_neutral(w.red, w.et, init);
 
@@ -1316,9 +1597,68 @@ int lower_reduce_window(Lower *L, const Op *op) {
   int rc = rw_cumsum(L, &w, &x);
   const char *why = "";
   if (rc == 1) rc = rw_pool(L, &w, &x, window_count(&w) <= MAX_UNROLLED_WINDOW, &why);
+  /* a window too large to unroll (a long cumprod, cummax of i64): doubling */
+  if (rc == 1 && window_count(&w) > MAX_UNROLLED_WINDOW)
+    return rw_by_body(L, op, w.win, w.str, w.wdil, bdil, pad);
   if (rc == 1) rc = rw_unrolled(L, &w, &x, why);
   if (rc != 0) return -1;
   if (check_result(L, &x, res) != 0) return -1;
   lw_bind(L, res, x.v);
+  return 0;
+}
+
+/* select_and_scatter's selection (lower/pool_grad.c): x[0] the keys, x[1..n)
+ * what follows them (the positions), folded over each window by the
+ * `select` region as rw_by_body folds a body: select(a, b) keeps a, else b,
+ * as XLA walks a window.  Padding is never selected.  out[i] get the
+ * selected values per window (out_dims); *empty the windows wholly in the
+ * padding as a bool constant, NULL when there are none.  Windowed axes
+ * must be static. */
+int lw_window_select(Lower *L, const Block *select, int n, OValue *const *x,
+                     const ElemType *ets, int rank, const int64_t *dims, const int64_t *win,
+                     const int64_t *str, const int64_t *pad, OValue **out, int64_t *out_dims,
+                     OValue **empty) {
+  Tv *t = arena_alloc(L->c->arena, sizeof(Tv) * (size_t)n);
+  for (int i = 0; i < n; i++) {
+    /* onnxruntime has no u64 Where: u64 keys travel as i64 of the same bits */
+    t[i].et = ets[i] == ET_U64 ? ET_I64 : ets[i];
+    t[i].v = lw_cast(L, x[i], t[i].et);
+    t[i].rank = rank;
+    memcpy(t[i].d, dims, sizeof(int64_t) * (size_t)rank);
+  }
+  bool *masks[MAX_RANK] = {0};
+  BodyFold f = {L, NULL, select, ets[0], n, rank, 0};
+  for (int a = rank - 1; a >= 0; a--) { /* row-major: the last axis first */
+    if (win[a] == 1 && str[a] == 1 && pad[2 * a] == 0 && pad[2 * a + 1] == 0) continue;
+    if (dims[a] == DIM_DYN)
+      return lw_unsupported(L, "a window over the dynamic dimension %d", a);
+    int64_t windows = rw_axis_windows(L, dims[a], win[a], str[a], 1, 1, pad[2 * a],
+                                      pad[2 * a + 1]);
+    if (windows < 0) return -1;
+    if (windows == 0) return lw_unsupported(L, "no window on axis %d", a);
+    f.axis = a;
+    if (fold_axis(&f, t, win[a], str[a], 1, 1, pad[2 * a], pad[2 * a + 1], &masks[a]) != 0)
+      return -1;
+  }
+  for (int i = 0; i < n; i++) out[i] = lw_cast(L, t[i].v, ets[i]);
+  memcpy(out_dims, t[0].d, sizeof(int64_t) * (size_t)rank);
+  *empty = NULL;
+  bool any = false;
+  for (int a = 0; a < rank; a++) any |= masks[a] != NULL;
+  if (!any) return 0;
+  int64_t numel = 1;
+  for (int a = 0; a < rank; a++) {
+    if (out_dims[a] < 0) return lw_unsupported(L, "padding over a dynamic dimension");
+    numel *= out_dims[a];
+  }
+  uint8_t *buf = arena_alloc(L->c->arena, (size_t)numel + 1);
+  int64_t pos[MAX_RANK] = {0};
+  for (int64_t e = 0; e < numel; e++) {
+    bool full = true;
+    for (int a = 0; a < rank; a++) full &= !masks[a] || masks[a][pos[a]];
+    buf[e] = !full;
+    lw_next_pos(pos, out_dims, rank);
+  }
+  *empty = lw_const_data(L, ET_BOOL, rank, out_dims, (Data){DATA_RAW, buf, (size_t)numel});
   return 0;
 }

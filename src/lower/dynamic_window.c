@@ -120,7 +120,8 @@ int lower_dynamic_reduce_window(Lower *L, const Op *op) {
   if (!adds(L, op))
     return lw_unsupported(L, "only sums are supported (the reducer of a dynamic window is not "
                              "one stablehlo.add): cummax, cummin and cumprod along a symbolic "
-                             "axis have no ONNX equivalent");
+                             "axis would need a scan over a run-time length (an ONNX Loop), "
+                             "which is not written yet");
   if (!et_is_float(t->et) && !et_is_int(t->et))
     return lw_unsupported(L, "sums of %s", et_mlir_name(t->et));
   IntVec win, str, bdil, wdil, pad;

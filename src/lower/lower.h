@@ -149,6 +149,31 @@ int lower_lapack_decomposition(Lower *L, const Op *op, const char *target);
 /* The same for a custom_call that complex.c lowers (eig's results are
  * complex): refused with the reason; 1 when op is none of those calls. */
 int lower_complex_lapack_decomposition(Lower *L, const Op *op);
+/* lower/sort.c: custom_call @ApproxTopK (lax.approx_max_k / approx_min_k),
+ * as an exact top k; called by lower_custom_call. */
+int lower_approx_top_k(Lower *L, const Op *op);
+
+/* lower/body.c: the block b of scalars (a reduce or reduce_window body)
+ * applied element by element: args[i] (one per block argument) are tensors
+ * of shape (rank, dims), or rank-0 values that broadcast (an init);
+ * results[i] gets the value of the return's operand i, of that shape.
+ * Returns 0, or -1 after reporting (an op that is not elementwise). */
+int lw_apply_body(Lower *L, const Block *b, OValue *const *args, int rank, const int64_t *dims,
+                  OValue **results);
+/* Whether b is a body known to be associative (one add, multiply, max,
+ * min, and, or, xor of its arguments; jnp.logaddexp; a selection of
+ * (key, companions) by a comparison of the keys), so that applying it in
+ * a tree gives what XLA's element-by-element fold does. */
+bool lw_body_is_associative(const Block *b);
+/* lower/conv.c: select_and_scatter's selection over windows (win, str,
+ * pad: 2 per axis) of the static-windowed tensors x[0] (keys) and
+ * x[1..n) (carried along): out[i] the selected value per window, of
+ * out_dims; *empty the windows wholly in the padding (a bool constant),
+ * NULL when there are none. */
+int lw_window_select(Lower *L, const Block *select, int n, OValue *const *x,
+                     const ElemType *ets, int rank, const int64_t *dims, const int64_t *win,
+                     const int64_t *str, const int64_t *pad, OValue **out, int64_t *out_dims,
+                     OValue **empty);
 
 /* lower/complex.c: whether op reads or makes a complex tensor (calls,
  * returns and control flow aside, which pass values along); lw_block then

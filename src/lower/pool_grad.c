@@ -1,6 +1,18 @@
 /* pool_grad.c - stablehlo.select_and_scatter: the gradient of a max pool,
  * which JAX emits for jax.grad through reduce_window max (nnx.max_pool,
- * lax.reduce_window with lax.max), e.g. when a training step is exported.
+ * lax.reduce_window with lax.max), e.g. when a training step is exported;
+ * and its other forms (a min pool's gradient, lax internals).
+ *
+ * Other forms - select compare GT, LE or LT; scatter multiply, maximum or
+ * minimum; integer elements; windows wholly in (or cropped by) the padding;
+ * more than 3 windowed axes - select with lw_window_select (lower/conv.c):
+ * the select region folds each window over (operand, flat position) pairs
+ * as XLA walks it, padding never selected; then ScatterElements with the
+ * scatter region's reduction puts each window's source on the selected
+ * position.  A window with nothing to select sends its source to a spare
+ * slot cut off after.  Among equal values XLA's CPU pick in strided windows
+ * follows no fixed order (measured), so only tie-free windows are certain to
+ * match there; unstrided ones keep the first in row-major order, as XLA.
  *
  * select_and_scatter picks one element per window with its `select` region
  * and adds the window's source value onto it; elements no window picks get
@@ -91,6 +103,105 @@ static ElemType scatter_type(ElemType et) {
   }
 }
 
+/* ---- any other form ------------------------------------------------------ */
+
+/* The select region compares its two arguments GE, GT, LE or LT: a choice
+ * that XLA's walk over the window and a fold in any grouping make alike
+ * (the first maximum for GE, the last for GT, ...). */
+static bool select_is_order(const Region *r) {
+  const Op *o = region_op(r, OP_COMPARE);
+  const Attr *a = o ? ir_op_attr(o, "comparison_direction") : NULL;
+  return a && a->s &&
+         (strcmp(a->s, "GE") == 0 || strcmp(a->s, "GT") == 0 || strcmp(a->s, "LE") == 0 ||
+          strcmp(a->s, "LT") == 0);
+}
+
+/* The type ScatterElements computes `reduction` of et in: onnxruntime's
+ * kernels take f32, f64, i32, i64; integers wrap back on the final Cast for
+ * add and mul, and keep their order in a wider signed type for max and
+ * min (u64 has none).  ET_UNDEF when there is no exact one. */
+static ElemType general_scatter_type(ElemType et, const char *reduction) {
+  bool ordered = strcmp(reduction, "max") == 0 || strcmp(reduction, "min") == 0;
+  switch (et) {
+  case ET_F32: case ET_F64: case ET_I32: case ET_I64: return et;
+  case ET_F16: case ET_BF16: return ET_F32;
+  case ET_I8: case ET_I16: case ET_U8: case ET_U16: return ET_I32;
+  case ET_U32: return ET_I64;
+  case ET_U64: return ordered ? ET_UNDEF : ET_I64;
+  default: return ET_UNDEF;
+  }
+}
+
+/* Selects with lw_window_select over (operand, its flat positions), then
+ * scatters each window's source onto the selected position with
+ * ScatterElements and the scatter region's reduction.  A window wholly in
+ * the padding selects nothing: its source goes to a spare last slot, cut
+ * off after.  The operand's shape must be static. */
+static int select_and_scatter_general(Lower *L, const Op *op, const int64_t *win,
+                                      const int64_t *str, const int64_t *pad) {
+  const Type *t = &op->operands[0]->type, *ts = &op->operands[1]->type;
+  int r = t->rank;
+  static const struct { OpKind kind; const char *reduction; int opset; } scatters[] = {
+      {OP_ADD, "add", 16}, {OP_MULTIPLY, "mul", 16}, {OP_MAXIMUM, "max", 18},
+      {OP_MINIMUM, "min", 18}};
+  const char *reduction = NULL;
+  for (size_t i = 0; i < sizeof scatters / sizeof scatters[0] && !reduction; i++)
+    if (region_op(op->regions[1], scatters[i].kind)) {
+      if (L->opset < scatters[i].opset)
+        return lw_unsupported(L, "a scatter region of %s needs opset %d (ScatterElements' "
+                                 "reduction)", op_table[scatters[i].kind].name,
+                              scatters[i].opset);
+      reduction = scatters[i].reduction;
+    }
+  if (!reduction)
+    return lw_unsupported(L, "a scatter region that is not one add, multiply, maximum or "
+                             "minimum of its arguments (ScatterElements' reductions)");
+  if (!select_is_order(op->regions[0]))
+    return lw_unsupported(L, "a select region that is not one compare GE, GT, LE or LT of its "
+                             "arguments");
+  ElemType et = t->et, st = general_scatter_type(et, reduction);
+  if (st == ET_UNDEF)
+    return lw_unsupported(L, "a %s scatter of %s elements", reduction, et_mlir_name(et));
+  if (!type_is_static(t) || !type_is_static(ts))
+    return lw_unsupported(L, "this select_and_scatter over a dynamic shape");
+  int64_t numel = type_numel(t), slots = numel + 1, flat = -1;
+  OValue *range = lw_op3(L, "Range", lw_const_scalar(L, ET_I64, 0),
+                         lw_const_scalar(L, ET_I64, (double)numel),
+                         lw_const_scalar(L, ET_I64, 1));
+  lw_typed(L, range, ET_I64, 1, &numel);
+  OValue *pos = reshape(L, range, r, t->dims, ET_I64);
+  OValue *x[2] = {lw_get(L, op->operands[0]), pos}, *sel[2], *empty;
+  ElemType ets[2] = {et, ET_I64};
+  int64_t odims[MAX_RANK];
+  if (lw_window_select(L, op->regions[0]->blocks[0], 2, x, ets, r, t->dims, win, str, pad, sel,
+                       odims, &empty) != 0)
+    return -1;
+  for (int a = 0; a < r; a++)
+    if (odims[a] != ts->dims[a])
+      return diag_error_op(L->c, H2O_EINPUT, op, "select_and_scatter: the source has %lld "
+                           "windows on axis %d, not %lld", (long long)ts->dims[a], a,
+                           (long long)odims[a]);
+  OValue *idx = sel[1];
+  if (empty)
+    idx = lw_typed(L, lw_op3(L, "Where", empty, lw_const_scalar(L, ET_I64, (double)numel), idx),
+                   ET_I64, r, odims);
+  idx = reshape(L, idx, 1, &flat, ET_I64);
+  OValue *src = reshape(L, lw_cast(L, lw_get(L, op->operands[1]), st), 1, &flat, st);
+  OValue *base = lw_cast(L, lw_get(L, op->operands[2]), st);
+  base = lw_typed(L, lw_op2(L, "Expand", base, lw_const_i64s(L, 1, &slots)), st, 1, &slots);
+  ONode *sc = lw_node(L, "ScatterElements", 3, (OValue *[]){base, idx, src}, 1);
+  og_attr_int(L->c, sc, "axis", 0);
+  og_attr_string(L->c, sc, "reduction", reduction);
+  OValue *out = lw_typed(L, sc->outputs[0], st, 1, &slots);
+  int64_t zero = 0, ax = 0;
+  OValue *in[4] = {out, lw_const_i64s(L, 1, &zero), lw_const_i64s(L, 1, &numel),
+                   lw_const_i64s(L, 1, &ax)};
+  out = lw_typed(L, lw_node(L, "Slice", 4, in, 1)->outputs[0], st, 1, &numel);
+  out = reshape(L, out, r, t->dims, st);
+  lw_bind(L, op->results[0], lw_cast(L, out, et));
+  return 0;
+}
+
 int lower_select_and_scatter(Lower *L, const Op *op) {
   if (op->n_operands != 3 || op->n_results != 1 || op->n_regions != 2)
     return diag_error_op(L->c, H2O_EINPUT, op,
@@ -99,17 +210,18 @@ int lower_select_and_scatter(Lower *L, const Op *op) {
   int r = t->rank;
   if (r < 1 || r > MAX_RANK || ts->rank != r)
     return diag_error_op(L->c, H2O_EINPUT, op, "select_and_scatter: operand and source ranks");
-  if (!select_is_ge(op->regions[0]) || !region_op(op->regions[1], OP_ADD))
-    return lw_unsupported(L, "only the max-pool gradient form (select: compare GE, scatter: "
-                             "add) converts");
-  ElemType et = t->et, ct = pool_type(et);
-  if (ct == ET_UNDEF) return lw_unsupported(L, "%s elements", et_mlir_name(et));
-
   int64_t win[MAX_RANK], str[MAX_RANK], pad[2 * MAX_RANK];
   if (ints_attr(L, op, "window_dimensions", r, 1, win) != 0 ||
       ints_attr(L, op, "window_strides", r, 1, str) != 0 ||
       ints_attr(L, op, "padding", 2 * r, 0, pad) != 0)
     return -1;
+  ElemType et = t->et, ct = pool_type(et);
+  bool pool_form = select_is_ge(op->regions[0]) && region_op(op->regions[1], OP_ADD) &&
+                   ct != ET_UNDEF && et_is_float(et);
+  for (int d = 0; d < r && pool_form; d++)
+    pool_form = win[d] >= 1 && str[d] >= 1 && pad[2 * d] >= 0 && pad[2 * d + 1] >= 0 &&
+                pad[2 * d] < win[d] && pad[2 * d + 1] < win[d];
+  if (!pool_form) return select_and_scatter_general(L, op, win, str, pad);
 
   /* Window axes last, in order; the others first, in order. */
   int64_t perm[MAX_RANK], inv[MAX_RANK], tdims[MAX_RANK], sdims[MAX_RANK];
@@ -120,7 +232,7 @@ int lower_select_and_scatter(Lower *L, const Op *op) {
   for (int d = 0; d < r; d++)
     if (!(win[d] == 1 && str[d] == 1 && pad[2 * d] == 0 && pad[2 * d + 1] == 0)) perm[np++] = d;
   nsp = r - n_other;
-  if (nsp > 3) return lw_unsupported(L, "%d windowed axes (MaxPool takes at most 3)", nsp);
+  if (nsp > 3) return select_and_scatter_general(L, op, win, str, pad); /* MaxPool: 3 at most */
 
   /* M is -1 (for Reshape) when an unwindowed axis is dynamic */
   int64_t m = 1, kernel[3], strides[3], pads[6], pool_in[5], pool_out[5];

@@ -6,8 +6,13 @@
  *   - each result the reduction of one operand by one binary op
  *     (add/multiply/maximum/minimum; and/or on i1) -> ReduceSum/Prod/Max/Min;
  *   - the (value, iota index) pair JAX emits for argmax/argmin, with its
- *     compare GT/LT, NaN test and smaller-index tie-break -> ArgMax/ArgMin.
- * Anything else is reported naming the ops found in the body.
+ *     compare GT/LT, NaN test and smaller-index tie-break -> ArgMax/ArgMin;
+ *   - any other associative body (xor; bitwise and/or of integers;
+ *     lw_body_is_associative) -> the body itself applied in halving steps
+ *     (lower_reduce_by_body).
+ * Anything else is reported naming the ops found in the body.  u64 max/min
+ * and argmax/argmin, which onnxruntime has no kernels for, compare in i64
+ * through an order-preserving map (ordered_i64).
  *
  * JAX semantics kept: an init value that is not the reduction's identity is
  * combined with the result; max/min over floats propagate NaN (onnxruntime's
@@ -27,7 +32,7 @@ typedef enum RKind { RK_NONE = 0, RK_SUM, RK_PROD, RK_MAX, RK_MIN } RKind;
  * (cast there and back), from the kernels onnxruntime registers: Sum/Prod
  * take f16/f32/f64/i32/i64, Max/Min also i8/u8 and (opset 20) bool.
  * Narrow integers widen: the cast back wraps as the narrow sum would.
- * ET_UNDEF: no exact way (max/min of u64). */
+ * u64 max/min compare in i64 through ordered_i64. */
 static ElemType reduce_type(Lower *L, RKind k, ElemType et) {
   switch (et) {
   case ET_F32: case ET_F64: case ET_F16: case ET_I32: case ET_I64: return et;
@@ -35,7 +40,7 @@ static ElemType reduce_type(Lower *L, RKind k, ElemType et) {
   case ET_I8: case ET_U8: return k == RK_MAX || k == RK_MIN ? et : ET_I32;
   case ET_I16: case ET_U16: return ET_I32;
   case ET_U32: return ET_I64;
-  case ET_U64: return k == RK_SUM || k == RK_PROD ? ET_I64 : ET_UNDEF; /* same bits mod 2^64 */
+  case ET_U64: return ET_I64; /* sums: same bits mod 2^64; max/min: ordered_i64 */
   case ET_BOOL: return L->opset >= 20 ? ET_BOOL : ET_U8;
   default: return ET_UNDEF;
   }
@@ -52,6 +57,20 @@ static ElemType arg_type(ElemType et) {
   case ET_U32: return ET_I64;
   default: return ET_UNDEF;
   }
+}
+
+/* onnxruntime has no ReduceMax/ReduceMin/ArgMax/ArgMin for u64.  x + 2^63
+ * (wrapping) cast to i64 orders as x does: [0, 2^63) goes to [-2^63, 0),
+ * the rest to [0, 2^63); u64 Add and the bit-keeping Cast are exact. */
+static OValue *ordered_i64(Lower *L, OValue *x, const Type *t) {
+  OValue *shifted = lw_op2(L, "Add", x, lw_const_scalar(L, ET_U64, 0x1p63));
+  return lw_cast(L, lw_typed(L, shifted, ET_U64, t->rank, t->dims), ET_I64);
+}
+
+static OValue *from_ordered_i64(Lower *L, OValue *m, const Type *t) {
+  OValue *u = lw_typed(L, lw_cast(L, m, ET_U64), ET_U64, t->rank, t->dims);
+  return lw_typed(L, lw_op2(L, "Add", u, lw_const_scalar(L, ET_U64, 0x1p63)), ET_U64, t->rank,
+                  t->dims);
 }
 
 /* ---- constants ---------------------------------------------------------- */
@@ -227,8 +246,13 @@ static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, cons
    * init value to be an identity, and JAX's numbers are the reference. */
   if (n == 0) return x;
   static const char *const names[] = {NULL, "ReduceSum", "ReduceProd", "ReduceMax", "ReduceMin"};
-  OValue *xc = lw_cast(L, x, ce);
+  bool ordered = et == ET_U64 && (k == RK_MAX || k == RK_MIN);
+  OValue *xc = ordered ? ordered_i64(L, x, ti) : lw_cast(L, x, ce);
   OValue *r = lw_typed(L, reduce_node(L, names[k], xc, axes, n), ce, to->rank, to->dims);
+  if (ordered) { /* back to u64, where the init joins */
+    r = from_ordered_i64(L, r, to);
+    ce = ET_U64;
+  }
   if (et_is_float(et) && (k == RK_MAX || k == RK_MIN)) {
     OValue *nan = any_nan(L, xc, axes, n, ti, to, NULL);
     r = lw_typed(L, lw_op3(L, "Where", nan, lw_const_scalar(L, ce, NAN), r), ce, to->rank,
@@ -304,7 +328,8 @@ static int lower_argminmax(Lower *L, const Op *op, const Block *body, const Op *
       !scalar_value(L, iinit, &f, &i0) || i0 != 0)
     return lw_unsupported(L, "argmax/argmin with init values other than (%s, 0)",
                           is_max ? "lowest" : "highest");
-  ElemType ce = arg_type(ti->et);
+  bool ordered = ti->et == ET_U64;
+  ElemType ce = ordered ? ET_I64 : arg_type(ti->et);
   if (ce == ET_UNDEF)
     return lw_unsupported(L, "argmax/argmin over %s", et_mlir_name(ti->et));
 
@@ -314,7 +339,7 @@ static int lower_argminmax(Lower *L, const Op *op, const Block *body, const Op *
     lw_bind(L, op->results[1], lw_op2(L, "Expand", iinit, shape));
     return 0;
   }
-  OValue *x = lw_cast(L, lw_get(L, xv), ce);
+  OValue *x = ordered ? ordered_i64(L, lw_get(L, xv), ti) : lw_cast(L, lw_get(L, xv), ce);
   ONode *arg = lw_node(L, is_max ? "ArgMax" : "ArgMin", 1, &x, 1);
   og_attr_int(L->c, arg, "axis", axes[0]);
   og_attr_int(L->c, arg, "keepdims", 0);
@@ -334,8 +359,117 @@ static int lower_argminmax(Lower *L, const Op *op, const Block *body, const Op *
     val = lw_typed(L, lw_op3(L, "Where", any, lw_const_scalar(L, ce, NAN), val), ce, tv->rank,
                 tv->dims);
   }
+  if (ordered) val = from_ordered_i64(L, val, tv);
   lw_bind(L, op->results[0], lw_cast(L, val, tv->et));
   lw_bind(L, op->results[1], lw_cast(L, idx, tidx->et));
+  return 0;
+}
+
+/* ---- any other body: halving by the body itself ------------------------- */
+
+/* x[start:end:step] along `axis`, typed (et, rank, dims). */
+static OValue *slice_axis(Lower *L, OValue *x, int64_t axis, int64_t start, int64_t end,
+                          int64_t step, ElemType et, int rank, const int64_t *dims) {
+  OValue *in[5] = {x, lw_const_i64s(L, 1, &start), lw_const_i64s(L, 1, &end),
+                   lw_const_i64s(L, 1, &axis), lw_const_i64s(L, 1, &step)};
+  return lw_typed(L, lw_node(L, "Slice", 5, in, 1)->outputs[0], et, rank, dims);
+}
+
+/* A reduce whose body is no ONNX reduction (xor; bitwise and/or of
+ * integers; several results that depend on each other): each reduced axis
+ * is halved by the body, body(x[0::2], x[1::2]) with an odd last element
+ * carried along, until one element is left: ceil(log2 n) applications of
+ * the body.  Pairing neighbours keeps the elements in order, so any
+ * associative body (XLA assumes one; the spec leaves the order open) gives
+ * XLA's result; axes are folded last first, row-major as XLA walks them.
+ * Then body(init, r): XLA starts from the init.  Reduced axes must be
+ * static. */
+static int lower_reduce_by_body(Lower *L, const Op *op, const Block *body, const int64_t *axes,
+                                int n) {
+  int m = op->n_results;
+  const Type *t0 = &op->operands[0]->type;
+  int r = t0->rank;
+  int64_t dims[MAX_RANK];
+  memcpy(dims, t0->dims, sizeof(int64_t) * (size_t)r);
+  for (int i = 1; i < m; i++) {
+    const Type *ti = &op->operands[i]->type;
+    if (ti->rank != r || memcmp(ti->dims, t0->dims, sizeof(int64_t) * (size_t)r) != 0)
+      return diag_error_op(L->c, H2O_EINPUT, op, "reduce inputs of different shapes");
+  }
+  if (!lw_body_is_associative(body))
+    return lw_unsupported(L, "a reduce body that is not a single add/multiply/maximum/minimum/"
+                             "and/or/xor per result, argmax/argmin or another associative form "
+                             "(found: %s): XLA folds the elements in order, and no other order "
+                             "is known to give its result", body_ops(L, body));
+  for (int a = 0; a < n; a++)
+    if (dims[axes[a]] == DIM_DYN)
+      return lw_unsupported(L, "a reduce body that is no ONNX reduction (%s) over the dynamic "
+                               "dimension %lld", body_ops(L, body), (long long)axes[a]);
+  Arena *ar = L->c->arena;
+  OValue **xs = arena_alloc(ar, sizeof(OValue *) * (size_t)m);
+  OValue **out = arena_alloc(ar, sizeof(OValue *) * (size_t)m);
+  OValue **args = arena_alloc(ar, sizeof(OValue *) * (size_t)(2 * m));
+  for (int i = 0; i < m; i++) xs[i] = lw_get(L, op->operands[i]);
+  if (n == 0) { /* as reduce_one: XLA drops a reduce over no dimensions */
+    for (int i = 0; i < m; i++) lw_bind(L, op->results[i], xs[i]);
+    return 0;
+  }
+  const Type *to = &op->results[0]->type;
+  for (int a = 0; a < n; a++)
+    if (dims[axes[a]] == 0) { /* empty: the inits */
+      if (!type_is_static(to)) return lw_unsupported(L, "an empty reduce of dynamic shape");
+      OValue *shape = lw_const_i64s(L, to->rank, to->dims);
+      for (int i = 0; i < m; i++)
+        lw_bind(L, op->results[i], lw_op2(L, "Expand", lw_get(L, op->operands[m + i]), shape));
+      return 0;
+    }
+  int64_t order[MAX_RANK];
+  memcpy(order, axes, sizeof(int64_t) * (size_t)n);
+  for (int a = 0; a < n; a++) /* descending: the last axis first */
+    for (int b = a + 1; b < n; b++)
+      if (order[b] > order[a]) {
+        int64_t tmp = order[a];
+        order[a] = order[b];
+        order[b] = tmp;
+      }
+  for (int a = 0; a < n; a++) {
+    int64_t ax = order[a];
+    while (dims[ax] > 1) {
+      int64_t len = dims[ax], half = len / 2;
+      int64_t hdims[MAX_RANK];
+      memcpy(hdims, dims, sizeof(int64_t) * (size_t)r);
+      hdims[ax] = half;
+      for (int i = 0; i < m; i++) {
+        ElemType et = op->operands[i]->type.et;
+        args[i] = slice_axis(L, xs[i], ax, 0, 2 * half, 2, et, r, hdims);
+        args[m + i] = slice_axis(L, xs[i], ax, 1, 2 * half, 2, et, r, hdims);
+      }
+      if (lw_apply_body(L, body, args, r, hdims, out) != 0) return -1;
+      dims[ax] = half + len % 2;
+      for (int i = 0; i < m; i++) {
+        ElemType et = op->operands[i]->type.et;
+        if (len % 2) {
+          hdims[ax] = 1;
+          OValue *tail = slice_axis(L, xs[i], ax, len - 1, len, 1, et, r, hdims);
+          ONode *cat = lw_node(L, "Concat", 2, (OValue *[]){out[i], tail}, 1);
+          og_attr_int(L->c, cat, "axis", ax);
+          out[i] = cat->outputs[0];
+        }
+        xs[i] = lw_typed(L, out[i], et, r, dims);
+      }
+    }
+  }
+  /* drop the reduced axes (now of length 1), then join the inits */
+  for (int i = 0; i < m; i++) {
+    ElemType et = op->operands[i]->type.et;
+    OValue *in[2] = {xs[i], lw_const_i64s(L, n, axes)};
+    ONode *sq = lw_node(L, "Squeeze", L->opset >= 13 ? 2 : 1, in, 1);
+    if (L->opset < 13) og_attr_ints(L->c, sq, "axes", axes, n);
+    args[i] = lw_get(L, op->operands[m + i]);
+    args[m + i] = lw_typed(L, sq->outputs[0], et, to->rank, to->dims);
+  }
+  if (lw_apply_body(L, body, args, to->rank, to->dims, out) != 0) return -1;
+  for (int i = 0; i < m; i++) lw_bind(L, op->results[i], out[i]);
   return 0;
 }
 
@@ -387,7 +521,8 @@ int lower_reduce(Lower *L, const Op *op) {
     }
     return 0;
   }
-  if (m == 2) return lower_argminmax(L, op, body, ret, axes, n);
-  return lw_unsupported(L, "a reduce body that is not a single add/multiply/maximum/minimum/"
-                           "and/or per result (found: %s)", body_ops(L, body));
+  bool nan_test;
+  if (m == 2 && argminmax_body(body, ret, &nan_test))
+    return lower_argminmax(L, op, body, ret, axes, n);
+  return lower_reduce_by_body(L, op, body, axes, n);
 }

@@ -308,14 +308,10 @@ static int key_passes(Lower *L, OValue *x, const Type *t, const SortKey *k, Sort
     out[0] = (SortPass){lw_cast(L, x, ET_I64), big};
     return 1;
   case ET_U64: {
-    if (L->opset < 18) return -1;
-    /* the same bits as i64, top bit flipped: unsigned order becomes signed */
-    OValue *s = lw_cast(L, x, ET_I64);
-    int64_t *top = arena_alloc(L->c->arena, sizeof *top);
-    *top = INT64_MIN;
-    Data d = {DATA_RAW, top, sizeof *top};
-    OValue *flip = lw_const_data(L, ET_I64, 0, NULL, d);
-    out[0] = (SortPass){shaped(L, lw_op2(L, "BitwiseXor", s, flip), ET_I64, t), big};
+    /* x + 2^63 (wrapping) as i64 of the same bits: the top bit flipped, so
+     * unsigned order becomes signed (u64 Add and Cast at every opset) */
+    OValue *s = shaped(L, lw_op2(L, "Add", x, lw_const_scalar(L, ET_U64, 0x1p63)), ET_U64, t);
+    out[0] = (SortPass){shaped(L, lw_cast(L, s, ET_I64), ET_I64, t), big};
     return 1;
   }
   default:
@@ -405,8 +401,7 @@ int lower_sort(Lower *L, const Op *op) {
     const Value *xv = op->operands[keys[i].operand];
     int m = key_passes(L, lw_get(L, xv), &xv->type, &keys[i], passes + np);
     if (m < 0)
-      return lw_unsupported(L, "sorting by %s keys%s", et_mlir_name(xv->type.et),
-                            xv->type.et == ET_U64 ? " needs opset 18 (BitwiseXor)" : "");
+      return lw_unsupported(L, "sorting by %s keys", et_mlir_name(xv->type.et));
     np += m;
   }
   OValue *vals = NULL;
@@ -433,6 +428,34 @@ int lower_sort(Lower *L, const Op *op) {
 /* The k largest elements along the last axis, largest first, ties in index
  * order, and their indices - JAX's lax.top_k, whose order is TOTALORDER's
  * (NaN largest, +0.0 above -0.0): as a sort by one descending key. */
+/* The k first elements of x (result 0) and their positions (result 1)
+ * along `axis` in the order of `key`. */
+static int emit_top_k(Lower *L, const Op *op, const char *what, int axis, int64_t kk,
+                      const SortKey *key) {
+  const Value *xv = op->operands[0];
+  const Type *t = &xv->type, *tv = &op->results[0]->type, *ti = &op->results[1]->type;
+  OValue *x = lw_get(L, xv);
+  SortPass passes[2];
+  int np = key_passes(L, x, t, key, passes);
+  if (np < 0)
+    return lw_unsupported(L, "%s of %s elements", what, et_mlir_name(t->et));
+  OValue *vals = NULL, *idx;
+  if (np == 1) {
+    idx = topk(L, passes[0].key, lw_const_i64s(L, 1, &kk), axis, passes[0].largest, tv, &vals);
+  } else {
+    /* two passes sort the whole axis; the first k positions are the result */
+    OValue *perm = stable_permutation(L, passes, np, axis_length(L, x, t, axis), axis, t, NULL);
+    int64_t zero = 0, ax = axis;
+    OValue *in[4] = {perm, lw_const_i64s(L, 1, &zero), lw_const_i64s(L, 1, &kk),
+                     lw_const_i64s(L, 1, &ax)};
+    idx = shaped(L, lw_node(L, "Slice", 4, in, 1)->outputs[0], ET_I64, tv);
+  }
+  OValue *v = np == 1 && passes[0].key == x ? vals : gather_elements(L, x, idx, axis, t->et, tv);
+  lw_bind(L, op->results[0], v);
+  lw_bind(L, op->results[1], lw_cast(L, idx, ti->et));
+  return 0;
+}
+
 int lower_top_k(Lower *L, const Op *op) {
   int64_t kk;
   const Attr *ka = ir_op_attr(op, "k");
@@ -446,26 +469,58 @@ int lower_top_k(Lower *L, const Op *op) {
   if (kk < 0 || (t->dims[axis] != DIM_DYN && kk > t->dims[axis]))
     return diag_error_op(L->c, H2O_EINPUT, op, "top_k: k = %lld does not fit the last axis",
                          (long long)kk);
-  OValue *x = lw_get(L, xv);
   SortKey key = {0, true, false};
-  SortPass passes[2];
-  int np = key_passes(L, x, t, &key, passes);
-  if (np < 0)
-    return lw_unsupported(L, "top_k of %s elements%s", et_mlir_name(t->et),
-                          t->et == ET_U64 ? " needs opset 18 (BitwiseXor)" : "");
-  OValue *vals = NULL, *idx;
-  if (np == 1) {
-    idx = topk(L, passes[0].key, lw_const_i64s(L, 1, &kk), axis, true, tv, &vals);
-  } else {
-    /* two passes sort the whole axis; the first k positions are the result */
-    OValue *perm = stable_permutation(L, passes, np, axis_length(L, x, t, axis), axis, t, NULL);
-    int64_t zero = 0, ax = axis;
-    OValue *in[4] = {perm, lw_const_i64s(L, 1, &zero), lw_const_i64s(L, 1, &kk),
-                     lw_const_i64s(L, 1, &ax)};
-    idx = shaped(L, lw_node(L, "Slice", 4, in, 1)->outputs[0], ET_I64, tv);
-  }
-  OValue *v = np == 1 && passes[0].key == x ? vals : gather_elements(L, x, idx, axis, t->et, tv);
-  lw_bind(L, op->results[0], v);
-  lw_bind(L, op->results[1], lw_cast(L, idx, ti->et));
-  return 0;
+  return emit_top_k(L, op, "top_k", axis, kk, &key);
+}
+
+/* custom_call @ApproxTopK (lax.approx_max_k / approx_min_k): operands x,
+ * the iota of positions along reduction_dim and two init values (the TPU
+ * algorithm's padding); the comparator (GT: max, LT: min) is
+ * called_computations[0]; mhlo.backend_config holds top_k and
+ * reduction_dim (with a symbolic batch, two result-shape operands
+ * follow).  recall_target only lets the TPU miss some of the true top k:
+ * the exact top k, which XLA's CPU fallback computes too, is a valid
+ * answer, and the one JAX gives here. */
+int lower_approx_top_k(Lower *L, const Op *op) {
+  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
+  const Attr *ka = cfg ? ir_dict_field(cfg, "top_k") : NULL;
+  const Attr *da = cfg ? ir_dict_field(cfg, "reduction_dim") : NULL;
+  int64_t kk, dim;
+  /* a symbolic shape adds the result shapes as operands 4 and 5
+   * (indices_of_shape_operands); TopK needs none of them */
+  bool shape_operands = op->n_operands == 6 && ir_op_attr(op, "indices_of_shape_operands");
+  if ((op->n_operands != 4 && !shape_operands) || op->n_results != 2 || !ka || !da ||
+      !ir_attr_int(ka, &kk) || !ir_attr_int(da, &dim))
+    return lw_unsupported(L, "ApproxTopK without the operands (x, iota, init, init) and the "
+                             "top_k and reduction_dim of its mhlo.backend_config");
+  const Type *t = &op->operands[0]->type;
+  /* aggregate_to_topk = false returns more than top_k (XLA's choice, e.g.
+   * 256): the exact top of that many, as the CPU fallback gives */
+  if (dim >= 0 && dim < op->results[0]->type.rank &&
+      op->results[0]->type.dims[dim] != DIM_DYN)
+    kk = op->results[0]->type.dims[dim];
+  if (t->kind != TK_TENSOR || dim < 0 || dim >= t->rank || kk < 0 ||
+      (t->dims[dim] != DIM_DYN && kk > t->dims[dim]) ||
+      op->results[0]->type.rank != t->rank || op->results[1]->type.rank != t->rank)
+    return diag_error_op(L->c, H2O_EINPUT, op, "ApproxTopK: top_k %lld or reduction_dim %lld "
+                         "does not fit the operand", (long long)kk, (long long)dim);
+  if (!lw_is_position_iota(op->operands[1], dim))
+    return lw_unsupported(L, "ApproxTopK whose second operand is not the iota of positions "
+                             "along dimension %lld", (long long)dim);
+  const Attr *calls = ir_op_attr(op, "called_computations");
+  const Func *f = calls && calls->kind == AK_ARRAY && calls->n_elems == 1 && calls->elems[0]->s
+                      ? ir_find_func(L->module, calls->elems[0]->s)
+                      : NULL;
+  const Op *cmp = f && f->body->n_ops == 2 ? f->body->ops[0] : NULL;
+  const Attr *dir = cmp && cmp->kind == OP_COMPARE ? ir_op_attr(cmp, "comparison_direction") : NULL;
+  bool greater = dir && dir->s && strcmp(dir->s, "GT") == 0;
+  if (!dir || !dir->s || !(greater || strcmp(dir->s, "LT") == 0) || cmp->n_operands != 2 ||
+      f->n_args < 2 || cmp->operands[0] != f->body->args[0] ||
+      cmp->operands[1] != f->body->args[1] || f->body->ops[1]->n_operands != 1 ||
+      f->body->ops[1]->operands[0] != cmp->results[0])
+    return lw_unsupported(L, "ApproxTopK whose comparator is not compare GT or LT of its "
+                             "first two arguments");
+  /* a FLOAT compare: -0.0 and +0.0 tie, the lower position first */
+  SortKey key = {0, greater, true};
+  return emit_top_k(L, op, greater ? "approx_max_k" : "approx_min_k", (int)dim, kk, &key);
 }

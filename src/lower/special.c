@@ -1,8 +1,9 @@
 /* special.c - the special functions JAX leaves as CHLO ops: chlo.erf_inv
  * (jax.scipy.special.erfinv, and jax.random.normal, which draws uniform
  * numbers and maps them through erf_inv), chlo.lgamma (gammaln),
- * chlo.digamma and chlo.bessel_i1e (i1e).  ONNX has none of them, so each is
- * a formula of ONNX elementwise ops.
+ * chlo.digamma, chlo.bessel_i1e (i1e), chlo.zeta (the Hurwitz zeta,
+ * jax.scipy.special.zeta) and chlo.polygamma.  ONNX has none of them, so
+ * each is a formula of ONNX elementwise ops.
  *
  * The formulas are the approximations XLA expands these ops into, so the
  * numbers follow JAX's closely (not only the true function):
@@ -147,7 +148,7 @@ static const double ERFINV64_TAIL[17] = {
  * < -1) and for NaN. */
 int lower_erf_inv(Lower *L, const Op *op) {
   Fx f;
-  OValue *x;
+  OValue *x = NULL;
   if (setup(L, op, &f, &x) != 0) return -1;
   OValue *w = op1(&f, "Neg", log1p_of(&f, op1(&f, "Neg", mul(&f, x, x))));
   OValue *sw = op1(&f, "Sqrt", w), *p;
@@ -212,10 +213,9 @@ static OValue *lanczos_z(Fx *f, OValue *x, OValue *reflect) {
  * lgamma(1 - x), with sin(pi x) taken on |x|'s distance to the nearest
  * integer, exact where pi * x would round.  Non-positive integers and
  * +-inf give +inf; NaN stays NaN. */
-int lower_lgamma(Lower *L, const Op *op) {
-  Fx f;
-  OValue *x;
-  if (setup(L, op, &f, &x) != 0) return -1;
+static OValue *lgamma_of(Fx *fx, OValue *x) {
+  Fx f = *fx;
+  Lower *L = f.L;
   OValue *reflect = test2(&f, "Less", x, k(&f, 0.5));
   OValue *z = lanczos_z(&f, x, reflect);
   OValue *t = add(&f, z, k(&f, LANCZOS_G + 0.5)), *log_t = lanczos_log_t(&f, z);
@@ -234,7 +234,14 @@ int lower_lgamma(Lower *L, const Op *op) {
   OValue *pole = lw_op2(L, "And", test2(&f, "LessOrEqual", x, k(&f, 0)),
                         test2(&f, "Equal", x, op1(&f, "Floor", x)));
   OValue *inf = shape_as(&f, lw_op2(L, "Or", lw_op1(L, "IsInf", x), pole), ET_BOOL);
-  return bind(L, op, where(&f, inf, k(&f, INFINITY), r));
+  return where(&f, inf, k(&f, INFINITY), r);
+}
+
+int lower_lgamma(Lower *L, const Op *op) {
+  Fx f;
+  OValue *x = NULL;
+  if (setup(L, op, &f, &x) != 0) return -1;
+  return bind(L, op, lgamma_of(&f, x));
 }
 
 /* digamma(x) = d/dx lgamma(x) = log(t) - g / t + a'(z) / a(z), the
@@ -243,10 +250,10 @@ int lower_lgamma(Lower *L, const Op *op) {
  * the cotangent taken at x's distance r to the nearest integer (cot has
  * period pi).  Poles (0, negative integers, -inf) give NaN as in JAX; +inf
  * gives +inf. */
-int lower_digamma(Lower *L, const Op *op) {
-  Fx f;
-  OValue *x, *da;
-  if (setup(L, op, &f, &x) != 0) return -1;
+static OValue *digamma_of(Fx *fx, OValue *x) {
+  Fx f = *fx;
+  Lower *L = f.L;
+  OValue *da;
   OValue *reflect = test2(&f, "Less", x, k(&f, 0.5));
   OValue *z = lanczos_z(&f, x, reflect);
   OValue *t = add(&f, z, k(&f, LANCZOS_G + 0.5));
@@ -260,7 +267,107 @@ int lower_digamma(Lower *L, const Op *op) {
                                       test2(&f, "Equal", x, fl)), ET_BOOL);
   res = where(&f, pole, k(&f, NAN), res);
   OValue *pinf = test2(&f, "Equal", x, k(&f, INFINITY));
-  return bind(L, op, where(&f, pinf, k(&f, INFINITY), res));
+  return where(&f, pinf, k(&f, INFINITY), res);
+}
+
+int lower_digamma(Lower *L, const Op *op) {
+  Fx f;
+  OValue *x = NULL;
+  if (setup(L, op, &f, &x) != 0) return -1;
+  return bind(L, op, digamma_of(&f, x));
+}
+
+/* ---- zeta and polygamma --------------------------------------------------- */
+
+/* B_2j / (2j)! for j = 1..12: the Euler-Maclaurin coefficients. */
+static const double ZETA_EM[12] = {
+    1.0 / 12, -1.0 / 720, 1.0 / 30240, -1.0 / 1209600, 1.0 / 47900160,
+    -691.0 / 1307674368000.0, 1.0 / 74724249600.0, -3617.0 / 10670622842880000.0,
+    43867.0 / 5109094217170944000.0, -174611.0 / 802857662698291200000.0,
+    854513.0 / 155112100433309859840000.0, -236364091.0 / 1693824136731743669452800000.0};
+#define ZETA_TERMS 10 /* terms summed before the Euler-Maclaurin tail */
+
+/* Hurwitz zeta(x, q) = sum_k (q + k)^-x, as XLA expands chlo.zeta: the
+ * first ZETA_TERMS terms, then from a = q + ZETA_TERMS the Euler-Maclaurin
+ * tail a^(1-x)/(x-1) + a^-x/2 + sum_j B_2j/(2j)! x(x+1)..(x+2j-2) a^(-x-2j+1),
+ * its 12 terms by Horner's rule in (x+2j-1)(x+2j)/a^2.  Then XLA's domain:
+ * x = 1 gives +inf, x < 1 NaN; q <= 0 needs an integer x (else NaN), and at
+ * the poles (q a non-positive integer) the result is +inf for even x, NaN
+ * otherwise. */
+static OValue *zeta_of(Fx *fx, OValue *x, OValue *q) {
+  Fx f = *fx;
+  Lower *L = f.L;
+  OValue *negx = op1(&f, "Neg", x);
+  OValue *sum = op2(&f, "Pow", q, negx), *a = q;
+  for (int i = 1; i < ZETA_TERMS; i++)
+    sum = add(&f, sum, op2(&f, "Pow", add(&f, q, k(&f, i)), negx));
+  a = add(&f, q, k(&f, ZETA_TERMS));
+  OValue *a_negx = op2(&f, "Pow", a, negx);
+  OValue *inv_a2 = dvd(&f, k(&f, 1), mul(&f, a, a));
+  OValue *h = k(&f, ZETA_EM[11]);
+  for (int j = 11; j >= 1; j--) { /* h = c_j + (x+2j-1)(x+2j)/a^2 h */
+    OValue *fac = mul(&f, add(&f, x, k(&f, 2 * j - 1)), add(&f, x, k(&f, 2 * j)));
+    h = add(&f, k(&f, ZETA_EM[j - 1]), mul(&f, mul(&f, fac, inv_a2), h));
+  }
+  OValue *tail = mul(&f, a_negx, add(&f, add(&f, dvd(&f, a, sub(&f, x, k(&f, 1))), k(&f, 0.5)),
+                                     mul(&f, dvd(&f, x, a), h)));
+  OValue *r = add(&f, sum, tail);
+  r = where(&f, test2(&f, "Equal", x, k(&f, 1)), k(&f, INFINITY), r);
+  r = where(&f, test2(&f, "Less", x, k(&f, 1)), k(&f, NAN), r);
+  OValue *q_le0 = test2(&f, "LessOrEqual", q, k(&f, 0));
+  OValue *x_frac = test2(&f, "Equal", x, op1(&f, "Floor", x));
+  x_frac = shape_as(&f, lw_op1(L, "Not", x_frac), ET_BOOL);
+  r = where(&f, shape_as(&f, lw_op2(L, "And", q_le0, x_frac), ET_BOOL), k(&f, NAN), r);
+  OValue *pole = shape_as(&f, lw_op2(L, "And", q_le0, test2(&f, "Equal", q, op1(&f, "Floor", q))),
+                          ET_BOOL);
+  OValue *half = mul(&f, x, k(&f, 0.5));
+  OValue *even = test2(&f, "Equal", half, op1(&f, "Floor", half));
+  return where(&f, pole, where(&f, even, k(&f, INFINITY), k(&f, NAN)), r);
+}
+
+/* Checks a binary float op; sets up f with both operands in the compute type. */
+static int setup2(Lower *L, const Op *op, Fx *f, OValue **a, OValue **b) {
+  if (op->n_operands != 2 || op->n_results != 1 || op->operands[0]->type.kind != TK_TENSOR)
+    return diag_error_op(L->c, H2O_EINPUT, op, "%s takes two tensors and has one result",
+                         op->opname);
+  ElemType et = op->operands[0]->type.et;
+  f->L = L;
+  f->ct = compute_type(et);
+  f->t = &op->results[0]->type;
+  if (f->ct == ET_UNDEF || op->operands[1]->type.et != et)
+    return lw_unsupported(L, "%s elements", et_mlir_name(et));
+  *a = lw_cast(L, lw_get(L, op->operands[0]), f->ct);
+  *b = lw_cast(L, lw_get(L, op->operands[1]), f->ct);
+  return 0;
+}
+
+int lower_zeta(Lower *L, const Op *op) {
+  Fx f;
+  OValue *x = NULL, *q = NULL;
+  if (setup2(L, op, &f, &x, &q) != 0) return -1;
+  return bind(L, op, zeta_of(&f, x, q));
+}
+
+/* polygamma(n, x) = (-1)^(n+1) n! zeta(n + 1, x) for n >= 1 (n! as
+ * exp(lgamma(n + 1))), digamma(x) for n = 0, NaN where n is not a natural
+ * number: XLA's expansion of chlo.polygamma (n comes as a float). */
+int lower_polygamma(Lower *L, const Op *op) {
+  Fx f;
+  OValue *n = NULL, *x = NULL;
+  if (setup2(L, op, &f, &n, &x) != 0) return -1;
+  OValue *n1 = add(&f, n, k(&f, 1));
+  OValue *half = mul(&f, n, k(&f, 0.5));
+  OValue *odd = test2(&f, "Equal", half, op1(&f, "Floor", half));
+  OValue *sign = where(&f, odd, k(&f, -1), k(&f, 1)); /* n even: -1 */
+  OValue *fact = op1(&f, "Exp", lgamma_of(&f, n1));
+  OValue *r = mul(&f, mul(&f, sign, fact), zeta_of(&f, n1, x));
+  r = where(&f, test2(&f, "Equal", n, k(&f, 0)), digamma_of(&f, x), r);
+  OValue *bad = shape_as(&f, lw_op2(L, "Or", test2(&f, "Less", n, k(&f, 0)),
+                                     shape_as(&f, lw_op1(L, "Not", test2(&f, "Equal", n,
+                                                                         op1(&f, "Floor", n))),
+                                              ET_BOOL)),
+                         ET_BOOL);
+  return bind(L, op, where(&f, bad, k(&f, NAN), r));
 }
 
 /* ---- bessel_i1e ----------------------------------------------------------- */
@@ -315,7 +422,7 @@ static OValue *chebyshev(Fx *f, OValue *t, const double *c, int n) {
  * true input +0.  NaN stays NaN. */
 int lower_bessel_i1e(Lower *L, const Op *op) {
   Fx f;
-  OValue *x;
+  OValue *x = NULL;
   if (setup(L, op, &f, &x) != 0) return -1;
   bool f64 = f.ct == ET_F64;
   OValue *a = op1(&f, "Abs", x);

@@ -56,12 +56,11 @@ TOL = {np.dtype(np.float16): 2.0**-9, BF16: 2.0**-6, np.dtype(np.float32): 1e-5,
 # Where the converter computes in a narrower type than JAX: onnxruntime has
 # no f64 Erf, so f64 erf and erfc compute in f32 (lower/elementwise.c).
 TOL_EXTRA = {("erf", np.dtype(np.float64)): 1e-6, ("erfc", np.dtype(np.float64)): 1e-6}
-# What the converter refuses, with an error, for a type: no onnxruntime
-# kernel holds the values (u64 has no wider integer) - checked to raise.
+# What the converter refuses, with an error, for a type - checked to raise.
 # ONNX Conv and ConvTranspose take floats only, and an integer convolution
-# in f64 could round: refused.
-REFUSED = {(op, np.dtype(np.uint64)) for op in ("rmin", "rmax", "argmax", "argmin")}
-REFUSED |= {(op, dt) for op in ("conv", "conv_same_strided", "conv_transposed") for dt in INTS}
+# in f64 could round: refused.  (u64 max/min/argmax/argmin, which no
+# onnxruntime kernel takes, compare in i64 through an order-preserving map.)
+REFUSED = {(op, dt) for op in ("conv", "conv_same_strided", "conv_transposed") for dt in INTS}
 # Converted, checked, and not run by onnxruntime's CPU provider, which has
 # no kernel for them: f64 convolutions (f32 would round; see
 # docs/numerics.md).  Checked to fail as NOT_IMPLEMENTED, so that a new

@@ -152,3 +152,82 @@ register(Component(
         Case("reduce_precision_e4m3", _reduce_precision(4, 3), [("B", 8)],
              notes="to any format: XLA's rounding on the bits"),
     ]))
+
+# ---- ops that need more than one ONNX op (issue 15, part 4) ----------------
+
+def _cumlogsumexp(**kw):
+    def build():
+        return lambda x: _lax().cumlogsumexp(x, **kw)
+
+    return build
+
+
+register(Component(
+    "cumlogsumexp", "jax.lax.cumlogsumexp",
+    docs_url=f"{JAX_DOCS}/jax.lax.cumlogsumexp.html", since="v0.2.0",
+    onnx_expected=("Exp", "Where"),
+    table_note="reduce_window with a logaddexp body, folded in log2(n) doubling steps",
+    cases=[
+        Case("cumlogsumexp_rows", _cumlogsumexp(axis=1), [("B", 12)],
+             notes="along a static axis of 12: 4 doubling steps"),
+        Case("cumlogsumexp_reverse", _cumlogsumexp(axis=0, reverse=True), [(9, "B")],
+             notes="reverse, along the first axis"),
+    ]))
+
+
+def _bits(rng, shape, dtype, index):
+    """Integers over the whole range of the type (booleans at random)."""
+    dt = np.dtype(dtype)
+    if dt == np.bool_:
+        return rng.random(shape) < 0.5
+    info = np.iinfo(dt)
+    return rng.integers(info.min, info.max, size=shape, dtype=dt, endpoint=True)
+
+
+def _reduce_bitwise(name):
+    def build():
+        prim = getattr(_lax(), f"reduce_{name}_p")
+        return lambda x: prim.bind(x, axes=(1,))
+
+    return build
+
+
+for _name, _bitwise, _logical in (("xor", "BitwiseXor", "Xor"), ("and", "BitwiseAnd", "And"),
+                                  ("or", "BitwiseOr", "Or")):
+    register(Component(
+        f"reduce_{_name}", f"jax.lax.reduce_{_name}",
+        docs_url=f"{JAX_DOCS}/jax.lax.reduce_{_name}.html", since="v0.2.0",
+        table_note="integers: the body applied in halving steps (no ONNX reduction is "
+                   "bitwise)",
+        cases=[
+            Case(f"reduce_{_name}_int32", _reduce_bitwise(_name), [("B", 9)], dtypes=("int32",),
+                 input_generator=_bits, expect_ops=(_bitwise,),
+                 notes="over 9 elements: 4 halving steps"),
+            Case(f"reduce_{_name}_bool", _reduce_bitwise(_name), [("B", 6)], dtypes=("bool",),
+                 input_generator=_bits,
+                 expect_ops=((_logical,) if _name == "xor" else
+                             ("ReduceMin" if _name == "and" else "ReduceMax",)),
+                 notes="booleans: xor halving with Xor; and/or are ReduceMin/ReduceMax"),
+        ]))
+
+
+def _approx(name, k, **kw):
+    def build():
+        f = getattr(_lax(), name)
+        return lambda x: f(x, k, **kw)
+
+    return build
+
+
+for _name in ("approx_max_k", "approx_min_k"):
+    register(Component(
+        _name, f"jax.lax.{_name}",
+        docs_url=f"{JAX_DOCS}/jax.lax.{_name}.html", since="v0.2.0",
+        onnx_expected=("TopK",),
+        table_note="exact top k (recall_target only lets a TPU miss some)",
+        cases=[
+            Case(f"{_name}_last", _approx(_name, 4), [("B", 17)],
+                 notes="along the last axis"),
+            Case(f"{_name}_axis0", _approx(_name, 3, reduction_dimension=0), [(11, "B")],
+                 notes="along the first axis"),
+        ]))

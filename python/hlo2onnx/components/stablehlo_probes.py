@@ -174,6 +174,18 @@ def _call():
     return lambda x: inner(x)
 
 
+def _zeta():
+    import jax.scipy.special as sp
+
+    return sp.zeta
+
+
+def _polygamma():
+    import jax.scipy.special as sp
+
+    return sp.polygamma
+
+
 F32, I32 = "float32", "int32"
 
 PROBES: dict[str, Probe] = {
@@ -250,6 +262,10 @@ PROBES: dict[str, Probe] = {
     "chlo.digamma": _unary("lax.digamma(x)", "digamma", _lax),
     "chlo.erf_inv": _unary("lax.erf_inv(x)", "erf_inv", _lax),
     "chlo.bessel_i1e": _unary("lax.bessel_i1e(x)", "bessel_i1e", _lax),
+    "chlo.zeta": Probe("jax.scipy.special.zeta(x, q)", _scoped(lambda: _zeta()),
+                       [(3, 4), (3, 4)], [F32, F32]),
+    "chlo.polygamma": Probe("jax.scipy.special.polygamma(n, x)", _scoped(lambda: _polygamma()),
+                            [(3, 4), (3, 4)], [I32, F32]),
     "chlo.is_inf": _unary("jnp.isinf(x)", "isinf"),
     "chlo.next_after": _binary("lax.nextafter(x, y)", lambda x, y: _lax().nextafter(x, y)),
     "chlo.top_k": Probe("lax.top_k(x, 2)", _scoped(lambda: (lambda x: _lax().top_k(x, 2))),
