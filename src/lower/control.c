@@ -81,6 +81,8 @@ int lower_custom_call(Lower *L, const Op *op) {
   }
   if (strcmp(target, "stablehlo.dynamic_reduce_window") == 0)
     return lower_dynamic_reduce_window(L, op);
+  int lapack_rc = lower_lapack_lu_call(L, op, target); /* 1: not an LU/trsm/potrf call */
+  if (lapack_rc <= 0) return lapack_rc;
   if (strcmp(target, "mhlo.erf") == 0 && op->n_operands == 1 && op->n_results == 1) {
     lw_bind(L, op->results[0], lw_op1(L, "Erf", lw_get(L, op->operands[0])));
     return 0;

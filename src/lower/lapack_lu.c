@@ -1,0 +1,567 @@
+/* lapack_lu.c - LU with partial pivoting, triangular solves and Cholesky:
+ * the LAPACK custom_calls JAX emits on CPU (lapack_{s,d}getrf_ffi,
+ * lapack_{s,d}trsm_ffi, lapack_{s,d}potrf_ffi) and stablehlo.triangular_solve
+ * (which JAX emits for other types on CPU, and for every type when exporting
+ * for GPU or TPU).  ONNX has none of them as an op, so each is an ONNX Loop
+ * over the columns k = 0..K-1 whose body updates the whole matrix at once:
+ * rows and columns are selected by masks built from k (Where on
+ * Greater/Equal of an iota), never by slicing, so one body serves every k,
+ * the graph stays the same size for any n, and leading batch axes (dynamic
+ * ones too) ride along through broadcasting.  Matrix sizes must be static.
+ *
+ *   getrf  (A = P L U): pivot p = the first row >= k of largest |A[:, k]|
+ *          (ArgMax, which returns the first maximum, as LAPACK's i?amax);
+ *          rows k and p swapped (GatherElements of a per-batch row
+ *          permutation); multipliers l = A[k+1:, k] * (1 / pivot) (LAPACK
+ *          scales by the reciprocal too); rank-1 update of the trailing
+ *          block.  A zero pivot leaves the column unscaled, as LAPACK does,
+ *          and makes info the first such k + 1.  The pivots (1-based, the
+ *          rows swapped at each step, as LAPACK's ipiv) and the zero-pivot
+ *          flags are Loop scan outputs.
+ *   potrf  (A = L L^T, lower; upper through a transpose): d = A[k, k],
+ *          failure where !(d > 0) (NaN included, as LAPACK), l = A[k:, k] *
+ *          (1 / sqrt d), update of the trailing lower triangle only: the
+ *          other triangle keeps the input, as LAPACK leaves it.
+ *   trsm   (op(A) X = B or X op(A) = B): moved to the left-side form
+ *          (X op(A) = B is op(A)^T X^T = B^T), transposed operands read as
+ *          the other triangle, then substitution column by column, forward
+ *          for lower and backward for upper: x_k = b_k / a_kk (unless the
+ *          diagonal is unit), then b_i -= a_ik x_k for the rows still to
+ *          solve.  Only the triangle of A the solve reads is read.
+ *
+ * Each step costs O(m n) elementwise work, so the whole is O(n^3) like
+ * LAPACK's unblocked forms; the rounding differs from LAPACK's blocked
+ * kernels (other summation orders), not the algorithm.  Complex types are
+ * refused (complex.c sends their custom_calls here).
+ */
+#include "lower/lower.h"
+
+#include <string.h>
+
+/* ---- shapes: leading batch axes, then a matrix ---------------------------- */
+
+typedef struct MatShape {
+  ElemType et;
+  int nb;                     /* batch axes */
+  int64_t dims[MAX_RANK + 2]; /* batch dims (DIM_DYN where dynamic), rows, cols */
+} MatShape;
+
+static int mat_shape(Lower *L, const Value *v, MatShape *s, const char *what) {
+  const Type *t = &v->type;
+  if (t->kind != TK_TENSOR || t->rank < 2 || t->rank > MAX_RANK)
+    return lw_unsupported(L, "%s is not a (batch of) matrices", what);
+  s->et = t->et;
+  s->nb = t->rank - 2;
+  memcpy(s->dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
+  if (t->dims[s->nb] == DIM_DYN || t->dims[s->nb + 1] == DIM_DYN)
+    return lw_unsupported(L, "the matrix dimensions of %s are dynamic; the Loop over its "
+                             "columns needs them static (batch axes may be dynamic)", what);
+  return 0;
+}
+
+static int64_t rows_of(const MatShape *s) { return s->dims[s->nb]; }
+static int64_t cols_of(const MatShape *s) { return s->dims[s->nb + 1]; }
+
+/* v typed as the batch dims of s followed by n_tail dims t0, t1. */
+static OValue *batch_typed(Lower *L, OValue *v, ElemType et, const MatShape *s, int n_tail,
+                           int64_t t0, int64_t t1) {
+  int64_t dims[MAX_RANK + 2];
+  memcpy(dims, s->dims, sizeof(int64_t) * (size_t)s->nb);
+  if (n_tail > 0) dims[s->nb] = t0;
+  if (n_tail > 1) dims[s->nb + 1] = t1;
+  return lw_typed(L, v, et, s->nb + n_tail, dims);
+}
+
+static bool is_float_type(ElemType et) {
+  return et == ET_F32 || et == ET_F64 || et == ET_F16 || et == ET_BF16;
+}
+
+/* ---- small builders ------------------------------------------------------ */
+
+/* 0, 1, ..., n-1 as int64 of shape [n] (axis -1), [n, 1] (axis -2) or [1, n]. */
+static OValue *iota_i64(Lower *L, int64_t n, int shape) {
+  int64_t *vals = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
+  for (int64_t i = 0; i < n; i++) vals[i] = i;
+  Data d = {DATA_RAW, vals, sizeof(int64_t) * (size_t)n};
+  int64_t dims[2] = {shape == 2 ? 1 : n, shape == 2 ? n : 1};
+  return lw_const_data(L, ET_I64, shape == 0 ? 1 : 2, dims, d);
+}
+enum { IOTA_VEC = 0, IOTA_COLUMN = 1, IOTA_ROW = 2 };
+
+static OValue *gather_at(Lower *L, OValue *x, OValue *index, int axis) {
+  OValue *in[2] = {x, index};
+  ONode *n = lw_node(L, "Gather", 2, in, 1);
+  og_attr_int(L->c, n, "axis", axis);
+  return n->outputs[0];
+}
+
+static OValue *unsqueeze1(Lower *L, OValue *x, int64_t axis) {
+  return lw_op2(L, "Unsqueeze", x, lw_const_i64s(L, 1, &axis));
+}
+
+/* The matrix axes of x swapped. */
+static OValue *transpose_matrix(Lower *L, OValue *x, const MatShape *s, MatShape *out) {
+  int64_t perm[MAX_RANK + 2], dims[MAX_RANK + 2];
+  for (int i = 0; i < s->nb + 2; i++) perm[i] = i;
+  perm[s->nb] = s->nb + 1;
+  perm[s->nb + 1] = s->nb;
+  *out = *s;
+  OValue *r = lw_transpose(L, x, s->et, s->nb + 2, s->dims, perm, dims);
+  memcpy(out->dims, dims, sizeof(int64_t) * (size_t)(s->nb + 2));
+  return r;
+}
+
+/* ---- the Loop over columns ---------------------------------------------- */
+
+enum { MAX_CARRIED = 1 }; /* each loop here carries one matrix */
+
+typedef struct ColumnLoop {
+  OGraph *outer, *body;
+  OValue *k; /* the iteration number, int64 scalar, inside the body */
+  OValue *cond_in;
+  OValue *init[MAX_CARRIED];
+  int n_carried;
+} ColumnLoop;
+
+static OValue *body_input(Lower *L, OGraph *body, const char *hint, const OType *t) {
+  OValue *v = og_value(L->c, body, hint);
+  v->type = *t;
+  v->is_input = true;
+  ptrvec_push(L->c->arena, &body->inputs, v);
+  return v;
+}
+
+/* Opens the body graph; the nodes built until loop_end go into it. */
+static void loop_begin(Lower *L, ColumnLoop *lp, const char *name) {
+  memset(lp, 0, sizeof *lp);
+  lp->outer = L->g;
+  lp->body = og_new(L->c, name, L->g);
+  OType scalar_i64 = {0}, scalar_bool = {0};
+  scalar_i64.et = ET_I64;
+  scalar_bool.et = ET_BOOL;
+  lp->k = body_input(L, lp->body, "k", &scalar_i64);
+  lp->cond_in = body_input(L, lp->body, "cond_in", &scalar_bool);
+  L->g = lp->body;
+}
+
+/* The loop-carried value starting at init (typed): its value in the body. */
+static OValue *loop_carry(Lower *L, ColumnLoop *lp, OValue *init) {
+  lp->init[lp->n_carried++] = init;
+  return body_input(L, lp->body, "carried", &init->type);
+}
+
+static void body_output(Lower *L, ColumnLoop *lp, OValue *v) {
+  bool is_local = v->graph == lp->body && !v->is_init && !v->is_input;
+  for (int i = 0; is_local && i < lp->body->outputs.len; i++)
+    if (lp->body->outputs.items[i] == v) is_local = false;
+  if (!is_local) {
+    OValue *copy = lw_op1(L, "Identity", v);
+    copy->type = v->type;
+    v = copy;
+  }
+  v->is_output = true;
+  ptrvec_push(L->c->arena, &lp->body->outputs, v);
+}
+
+/* Closes the body with the carried values' next values and the per-iteration
+ * scan values, and emits Loop(trip) in the enclosing graph; its outputs are
+ * the final carried values, then each scan value stacked along a new axis 0. */
+static ONode *loop_end(Lower *L, ColumnLoop *lp, int64_t trip, OValue *const *next,
+                       OValue *const *scanned, int n_scanned) {
+  body_output(L, lp, lp->cond_in);
+  for (int i = 0; i < lp->n_carried; i++) body_output(L, lp, next[i]);
+  for (int i = 0; i < n_scanned; i++) body_output(L, lp, scanned[i]);
+  L->g = lp->outer;
+  OValue *in[2 + MAX_CARRIED];
+  in[0] = lw_typed(L, lw_const_scalar(L, ET_I64, (double)trip), ET_I64, 0, NULL);
+  in[1] = NULL; /* no condition: the trip count decides */
+  for (int i = 0; i < lp->n_carried; i++) in[2 + i] = lp->init[i];
+  ONode *loop = lw_node(L, "Loop", 2 + lp->n_carried, in, lp->n_carried + n_scanned);
+  og_attr_graph(L->c, loop, "body", lp->body);
+  for (int i = 0; i < lp->n_carried; i++) loop->outputs[i]->type = lp->init[i]->type;
+  return loop;
+}
+
+/* The trailing axis of a [..., 1] value dropped. */
+static OValue *squeeze_last(Lower *L, OValue *x, int rank) {
+  int64_t axis = rank - 1;
+  return lw_op2(L, "Squeeze", x, lw_const_i64s(L, 1, &axis));
+}
+
+
+/* A mask (bool) of static shape [d0] (rank 1) or [d0, d1]. */
+static OValue *mask2(Lower *L, const char *op_type, OValue *a, OValue *b, int rank, int64_t d0,
+                     int64_t d1) {
+  int64_t dims[2] = {d0, d1};
+  return lw_typed(L, lw_op2(L, op_type, a, b), ET_BOOL, rank, dims);
+}
+
+/* stacked: [K, batch...] flags of the steps (bool), K >= 1.  LAPACK's info:
+ * the first step whose flag is set, plus 1, or 0 when none is; of the
+ * batch shape, type info_et. */
+static OValue *first_flag_info(Lower *L, OValue *stacked, const MatShape *s, ElemType info_et) {
+  OValue *as_int = lw_cast(L, stacked, ET_I32);
+  ONode *first = lw_node(L, "ArgMax", 1, &as_int, 1); /* the first maximum */
+  og_attr_int(L->c, first, "axis", 0);
+  og_attr_int(L->c, first, "keepdims", 0);
+  batch_typed(L, first->outputs[0], ET_I64, s, 0, 0, 0);
+  int64_t axis0 = 0;
+  ONode *any;
+  if (L->opset >= 18) {
+    OValue *in[2] = {as_int, lw_const_i64s(L, 1, &axis0)};
+    any = lw_node(L, "ReduceMax", 2, in, 1);
+  } else {
+    any = lw_node(L, "ReduceMax", 1, &as_int, 1);
+    og_attr_ints(L->c, any, "axes", &axis0, 1);
+  }
+  og_attr_int(L->c, any, "keepdims", 0);
+  batch_typed(L, any->outputs[0], ET_I32, s, 0, 0, 0);
+  OValue *first_1 = lw_op2(L, "Add", lw_cast(L, first->outputs[0], info_et),
+                           lw_const_scalar(L, info_et, 1));
+  batch_typed(L, first_1, info_et, s, 0, 0, 0);
+  return batch_typed(L, lw_op2(L, "Mul", first_1, lw_cast(L, any->outputs[0], info_et)),
+                     info_et, s, 0, 0, 0);
+}
+
+/* Zeros of type et and shape [batch of x..., tail] (tail < 0: no tail axis). */
+static OValue *batch_zeros(Lower *L, OValue *x, const MatShape *s, int64_t tail, ElemType et) {
+  ONode *sh = lw_node(L, "Shape", 1, &x, 1);
+  og_attr_int(L->c, sh, "start", 0);
+  og_attr_int(L->c, sh, "end", s->nb);
+  int64_t nb = s->nb;
+  OValue *shape = lw_typed(L, sh->outputs[0], ET_I64, 1, &nb);
+  if (tail >= 0) {
+    OValue *in[2] = {shape, lw_const_i64s(L, 1, &tail)};
+    ONode *cat = lw_node(L, "Concat", 2, in, 1);
+    og_attr_int(L->c, cat, "axis", 0);
+    int64_t n1 = nb + 1;
+    shape = lw_typed(L, cat->outputs[0], ET_I64, 1, &n1);
+  }
+  OValue *z = lw_op2(L, "Expand", lw_const_scalar(L, et, 0), shape);
+  return batch_typed(L, z, et, s, tail >= 0 ? 1 : 0, tail, 0);
+}
+
+/* [K, batch..., 1] stacked by the Loop -> [batch..., K]. */
+static OValue *unstack_steps(Lower *L, OValue *stacked, const MatShape *s, int64_t K,
+                             ElemType et) {
+  OValue *x = squeeze_last(L, stacked, s->nb + 2);
+  if (s->nb == 0) return lw_typed(L, x, et, 1, &K);
+  int64_t perm[MAX_RANK + 1];
+  for (int i = 0; i < s->nb; i++) perm[i] = i + 1;
+  perm[s->nb] = 0;
+  ONode *t = lw_node(L, "Transpose", 1, &x, 1);
+  og_attr_ints(L->c, t, "perm", perm, s->nb + 1);
+  return batch_typed(L, t->outputs[0], et, s, 1, K, 0);
+}
+
+/* ---- getrf: LU with partial pivoting ----------------------------------- */
+
+static int lower_getrf(Lower *L, const Op *op) {
+  if (op->n_operands != 1 || op->n_results != 3)
+    return lw_unsupported(L, "getrf with %d operands and %d results (expected 1 and 3: the "
+                             "factors, the pivots and info)", op->n_operands, op->n_results);
+  MatShape s;
+  if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
+  ElemType et = s.et, piv_et = op->results[1]->type.et, info_et = op->results[2]->type.et;
+  int nb = s.nb;
+  int64_t m = rows_of(&s), n = cols_of(&s), K = m < n ? m : n;
+  OValue *a = lw_get(L, op->operands[0]);
+  if (K == 0) {
+    lw_bind(L, op->results[0], a);
+    lw_bind(L, op->results[1], batch_zeros(L, a, &s, 0, piv_et));
+    lw_bind(L, op->results[2], batch_zeros(L, a, &s, -1, info_et));
+    return 0;
+  }
+  OValue *rows_vec = iota_i64(L, m, IOTA_VEC), *rows_col = iota_i64(L, m, IOTA_COLUMN);
+  OValue *cols_row = iota_i64(L, n, IOTA_ROW);
+  OValue *below_any = lw_const_scalar(L, et, -1), *zero = lw_const_scalar(L, et, 0);
+  int64_t rank = nb + 2;
+  OValue *a_shape = lw_typed(L, lw_op1(L, "Shape", a), ET_I64, 1, &rank);
+
+  ColumnLoop lp;
+  loop_begin(L, &lp, "lu_step");
+  OValue *A = loop_carry(L, &lp, a), *k = lp.k;
+  /* the pivot: first row >= k of largest magnitude in column k */
+  OValue *col = batch_typed(L, gather_at(L, A, k, nb + 1), et, &s, 1, m, 0);
+  OValue *mag = lw_op3(L, "Where", mask2(L, "Less", rows_vec, k, 1, m, 0), below_any,
+                       batch_typed(L, lw_op1(L, "Abs", col), et, &s, 1, m, 0));
+  batch_typed(L, mag, et, &s, 1, m, 0);
+  ONode *argmax = lw_node(L, "ArgMax", 1, &mag, 1);
+  og_attr_int(L->c, argmax, "axis", nb);
+  og_attr_int(L->c, argmax, "keepdims", 1);
+  OValue *p = batch_typed(L, argmax->outputs[0], ET_I64, &s, 1, 1, 0);
+  /* rows k and p swapped: row i of the result is row idx[i] */
+  OValue *from_k = lw_op3(L, "Where", lw_op2(L, "Equal", rows_vec, p), k, rows_vec);
+  batch_typed(L, from_k, ET_I64, &s, 1, m, 0);
+  OValue *idx = lw_op3(L, "Where", mask2(L, "Equal", rows_vec, k, 1, m, 0), p, from_k);
+  batch_typed(L, idx, ET_I64, &s, 1, m, 0);
+  idx = batch_typed(L, unsqueeze1(L, idx, nb + 1), ET_I64, &s, 2, m, 1);
+  idx = batch_typed(L, lw_op2(L, "Expand", idx, a_shape), ET_I64, &s, 2, m, n);
+  OValue *gin[2] = {A, idx};
+  ONode *swap = lw_node(L, "GatherElements", 2, gin, 1);
+  og_attr_int(L->c, swap, "axis", nb);
+  OValue *As = batch_typed(L, swap->outputs[0], et, &s, 2, m, n);
+  /* the pivot row u, the pivot, and the multipliers l = column k / pivot */
+  OValue *u = batch_typed(L, gather_at(L, As, k, nb), et, &s, 1, n, 0);
+  OValue *pivot = batch_typed(L, gather_at(L, u, k, nb), et, &s, 0, 0, 0);
+  pivot = batch_typed(L, unsqueeze1(L, pivot, nb), et, &s, 1, 1, 0);
+  OValue *col_s = batch_typed(L, gather_at(L, As, k, nb + 1), et, &s, 1, m, 0);
+  OValue *is_zero = batch_typed(L, lw_op2(L, "Equal", pivot, zero), ET_BOOL, &s, 1, 1, 0);
+  OValue *scaled = lw_op2(L, "Mul", col_s, batch_typed(L, lw_op1(L, "Reciprocal", pivot), et,
+                                                       &s, 1, 1, 0));
+  batch_typed(L, scaled, et, &s, 1, m, 0);
+  OValue *l = batch_typed(L, lw_op3(L, "Where", is_zero, col_s, scaled), et, &s, 1, m, 0);
+  OValue *l_col = batch_typed(L, unsqueeze1(L, l, nb + 1), et, &s, 2, m, 1);
+  OValue *u_row = batch_typed(L, unsqueeze1(L, u, nb), et, &s, 2, 1, n);
+  /* the trailing block less l u, and l below the pivot */
+  OValue *below = mask2(L, "Greater", rows_col, k, 2, m, 1);
+  OValue *trailing = mask2(L, "And", below, mask2(L, "Greater", cols_row, k, 2, 1, n), 2, m, n);
+  OValue *at_col = mask2(L, "And", below, mask2(L, "Equal", cols_row, k, 2, 1, n), 2, m, n);
+  OValue *outer = batch_typed(L, lw_op2(L, "Mul", l_col, u_row), et, &s, 2, m, n);
+  OValue *upd = batch_typed(L, lw_op2(L, "Sub", As, outer), et, &s, 2, m, n);
+  OValue *A1 = batch_typed(L, lw_op3(L, "Where", trailing, upd, As), et, &s, 2, m, n);
+  OValue *A2 = batch_typed(L, lw_op3(L, "Where", at_col, l_col, A1), et, &s, 2, m, n);
+  OValue *scanned[2] = {p, is_zero};
+  ONode *loop = loop_end(L, &lp, K, &A2, scanned, 2);
+
+  lw_bind(L, op->results[0], loop->outputs[0]);
+  OValue *pivots = unstack_steps(L, loop->outputs[1], &s, K, ET_I64);
+  pivots = lw_op2(L, "Add", lw_cast(L, pivots, piv_et), lw_const_scalar(L, piv_et, 1));
+  lw_bind(L, op->results[1], batch_typed(L, pivots, piv_et, &s, 1, K, 0));
+  OValue *zeros = squeeze_last(L, loop->outputs[2], nb + 2); /* [K, batch...] */
+  lw_bind(L, op->results[2], first_flag_info(L, zeros, &s, info_et));
+  return 0;
+}
+
+/* ---- potrf: Cholesky ------------------------------------------------------ */
+
+/* A constant bool [n, n]: i >= j. */
+static OValue *lower_triangle_mask(Lower *L, int64_t n) {
+  uint8_t *vals = arena_alloc(L->c->arena, (size_t)(n > 0 ? n * n : 1));
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t j = 0; j < n; j++) vals[i * n + j] = i >= j;
+  int64_t dims[2] = {n, n};
+  return lw_const_data(L, ET_BOOL, 2, dims, (Data){DATA_RAW, vals, (size_t)(n * n)});
+}
+
+static int lower_potrf(Lower *L, const Op *op, bool lower) {
+  if (op->n_operands != 1 || op->n_results != 2)
+    return lw_unsupported(L, "potrf with %d operands and %d results (expected 1 and 2: the "
+                             "factor and info)", op->n_operands, op->n_results);
+  MatShape s;
+  if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
+  ElemType et = s.et, info_et = op->results[1]->type.et;
+  int nb = s.nb;
+  int64_t n = rows_of(&s);
+  if (cols_of(&s) != n) return lw_bad_input(L, "the matrix is not square");
+  OValue *a = lw_get(L, op->operands[0]);
+  if (n == 0) {
+    lw_bind(L, op->results[0], a);
+    lw_bind(L, op->results[1], batch_zeros(L, a, &s, -1, info_et));
+    return 0;
+  }
+  /* upper: A = U^T U reads the upper triangle, which is the lower one of A^T */
+  MatShape st = s;
+  if (!lower) a = transpose_matrix(L, a, &s, &st);
+  OValue *rows_vec = iota_i64(L, n, IOTA_VEC), *rows_col = iota_i64(L, n, IOTA_COLUMN);
+  OValue *cols_row = iota_i64(L, n, IOTA_ROW), *tril = lower_triangle_mask(L, n);
+  OValue *zero = lw_const_scalar(L, et, 0);
+
+  ColumnLoop lp;
+  loop_begin(L, &lp, "cholesky_step");
+  OValue *A = loop_carry(L, &lp, a), *k = lp.k;
+  OValue *col = batch_typed(L, gather_at(L, A, k, nb + 1), et, &s, 1, n, 0);
+  OValue *d = batch_typed(L, gather_at(L, col, k, nb), et, &s, 0, 0, 0);
+  d = batch_typed(L, unsqueeze1(L, d, nb), et, &s, 1, 1, 0);
+  /* LAPACK fails where d <= 0 or d is NaN: where d > 0 does not hold */
+  OValue *fails = batch_typed(L, lw_op2(L, "Greater", d, zero), ET_BOOL, &s, 1, 1, 0);
+  fails = batch_typed(L, lw_op1(L, "Not", fails), ET_BOOL, &s, 1, 1, 0);
+  OValue *root = batch_typed(L, lw_op1(L, "Sqrt", d), et, &s, 1, 1, 0);
+  OValue *inv = batch_typed(L, lw_op1(L, "Reciprocal", root), et, &s, 1, 1, 0);
+  OValue *l = batch_typed(L, lw_op2(L, "Mul", col, inv), et, &s, 1, n, 0);
+  /* column k from the diagonal down: sqrt(d), then l */
+  OValue *new_col = lw_op3(L, "Where", mask2(L, "Equal", rows_vec, k, 1, n, 0), root, l);
+  batch_typed(L, new_col, et, &s, 1, n, 0);
+  OValue *l_col = batch_typed(L, unsqueeze1(L, l, nb + 1), et, &s, 2, n, 1);
+  OValue *l_row = batch_typed(L, unsqueeze1(L, l, nb), et, &s, 2, 1, n);
+  OValue *trailing = mask2(L, "And", mask2(L, "Greater", rows_col, k, 2, n, 1),
+                           mask2(L, "Greater", cols_row, k, 2, 1, n), 2, n, n);
+  trailing = mask2(L, "And", trailing, tril, 2, n, n);
+  OValue *at_col = mask2(L, "And", mask2(L, "GreaterOrEqual", rows_col, k, 2, n, 1),
+                         mask2(L, "Equal", cols_row, k, 2, 1, n), 2, n, n);
+  OValue *outer = batch_typed(L, lw_op2(L, "Mul", l_col, l_row), et, &s, 2, n, n);
+  OValue *upd = batch_typed(L, lw_op2(L, "Sub", A, outer), et, &s, 2, n, n);
+  OValue *A1 = batch_typed(L, lw_op3(L, "Where", trailing, upd, A), et, &s, 2, n, n);
+  OValue *col_new = batch_typed(L, unsqueeze1(L, new_col, nb + 1), et, &s, 2, n, 1);
+  OValue *A2 = batch_typed(L, lw_op3(L, "Where", at_col, col_new, A1), et, &s, 2, n, n);
+  ONode *loop = loop_end(L, &lp, n, &A2, &fails, 1);
+
+  OValue *factor = loop->outputs[0];
+  if (!lower) factor = transpose_matrix(L, factor, &st, &st);
+  lw_bind(L, op->results[0], factor);
+  OValue *failed = squeeze_last(L, loop->outputs[1], nb + 2); /* [n, batch...] */
+  lw_bind(L, op->results[1], first_flag_info(L, failed, &s, info_et));
+  return 0;
+}
+
+/* ---- triangular solves ----------------------------------------------------- */
+
+typedef struct TriSolve {
+  bool left_side, lower, transpose_a, unit_diagonal;
+} TriSolve;
+
+/* X with op(A) X = B (left side) or X op(A) = B, A [batch..., n, n]
+ * triangular, B [batch..., r, c]; the result has B's type. */
+static int lower_tri_solve(Lower *L, const Op *op, const TriSolve *ts) {
+  MatShape sa, sb;
+  if (mat_shape(L, op->operands[0], &sa, "the triangular matrix") != 0 ||
+      mat_shape(L, op->operands[1], &sb, "the right-hand side") != 0)
+    return -1;
+  if (!is_float_type(sa.et) || sb.et != sa.et)
+    return lw_unsupported(L, "a triangular solve of element type other than f16, bf16, f32 "
+                             "or f64");
+  int64_t n = rows_of(&sa);
+  if (cols_of(&sa) != n || sa.nb != sb.nb ||
+      (ts->left_side ? rows_of(&sb) : cols_of(&sb)) != n)
+    return lw_bad_input(L, "the operands' shapes do not match a triangular solve");
+  OValue *a = lw_get(L, op->operands[0]), *b = lw_get(L, op->operands[1]);
+  if (n == 0 || rows_of(&sb) == 0 || cols_of(&sb) == 0) {
+    lw_bind(L, op->results[0], b);
+    return 0;
+  }
+  /* X op(A) = B is op(A)^T X^T = B^T: solve on the left for X^T.  A is
+   * transposed where op(A) or the move asks for it (not when both do), and
+   * a transposed triangle is the other one. */
+  bool lower = ts->lower;
+  MatShape s = sb;
+  if (!ts->left_side) b = transpose_matrix(L, b, &sb, &s);
+  if (ts->transpose_a != !ts->left_side) {
+    a = transpose_matrix(L, a, &sa, &sa);
+    lower = !lower;
+  }
+  ElemType et = s.et;
+  int nb = s.nb;
+  int64_t m = cols_of(&s);
+  OValue *rows_col = iota_i64(L, n, IOTA_COLUMN);
+  OValue *last = lw_const_scalar(L, ET_I64, (double)(n - 1));
+
+  ColumnLoop lp;
+  loop_begin(L, &lp, "substitution_step");
+  OValue *X = loop_carry(L, &lp, b);
+  /* forward for lower (row k at step k), backward for upper (row n-1-k) */
+  OValue *k = lower ? lp.k : lw_typed(L, lw_op2(L, "Sub", last, lp.k), ET_I64, 0, NULL);
+  OValue *a_col = batch_typed(L, gather_at(L, a, k, nb + 1), et, &sa, 1, n, 0);
+  OValue *x = batch_typed(L, gather_at(L, X, k, nb), et, &s, 1, m, 0);
+  if (!ts->unit_diagonal) {
+    OValue *akk = batch_typed(L, gather_at(L, a_col, k, nb), et, &sa, 0, 0, 0);
+    akk = batch_typed(L, unsqueeze1(L, akk, nb), et, &sa, 1, 1, 0);
+    x = batch_typed(L, lw_op2(L, "Div", x, akk), et, &s, 1, m, 0);
+  }
+  OValue *x_row = batch_typed(L, unsqueeze1(L, x, nb), et, &s, 2, 1, m);
+  OValue *a_colv = batch_typed(L, unsqueeze1(L, a_col, nb + 1), et, &sa, 2, n, 1);
+  OValue *outer = batch_typed(L, lw_op2(L, "Mul", a_colv, x_row), et, &s, 2, n, m);
+  OValue *upd = batch_typed(L, lw_op2(L, "Sub", X, outer), et, &s, 2, n, m);
+  OValue *rest = mask2(L, lower ? "Greater" : "Less", rows_col, k, 2, n, 1);
+  OValue *X1 = batch_typed(L, lw_op3(L, "Where", rest, upd, X), et, &s, 2, n, m);
+  OValue *X2 = lw_op3(L, "Where", mask2(L, "Equal", rows_col, k, 2, n, 1), x_row, X1);
+  batch_typed(L, X2, et, &s, 2, n, m);
+  ONode *loop = loop_end(L, &lp, n, &X2, NULL, 0);
+
+  OValue *x_out = loop->outputs[0];
+  if (!ts->left_side) x_out = transpose_matrix(L, x_out, &s, &s);
+  lw_bind(L, op->results[0], x_out);
+  return 0;
+}
+
+/* stablehlo.triangular_solve: the attributes say the form. */
+int lower_triangular_solve(Lower *L, const Op *op) {
+  if (op->n_operands != 2 || op->n_results != 1)
+    return lw_unsupported(L, "expected two operands and one result");
+  TriSolve ts = {0};
+  const Attr *left = ir_op_attr(op, "left_side"), *lower = ir_op_attr(op, "lower");
+  const Attr *unit = ir_op_attr(op, "unit_diagonal"), *tr = ir_op_attr(op, "transpose_a");
+  if (!left || left->kind != AK_BOOL || !lower || lower->kind != AK_BOOL || !unit ||
+      unit->kind != AK_BOOL || !tr || !tr->s)
+    return lw_bad_input(L, "left_side, lower, unit_diagonal (booleans) and transpose_a are "
+                           "required");
+  ts.left_side = left->b;
+  ts.lower = lower->b;
+  ts.unit_diagonal = unit->b;
+  if (strcmp(tr->s, "NO_TRANSPOSE") == 0) ts.transpose_a = false;
+  else if (strcmp(tr->s, "TRANSPOSE") == 0 || strcmp(tr->s, "ADJOINT") == 0)
+    ts.transpose_a = true; /* the adjoint of a real matrix is its transpose */
+  else return lw_bad_input(L, "transpose_a is not NO_TRANSPOSE, TRANSPOSE or ADJOINT");
+  return lower_tri_solve(L, op, &ts);
+}
+
+/* ---- the custom_call targets ----------------------------------------------- */
+
+/* One character of the LAPACK call's backend_config (uplo = 76 : ui8 is
+ * 'L'), or def when absent. */
+static int config_char(const Op *op, const char *field, int def) {
+  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
+  const Attr *f = cfg && cfg->kind == AK_DICT ? ir_dict_field(cfg, field) : NULL;
+  int64_t v;
+  return f && ir_attr_int(f, &v) ? (int)v : def;
+}
+
+static int lower_trsm_call(Lower *L, const Op *op) {
+  if (op->n_operands != 2 || op->n_results != 1)
+    return lw_unsupported(L, "trsm with %d operands and %d results (expected the matrix and "
+                             "the right-hand side, and the solution)", op->n_operands,
+                          op->n_results);
+  int side = config_char(op, "side", 'L'), uplo = config_char(op, "uplo", 'L');
+  int trans = config_char(op, "trans_x", 'N'), diag = config_char(op, "diag", 'N');
+  if (!strchr("LR", side) || !strchr("LU", uplo) || !strchr("NTC", trans) ||
+      !strchr("NU", diag))
+    return lw_bad_input(L, "backend_config: side, uplo, trans_x or diag is not a LAPACK flag");
+  TriSolve ts = {side == 'L', uplo == 'L', trans != 'N', diag == 'U'};
+  return lower_tri_solve(L, op, &ts);
+}
+
+static int lower_getrf_call(Lower *L, const Op *op) { return lower_getrf(L, op); }
+
+static int lower_potrf_call(Lower *L, const Op *op) {
+  int uplo = config_char(op, "uplo", 'L');
+  if (uplo != 'L' && uplo != 'U') return lw_bad_input(L, "backend_config: uplo is not L or U");
+  return lower_potrf(L, op, uplo == 'L');
+}
+
+/* The routine after "lapack_" and the type letter; its converter. */
+static const struct {
+  const char *routine;
+  int (*lower)(Lower *L, const Op *op);
+} lapack_routines[] = {
+    {"getrf_ffi", lower_getrf_call},
+    {"trsm_ffi", lower_trsm_call},
+    {"potrf_ffi", lower_potrf_call},
+};
+
+/* The row of lapack_routines for target, or -1; *type_letter = s, d, c, z. */
+static int lapack_routine(const char *target, char *type_letter) {
+  if (strncmp(target, "lapack_", 7) != 0 || !target[7] || !strchr("sdcz", target[7]))
+    return -1;
+  *type_letter = target[7];
+  for (size_t i = 0; i < sizeof lapack_routines / sizeof lapack_routines[0]; i++)
+    if (strcmp(target + 8, lapack_routines[i].routine) == 0) return (int)i;
+  return -1;
+}
+
+bool lw_is_linalg_op(const Op *op) {
+  if (op->kind == OP_TRIANGULAR_SOLVE) return true;
+  if (op->kind != OP_CUSTOM_CALL) return false;
+  const Attr *t = ir_op_attr(op, "call_target_name");
+  return t && t->s && strncmp(t->s, "lapack_", 7) == 0;
+}
+
+int lower_lapack_lu_call(Lower *L, const Op *op, const char *target) {
+  char letter;
+  int row = lapack_routine(target, &letter);
+  if (row < 0) return 1;
+  if (letter == 'c' || letter == 'z')
+    return lw_unsupported(L, "complex linear algebra (%s) is not supported", target);
+  ElemType want = letter == 's' ? ET_F32 : ET_F64;
+  if (op->n_operands < 1 || op->operands[0]->type.et != want)
+    return lw_bad_input(L, "the operand's element type is not the one the target names");
+  return lapack_routines[row].lower(L, op);
+}
