@@ -915,9 +915,10 @@ int lower_complex(Lower *L, const Op *op) {
       return lw_unsupported(L, "a complex tensor of rank %d: its real pairs would have more "
                                "than %d axes", t->rank, MAX_RANK);
   }
-  if (lw_is_linalg_op(op)) /* lapack_lu.c: LU, solves, Cholesky of reals only */
-    return lw_unsupported(L, "complex linear algebra is not supported (%s)",
-                          first_complex_type(L, op));
+  const char *linalg = lw_linalg_name(op); /* lapack_lu.c: real matrices only */
+  if (linalg)
+    return lw_unsupported(L, "complex linear algebra (%s of %s): hlo2onnx factors and solves "
+                             "real matrices only", linalg, first_complex_type(L, op));
   static const char *const bdims[] = {"broadcast_dimensions"};
   static const char *const perm[] = {"permutation"};
   static const char *const slice[] = {"start_indices", "limit_indices", "strides"};

@@ -19,7 +19,7 @@
  *          rows swapped at each step, as LAPACK's ipiv) and the zero-pivot
  *          flags are Loop scan outputs.
  *   potrf  (A = L L^T, lower; upper through a transpose): d = A[k, k],
- *          failure where !(d > 0) (NaN included, as LAPACK), l = A[k:, k] *
+ *          failure where d <= 0 (as OpenBLAS: NaN is none), l = A[k:, k] *
  *          (1 / sqrt d), update of the trailing lower triangle only: the
  *          other triangle keeps the input, as LAPACK leaves it.
  *   trsm   (op(A) X = B or X op(A) = B): moved to the left-side form
@@ -256,10 +256,10 @@ static OValue *unstack_steps(Lower *L, OValue *stacked, const MatShape *s, int64
 
 /* ---- getrf: LU with partial pivoting ----------------------------------- */
 
-static int lower_getrf(Lower *L, const Op *op) {
-  if (op->n_operands != 1 || op->n_results != 3)
+static int lower_getrf(Lower *L, const Op *op, int n_data) {
+  if (n_data != 1 || op->n_results != 3)
     return lw_unsupported(L, "getrf with %d operands and %d results (expected 1 and 3: the "
-                             "factors, the pivots and info)", op->n_operands, op->n_results);
+                             "factors, the pivots and info)", n_data, op->n_results);
   MatShape s;
   if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
   ElemType et = s.et, piv_et = op->results[1]->type.et, info_et = op->results[2]->type.et;
@@ -344,10 +344,10 @@ static OValue *lower_triangle_mask(Lower *L, int64_t n) {
   return lw_const_data(L, ET_BOOL, 2, dims, (Data){DATA_RAW, vals, (size_t)(n * n)});
 }
 
-static int lower_potrf(Lower *L, const Op *op, bool lower) {
-  if (op->n_operands != 1 || op->n_results != 2)
+static int lower_potrf(Lower *L, const Op *op, int n_data, bool lower) {
+  if (n_data != 1 || op->n_results != 2)
     return lw_unsupported(L, "potrf with %d operands and %d results (expected 1 and 2: the "
-                             "factor and info)", op->n_operands, op->n_results);
+                             "factor and info)", n_data, op->n_results);
   MatShape s;
   if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
   ElemType et = s.et, info_et = op->results[1]->type.et;
@@ -373,9 +373,10 @@ static int lower_potrf(Lower *L, const Op *op, bool lower) {
   OValue *col = batch_typed(L, gather_at(L, A, k, nb + 1), et, &s, 1, n, 0);
   OValue *d = batch_typed(L, gather_at(L, col, k, nb), et, &s, 0, 0, 0);
   d = batch_typed(L, unsqueeze1(L, d, nb), et, &s, 1, 1, 0);
-  /* LAPACK fails where d <= 0 or d is NaN: where d > 0 does not hold */
-  OValue *fails = batch_typed(L, lw_op2(L, "Greater", d, zero), ET_BOOL, &s, 1, 1, 0);
-  fails = batch_typed(L, lw_op1(L, "Not", fails), ET_BOOL, &s, 1, 1, 0);
+  /* failure where d <= 0.  A NaN d is no failure: reference LAPACK reports
+   * one, but OpenBLAS's potrf, which jaxlib calls (through scipy), does not
+   * and goes on with NaNs - and JAX returns those, not its all-NaN result. */
+  OValue *fails = batch_typed(L, lw_op2(L, "LessOrEqual", d, zero), ET_BOOL, &s, 1, 1, 0);
   OValue *root = batch_typed(L, lw_op1(L, "Sqrt", d), et, &s, 1, 1, 0);
   OValue *inv = batch_typed(L, lw_op1(L, "Reciprocal", root), et, &s, 1, 1, 0);
   OValue *l = batch_typed(L, lw_op2(L, "Mul", col, inv), et, &s, 1, n, 0);
@@ -505,10 +506,10 @@ static int config_char(const Op *op, const char *field, int def) {
   return f && ir_attr_int(f, &v) ? (int)v : def;
 }
 
-static int lower_trsm_call(Lower *L, const Op *op) {
-  if (op->n_operands != 2 || op->n_results != 1)
+static int lower_trsm_call(Lower *L, const Op *op, int n_data) {
+  if (n_data != 2 || op->n_results != 1)
     return lw_unsupported(L, "trsm with %d operands and %d results (expected the matrix and "
-                             "the right-hand side, and the solution)", op->n_operands,
+                             "the right-hand side, and the solution)", n_data,
                           op->n_results);
   int side = config_char(op, "side", 'L'), uplo = config_char(op, "uplo", 'L');
   int trans = config_char(op, "trans_x", 'N'), diag = config_char(op, "diag", 'N');
@@ -519,20 +520,19 @@ static int lower_trsm_call(Lower *L, const Op *op) {
   return lower_tri_solve(L, op, &ts);
 }
 
-static int lower_getrf_call(Lower *L, const Op *op) { return lower_getrf(L, op); }
 
-static int lower_potrf_call(Lower *L, const Op *op) {
+static int lower_potrf_call(Lower *L, const Op *op, int n_data) {
   int uplo = config_char(op, "uplo", 'L');
   if (uplo != 'L' && uplo != 'U') return lw_bad_input(L, "backend_config: uplo is not L or U");
-  return lower_potrf(L, op, uplo == 'L');
+  return lower_potrf(L, op, n_data, uplo == 'L');
 }
 
 /* The routine after "lapack_" and the type letter; its converter. */
 static const struct {
   const char *routine;
-  int (*lower)(Lower *L, const Op *op);
+  int (*lower)(Lower *L, const Op *op, int n_data);
 } lapack_routines[] = {
-    {"getrf_ffi", lower_getrf_call},
+    {"getrf_ffi", lower_getrf},
     {"trsm_ffi", lower_trsm_call},
     {"potrf_ffi", lower_potrf_call},
 };
@@ -547,11 +547,25 @@ static int lapack_routine(const char *target, char *type_letter) {
   return -1;
 }
 
-bool lw_is_linalg_op(const Op *op) {
-  if (op->kind == OP_TRIANGULAR_SOLVE) return true;
-  if (op->kind != OP_CUSTOM_CALL) return false;
+const char *lw_linalg_name(const Op *op) {
+  if (op->kind == OP_TRIANGULAR_SOLVE) return "triangular_solve";
+  if (op->kind != OP_CUSTOM_CALL) return NULL;
   const Attr *t = ir_op_attr(op, "call_target_name");
-  return t && t->s && strncmp(t->s, "lapack_", 7) == 0;
+  return t && t->s && strncmp(t->s, "lapack_", 7) == 0 ? t->s : NULL;
+}
+
+/* With dynamic dims, JAX passes the shapes of the results as operands after
+ * the data ones (indices_of_shape_operands); the ONNX ops take their shapes
+ * from the data, so they are not read.  The count of data operands, or -1. */
+static int data_operand_count(Lower *L, const Op *op) {
+  const Attr *a = ir_op_attr(op, "indices_of_shape_operands");
+  if (!a) return op->n_operands;
+  int64_t *idx;
+  int k = ir_attr_i64s(L->c, a, &idx);
+  if (k < 0 || k > op->n_operands) return -1;
+  for (int i = 0; i < k; i++)
+    if (idx[i] != op->n_operands - k + i) return -1;
+  return op->n_operands - k;
 }
 
 int lower_lapack_lu_call(Lower *L, const Op *op, const char *target) {
@@ -563,5 +577,8 @@ int lower_lapack_lu_call(Lower *L, const Op *op, const char *target) {
   ElemType want = letter == 's' ? ET_F32 : ET_F64;
   if (op->n_operands < 1 || op->operands[0]->type.et != want)
     return lw_bad_input(L, "the operand's element type is not the one the target names");
-  return lapack_routines[row].lower(L, op);
+  int n_data = data_operand_count(L, op);
+  if (n_data < 0)
+    return lw_unsupported(L, "indices_of_shape_operands does not name the trailing operands");
+  return lapack_routines[row].lower(L, op, n_data);
 }

@@ -144,10 +144,11 @@ int lower_dynamic_reduce_window(Lower *L, const Op *op);
 
 /* lower/lapack_lu.c: the LAPACK custom_calls of LU, triangular solves and
  * Cholesky (lapack_?getrf_ffi, ?trsm_ffi, ?potrf_ffi); returns 1 when
- * `target` is none of them.  lw_is_linalg_op: a LAPACK custom_call or a
- * triangular_solve (complex.c refuses the complex ones by it). */
+ * `target` is none of them.  lw_linalg_name: the target of a LAPACK
+ * custom_call, "triangular_solve", or NULL for other ops (complex.c refuses
+ * the complex ones by it). */
 int lower_lapack_lu_call(Lower *L, const Op *op, const char *target);
-bool lw_is_linalg_op(const Op *op);
+const char *lw_linalg_name(const Op *op);
 
 /* lower/complex.c: whether op reads or makes a complex tensor (calls,
  * returns and control flow aside, which pass values along); lw_block then
