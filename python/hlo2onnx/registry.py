@@ -58,6 +58,8 @@ COMPONENT_MODULES = (
     "hlo2onnx.components.jax_lax",
     "hlo2onnx.components.jax_numpy",
     "hlo2onnx.components.jax_numpy_fft",
+    "hlo2onnx.components.jax_numpy_linalg",
+    "hlo2onnx.components.jax_scipy_linalg",
     "hlo2onnx.components.examples",
 )
 

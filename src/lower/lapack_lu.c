@@ -513,8 +513,8 @@ static int lower_trsm_call(Lower *L, const Op *op, int n_data) {
                           op->n_results);
   int side = config_char(op, "side", 'L'), uplo = config_char(op, "uplo", 'L');
   int trans = config_char(op, "trans_x", 'N'), diag = config_char(op, "diag", 'N');
-  if (!strchr("LR", side) || !strchr("LU", uplo) || !strchr("NTC", trans) ||
-      !strchr("NU", diag))
+  if ((side != 'L' && side != 'R') || (uplo != 'L' && uplo != 'U') ||
+      (trans != 'N' && trans != 'T' && trans != 'C') || (diag != 'N' && diag != 'U'))
     return lw_bad_input(L, "backend_config: side, uplo, trans_x or diag is not a LAPACK flag");
   TriSolve ts = {side == 'L', uplo == 'L', trans != 'N', diag == 'U'};
   return lower_tri_solve(L, op, &ts);

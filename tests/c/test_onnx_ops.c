@@ -93,6 +93,7 @@ static bool lowering_non_op(const char *s) {
   static const char *const words[] = {"DEFAULT", "EQ", "NE", "LT", "LE", "GT", "GE",
                                       "FLOAT", "SIGNED", "UNSIGNED", "TOTALORDER", "LEFT",
                                       "RIGHT", "FFT", "IFFT", "RFFT", "IRFFT", "UNIFORM", "Sharding",
+                                      "TRANSPOSE", "ADJOINT", /* triangular_solve's transpose_a */
                                       "SPMDFullToShardShape", "SPMDShardToFullShape"};
   for (size_t i = 0; i < sizeof words / sizeof *words; i++)
     if (strcmp(s, words[i]) == 0) return true;

@@ -144,7 +144,7 @@ def test_well_conditioned(name, batch, n, dtype):
         assert_matches_jax(fn, args, rtol=t, atol=0, x64=dtype == F64)
         return
     model = assert_matches_jax(fn, args, rtol=t, atol=t, x64=dtype == F64)
-    if n >= 4:  # JAX writes det and slogdet of n <= 3 out as formulas
+    if n >= 4:  # JAX writes det of n <= 3 (slogdet: n <= 2) out as formulas
         assert op_counts(model)["Loop"] >= 1
 
 
@@ -344,3 +344,24 @@ def test_complex_refused():
                lambda a: jsl.solve_triangular(a, a, lower=True)):
         with pytest.raises(hlo2onnx.UnsupportedOpError, match="complex linear algebra"):
             hlo2onnx.to_onnx(fn, [a])
+
+
+def test_dynamic_matrix_size_refused():
+    """The Loop's masks are constants of the matrix size: a symbolic n is
+    refused with that reason (batch axes may be symbolic)."""
+    with pytest.raises(hlo2onnx.UnsupportedOpError, match="matrix dimensions .* are dynamic"):
+        hlo2onnx.to_onnx(jnp.linalg.solve, [("N", "N"), ("N",)])
+
+
+@pytest.mark.parametrize("name,fn,shapes", [
+    ("lu_rows0", lax.linalg.lu, [(2, 0, 3)]),
+    ("lu_cols0", lax.linalg.lu, [(2, 3, 0)]),
+    ("solve_n0", jnp.linalg.solve, [(0, 0), (0, 2)]),
+    ("cholesky_n0", jnp.linalg.cholesky, [(3, 0, 0)]),
+    ("solve_triangular_m0", lambda a, b: jsl.solve_triangular(a, b, lower=True),
+     [(4, 4), (4, 0)]),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_empty(name, fn, shapes):
+    """Zero-size matrices: no Loop step; LU's pivots are empty, info 0."""
+    args = [np.zeros(s, F32) for s in shapes]
+    assert_matches_jax(fn, args, rtol=0, atol=0, x64=False)
