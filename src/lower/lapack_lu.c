@@ -78,15 +78,18 @@ static bool is_float_type(ElemType et) {
 
 /* ---- small builders ------------------------------------------------------ */
 
-/* 0, 1, ..., n-1 as int64 of shape [n] (axis -1), [n, 1] (axis -2) or [1, n]. */
-static OValue *iota_i64(Lower *L, int64_t n, int shape) {
+/* The shape of an iota: [n] (compared with a vector's positions), [n, 1]
+ * (a matrix's row numbers), [1, n] (its column numbers). */
+typedef enum IotaShape { IOTA_VEC, IOTA_COLUMN, IOTA_ROW } IotaShape;
+
+/* 0, 1, ..., n-1 as an int64 constant of that shape. */
+static OValue *iota_i64(Lower *L, int64_t n, IotaShape shape) {
   int64_t *vals = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
   for (int64_t i = 0; i < n; i++) vals[i] = i;
   Data d = {DATA_RAW, vals, sizeof(int64_t) * (size_t)n};
-  int64_t dims[2] = {shape == 2 ? 1 : n, shape == 2 ? n : 1};
-  return lw_const_data(L, ET_I64, shape == 0 ? 1 : 2, dims, d);
+  int64_t dims[2] = {shape == IOTA_ROW ? 1 : n, shape == IOTA_ROW ? n : 1};
+  return lw_const_data(L, ET_I64, shape == IOTA_VEC ? 1 : 2, dims, d);
 }
-enum { IOTA_VEC = 0, IOTA_COLUMN = 1, IOTA_ROW = 2 };
 
 static OValue *gather_at(Lower *L, OValue *x, OValue *index, int axis) {
   OValue *in[2] = {x, index};
@@ -131,9 +134,15 @@ static OValue *body_input(Lower *L, OGraph *body, const char *hint, const OType 
   return v;
 }
 
-/* Opens the body graph; the nodes built until loop_end go into it. */
-static void loop_begin(Lower *L, ColumnLoop *lp, const char *name) {
+/* Opens the body graph; the nodes built until loop_end go into it.  -1
+ * (reported) when it would nest deeper than ONNX readers load. */
+static int loop_begin(Lower *L, ColumnLoop *lp, const char *name) {
   memset(lp, 0, sizeof *lp);
+  int depth = 1;
+  for (const OGraph *g = L->g; g->parent; g = g->parent) depth++;
+  if (depth > H2O_MAX_SUBGRAPH_DEPTH)
+    return lw_unsupported(L, "its Loop would nest control flow more than %d deep, which ONNX "
+                             "readers cannot load", H2O_MAX_SUBGRAPH_DEPTH);
   lp->outer = L->g;
   lp->body = og_new(L->c, name, L->g);
   OType scalar_i64 = {0}, scalar_bool = {0};
@@ -142,6 +151,7 @@ static void loop_begin(Lower *L, ColumnLoop *lp, const char *name) {
   lp->k = body_input(L, lp->body, "k", &scalar_i64);
   lp->cond_in = body_input(L, lp->body, "cond_in", &scalar_bool);
   L->g = lp->body;
+  return 0;
 }
 
 /* The loop-carried value starting at init (typed): its value in the body. */
@@ -279,7 +289,7 @@ static int lower_getrf(Lower *L, const Op *op, int n_data) {
   OValue *a_shape = lw_typed(L, lw_op1(L, "Shape", a), ET_I64, 1, &rank);
 
   ColumnLoop lp;
-  loop_begin(L, &lp, "lu_step");
+  if (loop_begin(L, &lp, "lu_step") != 0) return -1;
   OValue *A = loop_carry(L, &lp, a), *k = lp.k;
   /* the pivot: first row >= k of largest magnitude in column k */
   OValue *col = batch_typed(L, gather_at(L, A, k, nb + 1), et, &s, 1, m, 0);
@@ -368,7 +378,7 @@ static int lower_potrf(Lower *L, const Op *op, int n_data, bool lower) {
   OValue *zero = lw_const_scalar(L, et, 0);
 
   ColumnLoop lp;
-  loop_begin(L, &lp, "cholesky_step");
+  if (loop_begin(L, &lp, "cholesky_step") != 0) return -1;
   OValue *A = loop_carry(L, &lp, a), *k = lp.k;
   OValue *col = batch_typed(L, gather_at(L, A, k, nb + 1), et, &s, 1, n, 0);
   OValue *d = batch_typed(L, gather_at(L, col, k, nb), et, &s, 0, 0, 0);
@@ -447,7 +457,7 @@ static int lower_tri_solve(Lower *L, const Op *op, const TriSolve *ts) {
   OValue *last = lw_const_scalar(L, ET_I64, (double)(n - 1));
 
   ColumnLoop lp;
-  loop_begin(L, &lp, "substitution_step");
+  if (loop_begin(L, &lp, "substitution_step") != 0) return -1;
   OValue *X = loop_carry(L, &lp, b);
   /* forward for lower (row k at step k), backward for upper (row n-1-k) */
   OValue *k = lower ? lp.k : lw_typed(L, lw_op2(L, "Sub", last, lp.k), ET_I64, 0, NULL);
