@@ -365,3 +365,33 @@ def test_empty(name, fn, shapes):
     """Zero-size matrices: no Loop step; LU's pivots are empty, info 0."""
     args = [np.zeros(s, F32) for s in shapes]
     assert_matches_jax(fn, args, rtol=0, atol=0, x64=False)
+
+
+@pytest.mark.parametrize("opset", [17, 23])
+def test_opsets(opset):
+    """ReduceMax takes its axes as an attribute before opset 18, an input
+    from 18 on (info of getrf and potrf)."""
+    rng = np.random.default_rng(9)
+    a = well_conditioned(rng, (2, 6, 6), F32)
+    for fn, args in [(lax.linalg.lu, [a]), (jnp.linalg.cholesky, [spd(rng, (2, 6, 6), F32)])]:
+        model = hlo2onnx.to_onnx(fn, args, opset=opset)
+        check_model(model)
+        for got, want in zip(run_ort(model, *args), jax.tree_util.tree_leaves(fn(*args))):
+            np.testing.assert_allclose(got, np.asarray(want), rtol=1e-5, atol=1e-5)
+
+
+def test_local_functions():
+    """Two solves in a function shared as an ONNX local function: the Loop
+    bodies are built inside the function's graph."""
+    rng = np.random.default_rng(10)
+    a = well_conditioned(rng, (6, 6), F32)
+    b = rng.standard_normal((6, 2)).astype(F32)
+
+    def two_solves(a, b):
+        return jnp.linalg.solve(a, b) + jnp.linalg.solve(2 * a, b)
+
+    model = hlo2onnx.to_onnx(two_solves, [a, b], local_functions=1)
+    check_model(model)
+    assert len(model.functions) >= 1
+    (got,) = run_ort(model, a, b)
+    np.testing.assert_allclose(got, np.asarray(two_solves(a, b)), rtol=1e-5, atol=1e-5)
