@@ -1,9 +1,11 @@
 /* lapack_lu.c - LU with partial pivoting, triangular solves and Cholesky:
  * the LAPACK custom_calls JAX emits on CPU (lapack_{s,d}getrf_ffi,
- * lapack_{s,d}trsm_ffi, lapack_{s,d}potrf_ffi) and stablehlo.triangular_solve
+ * lapack_{s,d}trsm_ffi, lapack_{s,d}potrf_ffi), stablehlo.triangular_solve
  * (which JAX emits for other types on CPU, and for every type when exporting
- * for GPU or TPU).  ONNX has none of them as an op, so each is an ONNX Loop
- * over the columns k = 0..K-1 whose body updates the whole matrix at once:
+ * for GPU or TPU), and the cuSOLVER/hipSOLVER getrf, potrf and pivots-to-
+ * permutation calls of a GPU export.  ONNX has none of them as an op, so
+ * each is an ONNX Loop over the columns k = 0..K-1 whose body updates the
+ * whole matrix at once:
  * rows and columns are selected by masks built from k (Where on
  * Greater/Equal of an iota), never by slicing, so one body serves every k,
  * the graph stays the same size for any n, and leading batch axes (dynamic
@@ -557,11 +559,86 @@ static int lapack_routine(const char *target, char *type_letter) {
   return -1;
 }
 
+/* ---- the same calls as JAX exports them for GPUs ---------------------------
+ * cuSOLVER (hipSOLVER on ROCm) getrf and potrf take and give what LAPACK's
+ * do, potrf naming its triangle with a boolean `lower`; and JAX turns the
+ * pivots into a permutation with a call of its own (on the CPU, a while
+ * loop), lowered here as one more Loop: perm = 0..P-1, then for each k,
+ * perm[k] and perm[pivots[k]] swapped. */
+
+static int lower_gpu_potrf(Lower *L, const Op *op, int n_data) {
+  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
+  const Attr *lower = cfg && cfg->kind == AK_DICT ? ir_dict_field(cfg, "lower") : NULL;
+  if (lower && lower->kind != AK_BOOL)
+    return lw_bad_input(L, "backend_config: lower is not a boolean");
+  return lower_potrf(L, op, n_data, lower ? lower->b : true);
+}
+
+static int lower_pivots_to_permutation(Lower *L, const Op *op, int n_data) {
+  if (n_data != 1 || op->n_results != 1)
+    return lw_unsupported(L, "expected the pivots and the permutation");
+  const Type *pt = &op->operands[0]->type, *rt = &op->results[0]->type;
+  if (pt->rank < 1 || rt->rank != pt->rank || !et_is_int(pt->et) || !et_is_int(rt->et))
+    return lw_bad_input(L, "the pivots and the permutation are not integer vectors of the "
+                           "same batch");
+  MatShape s = {0}; /* the batch, for typing */
+  s.nb = pt->rank - 1;
+  memcpy(s.dims, pt->dims, sizeof(int64_t) * (size_t)s.nb);
+  int nb = s.nb;
+  int64_t K = pt->dims[nb], P = rt->dims[nb];
+  if (K == DIM_DYN || P == DIM_DYN)
+    return lw_unsupported(L, "the count of pivots or the permutation's size is dynamic");
+  OValue *pivots = batch_typed(L, lw_cast(L, lw_get(L, op->operands[0]), ET_I64), ET_I64, &s,
+                               1, K, 0);
+  OValue *positions = iota_i64(L, P, IOTA_VEC);
+  OValue *perm = lw_op2(L, "Add", batch_zeros(L, pivots, &s, P, ET_I64), positions);
+  perm = batch_typed(L, perm, ET_I64, &s, 1, P, 0);
+  if (K > 0 && P > 0) {
+    ColumnLoop lp;
+    if (loop_begin(L, &lp, "pivot_step") != 0) return -1;
+    OValue *cur = loop_carry(L, &lp, perm), *k = lp.k;
+    OValue *j = batch_typed(L, gather_at(L, pivots, k, nb), ET_I64, &s, 0, 0, 0);
+    j = batch_typed(L, unsqueeze1(L, j, nb), ET_I64, &s, 1, 1, 0);
+    OValue *at_k = batch_typed(L, gather_at(L, cur, k, nb), ET_I64, &s, 0, 0, 0);
+    at_k = batch_typed(L, unsqueeze1(L, at_k, nb), ET_I64, &s, 1, 1, 0);
+    OValue *gin[2] = {cur, j};
+    ONode *g = lw_node(L, "GatherElements", 2, gin, 1);
+    og_attr_int(L->c, g, "axis", nb);
+    OValue *at_j = batch_typed(L, g->outputs[0], ET_I64, &s, 1, 1, 0);
+    OValue *is_j = batch_typed(L, lw_op2(L, "Equal", positions, j), ET_BOOL, &s, 1, P, 0);
+    OValue *next = batch_typed(L, lw_op3(L, "Where", is_j, at_k, cur), ET_I64, &s, 1, P, 0);
+    next = lw_op3(L, "Where", mask2(L, "Equal", positions, k, 1, P, 0), at_j, next);
+    next = batch_typed(L, next, ET_I64, &s, 1, P, 0);
+    perm = loop_end(L, &lp, K, &next, NULL, 0)->outputs[0];
+  }
+  lw_bind(L, op->results[0], batch_typed(L, lw_cast(L, perm, rt->et), rt->et, &s, 1, P, 0));
+  return 0;
+}
+
+static const struct {
+  const char *target;
+  int (*lower)(Lower *L, const Op *op, int n_data);
+} gpu_targets[] = {
+    {"cusolver_getrf_ffi", lower_getrf},
+    {"hipsolver_getrf_ffi", lower_getrf},
+    {"cusolver_potrf_ffi", lower_gpu_potrf},
+    {"hipsolver_potrf_ffi", lower_gpu_potrf},
+    {"cu_lu_pivots_to_permutation", lower_pivots_to_permutation},
+    {"hip_lu_pivots_to_permutation", lower_pivots_to_permutation},
+};
+
+static int gpu_target(const char *target) {
+  for (size_t i = 0; i < sizeof gpu_targets / sizeof gpu_targets[0]; i++)
+    if (strcmp(target, gpu_targets[i].target) == 0) return (int)i;
+  return -1;
+}
+
 const char *lw_linalg_name(const Op *op) {
   if (op->kind == OP_TRIANGULAR_SOLVE) return "triangular_solve";
   if (op->kind != OP_CUSTOM_CALL) return NULL;
   const Attr *t = ir_op_attr(op, "call_target_name");
-  return t && t->s && strncmp(t->s, "lapack_", 7) == 0 ? t->s : NULL;
+  if (!t || !t->s) return NULL;
+  return strncmp(t->s, "lapack_", 7) == 0 || gpu_target(t->s) >= 0 ? t->s : NULL;
 }
 
 /* With dynamic dims, JAX passes the shapes of the results as operands after
@@ -580,15 +657,20 @@ static int data_operand_count(Lower *L, const Op *op) {
 
 int lower_lapack_lu_call(Lower *L, const Op *op, const char *target) {
   char letter;
-  int row = lapack_routine(target, &letter);
-  if (row < 0) return 1;
-  if (letter == 'c' || letter == 'z')
+  int row = lapack_routine(target, &letter), gpu_row = row < 0 ? gpu_target(target) : -1;
+  if (row < 0 && gpu_row < 0) return 1;
+  if (op->n_operands < 1) return lw_bad_input(L, "no operand");
+  ElemType et = op->operands[0]->type.et;
+  if (row >= 0 && (letter == 'c' || letter == 'z'))
     return lw_unsupported(L, "complex linear algebra (%s) is not supported", target);
-  ElemType want = letter == 's' ? ET_F32 : ET_F64;
-  if (op->n_operands < 1 || op->operands[0]->type.et != want)
+  if (row >= 0 && et != (letter == 's' ? ET_F32 : ET_F64))
     return lw_bad_input(L, "the operand's element type is not the one the target names");
+  bool reads_matrix = gpu_row < 0 || gpu_targets[gpu_row].lower != lower_pivots_to_permutation;
+  if (gpu_row >= 0 && reads_matrix && et != ET_F32 && et != ET_F64)
+    return lw_unsupported(L, "a factorisation of element type other than f32 or f64");
   int n_data = data_operand_count(L, op);
   if (n_data < 0)
     return lw_unsupported(L, "indices_of_shape_operands does not name the trailing operands");
-  return lapack_routines[row].lower(L, op, n_data);
+  return row >= 0 ? lapack_routines[row].lower(L, op, n_data)
+                  : gpu_targets[gpu_row].lower(L, op, n_data);
 }

@@ -1,8 +1,9 @@
 """Linear algebra I (src/lower/lapack_lu.c): LU with partial pivoting, triangular
 solves and Cholesky - the LAPACK custom_calls JAX emits on CPU
-(lapack_{s,d}getrf_ffi, trsm_ffi, potrf_ffi) and stablehlo.triangular_solve -
-through jnp.linalg (solve, inv, det, slogdet, cholesky) and jax.scipy.linalg
-(lu, lu_factor, lu_solve, cholesky, cho_factor, cho_solve, solve_triangular).
+(lapack_{s,d}getrf_ffi, trsm_ffi, potrf_ffi), stablehlo.triangular_solve, and
+the cuSOLVER calls of an export for CUDA - through jnp.linalg (solve, inv,
+det, slogdet, cholesky) and jax.scipy.linalg (lu, lu_factor, lu_solve,
+cholesky, cho_factor, cho_solve, solve_triangular).
 
 Each case converts a function, runs ``onnx.checker`` (full check), and
 compares onnxruntime with JAX on the CPU (LAPACK) for float32 and float64,
@@ -398,3 +399,37 @@ def test_local_functions():
     assert len(model.functions) >= 1
     (got,) = run_ort(model, a, b)
     np.testing.assert_allclose(got, np.asarray(two_solves(a, b)), rtol=1e-5, atol=1e-5)
+
+
+GPU_CASES = {
+    "lax_lu": (lax.linalg.lu, "a"),
+    "lax_lu_tall": (lambda a: lax.linalg.lu(a[..., :, :3]), "a"),
+    "solve": (jnp.linalg.solve, "ab"),
+    "inv": (jnp.linalg.inv, "a"),
+    "det": (jnp.linalg.det, "a"),
+    "cholesky": (jnp.linalg.cholesky, "spd"),
+    "cholesky_upper": (lambda a: jsl.cholesky(a, lower=False), "spd"),
+    "cho_solve": (_cho_solve, "spdb"),
+}
+
+
+@pytest.mark.parametrize("batch", [(), (3,)], ids=["single", "batch3"])
+@pytest.mark.parametrize("name", list(GPU_CASES))
+def test_gpu_export(name, batch):
+    """A jax.export for CUDA: cusolver_getrf_ffi, cusolver_potrf_ffi (its
+    triangle a boolean `lower`), cu_lu_pivots_to_permutation and
+    stablehlo.triangular_solve, compared with JAX on the CPU (LAPACK): the
+    same factorisations, pivots included."""
+    fn, kind = GPU_CASES[name]
+    rng = np.random.default_rng(12)
+    args = inputs_for(kind, rng, batch, 5, F32)
+    exp = export.export(jax.jit(fn), platforms=["cuda"])(*args)
+    assert "cusolver_" in exp.mlir_module()
+    model = hlo2onnx.to_onnx(exp)
+    check_model(model)
+    got = run_ort(model, *args)
+    want = [np.asarray(w) for w in jax.tree_util.tree_leaves(fn(*args))]
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=tol(F32, 5), atol=tol(F32, 5))
