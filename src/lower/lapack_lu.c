@@ -2,8 +2,9 @@
  * the LAPACK custom_calls JAX emits on CPU (lapack_{s,d}getrf_ffi,
  * lapack_{s,d}trsm_ffi, lapack_{s,d}potrf_ffi), stablehlo.triangular_solve
  * (which JAX emits for other types on CPU, and for every type when exporting
- * for GPU or TPU), and the cuSOLVER/hipSOLVER getrf, potrf and pivots-to-
- * permutation calls of a GPU export.  ONNX has none of them as an op, so
+ * for GPU or TPU), and what an export for GPU or TPU calls instead of LAPACK
+ * (cuSOLVER/hipSOLVER getrf and potrf, the pivots-to-permutation call,
+ * LuDecomposition, stablehlo.cholesky).  ONNX has none of them as an op, so
  * each is an ONNX Loop over the columns k = 0..K-1 whose body updates the
  * whole matrix at once:
  * rows and columns are selected by masks built from k (Where on
@@ -268,22 +269,18 @@ static OValue *unstack_steps(Lower *L, OValue *stacked, const MatShape *s, int64
 
 /* ---- getrf: LU with partial pivoting ----------------------------------- */
 
-static int lower_getrf(Lower *L, const Op *op, int n_data) {
-  if (n_data != 1 || op->n_results != 3)
-    return lw_unsupported(L, "getrf with %d operands and %d results (expected 1 and 3: the "
-                             "factors, the pivots and info)", n_data, op->n_results);
-  MatShape s;
-  if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
-  ElemType et = s.et, piv_et = op->results[1]->type.et, info_et = op->results[2]->type.et;
+/* The factorisation of a (shape s, K = min(m, n) >= 1 steps): the packed
+ * LU, the 0-based pivots [batch..., K] (int64) and whether each step's
+ * pivot was zero, [K, batch...] (bool).  -1 after a report. */
+typedef struct LuParts {
+  OValue *lu, *pivots, *zero_pivot;
+} LuParts;
+
+static int lu_loop(Lower *L, OValue *a, const MatShape *sp, LuParts *out) {
+  const MatShape s = *sp;
+  ElemType et = s.et;
   int nb = s.nb;
   int64_t m = rows_of(&s), n = cols_of(&s), K = m < n ? m : n;
-  OValue *a = lw_get(L, op->operands[0]);
-  if (K == 0) {
-    lw_bind(L, op->results[0], a);
-    lw_bind(L, op->results[1], batch_zeros(L, a, &s, 0, piv_et));
-    lw_bind(L, op->results[2], batch_zeros(L, a, &s, -1, info_et));
-    return 0;
-  }
   OValue *rows_vec = iota_i64(L, m, IOTA_VEC), *rows_col = iota_i64(L, m, IOTA_COLUMN);
   OValue *cols_row = iota_i64(L, n, IOTA_ROW);
   OValue *below_any = lw_const_scalar(L, et, -1), *zero = lw_const_scalar(L, et, 0);
@@ -335,13 +332,35 @@ static int lower_getrf(Lower *L, const Op *op, int n_data) {
   OValue *A2 = batch_typed(L, lw_op3(L, "Where", at_col, l_col, A1), et, &s, 2, m, n);
   OValue *scanned[2] = {p, is_zero};
   ONode *loop = loop_end(L, &lp, K, &A2, scanned, 2);
+  out->lu = loop->outputs[0];
+  out->pivots = unstack_steps(L, loop->outputs[1], &s, K, ET_I64);
+  out->zero_pivot = squeeze_last(L, loop->outputs[2], nb + 2);
+  return 0;
+}
 
-  lw_bind(L, op->results[0], loop->outputs[0]);
-  OValue *pivots = unstack_steps(L, loop->outputs[1], &s, K, ET_I64);
-  pivots = lw_op2(L, "Add", lw_cast(L, pivots, piv_et), lw_const_scalar(L, piv_et, 1));
+/* lapack_?getrf_ffi (cusolver_getrf_ffi): the packed LU, LAPACK's 1-based
+ * pivots and info. */
+static int lower_getrf(Lower *L, const Op *op, int n_data) {
+  if (n_data != 1 || op->n_results != 3)
+    return lw_unsupported(L, "getrf with %d operands and %d results (expected 1 and 3: the "
+                             "factors, the pivots and info)", n_data, op->n_results);
+  MatShape s;
+  if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
+  ElemType piv_et = op->results[1]->type.et, info_et = op->results[2]->type.et;
+  int64_t m = rows_of(&s), n = cols_of(&s), K = m < n ? m : n;
+  OValue *a = lw_get(L, op->operands[0]);
+  if (K == 0) {
+    lw_bind(L, op->results[0], a);
+    lw_bind(L, op->results[1], batch_zeros(L, a, &s, 0, piv_et));
+    lw_bind(L, op->results[2], batch_zeros(L, a, &s, -1, info_et));
+    return 0;
+  }
+  LuParts lu;
+  if (lu_loop(L, a, &s, &lu) != 0) return -1;
+  lw_bind(L, op->results[0], lu.lu);
+  OValue *pivots = lw_op2(L, "Add", lw_cast(L, lu.pivots, piv_et), lw_const_scalar(L, piv_et, 1));
   lw_bind(L, op->results[1], batch_typed(L, pivots, piv_et, &s, 1, K, 0));
-  OValue *zeros = squeeze_last(L, loop->outputs[2], nb + 2); /* [K, batch...] */
-  lw_bind(L, op->results[2], first_flag_info(L, zeros, &s, info_et));
+  lw_bind(L, op->results[2], first_flag_info(L, lu.zero_pivot, &s, info_et));
   return 0;
 }
 
@@ -356,20 +375,22 @@ static OValue *lower_triangle_mask(Lower *L, int64_t n) {
   return lw_const_data(L, ET_BOOL, 2, dims, (Data){DATA_RAW, vals, (size_t)(n * n)});
 }
 
-static int lower_potrf(Lower *L, const Op *op, int n_data, bool lower) {
-  if (n_data != 1 || op->n_results != 2)
-    return lw_unsupported(L, "potrf with %d operands and %d results (expected 1 and 2: the "
-                             "factor and info)", n_data, op->n_results);
+/* The factor of operand 0 into result 0, and with_info LAPACK's info into
+ * result 1. */
+static int factor_cholesky(Lower *L, const Op *op, bool lower, bool with_info) {
   MatShape s;
   if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
-  ElemType et = s.et, info_et = op->results[1]->type.et;
+  if (!is_float_type(s.et))
+    return lw_unsupported(L, "a Cholesky factorisation of element type other than f16, bf16, "
+                             "f32 or f64");
+  ElemType et = s.et, info_et = with_info ? op->results[1]->type.et : ET_I32;
   int nb = s.nb;
   int64_t n = rows_of(&s);
   if (cols_of(&s) != n) return lw_bad_input(L, "the matrix is not square");
   OValue *a = lw_get(L, op->operands[0]);
   if (n == 0) {
     lw_bind(L, op->results[0], a);
-    lw_bind(L, op->results[1], batch_zeros(L, a, &s, -1, info_et));
+    if (with_info) lw_bind(L, op->results[1], batch_zeros(L, a, &s, -1, info_et));
     return 0;
   }
   /* upper: A = U^T U reads the upper triangle, which is the lower one of A^T */
@@ -412,9 +433,31 @@ static int lower_potrf(Lower *L, const Op *op, int n_data, bool lower) {
   OValue *factor = loop->outputs[0];
   if (!lower) factor = transpose_matrix(L, factor, &st, &st);
   lw_bind(L, op->results[0], factor);
-  OValue *failed = squeeze_last(L, loop->outputs[1], nb + 2); /* [n, batch...] */
-  lw_bind(L, op->results[1], first_flag_info(L, failed, &s, info_et));
+  if (with_info) {
+    OValue *failed = squeeze_last(L, loop->outputs[1], nb + 2); /* [n, batch...] */
+    lw_bind(L, op->results[1], first_flag_info(L, failed, &s, info_et));
+  }
   return 0;
+}
+
+static int lower_potrf(Lower *L, const Op *op, int n_data, bool lower) {
+  if (n_data != 1 || op->n_results != 2)
+    return lw_unsupported(L, "potrf with %d operands and %d results (expected 1 and 2: the "
+                             "factor and info)", n_data, op->n_results);
+  return factor_cholesky(L, op, lower, true);
+}
+
+/* stablehlo.cholesky (JAX's export for TPU): the factor alone.  Where the
+ * matrix is not positive definite the spec leaves the result to the
+ * implementation; here it holds the NaNs of the square root of d <= 0. */
+int lower_cholesky(Lower *L, const Op *op) {
+  if (op->n_operands != 1 || op->n_results != 1)
+    return lw_unsupported(L, "expected one operand and one result");
+  if (!type_equal(&op->results[0]->type, &op->operands[0]->type))
+    return lw_bad_input(L, "the result's type is not the operand's");
+  const Attr *lower = ir_op_attr(op, "lower");
+  if (lower && lower->kind != AK_BOOL) return lw_bad_input(L, "lower is not a boolean");
+  return factor_cholesky(L, op, lower && lower->b, false);
 }
 
 /* ---- triangular solves ----------------------------------------------------- */
@@ -490,6 +533,8 @@ static int lower_tri_solve(Lower *L, const Op *op, const TriSolve *ts) {
 int lower_triangular_solve(Lower *L, const Op *op) {
   if (op->n_operands != 2 || op->n_results != 1)
     return lw_unsupported(L, "expected two operands and one result");
+  if (!type_equal(&op->results[0]->type, &op->operands[1]->type))
+    return lw_bad_input(L, "the result's type is not the right-hand side's");
   TriSolve ts = {0};
   const Attr *left = ir_op_attr(op, "left_side"), *lower = ir_op_attr(op, "lower");
   const Attr *unit = ir_op_attr(op, "unit_diagonal"), *tr = ir_op_attr(op, "transpose_a");
@@ -559,12 +604,13 @@ static int lapack_routine(const char *target, char *type_letter) {
   return -1;
 }
 
-/* ---- the same calls as JAX exports them for GPUs ---------------------------
+/* ---- the same calls as JAX exports them for GPUs and TPUs ------------------
  * cuSOLVER (hipSOLVER on ROCm) getrf and potrf take and give what LAPACK's
- * do, potrf naming its triangle with a boolean `lower`; and JAX turns the
+ * do, potrf naming its triangle with a boolean `lower`; JAX turns the
  * pivots into a permutation with a call of its own (on the CPU, a while
  * loop), lowered here as one more Loop: perm = 0..P-1, then for each k,
- * perm[k] and perm[pivots[k]] swapped. */
+ * perm[k] and perm[pivots[k]] swapped.  For TPUs, LuDecomposition gives the
+ * packed LU, the 0-based pivots and that permutation. */
 
 static int lower_gpu_potrf(Lower *L, const Op *op, int n_data) {
   const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
@@ -572,6 +618,34 @@ static int lower_gpu_potrf(Lower *L, const Op *op, int n_data) {
   if (lower && lower->kind != AK_BOOL)
     return lw_bad_input(L, "backend_config: lower is not a boolean");
   return lower_potrf(L, op, n_data, lower ? lower->b : true);
+}
+
+/* perm = 0..P-1, then for k < K perm[k] and perm[pivots[k]] swapped:
+ * pivots [batch of s..., K] int64, 0-based; the result [batch..., P] int64,
+ * or NULL after a report. */
+static OValue *permutation_of_pivots(Lower *L, OValue *pivots, const MatShape *s, int64_t K,
+                                     int64_t P) {
+  int nb = s->nb;
+  OValue *positions = iota_i64(L, P, IOTA_VEC);
+  OValue *perm = lw_op2(L, "Add", batch_zeros(L, pivots, s, P, ET_I64), positions);
+  perm = batch_typed(L, perm, ET_I64, s, 1, P, 0);
+  if (K == 0 || P == 0) return perm;
+  ColumnLoop lp;
+  if (loop_begin(L, &lp, "pivot_step") != 0) return NULL;
+  OValue *cur = loop_carry(L, &lp, perm), *k = lp.k;
+  OValue *j = batch_typed(L, gather_at(L, pivots, k, nb), ET_I64, s, 0, 0, 0);
+  j = batch_typed(L, unsqueeze1(L, j, nb), ET_I64, s, 1, 1, 0);
+  OValue *at_k = batch_typed(L, gather_at(L, cur, k, nb), ET_I64, s, 0, 0, 0);
+  at_k = batch_typed(L, unsqueeze1(L, at_k, nb), ET_I64, s, 1, 1, 0);
+  OValue *gin[2] = {cur, j};
+  ONode *g = lw_node(L, "GatherElements", 2, gin, 1);
+  og_attr_int(L->c, g, "axis", nb);
+  OValue *at_j = batch_typed(L, g->outputs[0], ET_I64, s, 1, 1, 0);
+  OValue *is_j = batch_typed(L, lw_op2(L, "Equal", positions, j), ET_BOOL, s, 1, P, 0);
+  OValue *next = batch_typed(L, lw_op3(L, "Where", is_j, at_k, cur), ET_I64, s, 1, P, 0);
+  next = lw_op3(L, "Where", mask2(L, "Equal", positions, k, 1, P, 0), at_j, next);
+  next = batch_typed(L, next, ET_I64, s, 1, P, 0);
+  return loop_end(L, &lp, K, &next, NULL, 0)->outputs[0];
 }
 
 static int lower_pivots_to_permutation(Lower *L, const Op *op, int n_data) {
@@ -584,61 +658,65 @@ static int lower_pivots_to_permutation(Lower *L, const Op *op, int n_data) {
   MatShape s = {0}; /* the batch, for typing */
   s.nb = pt->rank - 1;
   memcpy(s.dims, pt->dims, sizeof(int64_t) * (size_t)s.nb);
-  int nb = s.nb;
-  int64_t K = pt->dims[nb], P = rt->dims[nb];
+  int64_t K = pt->dims[s.nb], P = rt->dims[s.nb];
   if (K == DIM_DYN || P == DIM_DYN)
     return lw_unsupported(L, "the count of pivots or the permutation's size is dynamic");
   OValue *pivots = batch_typed(L, lw_cast(L, lw_get(L, op->operands[0]), ET_I64), ET_I64, &s,
                                1, K, 0);
-  OValue *positions = iota_i64(L, P, IOTA_VEC);
-  OValue *perm = lw_op2(L, "Add", batch_zeros(L, pivots, &s, P, ET_I64), positions);
-  perm = batch_typed(L, perm, ET_I64, &s, 1, P, 0);
-  if (K > 0 && P > 0) {
-    ColumnLoop lp;
-    if (loop_begin(L, &lp, "pivot_step") != 0) return -1;
-    OValue *cur = loop_carry(L, &lp, perm), *k = lp.k;
-    OValue *j = batch_typed(L, gather_at(L, pivots, k, nb), ET_I64, &s, 0, 0, 0);
-    j = batch_typed(L, unsqueeze1(L, j, nb), ET_I64, &s, 1, 1, 0);
-    OValue *at_k = batch_typed(L, gather_at(L, cur, k, nb), ET_I64, &s, 0, 0, 0);
-    at_k = batch_typed(L, unsqueeze1(L, at_k, nb), ET_I64, &s, 1, 1, 0);
-    OValue *gin[2] = {cur, j};
-    ONode *g = lw_node(L, "GatherElements", 2, gin, 1);
-    og_attr_int(L->c, g, "axis", nb);
-    OValue *at_j = batch_typed(L, g->outputs[0], ET_I64, &s, 1, 1, 0);
-    OValue *is_j = batch_typed(L, lw_op2(L, "Equal", positions, j), ET_BOOL, &s, 1, P, 0);
-    OValue *next = batch_typed(L, lw_op3(L, "Where", is_j, at_k, cur), ET_I64, &s, 1, P, 0);
-    next = lw_op3(L, "Where", mask2(L, "Equal", positions, k, 1, P, 0), at_j, next);
-    next = batch_typed(L, next, ET_I64, &s, 1, P, 0);
-    perm = loop_end(L, &lp, K, &next, NULL, 0)->outputs[0];
-  }
+  OValue *perm = permutation_of_pivots(L, pivots, &s, K, P);
+  if (!perm) return -1;
   lw_bind(L, op->results[0], batch_typed(L, lw_cast(L, perm, rt->et), rt->et, &s, 1, P, 0));
+  return 0;
+}
+
+/* LuDecomposition (JAX's export for TPU): the packed LU, the 0-based pivots
+ * and the row permutation, without info. */
+static int lower_lu_decomposition(Lower *L, const Op *op, int n_data) {
+  if (n_data != 1 || op->n_results != 3)
+    return lw_unsupported(L, "LuDecomposition with %d operands and %d results (expected 1 "
+                             "and 3: the factors, the pivots and the permutation)",
+                          n_data, op->n_results);
+  MatShape s;
+  if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
+  ElemType piv_et = op->results[1]->type.et, perm_et = op->results[2]->type.et;
+  int64_t m = rows_of(&s), n = cols_of(&s), K = m < n ? m : n;
+  OValue *a = lw_get(L, op->operands[0]);
+  LuParts lu = {a, batch_zeros(L, a, &s, 0, ET_I64), NULL};
+  if (K > 0 && lu_loop(L, a, &s, &lu) != 0) return -1;
+  OValue *perm = permutation_of_pivots(L, lu.pivots, &s, K, m);
+  if (!perm) return -1;
+  lw_bind(L, op->results[0], lu.lu);
+  lw_bind(L, op->results[1], batch_typed(L, lw_cast(L, lu.pivots, piv_et), piv_et, &s, 1, K, 0));
+  lw_bind(L, op->results[2], batch_typed(L, lw_cast(L, perm, perm_et), perm_et, &s, 1, m, 0));
   return 0;
 }
 
 static const struct {
   const char *target;
   int (*lower)(Lower *L, const Op *op, int n_data);
-} gpu_targets[] = {
+} accelerator_targets[] = {
     {"cusolver_getrf_ffi", lower_getrf},
     {"hipsolver_getrf_ffi", lower_getrf},
     {"cusolver_potrf_ffi", lower_gpu_potrf},
     {"hipsolver_potrf_ffi", lower_gpu_potrf},
     {"cu_lu_pivots_to_permutation", lower_pivots_to_permutation},
     {"hip_lu_pivots_to_permutation", lower_pivots_to_permutation},
+    {"LuDecomposition", lower_lu_decomposition}, /* TPU */
 };
 
-static int gpu_target(const char *target) {
-  for (size_t i = 0; i < sizeof gpu_targets / sizeof gpu_targets[0]; i++)
-    if (strcmp(target, gpu_targets[i].target) == 0) return (int)i;
+static int accelerator_target(const char *target) {
+  for (size_t i = 0; i < sizeof accelerator_targets / sizeof accelerator_targets[0]; i++)
+    if (strcmp(target, accelerator_targets[i].target) == 0) return (int)i;
   return -1;
 }
 
 const char *lw_linalg_name(const Op *op) {
   if (op->kind == OP_TRIANGULAR_SOLVE) return "triangular_solve";
+  if (op->kind == OP_CHOLESKY) return "cholesky";
   if (op->kind != OP_CUSTOM_CALL) return NULL;
   const Attr *t = ir_op_attr(op, "call_target_name");
   if (!t || !t->s) return NULL;
-  return strncmp(t->s, "lapack_", 7) == 0 || gpu_target(t->s) >= 0 ? t->s : NULL;
+  return strncmp(t->s, "lapack_", 7) == 0 || accelerator_target(t->s) >= 0 ? t->s : NULL;
 }
 
 /* With dynamic dims, JAX passes the shapes of the results as operands after
@@ -657,20 +735,20 @@ static int data_operand_count(Lower *L, const Op *op) {
 
 int lower_lapack_lu_call(Lower *L, const Op *op, const char *target) {
   char letter;
-  int row = lapack_routine(target, &letter), gpu_row = row < 0 ? gpu_target(target) : -1;
-  if (row < 0 && gpu_row < 0) return 1;
+  int row = lapack_routine(target, &letter), accel_row = row < 0 ? accelerator_target(target) : -1;
+  if (row < 0 && accel_row < 0) return 1;
   if (op->n_operands < 1) return lw_bad_input(L, "no operand");
   ElemType et = op->operands[0]->type.et;
   if (row >= 0 && (letter == 'c' || letter == 'z'))
     return lw_unsupported(L, "complex linear algebra (%s) is not supported", target);
   if (row >= 0 && et != (letter == 's' ? ET_F32 : ET_F64))
     return lw_bad_input(L, "the operand's element type is not the one the target names");
-  bool reads_matrix = gpu_row < 0 || gpu_targets[gpu_row].lower != lower_pivots_to_permutation;
-  if (gpu_row >= 0 && reads_matrix && et != ET_F32 && et != ET_F64)
+  bool reads_matrix = accel_row < 0 || accelerator_targets[accel_row].lower != lower_pivots_to_permutation;
+  if (accel_row >= 0 && reads_matrix && et != ET_F32 && et != ET_F64)
     return lw_unsupported(L, "a factorisation of element type other than f32 or f64");
   int n_data = data_operand_count(L, op);
   if (n_data < 0)
     return lw_unsupported(L, "indices_of_shape_operands does not name the trailing operands");
   return row >= 0 ? lapack_routines[row].lower(L, op, n_data)
-                  : gpu_targets[gpu_row].lower(L, op, n_data);
+                  : accelerator_targets[accel_row].lower(L, op, n_data);
 }

@@ -1,7 +1,7 @@
 """Linear algebra I (src/lower/lapack_lu.c): LU with partial pivoting, triangular
 solves and Cholesky - the LAPACK custom_calls JAX emits on CPU
 (lapack_{s,d}getrf_ffi, trsm_ffi, potrf_ffi), stablehlo.triangular_solve, and
-the cuSOLVER calls of an export for CUDA - through jnp.linalg (solve, inv,
+what exports for CUDA and TPU call instead - through jnp.linalg (solve, inv,
 det, slogdet, cholesky) and jax.scipy.linalg (lu, lu_factor, lu_solve,
 cholesky, cho_factor, cho_solve, solve_triangular).
 
@@ -413,18 +413,22 @@ GPU_CASES = {
 }
 
 
+@pytest.mark.parametrize("platform", ["cuda", "tpu"])
 @pytest.mark.parametrize("batch", [(), (3,)], ids=["single", "batch3"])
 @pytest.mark.parametrize("name", list(GPU_CASES))
-def test_gpu_export(name, batch):
-    """A jax.export for CUDA: cusolver_getrf_ffi, cusolver_potrf_ffi (its
-    triangle a boolean `lower`), cu_lu_pivots_to_permutation and
+def test_accelerator_export(name, batch, platform):
+    """A jax.export for CUDA (cusolver_getrf_ffi, cusolver_potrf_ffi with its
+    triangle a boolean `lower`, cu_lu_pivots_to_permutation) or for TPU
+    (LuDecomposition, stablehlo.cholesky), triangular solves as
     stablehlo.triangular_solve, compared with JAX on the CPU (LAPACK): the
     same factorisations, pivots included."""
     fn, kind = GPU_CASES[name]
     rng = np.random.default_rng(12)
     args = inputs_for(kind, rng, batch, 5, F32)
-    exp = export.export(jax.jit(fn), platforms=["cuda"])(*args)
-    assert "cusolver_" in exp.mlir_module()
+    exp = export.export(jax.jit(fn), platforms=[platform])(*args)
+    text = exp.mlir_module()
+    assert ("cusolver_" in text) if platform == "cuda" else \
+        ("LuDecomposition" in text or "stablehlo.cholesky" in text)
     model = hlo2onnx.to_onnx(exp)
     check_model(model)
     got = run_ort(model, *args)
