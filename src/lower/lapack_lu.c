@@ -6,11 +6,11 @@
  * (cuSOLVER/hipSOLVER getrf and potrf, the pivots-to-permutation call,
  * LuDecomposition, stablehlo.cholesky).  ONNX has none of them as an op, so
  * each is an ONNX Loop over the columns k = 0..K-1 whose body updates the
- * whole matrix at once:
- * rows and columns are selected by masks built from k (Where on
- * Greater/Equal of an iota), never by slicing, so one body serves every k,
- * the graph stays the same size for any n, and leading batch axes (dynamic
- * ones too) ride along through broadcasting.  Matrix sizes must be static.
+ * whole matrix at once: rows and columns are selected by masks built from k
+ * (Where on Greater/Equal of an iota), never by slicing, so one body serves
+ * every k, the graph stays the same size for any n, and leading batch axes
+ * (dynamic ones too) ride along through broadcasting.  Matrix sizes must be
+ * static.
  *
  *   getrf  (A = P L U): pivot p = the first row >= k of largest |A[:, k]|
  *          (ArgMax, which returns the first maximum, as LAPACK's i?amax);
@@ -34,8 +34,9 @@
  *
  * Each step costs O(m n) elementwise work, so the whole is O(n^3) like
  * LAPACK's unblocked forms; the rounding differs from LAPACK's blocked
- * kernels (other summation orders), not the algorithm.  Complex types are
- * refused (complex.c sends their custom_calls here).
+ * kernels (other summation orders), not the algorithm.  Complex matrices
+ * are refused: complex.c stops them first, naming the call with
+ * lw_linalg_name.
  */
 #include "lower/lower.h"
 
@@ -200,7 +201,6 @@ static OValue *squeeze_last(Lower *L, OValue *x, int rank) {
   int64_t axis = rank - 1;
   return lw_op2(L, "Squeeze", x, lw_const_i64s(L, 1, &axis));
 }
-
 
 /* A mask (bool) of static shape [d0] (rank 1) or [d0, d1]. */
 static OValue *mask2(Lower *L, const char *op_type, OValue *a, OValue *b, int rank, int64_t d0,
