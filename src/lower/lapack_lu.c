@@ -13,7 +13,8 @@
  * static.
  *
  *   getrf  (A = P L U): pivot p = the first row >= k of largest |A[:, k]|
- *          (ArgMax, which returns the first maximum, as LAPACK's i?amax);
+ *          (ArgMax, which returns the first maximum, as LAPACK's i?amax,
+ *          and passes over NaNs below row k as it does);
  *          rows k and p swapped (GatherElements of a per-batch row
  *          permutation); multipliers l = A[k+1:, k] * (1 / pivot) (LAPACK
  *          scales by the reciprocal too); rank-1 update of the trailing
@@ -284,21 +285,31 @@ static int lu_loop(Lower *L, OValue *a, const MatShape *sp, LuParts *out) {
   OValue *rows_vec = iota_i64(L, m, IOTA_VEC), *rows_col = iota_i64(L, m, IOTA_COLUMN);
   OValue *cols_row = iota_i64(L, n, IOTA_ROW);
   OValue *below_any = lw_const_scalar(L, et, -1), *zero = lw_const_scalar(L, et, 0);
+  OValue *nan_rank = lw_const_scalar(L, et, -0.5);
   int64_t rank = nb + 2;
   OValue *a_shape = lw_typed(L, lw_op1(L, "Shape", a), ET_I64, 1, &rank);
 
   ColumnLoop lp;
   if (loop_begin(L, &lp, "lu_step") != 0) return -1;
   OValue *A = loop_carry(L, &lp, a), *k = lp.k;
-  /* the pivot: first row >= k of largest magnitude in column k */
+  /* the pivot: first row >= k of largest magnitude in column k.  NaNs as
+   * LAPACK's i?amax sees them (a NaN compares as less): row k when it is
+   * NaN, else the largest of the numbers below.  So a NaN counts as less
+   * than any number but more than the rows above k (ArgMax of a NaN is not
+   * defined), and the pivot is a row >= k whatever the input. */
   OValue *col = batch_typed(L, gather_at(L, A, k, nb + 1), et, &s, 1, m, 0);
-  OValue *mag = lw_op3(L, "Where", mask2(L, "Less", rows_vec, k, 1, m, 0), below_any,
-                       batch_typed(L, lw_op1(L, "Abs", col), et, &s, 1, m, 0));
+  OValue *mag = batch_typed(L, lw_op1(L, "Abs", col), et, &s, 1, m, 0);
+  OValue *nan = batch_typed(L, lw_op1(L, "IsNaN", col), ET_BOOL, &s, 1, m, 0);
+  mag = batch_typed(L, lw_op3(L, "Where", nan, nan_rank, mag), et, &s, 1, m, 0);
+  mag = lw_op3(L, "Where", mask2(L, "Less", rows_vec, k, 1, m, 0), below_any, mag);
   batch_typed(L, mag, et, &s, 1, m, 0);
   ONode *argmax = lw_node(L, "ArgMax", 1, &mag, 1);
   og_attr_int(L->c, argmax, "axis", nb);
   og_attr_int(L->c, argmax, "keepdims", 1);
   OValue *p = batch_typed(L, argmax->outputs[0], ET_I64, &s, 1, 1, 0);
+  OValue *nan_at_k = batch_typed(L, gather_at(L, nan, k, nb), ET_BOOL, &s, 0, 0, 0);
+  nan_at_k = batch_typed(L, unsqueeze1(L, nan_at_k, nb), ET_BOOL, &s, 1, 1, 0);
+  p = batch_typed(L, lw_op3(L, "Where", nan_at_k, k, p), ET_I64, &s, 1, 1, 0);
   /* rows k and p swapped: row i of the result is row idx[i] */
   OValue *from_k = lw_op3(L, "Where", lw_op2(L, "Equal", rows_vec, p), k, rows_vec);
   batch_typed(L, from_k, ET_I64, &s, 1, m, 0);

@@ -437,3 +437,19 @@ def test_accelerator_export(name, batch, platform):
     for g, w in zip(got, want):
         assert g.dtype == w.dtype and g.shape == w.shape
         np.testing.assert_allclose(g, w, rtol=tol(F32, 5), atol=tol(F32, 5))
+
+
+def test_nan_input():
+    """A NaN in the matrix: the pivots stay a valid LAPACK ipiv (row k or
+    below at step k; ArgMax of NaNs alone would not be) and det is NaN, as
+    JAX's.  Which factor entries the NaN reaches, and so the later pivots,
+    depends on the order of operations (OpenBLAS's is blocked), so the
+    factors are not compared."""
+    rng = np.random.default_rng(13)
+    for n, pos in [(4, (0, 0)), (4, (2, 1)), (8, (5, 0)), (8, (7, 7))]:
+        a = rng.standard_normal((n, n)).astype(F32)
+        a[pos] = np.nan
+        _, (lu, piv) = convert(jsl.lu_factor, [a])
+        assert np.all((piv >= np.arange(n)) & (piv < n)), piv
+        assert np.isnan(lu).any()
+        assert_matches_jax(jnp.linalg.det, [a], rtol=0, atol=0, x64=False)
