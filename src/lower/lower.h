@@ -144,9 +144,10 @@ int lower_dynamic_reduce_window(Lower *L, const Op *op);
 
 /* lower/lapack_lu.c: the custom_calls of LU, triangular solves and Cholesky
  * (lapack_?getrf_ffi, ?trsm_ffi, ?potrf_ffi; the cuSOLVER/hipSOLVER ones of
- * GPU exports); returns 1 when `target` is none of them.  lw_linalg_name:
- * the target of a LAPACK call or of one of those, "triangular_solve", or
- * NULL for other ops (complex.c refuses the complex ones by it). */
+ * GPU exports, LuDecomposition of TPU ones); returns 1 when `target` is
+ * none of them.  lw_linalg_name: the target of a LAPACK call or of one of
+ * those, "triangular_solve", "cholesky", or NULL for other ops (complex.c
+ * refuses the complex ones by it). */
 int lower_lapack_lu_call(Lower *L, const Op *op, const char *target);
 const char *lw_linalg_name(const Op *op);
 
