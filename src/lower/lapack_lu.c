@@ -9,8 +9,9 @@
  * whole matrix at once: rows and columns are selected by masks built from k
  * (Where on Greater/Equal of an iota), never by slicing, so one body serves
  * every k, the graph stays the same size for any n, and leading batch axes
- * (dynamic ones too) ride along through broadcasting.  Matrix sizes must be
- * static.
+ * (dynamic ones too) ride along through broadcasting.  A dynamic matrix
+ * size is read with Shape: the iotas become Ranges and the trip count a
+ * value.
  *
  *   getrf  (A = P L U): pivot p = the first row >= k of largest |A[:, k]|
  *          (ArgMax, which returns the first maximum, as LAPACK's i?amax,
@@ -48,7 +49,7 @@
 typedef struct MatShape {
   ElemType et;
   int nb;                     /* batch axes */
-  int64_t dims[MAX_RANK + 2]; /* batch dims (DIM_DYN where dynamic), rows, cols */
+  int64_t dims[MAX_RANK + 2]; /* batch dims, rows, cols (DIM_DYN where dynamic) */
 } MatShape;
 
 static int mat_shape(Lower *L, const Value *v, MatShape *s, const char *what) {
@@ -58,14 +59,14 @@ static int mat_shape(Lower *L, const Value *v, MatShape *s, const char *what) {
   s->et = t->et;
   s->nb = t->rank - 2;
   memcpy(s->dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
-  if (t->dims[s->nb] == DIM_DYN || t->dims[s->nb + 1] == DIM_DYN)
-    return lw_unsupported(L, "the matrix dimensions of %s are dynamic; the Loop over its "
-                             "columns needs them static (batch axes may be dynamic)", what);
   return 0;
 }
 
 static int64_t rows_of(const MatShape *s) { return s->dims[s->nb]; }
 static int64_t cols_of(const MatShape *s) { return s->dims[s->nb + 1]; }
+
+/* Whether two sizes may be equal (a dynamic one may be anything). */
+static bool may_equal(int64_t a, int64_t b) { return a == b || a == DIM_DYN || b == DIM_DYN; }
 
 /* v typed as the batch dims of s followed by n_tail dims t0, t1. */
 static OValue *batch_typed(Lower *L, OValue *v, ElemType et, const MatShape *s, int n_tail,
@@ -87,13 +88,50 @@ static bool is_float_type(ElemType et) {
  * (a matrix's row numbers), [1, n] (its column numbers). */
 typedef enum IotaShape { IOTA_VEC, IOTA_COLUMN, IOTA_ROW } IotaShape;
 
-/* 0, 1, ..., n-1 as an int64 constant of that shape. */
-static OValue *iota_i64(Lower *L, int64_t n, IotaShape shape) {
-  int64_t *vals = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
-  for (int64_t i = 0; i < n; i++) vals[i] = i;
-  Data d = {DATA_RAW, vals, sizeof(int64_t) * (size_t)n};
-  int64_t dims[2] = {shape == IOTA_ROW ? 1 : n, shape == IOTA_ROW ? n : 1};
-  return lw_const_data(L, ET_I64, shape == IOTA_VEC ? 1 : 2, dims, d);
+/* A size: n when static, else DIM_DYN; v its value (int64 scalar), a
+ * constant when static. */
+typedef struct Size {
+  int64_t n;
+  OValue *v;
+} Size;
+
+/* The size of axis `axis` of x, whose static size is n (or DIM_DYN). */
+static Size size_of(Lower *L, OValue *x, int axis, int64_t n) {
+  Size z = {n, NULL};
+  if (n != DIM_DYN) {
+    z.v = lw_typed(L, lw_const_scalar(L, ET_I64, (double)n), ET_I64, 0, NULL);
+    return z;
+  }
+  ONode *sh = lw_node(L, "Shape", 1, &x, 1);
+  og_attr_int(L->c, sh, "start", axis);
+  og_attr_int(L->c, sh, "end", axis + 1);
+  int64_t one = 1;
+  OValue *dim = lw_typed(L, sh->outputs[0], ET_I64, 1, &one);
+  z.v = lw_typed(L, lw_op2(L, "Reshape", dim, lw_const_i64s(L, 0, NULL)), ET_I64, 0, NULL);
+  return z;
+}
+
+static Size size_min(Lower *L, Size a, Size b) {
+  if (a.n != DIM_DYN && b.n != DIM_DYN) return a.n <= b.n ? a : b;
+  Size z = {DIM_DYN, lw_typed(L, lw_op2(L, "Min", a.v, b.v), ET_I64, 0, NULL)};
+  return z;
+}
+
+/* 0, 1, ..., n-1 as int64 of that shape: a constant when n is static, else
+ * a Range. */
+static OValue *iota_i64(Lower *L, Size n, IotaShape shape) {
+  int64_t dims[2] = {shape == IOTA_ROW ? 1 : n.n, shape == IOTA_ROW ? n.n : 1};
+  if (n.n != DIM_DYN) {
+    int64_t *vals = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n.n ? n.n : 1));
+    for (int64_t i = 0; i < n.n; i++) vals[i] = i;
+    Data d = {DATA_RAW, vals, sizeof(int64_t) * (size_t)n.n};
+    return lw_const_data(L, ET_I64, shape == IOTA_VEC ? 1 : 2, dims, d);
+  }
+  OValue *zero = lw_const_scalar(L, ET_I64, 0), *one = lw_const_scalar(L, ET_I64, 1);
+  OValue *range = lw_typed(L, lw_op3(L, "Range", zero, n.v, one), ET_I64, 1, &n.n);
+  if (shape == IOTA_VEC) return range;
+  int64_t axis = shape == IOTA_ROW ? 0 : 1;
+  return lw_typed(L, lw_op2(L, "Unsqueeze", range, lw_const_i64s(L, 1, &axis)), ET_I64, 2, dims);
 }
 
 static OValue *gather_at(Lower *L, OValue *x, OValue *index, int axis) {
@@ -181,14 +219,14 @@ static void body_output(Lower *L, ColumnLoop *lp, OValue *v) {
 /* Closes the body with the carried values' next values and the per-iteration
  * scan values, and emits Loop(trip) in the enclosing graph; its outputs are
  * the final carried values, then each scan value stacked along a new axis 0. */
-static ONode *loop_end(Lower *L, ColumnLoop *lp, int64_t trip, OValue *const *next,
+static ONode *loop_end(Lower *L, ColumnLoop *lp, Size trip, OValue *const *next,
                        OValue *const *scanned, int n_scanned) {
   body_output(L, lp, lp->cond_in);
   for (int i = 0; i < lp->n_carried; i++) body_output(L, lp, next[i]);
   for (int i = 0; i < n_scanned; i++) body_output(L, lp, scanned[i]);
   L->g = lp->outer;
   OValue *in[2 + MAX_CARRIED];
-  in[0] = lw_typed(L, lw_const_scalar(L, ET_I64, (double)trip), ET_I64, 0, NULL);
+  in[0] = trip.v;
   in[1] = NULL; /* no condition: the trip count decides */
   for (int i = 0; i < lp->n_carried; i++) in[2 + i] = lp->init[i];
   ONode *loop = lw_node(L, "Loop", 2 + lp->n_carried, in, lp->n_carried + n_scanned);
@@ -210,30 +248,37 @@ static OValue *mask2(Lower *L, const char *op_type, OValue *a, OValue *b, int ra
   return lw_typed(L, lw_op2(L, op_type, a, b), ET_BOOL, rank, dims);
 }
 
-/* stacked: [K, batch...] flags of the steps (bool), K >= 1.  LAPACK's info:
- * the first step whose flag is set, plus 1, or 0 when none is; of the
- * batch shape, type info_et. */
+/* stacked: [K, batch...] flags of the steps (bool).  LAPACK's info: the
+ * first step whose flag is set, plus 1, or 0 when none is; of the batch
+ * shape, type info_et.  A row of set flags appended at K makes ArgMax (the
+ * first maximum) well-defined for K = 0 too, and K itself mean "none". */
 static OValue *first_flag_info(Lower *L, OValue *stacked, const MatShape *s, ElemType info_et) {
   OValue *as_int = lw_cast(L, stacked, ET_I32);
-  ONode *first = lw_node(L, "ArgMax", 1, &as_int, 1); /* the first maximum */
+  ONode *sh = lw_node(L, "Shape", 1, &stacked, 1);
+  og_attr_int(L->c, sh, "start", 1);
+  int64_t nb = s->nb, nb1 = s->nb + 1, one = 1, zero = 0;
+  OValue *batch_shape = lw_typed(L, sh->outputs[0], ET_I64, 1, &nb);
+  OValue *cat_in[2] = {lw_const_i64s(L, 1, &one), batch_shape};
+  ONode *cat = lw_node(L, "Concat", 2, cat_in, 1);
+  og_attr_int(L->c, cat, "axis", 0);
+  OValue *row_shape = lw_typed(L, cat->outputs[0], ET_I64, 1, &nb1);
+  OValue *all_set = lw_op2(L, "Expand", lw_const_scalar(L, ET_I32, 1), row_shape);
+  OValue *flags_in[2] = {as_int, all_set};
+  ONode *flags = lw_node(L, "Concat", 2, flags_in, 1);
+  og_attr_int(L->c, flags, "axis", 0);
+  ONode *first = lw_node(L, "ArgMax", 1, &flags->outputs[0], 1);
   og_attr_int(L->c, first, "axis", 0);
   og_attr_int(L->c, first, "keepdims", 0);
-  batch_typed(L, first->outputs[0], ET_I64, s, 0, 0, 0);
-  int64_t axis0 = 0;
-  ONode *any;
-  if (L->opset >= 18) {
-    OValue *in[2] = {as_int, lw_const_i64s(L, 1, &axis0)};
-    any = lw_node(L, "ReduceMax", 2, in, 1);
-  } else {
-    any = lw_node(L, "ReduceMax", 1, &as_int, 1);
-    og_attr_ints(L->c, any, "axes", &axis0, 1);
-  }
-  og_attr_int(L->c, any, "keepdims", 0);
-  batch_typed(L, any->outputs[0], ET_I32, s, 0, 0, 0);
-  OValue *first_1 = lw_op2(L, "Add", lw_cast(L, first->outputs[0], info_et),
-                           lw_const_scalar(L, info_et, 1));
-  batch_typed(L, first_1, info_et, s, 0, 0, 0);
-  return batch_typed(L, lw_op2(L, "Mul", first_1, lw_cast(L, any->outputs[0], info_et)),
+  OValue *index = batch_typed(L, first->outputs[0], ET_I64, s, 0, 0, 0);
+  ONode *count = lw_node(L, "Shape", 1, &stacked, 1);
+  og_attr_int(L->c, count, "start", 0);
+  og_attr_int(L->c, count, "end", 1);
+  OValue *steps = lw_typed(L, count->outputs[0], ET_I64, 1, &one);
+  steps = lw_typed(L, lw_op2(L, "Reshape", steps, lw_const_i64s(L, 0, &zero)), ET_I64, 0, NULL);
+  OValue *found = batch_typed(L, lw_op2(L, "Less", index, steps), ET_BOOL, s, 0, 0, 0);
+  OValue *info = lw_op2(L, "Add", lw_cast(L, index, info_et), lw_const_scalar(L, info_et, 1));
+  batch_typed(L, info, info_et, s, 0, 0, 0);
+  return batch_typed(L, lw_op3(L, "Where", found, info, lw_const_scalar(L, info_et, 0)),
                      info_et, s, 0, 0, 0);
 }
 
@@ -281,9 +326,12 @@ static int lu_loop(Lower *L, OValue *a, const MatShape *sp, LuParts *out) {
   const MatShape s = *sp;
   ElemType et = s.et;
   int nb = s.nb;
-  int64_t m = rows_of(&s), n = cols_of(&s), K = m < n ? m : n;
-  OValue *rows_vec = iota_i64(L, m, IOTA_VEC), *rows_col = iota_i64(L, m, IOTA_COLUMN);
-  OValue *cols_row = iota_i64(L, n, IOTA_ROW);
+  int64_t m = rows_of(&s), n = cols_of(&s);
+  Size rows = size_of(L, a, nb, m), cols = size_of(L, a, nb + 1, n);
+  Size steps = size_min(L, rows, cols);
+  int64_t K = steps.n;
+  OValue *rows_vec = iota_i64(L, rows, IOTA_VEC), *rows_col = iota_i64(L, rows, IOTA_COLUMN);
+  OValue *cols_row = iota_i64(L, cols, IOTA_ROW);
   OValue *below_any = lw_const_scalar(L, et, -1), *zero = lw_const_scalar(L, et, 0);
   OValue *nan_rank = lw_const_scalar(L, et, -0.5);
   int64_t rank = nb + 2;
@@ -342,7 +390,7 @@ static int lu_loop(Lower *L, OValue *a, const MatShape *sp, LuParts *out) {
   OValue *A1 = batch_typed(L, lw_op3(L, "Where", trailing, upd, As), et, &s, 2, m, n);
   OValue *A2 = batch_typed(L, lw_op3(L, "Where", at_col, l_col, A1), et, &s, 2, m, n);
   OValue *scanned[2] = {p, is_zero};
-  ONode *loop = loop_end(L, &lp, K, &A2, scanned, 2);
+  ONode *loop = loop_end(L, &lp, steps, &A2, scanned, 2);
   out->lu = loop->outputs[0];
   out->pivots = unstack_steps(L, loop->outputs[1], &s, K, ET_I64);
   out->zero_pivot = squeeze_last(L, loop->outputs[2], nb + 2);
@@ -358,7 +406,8 @@ static int lower_getrf(Lower *L, const Op *op, int n_data) {
   MatShape s;
   if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
   ElemType piv_et = op->results[1]->type.et, info_et = op->results[2]->type.et;
-  int64_t m = rows_of(&s), n = cols_of(&s), K = m < n ? m : n;
+  int64_t m = rows_of(&s), n = cols_of(&s);
+  int64_t K = m == DIM_DYN || n == DIM_DYN ? DIM_DYN : m < n ? m : n;
   OValue *a = lw_get(L, op->operands[0]);
   if (K == 0) {
     lw_bind(L, op->results[0], a);
@@ -377,8 +426,10 @@ static int lower_getrf(Lower *L, const Op *op, int n_data) {
 
 /* ---- potrf: Cholesky ------------------------------------------------------ */
 
-/* A constant bool [n, n]: i >= j. */
-static OValue *lower_triangle_mask(Lower *L, int64_t n) {
+/* A bool [n, n]: i >= j (a constant when n is static). */
+static OValue *lower_triangle_mask(Lower *L, Size size, OValue *rows_col, OValue *cols_row) {
+  int64_t n = size.n;
+  if (n == DIM_DYN) return mask2(L, "GreaterOrEqual", rows_col, cols_row, 2, n, n);
   uint8_t *vals = arena_alloc(L->c->arena, (size_t)(n > 0 ? n * n : 1));
   for (int64_t i = 0; i < n; i++)
     for (int64_t j = 0; j < n; j++) vals[i * n + j] = i >= j;
@@ -397,7 +448,7 @@ static int factor_cholesky(Lower *L, const Op *op, bool lower, bool with_info) {
   ElemType et = s.et, info_et = with_info ? op->results[1]->type.et : ET_I32;
   int nb = s.nb;
   int64_t n = rows_of(&s);
-  if (cols_of(&s) != n) return lw_bad_input(L, "the matrix is not square");
+  if (!may_equal(cols_of(&s), n)) return lw_bad_input(L, "the matrix is not square");
   OValue *a = lw_get(L, op->operands[0]);
   if (n == 0) {
     lw_bind(L, op->results[0], a);
@@ -407,8 +458,10 @@ static int factor_cholesky(Lower *L, const Op *op, bool lower, bool with_info) {
   /* upper: A = U^T U reads the upper triangle, which is the lower one of A^T */
   MatShape st = s;
   if (!lower) a = transpose_matrix(L, a, &s, &st);
-  OValue *rows_vec = iota_i64(L, n, IOTA_VEC), *rows_col = iota_i64(L, n, IOTA_COLUMN);
-  OValue *cols_row = iota_i64(L, n, IOTA_ROW), *tril = lower_triangle_mask(L, n);
+  Size size = size_of(L, a, nb, n);
+  OValue *rows_vec = iota_i64(L, size, IOTA_VEC), *rows_col = iota_i64(L, size, IOTA_COLUMN);
+  OValue *cols_row = iota_i64(L, size, IOTA_ROW);
+  OValue *tril = lower_triangle_mask(L, size, rows_col, cols_row);
   OValue *zero = lw_const_scalar(L, et, 0);
 
   ColumnLoop lp;
@@ -439,7 +492,7 @@ static int factor_cholesky(Lower *L, const Op *op, bool lower, bool with_info) {
   OValue *A1 = batch_typed(L, lw_op3(L, "Where", trailing, upd, A), et, &s, 2, n, n);
   OValue *col_new = batch_typed(L, unsqueeze1(L, new_col, nb + 1), et, &s, 2, n, 1);
   OValue *A2 = batch_typed(L, lw_op3(L, "Where", at_col, col_new, A1), et, &s, 2, n, n);
-  ONode *loop = loop_end(L, &lp, n, &A2, &fails, 1);
+  ONode *loop = loop_end(L, &lp, size, &A2, &fails, 1);
 
   OValue *factor = loop->outputs[0];
   if (!lower) factor = transpose_matrix(L, factor, &st, &st);
@@ -488,8 +541,8 @@ static int lower_tri_solve(Lower *L, const Op *op, const TriSolve *ts) {
     return lw_unsupported(L, "a triangular solve of element type other than f16, bf16, f32 "
                              "or f64");
   int64_t n = rows_of(&sa);
-  if (cols_of(&sa) != n || sa.nb != sb.nb ||
-      (ts->left_side ? rows_of(&sb) : cols_of(&sb)) != n)
+  if (!may_equal(cols_of(&sa), n) || sa.nb != sb.nb ||
+      !may_equal(ts->left_side ? rows_of(&sb) : cols_of(&sb), n))
     return lw_bad_input(L, "the operands' shapes do not match a triangular solve");
   OValue *a = lw_get(L, op->operands[0]), *b = lw_get(L, op->operands[1]);
   if (n == 0 || rows_of(&sb) == 0 || cols_of(&sb) == 0) {
@@ -509,8 +562,10 @@ static int lower_tri_solve(Lower *L, const Op *op, const TriSolve *ts) {
   ElemType et = s.et;
   int nb = s.nb;
   int64_t m = cols_of(&s);
-  OValue *rows_col = iota_i64(L, n, IOTA_COLUMN);
-  OValue *last = lw_const_scalar(L, ET_I64, (double)(n - 1));
+  Size size = size_of(L, a, nb, n);
+  OValue *rows_col = iota_i64(L, size, IOTA_COLUMN);
+  OValue *last = lw_op2(L, "Sub", size.v, lw_const_scalar(L, ET_I64, 1));
+  last = lw_typed(L, last, ET_I64, 0, NULL);
 
   ColumnLoop lp;
   if (loop_begin(L, &lp, "substitution_step") != 0) return -1;
@@ -532,7 +587,7 @@ static int lower_tri_solve(Lower *L, const Op *op, const TriSolve *ts) {
   OValue *X1 = batch_typed(L, lw_op3(L, "Where", rest, upd, X), et, &s, 2, n, m);
   OValue *X2 = lw_op3(L, "Where", mask2(L, "Equal", rows_col, k, 2, n, 1), x_row, X1);
   batch_typed(L, X2, et, &s, 2, n, m);
-  ONode *loop = loop_end(L, &lp, n, &X2, NULL, 0);
+  ONode *loop = loop_end(L, &lp, size, &X2, NULL, 0);
 
   OValue *x_out = loop->outputs[0];
   if (!ts->left_side) x_out = transpose_matrix(L, x_out, &s, &s);
@@ -632,13 +687,14 @@ static int lower_gpu_potrf(Lower *L, const Op *op, int n_data) {
 }
 
 /* perm = 0..P-1, then for k < K perm[k] and perm[pivots[k]] swapped:
- * pivots [batch of s..., K] int64, 0-based; the result [batch..., P] int64,
- * or NULL after a report. */
+ * pivots [batch of s..., K] int64, 0-based; P is axis perm_axis of
+ * perm_src.  The result [batch..., P] int64, or NULL after a report. */
 static OValue *permutation_of_pivots(Lower *L, OValue *pivots, const MatShape *s, int64_t K,
-                                     int64_t P) {
+                                     OValue *perm_src, int perm_axis, int64_t P) {
   int nb = s->nb;
-  OValue *positions = iota_i64(L, P, IOTA_VEC);
-  OValue *perm = lw_op2(L, "Add", batch_zeros(L, pivots, s, P, ET_I64), positions);
+  Size size = size_of(L, perm_src, perm_axis, P), steps = size_of(L, pivots, nb, K);
+  OValue *positions = iota_i64(L, size, IOTA_VEC);
+  OValue *perm = lw_op2(L, "Add", batch_zeros(L, pivots, s, 1, ET_I64), positions);
   perm = batch_typed(L, perm, ET_I64, s, 1, P, 0);
   if (K == 0 || P == 0) return perm;
   ColumnLoop lp;
@@ -656,7 +712,7 @@ static OValue *permutation_of_pivots(Lower *L, OValue *pivots, const MatShape *s
   OValue *next = batch_typed(L, lw_op3(L, "Where", is_j, at_k, cur), ET_I64, s, 1, P, 0);
   next = lw_op3(L, "Where", mask2(L, "Equal", positions, k, 1, P, 0), at_j, next);
   next = batch_typed(L, next, ET_I64, s, 1, P, 0);
-  return loop_end(L, &lp, K, &next, NULL, 0)->outputs[0];
+  return loop_end(L, &lp, steps, &next, NULL, 0)->outputs[0];
 }
 
 static int lower_pivots_to_permutation(Lower *L, const Op *op, int n_data) {
@@ -674,7 +730,7 @@ static int lower_pivots_to_permutation(Lower *L, const Op *op, int n_data) {
     return lw_unsupported(L, "the count of pivots or the permutation's size is dynamic");
   OValue *pivots = batch_typed(L, lw_cast(L, lw_get(L, op->operands[0]), ET_I64), ET_I64, &s,
                                1, K, 0);
-  OValue *perm = permutation_of_pivots(L, pivots, &s, K, P);
+  OValue *perm = permutation_of_pivots(L, pivots, &s, K, pivots, 0, P); /* P is static */
   if (!perm) return -1;
   lw_bind(L, op->results[0], batch_typed(L, lw_cast(L, perm, rt->et), rt->et, &s, 1, P, 0));
   return 0;
@@ -690,11 +746,12 @@ static int lower_lu_decomposition(Lower *L, const Op *op, int n_data) {
   MatShape s;
   if (mat_shape(L, op->operands[0], &s, "the operand") != 0) return -1;
   ElemType piv_et = op->results[1]->type.et, perm_et = op->results[2]->type.et;
-  int64_t m = rows_of(&s), n = cols_of(&s), K = m < n ? m : n;
+  int64_t m = rows_of(&s), n = cols_of(&s);
+  int64_t K = m == DIM_DYN || n == DIM_DYN ? DIM_DYN : m < n ? m : n;
   OValue *a = lw_get(L, op->operands[0]);
   LuParts lu = {a, batch_zeros(L, a, &s, 0, ET_I64), NULL};
-  if (K > 0 && lu_loop(L, a, &s, &lu) != 0) return -1;
-  OValue *perm = permutation_of_pivots(L, lu.pivots, &s, K, m);
+  if (K != 0 && lu_loop(L, a, &s, &lu) != 0) return -1;
+  OValue *perm = permutation_of_pivots(L, lu.pivots, &s, K, a, s.nb, m);
   if (!perm) return -1;
   lw_bind(L, op->results[0], lu.lu);
   lw_bind(L, op->results[1], batch_typed(L, lw_cast(L, lu.pivots, piv_et), piv_et, &s, 1, K, 0));

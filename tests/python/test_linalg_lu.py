@@ -350,11 +350,32 @@ def test_complex_refused():
             hlo2onnx.to_onnx(fn, [a])
 
 
-def test_dynamic_matrix_size_refused():
-    """The Loop's masks are constants of the matrix size: a symbolic n is
-    refused with that reason (batch axes may be symbolic)."""
-    with pytest.raises(hlo2onnx.UnsupportedOpError, match="matrix dimensions .* are dynamic"):
-        hlo2onnx.to_onnx(jnp.linalg.solve, [("N", "N"), ("N",)])
+@pytest.mark.parametrize("name,fn,shapes,kind", [
+    ("solve", jnp.linalg.solve, [("B", "N", "N"), ("B", "N", 2)], "ab"),
+    ("det", jnp.linalg.det, [("N", "N")], "a"),
+    ("lax_lu", lax.linalg.lu, [("M", "N")], "a"),
+    ("cholesky", jnp.linalg.cholesky, [("B", "N", "N")], "spd"),
+    ("cho_solve", _cho_solve, [("N", "N"), ("N", 3)], "spdb"),
+    ("solve_triangular", lambda a, b: jsl.solve_triangular(a, b, lower=False, trans=1),
+     [("N", "N"), ("N", "K")], "trib"),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_dynamic_matrix_size(name, fn, shapes, kind):
+    """Symbolic matrix sizes: the iotas are Ranges of the sizes Shape reads,
+    the trip count a value; verify draws each symbol at 2..6 (rectangular
+    LU included: M and N differ).  Tolerance: n <= 6 (see tol); det's values
+    reach 10^6."""
+    def gen(rng, shape, dtype, index):
+        if index == 1:
+            return rng.standard_normal(shape).astype(dtype)
+        if kind.startswith("tri"):
+            return inputs_for(kind, rng, shape[:-2], shape[-1], dtype)[0]
+        return (spd if kind.startswith("spd") else well_conditioned)(rng, shape, dtype)
+
+    t = tol(F32, 6)
+    model = convert_and_check(fn, shapes, rtol=t, atol=t * 1e6 if name == "det" else t,
+                              input_generator=gen)
+    from hlo2onnx.components.examples import value_info_true
+    assert not value_info_true(batch_sizes=(2, 5))(model)
 
 
 @pytest.mark.parametrize("name,fn,shapes", [
