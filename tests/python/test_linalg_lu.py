@@ -394,8 +394,8 @@ def test_empty(name, fn, shapes):
 
 @pytest.mark.parametrize("opset", [17, 23])
 def test_opsets(opset):
-    """ReduceMax takes its axes as an attribute before opset 18, an input
-    from 18 on (info of getrf and potrf)."""
+    """The lowest and highest opsets hlo2onnx writes: the Loops' ops are
+    the same in both."""
     rng = np.random.default_rng(9)
     a = well_conditioned(rng, (2, 6, 6), F32)
     for fn, args in [(lax.linalg.lu, [a]), (jnp.linalg.cholesky, [spd(rng, (2, 6, 6), F32)])]:
