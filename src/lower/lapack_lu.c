@@ -21,8 +21,8 @@
  *          scales by the reciprocal too); rank-1 update of the trailing
  *          block.  A zero pivot leaves the column unscaled, as LAPACK does,
  *          and makes info the first such k + 1.  The pivots (1-based, the
- *          rows swapped at each step, as LAPACK's ipiv) and the zero-pivot
- *          flags are Loop scan outputs.
+ *          rows swapped at each step, as LAPACK's ipiv) and info are
+ *          carried by the Loop with the matrix.
  *   potrf  (A = L L^T, lower; upper through a transpose): d = A[k, k],
  *          failure where d <= 0 (as OpenBLAS: NaN is none), l = A[k:, k] *
  *          (1 / sqrt d), update of the trailing lower triangle only: the
@@ -95,13 +95,15 @@ typedef struct Size {
   OValue *v;
 } Size;
 
+static Size known_size(Lower *L, int64_t n) {
+  Size z = {n, lw_typed(L, lw_const_scalar(L, ET_I64, (double)n), ET_I64, 0, NULL)};
+  return z;
+}
+
 /* The size of axis `axis` of x, whose static size is n (or DIM_DYN). */
 static Size size_of(Lower *L, OValue *x, int axis, int64_t n) {
+  if (n != DIM_DYN) return known_size(L, n);
   Size z = {n, NULL};
-  if (n != DIM_DYN) {
-    z.v = lw_typed(L, lw_const_scalar(L, ET_I64, (double)n), ET_I64, 0, NULL);
-    return z;
-  }
   ONode *sh = lw_node(L, "Shape", 1, &x, 1);
   og_attr_int(L->c, sh, "start", axis);
   og_attr_int(L->c, sh, "end", axis + 1);
@@ -159,7 +161,7 @@ static OValue *transpose_matrix(Lower *L, OValue *x, const MatShape *s, MatShape
 
 /* ---- the Loop over columns ---------------------------------------------- */
 
-enum { MAX_CARRIED = 1 }; /* each loop here carries one matrix */
+enum { MAX_CARRIED = 3 }; /* LU: the matrix, the pivots and info */
 
 typedef struct ColumnLoop {
   OGraph *outer, *body;
@@ -216,29 +218,23 @@ static void body_output(Lower *L, ColumnLoop *lp, OValue *v) {
   ptrvec_push(L->c->arena, &lp->body->outputs, v);
 }
 
-/* Closes the body with the carried values' next values and the per-iteration
- * scan values, and emits Loop(trip) in the enclosing graph; its outputs are
- * the final carried values, then each scan value stacked along a new axis 0. */
-static ONode *loop_end(Lower *L, ColumnLoop *lp, Size trip, OValue *const *next,
-                       OValue *const *scanned, int n_scanned) {
+/* Closes the body with the carried values' next values and emits
+ * Loop(trip) in the enclosing graph; its outputs are the final carried
+ * values.  (Everything is carried, nothing scanned: a Loop that runs no
+ * step, at a dynamic size of 0, then still gives values of the right
+ * shapes.) */
+static ONode *loop_end(Lower *L, ColumnLoop *lp, Size trip, OValue *const *next) {
   body_output(L, lp, lp->cond_in);
   for (int i = 0; i < lp->n_carried; i++) body_output(L, lp, next[i]);
-  for (int i = 0; i < n_scanned; i++) body_output(L, lp, scanned[i]);
   L->g = lp->outer;
   OValue *in[2 + MAX_CARRIED];
   in[0] = trip.v;
   in[1] = NULL; /* no condition: the trip count decides */
   for (int i = 0; i < lp->n_carried; i++) in[2 + i] = lp->init[i];
-  ONode *loop = lw_node(L, "Loop", 2 + lp->n_carried, in, lp->n_carried + n_scanned);
+  ONode *loop = lw_node(L, "Loop", 2 + lp->n_carried, in, lp->n_carried);
   og_attr_graph(L->c, loop, "body", lp->body);
   for (int i = 0; i < lp->n_carried; i++) loop->outputs[i]->type = lp->init[i]->type;
   return loop;
-}
-
-/* The trailing axis of a [..., 1] value dropped. */
-static OValue *squeeze_last(Lower *L, OValue *x, int rank) {
-  int64_t axis = rank - 1;
-  return lw_op2(L, "Squeeze", x, lw_const_i64s(L, 1, &axis));
 }
 
 /* A mask (bool) of static shape [d0] (rank 1) or [d0, d1]. */
@@ -248,79 +244,48 @@ static OValue *mask2(Lower *L, const char *op_type, OValue *a, OValue *b, int ra
   return lw_typed(L, lw_op2(L, op_type, a, b), ET_BOOL, rank, dims);
 }
 
-/* stacked: [K, batch...] flags of the steps (bool).  LAPACK's info: the
- * first step whose flag is set, plus 1, or 0 when none is; of the batch
- * shape, type info_et.  A row of set flags appended at K makes ArgMax (the
- * first maximum) well-defined for K = 0 too, and K itself mean "none". */
-static OValue *first_flag_info(Lower *L, OValue *stacked, const MatShape *s, ElemType info_et) {
-  OValue *as_int = lw_cast(L, stacked, ET_I32);
-  ONode *sh = lw_node(L, "Shape", 1, &stacked, 1);
-  og_attr_int(L->c, sh, "start", 1);
-  int64_t nb = s->nb, nb1 = s->nb + 1, one = 1, zero = 0;
-  OValue *batch_shape = lw_typed(L, sh->outputs[0], ET_I64, 1, &nb);
-  OValue *cat_in[2] = {lw_const_i64s(L, 1, &one), batch_shape};
-  ONode *cat = lw_node(L, "Concat", 2, cat_in, 1);
-  og_attr_int(L->c, cat, "axis", 0);
-  OValue *row_shape = lw_typed(L, cat->outputs[0], ET_I64, 1, &nb1);
-  OValue *all_set = lw_op2(L, "Expand", lw_const_scalar(L, ET_I32, 1), row_shape);
-  OValue *flags_in[2] = {as_int, all_set};
-  ONode *flags = lw_node(L, "Concat", 2, flags_in, 1);
-  og_attr_int(L->c, flags, "axis", 0);
-  ONode *first = lw_node(L, "ArgMax", 1, &flags->outputs[0], 1);
-  og_attr_int(L->c, first, "axis", 0);
-  og_attr_int(L->c, first, "keepdims", 0);
-  OValue *index = batch_typed(L, first->outputs[0], ET_I64, s, 0, 0, 0);
-  ONode *count = lw_node(L, "Shape", 1, &stacked, 1);
-  og_attr_int(L->c, count, "start", 0);
-  og_attr_int(L->c, count, "end", 1);
-  OValue *steps = lw_typed(L, count->outputs[0], ET_I64, 1, &one);
-  steps = lw_typed(L, lw_op2(L, "Reshape", steps, lw_const_i64s(L, 0, &zero)), ET_I64, 0, NULL);
-  OValue *found = batch_typed(L, lw_op2(L, "Less", index, steps), ET_BOOL, s, 0, 0, 0);
-  OValue *info = lw_op2(L, "Add", lw_cast(L, index, info_et), lw_const_scalar(L, info_et, 1));
-  batch_typed(L, info, info_et, s, 0, 0, 0);
-  return batch_typed(L, lw_op3(L, "Where", found, info, lw_const_scalar(L, info_et, 0)),
-                     info_et, s, 0, 0, 0);
-}
-
-/* Zeros of type et and shape [batch of x..., tail] (tail < 0: no tail axis). */
-static OValue *batch_zeros(Lower *L, OValue *x, const MatShape *s, int64_t tail, ElemType et) {
+/* Zeros of type et and shape [batch of x..., tail] (tail NULL: no tail axis). */
+static OValue *batch_zeros(Lower *L, OValue *x, const MatShape *s, const Size *tail, ElemType et) {
   ONode *sh = lw_node(L, "Shape", 1, &x, 1);
   og_attr_int(L->c, sh, "start", 0);
   og_attr_int(L->c, sh, "end", s->nb);
   int64_t nb = s->nb;
   OValue *shape = lw_typed(L, sh->outputs[0], ET_I64, 1, &nb);
-  if (tail >= 0) {
-    OValue *in[2] = {shape, lw_const_i64s(L, 1, &tail)};
+  if (tail) {
+    int64_t one = 1;
+    OValue *tail_v = lw_op2(L, "Reshape", tail->v, lw_const_i64s(L, 1, &one));
+    OValue *in[2] = {shape, lw_typed(L, tail_v, ET_I64, 1, &one)};
     ONode *cat = lw_node(L, "Concat", 2, in, 1);
     og_attr_int(L->c, cat, "axis", 0);
     int64_t n1 = nb + 1;
     shape = lw_typed(L, cat->outputs[0], ET_I64, 1, &n1);
   }
   OValue *z = lw_op2(L, "Expand", lw_const_scalar(L, et, 0), shape);
-  return batch_typed(L, z, et, s, tail >= 0 ? 1 : 0, tail, 0);
-}
-
-/* [K, batch..., 1] stacked by the Loop -> [batch..., K]. */
-static OValue *unstack_steps(Lower *L, OValue *stacked, const MatShape *s, int64_t K,
-                             ElemType et) {
-  OValue *x = squeeze_last(L, stacked, s->nb + 2);
-  if (s->nb == 0) return lw_typed(L, x, et, 1, &K);
-  int64_t perm[MAX_RANK + 1];
-  for (int i = 0; i < s->nb; i++) perm[i] = i + 1;
-  perm[s->nb] = 0;
-  ONode *t = lw_node(L, "Transpose", 1, &x, 1);
-  og_attr_ints(L->c, t, "perm", perm, s->nb + 1);
-  return batch_typed(L, t->outputs[0], et, s, 1, K, 0);
+  return batch_typed(L, z, et, s, tail ? 1 : 0, tail ? tail->n : 0, 0);
 }
 
 /* ---- getrf: LU with partial pivoting ----------------------------------- */
 
-/* The factorisation of a (shape s, K = min(m, n) >= 1 steps): the packed
- * LU, the 0-based pivots [batch..., K] (int64) and whether each step's
- * pivot was zero, [K, batch...] (bool).  -1 after a report. */
+/* The factorisation of a (shape s, K = min(m, n) steps): the packed LU,
+ * the 0-based pivots [batch..., K] and LAPACK's info [batch...]: the first
+ * step whose pivot was zero, plus 1, or 0 (both int64).  -1 after a
+ * report. */
 typedef struct LuParts {
-  OValue *lu, *pivots, *zero_pivot;
+  OValue *lu, *pivots, *info;
 } LuParts;
+
+/* The next info of a loop: step k + 1 where info is still 0 and `fails`
+ * (bool, [batch..., 1]) holds, else info ([batch...], int64). */
+static OValue *next_info(Lower *L, OValue *info, OValue *fails, OValue *k, const MatShape *s) {
+  OValue *step = lw_typed(L, lw_op2(L, "Add", k, lw_const_scalar(L, ET_I64, 1)), ET_I64, 0, NULL);
+  OValue *first = lw_op2(L, "Equal", info, lw_const_scalar(L, ET_I64, 0));
+  first = batch_typed(L, first, ET_BOOL, s, 0, 0, 0);
+  int64_t axis = s->nb;
+  OValue *fail = lw_op2(L, "Squeeze", fails, lw_const_i64s(L, 1, &axis));
+  fail = batch_typed(L, fail, ET_BOOL, s, 0, 0, 0);
+  OValue *now = batch_typed(L, lw_op2(L, "And", first, fail), ET_BOOL, s, 0, 0, 0);
+  return batch_typed(L, lw_op3(L, "Where", now, step, info), ET_I64, s, 0, 0, 0);
+}
 
 static int lu_loop(Lower *L, OValue *a, const MatShape *sp, LuParts *out) {
   const MatShape s = *sp;
@@ -336,10 +301,13 @@ static int lu_loop(Lower *L, OValue *a, const MatShape *sp, LuParts *out) {
   OValue *nan_rank = lw_const_scalar(L, et, -0.5);
   int64_t rank = nb + 2;
   OValue *a_shape = lw_typed(L, lw_op1(L, "Shape", a), ET_I64, 1, &rank);
+  OValue *step_vec = steps.v == rows.v ? rows_vec : iota_i64(L, steps, IOTA_VEC);
+  OValue *pivots0 = batch_zeros(L, a, &s, &steps, ET_I64), *info0 = batch_zeros(L, a, &s, NULL, ET_I64);
 
   ColumnLoop lp;
   if (loop_begin(L, &lp, "lu_step") != 0) return -1;
   OValue *A = loop_carry(L, &lp, a), *k = lp.k;
+  OValue *pivots = loop_carry(L, &lp, pivots0), *info = loop_carry(L, &lp, info0);
   /* the pivot: first row >= k of largest magnitude in column k.  NaNs as
    * LAPACK's i?amax sees them (a NaN compares as less): row k when it is
    * NaN, else the largest of the numbers below.  So a NaN counts as less
@@ -389,11 +357,13 @@ static int lu_loop(Lower *L, OValue *a, const MatShape *sp, LuParts *out) {
   OValue *upd = batch_typed(L, lw_op2(L, "Sub", As, outer), et, &s, 2, m, n);
   OValue *A1 = batch_typed(L, lw_op3(L, "Where", trailing, upd, As), et, &s, 2, m, n);
   OValue *A2 = batch_typed(L, lw_op3(L, "Where", at_col, l_col, A1), et, &s, 2, m, n);
-  OValue *scanned[2] = {p, is_zero};
-  ONode *loop = loop_end(L, &lp, steps, &A2, scanned, 2);
+  OValue *next[3] = {A2, lw_op3(L, "Where", mask2(L, "Equal", step_vec, k, 1, K, 0), p, pivots),
+                     next_info(L, info, is_zero, k, &s)};
+  batch_typed(L, next[1], ET_I64, &s, 1, K, 0);
+  ONode *loop = loop_end(L, &lp, steps, next);
   out->lu = loop->outputs[0];
-  out->pivots = unstack_steps(L, loop->outputs[1], &s, K, ET_I64);
-  out->zero_pivot = squeeze_last(L, loop->outputs[2], nb + 2);
+  out->pivots = loop->outputs[1];
+  out->info = loop->outputs[2];
   return 0;
 }
 
@@ -410,9 +380,10 @@ static int lower_getrf(Lower *L, const Op *op, int n_data) {
   int64_t K = m == DIM_DYN || n == DIM_DYN ? DIM_DYN : m < n ? m : n;
   OValue *a = lw_get(L, op->operands[0]);
   if (K == 0) {
+    Size none = known_size(L, 0);
     lw_bind(L, op->results[0], a);
-    lw_bind(L, op->results[1], batch_zeros(L, a, &s, 0, piv_et));
-    lw_bind(L, op->results[2], batch_zeros(L, a, &s, -1, info_et));
+    lw_bind(L, op->results[1], batch_zeros(L, a, &s, &none, piv_et));
+    lw_bind(L, op->results[2], batch_zeros(L, a, &s, NULL, info_et));
     return 0;
   }
   LuParts lu;
@@ -420,7 +391,7 @@ static int lower_getrf(Lower *L, const Op *op, int n_data) {
   lw_bind(L, op->results[0], lu.lu);
   OValue *pivots = lw_op2(L, "Add", lw_cast(L, lu.pivots, piv_et), lw_const_scalar(L, piv_et, 1));
   lw_bind(L, op->results[1], batch_typed(L, pivots, piv_et, &s, 1, K, 0));
-  lw_bind(L, op->results[2], first_flag_info(L, lu.zero_pivot, &s, info_et));
+  lw_bind(L, op->results[2], batch_typed(L, lw_cast(L, lu.info, info_et), info_et, &s, 0, 0, 0));
   return 0;
 }
 
@@ -452,7 +423,7 @@ static int factor_cholesky(Lower *L, const Op *op, bool lower, bool with_info) {
   OValue *a = lw_get(L, op->operands[0]);
   if (n == 0) {
     lw_bind(L, op->results[0], a);
-    if (with_info) lw_bind(L, op->results[1], batch_zeros(L, a, &s, -1, info_et));
+    if (with_info) lw_bind(L, op->results[1], batch_zeros(L, a, &s, NULL, info_et));
     return 0;
   }
   /* upper: A = U^T U reads the upper triangle, which is the lower one of A^T */
@@ -464,9 +435,11 @@ static int factor_cholesky(Lower *L, const Op *op, bool lower, bool with_info) {
   OValue *tril = lower_triangle_mask(L, size, rows_col, cols_row);
   OValue *zero = lw_const_scalar(L, et, 0);
 
+  OValue *info0 = batch_zeros(L, a, &s, NULL, ET_I64);
+
   ColumnLoop lp;
   if (loop_begin(L, &lp, "cholesky_step") != 0) return -1;
-  OValue *A = loop_carry(L, &lp, a), *k = lp.k;
+  OValue *A = loop_carry(L, &lp, a), *k = lp.k, *info = loop_carry(L, &lp, info0);
   OValue *col = batch_typed(L, gather_at(L, A, k, nb + 1), et, &s, 1, n, 0);
   OValue *d = batch_typed(L, gather_at(L, col, k, nb), et, &s, 0, 0, 0);
   d = batch_typed(L, unsqueeze1(L, d, nb), et, &s, 1, 1, 0);
@@ -492,14 +465,15 @@ static int factor_cholesky(Lower *L, const Op *op, bool lower, bool with_info) {
   OValue *A1 = batch_typed(L, lw_op3(L, "Where", trailing, upd, A), et, &s, 2, n, n);
   OValue *col_new = batch_typed(L, unsqueeze1(L, new_col, nb + 1), et, &s, 2, n, 1);
   OValue *A2 = batch_typed(L, lw_op3(L, "Where", at_col, col_new, A1), et, &s, 2, n, n);
-  ONode *loop = loop_end(L, &lp, size, &A2, &fails, 1);
+  OValue *next[2] = {A2, next_info(L, info, fails, k, &s)};
+  ONode *loop = loop_end(L, &lp, size, next);
 
   OValue *factor = loop->outputs[0];
   if (!lower) factor = transpose_matrix(L, factor, &st, &st);
   lw_bind(L, op->results[0], factor);
   if (with_info) {
-    OValue *failed = squeeze_last(L, loop->outputs[1], nb + 2); /* [n, batch...] */
-    lw_bind(L, op->results[1], first_flag_info(L, failed, &s, info_et));
+    OValue *info_out = lw_cast(L, loop->outputs[1], info_et);
+    lw_bind(L, op->results[1], batch_typed(L, info_out, info_et, &s, 0, 0, 0));
   }
   return 0;
 }
@@ -587,7 +561,7 @@ static int lower_tri_solve(Lower *L, const Op *op, const TriSolve *ts) {
   OValue *X1 = batch_typed(L, lw_op3(L, "Where", rest, upd, X), et, &s, 2, n, m);
   OValue *X2 = lw_op3(L, "Where", mask2(L, "Equal", rows_col, k, 2, n, 1), x_row, X1);
   batch_typed(L, X2, et, &s, 2, n, m);
-  ONode *loop = loop_end(L, &lp, size, &X2, NULL, 0);
+  ONode *loop = loop_end(L, &lp, size, &X2);
 
   OValue *x_out = loop->outputs[0];
   if (!ts->left_side) x_out = transpose_matrix(L, x_out, &s, &s);
@@ -694,7 +668,8 @@ static OValue *permutation_of_pivots(Lower *L, OValue *pivots, const MatShape *s
   int nb = s->nb;
   Size size = size_of(L, perm_src, perm_axis, P), steps = size_of(L, pivots, nb, K);
   OValue *positions = iota_i64(L, size, IOTA_VEC);
-  OValue *perm = lw_op2(L, "Add", batch_zeros(L, pivots, s, 1, ET_I64), positions);
+  Size one = known_size(L, 1);
+  OValue *perm = lw_op2(L, "Add", batch_zeros(L, pivots, s, &one, ET_I64), positions);
   perm = batch_typed(L, perm, ET_I64, s, 1, P, 0);
   if (K == 0 || P == 0) return perm;
   ColumnLoop lp;
@@ -712,7 +687,7 @@ static OValue *permutation_of_pivots(Lower *L, OValue *pivots, const MatShape *s
   OValue *next = batch_typed(L, lw_op3(L, "Where", is_j, at_k, cur), ET_I64, s, 1, P, 0);
   next = lw_op3(L, "Where", mask2(L, "Equal", positions, k, 1, P, 0), at_j, next);
   next = batch_typed(L, next, ET_I64, s, 1, P, 0);
-  return loop_end(L, &lp, steps, &next, NULL, 0)->outputs[0];
+  return loop_end(L, &lp, steps, &next)->outputs[0];
 }
 
 static int lower_pivots_to_permutation(Lower *L, const Op *op, int n_data) {
@@ -749,7 +724,8 @@ static int lower_lu_decomposition(Lower *L, const Op *op, int n_data) {
   int64_t m = rows_of(&s), n = cols_of(&s);
   int64_t K = m == DIM_DYN || n == DIM_DYN ? DIM_DYN : m < n ? m : n;
   OValue *a = lw_get(L, op->operands[0]);
-  LuParts lu = {a, batch_zeros(L, a, &s, 0, ET_I64), NULL};
+  Size none = known_size(L, 0);
+  LuParts lu = {a, batch_zeros(L, a, &s, &none, ET_I64), NULL};
   if (K != 0 && lu_loop(L, a, &s, &lu) != 0) return -1;
   OValue *perm = permutation_of_pivots(L, lu.pivots, &s, K, a, s.nb, m);
   if (!perm) return -1;

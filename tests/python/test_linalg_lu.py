@@ -474,3 +474,22 @@ def test_nan_input():
         assert np.all((piv >= np.arange(n)) & (piv < n)), piv
         assert np.isnan(lu).any()
         assert_matches_jax(jnp.linalg.det, [a], rtol=0, atol=0, x64=False)
+
+
+@pytest.mark.parametrize("name,fn,shapes,sizes", [
+    ("solve", jnp.linalg.solve, [("B", "N", "N"), ("B", "N", 2)], [(2, 0, 0), (2, 0, 2)]),
+    ("cholesky", jnp.linalg.cholesky, [("B", "N", "N")], [(2, 0, 0)]),
+    ("lax_lu_cols0", lax.linalg.lu, [("B", "M", "N")], [(2, 3, 0)]),
+    ("lax_lu_rows0", lax.linalg.lu, [("B", "M", "N")], [(2, 0, 3)]),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_symbolic_size_zero_at_run_time(name, fn, shapes, sizes):
+    """A symbolic size that is 0 at run time: the Loops run no step and
+    their carried values (matrix, pivots, info) keep the batch axes."""
+    model = hlo2onnx.to_onnx(fn, shapes)
+    check_model(model)
+    args = [np.zeros(s, F32) for s in sizes]
+    got = run_ort(model, *args)
+    want = [np.asarray(w) for w in jax.tree_util.tree_leaves(fn(*args))]
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
