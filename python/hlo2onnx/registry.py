@@ -59,7 +59,9 @@ COMPONENT_MODULES = (
     "hlo2onnx.components.jax_numpy",
     "hlo2onnx.components.jax_numpy_fft",
     "hlo2onnx.components.jax_numpy_linalg",
+    "hlo2onnx.components.jax_numpy_linalg_decomp",
     "hlo2onnx.components.jax_scipy_linalg",
+    "hlo2onnx.components.jax_scipy_linalg_decomp",
     "hlo2onnx.components.jax_scipy_special",
     "hlo2onnx.components.examples",
 )

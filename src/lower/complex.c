@@ -917,6 +917,10 @@ int lower_complex(Lower *L, const Op *op) {
   }
   int decomposition = lower_complex_lapack_decomposition(L, op); /* 1: not one */
   if (decomposition <= 0) return decomposition;
+  const char *linalg = lw_linalg_name(op); /* lapack_lu.c: real matrices only */
+  if (linalg)
+    return lw_unsupported(L, "complex linear algebra (%s of %s): hlo2onnx factors and solves "
+                             "real matrices only", linalg, first_complex_type(L, op));
   static const char *const bdims[] = {"broadcast_dimensions"};
   static const char *const perm[] = {"permutation"};
   static const char *const slice[] = {"start_indices", "limit_indices", "strides"};

@@ -83,6 +83,8 @@ int lower_custom_call(Lower *L, const Op *op) {
     return lower_dynamic_reduce_window(L, op);
   if (lw_is_lapack_decomposition(target)) return lower_lapack_decomposition(L, op, target);
   if (strcmp(target, "ApproxTopK") == 0) return lower_approx_top_k(L, op); /* lower/sort.c */
+  int lapack_rc = lower_lapack_lu_call(L, op, target); /* 1: not an LU/trsm/potrf call */
+  if (lapack_rc <= 0) return lapack_rc;
   if (strcmp(target, "mhlo.erf") == 0 && op->n_operands == 1 && op->n_results == 1) {
     lw_bind(L, op->results[0], lw_op1(L, "Erf", lw_get(L, op->operands[0])));
     return 0;

@@ -175,6 +175,15 @@ int lw_window_select(Lower *L, const Block *select, int n, OValue *const *x,
                      const int64_t *str, const int64_t *pad, OValue **out, int64_t *out_dims,
                      OValue **empty);
 
+/* lower/lapack_lu.c: the custom_calls of LU, triangular solves and Cholesky
+ * (lapack_?getrf_ffi, ?trsm_ffi, ?potrf_ffi; the cuSOLVER/hipSOLVER ones of
+ * GPU exports, LuDecomposition of TPU ones); returns 1 when `target` is
+ * none of them.  lw_linalg_name: the target of a LAPACK call or of one of
+ * those, "triangular_solve", "cholesky", or NULL for other ops (complex.c
+ * refuses the complex ones by it). */
+int lower_lapack_lu_call(Lower *L, const Op *op, const char *target);
+const char *lw_linalg_name(const Op *op);
+
 /* lower/complex.c: whether op reads or makes a complex tensor (calls,
  * returns and control flow aside, which pass values along); lw_block then
  * lowers it by lower_complex instead of its own converter. */

@@ -94,7 +94,9 @@ static bool lowering_non_op(const char *s) {
                                       "FLOAT", "SIGNED", "UNSIGNED", "TOTALORDER", "LEFT",
                                       "RIGHT", "FFT", "IFFT", "RFFT", "IRFFT", "UNIFORM",
                                       "PHILOX", "Sharding", "SPMDFullToShardShape",
-                                      "SPMDShardToFullShape", "ApproxTopK"};
+                                      "SPMDShardToFullShape", "ApproxTopK",
+                                      "TRANSPOSE", "ADJOINT", /* triangular_solve's transpose_a */
+                                      "LuDecomposition"};     /* JAX's LU custom_call on TPU */
   for (size_t i = 0; i < sizeof words / sizeof *words; i++)
     if (strcmp(s, words[i]) == 0) return true;
   return false;

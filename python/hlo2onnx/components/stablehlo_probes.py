@@ -55,6 +55,12 @@ def _lax():
     return lax
 
 
+def _jsl():
+    import jax.scipy.linalg as jsl
+
+    return jsl
+
+
 def _unary(label, attr, module=_jnp, shape=(3, 4), dtype="float32", **kw):
     return Probe(label, _scoped(lambda: (lambda x: getattr(module(), attr)(x, **kw))),
                  [shape], [dtype])
@@ -317,6 +323,11 @@ PROBES: dict[str, Probe] = {
                                     [F32, F32]),
     "stablehlo.fft": Probe("jnp.fft.rfft(x)", _scoped(lambda: (lambda x: _jnp().fft.rfft(x))),
                            [(3, 4)], [F32]),
+    # triangular solves: on the CPU JAX emits the op for types LAPACK lacks
+    "stablehlo.triangular_solve": Probe(
+        "jax.scipy.linalg.solve_triangular(a, b, lower=True) (float16)",
+        _scoped(lambda: (lambda a, b: _jsl().solve_triangular(a, b, lower=True))),
+        [(4, 4), (4, 2)], ["float16", "float16"]),
     # complex numbers (real pairs in the model)
     "stablehlo.complex": Probe("lax.complex(x, y)",
                                _scoped(lambda: (lambda x, y: _lax().complex(x, y))),
