@@ -311,7 +311,9 @@ typedef struct IntRange {
   int64_t lo, hi;
 } IntRange;
 
-#define RANGE_BIG ((int64_t)1 << 62) /* a bound this far out: no bound */
+/* A bound this far out: no bound.  Every bound lies within +-RANGE_BIG, so
+ * the sum or difference of two never overflows int64. */
+#define RANGE_BIG ((int64_t)1 << 61)
 
 static IntRange type_range(ElemType et) {
   switch (et) {
@@ -410,7 +412,10 @@ static IntRange int_range(Ctx *c, const OValue *v, int depth) {
   case ONNX_Cast:
     if (!et_is_int(x->type.et) && x->type.et != ET_BOOL) return any;
     r = int_range(c, x, depth + 1);
-    if (within(r, any)) return r;
+    /* value-preserving where every value of x's type fits (a bound of
+     * RANGE_BIG means none: uint64 to int64 wraps), or x's bounds do */
+    if (within(type_range(x->type.et), any) && x->type.et != ET_U64) return r;
+    if (r.lo > -RANGE_BIG && r.hi < RANGE_BIG && within(r, any)) return r;
     /* to JAX's int32: an index or a size is smaller than some dim */
     if (r.lo >= 0 && et_size(v->type.et) >= 4 && is_index(x, 0)) return (IntRange){r.lo, any.hi};
     return any;
@@ -433,7 +438,7 @@ static IntRange int_range(Ctx *c, const OValue *v, int depth) {
     a = int_range(c, p->inputs[1], depth + 1), b = int_range(c, p->inputs[2], depth + 1);
     return (IntRange){a.lo < b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi};
   }
-  case ONNX_Add: /* bounds below 2^62: the sums fit int64; beyond the type it wraps */
+  case ONNX_Add: /* bounds within 2^61: the sums fit int64; beyond the type it wraps */
     r = binary ? (IntRange){a.lo + b.lo, a.hi + b.hi} : any;
     return within(r, any) && within(a, any) && within(b, any) ? r : any;
   case ONNX_Sub:
