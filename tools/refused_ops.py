@@ -32,23 +32,22 @@ _NOT_EMITTED = ("JAX 0.10 does not emit it (it writes the computation with other
                 "legacy or internal op of the dialect")
 REASONS = {
     # communication and the runtime
-    **{op: _NO_DEVICES for op in (
+    **dict.fromkeys((
         "stablehlo.after_all", "stablehlo.all_gather", "stablehlo.all_reduce",
         "stablehlo.all_to_all", "stablehlo.async_done", "stablehlo.async_start",
         "stablehlo.collective_broadcast", "stablehlo.collective_permute",
         "stablehlo.create_token", "stablehlo.cross-replica-sum", "stablehlo.infeed",
         "stablehlo.outfeed", "stablehlo.partition_id", "stablehlo.recv",
-        "stablehlo.reduce_scatter", "stablehlo.replica_id", "stablehlo.send")},
+        "stablehlo.reduce_scatter", "stablehlo.replica_id", "stablehlo.send"), _NO_DEVICES),
     # ops JAX never writes (it expands them itself, or they are legacy forms)
-    **{op: _NOT_EMITTED for op in (
+    **dict.fromkeys((
         "stablehlo.batch_norm_grad", "stablehlo.batch_norm_inference",
         "stablehlo.batch_norm_training", "stablehlo.einsum", "stablehlo.unary_einsum",
         "stablehlo.torch_index_select", "stablehlo.map", "stablehlo.set_dimension_size",
         "chlo._asin_acos_kernel", "chlo.constant", "chlo.constant_like", "chlo.conj",
         "chlo.is_neg_inf", "chlo.is_pos_inf", "chlo.mulhi", "chlo.ragged_dot",
-        "chlo.scan")},
-    **{op: "JAX writes the op without implicit broadcasting (which converts), never this form"
-       for op in (
+        "chlo.scan"), _NOT_EMITTED),
+    **dict.fromkeys((
         "chlo.broadcast_add", "chlo.broadcast_and", "chlo.broadcast_atan2",
         "chlo.broadcast_compare", "chlo.broadcast_complex", "chlo.broadcast_divide",
         "chlo.broadcast_maximum", "chlo.broadcast_minimum", "chlo.broadcast_multiply",
@@ -56,19 +55,15 @@ REASONS = {
         "chlo.broadcast_power", "chlo.broadcast_remainder", "chlo.broadcast_select",
         "chlo.broadcast_shift_left", "chlo.broadcast_shift_right_arithmetic",
         "chlo.broadcast_shift_right_logical", "chlo.broadcast_subtract",
-        "chlo.broadcast_xor", "chlo.broadcast_zeta")},
-    "stablehlo.cholesky": ("JAX on CPU writes a LAPACK custom_call instead "
-                           "(lapack_*potrf_ffi: the linear algebra custom_calls' task)"),
-    "stablehlo.triangular_solve": ("JAX on CPU writes a LAPACK custom_call instead "
-                                   "(lapack_*trsm_ffi: the linear algebra custom_calls' task)"),
+        "chlo.broadcast_xor", "chlo.broadcast_zeta"),
+        "JAX writes the op without implicit broadcasting (which converts), never this form"),
     "stablehlo.uniform_quantize": ("quantized tensor types (!quant.uniform) have no "
                                    "parser or lowering yet; JAX does not emit them"),
     "stablehlo.uniform_dequantize": ("quantized tensor types (!quant.uniform) have no "
                                      "parser or lowering yet; JAX does not emit them"),
-    "stablehlo.rng": "random numbers: the rng ops' task (a different worktree)",
-    "stablehlo.rng_bit_generator": "random numbers: the rng ops' task (a different worktree)",
-    "chlo.next_after": ("needs the bits of a float (nextafter steps one ulp): "
-                        "the bitcast float functions' task"),
+    "stablehlo.rng": ("its numbers come from the compiled program's hidden generator state; "
+                      "ONNX RandomUniform would draw other numbers without saying so "
+                      "(jax.random converts, with every PRNG implementation)"),
 }
 
 # Converted ops that refuse some forms, with the forms.

@@ -248,7 +248,7 @@ def test_svd_rank_deficient(dtype):
     """Zero singular values: U's columns for them are still orthonormal."""
     rng = np.random.default_rng(7)
     x = (rng.standard_normal((6, 2)) @ rng.standard_normal((2, 4))).astype(dtype)
-    (u, s, vh), (uj, sj, vhj) = _run(jnp.linalg.svd, x)
+    (u, s, vh), (_uj, sj, _vhj) = _run(jnp.linalg.svd, x)
     tol = 16 * 6 * EPS[dtype] * sj.max()
     np.testing.assert_allclose(s, sj, rtol=0, atol=tol)
     np.testing.assert_allclose((u[:, :4] * s) @ vh, x, rtol=0, atol=tol)
@@ -325,11 +325,15 @@ def test_inside_loops_and_local_functions():
     """A decomposition's Loop nested in a lax.map's Loop, and in a local
     function called twice."""
     x = _symmetric(np.random.default_rng(16), (3, 5, 5), np.float32, False)
-    mapped = lambda a: jax.lax.map(jnp.linalg.eigvalsh, a)
+    def mapped(a):
+        return jax.lax.map(jnp.linalg.eigvalsh, a)
+
     (w,), (wj,) = _run(mapped, x)
     np.testing.assert_allclose(w, wj, rtol=1e-5, atol=1e-5)
     inner = jax.jit(jnp.linalg.eigvalsh)
-    twice = lambda a, b: inner(a) + inner(b)
+    def twice(a, b):
+        return inner(a) + inner(b)
+
     model = hlo2onnx.to_onnx(twice, [x, x], local_functions=2)
     check_model(model)
     assert len(model.functions) == 1
@@ -366,7 +370,9 @@ def test_extreme_scales(scale):
     x = (rng.standard_normal((2, 5, 4)) * scale).astype(np.float32)
     sym = (x[:, :4] + _t(x[:, :4])).astype(np.float32)
     unit = scale if scale else 1.0
-    close = lambda g, w, s=1.0: np.testing.assert_allclose(g / s, w / s, rtol=1e-5, atol=1e-5)
+    def close(g, w, s=1.0):
+        np.testing.assert_allclose(g / s, w / s, rtol=1e-5, atol=1e-5)
+
     (q, r), (qj, rj) = _run(jnp.linalg.qr, x)
     close(q, qj)
     close(r, rj, unit)
@@ -418,7 +424,7 @@ def test_qr_pivoting_rank_deficient(dtype):
     A[:, P] = Q R."""
     rng = np.random.default_rng(14)
     x = (rng.standard_normal((8, 3)) @ rng.standard_normal((3, 6))).astype(dtype)
-    (q, r, p), (qj, rj, pj) = _run(lambda a: jax.scipy.linalg.qr(a, pivoting=True), x)
+    (q, r, p), (_qj, rj, pj) = _run(lambda a: jax.scipy.linalg.qr(a, pivoting=True), x)
     np.testing.assert_array_equal(p[:3], pj[:3])
     tol = 16 * 8 * EPS[dtype] * np.abs(x).max()
     np.testing.assert_allclose(r[:3, :3], rj[:3, :3], rtol=0, atol=tol)
@@ -444,12 +450,16 @@ def test_hessenberg_and_tridiagonal(shape, dtype):
     tol = 64 * n * EPS[dtype] * max(1.0, norm)
 
     def hessenberg(a):
-        f = lambda m: jax.scipy.linalg.hessenberg(m, calc_q=True)
+        def f(m):
+            return jax.scipy.linalg.hessenberg(m, calc_q=True)
+
         for _ in range(a.ndim - 2):
             f = jax.vmap(f)
         return f(a)
 
-    upper = lambda a: jax.lax.linalg.tridiagonal(a, lower=False)
+    def upper(a):
+        return jax.lax.linalg.tridiagonal(a, lower=False)
+
     for fn in (hessenberg, jax.lax.linalg.tridiagonal, upper):
         got, want = _run(fn, x)
         for g, w in zip(got, want):

@@ -1,4 +1,4 @@
-"""jax.numpy.linalg components: QR, eigh, SVD and what JAX builds on them (pinv, lstsq, matrix_rank, norm, cond).
+"""jax.numpy.linalg components: QR, eigh, SVD and what JAX builds on them (pinv, lstsq, norm).
 
 On CPU JAX lowers the decompositions to custom_calls of LAPACK, which ONNX
 has no ops for; hlo2onnx writes each as an ONNX Loop (src/lower/*.c, see

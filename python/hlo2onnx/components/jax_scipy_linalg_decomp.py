@@ -98,7 +98,6 @@ def _lax_linalg(name, **kw):
 
 def _tridiagonal_gen(rng, shape, dtype, index):
     """dl[0] and du[n-1] are zero, as tridiagonal_solve asks."""
-    import numpy as np
 
     x = rng.standard_normal(shape).astype(dtype)
     if index == 0:
