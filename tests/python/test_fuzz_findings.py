@@ -140,20 +140,60 @@ def test_lgamma_poles_are_inf(dtype):
 
 
 def _overflowing(rng, shape, dtype, index):
-    """Integers near the ends of their type, so that sums and products
-    overflow."""
+    """Integers near the ends of their type and small ones, so that sums and
+    products overflow (and wrap) in different ways."""
     ii = np.iinfo(dtype)
-    edge = np.array([ii.max, ii.max - 1, ii.min, ii.min + 1, -3, 3, 7], np.int64).astype(dtype)
-    return edge[rng.integers(0, edge.size, size=shape)]
+    small = [0, 1, 2, 3, 7, 2 ** (ii.bits // 2) + 1] + ([-1, -3] if ii.min < 0 else [])
+    edge = np.array([int(ii.max), int(ii.max) - 1, int(ii.min), int(ii.min) + 1] + small, object)
+    return edge[rng.integers(0, edge.size, size=shape)].astype(dtype)
 
 
-@pytest.mark.xfail(reason="open: onnxruntime's integer ReduceSum and ReduceProd saturate on "
-                          "overflow (int32 sum of [2^31 - 1, 3] is 2^31 - 1); JAX wraps",
-                   strict=False)
+_INT_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+
+
 @pytest.mark.parametrize("how", ["sum", "prod"])
-def test_integer_reduction_wraps(how):
-    convert_and_check(lambda x: getattr(jnp, how)(x, axis=1, dtype=jnp.int32), [(3, 5)],
-                      input_dtypes=[np.int32], input_generator=_overflowing)
+@pytest.mark.parametrize("dtype", _INT_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_integer_reduction_wraps(how, dtype):
+    """Integer sums and products wrap as JAX's do: onnxruntime's ReduceSum
+    and ReduceProd saturate (the i32 sum of [2^31 - 1, 3] was 2^31 - 1) and
+    lose the low bits of i64 sums beyond 2^53, so the converter sums with
+    CumSum and multiplies with a tree of Muls (lower/reduce.c).  Axis 1 is
+    odd (7): the tree's left-over element; both axes together as well."""
+    fn = getattr(jnp, how)
+    with jax.enable_x64(np.dtype(dtype).itemsize == 8):
+        convert_and_check(lambda x: (fn(x, axis=1, dtype=dtype), fn(x, axis=(0, 2), dtype=dtype)),
+                          [(3, 7, 4)], input_dtypes=[dtype], input_generator=_overflowing, n=4)
+
+
+def test_integer_sum_int64_keeps_low_bits():
+    """An i64 sum beyond 2^53: onnxruntime's ReduceSum rounded it through
+    double ([2^62 + 1, 2^53 + 1, 7] summed to ...896, not ...905)."""
+    x = np.array([[2 ** 62 + 1, 2 ** 53 + 1, 7]], np.int64)
+    with jax.enable_x64(True):
+        convert_and_check(lambda x: jnp.sum(x, axis=1), [x.shape], input_dtypes=[np.int64],
+                          input_generator=lambda rng, shape, dt, i: x)
+
+
+@pytest.mark.parametrize("how", ["sum", "prod"])
+def test_integer_reduction_wraps_symbolic(how):
+    """Over a symbolic axis: the sum is a CumSum as for static ones, the
+    product a Loop over the axis (run at B = 0, the empty product 1, and at
+    B = 1, 3, 8)."""
+    fn = getattr(jnp, how)
+    convert_and_check(lambda x: (fn(x, axis=0), fn(x, axis=(0, 1))), [("B", 5)],
+                      input_dtypes=[np.int32], input_generator=_overflowing, n=3,
+                      batch_sizes=(0, 1, 3, 8))
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.uint32], ids=["i8", "u32"])
+def test_integer_reduction_with_init(dtype):
+    """lax.reduce with an init value that is not the identity: combined once
+    with the wrapped result, in the element type."""
+    def f(x):
+        s = lax.reduce(x, dtype(5), lax.add, (1,))
+        p = lax.reduce(x, dtype(3), lax.mul, (0, 1))
+        return s, p
+    convert_and_check(f, [(4, 9)], input_dtypes=[dtype], input_generator=_overflowing, n=4)
 
 
 # ---- open findings of the last run (2026-12-06), not fixed yet ----------
