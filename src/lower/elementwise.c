@@ -458,13 +458,36 @@ int lower_square(Lower *L, const Op *op) {
 
 /* ---- binary ops ----------------------------------------------------------- */
 
+/* The predicate p of v = convert(p : i1), else NULL. */
+static const Value *converted_pred(const Value *v) {
+  const Op *d = v->def;
+  return d && d->kind == OP_CONVERT && d->n_operands == 1 && d->operands[0]->type.et == ET_BOOL
+             ? d->operands[0]
+             : NULL;
+}
+
 /* Add, Sub, Mul (the hint).  Integers wrap in both.  On i1 the spec makes
- * add logical or and multiply logical and. */
+ * add logical or and multiply logical and.
+ * multiply(convert(p), x) over f16, f32 or f64 is select(p, x, 0) in JAX:
+ * XLA's algebraic simplifier rewrites it so, and 0 * inf or 0 * NaN then
+ * gives +0.0 (and 0 * -3 +0.0), not NaN (and -0.0) as the spec's multiply
+ * would (bf16 is computed in f32 through another convert, which XLA leaves
+ * as a product).  Here Where(Xor(p, true), 0, x): x from Where's last
+ * input, which onnxruntime takes with the sign of a -0.0 (its second one
+ * loses it); a Not would be fused with the Where by onnxruntime, which
+ * swaps the inputs back. */
 int lower_binary(Lower *L, const Op *op) {
   const char *t = op_table[op->kind].onnx_hint;
   bool is_sub = strcmp(t, "Sub") == 0;
   if (check(L, op, 2, K_INT | K_FLOAT | (is_sub ? 0 : K_BOOL))) return -1;
   ElemType et = in_et(op, 0), ct = math_type(et);
+  if (op->kind == OP_MULTIPLY && (et == ET_F16 || et == ET_F32 || et == ET_F64))
+    for (int i = 0; i < 2; i++) {
+      const Value *p = converted_pred(op->operands[i]);
+      if (!p) continue;
+      OValue *off = op2(L, ET_BOOL, "Xor", lw_get(L, p), lw_const_scalar(L, ET_BOOL, 1));
+      return bind(L, op, where(L, et, off, lw_const_scalar(L, et, 0), lw_get(L, op->operands[1 - i])));
+    }
   OValue *a = lw_cast(L, lw_get(L, op->operands[0]), ct);
   OValue *b = lw_cast(L, lw_get(L, op->operands[1]), ct);
   if (et == ET_BOOL) t = strcmp(t, "Add") == 0 ? "Or" : "And";

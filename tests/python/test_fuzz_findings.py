@@ -212,9 +212,28 @@ def test_logsumexp_keepdims_symbolic():
     convert_and_check(lambda x: jax.nn.logsumexp(x, axis=(0,), keepdims=True), [(1, "B")])
 
 
-@pytest.mark.xfail(reason="open: a bool times -inf is 0.0 in JAX, NaN in the model",
-                   strict=False)
-def test_open_bool_times_inf():
-    convert_and_check(lambda b, x: b * x, [(1, 1), (1, 1)], input_dtypes=[np.bool_, np.float32],
-                      input_generator=lambda rng, shape, dt, i: np.zeros(shape, dt) if i == 0
-                      else np.full(shape, -np.inf, dt))
+def _bools_and_edges(rng, shape, dtype, index):
+    """Random booleans (input 0); floats with inf, -inf, NaN, -0.0 and
+    negative numbers (input 1)."""
+    if index == 0:
+        return rng.random(shape) < 0.5
+    edge = np.array([np.inf, -np.inf, np.nan, -0.0, 0.0, -3.0, 2.5], np.float64)
+    return edge[rng.integers(0, edge.size, size=shape)].astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, jnp.bfloat16],
+                         ids=["f16", "f32", "f64", "bf16"])
+@pytest.mark.parametrize("order", ["b*x", "x*b"])
+def test_bool_times_inf(dtype, order):
+    """b * x with a bool b: XLA rewrites multiply(convert(b), x) into
+    select(b, x, 0), so JAX gives +0.0 where b is False, even for x = -inf,
+    NaN or -3 (the model gave NaN and -0.0); bf16 goes through f32 and stays
+    a product in XLA (NaN).  1 / y tells -0.0 from +0.0."""
+    def f(b, x):
+        x = x.astype(dtype)
+        y = b * x if order == "b*x" else x * b
+        return (y.astype(jnp.float32), 1 / y.astype(jnp.float32))
+    with jax.enable_x64(dtype == np.float64):
+        convert_and_check(f, [(3, 4), (3, 4)],
+                          input_dtypes=[np.bool_, np.float64 if dtype == np.float64 else np.float32],
+                          input_generator=_bools_and_edges, n=4)
