@@ -48,12 +48,33 @@ def test_pad_uint16():
                       input_dtypes=[np.uint16])
 
 
-@pytest.mark.xfail(reason="issue 14 part 1 (kernel table): onnxruntime's CPU provider has no "
-                          "float64 Conv", strict=False)
-def test_conv_float64():
+_CONV_F64 = [
+    ("valid_1d", lambda x, w: lax.conv_general_dilated(x, w, (1,), "VALID"),
+     [(1, 1, 5), (1, 1, 3)]),
+    ("strided_dilated_padded_2d", lambda x, w: lax.conv_general_dilated(
+        x, w, (2, 1), ((1, 2), (0, 1)), rhs_dilation=(1, 2)), [(2, 3, 7, 6), (4, 3, 3, 2)]),
+    ("grouped_nhwc", lambda x, w: lax.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=2), [(2, 5, 4, 4), (3, 3, 2, 6)]),
+    ("with_bias", lambda x, w: lax.conv_general_dilated(x, w, (1,), ((1, 1),))
+     + jnp.arange(4.0)[None, :, None], [(3, 2, 6), (4, 2, 3)]),
+    ("3d", lambda x, w: lax.conv_general_dilated(x, w, (1, 2, 1), "VALID"),
+     [(1, 2, 3, 5, 4), (2, 2, 2, 2, 3)]),
+    ("symbolic_batch", lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME"),
+     [("B", 2, 5, 5), (3, 2, 3, 3)]),
+]
+
+
+@pytest.mark.parametrize("fn,shapes", [c[1:] for c in _CONV_F64], ids=[c[0] for c in _CONV_F64])
+def test_conv_float64(fn, shapes):
+    """onnxruntime's CPU provider has no float64 Conv: the kernels pass
+    writes it as Slices (im2col) and an f64 MatMul (passes/conv_matmul.c),
+    which keep float64's precision (rtol = atol = 1e-12; the sums add the
+    same products in another order)."""
     with jax.enable_x64(True):
-        convert_and_check(lambda x, w: lax.conv_general_dilated(x, w, (1,), "VALID"),
-                          [(1, 1, 5), (1, 1, 3)], input_dtypes=[np.float64, np.float64])
+        model = convert_and_check(fn, shapes, input_dtypes=[np.float64, np.float64],
+                                  rtol=1e-12, atol=1e-12)
+    assert "Conv" not in [n.op_type for n in model.graph.node]
 
 
 def _with_nans(rng, shape, dtype, index):
