@@ -61,26 +61,32 @@ static const ElemType *wider_types(ElemType et, bool selects) {
 }
 
 /* The element type that selects n's kernel: the first of its kernel slots
- * whose value has a known type; ET_UNDEF when none. */
+ * whose value has a known type (a pass may leave an output's type
+ * unrecorded); ET_UNDEF when none. */
 static ElemType kernel_type(const ONode *n) {
   const OnnxKernels *k = &onnx_kernels[n->kind];
   for (int i = 0; i < n->n_inputs; i++)
-    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i]) return n->inputs[i]->type.et;
+    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i] && n->inputs[i]->type.et != ET_UNDEF)
+      return n->inputs[i]->type.et;
   for (int i = 0; i < n->n_outputs; i++)
-    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i]) return n->outputs[i]->type.et;
+    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i] &&
+        n->outputs[i]->type.et != ET_UNDEF)
+      return n->outputs[i]->type.et;
   return ET_UNDEF;
 }
 
 /* The nodes' kernel slots all have one element type (as the schemas'
- * shared type constraint requires): the casts below keep them equal. */
+ * shared type constraint requires): the casts below keep them equal.  A
+ * value whose type no pass recorded (ET_UNDEF) has that type too. */
 static bool slots_agree(const ONode *n, ElemType et) {
   const OnnxKernels *k = &onnx_kernels[n->kind];
   for (int i = 0; i < n->n_inputs; i++)
-    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i] && n->inputs[i]->type.et != et)
+    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i] &&
+        n->inputs[i]->type.et != et && n->inputs[i]->type.et != ET_UNDEF)
       return false;
   for (int i = 0; i < n->n_outputs; i++)
     if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i] &&
-        n->outputs[i]->type.et != et)
+        n->outputs[i]->type.et != et && n->outputs[i]->type.et != ET_UNDEF)
       return false;
   return true;
 }
@@ -115,8 +121,8 @@ static OValue *widened_const(Ctx *c, OGraph *g, OValue *v, ElemType wide) {
 }
 
 /* n computes in `wide`: each kernel input through a Cast to it, each kernel
- * output produced in it and cast back into the value the graph reads. */
-static void widen(Ctx *c, OGraph *g, ONode *n, ElemType wide) {
+ * output produced in it and cast back to et into the value the graph reads. */
+static void widen(Ctx *c, OGraph *g, ONode *n, ElemType et, ElemType wide) {
   const OnnxKernels *k = &onnx_kernels[n->kind];
   for (int i = 0; i < n->n_inputs; i++) {
     OValue *in = n->inputs[i];
@@ -134,7 +140,7 @@ static void widen(Ctx *c, OGraph *g, ONode *n, ElemType wide) {
     w->producer = n;
     n->outputs[i] = w;
     /* the Cast back produces `out` itself: its name and readers stay */
-    ONode *back = cast_node(c, g, w, out->type.et, n);
+    ONode *back = cast_node(c, g, w, et, n);
     g->values.len--; /* forget the fresh output og_node made last: `out` replaces it */
     back->outputs[0] = out;
     out->producer = back;
@@ -163,7 +169,7 @@ static bool widen_graph(Ctx *c, OGraph *g, int opset) {
     }
     for (const ElemType *w = wider_types(et, onnx_op_has(n->kind, ONNX_SELECTS)); *w; w++)
       if (onnx_has_kernel(n->kind, opset, *w)) {
-        widen(c, g, n, *w);
+        widen(c, g, n, et, *w);
         changed = true;
         break;
       }

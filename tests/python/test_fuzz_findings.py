@@ -283,3 +283,19 @@ def test_int32_plus_float16_overflows_to_inf():
     expected = np.asarray(jax.jit(f)(x, y))
     assert got.dtype == expected.dtype == np.float16
     np.testing.assert_array_equal(got, expected)
+
+
+def test_bfloat16_pad_of_untyped_value():
+    """A bfloat16 Pad (the padding block of a scatter with dropped windows)
+    whose data input is an Unsqueeze of unrecorded element type: the kernels
+    pass took the node's type from that input alone (unknown) and left the
+    Pad in bfloat16, which onnxruntime has no kernel for before opset 21.
+    It now reads the type from any typed slot (here the padding value)."""
+    def f(x, u):
+        v = jnp.expand_dims(x.astype(jnp.bfloat16), 0)
+        y = lax.scatter(v, np.array([2], np.int32).reshape((1,)), u.astype(jnp.bfloat16),
+                        lax.ScatterDimensionNumbers(update_window_dims=(), inserted_window_dims=(0,),
+                                                    scatter_dims_to_operand_dims=(0,)),
+                        mode=lax.GatherScatterMode.FILL_OR_DROP)
+        return y.astype(jnp.float32)
+    convert_and_check(f, [(), ()])
