@@ -500,6 +500,26 @@ static ElemType int_div_type(ElemType et) {
   return bits_of(et) < 32 ? ET_I32 : et;
 }
 
+/* A constant: stablehlo.constant, through broadcasts and reshapes. */
+static bool is_constant(const Value *v) {
+  for (int hops = 0; v && v->def && hops < 8; hops++) {
+    const Op *d = v->def;
+    if (d->kind == OP_CONSTANT) return true;
+    if ((d->kind != OP_BROADCAST_IN_DIM && d->kind != OP_RESHAPE) || d->n_operands < 1) return false;
+    v = d->operands[0];
+  }
+  return false;
+}
+
+/* divide(convert(p), c) over f16, f32 or f64 with a constant c: XLA makes
+ * it convert(p) * (1 / c), then select(p, 1 / c, 0) (see lower_binary), so
+ * JAX gives +0.0 where p is false, also for c = 0 (not NaN) and c < 0. */
+static bool pred_times_constant(const Op *op) {
+  ElemType et = in_et(op, 0);
+  return (et == ET_F16 || et == ET_F32 || et == ET_F64) && converted_pred(op->operands[0]) &&
+         is_constant(op->operands[1]);
+}
+
 /* Integer division truncates toward zero in both; XLA defines x / 0 = -1
  * (all ones) and INT_MIN / -1 = INT_MIN, where onnxruntime fails on the
  * first and traps on the second.  The divisor becomes 1 in both cases and
@@ -510,7 +530,11 @@ int lower_divide(Lower *L, const Op *op) {
   OValue *x = lw_get(L, op->operands[0]), *y = lw_get(L, op->operands[1]);
   if (et_is_float(et)) {
     ElemType ct = math_type(et);
-    return bind(L, op, op2(L, ct, "Div", lw_cast(L, x, ct), lw_cast(L, y, ct)));
+    OValue *q = op2(L, ct, "Div", lw_cast(L, x, ct), lw_cast(L, y, ct));
+    const Value *p = pred_times_constant(op) ? converted_pred(op->operands[0]) : NULL;
+    if (p) q = where(L, ct, op2(L, ET_BOOL, "Xor", lw_get(L, p), lw_const_scalar(L, ET_BOOL, 1)),
+                     lw_const_scalar(L, ct, 0), q);
+    return bind(L, op, q);
   }
   ElemType ct = int_div_type(et);
   x = lw_cast(L, x, ct);

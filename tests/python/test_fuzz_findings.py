@@ -299,3 +299,18 @@ def test_bfloat16_pad_of_untyped_value():
                         mode=lax.GatherScatterMode.FILL_OR_DROP)
         return y.astype(jnp.float32)
     convert_and_check(f, [(), ()])
+
+
+@pytest.mark.parametrize("c", [0.0, -0.0, -3.0, 3.0, np.inf])
+def test_bool_divided_by_constant(c):
+    """p.astype(float32) / c with a constant c: XLA makes it a product with
+    1 / c and then select(p, 1 / c, 0), so JAX gives +0.0 where p is False,
+    for c = 0 too (the model gave NaN, fuzzer seed 103) and c < 0 (-0.0).
+    A divisor that is no constant stays a division (0 / 0 is NaN in JAX)."""
+    def f(p, y):
+        x = p.astype(jnp.float32)
+        q = x / c
+        return q, 1 / q, x / y
+    convert_and_check(f, [(2, 3), (2, 3)], input_dtypes=[np.bool_, np.float32],
+                      input_generator=lambda rng, shape, dt, i: (
+                          rng.random(shape) < 0.5 if i == 0 else np.zeros(shape, np.float32)), n=3)
