@@ -474,6 +474,10 @@ def op_binary(ctx: Ctx):
                "disc": BINARY_DISC}[table]
         name = ctx.choice(sorted(tab))
         op_kind = table
+        if name == "div" and len(operands) == 1:
+            # XLA divides by a constant as a product with its reciprocal,
+            # which is not the correctly rounded quotient
+            op_kind = "inexact"
     elif k == "b":
         name = ctx.choice(sorted(BINARY_BOOL))
         tab, op_kind = BINARY_BOOL, "move"
