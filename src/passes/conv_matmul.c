@@ -14,6 +14,13 @@
  * Taken when the shapes are static but for N, the kernel has at most
  * CONV_MATMUL_MAX_TAPS positions and no auto_pad; otherwise the Conv stays
  * (a valid model that onnxruntime cannot run, docs/robustness.md says so).
+ *
+ * A float64 ConvTranspose is first written as the Conv it equals: the
+ * input dilated by the strides (each element followed by stride - 1 zeros:
+ * Unsqueeze, Pad, Reshape), padded by (k - 1) * dilation - pad at each end
+ * (negative amounts crop; output_padding adds at the end), and convolved
+ * with stride 1 by the kernel flipped in every spatial axis, its input and
+ * output channels swapped within each group.
  */
 #include "passes/passes.h"
 
@@ -179,5 +186,138 @@ bool conv_as_matmul(Ctx *c, OGraph *g, ONode *conv) {
   for (int i = 0; i < conv->n_inputs; i++)
     if (conv->inputs[i]) conv->inputs[i]->n_uses--;
   root->rewriting = saved_rewriting;
+  return true;
+}
+
+/* ---- ConvTranspose ------------------------------------------------------ */
+
+static OValue *node_out(Ctx *c, OGraph *g, const char *op, OValue **in, int n, ElemType et,
+                        int rank, const int64_t *dims) {
+  return typed(c, og_node(c, g, op, in, n, 1)->outputs[0], et, rank, dims);
+}
+
+bool conv_transpose_as_matmul(Ctx *c, OGraph *g, ONode *ct) {
+  OValue *x = ct->inputs[0], *w = ct->n_inputs > 1 ? ct->inputs[1] : NULL;
+  OValue *bias = ct->n_inputs > 2 ? ct->inputs[2] : NULL, *out = ct->outputs[0];
+  if (!x || !w || x->type.rank < 3 || x->type.rank > MAX_RANK || w->type.rank != x->type.rank ||
+      og_get_attr(ct, "output_shape"))
+    return false;
+  const OAttr *auto_pad = og_get_attr(ct, "auto_pad");
+  if (auto_pad && !(auto_pad->s && strcmp(auto_pad->s, "NOTSET") == 0)) return false;
+  int r = x->type.rank, ns = r - 2;
+  ElemType et = x->type.et;
+  int64_t xd[MAX_RANK] = {0}, wd[MAX_RANK] = {0};
+  for (int i = 0; i < r; i++) {
+    xd[i] = x->type.dims[i].value;
+    wd[i] = w->type.dims[i].value;
+    if ((i > 0 && xd[i] < 1) || wd[i] < 1) return false;
+  }
+  int64_t strides[MAX_RANK], dil[MAX_RANK], pads[2 * MAX_RANK], outpad[MAX_RANK], kshape[MAX_RANK];
+  const OAttr *ga = og_get_attr(ct, "group");
+  int64_t group = ga ? ga->i : 1;
+  if (!ints_attr(ct, "strides", ns, 1, strides) || !ints_attr(ct, "dilations", ns, 1, dil) ||
+      !ints_attr(ct, "pads", 2 * ns, 0, pads) || !ints_attr(ct, "kernel_shape", ns, 0, kshape) ||
+      !ints_attr(ct, "output_padding", ns, 0, outpad))
+    return false;
+  int64_t Cin = xd[1], Cout_g = wd[1];
+  if (group < 1 || wd[0] != Cin || Cin % group) return false;
+  int64_t taps = 1, lo[MAX_RANK], hi[MAX_RANK], dilated[MAX_RANK];
+  for (int i = 0; i < ns; i++) {
+    int64_t k = wd[2 + i], span = (k - 1) * dil[i];
+    if ((kshape[i] && kshape[i] != k) || strides[i] < 1 || dil[i] < 1 || outpad[i] < 0)
+      return false;
+    taps *= k;
+    if (taps > CONV_MATMUL_MAX_TAPS) return false;
+    dilated[i] = xd[2 + i] * strides[i]; /* stride - 1 zeros after the last one too */
+    lo[i] = span - pads[i];
+    hi[i] = span - pads[ns + i] + outpad[i] - (strides[i] - 1);
+    if (dilated[i] + lo[i] + hi[i] < span + 1) return false; /* no output */
+  }
+
+  OGraph *root = g;
+  while (root->parent) root = root->parent;
+  const ONode *saved_rewriting = root->rewriting;
+  root->rewriting = ct;
+
+  /* the input dilated by the strides, then padded (or cropped) */
+  int64_t d[MAX_RANK + 1];
+  memcpy(d, xd, sizeof(int64_t) * (size_t)r);
+  OValue *v = x;
+  for (int i = 0; i < ns; i++) {
+    if (strides[i] == 1) continue;
+    int64_t axis = 3 + i, ud[MAX_RANK + 1], pv[2 * (MAX_RANK + 1)] = {0}, shape[MAX_RANK];
+    OValue *uin[2] = {v, i64s(c, g, 1, &axis)};
+    for (int j = 0, k = 0; j <= r; j++) ud[j] = j == axis ? 1 : d[k++];
+    v = node_out(c, g, "Unsqueeze", uin, 2, et, r + 1, ud);
+    pv[(r + 1) + axis] = strides[i] - 1;
+    ud[axis] = strides[i];
+    OValue *pin[2] = {v, i64s(c, g, 2 * (r + 1), pv)};
+    v = node_out(c, g, "Pad", pin, 2, et, r + 1, ud);
+    d[2 + i] = dilated[i];
+    for (int j = 0; j < r; j++) shape[j] = j == 0 ? 0 : d[j];
+    OValue *rin[2] = {v, i64s(c, g, r, shape)};
+    v = node_out(c, g, "Reshape", rin, 2, et, r, d);
+  }
+  int64_t pv[2 * MAX_RANK] = {0};
+  bool any_pad = false;
+  for (int i = 0; i < ns; i++) {
+    pv[2 + i] = lo[i];
+    pv[r + 2 + i] = hi[i];
+    any_pad |= lo[i] != 0 || hi[i] != 0;
+    d[2 + i] += lo[i] + hi[i];
+  }
+  if (any_pad) {
+    OValue *pin[2] = {v, i64s(c, g, 2 * r, pv)};
+    v = node_out(c, g, "Pad", pin, 2, et, r, d);
+  }
+
+  /* the kernel [Cin, Cout/G, k...] -> [Cout, Cin/G, k...], flipped */
+  int64_t Cin_g = Cin / group, w5[MAX_RANK + 1], w5t[MAX_RANK + 1], perm[MAX_RANK + 1], wk[MAX_RANK];
+  w5[0] = group;
+  w5[1] = Cin_g;
+  w5[2] = Cout_g;
+  for (int i = 0; i < ns; i++) w5[3 + i] = wd[2 + i];
+  for (int j = 0; j <= r; j++) perm[j] = j;
+  perm[1] = 2;
+  perm[2] = 1;
+  for (int j = 0; j <= r; j++) w5t[j] = w5[perm[j]];
+  OValue *win[2] = {w, i64s(c, g, r + 1, w5)};
+  OValue *wv = node_out(c, g, "Reshape", win, 2, et, r + 1, w5);
+  ONode *tr = og_node(c, g, "Transpose", &wv, 1, 1);
+  og_attr_ints(c, tr, "perm", perm, r + 1);
+  wv = typed(c, tr->outputs[0], et, r + 1, w5t);
+  wk[0] = group * Cout_g;
+  wk[1] = Cin_g;
+  for (int i = 0; i < ns; i++) wk[2 + i] = wd[2 + i];
+  OValue *kin[2] = {wv, i64s(c, g, r, wk)};
+  wv = node_out(c, g, "Reshape", kin, 2, et, r, wk);
+  int64_t starts[MAX_RANK], ends[MAX_RANK], axes[MAX_RANK], steps[MAX_RANK];
+  for (int i = 0; i < ns; i++) {
+    starts[i] = -1;
+    ends[i] = INT64_MIN;
+    axes[i] = 2 + i;
+    steps[i] = -1;
+  }
+  OValue *sin[5] = {wv, i64s(c, g, ns, starts), i64s(c, g, ns, ends), i64s(c, g, ns, axes),
+                    i64s(c, g, ns, steps)};
+  wv = node_out(c, g, "Slice", sin, 5, et, r, wk);
+
+  /* the Conv, which takes the ConvTranspose's output, then its im2col */
+  OValue *cin[3] = {v, wv, bias};
+  ONode *conv = og_node(c, g, "Conv", cin, bias ? 3 : 2, 1);
+  og_attr_ints(c, conv, "dilations", dil, ns);
+  og_attr_int(c, conv, "group", group);
+  OValue *fresh = conv->outputs[0];
+  conv->outputs[0] = out;
+  out->producer = conv;
+  ct->outputs[0] = fresh;
+  fresh->producer = ct;
+  ct->dead = true;
+  for (int i = 0; i < ct->n_inputs; i++)
+    if (ct->inputs[i]) ct->inputs[i]->n_uses--;
+  root->rewriting = saved_rewriting;
+  /* its shapes and attributes were checked above; were it refused, the
+   * f64 Conv would stay, as valid a model as the ConvTranspose */
+  (void)conv_as_matmul(c, g, conv);
   return true;
 }

@@ -17,8 +17,8 @@
  *   - for ops that only move, choose or compare values (ONNX_SELECTS:
  *     Pad, Gather, Where, Max, Less, ...), any type that holds every value
  *     as well: integers in floats (i16 in f32, i32 in f64), bool in u8.
- * A float64 Conv, which has no wider type, becomes Slices and an f64 MatMul
- * (conv_matmul.c).
+ * A float64 Conv or ConvTranspose, which has no wider type, becomes Slices
+ * and an f64 MatMul (conv_matmul.c).
  * A node with no such type is left as it is (onnxruntime then names it).
  * Runs after the fusions and before dce, which removes the constants it
  * replaced by wider copies.
@@ -163,8 +163,9 @@ static bool widen_graph(Ctx *c, OGraph *g, int opset) {
     if (!k->kernel_inputs && !k->kernel_outputs) continue;
     ElemType et = kernel_type(n);
     if (et == ET_UNDEF || onnx_has_kernel(n->kind, opset, et) || !slots_agree(n, et)) continue;
-    if (n->kind == ONNX_Conv && et == ET_F64 && conv_as_matmul(c, g, n)) { /* no wider type */
-      changed = true;
+    if (et == ET_F64 && ((n->kind == ONNX_Conv && conv_as_matmul(c, g, n)) ||
+                         (n->kind == ONNX_ConvTranspose && conv_transpose_as_matmul(c, g, n)))) {
+      changed = true; /* no wider type than f64: Slices and a MatMul */
       continue;
     }
     for (const ElemType *w = wider_types(et, onnx_op_has(n->kind, ONNX_SELECTS)); *w; w++)

@@ -62,19 +62,29 @@ _CONV_F64 = [
      [(1, 2, 3, 5, 4), (2, 2, 2, 2, 3)]),
     ("symbolic_batch", lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME"),
      [("B", 2, 5, 5), (3, 2, 3, 3)]),
+    # transposed convolutions (ONNX ConvTranspose): the Conv they equal
+    ("transpose_same", lambda x, w: lax.conv_transpose(
+        x, w, (2, 2), "SAME", dimension_numbers=("NCHW", "OIHW", "NCHW")),
+     [(1, 2, 5, 4), (3, 2, 3, 3)]),
+    ("transpose_grouped_dilated", lambda x, w: lax.conv_general_dilated(
+        x, w, (1, 1), ((1, 2), (2, 1)), lhs_dilation=(2, 3), rhs_dilation=(1, 2),
+        feature_group_count=2), [(2, 4, 5, 5), (6, 2, 3, 3)]),
+    ("transpose_1d_cropped", lambda x, w: lax.conv_general_dilated(
+        x, w, (1,), ((0, -1),), lhs_dilation=(3,)), [("B", 2, 4), (2, 2, 2)]),
 ]
 
 
 @pytest.mark.parametrize("fn,shapes", [c[1:] for c in _CONV_F64], ids=[c[0] for c in _CONV_F64])
 def test_conv_float64(fn, shapes):
-    """onnxruntime's CPU provider has no float64 Conv: the kernels pass
-    writes it as Slices (im2col) and an f64 MatMul (passes/conv_matmul.c),
-    which keep float64's precision (rtol = atol = 1e-12; the sums add the
-    same products in another order)."""
+    """onnxruntime's CPU provider has no float64 Conv or ConvTranspose: the
+    kernels pass writes them as Slices (im2col) and an f64 MatMul
+    (passes/conv_matmul.c), which keep float64's precision (rtol = atol =
+    1e-12; the sums add the same products in another order)."""
     with jax.enable_x64(True):
         model = convert_and_check(fn, shapes, input_dtypes=[np.float64, np.float64],
                                   rtol=1e-12, atol=1e-12)
-    assert "Conv" not in [n.op_type for n in model.graph.node]
+    ops = [n.op_type for n in model.graph.node]
+    assert "Conv" not in ops and "ConvTranspose" not in ops, ops
 
 
 def _with_nans(rng, shape, dtype, index):
