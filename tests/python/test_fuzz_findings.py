@@ -360,3 +360,24 @@ def test_uint64_indices_past_int64(fn):
     with jax.enable_x64(True):
         convert_and_check(fn, [(4, 3), (2,)], input_dtypes=[np.uint64, np.uint64],
                           input_generator=_u64_indices, n=6)
+
+
+@pytest.mark.parametrize("eps,fused", [(0.1, False), (1e-5, False), (0.5, True), (2.0 ** -20, True)])
+@pytest.mark.parametrize("norm", ["layer", "rms"])
+def test_float64_norm_epsilon(eps, fused, norm):
+    """A float64 layer or RMS norm fused into LayerNormalization took eps as
+    its float32 attribute: 0.1 became 0.10000000149, ~1e-9 relative off the
+    float64 result (fuzzer, seed 106).  float64 norms fuse only when float32
+    holds eps exactly; the others stay decomposed (rtol = atol = 1e-12)."""
+    def f(x, s):
+        if norm == "layer":
+            y = (x - jnp.mean(x, axis=-1, keepdims=True)) / jnp.sqrt(
+                jnp.var(x, axis=-1, keepdims=True) + eps)
+        else:
+            y = x * lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps)
+        return y * s + 0.5
+    with jax.enable_x64(True):
+        model = convert_and_check(f, [(2, 3, 8), (8,)], input_dtypes=[np.float64, np.float64],
+                                  rtol=1e-12, atol=1e-12, opset=23)
+    ops = [n.op_type for n in model.graph.node]
+    assert (("LayerNormalization" if norm == "layer" else "RMSNormalization") in ops) == fused, ops
