@@ -18,7 +18,9 @@
  *     Pad, Gather, Where, Max, Less, ...), any type that holds every value
  *     as well: integers in floats (i16 in f32, i32 in f64), bool in u8.
  * A float64 Conv or ConvTranspose, which has no wider type, becomes Slices
- * and an f64 MatMul (conv_matmul.c).
+ * and an f64 MatMul (conv_matmul.c).  And one pair of nodes that
+ * onnxruntime fuses into a wrong result, a transposed matrix times a
+ * vector, is written as the vector times the matrix.
  * A node with no such type is left as it is (onnxruntime then names it).
  * Runs after the fusions and before dce, which removes the constants it
  * replaced by wider copies.
@@ -147,6 +149,30 @@ static void widen(Ctx *c, OGraph *g, ONode *n, ElemType et, ElemType wide) {
   }
 }
 
+/* MatMul(Transpose(A), v) with the Transpose swapping A's last two axes and
+ * a 1-D v: onnxruntime (1.32) fuses the pair into its FusedMatMul with
+ * transA, which computes something else when B is 1-D (A^T v of a 4 x 3 A
+ * is wrong in every element).  v @ A is the same product (MatMul reads a
+ * 1-D first operand as a row), without the Transpose.  Returns whether it
+ * rewired n. */
+static bool transposed_matrix_times_vector(ONode *n) {
+  if (n->kind != ONNX_MatMul || n->n_inputs != 2 || !n->inputs[0] || !n->inputs[1] ||
+      n->inputs[1]->type.rank != 1)
+    return false;
+  ONode *t = n->inputs[0]->producer;
+  if (!og_is(t, ONNX_Transpose) || t->n_inputs != 1 || !t->inputs[0]) return false;
+  const OAttr *perm = og_get_attr(t, "perm");
+  int r = t->inputs[0]->type.rank;
+  if (!perm || perm->kind != OA_INTS || perm->n != r || r < 2) return false;
+  for (int i = 0; i < r - 2; i++)
+    if (perm->ints[i] != i) return false;
+  if (perm->ints[r - 2] != r - 1 || perm->ints[r - 1] != r - 2) return false;
+  OValue *a = t->inputs[0], *v = n->inputs[1];
+  og_set_input(n, 0, v);
+  og_set_input(n, 1, a);
+  return true;
+}
+
 /* Moves the nodes of g (and its subgraphs) that lack a kernel; returns
  * whether it appended any Cast (g then needs re-sorting). */
 static bool widen_graph(Ctx *c, OGraph *g, int opset) {
@@ -159,6 +185,7 @@ static bool widen_graph(Ctx *c, OGraph *g, int opset) {
       if (n->attrs[j].kind == OA_GRAPH && widen_graph(c, n->attrs[j].graph, opset))
         og_toposort(c, n->attrs[j].graph);
     if (n->kind == ONNX_OTHER) continue;
+    if (transposed_matrix_times_vector(n)) changed = true;
     const OnnxKernels *k = &onnx_kernels[n->kind];
     if (!k->kernel_inputs && !k->kernel_outputs) continue;
     ElemType et = kernel_type(n);
