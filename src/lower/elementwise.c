@@ -486,7 +486,8 @@ int lower_binary(Lower *L, const Op *op) {
       const Value *p = converted_pred(op->operands[i]);
       if (!p) continue;
       OValue *off = op2(L, ET_BOOL, "Xor", lw_get(L, p), lw_const_scalar(L, ET_BOOL, 1));
-      return bind(L, op, where(L, et, off, lw_const_scalar(L, et, 0), lw_get(L, op->operands[1 - i])));
+      return bind(L, op,
+                  where(L, et, off, lw_const_scalar(L, et, 0), lw_get(L, op->operands[1 - i])));
     }
   OValue *a = lw_cast(L, lw_get(L, op->operands[0]), ct);
   OValue *b = lw_cast(L, lw_get(L, op->operands[1]), ct);
@@ -505,7 +506,8 @@ static bool is_constant(const Value *v) {
   for (int hops = 0; v && v->def && hops < 8; hops++) {
     const Op *d = v->def;
     if (d->kind == OP_CONSTANT) return true;
-    if ((d->kind != OP_BROADCAST_IN_DIM && d->kind != OP_RESHAPE) || d->n_operands < 1) return false;
+    if ((d->kind != OP_BROADCAST_IN_DIM && d->kind != OP_RESHAPE) || d->n_operands < 1)
+      return false;
     v = d->operands[0];
   }
   return false;
@@ -532,8 +534,9 @@ int lower_divide(Lower *L, const Op *op) {
     ElemType ct = math_type(et);
     OValue *q = op2(L, ct, "Div", lw_cast(L, x, ct), lw_cast(L, y, ct));
     const Value *p = pred_times_constant(op) ? converted_pred(op->operands[0]) : NULL;
-    if (p) q = where(L, ct, op2(L, ET_BOOL, "Xor", lw_get(L, p), lw_const_scalar(L, ET_BOOL, 1)),
-                     lw_const_scalar(L, ct, 0), q);
+    if (p)
+      q = where(L, ct, op2(L, ET_BOOL, "Xor", lw_get(L, p), lw_const_scalar(L, ET_BOOL, 1)),
+                lw_const_scalar(L, ct, 0), q);
     return bind(L, op, q);
   }
   ElemType ct = int_div_type(et);

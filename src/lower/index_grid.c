@@ -206,7 +206,8 @@ OValue *ix_index_i64(Lower *L, OValue *v, ElemType et) {
   if (et != ET_U64) return s;
   OValue *wrapped = lw_op2(L, "Less", s, lw_const_scalar(L, ET_I64, 0));
   og_set_type(L->c, wrapped, ET_BOOL, s->type.rank, NULL);
-  if (s->type.rank > 0) memcpy(wrapped->type.dims, s->type.dims, sizeof(ODim) * (size_t)s->type.rank);
+  if (s->type.rank > 0)
+    memcpy(wrapped->type.dims, s->type.dims, sizeof(ODim) * (size_t)s->type.rank);
   int64_t *top = arena_alloc(L->c->arena, sizeof(int64_t));
   *top = INT64_MAX;
   OValue *huge = lw_const_data(L, ET_I64, 0, NULL, (Data){DATA_RAW, top, sizeof(int64_t)});

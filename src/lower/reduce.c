@@ -200,7 +200,6 @@ static bool is_cmp(const Value *v, const char *dir, const Value *a, const Value 
   return c && c->s && strcmp(c->s, dir) == 0;
 }
 
-
 /* ---- integer sums and products that wrap --------------------------------- */
 
 /* JAX's integer sums and products wrap modulo 2^bits.  onnxruntime's
@@ -242,8 +241,8 @@ static OValue *wrapping_sum(Lower *L, OValue *x, ElemType ce, int64_t *d, int r,
       d[axis] = d[axis] == 0 ? 1 : DIM_DYN;
       x = lw_typed(L, lw_op2(L, "Pad", x, lw_const_i64s(L, 2 * r, pads)), ce, r, d);
     }
-    OValue *sums = lw_typed(L, lw_op2(L, "CumSum", x, lw_const_scalar(L, ET_I64, (double)axis)),
-                            ce, r, d);
+    OValue *sums =
+        lw_typed(L, lw_op2(L, "CumSum", x, lw_const_scalar(L, ET_I64, (double)axis)), ce, r, d);
     ONode *last = lw_node(L, "Gather", 2, (OValue *[]){sums, lw_const_scalar(L, ET_I64, -1)}, 1);
     og_attr_int(L->c, last, "axis", axis);
     for (int i = (int)axis; i + 1 < r; i++) d[i] = d[i + 1];
@@ -294,12 +293,14 @@ static OValue *product_loop(Lower *L, OValue *x, ElemType et, int64_t *d, int r,
   if (depth >= H2O_MAX_SUBGRAPH_DEPTH) return NULL;
   int64_t rank = r, one = 1, zero = 0;
   OValue *shape = lw_typed(L, lw_op1(L, "Shape", x), ET_I64, 1, &rank);
-  ONode *gl = lw_node(L, "Gather", 2, (OValue *[]){shape, lw_const_scalar(L, ET_I64, (double)axis)}, 1);
+  ONode *gl =
+      lw_node(L, "Gather", 2, (OValue *[]){shape, lw_const_scalar(L, ET_I64, (double)axis)}, 1);
   og_attr_int(L->c, gl, "axis", 0);
   OValue *len = lw_typed(L, gl->outputs[0], ET_I64, 0, NULL);
   /* the shape of the product: x's with a 1 at axis */
-  ONode *put = lw_node(L, "ScatterElements", 3,
-                       (OValue *[]){shape, lw_const_i64s(L, 1, &axis), lw_const_i64s(L, 1, &one)}, 1);
+  ONode *put =
+      lw_node(L, "ScatterElements", 3,
+              (OValue *[]){shape, lw_const_i64s(L, 1, &axis), lw_const_i64s(L, 1, &one)}, 1);
   OValue *unit_shape = lw_typed(L, put->outputs[0], ET_I64, 1, &rank);
   d[axis] = 1;
   OValue *ones = lw_typed(L, lw_op2(L, "Expand", lw_const_scalar(L, et, 1), unit_shape), et, r, d);
@@ -315,8 +316,8 @@ static OValue *product_loop(Lower *L, OValue *x, ElemType et, int64_t *d, int r,
     ptrvec_push(L->c->arena, &body->inputs, ins[i]);
   }
   L->g = body;
-  OValue *at = lw_typed(L, lw_op2(L, "Unsqueeze", ins[0], lw_const_i64s(L, 1, &zero)), ET_I64, 1,
-                        &one);
+  OValue *at =
+      lw_typed(L, lw_op2(L, "Unsqueeze", ins[0], lw_const_i64s(L, 1, &zero)), ET_I64, 1, &one);
   ONode *row = lw_node(L, "Gather", 2, (OValue *[]){x, at}, 1);
   og_attr_int(L->c, row, "axis", axis);
   lw_typed(L, row->outputs[0], et, r, d);
@@ -382,8 +383,10 @@ static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, cons
     OValue *r = k == RK_SUM ? wrapping_sum(L, lw_cast(L, x, ce), ce, d, ti->rank, axes, n)
                             : wrapping_product(L, x, et, d, ti->rank, axes, n);
     if (!r) {
-      lw_unsupported(L, "an integer product over a symbolic dimension inside control flow "
-                        "nested %d deep", H2O_MAX_SUBGRAPH_DEPTH);
+      lw_unsupported(L,
+                     "an integer product over a symbolic dimension inside control flow "
+                     "nested %d deep",
+                     H2O_MAX_SUBGRAPH_DEPTH);
       return NULL;
     }
     r = lw_typed(L, lw_cast(L, r, et), et, to->rank, to->dims);

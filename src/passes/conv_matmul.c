@@ -272,7 +272,8 @@ bool conv_transpose_as_matmul(Ctx *c, OGraph *g, ONode *ct) {
   }
 
   /* the kernel [Cin, Cout/G, k...] -> [Cout, Cin/G, k...], flipped */
-  int64_t Cin_g = Cin / group, w5[MAX_RANK + 1], w5t[MAX_RANK + 1], perm[MAX_RANK + 1], wk[MAX_RANK];
+  int64_t Cin_g = Cin / group, w5[MAX_RANK + 1], w5t[MAX_RANK + 1], perm[MAX_RANK + 1],
+          wk[MAX_RANK];
   w5[0] = group;
   w5[1] = Cin_g;
   w5[2] = Cout_g;

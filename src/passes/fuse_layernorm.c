@@ -37,9 +37,7 @@
  * 1e-5) would add another number (0.1 + 1.5e-9), a change of ~1e-9
  * relative where float64 promises 1e-16 (fuzzer, seed 106), so it stays
  * decomposed.  Narrower types compute in float32 anyway. */
-static bool eps_fits(ElemType et, double eps) {
-  return et != ET_F64 || (double)(float)eps == eps;
-}
+static bool eps_fits(ElemType et, double eps) { return et != ET_F64 || (double)(float)eps == eps; }
 
 #define MAX_FACTORS 4
 

@@ -83,12 +83,12 @@ static ElemType kernel_type(const ONode *n) {
 static bool slots_agree(const ONode *n, ElemType et) {
   const OnnxKernels *k = &onnx_kernels[n->kind];
   for (int i = 0; i < n->n_inputs; i++)
-    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i] &&
-        n->inputs[i]->type.et != et && n->inputs[i]->type.et != ET_UNDEF)
+    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i] && n->inputs[i]->type.et != et &&
+        n->inputs[i]->type.et != ET_UNDEF)
       return false;
   for (int i = 0; i < n->n_outputs; i++)
-    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i] &&
-        n->outputs[i]->type.et != et && n->outputs[i]->type.et != ET_UNDEF)
+    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i] && n->outputs[i]->type.et != et &&
+        n->outputs[i]->type.et != ET_UNDEF)
       return false;
   return true;
 }
