@@ -57,6 +57,7 @@ CLI (prints one line per finding and the totals, writes JSON stats)::
 
     python tests/fuzz/differential.py --seed 1 --seconds 600 [--mode symbolic|zero|static|mixed]
     python tests/fuzz/differential.py --seed 1 --programs 500 --stats out.json
+    python tests/fuzz/differential.py --seed 1 --cpu-seconds 1200   # a loaded machine
 """
 
 from __future__ import annotations
