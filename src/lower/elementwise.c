@@ -458,13 +458,37 @@ int lower_square(Lower *L, const Op *op) {
 
 /* ---- binary ops ----------------------------------------------------------- */
 
+/* The predicate p of v = convert(p : i1), else NULL. */
+static const Value *converted_pred(const Value *v) {
+  const Op *d = v->def;
+  return d && d->kind == OP_CONVERT && d->n_operands == 1 && d->operands[0]->type.et == ET_BOOL
+             ? d->operands[0]
+             : NULL;
+}
+
 /* Add, Sub, Mul (the hint).  Integers wrap in both.  On i1 the spec makes
- * add logical or and multiply logical and. */
+ * add logical or and multiply logical and.
+ * multiply(convert(p), x) over f16, f32 or f64 is select(p, x, 0) in JAX:
+ * XLA's algebraic simplifier rewrites it so, and 0 * inf or 0 * NaN then
+ * gives +0.0 (and 0 * -3 +0.0), not NaN (and -0.0) as the spec's multiply
+ * would (bf16 is computed in f32 through another convert, which XLA leaves
+ * as a product).  Here Where(Xor(p, true), 0, x): x from Where's last
+ * input, which onnxruntime takes with the sign of a -0.0 (its second one
+ * loses it); a Not would be fused with the Where by onnxruntime, which
+ * swaps the inputs back. */
 int lower_binary(Lower *L, const Op *op) {
   const char *t = op_table[op->kind].onnx_hint;
   bool is_sub = strcmp(t, "Sub") == 0;
   if (check(L, op, 2, K_INT | K_FLOAT | (is_sub ? 0 : K_BOOL))) return -1;
   ElemType et = in_et(op, 0), ct = math_type(et);
+  if (op->kind == OP_MULTIPLY && (et == ET_F16 || et == ET_F32 || et == ET_F64))
+    for (int i = 0; i < 2; i++) {
+      const Value *p = converted_pred(op->operands[i]);
+      if (!p) continue;
+      OValue *off = op2(L, ET_BOOL, "Xor", lw_get(L, p), lw_const_scalar(L, ET_BOOL, 1));
+      return bind(L, op,
+                  where(L, et, off, lw_const_scalar(L, et, 0), lw_get(L, op->operands[1 - i])));
+    }
   OValue *a = lw_cast(L, lw_get(L, op->operands[0]), ct);
   OValue *b = lw_cast(L, lw_get(L, op->operands[1]), ct);
   if (et == ET_BOOL) t = strcmp(t, "Add") == 0 ? "Or" : "And";
@@ -477,6 +501,27 @@ static ElemType int_div_type(ElemType et) {
   return bits_of(et) < 32 ? ET_I32 : et;
 }
 
+/* A constant: stablehlo.constant, through broadcasts and reshapes. */
+static bool is_constant(const Value *v) {
+  for (int hops = 0; v && v->def && hops < 8; hops++) {
+    const Op *d = v->def;
+    if (d->kind == OP_CONSTANT) return true;
+    if ((d->kind != OP_BROADCAST_IN_DIM && d->kind != OP_RESHAPE) || d->n_operands < 1)
+      return false;
+    v = d->operands[0];
+  }
+  return false;
+}
+
+/* divide(convert(p), c) over f16, f32 or f64 with a constant c: XLA makes
+ * it convert(p) * (1 / c), then select(p, 1 / c, 0) (see lower_binary), so
+ * JAX gives +0.0 where p is false, also for c = 0 (not NaN) and c < 0. */
+static bool pred_times_constant(const Op *op) {
+  ElemType et = in_et(op, 0);
+  return (et == ET_F16 || et == ET_F32 || et == ET_F64) && converted_pred(op->operands[0]) &&
+         is_constant(op->operands[1]);
+}
+
 /* Integer division truncates toward zero in both; XLA defines x / 0 = -1
  * (all ones) and INT_MIN / -1 = INT_MIN, where onnxruntime fails on the
  * first and traps on the second.  The divisor becomes 1 in both cases and
@@ -487,7 +532,12 @@ int lower_divide(Lower *L, const Op *op) {
   OValue *x = lw_get(L, op->operands[0]), *y = lw_get(L, op->operands[1]);
   if (et_is_float(et)) {
     ElemType ct = math_type(et);
-    return bind(L, op, op2(L, ct, "Div", lw_cast(L, x, ct), lw_cast(L, y, ct)));
+    OValue *q = op2(L, ct, "Div", lw_cast(L, x, ct), lw_cast(L, y, ct));
+    const Value *p = pred_times_constant(op) ? converted_pred(op->operands[0]) : NULL;
+    if (p)
+      q = where(L, ct, op2(L, ET_BOOL, "Xor", lw_get(L, p), lw_const_scalar(L, ET_BOOL, 1)),
+                lw_const_scalar(L, ct, 0), q);
+    return bind(L, op, q);
   }
   ElemType ct = int_div_type(et);
   x = lw_cast(L, x, ct);

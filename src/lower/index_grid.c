@@ -164,6 +164,12 @@ void ix_starts_init(Lower *L, Starts *st, const Value *S, int ivd, int n_map) {
   int64_t *raw = lw_const_ints(L, S);
   int64_t n = type_numel(&S->type);
   if (!raw) return;
+  if (S->type.et == ET_U64) { /* a copy: lw_const_ints may share its array */
+    int64_t *copy = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n ? n : 1));
+    if (n) memcpy(copy, raw, sizeof(int64_t) * (size_t)n);
+    ix_unsigned_index_consts(copy, n, ET_U64);
+    raw = copy;
+  }
   if (ivd >= st->Rs - 1) {
     st->cst = raw;
     return;
@@ -195,12 +201,33 @@ int ix_sprime_dims(const Starts *st, int64_t *dims) {
   return st->nbs + 1;
 }
 
+OValue *ix_index_i64(Lower *L, OValue *v, ElemType et) {
+  OValue *s = lw_cast(L, v, ET_I64);
+  if (et != ET_U64) return s;
+  OValue *wrapped = lw_op2(L, "Less", s, lw_const_scalar(L, ET_I64, 0));
+  og_set_type(L->c, wrapped, ET_BOOL, s->type.rank, NULL);
+  if (s->type.rank > 0)
+    memcpy(wrapped->type.dims, s->type.dims, sizeof(ODim) * (size_t)s->type.rank);
+  int64_t *top = arena_alloc(L->c->arena, sizeof(int64_t));
+  *top = INT64_MAX;
+  OValue *huge = lw_const_data(L, ET_I64, 0, NULL, (Data){DATA_RAW, top, sizeof(int64_t)});
+  OValue *r = lw_op3(L, "Where", wrapped, huge, s);
+  r->type = s->type;
+  return r;
+}
+
+void ix_unsigned_index_consts(int64_t *v, int64_t n, ElemType et) {
+  if (et != ET_U64) return;
+  for (int64_t i = 0; i < n; i++)
+    if (v[i] < 0) v[i] = INT64_MAX;
+}
+
 /* S' as an int64 graph value: the index vector last. */
 OValue *ix_sprime(Lower *L, const Starts *st) {
   int64_t dims[MAX_RANK + 1];
   int r = ix_sprime_dims(st, dims);
   if (st->cst) return const_i64_shaped(L, r, dims, st->cst, type_numel(&st->S->type));
-  OValue *s = lw_cast(L, lw_get(L, st->S), ET_I64);
+  OValue *s = ix_index_i64(L, lw_get(L, st->S), st->S->type.et);
   if (st->ivd == st->Rs) {
     int64_t axis = st->Rs;
     s = lw_unsqueeze(L, s, &axis, 1);
@@ -293,7 +320,7 @@ OValue *ix_single_index(Lower *L, const Starts *st, OValue *x, int64_t D_axis, i
   }
   const Value *src = without_vector_axis(L, st);
   ElemType et = src->type.et == ET_I32 ? ET_I32 : ET_I64;
-  OValue *s = lw_cast(L, lw_get(L, src), et);
+  OValue *s = et == ET_I32 ? lw_get(L, src) : ix_index_i64(L, lw_get(L, src), src->type.et);
   if (src == st->S && st->ivd < st->Rs) {
     int64_t a = st->ivd;
     s = ix_squeeze(L, s, &a, 1);

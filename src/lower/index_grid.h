@@ -71,6 +71,11 @@ void ix_starts_init(Lower *L, Starts *st, const Value *S, int ivd, int n_map);
 int ix_sprime_dims(const Starts *st, int64_t *dims);
 /* S' as an int64 graph value: the index vector last. */
 OValue *ix_sprime(Lower *L, const Starts *st);
+/* An integer index value of element type et as int64: uint64 values of 2^63
+ * and more, negative in int64, become INT64_MAX, past every dimension as
+ * they are (JAX clamps them to the end, or drops them); also for constants. */
+OValue *ix_index_i64(Lower *L, OValue *v, ElemType et);
+void ix_unsigned_index_consts(int64_t *v, int64_t n, ElemType et);
 /* The index of each batch point with the index vector removed (for Gather
  * and GatherElements), clamped to [0, hi]; int32 indices stay int32. */
 OValue *ix_single_index(Lower *L, const Starts *st, OValue *x, int64_t D_axis, int axis,

@@ -219,11 +219,163 @@ static bool is_cmp(const Value *v, const char *dir, const Value *a, const Value 
   return c && c->s && strcmp(c->s, dir) == 0;
 }
 
+/* ---- integer sums and products that wrap --------------------------------- */
+
+/* JAX's integer sums and products wrap modulo 2^bits.  onnxruntime's
+ * ReduceSum and ReduceProd over i32 and i64 go through double: they
+ * saturate on overflow (the i32 sum of [2^31 - 1, 3] is 2^31 - 1), and an
+ * i64 sum beyond 2^53 loses its low bits (measured with onnxruntime 1.32).
+ * Its CumSum, Gather, Slice and Mul are exact and wrap, so:
+ *   - a sum is a CumSum along each reduced axis, of which the last element
+ *     is kept (Gather at -1): exact for any length, symbolic ones included
+ *     (an axis that may be empty gets a leading 0 first, with a Pad).
+ *     CumSum takes i32 and i64: narrower integers sum in i32, u32 and u64
+ *     in i64, and the cast back keeps the low bits, which is the wrap;
+ *   - a product is computed in the element type itself (Mul takes every
+ *     integer type).  Over an axis of static length, a tree: the first half
+ *     times the second until one element is left, the odd elements left
+ *     over multiplied in at the end (log2(n) Muls).  Over a symbolic axis, a
+ *     Loop multiplies in one slice per iteration. */
+
+static int64_t *dims_copy(Lower *L, const int64_t *dims, int rank) {
+  int64_t *d = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(rank ? rank : 1));
+  if (rank) memcpy(d, dims, sizeof(int64_t) * (size_t)rank);
+  return d;
+}
+
+/* The sum of x (type ce, dims d, rank r) over the axes, the largest first so
+ * that the Gathers, which drop their axis, leave the others in place. */
+static OValue *wrapping_sum(Lower *L, OValue *x, ElemType ce, int64_t *d, int r,
+                            const int64_t *axes, int n) {
+  bool done[MAX_RANK] = {false};
+  for (int k = 0; k < n; k++) {
+    int a = -1;
+    for (int i = 0; i < n; i++)
+      if (!done[i] && (a < 0 || axes[i] > axes[a])) a = i;
+    done[a] = true;
+    int64_t axis = axes[a];
+    if (d[axis] < 1) { /* maybe empty at run time: a leading 0 gives Gather a last element */
+      int64_t pads[2 * MAX_RANK] = {0};
+      pads[axis] = 1;
+      d[axis] = d[axis] == 0 ? 1 : DIM_DYN;
+      x = lw_typed(L, lw_op2(L, "Pad", x, lw_const_i64s(L, 2 * r, pads)), ce, r, d);
+    }
+    OValue *sums =
+        lw_typed(L, lw_op2(L, "CumSum", x, lw_const_scalar(L, ET_I64, (double)axis)), ce, r, d);
+    ONode *last = lw_node(L, "Gather", 2, (OValue *[]){sums, lw_const_scalar(L, ET_I64, -1)}, 1);
+    og_attr_int(L->c, last, "axis", axis);
+    for (int i = (int)axis; i + 1 < r; i++) d[i] = d[i + 1];
+    r--;
+    x = lw_typed(L, last->outputs[0], ce, r, d);
+  }
+  return x;
+}
+
+/* x[start:end] along axis (x of type et, dims d; the result's dims in d). */
+static OValue *axis_slice(Lower *L, OValue *x, ElemType et, int64_t *d, int r, int64_t axis,
+                          int64_t start, int64_t end) {
+  OValue *in[4] = {x, lw_const_i64s(L, 1, &start), lw_const_i64s(L, 1, &end),
+                   lw_const_i64s(L, 1, &axis)};
+  d[axis] = end - start;
+  return lw_typed(L, lw_node(L, "Slice", 4, in, 1)->outputs[0], et, r, d);
+}
+
+/* The product of x (dims d, d[axis] static and >= 1) along axis, kept as
+ * a unit axis: a tree of Muls. */
+static OValue *product_tree(Lower *L, OValue *x, ElemType et, int64_t *d, int r, int64_t axis) {
+  OValue *odd = NULL; /* the elements left over by odd lengths, multiplied */
+  int64_t *unit = dims_copy(L, d, r);
+  unit[axis] = 1;
+  for (int64_t len = d[axis]; len > 1; len /= 2) {
+    int64_t half = len / 2;
+    int64_t *dh = dims_copy(L, d, r);
+    if (len % 2) {
+      OValue *last = axis_slice(L, x, et, dims_copy(L, d, r), r, axis, len - 1, len);
+      odd = odd ? lw_typed(L, lw_op2(L, "Mul", odd, last), et, r, unit) : last;
+    }
+    OValue *lo = axis_slice(L, x, et, dh, r, axis, 0, half);
+    OValue *hi = axis_slice(L, x, et, dims_copy(L, d, r), r, axis, half, 2 * half);
+    x = lw_typed(L, lw_op2(L, "Mul", lo, hi), et, r, dh);
+    d[axis] = half;
+  }
+  d[axis] = 1;
+  return odd ? lw_typed(L, lw_op2(L, "Mul", x, odd), et, r, unit) : x;
+}
+
+/* The same over an axis whose length is known only at run time (or is 0):
+ * a Loop over it, carrying the product (ones at first) and multiplying in
+ * the slice x[i:i+1] at iteration i.  NULL when control flow nests too
+ * deep already. */
+static OValue *product_loop(Lower *L, OValue *x, ElemType et, int64_t *d, int r, int64_t axis) {
+  int depth = 0;
+  for (const OGraph *g = L->g; g->parent; g = g->parent) depth++;
+  if (depth >= H2O_MAX_SUBGRAPH_DEPTH) return NULL;
+  int64_t rank = r, one = 1, zero = 0;
+  OValue *shape = lw_typed(L, lw_op1(L, "Shape", x), ET_I64, 1, &rank);
+  ONode *gl =
+      lw_node(L, "Gather", 2, (OValue *[]){shape, lw_const_scalar(L, ET_I64, (double)axis)}, 1);
+  og_attr_int(L->c, gl, "axis", 0);
+  OValue *len = lw_typed(L, gl->outputs[0], ET_I64, 0, NULL);
+  /* the shape of the product: x's with a 1 at axis */
+  ONode *put =
+      lw_node(L, "ScatterElements", 3,
+              (OValue *[]){shape, lw_const_i64s(L, 1, &axis), lw_const_i64s(L, 1, &one)}, 1);
+  OValue *unit_shape = lw_typed(L, put->outputs[0], ET_I64, 1, &rank);
+  d[axis] = 1;
+  OValue *ones = lw_typed(L, lw_op2(L, "Expand", lw_const_scalar(L, et, 1), unit_shape), et, r, d);
+
+  OGraph *saved = L->g, *body = og_new(L->c, "product_body", L->g);
+  OValue *ins[3];
+  const char *names[3] = {"iteration", "cond_in", "product_in"};
+  for (int i = 0; i < 3; i++) {
+    ins[i] = og_value(L->c, body, names[i]);
+    if (i < 2) og_set_type(L->c, ins[i], i ? ET_BOOL : ET_I64, 0, NULL);
+    else og_set_type(L->c, ins[i], et, r, d);
+    ins[i]->is_input = true;
+    ptrvec_push(L->c->arena, &body->inputs, ins[i]);
+  }
+  L->g = body;
+  OValue *at =
+      lw_typed(L, lw_op2(L, "Unsqueeze", ins[0], lw_const_i64s(L, 1, &zero)), ET_I64, 1, &one);
+  ONode *row = lw_node(L, "Gather", 2, (OValue *[]){x, at}, 1);
+  og_attr_int(L->c, row, "axis", axis);
+  lw_typed(L, row->outputs[0], et, r, d);
+  OValue *outs[2] = {lw_typed(L, lw_op1(L, "Identity", ins[1]), ET_BOOL, 0, NULL),
+                     lw_typed(L, lw_op2(L, "Mul", ins[2], row->outputs[0]), et, r, d)};
+  L->g = saved;
+  for (int i = 0; i < 2; i++) {
+    outs[i]->is_output = true;
+    ptrvec_push(L->c->arena, &body->outputs, outs[i]);
+  }
+  ONode *loop = lw_node(L, "Loop", 3, (OValue *[]){len, lw_const_scalar(L, ET_BOOL, 1), ones}, 1);
+  og_attr_graph(L->c, loop, "body", body);
+  return lw_typed(L, loop->outputs[0], et, r, d);
+}
+
+/* The product of x (type et, dims d, rank r) over the axes, which are then
+ * squeezed; NULL when a Loop would nest too deep. */
+static OValue *wrapping_product(Lower *L, OValue *x, ElemType et, int64_t *d, int r,
+                                const int64_t *axes, int n) {
+  for (int k = 0; k < n; k++) {
+    x = d[axes[k]] >= 1 ? product_tree(L, x, et, d, r, axes[k])
+                        : product_loop(L, x, et, d, r, axes[k]);
+    if (!x) return NULL;
+  }
+  OValue *y = lw_op2(L, "Squeeze", x, lw_const_i64s(L, n, axes));
+  int out = 0;
+  for (int i = 0; i < r; i++) {
+    bool reduced = false;
+    for (int k = 0; k < n; k++) reduced |= axes[k] == i;
+    if (!reduced) d[out++] = d[i];
+  }
+  return lw_typed(L, y, et, out, d);
+}
 
 /* ---- single reductions -------------------------------------------------- */
 
 /* One reduction of operand x (HLO value xv) by kind k over axes, with
- * init; returns the result of the result type `to`. */
+ * init; returns the result of the result type `to`, or NULL after
+ * reporting why not. */
 static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, const int64_t *axes,
                           int n, const Type *to) {
   const Type *ti = &xv->type;
@@ -245,6 +397,21 @@ static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, cons
    * the body to (init, x) once, but XLA drops such a reduce, taking the
    * init value to be an identity, and JAX's numbers are the reference. */
   if (n == 0) return x;
+  if (et_is_int(et) && (k == RK_SUM || k == RK_PROD)) {
+    int64_t *d = dims_copy(L, ti->dims, ti->rank);
+    OValue *r = k == RK_SUM ? wrapping_sum(L, lw_cast(L, x, ce), ce, d, ti->rank, axes, n)
+                            : wrapping_product(L, x, et, d, ti->rank, axes, n);
+    if (!r) {
+      lw_unsupported(L,
+                     "an integer product over a symbolic dimension inside control flow "
+                     "nested %d deep",
+                     H2O_MAX_SUBGRAPH_DEPTH);
+      return NULL;
+    }
+    r = lw_typed(L, lw_cast(L, r, et), et, to->rank, to->dims);
+    if (!identity) r = lw_op2(L, combine_op(k, false), r, init);
+    return lw_typed(L, r, et, to->rank, to->dims);
+  }
   static const char *const names[] = {NULL, "ReduceSum", "ReduceProd", "ReduceMax", "ReduceMin"};
   bool ordered = et == ET_U64 && (k == RK_MAX || k == RK_MIN);
   OValue *xc = ordered ? ordered_i64(L, x, ti) : lw_cast(L, x, ce);
@@ -517,6 +684,7 @@ int lower_reduce(Lower *L, const Op *op) {
     for (int i = 0; i < m; i++) {
       OValue *r = reduce_one(L, kinds[i], op->operands[i], lw_get(L, op->operands[m + i]), axes,
                              n, &op->results[i]->type);
+      if (!r) return -1;
       lw_bind(L, op->results[i], r);
     }
     return 0;

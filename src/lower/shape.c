@@ -9,6 +9,7 @@
  * og_set_type turns into an unknown dimension.
  */
 #include "lower/lower.h"
+#include "lower/index_grid.h"
 
 #include <string.h>
 
@@ -468,15 +469,17 @@ static OValue *clamped_starts(Lower *L, Value *const *starts, const int64_t *axe
   for (int k = 0; k < m && *is_const; k++) {
     const Value *start = starts[axes[k]];
     int64_t *v = type_numel(&start->type) == 1 ? lw_const_ints(L, start) : NULL;
+    int64_t start_value = v ? *v : 0;
+    if (v) ix_unsigned_index_consts(&start_value, 1, start->type.et);
     if (!v) *is_const = false;
-    else cst[k] = *v < 0 ? 0 : (*v > hi[k] ? hi[k] : *v);
+    else cst[k] = start_value < 0 ? 0 : (start_value > hi[k] ? hi[k] : start_value);
   }
   if (*is_const) return NULL;
 
   int64_t one = 1, mm = m;
   OValue **parts = arena_alloc(L->c->arena, sizeof(OValue *) * (size_t)m);
   for (int k = 0; k < m; k++) {
-    OValue *s = lw_cast(L, lw_get(L, starts[axes[k]]), ET_I64);
+    OValue *s = ix_index_i64(L, lw_get(L, starts[axes[k]]), starts[axes[k]]->type.et);
     parts[k] = lw_typed(L, lw_op2(L, "Reshape", s, lw_const_i64s(L, 1, &one)), ET_I64, 1, &one);
   }
   OValue *v = parts[0];

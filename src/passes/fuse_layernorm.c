@@ -32,6 +32,13 @@
 #include <math.h>
 #include <string.h>
 
+/* The epsilon attribute of LayerNormalization and RMSNormalization is a
+ * float32: a float64 norm whose eps float32 cannot hold exactly (0.1,
+ * 1e-5) would add another number (0.1 + 1.5e-9), a change of ~1e-9
+ * relative where float64 promises 1e-16 (fuzzer, seed 106), so it stays
+ * decomposed.  Narrower types compute in float32 anyway. */
+static bool eps_fits(ElemType et, double eps) { return et != ET_F64 || (double)(float)eps == eps; }
+
 #define MAX_FACTORS 4
 
 typedef struct Stats {
@@ -390,7 +397,8 @@ static bool try_layernorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   for (int i = 0; i < s.n_axes; i++)
     if (s.axes[i] != axis + i) return false;
   if (axis + s.n_axes != rank || !fm_same_shape(root->outputs[0], x)) return false;
-  if (!fm_kernel_type(x->type.et, FM_F16 | FM_F32 | FM_F64)) return false;
+  if (!fm_kernel_type(x->type.et, FM_F16 | FM_F32 | FM_F64) || !eps_fits(x->type.et, eps))
+    return false;
   if ((scale && scale->type.et != x->type.et) || (bias && bias->type.et != x->type.et))
     return false;
   if (!fm_closed(&p, root)) return false;
@@ -490,7 +498,8 @@ static bool try_rmsnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
     for (int i = 0; i < s.n_axes; i++)
       if (s.axes[i] != axis + i) return false;
     if (axis + s.n_axes != rank || !fm_same_shape(root->outputs[0], x)) return false;
-    if (!fm_kernel_type(x->type.et, FM_F16 | FM_F32 | FM_F64)) return false;
+    if (!fm_kernel_type(x->type.et, FM_F16 | FM_F32 | FM_F64) || !eps_fits(x->type.et, eps))
+      return false;
     if ((scale && scale->type.et != x->type.et) || !fm_closed(&q, root)) return false;
     OValue *sc = scale ? normalized_const(c, g, scale, x, axis, 1) : NULL;
     if (scale && !sc) return false;

@@ -17,6 +17,10 @@
  *   - for ops that only move, choose or compare values (ONNX_SELECTS:
  *     Pad, Gather, Where, Max, Less, ...), any type that holds every value
  *     as well: integers in floats (i16 in f32, i32 in f64), bool in u8.
+ * A float64 Conv or ConvTranspose, which has no wider type, becomes Slices
+ * and an f64 MatMul (conv_matmul.c).  And one pair of nodes that
+ * onnxruntime fuses into a wrong result, a transposed matrix times a
+ * vector, is written as the vector times the matrix.
  * A node with no such type is left as it is (onnxruntime then names it).
  * Runs after the fusions and before dce, which removes the constants it
  * replaced by wider copies.
@@ -59,26 +63,32 @@ static const ElemType *wider_types(ElemType et, bool selects) {
 }
 
 /* The element type that selects n's kernel: the first of its kernel slots
- * whose value has a known type; ET_UNDEF when none. */
+ * whose value has a known type (a pass may leave an output's type
+ * unrecorded); ET_UNDEF when none. */
 static ElemType kernel_type(const ONode *n) {
   const OnnxKernels *k = &onnx_kernels[n->kind];
   for (int i = 0; i < n->n_inputs; i++)
-    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i]) return n->inputs[i]->type.et;
+    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i] && n->inputs[i]->type.et != ET_UNDEF)
+      return n->inputs[i]->type.et;
   for (int i = 0; i < n->n_outputs; i++)
-    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i]) return n->outputs[i]->type.et;
+    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i] &&
+        n->outputs[i]->type.et != ET_UNDEF)
+      return n->outputs[i]->type.et;
   return ET_UNDEF;
 }
 
 /* The nodes' kernel slots all have one element type (as the schemas'
- * shared type constraint requires): the casts below keep them equal. */
+ * shared type constraint requires): the casts below keep them equal.  A
+ * value whose type no pass recorded (ET_UNDEF) has that type too. */
 static bool slots_agree(const ONode *n, ElemType et) {
   const OnnxKernels *k = &onnx_kernels[n->kind];
   for (int i = 0; i < n->n_inputs; i++)
-    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i] && n->inputs[i]->type.et != et)
+    if (onnx_kernel_slot(k->kernel_inputs, i) && n->inputs[i] && n->inputs[i]->type.et != et &&
+        n->inputs[i]->type.et != ET_UNDEF)
       return false;
   for (int i = 0; i < n->n_outputs; i++)
-    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i] &&
-        n->outputs[i]->type.et != et)
+    if (onnx_kernel_slot(k->kernel_outputs, i) && n->outputs[i] && n->outputs[i]->type.et != et &&
+        n->outputs[i]->type.et != ET_UNDEF)
       return false;
   return true;
 }
@@ -113,8 +123,8 @@ static OValue *widened_const(Ctx *c, OGraph *g, OValue *v, ElemType wide) {
 }
 
 /* n computes in `wide`: each kernel input through a Cast to it, each kernel
- * output produced in it and cast back into the value the graph reads. */
-static void widen(Ctx *c, OGraph *g, ONode *n, ElemType wide) {
+ * output produced in it and cast back to et into the value the graph reads. */
+static void widen(Ctx *c, OGraph *g, ONode *n, ElemType et, ElemType wide) {
   const OnnxKernels *k = &onnx_kernels[n->kind];
   for (int i = 0; i < n->n_inputs; i++) {
     OValue *in = n->inputs[i];
@@ -132,11 +142,35 @@ static void widen(Ctx *c, OGraph *g, ONode *n, ElemType wide) {
     w->producer = n;
     n->outputs[i] = w;
     /* the Cast back produces `out` itself: its name and readers stay */
-    ONode *back = cast_node(c, g, w, out->type.et, n);
+    ONode *back = cast_node(c, g, w, et, n);
     g->values.len--; /* forget the fresh output og_node made last: `out` replaces it */
     back->outputs[0] = out;
     out->producer = back;
   }
+}
+
+/* MatMul(Transpose(A), v) with the Transpose swapping A's last two axes and
+ * a 1-D v: onnxruntime (1.32) fuses the pair into its FusedMatMul with
+ * transA, which computes something else when B is 1-D (A^T v of a 4 x 3 A
+ * is wrong in every element).  v @ A is the same product (MatMul reads a
+ * 1-D first operand as a row), without the Transpose.  Returns whether it
+ * rewired n. */
+static bool transposed_matrix_times_vector(ONode *n) {
+  if (n->kind != ONNX_MatMul || n->n_inputs != 2 || !n->inputs[0] || !n->inputs[1] ||
+      n->inputs[1]->type.rank != 1)
+    return false;
+  ONode *t = n->inputs[0]->producer;
+  if (!og_is(t, ONNX_Transpose) || t->n_inputs != 1 || !t->inputs[0]) return false;
+  const OAttr *perm = og_get_attr(t, "perm");
+  int r = t->inputs[0]->type.rank;
+  if (!perm || perm->kind != OA_INTS || perm->n != r || r < 2) return false;
+  for (int i = 0; i < r - 2; i++)
+    if (perm->ints[i] != i) return false;
+  if (perm->ints[r - 2] != r - 1 || perm->ints[r - 1] != r - 2) return false;
+  OValue *a = t->inputs[0], *v = n->inputs[1];
+  og_set_input(n, 0, v);
+  og_set_input(n, 1, a);
+  return true;
 }
 
 /* Moves the nodes of g (and its subgraphs) that lack a kernel; returns
@@ -151,13 +185,19 @@ static bool widen_graph(Ctx *c, OGraph *g, int opset) {
       if (n->attrs[j].kind == OA_GRAPH && widen_graph(c, n->attrs[j].graph, opset))
         og_toposort(c, n->attrs[j].graph);
     if (n->kind == ONNX_OTHER) continue;
+    if (transposed_matrix_times_vector(n)) changed = true;
     const OnnxKernels *k = &onnx_kernels[n->kind];
     if (!k->kernel_inputs && !k->kernel_outputs) continue;
     ElemType et = kernel_type(n);
     if (et == ET_UNDEF || onnx_has_kernel(n->kind, opset, et) || !slots_agree(n, et)) continue;
+    if (et == ET_F64 && ((n->kind == ONNX_Conv && conv_as_matmul(c, g, n)) ||
+                         (n->kind == ONNX_ConvTranspose && conv_transpose_as_matmul(c, g, n)))) {
+      changed = true; /* no wider type than f64: Slices and a MatMul */
+      continue;
+    }
     for (const ElemType *w = wider_types(et, onnx_op_has(n->kind, ONNX_SELECTS)); *w; w++)
       if (onnx_has_kernel(n->kind, opset, *w)) {
-        widen(c, g, n, *w);
+        widen(c, g, n, et, *w);
         changed = true;
         break;
       }

@@ -40,6 +40,11 @@ int pass_fuse_avgpool(Ctx *c, OModel *m);     /* AveragePool * N / N -> AverageP
 /* passes/kernels.c: a node whose type has no onnxruntime kernel computes in
  * a wider type that has one (ort_kernels.def) */
 int pass_kernels(Ctx *c, OModel *m);
+/* passes/conv_matmul.c: a float64 Conv of g as Slices and one MatMul (im2col);
+ * false, with g unchanged, where its shapes or attributes do not allow it */
+bool conv_as_matmul(Ctx *c, OGraph *g, ONode *conv);
+/* ... and a float64 ConvTranspose, through the Conv it equals */
+bool conv_transpose_as_matmul(Ctx *c, OGraph *g, ONode *ct);
 int pass_empty(Ctx *c, OModel *m); /* passes/empty.c: a result with no elements -> a constant */
 
 /* passes/fuse_match.c - matching helpers of the fusion passes.  A pattern is
