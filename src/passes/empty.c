@@ -15,7 +15,8 @@
  *
  * A zero-size result whose batch is symbolic ([B, 8, 0, 0]) from a
  * convolution or pooling (ONNX_KEEPS_BATCH: dim 0 is the input's) is the
- * empty constant [1, 8, 0, 0] expanded to the input's batch.  Other
+ * empty constant [1, 8, 0, 0] expanded to the input's batch.  An Expand
+ * to a 0 reads its input sliced to nothing there (expand_to_zero).  Other
  * zero-size values with symbolic dims are left to the graph.
  */
 #include "passes/passes.h"
@@ -95,6 +96,33 @@ static void make_empty_batch(Ctx *c, OGraph *g, ONode *n, int slot) {
   n->outputs[slot] = unused;
 }
 
+/* Expand(x, shape) whose result has a static 0 where x has a 1 (a
+ * zero-size piece of jnp.pad's edge mode, with a symbolic size elsewhere):
+ * broadcasting 1 to 0 gives 0 in ONNX as in numpy, but onnxruntime's
+ * Expand gives 1.  x sliced to nothing along those axes first makes the 0
+ * in every runtime. */
+static bool expand_to_zero(Ctx *c, OGraph *g, ONode *n) {
+  if (!og_is(n, ONNX_Expand) || n->n_inputs != 2 || n->n_outputs != 1) return false;
+  OValue *x = n->inputs[0], *out = n->outputs[0];
+  int R = out->type.rank, r = x->type.rank;
+  if (R < 0 || r < 0 || r > R || R > MAX_RANK) return false;
+  int64_t axes[MAX_RANK], zeros[MAX_RANK] = {0};
+  int n_axes = 0;
+  for (int i = 0; i < r; i++)
+    if (out->type.dims[i + (R - r)].value == 0 && x->type.dims[i].value == 1) axes[n_axes++] = i;
+  if (n_axes == 0) return false;
+  OValue *in[4] = {x, og_init_i64s(c, g, "starts", n_axes, zeros),
+                   og_init_i64s(c, g, "ends", n_axes, zeros), og_init_i64s(c, g, "axes", n_axes, axes)};
+  ONode *slice = og_node(c, g, "Slice", in, 4, 1);
+  slice->origin = n->origin;
+  ODim *dims = arena_alloc(c->arena, sizeof(ODim) * (size_t)(r + 1));
+  if (r > 0) memcpy(dims, x->type.dims, sizeof(ODim) * (size_t)r);
+  for (int k = 0; k < n_axes; k++) dims[axes[k]] = (ODim){0, NULL};
+  slice->outputs[0]->type = (OType){x->type.et, r, dims};
+  og_set_input(n, 0, slice->outputs[0]);
+  return true;
+}
+
 static bool empty_graph(Ctx *c, OGraph *g) {
   bool changed = false;
   int n_nodes = g->nodes.len;
@@ -110,6 +138,8 @@ static bool empty_graph(Ctx *c, OGraph *g) {
         changed = true;
       } else if (n->outputs[k] && empty_but_batch(n, n->outputs[k])) {
         make_empty_batch(c, g, n, k);
+        changed = true;
+      } else if (expand_to_zero(c, g, n)) {
         changed = true;
       }
   }
