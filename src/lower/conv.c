@@ -34,9 +34,10 @@
  *     defines for negative amounts too.  ConvTranspose has no such input, so
  *     a computed padding with lhs_dilation is refused.
  *   - f16/bf16 are computed in f32 and rounded once at the end, as XLA does
- *     on CPU and cuDNN accumulates on GPU; f64 stays f64 (a valid model;
- *     onnxruntime's CPU provider has no double Conv).  Integer convolutions
- *     have no ONNX Conv and are refused.
+ *     on CPU and cuDNN accumulates on GPU; f64 stays f64 (onnxruntime's CPU
+ *     provider has no double Conv: the kernels pass rewrites it as im2col +
+ *     an f64 MatMul, passes/conv_matmul.c).  Integer convolutions have no
+ *     ONNX Conv and are refused.
  *
  * reduce_window - one input, a body that is one add / maximum / minimum /
  * multiply / and / or of its two arguments, base_dilations 1: steps 1-3
