@@ -77,6 +77,11 @@ int og_const_i64s(Ctx *c, const OValue *v, int64_t *out, int max) {
   return (int)(d->nbytes / 8);
 }
 
+bool og_same_dim(ODim a, ODim b) {
+  if (a.value >= 0 || b.value >= 0) return a.value == b.value;
+  return a.param && b.param && strcmp(a.param, b.param) == 0;
+}
+
 void og_set_input(ONode *n, int i, OValue *v) {
   if (n->inputs[i]) n->inputs[i]->n_uses--;
   n->inputs[i] = v;

@@ -222,6 +222,10 @@ void og_attr_graph(Ctx *c, ONode *n, const char *name, OGraph *sub);
 const OAttr *og_get_attr(const ONode *n, const char *name);
 /* n is a live node of the ai.onnx op `kind` (false for NULL and dead nodes). */
 bool og_is(const ONode *n, OnnxOp kind);
+/* Two dims known to be equal: the same number, or the same symbolic size
+ * (symbolic_dims names a dynamic dim only where a rule proves it, and names
+ * equal sizes alike: "B", "50*B"); never guessed. */
+bool og_same_dim(ODim a, ODim b);
 /* v is read by one node only and is not a graph output: a fusion may absorb it. */
 bool og_single_use(const OValue *v);
 /* The one live node of g reading v when og_single_use(v), else NULL (a walk

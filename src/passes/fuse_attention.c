@@ -74,12 +74,6 @@ static void mask_keep(Masks *ms, MaskKind kind, const OValue *from, double fill,
     ms->e[ms->n++] = (MaskEntry){kind, from, fill, et, value};
 }
 
-/* Two dims that are the same size: equal numbers, or the same symbol. */
-static bool same_dim(ODim a, ODim b) {
-  if (a.value >= 0 || b.value >= 0) return a.value == b.value;
-  return a.param && b.param && strcmp(a.param, b.param) == 0;
-}
-
 /* m broadcasts into x without widening it (each dim 1 or x's), symbolic
  * dims included. */
 static bool broadcasts_into(const OValue *m, const OValue *x) {
@@ -87,7 +81,7 @@ static bool broadcasts_into(const OValue *m, const OValue *x) {
   if (rm < 0 || rx < 0 || rm > rx) return false;
   for (int i = 0; i < rm; i++) {
     ODim d = m->type.dims[i], xd = x->type.dims[rx - rm + i];
-    if (d.value != 1 && !same_dim(d, xd)) return false;
+    if (d.value != 1 && !og_same_dim(d, xd)) return false;
   }
   return true;
 }
@@ -95,7 +89,7 @@ static bool broadcasts_into(const OValue *m, const OValue *x) {
 static bool same_shape(const OValue *a, const OValue *b) {
   if (a->type.rank < 0 || a->type.rank != b->type.rank) return false;
   for (int i = 0; i < a->type.rank; i++)
-    if (!same_dim(a->type.dims[i], b->type.dims[i])) return false;
+    if (!og_same_dim(a->type.dims[i], b->type.dims[i])) return false;
   return true;
 }
 
@@ -293,7 +287,7 @@ static bool rank4(const OValue *v) { return v->type.rank == 4; }
 /* The mask for Attention: A with its query axis expanded to sq, once. */
 static OValue *expanded_mask(Ctx *c, OGraph *g, const ONode *at, OValue *a, ODim sq, Masks *ms) {
   int ra = a->type.rank;
-  if (same_dim(a->type.dims[ra - 2], sq)) return a;
+  if (og_same_dim(a->type.dims[ra - 2], sq)) return a;
   if (a->type.dims[ra - 2].value != 1 || sq.value < 0) return NULL;
   OValue *e = mask_find(ms, MASK_EXPANDED, a, (double)sq.value, a->type.et);
   if (e) return e;
@@ -380,7 +374,7 @@ static int64_t packed_heads(Ctx *c, OValue *v4, const int64_t *want, double *sca
   if (!r || !og_single_use(x)) return 0;
   OValue *x3 = r->inputs[0];
   const ODim *d3 = x3->type.dims, *d4 = x->type.dims;
-  if (x3->type.rank != 3 || x->type.rank != 4 || !same_dim(d3[0], d4[0]) || !same_dim(d3[1], d4[1]))
+  if (x3->type.rank != 3 || x->type.rank != 4 || !og_same_dim(d3[0], d4[0]) || !og_same_dim(d3[1], d4[1]))
     return 0;
   if (d4[2].value < 1 || d4[3].value < 1 || d3[2].value != d4[2].value * d4[3].value) return 0;
   if (scale) *scale *= k;
@@ -438,9 +432,9 @@ static bool try_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   if (additive && (additive->type.et != q->type.et || additive->type.rank < 2)) return false;
   /* Attention does not broadcast the batch; the kv heads may be 1 (GQA) */
   const ODim *qd = q->type.dims, *kd = kt->type.dims, *vd = v->type.dims;
-  if (!same_dim(qd[0], kd[0]) || !same_dim(qd[0], vd[0])) return false;
-  if (!same_dim(kd[1], vd[1]) || !(same_dim(qd[1], kd[1]) || kd[1].value == 1)) return false;
-  if (!same_dim(qd[3], kd[2]) || !same_dim(kd[3], vd[2])) return false;
+  if (!og_same_dim(qd[0], kd[0]) || !og_same_dim(qd[0], vd[0])) return false;
+  if (!og_same_dim(kd[1], vd[1]) || !(og_same_dim(qd[1], kd[1]) || kd[1].value == 1)) return false;
+  if (!og_same_dim(qd[3], kd[2]) || !og_same_dim(kd[3], vd[2])) return false;
   if (zero_mask && zero_f->type.rank < 1) return false;
   /* zeroed probabilities: only with the additive mask of the same mask */
   if (zero_mask && (!additive || bool_mask_of_additive(c, additive) != zero_mask)) return false;

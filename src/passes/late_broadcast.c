@@ -22,11 +22,6 @@
 
 #include <string.h>
 
-static bool same_dim(ODim a, ODim b) {
-  if (a.value >= 0 || b.value >= 0) return a.value == b.value;
-  return a.param && b.param && strcmp(a.param, b.param) == 0;
-}
-
 static bool is_one(ODim d) { return d.value == 1; }
 
 /* A value on the way from the Expand: its dims when computed from the
@@ -70,7 +65,7 @@ static bool broadcast_dims(const ODim *a, int ra, const ODim *b, int rb, ODim *o
     int ia = i - (R - ra), ib = i - (R - rb);
     ODim da = ia >= 0 ? a[ia] : (ODim){1, NULL}, db = ib >= 0 ? b[ib] : (ODim){1, NULL};
     if (is_one(da)) out[i] = db;
-    else if (is_one(db) || same_dim(da, db)) out[i] = da;
+    else if (is_one(db) || og_same_dim(da, db)) out[i] = da;
     else return false;
   }
   *rank = R;
@@ -93,7 +88,7 @@ static bool elementwise(const Flow *r, const ONode *n, ODim *out, int *rank) {
 static bool matmul(const Flow *r, const ONode *n, ODim *out, int *rank) {
   ODim a[MAX_RANK], b[MAX_RANK];
   int ra = input_dims(r, n->inputs[0], a), rb = input_dims(r, n->inputs[1], b);
-  if (ra < 2 || rb < 2 || !same_dim(a[ra - 1], b[rb - 2])) return false;
+  if (ra < 2 || rb < 2 || !og_same_dim(a[ra - 1], b[rb - 2])) return false;
   if (!broadcast_dims(a, ra - 2, b, rb - 2, out, rank)) return false;
   out[*rank] = a[ra - 2];
   out[*rank + 1] = b[rb - 1];
@@ -124,7 +119,7 @@ static bool reshape(const Flow *r, const ONode *n, ODim *out, int *rank) {
   const ODim *was = x->type.dims, *now = s->dims, *to = y->type.dims;
   int i = 0, j = 0;
   while (i < ri || j < ro) {
-    if (i < ri && j < ro && same_dim(was[i], to[j]) && (was[i].value != 1)) {
+    if (i < ri && j < ro && og_same_dim(was[i], to[j]) && (was[i].value != 1)) {
       out[j++] = now[i++]; /* one axis to one: broadcast or not */
     } else if (i < ri && is_one(was[i])) {
       i++; /* a unit axis dropped */
@@ -135,7 +130,7 @@ static bool reshape(const Flow *r, const ONode *n, ODim *out, int *rank) {
       int64_t pi = 1, pj = 1;
       do {
         if (i < ri && (pi <= pj || j >= ro)) {
-          if (was[i].value < 0 || !same_dim(was[i], now[i])) return false;
+          if (was[i].value < 0 || !og_same_dim(was[i], now[i])) return false;
           pi *= was[i++].value;
         } else if (j < ro) {
           if (to[j].value < 0) return false;
@@ -174,7 +169,7 @@ static bool infer_small(const Flow *r, const ONode *n, ODim *out, int *rank) {
 static bool same_dims(const ODim *a, int ra, const OType *t) {
   if (ra != t->rank) return false;
   for (int i = 0; i < ra; i++)
-    if (!same_dim(a[i], t->dims[i])) return false;
+    if (!og_same_dim(a[i], t->dims[i])) return false;
   return true;
 }
 

@@ -23,11 +23,6 @@
 
 #define CHAIN_MAX 16
 
-static bool same_dim(ODim a, ODim b) {
-  if (a.value >= 0 || b.value >= 0) return a.value == b.value;
-  return a.param && b.param && strcmp(a.param, b.param) == 0;
-}
-
 static bool is_link(const ONode *n) {
   return (og_is(n, ONNX_Transpose) || og_is(n, ONNX_Reshape) || og_is(n, ONNX_Unsqueeze) ||
           og_is(n, ONNX_Squeeze)) &&
@@ -68,7 +63,7 @@ static bool keeps_order(ONode *const *chain, int n) {
           continue;
         }
         while (j < in->type.rank && in->type.dims[j].value == 1) j++;
-        if (j == in->type.rank || !same_dim(in->type.dims[j], d)) return false;
+        if (j == in->type.rank || !og_same_dim(in->type.dims[j], d)) return false;
         next[i] = ids[j++];
       }
       while (j < in->type.rank && in->type.dims[j].value == 1) j++;

@@ -36,11 +36,6 @@
 
 #include <string.h>
 
-static bool same_dim(ODim a, ODim b) {
-  if (a.value >= 0 || b.value >= 0) return a.value == b.value;
-  return a.param && b.param && strcmp(a.param, b.param) == 0;
-}
-
 static const OAttr *perm_of(const ONode *t) {
   const OAttr *p = og_get_attr(t, "perm");
   return p && p->n == t->inputs[0]->type.rank && p->n <= MAX_RANK ? p : NULL;
@@ -122,13 +117,13 @@ static bool try_key_major(Ctx *c, OGraph *g, ONode *mm) {
   const ODim *zd = z->type.dims, *yd = y5->type.dims;
   /* the Reshape keeps the batch axes and M, and splits N (static) */
   for (int i = 0; i < r - 1; i++)
-    if (!same_dim(zd[i], yd[i])) return false;
+    if (!og_same_dim(zd[i], yd[i])) return false;
   int64_t n_total = 1, kk = a->type.dims[r - 1].value;
   for (int i = r - 1; i < ry; i++) {
     if (yd[i].value < 1) return false;
     n_total *= yd[i].value;
   }
-  if (zd[r - 1].value != n_total || kk < 1 || !same_dim(b->type.dims[r - 2], a->type.dims[r - 1]))
+  if (zd[r - 1].value != n_total || kk < 1 || !og_same_dim(b->type.dims[r - 2], a->type.dims[r - 1]))
     return false;
   /* batch axes in place, M (axis r-2) last */
   for (int i = 0; i < r - 2; i++)
@@ -136,7 +131,7 @@ static bool try_key_major(Ctx *c, OGraph *g, ONode *mm) {
   if (perm->ints[ry - 1] != r - 2) return false;
   /* the batch dims of A and B are the product's (no broadcasting) */
   for (int i = 0; i < r - 2; i++)
-    if (!same_dim(a->type.dims[i], zd[i]) || !same_dim(b->type.dims[i], zd[i])) return false;
+    if (!og_same_dim(a->type.dims[i], zd[i]) || !og_same_dim(b->type.dims[i], zd[i])) return false;
 
   const ODim *lead = zd;
   int nb = r - 2;
@@ -189,7 +184,7 @@ static bool try_weight_rows(Ctx *c, OGraph *g, ONode *mm) {
   int j = rr - 1; /* the axes j.. of the Transpose merge into the last axis */
   if (j < 0 || j >= rt - 1) return false;
   for (int i = 0; i < j; i++)
-    if (!same_dim(tv->type.dims[i], rv->type.dims[i]) || perm->ints[i] != i) return false;
+    if (!og_same_dim(tv->type.dims[i], rv->type.dims[i]) || perm->ints[i] != i) return false;
   int64_t merged = 1, tail[MAX_RANK + 1], q[MAX_RANK + 1];
   for (int i = j; i < rt; i++) {
     if (tv->type.dims[i].value < 1) return false;
@@ -248,9 +243,9 @@ static bool try_weight_left(Ctx *c, OGraph *g, ONode *mm) {
   ONode *split = reader_of(g, z);
   if (!og_is(split, ONNX_Reshape)) return false;
   OValue *sv = split->outputs[0];
-  if (sv->type.rank != r || !same_dim(sv->type.dims[0], z->type.dims[0])) return false;
+  if (sv->type.rank != r || !og_same_dim(sv->type.dims[0], z->type.dims[0])) return false;
   for (int i = 1; i < r; i++)
-    if (!same_dim(sv->type.dims[i], x->type.dims[i - 1])) return false;
+    if (!og_same_dim(sv->type.dims[i], x->type.dims[i - 1])) return false;
   /* x W^T [d0.., N] as Gemm(x, W, transB=1), which reads W as it is (a
    * transposed copy of a large weight would double the memory a conversion
    * takes), x flattened to 2-D around it; seen as [N, d0..] through a

@@ -25,20 +25,12 @@
 #include <math.h>
 #include <string.h>
 
-/* Two dims known to be equal: the same number, or the same symbolic size
- * (the symbolic_dims pass names a dynamic dim only where a rule proves it,
- * and names equal sizes alike: "B", "50*B"). */
-static bool same_dim(ODim a, ODim b) {
-  if (a.value >= 0 || b.value >= 0) return a.value == b.value;
-  return a.param && b.param && strcmp(a.param, b.param) == 0;
-}
-
 static bool is_dim_one(ODim d) { return d.value == 1; }
 
 static bool same_shape(const OValue *a, const OValue *b) {
   if (a->type.rank != b->type.rank || a->type.rank < 0) return false;
   for (int i = 0; i < a->type.rank; i++)
-    if (!same_dim(a->type.dims[i], b->type.dims[i])) return false;
+    if (!og_same_dim(a->type.dims[i], b->type.dims[i])) return false;
   return true;
 }
 
@@ -122,7 +114,7 @@ static bool broadcast_keeps_shape(const ONode *n, int j, const OValue *x) {
       int a = i - (R - in->type.rank);
       if (a < 0) continue;
       ODim d = in->type.dims[a];
-      if (same_dim(d, want)) covered = true;
+      if (og_same_dim(d, want)) covered = true;
       else if (!is_dim_one(d)) return false;
     }
     if (!covered && !is_dim_one(want)) return false;
@@ -173,7 +165,7 @@ static bool shrink_expand_shape(Ctx *c, OGraph *g, ONode *n) {
     for (int i = 0; i < RE && ok; i++) {
       ODim d = in->type.dims[i];
       int a = i - (RE - r), o = i + (R - RE); /* the axis of x and of the output */
-      bool kept = a >= 0 && same_dim(x->type.dims[a], d);
+      bool kept = a >= 0 && og_same_dim(x->type.dims[a], d);
       if (!kept && a >= 0 && !is_dim_one(x->type.dims[a])) {
         ok = false; /* x's dim there unknown: the Expand's output would be too */
         break;
@@ -184,7 +176,7 @@ static bool shrink_expand_shape(Ctx *c, OGraph *g, ONode *n) {
         const OValue *other = n->inputs[k];
         if (k == j || !other || other->type.rank < 0) continue;
         int b = o - (R - other->type.rank);
-        covered = b >= 0 && !is_dim_one(other->type.dims[b]) && same_dim(other->type.dims[b], d);
+        covered = b >= 0 && !is_dim_one(other->type.dims[b]) && og_same_dim(other->type.dims[b], d);
       }
       if (covered) shape[i] = 1;
       else if (d.value >= 0) shape[i] = dims[i].value = d.value;
@@ -645,7 +637,7 @@ static bool constant_shape(Ctx *c, OGraph *g, ONode *n) {
   for (int j = 0; j < R; j++) {
     ODim d = out->type.dims[j];
     int a = expand ? j - (R - r) : j; /* the input axis this dim lines up with */
-    bool kept = a >= 0 && a < r && same_dim(x->type.dims[a], d);
+    bool kept = a >= 0 && a < r && og_same_dim(x->type.dims[a], d);
     if (expand) {
       if (kept) shape[j] = 1;
       else if (d.value >= 0) shape[j] = d.value;
@@ -692,7 +684,7 @@ static bool unit_axes_reshape(Ctx *c, OGraph *g, ONode *n) {
   for (int i = 0; i < longer->type.rank; i++) {
     ODim d = longer->type.dims[i];
     bool known = d.value >= 0 || d.param;
-    if (j < shorter->type.rank && known && same_dim(d, shorter->type.dims[j])) j++;
+    if (j < shorter->type.rank && known && og_same_dim(d, shorter->type.dims[j])) j++;
     else if (is_dim_one(d)) axes[n_axes++] = i;
     else return false;
   }
@@ -725,7 +717,7 @@ static bool constant_slice_ends(Ctx *c, OGraph *g, ONode *n) {
     if (a < 0 || a >= r || (n->n_inputs > 4 && n->inputs[4] && steps[k] != 1) || starts[k] < 0)
       return false;
     ODim in = x->type.dims[a], o = out->type.dims[a];
-    if (starts[k] == 0 && same_dim(in, o)) ends[k] = INT64_MAX;
+    if (starts[k] == 0 && og_same_dim(in, o)) ends[k] = INT64_MAX;
     else if (o.value >= 0 && in.value >= 0 && starts[k] + o.value <= in.value) ends[k] = starts[k] + o.value;
     else return false;
   }
@@ -760,7 +752,7 @@ static bool stack_as_concat(Ctx *c, ONode *n) {
   }
   for (int j = 0; j < R - 1; j++) {
     ODim want = j < k ? cat_v->type.dims[j] : j == k ? (ODim){merged, NULL} : cat_v->type.dims[j + 1];
-    if (!same_dim(out->type.dims[j], want)) return false;
+    if (!og_same_dim(out->type.dims[j], want)) return false;
   }
   OValue **in = arena_alloc(c->arena, sizeof(OValue *) * (size_t)(cat->n_inputs + 1));
   for (int i = 0; i < cat->n_inputs; i++) {
