@@ -21,6 +21,8 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 import jax
 import jax.numpy as jnp
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
 
 import hlo2onnx
@@ -445,3 +447,28 @@ def test_negative_indices_still_wrap():
         f, [jax.ShapeDtypeStruct((8, 5), jnp.float32), jax.ShapeDtypeStruct((8,), jnp.int32)],
         rtol=0, atol=0, input_generator=inputs)
     assert op_counts(model)["Where"] >= 1
+
+
+def test_residual_then_layernorm(tmp_path):
+    """A post-LN block (BERT's): LayerNorm(x + f(x)).  onnxruntime fuses an
+    Add followed by a LayerNormalization into its SkipLayerNormalization,
+    whose CPU kernel takes 3.5x the time of the two (a scalar loop) and
+    computes the variance in float32 as E[x^2] - E[x]^2; the residual is a
+    Sum, which it leaves alone, so the LayerNormalization stays."""
+    import flax.linen as nn
+
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.LayerNorm()(x + nn.Dense(64)(x))
+
+    block = Block()
+    params = block.init(jax.random.key(0), jnp.zeros((1, 16, 64)))
+    model = convert_and_check(block.apply, [("B", 16, 64)], params=params)
+    counts = op_counts(model)
+    assert counts["Sum"] == 1 and counts["LayerNormalization"] == 1, dict(counts)
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    kept = op_counts(onnx.load(opts.optimized_model_filepath))
+    assert kept["SkipLayerNormalization"] == 0 and kept["LayerNormalization"] == 1, dict(kept)
