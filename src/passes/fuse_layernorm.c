@@ -166,18 +166,21 @@ static bool variance(Ctx *c, FmPat *p, OValue *var, OValue *mean, Stats *s) {
 /* r = rsqrt(v + eps) with rsqrt as Reciprocal(Sqrt(.)), 1 / Sqrt(.) or
  * Pow(., -0.5); sqrt(v + eps) when the product divides by r (`divides`).
  * An Unsqueeze or Reshape around it (K after the normalizer) is returned
- * in *k_after for the caller to check.  Returns v, and eps in *eps. */
+ * in *k_after for the caller to check.  Returns v, and eps in *eps.  r may
+ * have several readers: the distributed form without a scale multiplies
+ * both x and the mean by r itself (Keras with gamma = 1 folded away);
+ * fm_closed then checks that they all belong to the norm. */
 static OValue *rsqrt_of_sum(Ctx *c, FmPat *p, OValue *r, bool divides, ONode **k_after,
                             double *eps) {
   ONode *n = r->producer;
   OValue *u;
   double k;
   *k_after = NULL;
-  if (!n || n->dead || !og_single_use(r)) return NULL;
+  if (!n || n->dead) return NULL;
   if (og_is(n, ONNX_Unsqueeze) || og_is(n, ONNX_Reshape)) {
     *k_after = n;
     r = n->inputs[0];
-    if (!fm_add(p, n) || !og_single_use(r) || !(n = r->producer) || n->dead) return NULL;
+    if (!fm_add(p, n) || !(n = r->producer) || n->dead) return NULL;
   }
   if (divides) {
     if (!og_is(n, ONNX_Sqrt) || !fm_add(p, n)) return NULL;

@@ -77,6 +77,15 @@ def keras_layernorm():
     return (lambda x: layer(x)), None
 
 
+def keras_layernorm_as_initialised():
+    """gamma = 1 and beta = 0 closed over: folding removes the scale, and
+    Keras's x * r + (beta - mean * r) then reads r = rsqrt(var + eps) twice."""
+    import keras
+    layer = keras.layers.LayerNormalization()
+    layer.build((None, 16, 64))
+    return (lambda x: layer(x)), None
+
+
 def _haiku(module):
     """A Haiku module applied to x, its parameters moved off their defaults."""
     import haiku as hk
@@ -241,6 +250,8 @@ CASES = [
     Case("rsqrt layernorm without keepdims", jnp_rsqrt_layernorm_no_keepdims, [("B", 16, 64)],
          LN, NO_LN_PARTS),
     Case("keras LayerNormalization", keras_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("keras LayerNormalization as initialised", keras_layernorm_as_initialised,
+         [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("haiku LayerNorm", haiku_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("equinox LayerNorm", equinox_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("linen LayerNorm", linen_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
