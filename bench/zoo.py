@@ -606,19 +606,24 @@ def tables(res: dict) -> str:
                   "share of the kernel time per kind of op; *compute*: MatMul, Gemm, Conv and "
                   "their fused forms; *moves*: Transpose, Reshape, Expand, Concat, Cast, Shape, "
                   "(Un)Squeeze, Slice, Gather, Where, Range; *norm*: reductions, Sqrt, "
-                  "Reciprocal, Pow, Div; the rest is *elementwise*):", "",
+                  "Reciprocal, Pow, Div; the rest is *elementwise*; *compute ÷ JAX*: the "
+                  "compute kernels' time per run over `jax.jit`'s latency at the same batch, "
+                  "the ratio the graph would reach if everything else took no time):", "",
                   "| model | graph | kernel time / run | compute | moves | norm | elementwise | "
-                  "top op types (share, nodes run) |", "|:--|:--|--:|--:|--:|--:|--:|:--|"]
+                  "compute ÷ JAX | top op types (share, nodes run) |",
+                  "|:--|:--|--:|--:|--:|--:|--:|--:|:--|"]
         for name, pr in prof.items():
+            jax_b8 = _lat(zoo[name], "jax_b8")
             for g, p in pr.items():
                 sh = _shares(p)
+                floor = _ratio(sh["compute"] * p["kernel_us"] / 1e5, jax_b8)
                 top = ", ".join(f"{op} {100 * us / p['kernel_us']:.0f} % ({p['calls_per_run'][op]:.0f})"
                                 for op, us in list(p["by_op_us"].items())[:4])
                 label = {"dyn": "ours, B", "static": f"ours, B={STATIC_B}",
                          "j2o": "jax2onnx"}.get(g, g)
                 lines.append(f"| `{name}` | {label} | {p['kernel_us'] / 1e3:.1f} ms | "
                              f"{sh['compute']:.0f} % | {sh['moves']:.0f} % | {sh['norm']:.0f} % | "
-                             f"{sh['elementwise']:.0f} % | {top} |")
+                             f"{sh['elementwise']:.0f} % | {floor} | {top} |")
     mem = res.get("memory")
     if mem:
         w = next((r["weight_bytes"] for r in mem.values() if r.get("weight_bytes")), 0)
