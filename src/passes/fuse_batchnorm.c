@@ -6,7 +6,9 @@
  *   Add(Mul(Sub(y, mean), a), b)      (or Mul(Sub(y, mean), a) without bias)
  *
  * or, as Keras computes it, Add(Mul(y, a), b) with the mean folded into b,
- * with mean, a, b constants that vary along one channel axis.  Two outcomes:
+ * or, as Equinox does, Add(Mul(Div(Sub(y, mean), d), a), b) with d =
+ * sqrt(var + eps), read as the factor a / d: mean, a, b, d constants that
+ * vary along one channel axis.  Two outcomes:
  *
  * 1. y comes from a layer with constant weights - MatMul(x, W) [+ c],
  *    Gemm(x, W, c) or Conv(x, W, c) [+ c], as after nnx.Linear or nnx.Conv
@@ -39,6 +41,7 @@ static double rnd(ElemType et, double v) {
 typedef struct Affine {
   OValue *y;          /* the normalised value */
   OValue *mean, *a, *b; /* constants; b may be NULL */
+  OValue *d;          /* a constant divisor (y - mean) / d, or NULL */
   int ch;             /* the channel axis of y */
   int64_t n;          /* channels */
   double *vmean, *va, *vb;
@@ -59,6 +62,14 @@ static bool channel_values(Ctx *c, Affine *f, int ch) {
   if (f->mean && !fm_const_slice(c, f->mean, y, ch, ch + 1, f->vmean)) return false;
   if (!fm_const_slice(c, f->a, y, ch, ch + 1, f->va)) return false;
   if (f->b && !fm_const_slice(c, f->b, y, ch, ch + 1, f->vb)) return false;
+  if (f->d) { /* the factor is a / d */
+    double *vd = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
+    if (!fm_const_slice(c, f->d, y, ch, ch + 1, vd)) return false;
+    for (int64_t i = 0; i < f->n; i++) {
+      if (vd[i] == 0 || !isfinite(vd[i])) return false;
+      f->va[i] = rnd(y->type.et, f->va[i] / vd[i]);
+    }
+  }
   return true;
 }
 
@@ -226,7 +237,7 @@ static bool emit_batchnorm(Ctx *c, OGraph *g, ONode *root, FmPat *p, Affine *f) 
   if (!fm_closed(p, root) || !channel_values(c, f, 1)) return false;
   if (!f->mean && !f->b) return false; /* y * a stays a Mul */
   if (!(f->mean && per_channel(c, f->mean, y, 1)) && !per_channel(c, f->a, y, 1) &&
-      !(f->b && per_channel(c, f->b, y, 1)))
+      !(f->b && per_channel(c, f->b, y, 1)) && !(f->d && per_channel(c, f->d, y, 1)))
     return false;
   double *ones = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
   double *zeros = arena_alloc(c->arena, sizeof(double) * (size_t)f->n);
@@ -273,6 +284,12 @@ static bool try_batchnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   OValue *dv;
   if (!mul || mul->n_inputs != 2 || !const_operand(mul, &dv, &f.a, true) || !og_single_use(dv))
     return false;
+  ONode *div = fm_def(dv, ONNX_Div);
+  OValue *nv;
+  if (div && div->n_inputs == 2 && const_operand(div, &nv, &f.d, false) && og_single_use(nv)) {
+    fm_add(&p, div);
+    dv = nv;
+  }
   ONode *sub = fm_def(dv, ONNX_Sub);
   if (sub && sub->n_inputs == 2 && const_operand(sub, &f.y, &f.mean, false)) {
     fm_add(&p, sub);
@@ -283,7 +300,8 @@ static bool try_batchnorm(Ctx *c, OModel *m, OGraph *g, ONode *root) {
   }
   if (!fm_same_shape(root->outputs[0], f.y)) return false;
   ElemType et = f.y->type.et;
-  if (f.a->type.et != et || (f.mean && f.mean->type.et != et) || (f.b && f.b->type.et != et))
+  if (f.a->type.et != et || (f.mean && f.mean->type.et != et) || (f.b && f.b->type.et != et) ||
+      (f.d && f.d->type.et != et))
     return false;
   FmPat q = p;
   if (fold_into_layer(c, g, root, &q, &f)) return true;

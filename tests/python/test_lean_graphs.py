@@ -163,6 +163,101 @@ def keras_rmsnorm():
     return (lambda x: layer(x)), None
 
 
+def linen_rmsnorm():
+    import flax.linen as nn
+    net = nn.RMSNorm()
+    variables = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
+    variables = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), variables)
+    return net.apply, variables
+
+
+def transformers_t5_layernorm():
+    """transformers' FlaxT5LayerNorm: T5's RMS norm, its variance in float32."""
+    from transformers.models.t5.modeling_flax_t5 import FlaxT5LayerNorm
+    net = FlaxT5LayerNorm(64)
+    variables = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
+    variables = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), variables)
+    return net.apply, variables
+
+
+def _moved_off_defaults(tree):
+    """Batch norm statistics and affine parameters off their initial values
+    (mean 0, variance 1, scale 1, offset 0), so that none folds away."""
+    return jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=0.1, hi=0.6), tree)
+
+
+def linen_conv_bn_net():
+    """Linen's Conv + BatchNorm (running averages) + ReLU, twice: each batch
+    norm folds into its convolution."""
+    import flax.linen as nn
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            for f in (8, 8):
+                x = nn.Conv(f, (3, 3), use_bias=False)(x)
+                x = nn.relu(nn.BatchNorm(use_running_average=True)(x))
+            return x
+    net = Net()
+    variables = _moved_off_defaults(net.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3))))
+    return net.apply, variables
+
+
+def haiku_conv_bn_net():
+    """Haiku's Conv2D + BatchNorm (is_training=False, the moving averages in
+    the state) + ReLU, twice."""
+    import haiku as hk
+
+    def net(x, is_training):
+        for f in (8, 8):
+            x = hk.Conv2D(f, 3, with_bias=False)(x)
+            x = jax.nn.relu(hk.BatchNorm(True, True, 0.9)(x, is_training=is_training))
+        return x
+    t = hk.without_apply_rng(hk.transform_with_state(net))
+    params, state = t.init(jax.random.PRNGKey(0), jnp.zeros((1, 16, 16, 3)), True)
+    params, state = _moved_off_defaults(params), _moved_off_defaults(state)
+
+    def f(ps, x):
+        return t.apply(ps[0], ps[1], x, False)[0]
+    return f, (params, state)
+
+
+def equinox_conv_bn_net():
+    """Equinox's Conv2d + BatchNorm in inference mode + ReLU, twice, on
+    per-example (CHW) arrays under jax.vmap; its BatchNorm divides by
+    sqrt(var + eps)."""
+    import equinox as eqx
+
+    class Net(eqx.Module):
+        convs: list
+        norms: list
+
+        def __init__(self, key):
+            k1, k2 = jax.random.split(key)
+            self.convs = [eqx.nn.Conv2d(3, 8, 3, padding=1, use_bias=False, key=k1),
+                          eqx.nn.Conv2d(8, 8, 3, padding=1, use_bias=False, key=k2)]
+            self.norms = [eqx.nn.BatchNorm(8, axis_name="batch", inference=True, mode="batch")
+                          for _ in self.convs]
+
+        def __call__(self, x, state):
+            for conv, bn in zip(self.convs, self.norms):
+                x, state = bn(conv(x), state)
+                x = jax.nn.relu(x)
+            return x
+
+    net, state = eqx.nn.make_with_state(Net)(jax.random.PRNGKey(0))
+    for bn in net.norms:
+        state = state.set(bn.batch_state_index, (jnp.asarray(_rand(8, lo=-0.2, hi=0.2)),
+                                           jnp.asarray(_rand(8, lo=0.5, hi=2.0))))
+    net = eqx.tree_at(lambda m: [bn.weight for bn in m.norms] + [bn.bias for bn in m.norms],
+                      net, [jnp.asarray(_rand(8)) for _ in net.norms]
+                      + [jnp.asarray(_rand(8, lo=-0.5, hi=0.5)) for _ in net.norms])
+
+    def f(x):
+        return jax.vmap(net, in_axes=(0, None), axis_name="batch")(x, state)
+    return f, None
+
+
 def keras_conv_bn_net():
     """Keras's Conv2D + BatchNormalization + ReLU in NHWC, global pooling, Dense:
     the batch norm folds into the convolution, and the only Transpose left is
@@ -261,6 +356,11 @@ CASES = [
          {"Concat": 1, "Neg": 1, "Slice": 2}, ("Unsqueeze", "Reshape")),
     Case("keras Conv2D + BatchNormalization (NHWC)", keras_conv_bn_net, [("B", 16, 16, 3)],
          {"Conv": 2, "Transpose": 1, "Relu": 2, "Gemm": 1}, ("Mul", "Add", "Sub")),
+    *[Case(f"{lib} Conv + BatchNorm", make, [shape], {"Conv": 2, "Relu": 2},
+           ("BatchNormalization", "Mul", "Add", "Sub", "Div", "Sqrt"))
+      for lib, make, shape in [("linen", linen_conv_bn_net, ("B", 16, 16, 3)),
+                               ("haiku", haiku_conv_bn_net, ("B", 16, 16, 3)),
+                               ("equinox", equinox_conv_bn_net, ("B", 3, 16, 16))]],
     Case("keras ZeroPadding2D before Conv and MaxPool", keras_padded_resnet_block,
          [("B", 16, 16, 3)], {"Conv": 3, "MaxPool": 1, "Transpose": 2}, ("Pad",)),
 ] + [
@@ -270,6 +370,8 @@ CASES = [
         ("jnp rmsnorm", jnp_rmsnorm, {}), ("jnp rmsnorm divided", jnp_rmsnorm_divided, {}),
         ("nnx RMSNorm", nnx_rmsnorm, {}), ("haiku RMSNorm", haiku_rmsnorm, {}),
         ("keras RMSNormalization", keras_rmsnorm, {}),
+        ("linen RMSNorm", linen_rmsnorm, {}),
+        ("transformers FlaxT5LayerNorm", transformers_t5_layernorm, {}),
         # Equinox's RMSNorm has a bias too: one Add more
         ("equinox RMSNorm", equinox_rmsnorm, {"Add": 1})]
     for opset in (20, 23)
