@@ -244,9 +244,9 @@ class Form:
 TRACT_CAUSAL_MASK = (
     "with a dynamic sequence length T, tract 0.23 gives wrong numbers for this model, with or "
     "without value_info (onnxruntime and OpenVINO match JAX). The cause is tract's, in the causal "
-    "mask: positions i >= j with the positions a Range(0, T), which tract folds into an "
-    "expression of the coordinates; once that mask is broadcast by an And or a Where, tract gets "
-    "its shape wrong (in 5 nodes, n -> Range(0, n, 1) -> Unsqueeze to [n, 1] and [1, n] -> "
+    "mask: positions i >= j with the positions a Range(0, T), which tract's FoldUniformMask "
+    "pass reads as one axis split at the other axis's coordinate; once that mask is broadcast by "
+    "an And or a Where, tract gets its shape wrong (in 5 nodes, n -> Range(0, n, 1) -> Unsqueeze to [n, 1] and [1, n] -> "
     "GreaterOrEqual -> And(true, mask) comes out [2, 1] instead of [n, n]; Where(mask, x [n, n], "
     "-1e9) fails to run; Greater instead of GreaterOrEqual is right). The graph is valid ONNX "
     "and tract matches when the same mask is fed as an input, so no change of the graph avoids "
