@@ -122,17 +122,21 @@ static bool broadcast_keeps_shape(const ONode *n, int j, const OValue *x) {
   return true;
 }
 
+static OValue *neutral_operand_of(Ctx *c, const ONode *n);
+
 /* Expand(x, shape) read by a broadcasting node that yields the same output
  * shape from x itself: JAX's dynamic_broadcast_in_dim of a keepdims
- * reduction or a mask, which ONNX broadcasting does for free. */
-static bool drop_proven_expands(ONode *n) {
+ * reduction or a mask, which ONNX broadcasting does for free.  The same for
+ * a node whose only effect on x is such a broadcast (And(mask, true[1, 4,
+ * 1, 1]) read by the Where that applies the mask). */
+static bool drop_proven_expands(Ctx *c, ONode *n) {
   if (!onnx_op_has(n->kind, ONNX_BROADCASTS) || n->n_outputs != 1) return false;
   bool changed = false;
   for (int j = 0; j < n->n_inputs; j++) {
     OValue *in = n->inputs[j];
-    if (!is_live_expand(in)) continue;
-    OValue *x = in->producer->inputs[0];
-    if (!broadcast_keeps_shape(n, j, x)) continue;
+    OValue *x = is_live_expand(in) ? in->producer->inputs[0]
+                : in ? neutral_operand_of(c, in->producer) : NULL;
+    if (!x || !broadcast_keeps_shape(n, j, x)) continue;
     n->inputs[j] = x;
     in->n_uses--;
     x->n_uses++;
@@ -249,13 +253,21 @@ static bool sink_expand(Ctx *c, ONode *n) {
   return true;
 }
 
-/* v holds one float value everywhere: a splat constant, or such a constant
- * broadcast, reshaped or transposed (nnx.RMSNorm subtracts a mean of zeros
- * expanded to the batch). */
+static int bool_always(Ctx *c, const OValue *v, int depth);
+
+/* v holds one value everywhere (a bool as 1 or 0): a splat constant, or
+ * such a constant broadcast, reshaped or transposed (nnx.RMSNorm subtracts
+ * a mean of zeros expanded to the batch; JAX's attention ands its mask with
+ * a true expanded over the heads). */
 static bool splat_through(Ctx *c, const OValue *v, double *out) {
   for (int depth = 0; v && depth < 8; depth++) {
     /* a weight is never dropped for the values it happens to hold now */
     if (v->is_param) return false;
+    if (v->type.et == ET_BOOL && og_const_data(v)) { /* 1 or 0 everywhere */
+      int always = bool_always(c, v, 0);
+      *out = always;
+      return always >= 0;
+    }
     if (fm_splat(c, v, out)) return true;
     const ONode *p = v->producer;
     if (!p || p->dead || p->n_inputs < 1) return false;
@@ -267,26 +279,37 @@ static bool splat_through(Ctx *c, const OValue *v, double *out) {
   return false;
 }
 
-/* x - (+0), x + (-0), x * 1 and x / 1 are x, bit for bit (x + (+0) is not:
- * -0 + 0 = +0; for integers x + 0 is), when the other operand does not
- * widen x's shape. */
-static bool identity_operand(Ctx *c, OGraph *g, ONode *n) {
-  if (n->n_inputs != 2 || n->n_outputs != 1) return false;
-  bool is_float = et_is_float(n->outputs[0]->type.et);
-  if (!is_float && !et_is_int(n->outputs[0]->type.et)) return false;
+/* n = op(x, k) with a constant k that leaves every element of x as it is
+ * (identity_operand lists them); k may still widen x's shape, as
+ * And(mask, true[1, 4, 1, 1]) does where JAX's attention broadcasts a mask
+ * over the heads.  Returns x, or NULL. */
+static OValue *neutral_operand_of(Ctx *c, const ONode *n) {
+  if (!n || n->dead || n->n_inputs != 2 || n->n_outputs != 1) return NULL;
+  ElemType et = n->outputs[0]->type.et;
+  bool is_float = et_is_float(et);
   bool add = og_is(n, ONNX_Add), sub = og_is(n, ONNX_Sub), mul = og_is(n, ONNX_Mul),
-       div = og_is(n, ONNX_Div);
-  if (!add && !sub && !mul && !div) return false;
-  for (int side = (add || mul) ? 0 : 1; side < 2; side++) {
+       div = og_is(n, ONNX_Div), and_op = og_is(n, ONNX_And), or_op = og_is(n, ONNX_Or);
+  if ((add || sub || mul || div) ? !is_float && !et_is_int(et) : !((and_op || or_op) && et == ET_BOOL))
+    return NULL;
+  for (int side = (sub || div) ? 1 : 0; side < 2; side++) {
     double k;
     OValue *x = n->inputs[1 - side];
-    if (!splat_through(c, n->inputs[side], &k) || x->type.et != n->outputs[0]->type.et ||
-        !same_shape(x, n->outputs[0]))
-      continue;
-    bool neutral = (mul || div) ? k == 1 : k == 0 && (!is_float || (signbit(k) != 0) == add);
-    if (neutral) return bypass(g, n, x);
+    if (!splat_through(c, n->inputs[side], &k) || x->type.et != et) continue;
+    bool neutral = and_op ? k != 0
+                 : or_op ? k == 0
+                 : (mul || div) ? k == 1
+                 : k == 0 && (!is_float || (signbit(k) != 0) == add);
+    if (neutral) return x;
   }
-  return false;
+  return NULL;
+}
+
+/* x - (+0), x + (-0), x * 1 and x / 1 are x, bit for bit (x + (+0) is not:
+ * -0 + 0 = +0; for integers x + 0 is), and so are x and true, x or false:
+ * when the other operand does not widen x's shape, the node is x. */
+static bool identity_operand(Ctx *c, OGraph *g, ONode *n) {
+  OValue *x = neutral_operand_of(c, n);
+  return x && same_shape(x, n->outputs[0]) && bypass(g, n, x);
 }
 
 /* ---- integer ranges -----------------------------------------------------------
@@ -780,7 +803,7 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
   bool changed = false;
   if (n->n_outputs != 1 || n->n_inputs < 1 || !n->inputs[0]) {
     changed |= drop_expands(n);
-    changed |= drop_proven_expands(n);
+    changed |= drop_proven_expands(c, n);
     return changed;
   }
   OValue *x = n->inputs[0], *out = n->outputs[0];
@@ -837,7 +860,7 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
     }
   }
   changed |= drop_expands(n);
-  changed |= drop_proven_expands(n);
+  changed |= drop_proven_expands(c, n);
   changed |= shrink_expand_shape(c, g, n);
   changed |= sink_expand(c, n);
   changed |= stack_as_concat(c, n);

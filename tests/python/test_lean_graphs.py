@@ -585,3 +585,27 @@ def test_residual_then_layernorm(tmp_path):
     ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     kept = op_counts(onnx.load(opts.optimized_model_filepath))
     assert kept["SkipLayerNormalization"] == 0 and kept["LayerNormalization"] == 1, dict(kept)
+
+
+def test_mask_and_true_over_heads():
+    """JAX's attention ands a causal mask [B, 1, T, T] with a true broadcast
+    over the heads before its where: the where broadcasts the mask over the
+    heads itself, so the And (a pass over [B, H, T, T] bools) goes; an And
+    with a mask that is not all true stays."""
+    heads = np.array([True, False, True, True]).reshape(1, 4, 1, 1)
+
+    def f(scores, keep):
+        mask = keep[:, None, :, None] & keep[:, None, None, :]
+        a = jnp.where(mask & jnp.ones((1, 4, 1, 1), bool), scores, -1e9)
+        b = jnp.where(mask & heads, scores, -1e9)
+        return a, b
+
+    def inputs(rng, shape, dtype, index):
+        if index == 1:
+            return rng.random(shape) < 0.7
+        return rng.standard_normal(shape).astype(np.float32)
+
+    model = convert_and_check(f, [("B", 4, "T", "T"), ("B", "T")], rtol=0, atol=0,
+                              input_dtypes=[np.float32, np.bool_], input_generator=inputs)
+    counts = op_counts(model)
+    assert counts["And"] == 2, dict(counts)  # the mask's own and the partial heads' one
