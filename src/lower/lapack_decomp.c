@@ -273,6 +273,15 @@ static OValue *zeros_batch(Lower *L, OValue *like, ElemType et, int tail,
   return lw_op2(L, "Expand", fconst(L, et, 0.0), n->outputs[0]);
 }
 
+/* Result `result` of op: LAPACK's info for each matrix of the batch (a,
+ * [B, ...], of type et), int32 zeros: the iterations here always finish. */
+static void bind_zero_info(Lower *L, const Op *op, int result, const Batch *b, OValue *a,
+                           ElemType et) {
+  int64_t none = 0;
+  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
+  lw_bind(L, op->results[result], unflatten(L, b, info, 0, NULL));
+}
+
 /* ---- Loops ------------------------------------------------------------- */
 
 #define MAX_CARRIED 6 /* the most any Loop here carries (5: geqp3) */
@@ -603,9 +612,7 @@ static int lower_gehrd(Lower *L, const Op *op, ElemType et) {
   else householder_sweep(L, et, b.count, n, n, steps, 1, true, a, &packed, &tau);
   lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
   lw_bind(L, op->results[1], unflatten(L, &b, tau, 1, &steps));
-  int64_t none = 0;
-  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
-  lw_bind(L, op->results[2], unflatten(L, &b, info, 0, NULL));
+  bind_zero_info(L, op, 2, &b, a, et);
   return 0;
 }
 
@@ -664,9 +671,7 @@ static int lower_sytrd(Lower *L, const Op *op, ElemType et) {
   lw_bind(L, op->results[1], unflatten(L, &b, d, 1, &n));
   lw_bind(L, op->results[2], unflatten(L, &b, e, 1, &steps));
   lw_bind(L, op->results[3], unflatten(L, &b, tau, 1, &steps));
-  int64_t none = 0;
-  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
-  lw_bind(L, op->results[4], unflatten(L, &b, info, 0, NULL));
+  bind_zero_info(L, op, 4, &b, a, et);
   return 0;
 }
 
@@ -839,9 +844,7 @@ static int lower_syevd(Lower *L, const Op *op, ElemType et) {
   int64_t nn[2] = {n, n};
   lw_bind(L, op->results[0], unflatten(L, &b, vecs, 2, nn));
   lw_bind(L, op->results[1], unflatten(L, &b, values, 1, &n));
-  int64_t none = 0;
-  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
-  lw_bind(L, op->results[2], unflatten(L, &b, info, 0, NULL));
+  bind_zero_info(L, op, 2, &b, a, et);
   return 0;
 }
 
@@ -986,9 +989,7 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
   lw_bind(L, op->results[1], unflatten(L, &b, sigma, 1, &k));
   lw_bind(L, op->results[2], unflatten(L, &b, u, 2, (int64_t[]){u_rows, u_cols}));
   lw_bind(L, op->results[3], unflatten(L, &b, vt, 2, (int64_t[]){vt_rows, vt_cols}));
-  int64_t none = 0;
-  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
-  lw_bind(L, op->results[4], unflatten(L, &b, info, 0, NULL));
+  bind_zero_info(L, op, 4, &b, a, et);
   return 0;
 }
 
