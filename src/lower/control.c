@@ -112,19 +112,6 @@ int lower_composite(Lower *L, const Op *op) {
 
 /* ---- control flow: regions become ONNX subgraphs ------------------------ */
 
-/* A value a subgraph may return: ONNX wants graph outputs produced inside the
- * graph (or its inputs), each once, so anything else goes through an
- * Identity in the subgraph. */
-static OValue *local_output(Lower *L, OGraph *sub, OValue *v) {
-  bool local = v->graph == sub && !v->is_init;
-  for (int i = 0; local && i < sub->outputs.len; i++)
-    if (sub->outputs.items[i] == v) local = false;
-  if (local) return v;
-  OValue *copy = lw_op1(L, "Identity", v);
-  copy->type = v->type;
-  return copy;
-}
-
 /* Lowers the single block of `r` into `sub` (which becomes L->g meanwhile);
  * the block's arguments must already be bound.  The returned values are
  * stored in results[0..n). */
@@ -145,24 +132,8 @@ static int lower_region_into(Lower *L, OGraph *sub, const Region *r, OValue **re
   return rc;
 }
 
-static OValue *subgraph_input(Lower *L, OGraph *sub, const char *hint, ElemType et, int rank,
-                              const int64_t *dims) {
-  OValue *v = og_value(L->c, sub, hint);
-  og_set_type(L->c, v, et, rank, dims);
-  v->is_input = true;
-  ptrvec_push(L->c->arena, &sub->inputs, v);
-  return v;
-}
-
 static void add_outputs(Lower *L, OGraph *sub, OValue **vals, int n) {
-  OGraph *saved = L->g;
-  L->g = sub;
-  for (int i = 0; i < n; i++) {
-    OValue *v = local_output(L, sub, vals[i]);
-    v->is_output = true;
-    ptrvec_push(L->c->arena, &sub->outputs, v);
-  }
-  L->g = saved;
+  for (int i = 0; i < n; i++) lw_subgraph_output(L, sub, vals[i]);
 }
 
 static bool scalar_pred(const Value *v) {
@@ -198,56 +169,53 @@ int lower_while(Lower *L, const Op *op) {
   for (int i = 0; i < n; i++) cond->blocks[0]->args[i]->lowered = init[i];
   if (lower_region_into(L, L->g, cond, cond_init, 1) != 0) return -1;
 
-  OGraph *sub = og_new(L->c, "while_body", L->g);
-  subgraph_input(L, sub, "iteration", ET_I64, 0, NULL);
-  subgraph_input(L, sub, "cond_in", ET_BOOL, 0, NULL);
-  int n_carried = 0, n_scan = 0;
+  if (lw_loop_check_depth(L) != 0) return -1;
+
+  LoopBuilder lp;
+  lw_loop_begin(L, &lp, "while_body", NULL);
+  int n_carried = 0;
   for (int i = 0; i < n; i++) {
-    const Type *t = &op->operands[i]->type;
     Value *arg = body->blocks[0]->args[i];
     if (role[i] == WL_CARRIED) {
-      Type pt = type_as_pairs(L->c->arena, t); /* complex: real pairs */
-      arg->lowered = subgraph_input(L, sub, "carried", pt.et, pt.rank, pt.dims);
+      /* typed as the HLO has it (complex: real pairs), not as init is */
+      arg->lowered = lw_loop_carry(L, &lp, init[i], NULL);
+      og_type_from_hlo(L->c, arg->lowered, &op->operands[i]->type);
       n_carried++;
     } else {
       /* invariant: the value itself; a scan buffer: read by nothing the body
        * outputs (scan.c checked), so its update is dead code DCE removes */
       arg->lowered = init[i];
-      n_scan += role[i] != WL_INVARIANT;
     }
   }
   OValue **outs = arena_alloc(a, sizeof(OValue *) * (size_t)(n + 2));
-  if (lower_region_into(L, sub, body, outs + 1, n) != 0) return -1;
+  if (lower_region_into(L, lp.body, body, outs + 1, n) != 0) return lw_loop_abandon(L, &lp);
   for (int i = 0; i < n; i++)
     cond->blocks[0]->args[i]->lowered = role[i] == WL_CARRIED ? outs[1 + i] : init[i];
-  if (lower_region_into(L, sub, cond, outs, 1) != 0) return -1;
+  if (lower_region_into(L, lp.body, cond, outs, 1) != 0) return lw_loop_abandon(L, &lp);
   /* body outputs: condition, carried values, then the scan outputs */
-  OValue **bout = arena_alloc(a, sizeof(OValue *) * (size_t)(n + 2));
-  int k = 0;
-  bout[k++] = outs[0];
+  OValue **next = arena_alloc(a, sizeof(OValue *) * (size_t)(n + 1));
+  OValue **scan = arena_alloc(a, sizeof(OValue *) * (size_t)(n + 1));
+  int n_next = 0, n_scan = 0;
   for (int i = 0; i < n; i++)
-    if (role[i] == WL_CARRIED) bout[k++] = outs[1 + i];
+    if (role[i] == WL_CARRIED) next[n_next++] = outs[1 + i];
   for (int i = 0; i < n; i++)
     if (role[i] == WL_SCAN || role[i] == WL_SCAN_REVERSE) {
       OValue *y = scan_y[i]->lowered;
-      if (!y || y->poisoned) return lw_unsupported(L, "scan output %d has no value", i);
-      bout[k++] = y;
+      if (!y || y->poisoned) {
+        lw_unsupported(L, "scan output %d has no value", i);
+        return lw_loop_abandon(L, &lp);
+      }
+      scan[n_scan++] = y;
     }
-  add_outputs(L, sub, bout, k);
-
-  OValue **in = arena_alloc(a, sizeof(OValue *) * (size_t)(n + 2));
-  in[0] = NULL; /* no trip count: the condition decides */
-  in[1] = cond_init[0];
-  k = 2;
-  for (int i = 0; i < n; i++)
-    if (role[i] == WL_CARRIED) in[k++] = init[i];
-  ONode *loop = lw_node(L, "Loop", k, in, n_carried + n_scan);
-  og_attr_graph(L->c, loop, "body", sub);
+  lw_loop_close(L, &lp, outs[0], next, n_scan, scan);
+  /* no trip count: the condition decides */
+  ONode *loop = lw_loop_node(L, &lp, NULL, cond_init[0]);
   int next_carried = 0, next_scan = n_carried;
   for (int i = 0; i < n; i++) {
     Value *res = op->results[i];
     switch (role[i]) {
-    case WL_CARRIED:
+    case WL_CARRIED: /* typed as the HLO has it, as the body's input */
+      og_type_from_hlo(L->c, loop->outputs[next_carried], &res->type);
       lw_bind(L, res, loop->outputs[next_carried++]);
       break;
     case WL_INVARIANT:

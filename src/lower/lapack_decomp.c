@@ -273,71 +273,48 @@ static OValue *zeros_batch(Lower *L, OValue *like, ElemType et, int tail,
   return lw_op2(L, "Expand", fconst(L, et, 0.0), n->outputs[0]);
 }
 
+/* Result `result` of op: LAPACK's info for each matrix of the batch (a,
+ * [B, ...], of type et), int32 zeros: the iterations here always finish. */
+static void bind_zero_info(Lower *L, const Op *op, int result, const Batch *b, OValue *a,
+                           ElemType et) {
+  int64_t none = 0;
+  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
+  lw_bind(L, op->results[result], unflatten(L, b, info, 0, NULL));
+}
+
 /* ---- Loops ------------------------------------------------------------- */
 
 #define MAX_CARRIED 6 /* the most any Loop here carries (5: geqp3) */
 
+/* A Loop (lower/loop.c) and its carried values' values in the body. */
 typedef struct LoopFrame {
-  OGraph *outer, *body;
-  OValue *iteration; /* i64 scalar: 0, 1, ... */
-  OValue *cond_in;
-  OValue *carried[MAX_CARRIED]; /* the values of this iteration */
-  OValue *const *init;
+  LoopBuilder loop;
+  OValue *carried[MAX_CARRIED];
   int n;
 } LoopFrame;
 
-static OValue *body_input(Lower *L, OGraph *body, const char *hint, const OType *t) {
-  OValue *v = og_value(L->c, body, hint);
-  v->type = *t;
-  v->is_input = true;
-  ptrvec_push(L->c->arena, &body->inputs, v);
-  return v;
-}
-
 /* Opens the body of a Loop carrying init[0..n): builders then write into
- * it until loop_end. */
+ * it until loop_end.  (lower_lapack_decomposition checked that a Loop may
+ * nest here: the Loops of a routine follow one another.) */
 static void loop_begin(Lower *L, LoopFrame *f, int n, OValue *const *init) {
-  f->outer = L->g;
-  f->body = og_new(L->c, "decomposition_step", L->g);
-  f->init = init;
+  lw_loop_begin(L, &f->loop, "decomposition_step", NULL);
   f->n = n;
-  OType scalar_i64 = {ET_I64, 0, NULL}, scalar_bool = {ET_BOOL, 0, NULL};
-  f->iteration = body_input(L, f->body, "iteration", &scalar_i64);
-  f->cond_in = body_input(L, f->body, "cond_in", &scalar_bool);
-  for (int i = 0; i < n; i++) f->carried[i] = body_input(L, f->body, "carried", &init[i]->type);
-  L->g = f->body;
+  for (int i = 0; i < n; i++) f->carried[i] = lw_loop_carry(L, &f->loop, init[i], NULL);
 }
 
 /* Closes the body: next[i] are the carried values after the iteration,
- * keep_going (NULL: always) the condition for another.  Emits the Loop in
- * the enclosing graph (at most max_trips iterations, the first one when
- * first_cond, NULL: always) and stores its outputs in out[0..n). */
+ * keep_going (NULL: always) the condition for another; the body's outputs
+ * are typed as the Loop's (the steps' values mostly are not).  Emits the
+ * Loop in the enclosing graph (at most max_trips iterations, the first one
+ * when first_cond, NULL: always) and stores its outputs in out[0..n). */
 static void loop_end(Lower *L, LoopFrame *f, OValue *keep_going, OValue *const *next,
                      int64_t max_trips, OValue *first_cond, OValue **out) {
-  if (!keep_going) keep_going = lw_op1(L, "Identity", f->cond_in);
-  OValue *outs[MAX_CARRIED + 1] = {keep_going};
-  for (int i = 0; i < f->n; i++) outs[1 + i] = next[i];
-  for (int i = 0; i <= f->n; i++) {
-    OValue *v = outs[i];
-    /* a graph output is made in the graph, once (as control.c's local_output) */
-    bool local = v->graph == f->body && !v->is_init && !v->is_input;
-    for (int j = 0; local && j < i; j++)
-      if (outs[j] == v) local = false;
-    if (!local) v = outs[i] = lw_op1(L, "Identity", v);
-    if (i > 0) v->type = f->init[i - 1]->type;
-    else og_set_type(L->c, v, ET_BOOL, 0, NULL);
-    v->is_output = true;
-    ptrvec_push(L->c->arena, &f->body->outputs, v);
-  }
-  L->g = f->outer;
-  OValue *in[MAX_CARRIED + 2] = {iconst(L, max_trips), first_cond};
-  for (int i = 0; i < f->n; i++) in[2 + i] = f->init[i];
-  ONode *loop = lw_node(L, "Loop", 2 + f->n, in, f->n);
-  og_attr_graph(L->c, loop, "body", f->body);
-  for (int i = 0; i < f->n; i++) {
-    loop->outputs[i]->type = f->init[i]->type;
-    out[i] = loop->outputs[i];
-  }
+  lw_loop_close(L, &f->loop, keep_going, next, 0, NULL);
+  OValue **body_out = (OValue **)f->loop.body->outputs.items;
+  og_set_type(L->c, body_out[0], ET_BOOL, 0, NULL);
+  for (int i = 0; i < f->n; i++) body_out[1 + i]->type = ((OValue *)f->loop.init.items[i])->type;
+  ONode *loop = lw_loop_node(L, &f->loop, iconst(L, max_trips), first_cond);
+  for (int i = 0; i < f->n; i++) out[i] = loop->outputs[i];
 }
 
 /* ---- Householder QR (geqrf) and the product of reflectors (orgqr) -------- */
@@ -409,7 +386,7 @@ static void householder_sweep(Lower *L, ElemType et, int64_t b, int64_t m, int64
   OValue *init[2] = {a, tau0};
   LoopFrame f;
   loop_begin(L, &f, 2, init);
-  OValue *j = f.iteration, *tau_j;
+  OValue *j = f.loop.iteration, *tau_j;
   OValue *next_a = householder_step(L, et, f.carried[0], j, below, two_sided, rows, cols, &tau_j);
   OValue *next_tau = where(L, lw_op2(L, "Equal", taus, j), unsqueeze(L, tau_j, 1), f.carried[1]);
   OValue *next[2] = {next_a, next_tau}, *out[2];
@@ -436,7 +413,7 @@ static OValue *householder_product(Lower *L, ElemType et, int64_t m, int64_t n, 
   LoopFrame f;
   loop_begin(L, &f, 1, init);
   OValue *zero = fconst(L, et, 0.0), *one = fconst(L, et, 1.0);
-  OValue *i = sub(L, iconst(L, k - 1), f.iteration); /* the last reflector first */
+  OValue *i = sub(L, iconst(L, k - 1), f.loop.iteration); /* the last reflector first */
   OValue *Q = f.carried[0];
   OValue *x = gather(L, a, i, 2); /* [B, m] */
   OValue *v =
@@ -537,7 +514,7 @@ static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
     OValue *init[5] = {as, tau0, norms, norms, jpvt0};
     LoopFrame f;
     loop_begin(L, &f, 5, init);
-    OValue *i = f.iteration, *A = f.carried[0], *vn1 = f.carried[2], *vn2 = f.carried[3];
+    OValue *i = f.loop.iteration, *A = f.carried[0], *vn1 = f.carried[2], *vn2 = f.carried[3];
     OValue *jp = f.carried[4];
     OValue *zero = fconst(L, et, 0.0), *one = fconst(L, et, 1.0);
     /* the pivot: the first largest partial norm among columns i.. */
@@ -635,9 +612,7 @@ static int lower_gehrd(Lower *L, const Op *op, ElemType et) {
   else householder_sweep(L, et, b.count, n, n, steps, 1, true, a, &packed, &tau);
   lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
   lw_bind(L, op->results[1], unflatten(L, &b, tau, 1, &steps));
-  int64_t none = 0;
-  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
-  lw_bind(L, op->results[2], unflatten(L, &b, info, 0, NULL));
+  bind_zero_info(L, op, 2, &b, a, et);
   return 0;
 }
 
@@ -696,9 +671,7 @@ static int lower_sytrd(Lower *L, const Op *op, ElemType et) {
   lw_bind(L, op->results[1], unflatten(L, &b, d, 1, &n));
   lw_bind(L, op->results[2], unflatten(L, &b, e, 1, &steps));
   lw_bind(L, op->results[3], unflatten(L, &b, tau, 1, &steps));
-  int64_t none = 0;
-  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
-  lw_bind(L, op->results[4], unflatten(L, &b, info, 0, NULL));
+  bind_zero_info(L, op, 4, &b, a, et);
   return 0;
 }
 
@@ -800,7 +773,7 @@ static void jacobi_eigh(Lower *L, ElemType et, int64_t b, int64_t n, OValue *a, 
   LoopFrame f;
   loop_begin(L, &f, 2, init);
   OValue *A = f.carried[0], *V = f.carried[1];
-  OValue *step = lw_op2(L, "Mod", f.iteration, iconst(L, sch.steps));
+  OValue *step = lw_op2(L, "Mod", f.loop.iteration, iconst(L, sch.steps));
   OValue *sel_p = selector(L, et, sch.p, step, positions);
   OValue *sel_q = selector(L, et, sch.q, step, positions);
   OValue *ap = matmul(L, sel_p, A);                         /* rows p: [B, pairs, n] */
@@ -871,9 +844,7 @@ static int lower_syevd(Lower *L, const Op *op, ElemType et) {
   int64_t nn[2] = {n, n};
   lw_bind(L, op->results[0], unflatten(L, &b, vecs, 2, nn));
   lw_bind(L, op->results[1], unflatten(L, &b, values, 1, &n));
-  int64_t none = 0;
-  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
-  lw_bind(L, op->results[2], unflatten(L, &b, info, 0, NULL));
+  bind_zero_info(L, op, 2, &b, a, et);
   return 0;
 }
 
@@ -911,7 +882,7 @@ static void one_sided_jacobi(Lower *L, ElemType et, int64_t b, int64_t p, int64_
   LoopFrame f;
   loop_begin(L, &f, n_carried, init);
   OValue *X = f.carried[0];
-  OValue *step = lw_op2(L, "Mod", f.iteration, iconst(L, sch.steps));
+  OValue *step = lw_op2(L, "Mod", f.loop.iteration, iconst(L, sch.steps));
   OValue *sel_p = selector(L, et, sch.p, step, positions);
   OValue *sel_q = selector(L, et, sch.q, step, positions);
   OValue *xp = matmul(L, X, transpose_last2(L, sel_p, false)); /* [B, p, pairs] */
@@ -1018,9 +989,7 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
   lw_bind(L, op->results[1], unflatten(L, &b, sigma, 1, &k));
   lw_bind(L, op->results[2], unflatten(L, &b, u, 2, (int64_t[]){u_rows, u_cols}));
   lw_bind(L, op->results[3], unflatten(L, &b, vt, 2, (int64_t[]){vt_rows, vt_cols}));
-  int64_t none = 0;
-  OValue *info = lw_cast(L, zeros_batch(L, a, et, 0, &none), ET_I32);
-  lw_bind(L, op->results[4], unflatten(L, &b, info, 0, NULL));
+  bind_zero_info(L, op, 4, &b, a, et);
   return 0;
 }
 
@@ -1059,7 +1028,7 @@ static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
     OValue *init[4] = {d0, du0, fill0, rhs};
     LoopFrame f;
     loop_begin(L, &f, 4, init);
-    OValue *i = f.iteration, *i1 = add(L, i, iconst(L, 1));
+    OValue *i = f.loop.iteration, *i1 = add(L, i, iconst(L, 1));
     OValue *D = f.carried[0], *DU = f.carried[1], *F = f.carried[2], *R = f.carried[3];
     OValue *di = gather(L, D, i, 1), *di1 = gather(L, D, i1, 1); /* [B] */
     OValue *li = gather(L, dl, i1, 1), *dui = gather(L, DU, i, 1);
@@ -1103,7 +1072,7 @@ static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
     LoopFrame f;
     loop_begin(L, &f, 1, init);
     OValue *X = f.carried[0];
-    OValue *i = sub(L, iconst(L, n - 1), f.iteration);
+    OValue *i = sub(L, iconst(L, n - 1), f.loop.iteration);
     OValue *i1 = add(L, i, iconst(L, 1)), *i2 = add(L, i, iconst(L, 2));
     OValue *term = sub(L, gather(L, X, i, 1),
                        mul(L, unsqueeze(L, gather(L, du, i, 1), 1), gather(L, X, i1, 1)));
@@ -1223,6 +1192,7 @@ int lower_lapack_decomposition(Lower *L, const Op *op, const char *target) {
   if (!routines[row].fn) return lw_unsupported(L, "%s: %s", target, routines[row].why);
   if (et == ET_UNDEF || any_complex(op))
     return lw_unsupported(L, "%s: complex matrices are not converted (only f32 and f64)", target);
+  if (lw_loop_check_depth(L) != 0) return -1;
   /* under shape polymorphism JAX appends the result dims as operands
    * (indices_of_shape_operands); the values are static here but for the
    * batch axes, which come from the matrix operand's shape */

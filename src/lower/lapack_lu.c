@@ -159,84 +159,6 @@ static OValue *transpose_matrix(Lower *L, OValue *x, const MatShape *s, MatShape
   return r;
 }
 
-/* ---- the Loop over columns ---------------------------------------------- */
-
-enum { MAX_CARRIED = 3 }; /* LU: the matrix, the pivots and info */
-
-typedef struct ColumnLoop {
-  OGraph *outer, *body;
-  OValue *k; /* the iteration number, int64 scalar, inside the body */
-  OValue *cond_in;
-  OValue *init[MAX_CARRIED];
-  int n_carried;
-} ColumnLoop;
-
-static OValue *body_input(Lower *L, OGraph *body, const char *hint, const OType *t) {
-  OValue *v = og_value(L->c, body, hint);
-  v->type = *t;
-  v->is_input = true;
-  ptrvec_push(L->c->arena, &body->inputs, v);
-  return v;
-}
-
-/* Opens the body graph; the nodes built until loop_end go into it.  -1
- * (reported) when it would nest deeper than ONNX readers load. */
-static int loop_begin(Lower *L, ColumnLoop *lp, const char *name) {
-  memset(lp, 0, sizeof *lp);
-  int depth = 1;
-  for (const OGraph *g = L->g; g->parent; g = g->parent) depth++;
-  if (depth > H2O_MAX_SUBGRAPH_DEPTH)
-    return lw_unsupported(L, "its Loop would nest control flow more than %d deep, which ONNX "
-                             "readers cannot load", H2O_MAX_SUBGRAPH_DEPTH);
-  lp->outer = L->g;
-  lp->body = og_new(L->c, name, L->g);
-  OType scalar_i64 = {0}, scalar_bool = {0};
-  scalar_i64.et = ET_I64;
-  scalar_bool.et = ET_BOOL;
-  lp->k = body_input(L, lp->body, "k", &scalar_i64);
-  lp->cond_in = body_input(L, lp->body, "cond_in", &scalar_bool);
-  L->g = lp->body;
-  return 0;
-}
-
-/* The loop-carried value starting at init (typed): its value in the body. */
-static OValue *loop_carry(Lower *L, ColumnLoop *lp, OValue *init) {
-  lp->init[lp->n_carried++] = init;
-  return body_input(L, lp->body, "carried", &init->type);
-}
-
-static void body_output(Lower *L, ColumnLoop *lp, OValue *v) {
-  bool is_local = v->graph == lp->body && !v->is_init && !v->is_input;
-  for (int i = 0; is_local && i < lp->body->outputs.len; i++)
-    if (lp->body->outputs.items[i] == v) is_local = false;
-  if (!is_local) {
-    OValue *copy = lw_op1(L, "Identity", v);
-    copy->type = v->type;
-    v = copy;
-  }
-  v->is_output = true;
-  ptrvec_push(L->c->arena, &lp->body->outputs, v);
-}
-
-/* Closes the body with the carried values' next values and emits
- * Loop(trip) in the enclosing graph; its outputs are the final carried
- * values.  (Everything is carried, nothing scanned: a Loop that runs no
- * step, at a dynamic size of 0, then still gives values of the right
- * shapes.) */
-static ONode *loop_end(Lower *L, ColumnLoop *lp, Size trip, OValue *const *next) {
-  body_output(L, lp, lp->cond_in);
-  for (int i = 0; i < lp->n_carried; i++) body_output(L, lp, next[i]);
-  L->g = lp->outer;
-  OValue *in[2 + MAX_CARRIED];
-  in[0] = trip.v;
-  in[1] = NULL; /* no condition: the trip count decides */
-  for (int i = 0; i < lp->n_carried; i++) in[2 + i] = lp->init[i];
-  ONode *loop = lw_node(L, "Loop", 2 + lp->n_carried, in, lp->n_carried);
-  og_attr_graph(L->c, loop, "body", lp->body);
-  for (int i = 0; i < lp->n_carried; i++) loop->outputs[i]->type = lp->init[i]->type;
-  return loop;
-}
-
 /* A mask (bool) of static shape [d0] (rank 1) or [d0, d1]. */
 static OValue *mask2(Lower *L, const char *op_type, OValue *a, OValue *b, int rank, int64_t d0,
                      int64_t d1) {
@@ -304,10 +226,12 @@ static int lu_loop(Lower *L, OValue *a, const MatShape *sp, LuParts *out) {
   OValue *step_vec = steps.v == rows.v ? rows_vec : iota_i64(L, steps, IOTA_VEC);
   OValue *pivots0 = batch_zeros(L, a, &s, &steps, ET_I64), *info0 = batch_zeros(L, a, &s, NULL, ET_I64);
 
-  ColumnLoop lp;
-  if (loop_begin(L, &lp, "lu_step") != 0) return -1;
-  OValue *A = loop_carry(L, &lp, a), *k = lp.k;
-  OValue *pivots = loop_carry(L, &lp, pivots0), *info = loop_carry(L, &lp, info0);
+  if (lw_loop_check_depth(L) != 0) return -1;
+  LoopBuilder lp;
+  lw_loop_begin(L, &lp, "lu_step", "k");
+  OValue *A = lw_loop_carry(L, &lp, a, NULL), *k = lp.iteration;
+  OValue *pivots = lw_loop_carry(L, &lp, pivots0, NULL);
+  OValue *info = lw_loop_carry(L, &lp, info0, NULL);
   /* the pivot: first row >= k of largest magnitude in column k.  NaNs as
    * LAPACK's i?amax sees them (a NaN compares as less): row k when it is
    * NaN, else the largest of the numbers below.  So a NaN counts as less
@@ -360,7 +284,8 @@ static int lu_loop(Lower *L, OValue *a, const MatShape *sp, LuParts *out) {
   OValue *next[3] = {A2, lw_op3(L, "Where", mask2(L, "Equal", step_vec, k, 1, K, 0), p, pivots),
                      next_info(L, info, is_zero, k, &s)};
   batch_typed(L, next[1], ET_I64, &s, 1, K, 0);
-  ONode *loop = loop_end(L, &lp, steps, next);
+  lw_loop_close(L, &lp, NULL, next, 0, NULL);
+  ONode *loop = lw_loop_node(L, &lp, steps.v, NULL);
   out->lu = loop->outputs[0];
   out->pivots = loop->outputs[1];
   out->info = loop->outputs[2];
@@ -437,9 +362,11 @@ static int factor_cholesky(Lower *L, const Op *op, bool lower, bool with_info) {
 
   OValue *info0 = batch_zeros(L, a, &s, NULL, ET_I64);
 
-  ColumnLoop lp;
-  if (loop_begin(L, &lp, "cholesky_step") != 0) return -1;
-  OValue *A = loop_carry(L, &lp, a), *k = lp.k, *info = loop_carry(L, &lp, info0);
+  if (lw_loop_check_depth(L) != 0) return -1;
+  LoopBuilder lp;
+  lw_loop_begin(L, &lp, "cholesky_step", "k");
+  OValue *A = lw_loop_carry(L, &lp, a, NULL), *k = lp.iteration;
+  OValue *info = lw_loop_carry(L, &lp, info0, NULL);
   OValue *col = batch_typed(L, gather_at(L, A, k, nb + 1), et, &s, 1, n, 0);
   OValue *d = batch_typed(L, gather_at(L, col, k, nb), et, &s, 0, 0, 0);
   d = batch_typed(L, unsqueeze1(L, d, nb), et, &s, 1, 1, 0);
@@ -466,7 +393,8 @@ static int factor_cholesky(Lower *L, const Op *op, bool lower, bool with_info) {
   OValue *col_new = batch_typed(L, unsqueeze1(L, new_col, nb + 1), et, &s, 2, n, 1);
   OValue *A2 = batch_typed(L, lw_op3(L, "Where", at_col, col_new, A1), et, &s, 2, n, n);
   OValue *next[2] = {A2, next_info(L, info, fails, k, &s)};
-  ONode *loop = loop_end(L, &lp, size, next);
+  lw_loop_close(L, &lp, NULL, next, 0, NULL);
+  ONode *loop = lw_loop_node(L, &lp, size.v, NULL);
 
   OValue *factor = loop->outputs[0];
   if (!lower) factor = transpose_matrix(L, factor, &st, &st);
@@ -541,11 +469,13 @@ static int lower_tri_solve(Lower *L, const Op *op, const TriSolve *ts) {
   OValue *last = lw_op2(L, "Sub", size.v, lw_const_scalar(L, ET_I64, 1));
   last = lw_typed(L, last, ET_I64, 0, NULL);
 
-  ColumnLoop lp;
-  if (loop_begin(L, &lp, "substitution_step") != 0) return -1;
-  OValue *X = loop_carry(L, &lp, b);
+  if (lw_loop_check_depth(L) != 0) return -1;
+  LoopBuilder lp;
+  lw_loop_begin(L, &lp, "substitution_step", "k");
+  OValue *X = lw_loop_carry(L, &lp, b, NULL);
   /* forward for lower (row k at step k), backward for upper (row n-1-k) */
-  OValue *k = lower ? lp.k : lw_typed(L, lw_op2(L, "Sub", last, lp.k), ET_I64, 0, NULL);
+  OValue *k = lower ? lp.iteration
+                    : lw_typed(L, lw_op2(L, "Sub", last, lp.iteration), ET_I64, 0, NULL);
   OValue *a_col = batch_typed(L, gather_at(L, a, k, nb + 1), et, &sa, 1, n, 0);
   OValue *x = batch_typed(L, gather_at(L, X, k, nb), et, &s, 1, m, 0);
   if (!ts->unit_diagonal) {
@@ -561,7 +491,8 @@ static int lower_tri_solve(Lower *L, const Op *op, const TriSolve *ts) {
   OValue *X1 = batch_typed(L, lw_op3(L, "Where", rest, upd, X), et, &s, 2, n, m);
   OValue *X2 = lw_op3(L, "Where", mask2(L, "Equal", rows_col, k, 2, n, 1), x_row, X1);
   batch_typed(L, X2, et, &s, 2, n, m);
-  ONode *loop = loop_end(L, &lp, size, &X2);
+  lw_loop_close(L, &lp, NULL, &X2, 0, NULL);
+  ONode *loop = lw_loop_node(L, &lp, size.v, NULL);
 
   OValue *x_out = loop->outputs[0];
   if (!ts->left_side) x_out = transpose_matrix(L, x_out, &s, &s);
@@ -672,9 +603,10 @@ static OValue *permutation_of_pivots(Lower *L, OValue *pivots, const MatShape *s
   OValue *perm = lw_op2(L, "Add", batch_zeros(L, pivots, s, &one, ET_I64), positions);
   perm = batch_typed(L, perm, ET_I64, s, 1, P, 0);
   if (K == 0 || P == 0) return perm;
-  ColumnLoop lp;
-  if (loop_begin(L, &lp, "pivot_step") != 0) return NULL;
-  OValue *cur = loop_carry(L, &lp, perm), *k = lp.k;
+  if (lw_loop_check_depth(L) != 0) return NULL;
+  LoopBuilder lp;
+  lw_loop_begin(L, &lp, "pivot_step", "k");
+  OValue *cur = lw_loop_carry(L, &lp, perm, NULL), *k = lp.iteration;
   OValue *j = batch_typed(L, gather_at(L, pivots, k, nb), ET_I64, s, 0, 0, 0);
   j = batch_typed(L, unsqueeze1(L, j, nb), ET_I64, s, 1, 1, 0);
   OValue *at_k = batch_typed(L, gather_at(L, cur, k, nb), ET_I64, s, 0, 0, 0);
@@ -687,7 +619,8 @@ static OValue *permutation_of_pivots(Lower *L, OValue *pivots, const MatShape *s
   OValue *next = batch_typed(L, lw_op3(L, "Where", is_j, at_k, cur), ET_I64, s, 1, P, 0);
   next = lw_op3(L, "Where", mask2(L, "Equal", positions, k, 1, P, 0), at_j, next);
   next = batch_typed(L, next, ET_I64, s, 1, P, 0);
-  return loop_end(L, &lp, steps, &next)->outputs[0];
+  lw_loop_close(L, &lp, NULL, &next, 0, NULL);
+  return lw_loop_node(L, &lp, steps.v, NULL)->outputs[0];
 }
 
 static int lower_pivots_to_permutation(Lower *L, const Op *op, int n_data) {

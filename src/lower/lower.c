@@ -243,12 +243,7 @@ static int check_types(Lower *L, const Op *op) {
 
 int lw_block(Lower *L, const Block *b) {
   int rc = 0;
-  int depth = 0;
-  for (const OGraph *g = L->g; g->parent; g = g->parent) depth++;
-  if (depth > H2O_MAX_SUBGRAPH_DEPTH)
-    return diag_error_op(L->c, H2O_EUNSUPPORTED, L->op,
-                         "control flow nested more than %d deep: ONNX readers cannot "
-                         "load If and Loop subgraphs nested deeper", H2O_MAX_SUBGRAPH_DEPTH);
+  if (lw_check_depth(L, lw_graph_depth(L)) != 0) return -1;
   for (int i = 0; i < b->n_ops; i++) {
     const Op *op = b->ops[i];
     if (++L->n_lowered > H2O_MAX_LOWERED_OPS) {

@@ -128,6 +128,41 @@ bool lw_is_position_iota(const Value *v, int64_t axis);
 /* Row-major coordinates: advances pos over dims; false after the last. */
 bool lw_next_pos(int64_t *pos, const int64_t *dims, int rank);
 
+/* lower/loop.c: ONNX Loop nodes (the file's header says what a body needs
+ * and how these make it).  lw_graph_depth: how many subgraphs deep L->g
+ * is (0: the main graph or a function's).  lw_check_depth: 0 when a graph
+ * `depth` deep may be built, else -1 after reporting that ONNX readers
+ * would not load it; lw_loop_check_depth: the same for a Loop body in
+ * L->g, which lw_loop_begin expects checked.  lw_subgraph_output: v
+ * becomes the next output of sub (through an Identity made in sub unless
+ * v is a value of sub other than an initializer, and no output yet). */
+int lw_graph_depth(const Lower *L);
+int lw_check_depth(Lower *L, int depth);
+int lw_loop_check_depth(Lower *L);
+void lw_subgraph_output(Lower *L, OGraph *sub, OValue *v);
+typedef struct LoopBuilder {
+  OGraph *outer, *body; /* the graph the Loop goes into, its body */
+  OValue *iteration;    /* in the body: the iteration number, int64 scalar 0, 1, ... */
+  OValue *cond_in;      /* in the body: the condition, bool scalar */
+  PtrVec init;          /* OValue*: the carried values' initial values, in outer */
+} LoopBuilder;
+/* Opens the body (L->g from now on), named body_name, its iteration input
+ * named after iteration_hint (NULL: "iteration"). */
+void lw_loop_begin(Lower *L, LoopBuilder *lp, const char *body_name, const char *iteration_hint);
+/* One more carried value, starting at init: its body input (hint NULL:
+ * "carried"), of init's type. */
+OValue *lw_loop_carry(Lower *L, LoopBuilder *lp, OValue *init, const char *hint);
+/* Closes the body (L->g is outer again) with its outputs: keep_going (NULL:
+ * cond_in passed on), next[i] for each carried value, scan[0..n_scan). */
+void lw_loop_close(Lower *L, LoopBuilder *lp, OValue *keep_going, OValue *const *next,
+                   int n_scan, OValue *const *scan);
+/* Leaves the body after an error in it (L->g is outer again); returns -1. */
+int lw_loop_abandon(Lower *L, LoopBuilder *lp);
+/* The Loop node, in L->g (the outer graph): trip_count (int64 scalar) and
+ * first_cond (bool scalar) may be NULL; outputs: the final carried values
+ * (typed as their initial values), then the scan outputs (untyped). */
+ONode *lw_loop_node(Lower *L, LoopBuilder *lp, OValue *trip_count, OValue *first_cond);
+
 /* lower/scan.c: the role of each loop-carried value of a stablehlo.while
  * (role[i] for operand i).  For WL_SCAN and WL_SCAN_REVERSE, scan_value[i]
  * is the value of the body block that the iteration writes into its row. */

@@ -304,12 +304,10 @@ static OValue *product_tree(Lower *L, OValue *x, ElemType et, int64_t *d, int r,
 
 /* The same over an axis whose length is known only at run time (or is 0):
  * a Loop over it, carrying the product (ones at first) and multiplying in
- * the slice x[i:i+1] at iteration i.  NULL when control flow nests too
- * deep already. */
+ * the slice x[i:i+1] at iteration i.  NULL (reported) when control flow
+ * nests too deep already. */
 static OValue *product_loop(Lower *L, OValue *x, ElemType et, int64_t *d, int r, int64_t axis) {
-  int depth = 0;
-  for (const OGraph *g = L->g; g->parent; g = g->parent) depth++;
-  if (depth >= H2O_MAX_SUBGRAPH_DEPTH) return NULL;
+  if (lw_loop_check_depth(L) != 0) return NULL;
   int64_t rank = r, one = 1, zero = 0;
   OValue *shape = lw_typed(L, lw_op1(L, "Shape", x), ET_I64, 1, &rank);
   ONode *gl =
@@ -324,36 +322,25 @@ static OValue *product_loop(Lower *L, OValue *x, ElemType et, int64_t *d, int r,
   d[axis] = 1;
   OValue *ones = lw_typed(L, lw_op2(L, "Expand", lw_const_scalar(L, et, 1), unit_shape), et, r, d);
 
-  OGraph *saved = L->g, *body = og_new(L->c, "product_body", L->g);
-  OValue *ins[3];
-  const char *names[3] = {"iteration", "cond_in", "product_in"};
-  for (int i = 0; i < 3; i++) {
-    ins[i] = og_value(L->c, body, names[i]);
-    if (i < 2) og_set_type(L->c, ins[i], i ? ET_BOOL : ET_I64, 0, NULL);
-    else og_set_type(L->c, ins[i], et, r, d);
-    ins[i]->is_input = true;
-    ptrvec_push(L->c->arena, &body->inputs, ins[i]);
-  }
-  L->g = body;
-  OValue *at =
-      lw_typed(L, lw_op2(L, "Unsqueeze", ins[0], lw_const_i64s(L, 1, &zero)), ET_I64, 1, &one);
+  LoopBuilder lp;
+  lw_loop_begin(L, &lp, "product_body", NULL);
+  OValue *product = lw_loop_carry(L, &lp, ones, "product_in");
+  OValue *at = lw_typed(L, lw_op2(L, "Unsqueeze", lp.iteration, lw_const_i64s(L, 1, &zero)),
+                        ET_I64, 1, &one);
   ONode *row = lw_node(L, "Gather", 2, (OValue *[]){x, at}, 1);
   og_attr_int(L->c, row, "axis", axis);
   lw_typed(L, row->outputs[0], et, r, d);
-  OValue *outs[2] = {lw_typed(L, lw_op1(L, "Identity", ins[1]), ET_BOOL, 0, NULL),
-                     lw_typed(L, lw_op2(L, "Mul", ins[2], row->outputs[0]), et, r, d)};
-  L->g = saved;
-  for (int i = 0; i < 2; i++) {
-    outs[i]->is_output = true;
-    ptrvec_push(L->c->arena, &body->outputs, outs[i]);
-  }
-  ONode *loop = lw_node(L, "Loop", 3, (OValue *[]){len, lw_const_scalar(L, ET_BOOL, 1), ones}, 1);
-  og_attr_graph(L->c, loop, "body", body);
+  /* the trip count decides: cond_in passed on, made here before the step,
+   * which keeps the models' value names */
+  OValue *keep_going = lw_typed(L, lw_op1(L, "Identity", lp.cond_in), ET_BOOL, 0, NULL);
+  OValue *next = lw_typed(L, lw_op2(L, "Mul", product, row->outputs[0]), et, r, d);
+  lw_loop_close(L, &lp, keep_going, &next, 0, NULL);
+  ONode *loop = lw_loop_node(L, &lp, len, lw_const_scalar(L, ET_BOOL, 1));
   return lw_typed(L, loop->outputs[0], et, r, d);
 }
 
 /* The product of x (type et, dims d, rank r) over the axes, which are then
- * squeezed; NULL when a Loop would nest too deep. */
+ * squeezed; NULL (reported) when a Loop would nest too deep. */
 static OValue *wrapping_product(Lower *L, OValue *x, ElemType et, int64_t *d, int r,
                                 const int64_t *axes, int n) {
   for (int k = 0; k < n; k++) {
@@ -401,13 +388,7 @@ static OValue *reduce_one(Lower *L, RKind k, const Value *xv, OValue *init, cons
     int64_t *d = dims_copy(L, ti->dims, ti->rank);
     OValue *r = k == RK_SUM ? wrapping_sum(L, lw_cast(L, x, ce), ce, d, ti->rank, axes, n)
                             : wrapping_product(L, x, et, d, ti->rank, axes, n);
-    if (!r) {
-      lw_unsupported(L,
-                     "an integer product over a symbolic dimension inside control flow "
-                     "nested %d deep",
-                     H2O_MAX_SUBGRAPH_DEPTH);
-      return NULL;
-    }
+    if (!r) return NULL; /* reported */
     r = lw_typed(L, lw_cast(L, r, et), et, to->rank, to->dims);
     if (!identity) r = lw_op2(L, combine_op(k, false), r, init);
     return lw_typed(L, r, et, to->rank, to->dims);
