@@ -124,12 +124,17 @@ def equinox_rmsnorm():
     return _equinox_norm(eqx.nn.RMSNorm(64))
 
 
-def linen_layernorm():
-    import flax.linen as nn
-    net = nn.LayerNorm()
+def _flax_module(net):
+    """A Linen module (or one of transformers' Flax modules) applied to x, its
+    parameters moved off their defaults."""
     variables = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
     variables = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), variables)
     return net.apply, variables
+
+
+def linen_layernorm():
+    import flax.linen as nn
+    return _flax_module(nn.LayerNorm())
 
 
 def jnp_rmsnorm():
@@ -165,19 +170,13 @@ def keras_rmsnorm():
 
 def linen_rmsnorm():
     import flax.linen as nn
-    net = nn.RMSNorm()
-    variables = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
-    variables = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), variables)
-    return net.apply, variables
+    return _flax_module(nn.RMSNorm())
 
 
 def transformers_t5_layernorm():
     """transformers' FlaxT5LayerNorm: T5's RMS norm, its variance in float32."""
     from transformers.models.t5.modeling_flax_t5 import FlaxT5LayerNorm
-    net = FlaxT5LayerNorm(64)
-    variables = net.init(jax.random.PRNGKey(0), jnp.zeros((2, 16, 64)))
-    variables = jax.tree_util.tree_map(lambda p: p + _rand(*p.shape, lo=-0.5, hi=0.5), variables)
-    return net.apply, variables
+    return _flax_module(FlaxT5LayerNorm(64))
 
 
 def _moved_off_defaults(tree):
