@@ -332,10 +332,13 @@ static OValue *scan_axis(Scan *sc, OValue *x, OValue *w, OValue *lo, OValue *hi,
   OValue *first = lw_op2(L, "Sub", lw_op2(L, "Sub", w, one), head);
   OValue *d = i64s(L, lw_op2(L, "Max", first, zero));
   OValue *c = i64s(L, lw_op2(L, "Max", lw_op1(L, "Neg", first), zero));
+  /* negative tail padding crops x's far end (the windows there are not read) */
+  OValue *crop = tail_zero ? zero : i64s(L, lw_op1(L, "Neg", lw_op2(L, "Min", tail, zero)));
   if (sc->backward)
-    return join(sc, span(sc, Y, zero, i64s(L, lw_op2(L, "Max", lw_op2(L, "Sub", lq, d), zero))),
+    return join(sc, span(sc, Y, crop, i64s(L, lw_op2(L, "Max", lw_op2(L, "Sub", lq, d), zero))),
                 fill_block(sc, Y, c));
-  return join(sc, fill_block(sc, Y, c), span(sc, Y, d, lq));
+  OValue *end = tail_zero ? lq : i64s(L, lw_op2(L, "Sub", lq, crop));
+  return join(sc, fill_block(sc, Y, c), span(sc, Y, d, end));
 }
 
 /* A scalar constant of the HLO (through broadcast_in_dim and reshape, as
@@ -390,7 +393,7 @@ static int lower_scan(Lower *L, const Op *op, const Block *body, OpKind kind, In
     for (int i = 0; i < sc.r; i++) sc.dims[i] = xv->type.dims[i];
     for (int i = 0; i <= a; i++)
       if (axis_on[i]) sc.dims[i] = DIM_DYN; /* (the axes scanned so far change length) */
-    x = scan_axis(&sc, typed(&sc, x), element(L, win, a), element(L, pad, 2 * a),
+    x = scan_axis(&sc, x, element(L, win, a), element(L, pad, 2 * a),
                   element(L, pad, 2 * a + 1), is_known(pad, 2 * a, 0),
                   is_known(pad, 2 * a + 1, 0), idempotent);
     if (!x) return -1;

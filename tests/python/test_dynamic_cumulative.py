@@ -219,6 +219,38 @@ def test_sliding_symbolic_window(op):
         np.testing.assert_array_equal(got, want, err_msg=f"T={T}")
 
 
+PADDINGS = {
+    "crop_end": lambda T: (T - 1, -2),      # negative padding crops the far end
+    "crop_front": lambda T: (-1, T - 1),    # ... and the near end, scanned from the end
+    "both_sides": lambda T: (2, T - 1),
+    "wider_than_window": lambda T: (T + 1, 3),
+}
+
+
+@pytest.mark.parametrize("op", ["max", "mul"])
+@pytest.mark.parametrize("padding", list(PADDINGS))
+def test_symbolic_window_paddings(op, padding):
+    """Padding on either side, negative too: windows wholly in the padding
+    are the init, cropped cells are never read."""
+    body, init = {"max": (lax.max, -np.inf), "mul": (lax.mul, 1.0)}[op]
+
+    def fn(a):
+        T = a.shape[1]
+        return lax.reduce_window(a, jnp.array(init, a.dtype), body, (1, T), (1, 1),
+                                 ((0, 0), PADDINGS[padding](T)))
+
+    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("2,T"), np.float32)
+    model = hlo2onnx.to_onnx(fn, [spec])
+    check_model(model)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(13)
+    for T in (3, 7, 64):
+        x = rng.choice([0.5, 1.0, 2.0, -1.0], (2, T)).astype(np.float32)
+        want = np.asarray(jax.jit(fn)(x))
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        np.testing.assert_array_equal(got, want, err_msg=f"T={T}")
+
+
 def test_max_with_an_init_that_is_not_the_identity():
     """XLA starts each window from the init: max(0.5, window)."""
     fn = lambda a: _window(a, 0.5, lax.max, a.shape[1])  # noqa: E731
