@@ -251,6 +251,30 @@ def test_symbolic_window_paddings(op, padding):
         np.testing.assert_array_equal(got, want, err_msg=f"T={T}")
 
 
+@pytest.mark.parametrize("op", ["max", "mul", "min_init"])
+def test_window_along_two_symbolic_axes(op):
+    """A box window: the axes are scanned one after the other (forward
+    along the first, from the end along the second)."""
+    body, init = {"max": (lax.max, -np.inf), "mul": (lax.mul, 1.0),
+                  "min_init": (lax.min, 0.25)}[op]
+
+    def fn(a):
+        T = a.shape[1]
+        return lax.reduce_window(a, jnp.array(init, a.dtype), body, (T, T), (1, 1),
+                                 ((T - 1, 0), (0, T - 1)))
+
+    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("T,T"), np.float32)
+    model = hlo2onnx.to_onnx(fn, [spec])
+    check_model(model)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(17)
+    for T in (1, 2, 7, 20):
+        x = rng.choice([0.5, 1.0, 2.0, -1.0], (T, T)).astype(np.float32)
+        want = np.asarray(jax.jit(fn)(x))
+        got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+        np.testing.assert_array_equal(got, want, err_msg=f"T={T}")
+
+
 def test_max_with_an_init_that_is_not_the_identity():
     """XLA starts each window from the init: max(0.5, window)."""
     fn = lambda a: _window(a, 0.5, lax.max, a.shape[1])  # noqa: E731
