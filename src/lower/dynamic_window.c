@@ -137,11 +137,15 @@ static bool known_zero(Ctx *c, const Value *v) {
  *     Y_p (p <= w < 2p), Y_w(j) = body(Y_p(j), Y_p(j - (w - p))), two runs
  *     that overlap.  A cumulative reduction over n costs floor(log2 n) + 1
  *     applications, as a plain doubling to the next power of two would.
- *   - multiply, xor, logaddexp fold no cell twice: Y_w is assembled from
- *     the binary digits of w, lowest first, acc_{k+s}(j) = body(acc_k(j -
- *     s), Y_s(j)) where digit s is set; where it is not, the step folds in
- *     fill cells, which is exact when the init is the body's identity (1,
- *     0, -inf: required).  Two applications per step.
+ *   - multiply, xor, logaddexp fold no cell twice.  When every window is
+ *     a prefix of Q (w >= its length: a cumulative reduction), any run at
+ *     least as long is the same, so the Loop doubles until the runs cover
+ *     Q: ceil(log2 n) applications.  Otherwise (an If chooses at run time)
+ *     Y_w is assembled from the binary digits of w, lowest first,
+ *     acc_{k+s}(j) = body(acc_k(j - s), Y_s(j)) where digit s is set;
+ *     where it is not, the step folds in fill cells: two applications per
+ *     step.  Both are exact only when the init is the body's identity (1,
+ *     0, -inf: required), the fill cells then changing nothing.
  * Windows that start towards the end (padding behind x, as reverse=True
  * writes it) are done mirrored: shifts from the end, Y ending at the
  * window's first cell.  XLA folds the init in once: body(init, result) for
@@ -240,38 +244,42 @@ static void loop_outputs(Lower *L, OGraph *g, OValue **outs, int n) {
   }
 }
 
+/* What a Loop of doublings computes. */
+typedef enum Runs {
+  RUNS_OVERLAP, /* idempotent bodies: to p <= w < 2p, then two runs of p joined */
+  RUNS_PREFIX,  /* every window a prefix (w >= lq): until the runs cover Q */
+  RUNS_DIGITS   /* a window of the binary digits of w */
+} Runs;
+
 /* The Loop body: one doubling step (and one digit of w); -1 after
  * reporting.  outs: cond, folded, runs[, window]. */
-static int doubling_step(Scan *sc, OValue *s, OValue *y, OValue *acc, OValue *F, OValue *lq,
-                         OValue *w, OValue **outs) {
+static int doubling_step(Scan *sc, Runs mode, OValue *s, OValue *y, OValue *acc, OValue *F,
+                         OValue *lq, OValue *w, OValue **outs) {
   Lower *L = sc->L;
   OValue *two = imm(L, 2);
   OValue *s2 = i64s(L, lw_op2(L, "Mul", s, two));
-  int n = 0;
-  if (!acc) {
-    outs[n++] = scalar_bool(L, lw_op2(L, "LessOrEqual", lw_op2(L, "Mul", s2, two), w));
-  } else {
-    outs[n++] = scalar_bool(L, lw_op2(L, "LessOrEqual", s2, w));
-  }
-  outs[n++] = s2;
-  OValue *ny = apply(sc, y, shift(sc, y, F, lq, s));
-  if (!ny) return -1;
-  outs[n++] = ny;
-  if (acc) {
+  OValue *more = mode == RUNS_OVERLAP ? lw_op2(L, "LessOrEqual", lw_op2(L, "Mul", s2, two), w)
+                 : mode == RUNS_PREFIX ? lw_op2(L, "Less", s2, lq)
+                                       : lw_op2(L, "LessOrEqual", s2, w);
+  outs[0] = scalar_bool(L, more);
+  outs[1] = s2;
+  outs[2] = apply(sc, y, shift(sc, y, F, lq, s));
+  if (!outs[2]) return -1;
+  if (mode == RUNS_DIGITS) {
     /* digit s of w: 1 folds Y_s in after acc, 0 folds in fill cells */
     OValue *digit = i64s(L, lw_op2(L, "Mod", lw_op2(L, "Div", w, s), two));
     OValue *undigit = i64s(L, lw_op2(L, "Sub", imm(L, 1), digit));
     OValue *a = shift(sc, acc, F, lq, i64s(L, lw_op2(L, "Mul", s, digit)));
     OValue *b = shift(sc, y, F, lq, i64s(L, lw_op2(L, "Mul", lq, undigit)));
-    outs[n] = apply(sc, a, b);
-    if (!outs[n]) return -1;
+    outs[3] = apply(sc, a, b);
+    if (!outs[3]) return -1;
   }
   return 0;
 }
 
 /* The scan of Q (length lq, F its fill block) over windows of w
- * (1 <= w <= lq) cells; NULL after reporting. */
-static OValue *doubling(Scan *sc, OValue *Q, OValue *F, OValue *lq, OValue *w, bool idempotent) {
+ * (1 <= w <= lq) cells, in a Loop of L->g; NULL after reporting. */
+static OValue *doubling(Scan *sc, OValue *Q, OValue *F, OValue *lq, OValue *w, Runs mode) {
   Lower *L = sc->L;
   int depth = 0;
   for (const OGraph *g = L->g; g->parent; g = g->parent) depth++;
@@ -280,31 +288,61 @@ static OValue *doubling(Scan *sc, OValue *Q, OValue *F, OValue *lq, OValue *w, b
                    H2O_MAX_SUBGRAPH_DEPTH);
     return NULL;
   }
+  bool digits = mode == RUNS_DIGITS;
   int64_t one = 1;
   OGraph *outer = L->g, *g = og_new(L->c, "scan_step", L->g);
   loop_input(L, g, "iteration", ET_I64, 0, NULL);
   loop_input(L, g, "cond_in", ET_BOOL, 0, NULL);
   OValue *s = loop_input(L, g, "folded", ET_I64, 1, &one);
   OValue *y = loop_input(L, g, "runs", sc->et, sc->r, sc->dims);
-  OValue *acc = idempotent ? NULL : loop_input(L, g, "window", sc->et, sc->r, sc->dims);
+  OValue *acc = digits ? loop_input(L, g, "window", sc->et, sc->r, sc->dims) : NULL;
   OValue *outs[4];
   L->g = g;
-  int rc = doubling_step(sc, s, y, acc, F, lq, w, outs);
-  if (rc == 0) loop_outputs(L, g, outs, idempotent ? 3 : 4);
+  int rc = doubling_step(sc, mode, s, y, acc, F, lq, w, outs);
+  if (rc == 0) loop_outputs(L, g, outs, digits ? 4 : 3);
   L->g = outer;
   if (rc != 0) return NULL;
-  /* runs of 2 cells need w >= 2; digits, w >= 1 (always) */
-  OValue *first = idempotent ? scalar_bool(L, lw_op2(L, "LessOrEqual", imm(L, 2), w))
-                             : lw_const_scalar(L, ET_BOOL, 1);
+  /* the first step, when there is one: runs of 2 fit in w, or do not cover Q;
+   * a digits' loop has w >= 1 */
+  OValue *first = mode == RUNS_OVERLAP  ? scalar_bool(L, lw_op2(L, "LessOrEqual", imm(L, 2), w))
+                  : mode == RUNS_PREFIX ? scalar_bool(L, lw_op2(L, "Less", imm(L, 1), lq))
+                                        : lw_const_scalar(L, ET_BOOL, 1);
   OValue *in[5] = {NULL, first, imm(L, 1), Q, F};
-  ONode *loop = lw_node(L, "Loop", idempotent ? 4 : 5, in, idempotent ? 2 : 3);
+  ONode *loop = lw_node(L, "Loop", digits ? 5 : 4, in, digits ? 3 : 2);
   og_attr_graph(L->c, loop, "body", g);
   i64s(L, loop->outputs[0]);
   for (int i = 1; i < loop->n_outputs; i++) typed(sc, loop->outputs[i]);
-  if (!idempotent) return loop->outputs[2];
+  if (mode != RUNS_OVERLAP) return loop->outputs[digits ? 2 : 1];
   /* two runs of p (the cells folded) that overlap: body(Y_p(j), Y_p(j - (w - p))) */
   OValue *Y = loop->outputs[1];
   return apply(sc, Y, shift(sc, Y, F, lq, i64s(L, lw_op2(L, "Sub", w, loop->outputs[0]))));
+}
+
+/* One branch of an If: the doubling of `mode` in a graph of its own. */
+static OGraph *branch(Scan *sc, const char *name, OValue *Q, OValue *F, OValue *lq, OValue *w,
+                      Runs mode) {
+  Lower *L = sc->L;
+  OGraph *outer = L->g, *g = og_new(L->c, name, L->g);
+  L->g = g;
+  OValue *y = doubling(sc, Q, F, lq, w, mode);
+  if (y) loop_outputs(L, g, &y, 1);
+  L->g = outer;
+  return y ? g : NULL;
+}
+
+/* A body that is not idempotent: when every window is a prefix (w >= lq:
+ * a cumulative reduction) plain doubling until the runs cover Q, one
+ * application per step; else the digits of w, two. */
+static OValue *prefix_or_digits(Scan *sc, OValue *Q, OValue *F, OValue *lq, OValue *w) {
+  Lower *L = sc->L;
+  OGraph *prefix = branch(sc, "prefix_scan", Q, F, lq, w, RUNS_PREFIX);
+  OGraph *window = prefix ? branch(sc, "window_scan", Q, F, lq, w, RUNS_DIGITS) : NULL;
+  if (!window) return NULL;
+  OValue *pred = scalar_bool(L, lw_op2(L, "GreaterOrEqual", w, lq));
+  ONode *n = lw_node(L, "If", 1, &pred, 1);
+  og_attr_graph(L->c, n, "then_branch", prefix);
+  og_attr_graph(L->c, n, "else_branch", window);
+  return typed(sc, n->outputs[0]);
 }
 
 /* The windows along sc->axis of x: w cells, lo and hi of padding (1-element
@@ -325,7 +363,8 @@ static OValue *scan_axis(Scan *sc, OValue *x, OValue *w, OValue *lo, OValue *hi,
   OValue *lq = axis_len(sc, Q);
   OValue *F = fill_block(sc, Q, lq);
   OValue *w_eff = i64s(L, lw_op2(L, "Max", lw_op2(L, "Min", w, lq), one));
-  OValue *Y = doubling(sc, Q, F, lq, w_eff, idempotent);
+  OValue *Y = idempotent ? doubling(sc, Q, F, lq, w_eff, RUNS_OVERLAP)
+                         : prefix_or_digits(sc, Q, F, lq, w_eff);
   if (!Y) return NULL;
   /* window i ends at Q[i + w - 1 - head]: c windows wholly in the head
    * padding (the fill), then Y from cell d on */
