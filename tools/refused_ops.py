@@ -76,8 +76,9 @@ PARTIAL = {
                                     "than add/mul/max/min; u64 max/min scatters; dynamic "
                                     "windowed axes",
     "stablehlo.custom_call": "targets without an ONNX form (LAPACK, ...); "
-                             "@stablehlo.dynamic_reduce_window other than sums (cummax, cummin, "
-                             "cumprod along a symbolic axis: a Loop scan could, not written)",
+                             "@stablehlo.dynamic_reduce_window with a body not known to be "
+                             "associative, run-time strides or dilations, or a product, xor or "
+                             "logaddexp whose init is not its identity",
     "stablehlo.bitcast_convert": "float <-> integer bits (the bitcast task)",
 }
 

@@ -241,7 +241,10 @@ CONVERTER_NOTES = {
     "lower_nothing": "nothing",
     "lower_constant": "an initializer or Constant",
     "lower_custom_call": "per target: `shape_assertion` dropped, `mhlo.erf` → Erf, "
-                         "sharding markers pass through; LAPACK's QR, eigh, SVD, Hessenberg "
+                         "sharding markers pass through; `stablehlo.dynamic_reduce_window` "
+                         "(jnp.cumsum, cumprod, lax.cummax, cummin, cumlogsumexp along a "
+                         "symbolic axis) → CumSum, or a Loop of doubling steps; "
+                         "LAPACK's QR, eigh, SVD, Hessenberg "
                          "and tridiagonal routines → Loops (docs/numerics.md, "
                          "Decompositions); `eig` (geev) and `schur` (gees) refused: no ONNX "
                          "equivalent of a non-symmetric eigensolver with complex results",

@@ -174,7 +174,8 @@ typedef enum WhileRole {
 } WhileRole;
 void lw_plan_while(const Lower *L, const Op *op, WhileRole *role, const Value **scan_value);
 /* lower/dynamic_window.c: custom_call @stablehlo.dynamic_reduce_window
- * (sums, e.g. jnp.cumsum along a symbolic axis); called by lower_custom_call. */
+ * (sums and scans of associative bodies, e.g. jnp.cumsum, cumprod,
+ * lax.cummax along a symbolic axis); called by lower_custom_call. */
 int lower_dynamic_reduce_window(Lower *L, const Op *op);
 /* lower/lapack_decomp.c: custom_call @lapack_<s|d><routine>_ffi of the QR,
  * eigh and SVD routines (and the refused eig, schur, ...); called by

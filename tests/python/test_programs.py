@@ -580,9 +580,11 @@ def test_jax_export_with_symbolic_dims_via_cli(tmp_path):
             np.testing.assert_allclose(g, np.asarray(want), rtol=1e-5, atol=1e-5)
 
 
-def test_cummax_along_symbolic_axis_is_reported():
-    with pytest.raises(hlo2onnx.UnsupportedOpError, match="only sums are supported"):
-        hlo2onnx.to_onnx(lambda x: lax.cummax(x, axis=0), [("B", 4)])
+def test_cummax_along_symbolic_axis():
+    """A scan in a Loop (test_dynamic_cumulative.py has every op and dtype)."""
+    model = convert_and_check(lambda x: lax.cummax(x, axis=0), [("B", 4)],
+                              batch_sizes=(1, 3, 8, 100))
+    assert op_counts(model)["Loop"] == 1
 
 
 # ---------------------------------------------------------------------------
