@@ -119,6 +119,15 @@ def _tolerance(op, dt_name, jax_out, T):
     return 0.0, (T + np.log2(max(T, 1)) + 2) * ulp
 
 
+def _session(fn, shape, dtype):
+    """fn converted for an input of the symbolic shape ("2,T"), checked
+    (full_check), in an onnxruntime session."""
+    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape(shape), dtype)
+    model = hlo2onnx.to_onnx(fn, [spec])
+    check_model(model)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
 def _check(op, dt_name, symbolic, axis, reverse, seed=0, fn=None, sizes=SIZES):
     """Converts fn (the op) once over `symbolic` (a tuple with "T"), then
     compares onnxruntime with JAX at each size of T."""
@@ -182,10 +191,7 @@ def test_any_axis(op, axis):
 def test_batch_and_axis_symbolic():
     """Both dimensions symbolic: the batch B is read at run time too."""
     fn = lambda a: (lax.cummax(a, axis=1), jnp.cumprod(a, axis=1))  # noqa: E731
-    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("B,T"), np.int32)
-    model = hlo2onnx.to_onnx(fn, [spec])
-    check_model(model)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = _session(fn, "B,T", np.int32)
     rng = np.random.default_rng(5)
     for B, T in [(1, 1), (5, 7), (2, 100)]:
         x = rng.integers(-4, 5, (B, T)).astype(np.int32)
@@ -210,10 +216,7 @@ def test_sliding_symbolic_window(op):
         T = a.shape[1]
         return _window(jnp.concatenate([a, a[:, ::-1]], 1), init, body, T)
 
-    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("2,T"), np.float32)
-    model = hlo2onnx.to_onnx(fn, [spec])
-    check_model(model)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = _session(fn, "2,T", np.float32)
     rng = np.random.default_rng(7)
     for T in SIZES:
         # powers of two: products exact in any order
@@ -244,10 +247,7 @@ def test_symbolic_window_paddings(op, padding):
         return lax.reduce_window(a, jnp.array(init, a.dtype), body, (1, T), (1, 1),
                                  ((0, 0), PADDINGS[padding](T)))
 
-    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("2,T"), np.float32)
-    model = hlo2onnx.to_onnx(fn, [spec])
-    check_model(model)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = _session(fn, "2,T", np.float32)
     rng = np.random.default_rng(13)
     for T in (3, 7, 64):
         x = rng.choice([0.5, 1.0, 2.0, -1.0], (2, T)).astype(np.float32)
@@ -268,10 +268,7 @@ def test_window_along_two_symbolic_axes(op):
         return lax.reduce_window(a, jnp.array(init, a.dtype), body, (T, T), (1, 1),
                                  ((T - 1, 0), (0, T - 1)))
 
-    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("T,T"), np.float32)
-    model = hlo2onnx.to_onnx(fn, [spec])
-    check_model(model)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = _session(fn, "T,T", np.float32)
     rng = np.random.default_rng(17)
     for T in (1, 2, 7, 20):
         x = rng.choice([0.5, 1.0, 2.0, -1.0], (T, T)).astype(np.float32)
@@ -283,10 +280,7 @@ def test_window_along_two_symbolic_axes(op):
 def test_max_with_an_init_that_is_not_the_identity():
     """XLA starts each window from the init: max(0.5, window)."""
     fn = lambda a: _window(a, 0.5, lax.max, a.shape[1])  # noqa: E731
-    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("3,T"), np.float32)
-    model = hlo2onnx.to_onnx(fn, [spec])
-    check_model(model)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = _session(fn, "3,T", np.float32)
     rng = np.random.default_rng(9)
     for T in SIZES:
         x = (rng.standard_normal((3, T)) - 1).astype(np.float32)
@@ -307,10 +301,7 @@ def test_random_float_products_differ_by_rounding_only():
     """Random f32 factors: the doubling multiplies in another order than
     JAX's left to right, each side rounding at most T - 1 times."""
     fn = lambda a: jnp.cumprod(a, axis=1)  # noqa: E731
-    spec = jax.ShapeDtypeStruct(jax.export.symbolic_shape("4,T"), np.float32)
-    model = hlo2onnx.to_onnx(fn, [spec])
-    check_model(model)
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    sess = _session(fn, "4,T", np.float32)
     rng = np.random.default_rng(11)
     for T in SIZES:
         x = rng.uniform(0.9, 1.1, (4, T)).astype(np.float32)

@@ -371,7 +371,7 @@ def test_tract_causal_mask(workdir):
     dynamic = dataclasses.replace(FORMS[("tract", "GPT decoder")], fixed=False)
     if got.shape == want.shape and np.array_equal(got, want):
         warnings.warn(f"tract {tract.version()} computes the causal mask right: drop fixed=True "
-                      "from FORMS' tract row and TRACT_CAUSAL_MASK")
+                      "from FORMS' tract row and TRACT_CAUSAL_MASK", stacklevel=2)
         _check_cell("tract", "GPT decoder", dynamic, workdir)
     else:
         with pytest.raises(AssertionError, match="Not equal to tolerance"):
