@@ -289,8 +289,8 @@ static OValue *neutral_operand_of(Ctx *c, const ONode *n) {
   bool is_float = et_is_float(et);
   bool add = og_is(n, ONNX_Add), sub = og_is(n, ONNX_Sub), mul = og_is(n, ONNX_Mul),
        div = og_is(n, ONNX_Div), and_op = og_is(n, ONNX_And), or_op = og_is(n, ONNX_Or);
-  if ((add || sub || mul || div) ? !is_float && !et_is_int(et) : !((and_op || or_op) && et == ET_BOOL))
-    return NULL;
+  bool numeric = add || sub || mul || div, logical = and_op || or_op;
+  if (numeric ? !is_float && !et_is_int(et) : !(logical && et == ET_BOOL)) return NULL;
   for (int side = (sub || div) ? 1 : 0; side < 2; side++) {
     double k;
     OValue *x = n->inputs[1 - side];
