@@ -49,6 +49,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ._options import core_options
+
 __all__ = ["to_onnx", "lower_to_text", "Lowered", "InputSpec", "register_adapter"]
 
 DEFAULT_OPSET = 20  # H2O_DEFAULT_OPSET of hlo2onnx.h (also _core.DEFAULT_OPSET)
@@ -994,26 +996,15 @@ def lower_to_text(fn_or_module, inputs, *, params=None, state=None, dtype=None,
             f.write(text)
         source_name = source_name or os.fspath(save_mlir)
     mod = re.search(r"^module\s+@([\w.$-]+)", text, re.M)
-    options = {
-        "opset": opset,  # None: the core's default (H2O_DEFAULT_OPSET)
-        "shape_info": bool(shape_info),
-        "optimize": bool(optimize),
-        "external_threshold": None if external_threshold is None else int(external_threshold),
-        "external_data": external_data,
-        "source_name": source_name or f"<{mod.group(1) if mod else 'module'}>",
-        "graph_name": graph_name or bound.label,
-        "input_names": in_names,
-        "output_names": out_names,
-        "input_dims": input_dims,
-        "output_dims": output_dims,
-        # None: on when stderr is a terminal (the core also checks that fd 2
-        # is one, and shows nothing for models under 64 MB of tensors).
-        "progress": _stderr_is_tty() if progress is None else bool(progress),
-        "dump_after": dump_after,
-        "local_functions": _local_functions(local_functions),
+    options = core_options(
+        opset=opset, shape_info=shape_info, optimize=optimize,
+        external_threshold=external_threshold, external_data=external_data,
+        source_name=source_name or f"<{mod.group(1) if mod else 'module'}>",
+        graph_name=graph_name or bound.label, input_names=in_names, output_names=out_names,
+        input_dims=input_dims, output_dims=output_dims, progress=_progress(progress),
+        dump_after=dump_after, local_functions=_local_functions(local_functions),
         **naming.model_metadata(fn_or_module, specs, model_version=model_version,
-                                shape_constraints=shape_constraints),
-    }
+                                shape_constraints=shape_constraints))
     return Lowered(text, params_arg, options, specs, in_names, out_names, n_dim, bound,
                    lowered.out_info, list(prep.tree.paths))
 
@@ -1118,6 +1109,12 @@ def _local_functions(value) -> int:
     if isinstance(value, (int, np.integer)) and value >= 0:
         return int(value)
     raise ValueError(f"local_functions must be a bool or an int >= 0, not {value!r}")
+
+
+def _progress(progress: bool | None) -> bool:
+    """None: on when stderr is a terminal (the core also checks that fd 2 is
+    one, and shows nothing for models under 64 MB of tensors)."""
+    return _stderr_is_tty() if progress is None else bool(progress)
 
 
 def _stderr_is_tty() -> bool:

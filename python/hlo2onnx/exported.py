@@ -47,6 +47,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ._options import core_options
+
 __all__ = ["load_exported", "lower_exported", "is_exported_source", "sniff"]
 
 # The magic number of MLIR bytecode ("ML\xefR"), which starts the
@@ -286,22 +288,14 @@ def lower_exported(source, *, params=None, input_names: Sequence[str] | None = N
         with open(save_mlir, "w", encoding="utf-8") as f:
             f.write(text)
         source_name = source_name or os.fspath(save_mlir)
-    options = {
-        "opset": opset,
-        "shape_info": bool(shape_info),
-        "optimize": bool(optimize),
-        "external_threshold": None if external_threshold is None else int(external_threshold),
-        "external_data": external_data,
-        "source_name": source_name or default_source,
-        "graph_name": graph_name or re.sub(r"\W", "_", exp.fun_name) or "f",
-        "input_names": in_names,
-        "output_names": out_names,
-        "input_dims": input_dims,
-        "output_dims": output_dims,
-        "progress": convert._stderr_is_tty() if progress is None else bool(progress),
-        "dump_after": dump_after,
-        "local_functions": convert._local_functions(local_functions),
-    }
+    options = core_options(
+        opset=opset, shape_info=shape_info, optimize=optimize,
+        external_threshold=external_threshold, external_data=external_data,
+        source_name=source_name or default_source,
+        graph_name=graph_name or re.sub(r"\W", "_", exp.fun_name) or "f",
+        input_names=in_names, output_names=out_names, input_dims=input_dims,
+        output_dims=output_dims, progress=convert._progress(progress), dump_after=dump_after,
+        local_functions=convert._local_functions(local_functions))
     specs = []
     for i in graph_leaves:
         aval = avals[i]

@@ -65,6 +65,7 @@ def mlir_to_onnx(text: str | bytes | os.PathLike | None = None,
             each with its source line and a caret) and ``.errors``.
     """
     from . import _core
+    from ._options import core_options
     from .errors import UsageError
     from .exported import sniff
 
@@ -105,18 +106,13 @@ def mlir_to_onnx(text: str | bytes | os.PathLike | None = None,
         raise UsageError(f"mlir_to_onnx: {where} a serialized jax.export.Exported, not MLIR "
                          f"text: convert it with hlo2onnx.to_onnx("
                          f"{repr(file) if file else 'data'}) or python -m hlo2onnx\n")
-    options = {
-        "opset": opset,
-        "shape_info": bool(shape_info),
-        "optimize": bool(optimize),
-        "external_threshold": None if external_threshold is None else int(external_threshold),
-        "external_data": external_data,
-        "source_name": source_name,
-        "graph_name": graph_name,
-        "input_names": None if input_names is None else list(input_names),
-        "output_names": None if output_names is None else list(output_names),
-        "input_dims": [(int(i), int(a), str(n)) for i, a, n in dims],
-    }
+    options = core_options(
+        opset=opset, shape_info=shape_info, optimize=optimize,
+        external_threshold=external_threshold, external_data=external_data,
+        source_name=source_name, graph_name=graph_name,
+        input_names=None if input_names is None else list(input_names),
+        output_names=None if output_names is None else list(output_names),
+        input_dims=[(int(i), int(a), str(n)) for i, a, n in dims])
     if path is not None:
         if return_bytes:
             raise ValueError("return_bytes=True needs path=None")
