@@ -51,6 +51,42 @@ static bool ints_attr(const ONode *n, const char *name, int count, int64_t fallb
   return true;
 }
 
+/* What a Conv and a ConvTranspose both need before they can be unrolled:
+ * the operands, their static dims (x's batch may be dynamic, its other dims
+ * at least min_x_dim), no auto_pad, and the spatial attributes. */
+typedef struct ConvParts {
+  OValue *x, *w, *bias, *out;
+  int r, ns; /* rank, spatial axes */
+  int64_t xd[MAX_RANK], wd[MAX_RANK];
+  int64_t strides[MAX_RANK], dil[MAX_RANK], pads[2 * MAX_RANK], kshape[MAX_RANK], group;
+} ConvParts;
+
+static bool conv_parts(const ONode *n, int64_t min_x_dim, ConvParts *p) {
+  memset(p, 0, sizeof *p);
+  p->x = n->inputs[0];
+  p->w = n->n_inputs > 1 ? n->inputs[1] : NULL;
+  p->bias = n->n_inputs > 2 ? n->inputs[2] : NULL;
+  p->out = n->outputs[0];
+  const OValue *x = p->x, *w = p->w;
+  if (!x || !w || x->type.rank < 3 || x->type.rank > MAX_RANK || w->type.rank != x->type.rank)
+    return false;
+  const OAttr *auto_pad = og_get_attr(n, "auto_pad");
+  if (auto_pad && !(auto_pad->s && strcmp(auto_pad->s, "NOTSET") == 0)) return false;
+  p->r = x->type.rank;
+  p->ns = p->r - 2;
+  for (int i = 0; i < p->r; i++) {
+    p->xd[i] = x->type.dims[i].value;
+    p->wd[i] = w->type.dims[i].value;
+    if ((i > 0 && p->xd[i] < min_x_dim) || p->wd[i] < 1) return false;
+  }
+  const OAttr *ga = og_get_attr(n, "group");
+  p->group = ga ? ga->i : 1;
+  int ns = p->ns;
+  return ints_attr(n, "strides", ns, 1, p->strides) && ints_attr(n, "dilations", ns, 1, p->dil) &&
+         ints_attr(n, "pads", 2 * ns, 0, p->pads) &&
+         ints_attr(n, "kernel_shape", ns, 0, p->kshape);
+}
+
 /* The value v (static dims) seen with other dims: a new initializer on the
  * same bytes when v is a constant, else a Reshape. */
 static OValue *reshaped(Ctx *c, OGraph *g, OValue *v, int rank, const int64_t *dims) {
@@ -61,26 +97,14 @@ static OValue *reshaped(Ctx *c, OGraph *g, OValue *v, int rank, const int64_t *d
 }
 
 bool conv_as_matmul(Ctx *c, OGraph *g, ONode *conv) {
-  OValue *x = conv->inputs[0], *w = conv->n_inputs > 1 ? conv->inputs[1] : NULL;
-  OValue *bias = conv->n_inputs > 2 ? conv->inputs[2] : NULL, *out = conv->outputs[0];
-  if (!x || !w || x->type.rank < 3 || x->type.rank > MAX_RANK || w->type.rank != x->type.rank)
-    return false;
-  const OAttr *auto_pad = og_get_attr(conv, "auto_pad");
-  if (auto_pad && !(auto_pad->s && strcmp(auto_pad->s, "NOTSET") == 0)) return false;
-  int r = x->type.rank, ns = r - 2;
+  ConvParts cp;
+  if (!conv_parts(conv, 0, &cp)) return false;
+  OValue *x = cp.x, *w = cp.w, *bias = cp.bias, *out = cp.out;
+  int r = cp.r, ns = cp.ns;
   ElemType et = x->type.et;
-  int64_t xd[MAX_RANK] = {0}, wd[MAX_RANK] = {0};
-  for (int i = 0; i < r; i++) {
-    xd[i] = x->type.dims[i].value;
-    wd[i] = w->type.dims[i].value;
-    if ((i > 0 && xd[i] < 0) || wd[i] < 1) return false;
-  }
-  int64_t strides[MAX_RANK], dil[MAX_RANK], pads[2 * MAX_RANK], group, kshape[MAX_RANK];
-  const OAttr *ga = og_get_attr(conv, "group");
-  group = ga ? ga->i : 1;
-  if (!ints_attr(conv, "strides", ns, 1, strides) || !ints_attr(conv, "dilations", ns, 1, dil) ||
-      !ints_attr(conv, "pads", 2 * ns, 0, pads) || !ints_attr(conv, "kernel_shape", ns, 0, kshape))
-    return false;
+  const int64_t *xd = cp.xd, *wd = cp.wd, *strides = cp.strides, *dil = cp.dil, *pads = cp.pads,
+                *kshape = cp.kshape;
+  int64_t group = cp.group;
   int64_t C = xd[1], O = wd[0], Cg = wd[1];
   if (group < 1 || C != Cg * group || O % group) return false;
   int64_t taps = 1, P = 1, outd[MAX_RANK], padded[MAX_RANK];
@@ -197,28 +221,17 @@ static OValue *node_out(Ctx *c, OGraph *g, const char *op, OValue **in, int n, E
 }
 
 bool conv_transpose_as_matmul(Ctx *c, OGraph *g, ONode *ct) {
-  OValue *x = ct->inputs[0], *w = ct->n_inputs > 1 ? ct->inputs[1] : NULL;
-  OValue *bias = ct->n_inputs > 2 ? ct->inputs[2] : NULL, *out = ct->outputs[0];
-  if (!x || !w || x->type.rank < 3 || x->type.rank > MAX_RANK || w->type.rank != x->type.rank ||
-      og_get_attr(ct, "output_shape"))
+  ConvParts cp;
+  int64_t outpad[MAX_RANK];
+  if (og_get_attr(ct, "output_shape") || !conv_parts(ct, 1, &cp) ||
+      !ints_attr(ct, "output_padding", cp.ns, 0, outpad))
     return false;
-  const OAttr *auto_pad = og_get_attr(ct, "auto_pad");
-  if (auto_pad && !(auto_pad->s && strcmp(auto_pad->s, "NOTSET") == 0)) return false;
-  int r = x->type.rank, ns = r - 2;
+  OValue *x = cp.x, *w = cp.w, *bias = cp.bias, *out = cp.out;
+  int r = cp.r, ns = cp.ns;
   ElemType et = x->type.et;
-  int64_t xd[MAX_RANK] = {0}, wd[MAX_RANK] = {0};
-  for (int i = 0; i < r; i++) {
-    xd[i] = x->type.dims[i].value;
-    wd[i] = w->type.dims[i].value;
-    if ((i > 0 && xd[i] < 1) || wd[i] < 1) return false;
-  }
-  int64_t strides[MAX_RANK], dil[MAX_RANK], pads[2 * MAX_RANK], outpad[MAX_RANK], kshape[MAX_RANK];
-  const OAttr *ga = og_get_attr(ct, "group");
-  int64_t group = ga ? ga->i : 1;
-  if (!ints_attr(ct, "strides", ns, 1, strides) || !ints_attr(ct, "dilations", ns, 1, dil) ||
-      !ints_attr(ct, "pads", 2 * ns, 0, pads) || !ints_attr(ct, "kernel_shape", ns, 0, kshape) ||
-      !ints_attr(ct, "output_padding", ns, 0, outpad))
-    return false;
+  const int64_t *xd = cp.xd, *wd = cp.wd, *strides = cp.strides, *dil = cp.dil, *pads = cp.pads,
+                *kshape = cp.kshape;
+  int64_t group = cp.group;
   int64_t Cin = xd[1], Cout_g = wd[1];
   if (group < 1 || wd[0] != Cin || Cin % group) return false;
   int64_t taps = 1, lo[MAX_RANK], hi[MAX_RANK], dilated[MAX_RANK];
