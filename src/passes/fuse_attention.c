@@ -19,9 +19,13 @@
  * gives exp(c - max) = 0 and exp(s + c - max) = 0 alike when the row has an
  * unmasked position.  A row masked everywhere differs (uniform against
  * softmax(s + c)), which is why the rewrite needs the zeroing Where after
- * the Softmax (it zeroes that row both ways) or a constant mask with an
- * unmasked position in every row.  With c = -inf the zeroing stays a Where
- * (a fully masked row is NaN before it, and NaN * 0 is NaN).
+ * the Softmax (it zeroes that row both ways), a constant mask with an
+ * unmasked position in every row, or a fill so large that s + c rounds to
+ * c (c <= -1e30, as jax.nn.dot_product_attention's -0.7 * FLT_MAX, Haiku's
+ * -1e30 and transformers' FLT_MIN: the float spacing there is 7.6e22, far
+ * beyond any score): then a fully masked row is uniform both ways.  With
+ * c = -inf the zeroing stays a Where (a fully masked row is NaN before it,
+ * and NaN * 0 is NaN).
  *
  * pass_fuse_attention (opset >= 23):
  *
@@ -36,16 +40,22 @@
  */
 #include "passes/passes.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
 /* The most negative fill that still counts as "masked out": far beyond any
  * score, so exp(score + fill - max) underflows to 0. */
 #define MASK_FILL_MAX (-1e9)
+/* A fill at or below this absorbs every score: s + fill == fill in f32 and
+ * f64 for |s| below half the float spacing at the fill (3.8e22 in f32), so
+ * Add(s, fill) is Where's fill itself, fully masked rows included.  (No f16
+ * value is finite and this low.) */
+#define MASK_FILL_ABSORBING (-1e30)
 
 /* Masks computed once per graph: the additive, float and row-valid forms of
  * a boolean mask, and the additive masks expanded for Attention. */
-typedef enum { MASK_ADDITIVE, MASK_FLOAT, MASK_ROWS, MASK_EXPANDED } MaskKind;
+typedef enum { MASK_ADDITIVE, MASK_FLOAT, MASK_ROWS, MASK_EXPANDED, MASK_REFILLED } MaskKind;
 typedef struct MaskEntry {
   MaskKind kind;
   const OValue *from;
@@ -205,7 +215,8 @@ static bool try_mask(Ctx *c, OGraph *g, ONode *sm, Masks *ms) {
   bool zeroed = og_is(post, ONNX_Where) && post->inputs[0] == m && post->inputs[1] == p &&
                 fm_splat(c, post->inputs[2], &zero) && zero == 0 && !signbit(zero) &&
                 broadcasts_into(post->inputs[2], p) && same_shape(post->outputs[0], p);
-  if (!zeroed && !never_masks_a_row(c, m, s, softmax_axis(sm))) return false;
+  bool absorbing = isfinite(fill) && fill <= MASK_FILL_ABSORBING;
+  if (!zeroed && !absorbing && !never_masks_a_row(c, m, s, softmax_axis(sm))) return false;
 
   OValue *add = mask_find(ms, MASK_ADDITIVE, m, fill, et);
   if (!add) {
@@ -258,8 +269,8 @@ static OValue *unscaled(Ctx *c, FmPat *p, OValue *v, double *scale) {
   ONode *n = v->producer;
   double k;
   if (og_is(n, ONNX_Mul) || og_is(n, ONNX_Div)) {
-    for (int side = 0; side < 2; side++) {
-      if (side == 1 && og_is(n, ONNX_Div)) break;
+    /* the factor on either side of a Mul, only the divisor of a Div */
+    for (int side = og_is(n, ONNX_Div) ? 1 : 0; side < 2; side++) {
       OValue *x = n->inputs[1 - side], *kv = n->inputs[side];
       if (!fm_splat(c, kv, &k) || !broadcasts_into(kv, x) || !same_shape(n->outputs[0], x))
         continue;
@@ -283,6 +294,30 @@ static OValue *bool_mask_of_additive(Ctx *c, const OValue *a) {
 }
 
 static bool rank4(const OValue *v) { return v->type.rank == 4; }
+
+/* onnxruntime's Attention takes a mask value equal to the lowest float as
+ * -inf: a row masked everywhere gives 0, where softmax(s + lowest) is
+ * uniform.  transformers' Flax models fill with the lowest float: the
+ * Attention mask is then Where(mb, 0, -0.7 * FLT_MAX), the same result
+ * (both absorb the scores, MASK_FILL_ABSORBING).  Returns a (the mask as it
+ * was), its refilled form, or NULL when it fills with -inf (NaN rows that
+ * would become 0). */
+static OValue *kernel_safe_mask(Ctx *c, OGraph *g, const ONode *at, OValue *a, Masks *ms) {
+  ONode *w = fm_def(a, ONNX_Where);
+  double keep, fill;
+  if (!w || !fm_splat(c, w->inputs[1], &keep) || keep != 0 || !fm_splat(c, w->inputs[2], &fill))
+    return a;
+  if (isinf(fill)) return NULL;
+  if (a->type.et != ET_F32 || fill != -FLT_MAX) return a;
+  OValue *mb = w->inputs[0];
+  OValue *r = mask_find(ms, MASK_REFILLED, mb, fill, ET_F32);
+  if (r) return r;
+  OValue *in[3] = {mb, scalar(c, g, "mask_keep", ET_F32, 0.0),
+                   scalar(c, g, "mask_fill", ET_F32, -0.7 * FLT_MAX)};
+  r = new_node(c, g, at, ONNX_Where, in, 3, ET_F32, a->type.rank, a->type.dims);
+  mask_keep(ms, MASK_REFILLED, mb, fill, ET_F32, r);
+  return r;
+}
 
 /* The mask for Attention: A with its query axis expanded to sq, once. */
 static OValue *expanded_mask(Ctx *c, OGraph *g, const ONode *at, OValue *a, ODim sq, Masks *ms) {
@@ -325,11 +360,99 @@ static bool has_perm(const ONode *t, const int64_t *want) {
   return perm && perm->n == 4 && memcmp(perm->ints, want, 4 * sizeof(int64_t)) == 0;
 }
 
+/* Reshape node r only inserts or removes axes of size 1, or Transpose node
+ * r only moves them: the other dims are the same, in the same order (jax.nn.dot_product_attention's grouped
+ * form [B,T,K,G,H] with G = 1 heads; Flax NNX). */
+static bool unit_reshape(const ONode *r) {
+  if (og_is(r, ONNX_Transpose)) { /* one moving unit axes only is one too */
+    const OAttr *perm = og_get_attr(r, "perm");
+    const OValue *in = r->inputs[0];
+    if (!perm || perm->n != in->type.rank) return false;
+    int64_t last = -1;
+    for (int i = 0; i < perm->n; i++) {
+      int64_t from = perm->ints[i];
+      if (from < 0 || from >= in->type.rank || in->type.dims[from].value == 1) continue;
+      if (from < last) return false;
+      last = from;
+    }
+    return true;
+  }
+  if (!og_is(r, ONNX_Reshape)) return false;
+  const OType *a = &r->inputs[0]->type, *b = &r->outputs[0]->type;
+  if (a->rank < 0 || b->rank < 0) return false;
+  int i = 0, j = 0;
+  for (;;) {
+    while (i < a->rank && a->dims[i].value == 1) i++;
+    while (j < b->rank && b->dims[j].value == 1) j++;
+    if (i == a->rank || j == b->rank) return i == a->rank && j == b->rank;
+    if (!og_same_dim(a->dims[i++], b->dims[j++])) return false;
+  }
+}
+
+/* v beneath single-use unit Reshapes, which join the pattern; *seen when
+ * there was one. */
+static OValue *through_unit_reshapes(FmPat *p, OValue *v, bool *seen) {
+  while (unit_reshape(v->producer) && !v->producer->dead && og_single_use(v->producer->inputs[0])) {
+    if (!fm_add(p, v->producer)) return v;
+    *seen = true;
+    v = v->producer->inputs[0];
+  }
+  return v;
+}
+
+/* The non-unit axes of v, in order, into axes; their count. */
+static int non_unit_axes(const OValue *v, int *axes) {
+  int n = 0;
+  for (int i = 0; i < v->type.rank && i < MAX_RANK; i++)
+    if (v->type.dims[i].value != 1) axes[n++] = i;
+  return n;
+}
+
+/* Transpose t, with unit Reshapes around it (t's input from `from`, its
+ * output reaching `to`), moves the axes of `from` as the permutation want
+ * (rank 4) would: both have four non-unit axes, to's in the order want
+ * gives from's. */
+static bool moves_as(const ONode *t, const OValue *from, const OValue *to, const int64_t *want) {
+  const OAttr *perm = og_get_attr(t, "perm");
+  int u_axes[MAX_RANK], o_axes[MAX_RANK], x_axes[MAX_RANK], v_axes[MAX_RANK];
+  const OValue *u = t->inputs[0], *o = t->outputs[0];
+  if (!perm || perm->n != u->type.rank || u->type.rank > MAX_RANK) return false;
+  if (from->type.rank > MAX_RANK || non_unit_axes(from, x_axes) != 4 ||
+      non_unit_axes(to, v_axes) != 4)
+    return false;
+  int nu = non_unit_axes(u, u_axes), no = non_unit_axes(o, o_axes);
+  if (nu != 4 || no != 4) return false;
+  for (int k = 0; k < 4; k++) {
+    int64_t src = perm->ints[o_axes[k]];
+    int rank_in_u = -1;
+    for (int m = 0; m < 4; m++)
+      if (u_axes[m] == src) rank_in_u = m;
+    if (rank_in_u != want[k]) return false;
+  }
+  return true;
+}
+
+/* v4 = Transpose_want(x), possibly as unit Reshape, Transpose, unit Reshape
+ * (every node read once; x then has four non-unit axes, maybe unit ones
+ * too): x, else NULL. */
+static OValue *transposed_from(const OValue *v4, const int64_t *want) {
+  ONode *n = v4->producer;
+  if (unit_reshape(n) && !n->dead && og_single_use(n->inputs[0])) n = n->inputs[0]->producer;
+  if (!og_is(n, ONNX_Transpose) || n->dead) return NULL;
+  OValue *x = n->inputs[0];
+  if (has_perm(n, want) && v4 == n->outputs[0]) return x;
+  if (unit_reshape(x->producer) && !x->producer->dead && og_single_use(x))
+    x = x->producer->inputs[0];
+  if (x != n->inputs[0] && !og_single_use(x)) return NULL;
+  return moves_as(n, x, v4, want) ? x : NULL;
+}
+
 /* The heads of v4 as one packed axis:
  *
  *   v4 = Transpose_want(Mul?(Add?(Reshape(x3), b), k))
  *
- * with x3 [B,S,E] reshaped to [B,S,heads,size] (E = heads * size), b a
+ * with x3 [B,S,E] reshaped to [B,S,heads,size] (E = heads * size; unit
+ * axes may come between, as in jax.nn's [B,S,K,1,size]), b a
  * constant bias of shape [1..,heads,size], k a splat constant, every node
  * read only here.  Sets the packed input (x3, or x3 + b flattened: the new
  * Add is made by packed_input), multiplies k into *scale and returns the
@@ -341,9 +464,8 @@ typedef struct Packed {
 } Packed;
 
 static int64_t packed_heads(Ctx *c, OValue *v4, const int64_t *want, double *scale, Packed *out) {
-  ONode *t = fm_def(v4, ONNX_Transpose);
-  if (!t || !og_single_use(v4) || !has_perm(t, want)) return 0;
-  OValue *x = t->inputs[0];
+  OValue *x = og_single_use(v4) ? transposed_from(v4, want) : NULL;
+  if (!x) return 0;
   double k = 1;
   ONode *mul = fm_def(x, ONNX_Mul);
   if (!mul) mul = fm_def(x, ONNX_Div);
@@ -359,6 +481,7 @@ static int64_t packed_heads(Ctx *c, OValue *v4, const int64_t *want, double *sca
   }
   OValue *bias = NULL;
   ONode *add = fm_def(x, ONNX_Add);
+  if (add && x->type.rank != 4) return 0;
   if (add) {
     bias = add->inputs[1];
     int rb = bias->type.rank;
@@ -373,9 +496,12 @@ static int64_t packed_heads(Ctx *c, OValue *v4, const int64_t *want, double *sca
   ONode *r = fm_def(x, ONNX_Reshape);
   if (!r || !og_single_use(x)) return 0;
   OValue *x3 = r->inputs[0];
-  const ODim *d3 = x3->type.dims, *d4 = x->type.dims;
-  if (x3->type.rank != 3 || x->type.rank != 4 || !og_same_dim(d3[0], d4[0]) || !og_same_dim(d3[1], d4[1]))
-    return 0;
+  int axes[MAX_RANK];
+  ODim d4[4];
+  if (x->type.rank > MAX_RANK || non_unit_axes(x, axes) != 4) return 0;
+  for (int i = 0; i < 4; i++) d4[i] = x->type.dims[axes[i]];
+  const ODim *d3 = x3->type.dims;
+  if (x3->type.rank != 3 || !og_same_dim(d3[0], d4[0]) || !og_same_dim(d3[1], d4[1])) return 0;
   if (d4[2].value < 1 || d4[3].value < 1 || d3[2].value != d4[2].value * d4[3].value) return 0;
   if (scale) *scale *= k;
   *out = (Packed){x3, bias, r};
@@ -393,6 +519,36 @@ static OValue *packed_input(Ctx *c, OGraph *g, const Packed *pk) {
   return new_node(c, g, pk->reshape, ONNX_Add, add_in, 2, pk->x3->type.et, 3, pk->x3->type.dims);
 }
 
+/* The mask a, added to the scores `at` that unit Reshapes make the 4-D
+ * scores s4, reshaped the same way: the non-unit axes of `at` are those of
+ * s4, in order; a's dim on each (right-aligned, 1 where a is shorter). */
+static OValue *squeezed_mask(Ctx *c, OGraph *g, const ONode *node, OValue *a, const OValue *at,
+                             const OValue *s4) {
+  int at_axes[MAX_RANK], s_axes[MAX_RANK];
+  int ra = a->type.rank, rat = at->type.rank;
+  if (rat > MAX_RANK || s4->type.rank != 4) return NULL;
+  int n = non_unit_axes(at, at_axes);
+  if (n != non_unit_axes(s4, s_axes)) return NULL;
+  ODim dims[4];
+  int64_t shape[4];
+  int symbolic = 0;
+  for (int j = 0; j < 4; j++) dims[j] = (ODim){1, NULL};
+  for (int k = 0; k < n; k++) {
+    int i = at_axes[k] - (rat - ra);
+    if (i >= 0) dims[s_axes[k]] = a->type.dims[i];
+  }
+  for (int j = 0; j < 4; j++) {
+    shape[j] = dims[j].value;
+    if (dims[j].value < 1) {
+      shape[j] = -1;
+      symbolic++;
+    }
+  }
+  if (symbolic > 1) return NULL;
+  OValue *in[2] = {a, og_init_i64s(c, g, "mask_shape", 4, shape)};
+  return new_node(c, g, node, ONNX_Reshape, in, 2, a->type.et, 4, dims);
+}
+
 static bool try_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   if (!og_is(root, ONNX_MatMul) || root->n_inputs != 2) return false;
   FmPat pat = {.n = 0};
@@ -408,24 +564,36 @@ static bool try_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
     zero_f = mul->inputs[1];
     probs = mul->inputs[0];
   }
+  /* the scores may pass through Reshapes that only add or drop unit axes
+   * (jax.nn.dot_product_attention's [B,T,K,G,H] with G = 1) */
+  bool unit_axes = false;
+  if (!rank4(probs)) return false;
+  probs = through_unit_reshapes(&pat, probs, &unit_axes);
   ONode *sm = fm_take(&pat, probs, ONNX_Softmax);
-  if (!sm || !rank4(probs) || softmax_axis(sm) != 3) return false;
-  OValue *x = sm->inputs[0], *additive = NULL;
+  int sm_rank = probs->type.rank;
+  if (!sm || softmax_axis(sm) != sm_rank - 1 || probs->type.dims[sm_rank - 1].value == 1)
+    return false;
+  OValue *x = sm->inputs[0], *additive = NULL, *masked = NULL;
   ONode *add = fm_def(x, ONNX_Add);
   if (add) {
     for (int side = 1; side >= 0 && !additive; side--) {
       OValue *a = add->inputs[side], *s = add->inputs[1 - side];
-      if (!(fm_def(s, ONNX_MatMul) || fm_def(s, ONNX_Mul) || fm_def(s, ONNX_Div))) continue;
+      if (!(fm_def(s, ONNX_MatMul) || fm_def(s, ONNX_Mul) || fm_def(s, ONNX_Div) ||
+            unit_reshape(s->producer)))
+        continue;
       if (!broadcasts_into(a, s) || !same_shape(add->outputs[0], s)) continue;
       additive = a;
-      x = s;
+      x = masked = s;
     }
     if (!additive || !fm_add(&pat, add)) return false;
   }
   double scale;
+  x = through_unit_reshapes(&pat, x, &unit_axes);
   x = unscaled(c, &pat, x, &scale);
+  x = through_unit_reshapes(&pat, x, &unit_axes);
   ONode *qk = fm_take(&pat, x, ONNX_MatMul);
   if (!qk || !fm_closed(&pat, root)) return false;
+  if (unit_axes && zero_mask) return false;
   OValue *q = qk->inputs[0], *kt = qk->inputs[1];
   if (!rank4(q) || !rank4(kt) || !rank4(v) || !fm_kernel_type(q->type.et, FM_F32)) return false;
   if (kt->type.et != q->type.et || v->type.et != q->type.et) return false;
@@ -438,6 +606,10 @@ static bool try_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   if (zero_mask && zero_f->type.rank < 1) return false;
   /* zeroed probabilities: only with the additive mask of the same mask */
   if (zero_mask && (!additive || bool_mask_of_additive(c, additive) != zero_mask)) return false;
+  if (additive && !zero_mask && !(additive = kernel_safe_mask(c, g, root, additive, ms)))
+    return false;
+  if (additive && unit_axes && !(additive = squeezed_mask(c, g, root, additive, masked, x)))
+    return false;
   OValue *mask = additive ? expanded_mask(c, g, root, additive, qd[2], ms) : NULL;
   if (additive && !mask) return false;
 
@@ -447,25 +619,45 @@ static bool try_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   static const int64_t to_heads[4] = {0, 2, 1, 3}, k_to_heads[4] = {0, 2, 3, 1};
   double scale3 = scale;
   Packed pq, pk, pv;
-  ONode *t_out = og_only_reader(g, root->outputs[0]);
+  /* the output's way back to [B,S,H,Dv] (unit Reshapes around it allowed),
+   * ending in `end` */
+  ONode *t_out = og_only_reader(g, root->outputs[0]), *end = NULL;
+  if (unit_reshape(t_out)) t_out = og_only_reader(g, t_out->outputs[0]);
+  if (og_is(t_out, ONNX_Transpose)) {
+    end = t_out;
+    ONode *after = og_only_reader(g, t_out->outputs[0]);
+    if (unit_reshape(after)) end = after;
+    if (!moves_as(t_out, root->outputs[0], end->outputs[0], to_heads)) end = NULL;
+  }
   int64_t hq = packed_heads(c, q, to_heads, &scale3, &pq);
   int64_t hk = hq ? packed_heads(c, kt, k_to_heads, &scale3, &pk) : 0;
   int64_t hv = hk ? packed_heads(c, v, to_heads, NULL, &pv) : 0;
   bool rows_fit = !zero_mask || zero_f->type.rank == 4;
-  if (hv && hk == hv && og_is(t_out, ONNX_Transpose) && has_perm(t_out, to_heads) && rows_fit) {
-    const ODim *od = t_out->outputs[0]->type.dims;
+  bool plain_end = end && end == t_out && has_perm(t_out, to_heads);
+  if (hv && hk == hv && end && (plain_end || !zero_mask) && rows_fit) {
+    const ODim *root_d = root->outputs[0]->type.dims;
+    ODim od[4] = {root_d[0], root_d[2], root_d[1], root_d[3]};
     ODim d3[3] = {od[0], od[1], {od[2].value * od[3].value, NULL}};
     if (od[2].value < 1 || od[3].value < 1) return false;
+    /* [B,S,H*Dv] to end's shape: B and S copied (0), the rest static */
+    const OType *et = &end->outputs[0]->type;
+    int64_t split[MAX_RANK];
+    if (et->rank > MAX_RANK) return false;
+    for (int i = 0; i < et->rank; i++) {
+      split[i] = et->dims[i].value;
+      if (split[i] >= 1) continue;
+      if (i > 1 || !og_same_dim(et->dims[i], od[i])) return false;
+      split[i] = 0;
+    }
     OValue *in3[4] = {packed_input(c, g, &pq), packed_input(c, g, &pk), packed_input(c, g, &pv),
                       mask};
     OValue *out = new_node(c, g, root, ONNX_Attention, in3, mask ? 4 : 3, q->type.et, 3, d3);
     og_attr_float(c, out->producer, "scale", (float)scale3);
     og_attr_int(c, out->producer, "q_num_heads", hq);
     og_attr_int(c, out->producer, "kv_num_heads", hk);
-    int64_t split[4] = {0, 0, od[2].value, od[3].value};
-    OValue *rs_in[2] = {out, og_init_i64s(c, g, "heads_shape", 4, split)};
+    OValue *rs_in[2] = {out, og_init_i64s(c, g, "heads_shape", et->rank, split)};
     if (!zero_mask) {
-      fm_rewrite(c, g, t_out, ONNX_Reshape, rs_in, 2);
+      fm_rewrite(c, g, end, ONNX_Reshape, rs_in, 2);
       return true;
     }
     OValue *heads = new_node(c, g, root, ONNX_Reshape, rs_in, 2, q->type.et, 4, od);
