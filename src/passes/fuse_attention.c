@@ -687,6 +687,376 @@ static bool try_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   return true;
 }
 
+/* ---- Attention over regrouped scores (GQA) --------------------------------
+ *
+ * jax.nn.dot_product_attention with G = N/K > 1 query heads per kv head
+ * computes the scores of Q [B,K,(T,G),D] and Kt [B,K,D,S] as one MatMul,
+ * then moves the query axis's factors T and G around the Softmax (scores
+ * [G,B,K,T,S]) and multiplies with V as MatMul(Vt, P') (P' [B,K,S,(G,T)]).
+ * That is attention with K heads over T*G queries in some order: the
+ * Attention takes Q with its query axis in P''s order, the mask moved the
+ * same way, and gives P''s result.  To check the moves, the scores' axes
+ * [b,h,m,s] are tracked as atoms through the Reshapes and Transposes; an
+ * atom splits in two when a Reshape divides it (m into T and G). */
+#define MAX_ATOMS 16
+typedef struct Atoms {
+  int64_t size[MAX_ATOMS]; /* -1 for the one symbolic atom (b) */
+  int child[MAX_ATOMS];    /* split: outer child; inner = child + 1; else -1 */
+  int n;
+} Atoms;
+typedef struct Layout {
+  int rank;
+  int n[MAX_RANK];
+  int atom[MAX_RANK][MAX_ATOMS];
+} Layout;
+
+static int atom_new(Atoms *at, int64_t size) {
+  if (at->n == MAX_ATOMS) return -1;
+  at->size[at->n] = size;
+  at->child[at->n] = -1;
+  return at->n++;
+}
+
+/* The atoms of one axis with the split ones replaced by their parts; count. */
+static int axis_atoms(const Atoms *at, const Layout *l, int axis, int *out) {
+  int stack[MAX_ATOMS * 2], top = 0, n = 0;
+  for (int i = l->n[axis] - 1; i >= 0; i--) stack[top++] = l->atom[axis][i];
+  while (top > 0) {
+    int a = stack[--top];
+    if (at->child[a] < 0) {
+      if (n == MAX_ATOMS) return -1;
+      out[n++] = a;
+    } else if (top + 2 <= MAX_ATOMS * 2) {
+      stack[top++] = at->child[a] + 1;
+      stack[top++] = at->child[a];
+    } else {
+      return -1;
+    }
+  }
+  return n;
+}
+
+/* l after Reshape to v's dims (atoms split as needed), false when the
+ * Reshape would mix atoms otherwise. */
+static bool layout_reshape(Atoms *at, Layout *l, const OValue *v) {
+  int seq[MAX_ATOMS], n = 0, tmp[MAX_ATOMS];
+  for (int i = 0; i < l->rank; i++) {
+    int k = axis_atoms(at, l, i, tmp);
+    if (k < 0 || n + k > MAX_ATOMS) return false;
+    for (int j = 0; j < k; j++) seq[n++] = tmp[j];
+  }
+  Layout r = {.rank = v->type.rank};
+  if (r.rank < 0 || r.rank > MAX_RANK) return false;
+  int next = 0;
+  for (int i = 0; i < r.rank; i++) {
+    ODim d = v->type.dims[i];
+    r.n[i] = 0;
+    if (d.value == 1) continue;
+    if (d.value < 1) { /* the symbolic atom, whole */
+      if (next == n || at->size[seq[next]] >= 0) return false;
+      r.atom[i][r.n[i]++] = seq[next++];
+      continue;
+    }
+    int64_t p = 1;
+    while (p < d.value) {
+      if (next == n || at->size[seq[next]] < 0 || d.value % p) return false;
+      int a = seq[next];
+      int64_t want = d.value / p;
+      if (at->size[a] > want) { /* split a: its outer part ends this axis */
+        if (at->size[a] % want || at->n + 2 > MAX_ATOMS) return false;
+        at->child[a] = atom_new(at, want);
+        atom_new(at, at->size[a] / want);
+        seq[next] = at->child[a] + 1;
+        a = at->child[a];
+      } else {
+        next++;
+      }
+      r.atom[i][r.n[i]++] = a;
+      p *= at->size[a];
+    }
+    if (p != d.value) return false;
+  }
+  if (next != n) return false;
+  *l = r;
+  return true;
+}
+
+static bool layout_transpose(Layout *l, const ONode *t) {
+  const OAttr *perm = og_get_attr(t, "perm");
+  if (!perm || perm->n != l->rank) return false;
+  Layout r = {.rank = l->rank};
+  for (int i = 0; i < l->rank; i++) {
+    int64_t from = perm->ints[i];
+    if (from < 0 || from >= l->rank) return false;
+    r.n[i] = l->n[from];
+    memcpy(r.atom[i], l->atom[from], sizeof r.atom[i]);
+  }
+  *l = r;
+  return true;
+}
+
+/* l after node n (a Reshape or a Transpose). */
+static bool layout_step(Atoms *at, Layout *l, const ONode *n) {
+  if (og_is(n, ONNX_Reshape)) return layout_reshape(at, l, n->outputs[0]);
+  return og_is(n, ONNX_Transpose) && layout_transpose(l, n);
+}
+
+/* axis of l holds exactly the atoms want[0..n) (expanded) */
+static bool axis_is(const Atoms *at, const Layout *l, int axis, const int *want, int n) {
+  int got[MAX_ATOMS];
+  int k = axis_atoms(at, l, axis, got);
+  return k == n && (n == 0 || memcmp(got, want, sizeof(int) * (size_t)n) == 0);
+}
+
+/* v rearranged: Reshape to the atoms `from` (sizes; -1 for the symbolic
+ * one), Transpose by perm, Reshape to `to` (NULL: skipped), each only when
+ * it changes something. */
+static OValue *rearranged(Ctx *c, OGraph *g, const ONode *at_node, OValue *v, int n,
+                          const int64_t *from, const ODim *from_dims, const int64_t *perm,
+                          int rank_to, const int64_t *to, const ODim *to_dims) {
+  bool identity = true;
+  for (int i = 0; i < n; i++) identity &= perm[i] == i;
+  if (identity && to) {
+    OValue *in[2] = {v, og_init_i64s(c, g, "regroup_shape", rank_to, to)};
+    return new_node(c, g, at_node, ONNX_Reshape, in, 2, v->type.et, rank_to, to_dims);
+  }
+  OValue *in[2] = {v, og_init_i64s(c, g, "atoms_shape", n, from)};
+  v = new_node(c, g, at_node, ONNX_Reshape, in, 2, v->type.et, n, from_dims);
+  if (!identity) {
+    ODim dims[MAX_ATOMS];
+    for (int i = 0; i < n; i++) dims[i] = from_dims[perm[i]];
+    v = new_node(c, g, at_node, ONNX_Transpose, &v, 1, v->type.et, n, dims);
+    og_attr_ints(c, v->producer, "perm", perm, n);
+  }
+  if (!to) return v;
+  OValue *in2[2] = {v, og_init_i64s(c, g, "regroup_shape", rank_to, to)};
+  return new_node(c, g, at_node, ONNX_Reshape, in2, 2, v->type.et, rank_to, to_dims);
+}
+
+static ODim atom_dim(const Atoms *at, int a, ODim symbolic) {
+  return at->size[a] < 0 ? symbolic : (ODim){at->size[a], NULL};
+}
+
+static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
+  if (!og_is(root, ONNX_MatMul) || root->n_inputs != 2 || !rank4(root->outputs[0])) return false;
+  /* down from the Softmax: P' = root's operand, through Reshapes/Transposes */
+  int side = -1;
+  const ONode *down[8];
+  int n_down = 0;
+  ONode *sm = NULL;
+  for (int s = 0; s < 2 && !sm; s++) {
+    OValue *v = root->inputs[s];
+    n_down = 0;
+    while ((og_is(v->producer, ONNX_Reshape) || og_is(v->producer, ONNX_Transpose)) &&
+           n_down < 8 && og_single_use(v)) {
+      down[n_down++] = v->producer;
+      v = v->producer->inputs[0];
+    }
+    if (og_is(v->producer, ONNX_Softmax) && og_single_use(v) && n_down > 0) {
+      sm = v->producer;
+      side = s;
+    }
+  }
+  if (!sm || sm->n_inputs != 1) return false;
+  OValue *x = sm->inputs[0], *additive = NULL, *masked = NULL;
+  if (softmax_axis(sm) != x->type.rank - 1 || !og_single_use(x)) return false;
+  ONode *add = fm_def(x, ONNX_Add);
+  if (add) {
+    additive = add->inputs[1];
+    x = masked = add->inputs[0];
+    if (!broadcasts_into(additive, x) || !same_shape(add->outputs[0], x) || !og_single_use(x) ||
+        additive->type.et != x->type.et)
+      return false;
+  }
+  /* up to the scores' MatMul: Reshapes, Transposes and splat factors */
+  const ONode *up[8];
+  int n_up = 0;
+  double scale = 1;
+  while (!og_is(x->producer, ONNX_MatMul)) {
+    ONode *n = x->producer;
+    double k;
+    if (og_is(n, ONNX_Reshape) || og_is(n, ONNX_Transpose)) {
+      if (n_up == 8) return false;
+      up[n_up++] = n;
+      x = n->inputs[0];
+    } else if ((og_is(n, ONNX_Mul) || og_is(n, ONNX_Div)) && fm_splat(c, n->inputs[1], &k) &&
+               broadcasts_into(n->inputs[1], n->inputs[0]) && same_shape(x, n->inputs[0]) &&
+               isfinite(k) && k != 0) {
+      scale *= og_is(n, ONNX_Div) ? 1.0 / k : k;
+      x = n->inputs[0];
+    } else {
+      return false;
+    }
+    if (!og_single_use(x)) return false;
+  }
+  ONode *qk = x->producer;
+  OValue *q = qk->inputs[0], *kt = qk->inputs[1];
+  if (!rank4(q) || !rank4(kt) || !rank4(x) || !fm_kernel_type(q->type.et, FM_F32)) return false;
+  if (kt->type.et != q->type.et || root->outputs[0]->type.et != q->type.et) return false;
+  const ODim *qd = q->type.dims, *kd = kt->type.dims;
+  if (!og_same_dim(qd[0], kd[0]) || !og_same_dim(qd[1], kd[1]) || !og_same_dim(qd[3], kd[2]))
+    return false;
+  if (qd[1].value < 1 || qd[2].value < 1 || qd[3].value < 1 || kd[3].value < 1) return false;
+
+  /* the scores [b,h,m,s] as atoms, through the moves */
+  Atoms at = {.n = 0};
+  Layout l = {.rank = 4};
+  int ab = -1, ah = -1, am, as;
+  if (qd[0].value != 1) ab = atom_new(&at, qd[0].value < 1 ? -1 : qd[0].value);
+  if (qd[1].value != 1) ah = atom_new(&at, qd[1].value);
+  am = qd[2].value != 1 ? atom_new(&at, qd[2].value) : -1;
+  as = atom_new(&at, kd[3].value);
+  if (kd[3].value == 1 || am < 0) return false;
+  int ids[4] = {ab, ah, am, as};
+  for (int i = 0; i < 4; i++) {
+    l.n[i] = ids[i] >= 0;
+    l.atom[i][0] = ids[i];
+  }
+  for (int i = n_up - 1; i >= 0; i--)
+    if (!layout_step(&at, &l, up[i])) return false;
+  if (!axis_is(&at, &l, l.rank - 1, &as, 1)) return false;
+  Layout at_mask = l;
+  for (int i = n_down - 1; i >= 0; i--)
+    if (!layout_step(&at, &l, down[i])) return false;
+  /* P' is [b,h,M',s] (root = P' V) or [b,h,s,M'] (root = Vt P'), M' the
+   * parts of m in some order */
+  int m_parts[MAX_ATOMS], mp[MAX_ATOMS];
+  int n_m = axis_atoms(&at, &(Layout){.rank = 1, .n = {1}, .atom = {{am}}}, 0, m_parts);
+  if (l.rank != 4 || n_m < 1 || !axis_is(&at, &l, 0, &ab, ab >= 0) ||
+      !axis_is(&at, &l, 1, &ah, ah >= 0) || !axis_is(&at, &l, side == 0 ? 3 : 2, &as, 1))
+    return false;
+  int m_axis = side == 0 ? 2 : 3;
+  if (axis_atoms(&at, &l, m_axis, mp) != n_m) return false;
+  int64_t q_perm[MAX_ATOMS];
+  for (int i = 0; i < n_m; i++) {
+    q_perm[i] = -1;
+    for (int j = 0; j < n_m; j++)
+      if (m_parts[j] == mp[i]) q_perm[i] = j;
+    if (q_perm[i] < 0) return false;
+  }
+  OValue *vv = root->inputs[1 - side];
+  const ODim *vd = vv->type.dims, *pd = root->inputs[side]->type.dims;
+  if (!rank4(vv) || vv->type.et != q->type.et || !og_same_dim(vd[0], pd[0]) ||
+      !og_same_dim(vd[1], pd[1]) || !og_same_dim(vd[side == 0 ? 2 : 3], kd[3]))
+    return false;
+  if (additive && !(additive = kernel_safe_mask(c, g, root, additive, ms))) return false;
+
+  /* the mask moved to [b|1, h|1, M', s|1]: the atoms of its non-broadcast
+   * axes, in that order; a target axis partly broadcast (a causal mask, the
+   * same for T*G queries that differ in G) is expanded first */
+  OValue *mask = NULL;
+  ODim sym = qd[0];
+  const int *groups[4] = {&ab, &ah, mp, &as};
+  int group_n[4] = {ab >= 0, ah >= 0, n_m, 1};
+  for (int attempt = 0; additive && !mask; attempt++) {
+    int ra = additive->type.rank, rs = masked->type.rank, off = rs - ra;
+    int present[MAX_ATOMS], n_present = 0, tmp[MAX_ATOMS];
+    for (int i = 0; i < ra; i++) {
+      if (additive->type.dims[i].value == 1) continue;
+      int k = axis_atoms(&at, &at_mask, off + i, tmp);
+      if (k < 0 || n_present + k > MAX_ATOMS) return false;
+      for (int j = 0; j < k; j++) present[n_present++] = tmp[j];
+    }
+    int order[MAX_ATOMS], n_order = 0;
+    bool partial = false;
+    int64_t to[4];
+    ODim to_dims[4];
+    for (int gi = 0; gi < 4; gi++) {
+      int found = 0;
+      for (int j = 0; j < group_n[gi]; j++)
+        for (int i = 0; i < n_present; i++)
+          if (present[i] == groups[gi][j]) {
+            order[n_order++] = i;
+            found++;
+          }
+      partial |= found != 0 && found != group_n[gi];
+      to_dims[gi] = (ODim){1, NULL};
+      if (found && gi == 0) to_dims[gi] = atom_dim(&at, ab, sym);
+      if (found && gi == 1) to_dims[gi] = (ODim){at.size[ah], NULL};
+      if (found && gi == 2) to_dims[gi] = qd[2];
+      if (found && gi == 3) to_dims[gi] = kd[3];
+      to[gi] = to_dims[gi].value < 1 ? -1 : to_dims[gi].value;
+    }
+    if (partial) {
+      /* Expand along the axes of the scores holding an atom of a partly
+       * present group: static sizes (the symbolic atom is whole) */
+      if (attempt > 0 || rs > MAX_RANK) return false;
+      int64_t shape[MAX_RANK];
+      ODim dims[MAX_RANK];
+      for (int i = 0; i < rs; i++) {
+        int k = axis_atoms(&at, &at_mask, i, tmp);
+        bool fill = false;
+        for (int j = 0; j < k; j++) /* only M' has several atoms */
+          for (int t = 0; t < n_m; t++) fill |= tmp[j] == mp[t];
+        dims[i] = i >= off ? additive->type.dims[i - off] : (ODim){1, NULL};
+        shape[i] = 1;
+        if (fill && dims[i].value == 1) {
+          dims[i] = masked->type.dims[i];
+          shape[i] = dims[i].value;
+          if (shape[i] < 1) return false;
+        }
+      }
+      OValue *in[2] = {additive, og_init_i64s(c, g, "mask_groups", rs, shape)};
+      additive = new_node(c, g, root, ONNX_Expand, in, 2, additive->type.et, rs, dims);
+      continue;
+    }
+    if (n_order != n_present) return false;
+    int64_t sizes[MAX_ATOMS], perm[MAX_ATOMS];
+    ODim dims[MAX_ATOMS];
+    for (int i = 0; i < n_present; i++) {
+      sizes[i] = at.size[present[i]];
+      dims[i] = atom_dim(&at, present[i], sym);
+      perm[i] = order[i];
+    }
+    mask = rearranged(c, g, root, additive, n_present, sizes, dims, perm, 4, to, to_dims);
+    mask = expanded_mask(c, g, root, mask, qd[2], ms);
+    if (!mask) return false;
+  }
+
+  /* Q with its query axis in M''s order; K and V as Attention takes them */
+  OValue *q_in = q;
+  bool q_moved = false;
+  for (int i = 0; i < n_m; i++) q_moved |= q_perm[i] != i;
+  if (q_moved) {
+    int64_t sizes[MAX_ATOMS + 3], perm[MAX_ATOMS + 3];
+    ODim dims[MAX_ATOMS + 3];
+    int n = 0;
+    sizes[n] = qd[0].value < 1 ? 0 : qd[0].value, dims[n] = qd[0], perm[n] = n, n++;
+    sizes[n] = qd[1].value, dims[n] = qd[1], perm[n] = n, n++;
+    for (int i = 0; i < n_m; i++, n++) {
+      sizes[n] = at.size[m_parts[i]];
+      dims[n] = (ODim){sizes[n], NULL};
+      perm[n] = 2 + q_perm[i];
+    }
+    sizes[n] = qd[3].value, dims[n] = qd[3], perm[n] = n, n++;
+    int64_t to[4] = {0, qd[1].value, qd[2].value, qd[3].value};
+    q_in = rearranged(c, g, root, q, n, sizes, dims, perm, 4, to, qd);
+  }
+  static const int64_t swap_last[4] = {0, 1, 3, 2};
+  ODim k_dims[4] = {kd[0], kd[1], kd[3], kd[2]};
+  OValue *k_in = new_node(c, g, root, ONNX_Transpose, &kt, 1, kt->type.et, 4, k_dims);
+  og_attr_ints(c, k_in->producer, "perm", swap_last, 4);
+  OValue *v_in = vv;
+  if (side == 1) {
+    ODim v_dims[4] = {vd[0], vd[1], vd[3], vd[2]};
+    v_in = new_node(c, g, root, ONNX_Transpose, &vv, 1, vv->type.et, 4, v_dims);
+    og_attr_ints(c, v_in->producer, "perm", swap_last, 4);
+  }
+  OValue *in[4] = {q_in, k_in, v_in, mask};
+  if (side == 0) {
+    fm_rewrite(c, g, root, ONNX_Attention, in, mask ? 4 : 3);
+    og_attr_float(c, root, "scale", (float)scale);
+    return true;
+  }
+  const ODim *rd = root->outputs[0]->type.dims;
+  ODim o_dims[4] = {rd[0], rd[1], rd[3], rd[2]};
+  OValue *out = new_node(c, g, root, ONNX_Attention, in, mask ? 4 : 3, q->type.et, 4, o_dims);
+  og_attr_float(c, out->producer, "scale", (float)scale);
+  fm_rewrite(c, g, root, ONNX_Transpose, &out, 1);
+  og_attr_ints(c, root, "perm", swap_last, 4);
+  return true;
+}
+
 int pass_fuse_attention(Ctx *c, OModel *m) {
   if (m->opset < 23) return 0;
   OGraph *g = m->graph;
@@ -695,7 +1065,8 @@ int pass_fuse_attention(Ctx *c, OModel *m) {
   int n = g->nodes.len; /* the nodes appended below are no roots */
   for (int i = 0; i < n; i++) {
     ONode *root = g->nodes.items[i];
-    if (!root->dead) changed |= try_attention(c, g, root, &ms);
+    if (!root->dead)
+      changed |= try_attention(c, g, root, &ms) || try_grouped_attention(c, g, root, &ms);
   }
   if (!changed) return 0;
   fm_sweep(g);

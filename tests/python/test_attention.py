@@ -297,11 +297,13 @@ def _projections(kv_heads):
 
 @pytest.mark.parametrize("opset", [20, 23])
 @pytest.mark.parametrize("mask", ["none", "causal", "is_causal", "padding"])
-def test_dot_product_attention(mask, opset):
+@pytest.mark.parametrize("kv_heads", [4, 2], ids=["G=1", "G=2"])
+def test_dot_product_attention(kv_heads, mask, opset):
     """jax.nn.dot_product_attention with as many kv heads as query heads
-    (G = 1 in its [B, T, K, G, H] form); its fill -0.7 * FLT_MAX absorbs the
-    scores, so a padding mask needs no zeroing."""
-    qkv = _projections(4)
+    (G = 1 in its [B, T, K, G, H] form) and with 2 query heads per kv head
+    (G = 2: GQA); its fill -0.7 * FLT_MAX absorbs the scores, so a padding
+    mask needs no zeroing."""
+    qkv = _projections(kv_heads)
     causal = jnp.tril(jnp.ones((T, T), bool))[None, None]
 
     def f(x, m):
@@ -316,16 +318,19 @@ def test_dot_product_attention(mask, opset):
     assert masks_around_softmax(model) == 0, dict(counts)
     if opset >= 23:
         assert counts["Attention"] == 1 and counts["Softmax"] == 0, dict(counts)
-        assert counts["Transpose"] == 0, dict(counts)
+        if kv_heads == 4:
+            assert counts["Transpose"] == 0, dict(counts)
     else:
-        assert counts["Softmax"] == 1 and counts["Transpose"] == 4, dict(counts)
+        assert counts["Softmax"] == 1 and counts["Attention"] == 0, dict(counts)
+        if kv_heads == 4:
+            assert counts["Transpose"] == 4, dict(counts)
 
 
-def _grouped_by_hand(fill, softmax_axis=-1):
-    """jax.nn.dot_product_attention's [B, T, K, G, H] form (G = 1, vmapped
-    over G as jax.nn does) with its core written out: a fill and a softmax
-    axis of our choosing."""
-    qkv = _projections(4)
+def _grouped_by_hand(fill, softmax_axis=-1, kv_heads=4):
+    """jax.nn.dot_product_attention's [B, T, K, G, H] form (vmapped over G
+    as jax.nn does) with its core written out: a fill and a softmax axis of
+    our choosing."""
+    qkv = _projections(kv_heads)
     causal = np.tril(np.ones((T, T), bool))
 
     def core(q, k, v):
@@ -335,16 +340,25 @@ def _grouped_by_hand(fill, softmax_axis=-1):
 
     def f(x):
         q, k, v = qkv(x)
+        q = q.reshape(x.shape[0], T, kv_heads, 4 // kv_heads, 16)
         grouped = jax.vmap(core, in_axes=(3, None, None), out_axes=3)
-        return grouped(q.reshape(x.shape[0], T, 4, 1, 16), k, v).reshape(x.shape[0], T, 64)
+        return grouped(q, k, v).reshape(x.shape[0], T, 64)
     return f
 
 
-@pytest.mark.parametrize("case, fused", [("mask -1e9", True), ("fill -1 (no mask)", False),
-                                         ("softmax over queries", False)])
-def test_grouped_attention_near_misses(case, fused):
-    f = {"mask -1e9": _grouped_by_hand(-1e9), "fill -1 (no mask)": _grouped_by_hand(-1.0),
-         "softmax over queries": _grouped_by_hand(-1e9, softmax_axis=-2)}[case]
+GROUPED_CASES = {
+    "G=1 mask -1e9": (_grouped_by_hand(-1e9), True),
+    "G=1 fill -1 (no mask)": (_grouped_by_hand(-1.0), False),
+    "G=1 softmax over queries": (_grouped_by_hand(-1e9, softmax_axis=-2), False),
+    "G=2 mask -1e9": (_grouped_by_hand(-1e9, kv_heads=2), True),
+    "G=2 fill -1 (no mask)": (_grouped_by_hand(-1.0, kv_heads=2), False),
+    "G=2 softmax over queries": (_grouped_by_hand(-1e9, softmax_axis=-2, kv_heads=2), False),
+}
+
+
+@pytest.mark.parametrize("case", list(GROUPED_CASES))
+def test_grouped_attention_near_misses(case):
+    f, fused = GROUPED_CASES[case]
     model = convert_and_check(f, [("B", T, 64)], opset=23)
     counts = op_counts(model)
     assert counts["Attention"] == int(fused) and counts["Softmax"] == 1 - int(fused), dict(counts)
