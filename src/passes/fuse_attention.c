@@ -837,6 +837,80 @@ static ODim atom_dim(const Atoms *at, int a, ODim symbolic) {
   return at->size[a] < 0 ? symbolic : (ODim){at->size[a], NULL};
 }
 
+/* The additive mask a, added to the scores `masked` (layout l), moved to
+ * [g0, g1, g2, g3] (each group of atoms as one axis of group_dims[i], or 1
+ * where a broadcasts over the whole group; g2 the queries, as Attention
+ * wants them expanded): the atoms of a's non-broadcast axes put in the
+ * groups' order.  A group partly broadcast (a causal mask, the same for the
+ * T*G queries that differ in G) is expanded first. */
+static OValue *regrouped_mask(Ctx *c, OGraph *g, const ONode *root, OValue *a,
+                              const OValue *masked, const Atoms *at, const Layout *l,
+                              const int *const *groups, const int *group_n,
+                              const ODim *group_dims, Masks *ms) {
+  for (int attempt = 0; attempt < 2; attempt++) {
+    int ra = a->type.rank, rs = masked->type.rank, off = rs - ra;
+    int present[MAX_ATOMS], n_present = 0, tmp[MAX_ATOMS];
+    if (rs > MAX_RANK) return NULL;
+    for (int i = 0; i < ra; i++) {
+      if (a->type.dims[i].value == 1) continue;
+      int k = axis_atoms(at, l, off + i, tmp);
+      if (k < 0 || n_present + k > MAX_ATOMS) return NULL;
+      for (int j = 0; j < k; j++) present[n_present++] = tmp[j];
+    }
+    int64_t perm[MAX_ATOMS], to[4];
+    int n_order = 0;
+    bool partial[4], any_partial = false;
+    ODim to_dims[4];
+    for (int gi = 0; gi < 4; gi++) {
+      int found = 0;
+      for (int j = 0; j < group_n[gi]; j++)
+        for (int i = 0; i < n_present; i++)
+          if (present[i] == groups[gi][j]) {
+            perm[n_order++] = i;
+            found++;
+          }
+      partial[gi] = found != 0 && found != group_n[gi];
+      any_partial |= partial[gi];
+      to_dims[gi] = found ? group_dims[gi] : (ODim){1, NULL};
+      to[gi] = to_dims[gi].value < 1 ? -1 : to_dims[gi].value;
+    }
+    if (any_partial) {
+      /* Expand along the axes of the scores holding an atom of a partly
+       * present group (static sizes: the symbolic atom is whole) */
+      if (attempt > 0) return NULL;
+      int64_t shape[MAX_RANK];
+      ODim dims[MAX_RANK];
+      for (int i = 0; i < rs; i++) {
+        int k = axis_atoms(at, l, i, tmp);
+        bool fill = false;
+        for (int j = 0; j < k; j++)
+          for (int gi = 0; gi < 4; gi++)
+            for (int t = 0; t < group_n[gi] && partial[gi]; t++) fill |= tmp[j] == groups[gi][t];
+        dims[i] = i >= off ? a->type.dims[i - off] : (ODim){1, NULL};
+        shape[i] = 1;
+        if (fill && dims[i].value == 1) {
+          dims[i] = masked->type.dims[i];
+          shape[i] = dims[i].value;
+          if (shape[i] < 1) return NULL;
+        }
+      }
+      OValue *in[2] = {a, og_init_i64s(c, g, "mask_groups", rs, shape)};
+      a = new_node(c, g, root, ONNX_Expand, in, 2, a->type.et, rs, dims);
+      continue;
+    }
+    if (n_order != n_present) return NULL;
+    int64_t sizes[MAX_ATOMS];
+    ODim dims[MAX_ATOMS];
+    for (int i = 0; i < n_present; i++) {
+      sizes[i] = at->size[present[i]];
+      dims[i] = atom_dim(at, present[i], group_dims[0]);
+    }
+    OValue *m = rearranged(c, g, root, a, n_present, sizes, dims, perm, 4, to, to_dims);
+    return expanded_mask(c, g, root, m, group_dims[2], ms);
+  }
+  return NULL;
+}
+
 static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   if (!og_is(root, ONNX_MatMul) || root->n_inputs != 2 || !rank4(root->outputs[0])) return false;
   /* down from the Softmax: P' = root's operand, through Reshapes/Transposes */
@@ -941,77 +1015,14 @@ static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
     return false;
   if (additive && !(additive = kernel_safe_mask(c, g, root, additive, ms))) return false;
 
-  /* the mask moved to [b|1, h|1, M', s|1]: the atoms of its non-broadcast
-   * axes, in that order; a target axis partly broadcast (a causal mask, the
-   * same for T*G queries that differ in G) is expanded first */
+  /* the mask moved to [b|1, h|1, M', s|1] */
   OValue *mask = NULL;
-  ODim sym = qd[0];
   const int *groups[4] = {&ab, &ah, mp, &as};
   int group_n[4] = {ab >= 0, ah >= 0, n_m, 1};
-  for (int attempt = 0; additive && !mask; attempt++) {
-    int ra = additive->type.rank, rs = masked->type.rank, off = rs - ra;
-    int present[MAX_ATOMS], n_present = 0, tmp[MAX_ATOMS];
-    for (int i = 0; i < ra; i++) {
-      if (additive->type.dims[i].value == 1) continue;
-      int k = axis_atoms(&at, &at_mask, off + i, tmp);
-      if (k < 0 || n_present + k > MAX_ATOMS) return false;
-      for (int j = 0; j < k; j++) present[n_present++] = tmp[j];
-    }
-    int order[MAX_ATOMS], n_order = 0;
-    bool partial = false;
-    int64_t to[4];
-    ODim to_dims[4];
-    for (int gi = 0; gi < 4; gi++) {
-      int found = 0;
-      for (int j = 0; j < group_n[gi]; j++)
-        for (int i = 0; i < n_present; i++)
-          if (present[i] == groups[gi][j]) {
-            order[n_order++] = i;
-            found++;
-          }
-      partial |= found != 0 && found != group_n[gi];
-      to_dims[gi] = (ODim){1, NULL};
-      if (found && gi == 0) to_dims[gi] = atom_dim(&at, ab, sym);
-      if (found && gi == 1) to_dims[gi] = (ODim){at.size[ah], NULL};
-      if (found && gi == 2) to_dims[gi] = qd[2];
-      if (found && gi == 3) to_dims[gi] = kd[3];
-      to[gi] = to_dims[gi].value < 1 ? -1 : to_dims[gi].value;
-    }
-    if (partial) {
-      /* Expand along the axes of the scores holding an atom of a partly
-       * present group: static sizes (the symbolic atom is whole) */
-      if (attempt > 0 || rs > MAX_RANK) return false;
-      int64_t shape[MAX_RANK];
-      ODim dims[MAX_RANK];
-      for (int i = 0; i < rs; i++) {
-        int k = axis_atoms(&at, &at_mask, i, tmp);
-        bool fill = false;
-        for (int j = 0; j < k; j++) /* only M' has several atoms */
-          for (int t = 0; t < n_m; t++) fill |= tmp[j] == mp[t];
-        dims[i] = i >= off ? additive->type.dims[i - off] : (ODim){1, NULL};
-        shape[i] = 1;
-        if (fill && dims[i].value == 1) {
-          dims[i] = masked->type.dims[i];
-          shape[i] = dims[i].value;
-          if (shape[i] < 1) return false;
-        }
-      }
-      OValue *in[2] = {additive, og_init_i64s(c, g, "mask_groups", rs, shape)};
-      additive = new_node(c, g, root, ONNX_Expand, in, 2, additive->type.et, rs, dims);
-      continue;
-    }
-    if (n_order != n_present) return false;
-    int64_t sizes[MAX_ATOMS], perm[MAX_ATOMS];
-    ODim dims[MAX_ATOMS];
-    for (int i = 0; i < n_present; i++) {
-      sizes[i] = at.size[present[i]];
-      dims[i] = atom_dim(&at, present[i], sym);
-      perm[i] = order[i];
-    }
-    mask = rearranged(c, g, root, additive, n_present, sizes, dims, perm, 4, to, to_dims);
-    mask = expanded_mask(c, g, root, mask, qd[2], ms);
-    if (!mask) return false;
-  }
+  ODim group_dims[4] = {qd[0], qd[1], qd[2], kd[3]};
+  if (additive && !(mask = regrouped_mask(c, g, root, additive, masked, &at, &at_mask, groups,
+                                          group_n, group_dims, ms)))
+    return false;
 
   /* Q with its query axis in M''s order; K and V as Attention takes them */
   OValue *q_in = q;
