@@ -810,7 +810,7 @@ static bool axis_is(const Atoms *at, const Layout *l, int axis, const int *want,
 
 /* v rearranged: Reshape to the atoms `from` (sizes; -1 for the symbolic
  * one), Transpose by perm, Reshape to `to` (NULL: skipped), each only when
- * it changes something. */
+ * it changes something (n <= MAX_RANK: the callers check). */
 static OValue *rearranged(Ctx *c, OGraph *g, const ONode *at_node, OValue *v, int n,
                           const int64_t *from, const ODim *from_dims, const int64_t *perm,
                           int rank_to, const int64_t *to, const ODim *to_dims) {
@@ -823,7 +823,7 @@ static OValue *rearranged(Ctx *c, OGraph *g, const ONode *at_node, OValue *v, in
   OValue *in[2] = {v, og_init_i64s(c, g, "atoms_shape", n, from)};
   v = new_node(c, g, at_node, ONNX_Reshape, in, 2, v->type.et, n, from_dims);
   if (!identity) {
-    ODim dims[MAX_ATOMS];
+    ODim dims[MAX_RANK];
     for (int i = 0; i < n; i++) dims[i] = from_dims[perm[i]];
     v = new_node(c, g, at_node, ONNX_Transpose, &v, 1, v->type.et, n, dims);
     og_attr_ints(c, v->producer, "perm", perm, n);
@@ -898,7 +898,7 @@ static OValue *regrouped_mask(Ctx *c, OGraph *g, const ONode *root, OValue *a,
       a = new_node(c, g, root, ONNX_Expand, in, 2, a->type.et, rs, dims);
       continue;
     }
-    if (n_order != n_present) return NULL;
+    if (n_order != n_present || n_present > MAX_RANK) return NULL;
     int64_t sizes[MAX_ATOMS];
     ODim dims[MAX_ATOMS];
     for (int i = 0; i < n_present; i++) {
@@ -909,6 +909,148 @@ static OValue *regrouped_mask(Ctx *c, OGraph *g, const ONode *root, OValue *a,
     return expanded_mask(c, g, root, m, group_dims[2], ms);
   }
   return NULL;
+}
+
+/* Axis `axis` of l holds the atoms atoms[0..n) (put_atom: one, or none for
+ * -1). */
+static void put_atoms(Layout *l, int axis, const int *atoms, int n) {
+  l->n[axis] = n;
+  for (int i = 0; i < n; i++) l->atom[axis][i] = atoms[i];
+}
+
+static void put_atom(Layout *l, int axis, int atom) { put_atoms(l, axis, &atom, atom >= 0); }
+
+/* Up from v through Reshapes and Transposes read once, l following: the
+ * first value made otherwise (l its layout). */
+static OValue *walk_up(Atoms *at, Layout *l, OValue *v) {
+  for (;;) {
+    ONode *n = v->producer;
+    if (!(og_is(n, ONNX_Reshape) || og_is(n, ONNX_Transpose)) || !og_single_use(v)) return v;
+    Layout r = {.rank = n->inputs[0]->type.rank};
+    if (og_is(n, ONNX_Transpose)) {
+      const OAttr *perm = og_get_attr(n, "perm");
+      if (!perm || perm->n != l->rank || r.rank != l->rank) return v;
+      for (int i = 0; i < l->rank; i++) {
+        int64_t from = perm->ints[i];
+        if (from < 0 || from >= r.rank) return v;
+        r.n[from] = l->n[i];
+        memcpy(r.atom[from], l->atom[i], sizeof r.atom[i]);
+      }
+    } else {
+      r = *l;
+      if (!layout_reshape(at, &r, n->inputs[0])) return v;
+    }
+    *l = r;
+    v = n->inputs[0];
+  }
+}
+
+/* Down from v through Reshapes and Transposes, each v's only reader: the
+ * last of them (NULL when none), l following. */
+static ONode *walk_down(const OGraph *g, Atoms *at, Layout *l, const OValue *v) {
+  ONode *last = NULL;
+  for (;;) {
+    ONode *n = og_only_reader(g, v);
+    if (!(og_is(n, ONNX_Reshape) || og_is(n, ONNX_Transpose)) || n->inputs[0] != v) return last;
+    Layout r = *l;
+    if (!layout_step(at, &r, n)) return last;
+    *l = r;
+    last = n;
+    v = n->outputs[0];
+  }
+}
+
+/* l as n atoms of one axis. */
+static Layout one_axis(const int *atoms, int n) {
+  Layout l = {.rank = 1, .n = {n}};
+  for (int i = 0; i < n; i++) l.atom[0][i] = atoms[i];
+  return l;
+}
+
+/* The packed form of the grouped attention: Q [B,T,(h,G,D)], K [B,S,(h,D)],
+ * V [B,S,(h,Dv)] as the projections give them and the output wanted as
+ * [B,T,(h,G,Dv)]: Attention with h*G query heads and h kv heads (query
+ * head i reads kv head i / G, as jax.nn's grouping does), no Transpose. */
+static bool packed_grouped(Ctx *c, OGraph *g, ONode *root, int side, Atoms *at,
+                           const int *m_parts, const int *mp, int n_m, int ab, int ah, int as, OValue *q, OValue *kt, OValue *vv,
+                           OValue *additive, const OValue *masked, const Layout *at_mask,
+                           double scale, Masks *ms) {
+  const ODim *qd = q->type.dims, *vd = vv->type.dims;
+  if (ab < 0 || qd[3].value < 1) return false;
+  int ad = atom_new(at, qd[3].value), adv = atom_new(at, vd[side == 0 ? 3 : 2].value);
+  if (ad < 0 || adv < 0 || at->size[adv] < 1) return false;
+  int hd[2] = {ah, ad}, hv[2] = {ah, adv}, one[1];
+  Layout lq = {.rank = 4}, lk = {.rank = 4}, lv = {.rank = 4}, lo = {.rank = 4};
+  int vs = side == 0 ? 2 : 3, vd_axis = 5 - vs; /* V's S and Dv axes */
+  int mo = side == 0 ? 2 : 3, do_axis = 5 - mo; /* the output's M' and Dv axes */
+  for (int i = 0; i < 2; i++) { /* b, h: alike in all four */
+    put_atom(&lq, i, i ? ah : ab);
+    put_atom(&lk, i, i ? ah : ab);
+    put_atom(&lv, i, i ? ah : ab);
+    put_atom(&lo, i, i ? ah : ab);
+  }
+  put_atoms(&lq, 2, m_parts, n_m); /* Q [b, h, m (its parts), d] */
+  put_atom(&lq, 3, ad);
+  put_atom(&lk, 2, ad); /* Kt [b, h, d, s] */
+  put_atom(&lk, 3, as);
+  put_atom(&lv, vs, as);
+  put_atom(&lv, vd_axis, adv);
+  put_atoms(&lo, mo, mp, n_m); /* the output, M' in P''s order */
+  put_atom(&lo, do_axis, adv);
+  OValue *xq = walk_up(at, &lq, q), *xk = walk_up(at, &lk, kt), *xv = walk_up(at, &lv, vv);
+  ONode *end = walk_down(g, at, &lo, root->outputs[0]);
+  if (!end || xq->type.rank != 3 || xk->type.rank != 3 || xv->type.rank != 3 || lo.rank != 3)
+    return false;
+  /* Q [b, T, (h, G, d)]: T and G split the queries' parts between them */
+  int t_atoms[MAX_ATOMS], q_heads[MAX_ATOMS], n_t, n_qh, o_heads[MAX_ATOMS];
+  one[0] = ab;
+  n_t = axis_atoms(at, &lq, 1, t_atoms);
+  n_qh = axis_atoms(at, &lq, 2, q_heads);
+  int h_off = ah >= 0;
+  if (!axis_is(at, &lq, 0, one, 1) || n_t < 1 || n_qh < 1 + h_off || q_heads[n_qh - 1] != ad ||
+      (ah >= 0 && q_heads[0] != ah) || n_t + n_qh - 1 - h_off != n_m)
+    return false;
+  int *g_atoms = q_heads + h_off, n_g = n_qh - 1 - h_off;
+  for (int i = 0; i < n_m; i++) { /* each part of the queries once, in T or G */
+    int seen = 0;
+    for (int j = 0; j < n_t; j++) seen += t_atoms[j] == mp[i];
+    for (int j = 0; j < n_g; j++) seen += g_atoms[j] == mp[i];
+    if (seen != 1) return false;
+  }
+  /* K [b, S, (h, d)], V [b, S, (h, dv)], the output [b, T, (h, G, dv)] */
+  Layout want_o = one_axis(q_heads, n_qh);
+  want_o.atom[0][n_qh - 1] = adv;
+  if (axis_atoms(at, &want_o, 0, o_heads) != n_qh) return false;
+  if (!axis_is(at, &lk, 0, one, 1) || !axis_is(at, &lk, 1, &as, 1) ||
+      !axis_is(at, &lk, 2, hd + 1 - h_off, 1 + h_off) || !axis_is(at, &lv, 0, one, 1) ||
+      !axis_is(at, &lv, 1, &as, 1) || !axis_is(at, &lv, 2, hv + 1 - h_off, 1 + h_off) ||
+      !axis_is(at, &lo, 0, one, 1) || !axis_is(at, &lo, 1, t_atoms, n_t) ||
+      !axis_is(at, &lo, 2, o_heads, n_qh))
+    return false;
+  int64_t kv_heads = ah >= 0 ? at->size[ah] : 1, group = 1, queries = 1;
+  for (int i = 0; i < n_g; i++) group *= at->size[g_atoms[i]];
+  for (int i = 0; i < n_t; i++) queries *= at->size[t_atoms[i]];
+  OValue *mask = NULL;
+  if (additive) {
+    int heads[MAX_ATOMS];
+    for (int i = 0; i < n_qh - 1; i++) heads[i] = q_heads[i];
+    const int *groups[4] = {one, heads, t_atoms, &as};
+    int group_n[4] = {1, n_qh - 1, n_t, 1};
+    ODim group_dims[4] = {qd[0], {kv_heads * group, NULL}, {queries, NULL}, kt->type.dims[3]};
+    mask = regrouped_mask(c, g, root, additive, masked, at, at_mask, groups, group_n, group_dims,
+                          ms);
+    if (!mask) return false;
+  }
+  OValue *in[4] = {xq, xk, xv, mask};
+  const OType *et = &end->outputs[0]->type;
+  OValue *out = new_node(c, g, root, ONNX_Attention, in, mask ? 4 : 3, q->type.et, 3, et->dims);
+  og_attr_float(c, out->producer, "scale", (float)scale);
+  og_attr_int(c, out->producer, "q_num_heads", kv_heads * group);
+  og_attr_int(c, out->producer, "kv_num_heads", kv_heads);
+  int64_t same[3] = {0, 0, -1};
+  OValue *rs_in[2] = {out, og_init_i64s(c, g, "heads_shape", 3, same)};
+  fm_rewrite(c, g, end, ONNX_Reshape, rs_in, 2);
+  return true;
 }
 
 static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
@@ -1015,6 +1157,13 @@ static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
     return false;
   if (additive && !(additive = kernel_safe_mask(c, g, root, additive, ms))) return false;
 
+  /* (the packed form's walks may split atoms: undone when it fails) */
+  Atoms before = at;
+  if (packed_grouped(c, g, root, side, &at, m_parts, mp, n_m, ab, ah, as, q, kt, vv, additive,
+                     masked, &at_mask, scale, ms))
+    return true;
+  at = before;
+
   /* the mask moved to [b|1, h|1, M', s|1] */
   OValue *mask = NULL;
   const int *groups[4] = {&ab, &ah, mp, &as};
@@ -1028,18 +1177,25 @@ static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   OValue *q_in = q;
   bool q_moved = false;
   for (int i = 0; i < n_m; i++) q_moved |= q_perm[i] != i;
+  if (q_moved && n_m + 3 > MAX_RANK) return false;
   if (q_moved) {
     int64_t sizes[MAX_ATOMS + 3], perm[MAX_ATOMS + 3];
     ODim dims[MAX_ATOMS + 3];
     int n = 0;
-    sizes[n] = qd[0].value < 1 ? 0 : qd[0].value, dims[n] = qd[0], perm[n] = n, n++;
-    sizes[n] = qd[1].value, dims[n] = qd[1], perm[n] = n, n++;
+    for (int i = 0; i < 2; i++, n++) { /* b (0: copied), h */
+      sizes[n] = qd[i].value < 1 ? 0 : qd[i].value;
+      dims[n] = qd[i];
+      perm[n] = n;
+    }
     for (int i = 0; i < n_m; i++, n++) {
       sizes[n] = at.size[m_parts[i]];
       dims[n] = (ODim){sizes[n], NULL};
       perm[n] = 2 + q_perm[i];
     }
-    sizes[n] = qd[3].value, dims[n] = qd[3], perm[n] = n, n++;
+    sizes[n] = qd[3].value;
+    dims[n] = qd[3];
+    perm[n] = n;
+    n++;
     int64_t to[4] = {0, qd[1].value, qd[2].value, qd[3].value};
     q_in = rearranged(c, g, root, q, n, sizes, dims, perm, 4, to, qd);
   }
