@@ -22,7 +22,7 @@
  * the Softmax (it zeroes that row both ways), a constant mask with an
  * unmasked position in every row, or a fill so large that s + c rounds to
  * c (c <= -1e30, as jax.nn.dot_product_attention's -0.7 * FLT_MAX, Haiku's
- * -1e30 and transformers' FLT_MIN: the float spacing there is 7.6e22, far
+ * -1e30 and transformers' -FLT_MAX: the float spacing there is 7.6e22, far
  * beyond any score): then a fully masked row is uniform both ways.  With
  * c = -inf the zeroing stays a Where (a fully masked row is NaN before it,
  * and NaN * 0 is NaN).
@@ -36,7 +36,20 @@
  * onnxruntime's kernel wants the mask's query axis in full, so A' is A
  * expanded along it (once per mask).  When the probabilities were zeroed by
  * F, the fully masked rows must still give 0: R = ReduceMax(F) over the key
- * axis is 1 for a row with an unmasked key and 0 otherwise.
+ * axis is 1 for a row with an unmasked key and 0 otherwise.  Reshapes and
+ * Transposes that only add, drop or move unit axes may sit between these
+ * nodes (jax.nn.dot_product_attention's [B,T,K,G,D] with G = 1: Flax NNX).
+ * Where Q, K and V are the projections' [B,S,H*D] split into heads and the
+ * output goes back to it, the 3-D form reads and writes them as they are.
+ * onnxruntime takes a mask value of -FLT_MAX as -inf (a fully masked row
+ * gives 0, not uniform): such a fill becomes -0.7 * FLT_MAX.
+ *
+ * try_grouped_attention: jax.nn.dot_product_attention with G > 1 query
+ * heads per kv head (GQA) moves the query axis's factors T and G around
+ * the Softmax; following the scores' axes as atoms through those moves
+ * shows an attention with K heads over T*G queries, or, when Q, K, V and
+ * the output are the projections' [B,S,(K,G,D)], one with
+ * q_num_heads = K*G and kv_num_heads = K (see there).
  */
 #include "passes/passes.h"
 
