@@ -49,7 +49,10 @@
  * the Softmax; following the scores' axes as atoms through those moves
  * shows an attention with K heads over T*G queries, or, when Q, K, V and
  * the output are the projections' [B,S,(K,G,D)], one with
- * q_num_heads = K*G and kv_num_heads = K (see there).
+ * q_num_heads = K*G and kv_num_heads = K (see there).  Below opset 23 the
+ * same regrouping gives MatMul, Softmax, MatMul over [B,K,T*G,S] scores,
+ * without their Transposes (pass_fuse_attention runs at every opset for
+ * this; try_attention only from 23).
  */
 #include "passes/passes.h"
 
@@ -859,7 +862,7 @@ static ODim atom_dim(const Atoms *at, int a, ODim symbolic) {
 static OValue *regrouped_mask(Ctx *c, OGraph *g, const ONode *root, OValue *a,
                               const OValue *masked, const Atoms *at, const Layout *l,
                               const int *const *groups, const int *group_n,
-                              const ODim *group_dims, Masks *ms) {
+                              const ODim *group_dims, bool for_attention, Masks *ms) {
   for (int attempt = 0; attempt < 2; attempt++) {
     int ra = a->type.rank, rs = masked->type.rank, off = rs - ra;
     int present[MAX_ATOMS], n_present = 0, tmp[MAX_ATOMS];
@@ -919,7 +922,7 @@ static OValue *regrouped_mask(Ctx *c, OGraph *g, const ONode *root, OValue *a,
       dims[i] = atom_dim(at, present[i], group_dims[0]);
     }
     OValue *m = rearranged(c, g, root, a, n_present, sizes, dims, perm, 4, to, to_dims);
-    return expanded_mask(c, g, root, m, group_dims[2], ms);
+    return for_attention ? expanded_mask(c, g, root, m, group_dims[2], ms) : m;
   }
   return NULL;
 }
@@ -1051,7 +1054,7 @@ static bool packed_grouped(Ctx *c, OGraph *g, ONode *root, int side, Atoms *at,
     int group_n[4] = {1, n_qh - 1, n_t, 1};
     ODim group_dims[4] = {qd[0], {kv_heads * group, NULL}, {queries, NULL}, kt->type.dims[3]};
     mask = regrouped_mask(c, g, root, additive, masked, at, at_mask, groups, group_n, group_dims,
-                          ms);
+                          true, ms);
     if (!mask) return false;
   }
   OValue *in[4] = {xq, xk, xv, mask};
@@ -1066,7 +1069,9 @@ static bool packed_grouped(Ctx *c, OGraph *g, ONode *root, int side, Atoms *at,
   return true;
 }
 
-static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
+/* attention_op: opset 23's Attention; else the same regrouping with MatMul,
+ * Softmax, MatMul over [b,h,M',s] scores (no Transpose of the scores). */
+static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, bool attention_op, Masks *ms) {
   if (!og_is(root, ONNX_MatMul) || root->n_inputs != 2 || !rank4(root->outputs[0])) return false;
   /* down from the Softmax: P' = root's operand, through Reshapes/Transposes */
   int side = -1;
@@ -1168,12 +1173,13 @@ static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   if (!rank4(vv) || vv->type.et != q->type.et || !og_same_dim(vd[0], pd[0]) ||
       !og_same_dim(vd[1], pd[1]) || !og_same_dim(vd[side == 0 ? 2 : 3], kd[3]))
     return false;
-  if (additive && !(additive = kernel_safe_mask(c, g, root, additive, ms))) return false;
+  if (attention_op && additive && !(additive = kernel_safe_mask(c, g, root, additive, ms)))
+    return false;
 
   /* (the packed form's walks may split atoms: undone when it fails) */
   Atoms before = at;
-  if (packed_grouped(c, g, root, side, &at, m_parts, mp, n_m, ab, ah, as, q, kt, vv, additive,
-                     masked, &at_mask, scale, ms))
+  if (attention_op && packed_grouped(c, g, root, side, &at, m_parts, mp, n_m, ab, ah, as, q, kt,
+                                     vv, additive, masked, &at_mask, scale, ms))
     return true;
   at = before;
 
@@ -1183,7 +1189,7 @@ static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
   int group_n[4] = {ab >= 0, ah >= 0, n_m, 1};
   ODim group_dims[4] = {qd[0], qd[1], qd[2], kd[3]};
   if (additive && !(mask = regrouped_mask(c, g, root, additive, masked, &at, &at_mask, groups,
-                                          group_n, group_dims, ms)))
+                                          group_n, group_dims, attention_op, ms)))
     return false;
 
   /* Q with its query axis in M''s order; K and V as Attention takes them */
@@ -1213,32 +1219,50 @@ static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, Masks *ms) {
     q_in = rearranged(c, g, root, q, n, sizes, dims, perm, 4, to, qd);
   }
   static const int64_t swap_last[4] = {0, 1, 3, 2};
-  ODim k_dims[4] = {kd[0], kd[1], kd[3], kd[2]};
-  OValue *k_in = new_node(c, g, root, ONNX_Transpose, &kt, 1, kt->type.et, 4, k_dims);
-  og_attr_ints(c, k_in->producer, "perm", swap_last, 4);
   OValue *v_in = vv;
   if (side == 1) {
     ODim v_dims[4] = {vd[0], vd[1], vd[3], vd[2]};
     v_in = new_node(c, g, root, ONNX_Transpose, &vv, 1, vv->type.et, 4, v_dims);
     og_attr_ints(c, v_in->producer, "perm", swap_last, 4);
   }
-  OValue *in[4] = {q_in, k_in, v_in, mask};
+  const ODim *rd = root->outputs[0]->type.dims;
+  ODim o_dims[4] = {rd[0], rd[1], rd[side == 0 ? 2 : 3], rd[side == 0 ? 3 : 2]};
+  OValue *out;
+  if (attention_op) {
+    ODim k_dims[4] = {kd[0], kd[1], kd[3], kd[2]};
+    OValue *k_in = new_node(c, g, root, ONNX_Transpose, &kt, 1, kt->type.et, 4, k_dims);
+    og_attr_ints(c, k_in->producer, "perm", swap_last, 4);
+    OValue *in[4] = {q_in, k_in, v_in, mask};
+    out = new_node(c, g, root, ONNX_Attention, in, mask ? 4 : 3, q->type.et, 4, o_dims);
+    og_attr_float(c, out->producer, "scale", (float)scale);
+  } else {
+    ODim s_dims[4] = {qd[0], qd[1], qd[2], kd[3]};
+    OValue *qk_in[2] = {q_in, kt};
+    OValue *scores = new_node(c, g, root, ONNX_MatMul, qk_in, 2, q->type.et, 4, s_dims);
+    if (scale != 1) {
+      OValue *mul_in[2] = {scores, scalar(c, g, "attention_scale", q->type.et, scale)};
+      scores = new_node(c, g, root, ONNX_Mul, mul_in, 2, q->type.et, 4, s_dims);
+    }
+    if (mask) {
+      OValue *add_in[2] = {scores, mask};
+      scores = new_node(c, g, root, ONNX_Add, add_in, 2, q->type.et, 4, s_dims);
+    }
+    OValue *probs = new_node(c, g, root, ONNX_Softmax, &scores, 1, q->type.et, 4, s_dims);
+    og_attr_int(c, probs->producer, "axis", 3);
+    OValue *pv_in[2] = {probs, v_in};
+    out = new_node(c, g, root, ONNX_MatMul, pv_in, 2, q->type.et, 4, o_dims);
+  }
   if (side == 0) {
-    fm_rewrite(c, g, root, ONNX_Attention, in, mask ? 4 : 3);
-    og_attr_float(c, root, "scale", (float)scale);
+    fm_rewrite(c, g, root, ONNX_Identity, &out, 1);
     return true;
   }
-  const ODim *rd = root->outputs[0]->type.dims;
-  ODim o_dims[4] = {rd[0], rd[1], rd[3], rd[2]};
-  OValue *out = new_node(c, g, root, ONNX_Attention, in, mask ? 4 : 3, q->type.et, 4, o_dims);
-  og_attr_float(c, out->producer, "scale", (float)scale);
   fm_rewrite(c, g, root, ONNX_Transpose, &out, 1);
   og_attr_ints(c, root, "perm", swap_last, 4);
   return true;
 }
 
 int pass_fuse_attention(Ctx *c, OModel *m) {
-  if (m->opset < 23) return 0;
+  bool attention_op = m->opset >= 23;
   OGraph *g = m->graph;
   Masks ms = {.n = 0};
   bool changed = false;
@@ -1246,7 +1270,8 @@ int pass_fuse_attention(Ctx *c, OModel *m) {
   for (int i = 0; i < n; i++) {
     ONode *root = g->nodes.items[i];
     if (!root->dead)
-      changed |= try_attention(c, g, root, &ms) || try_grouped_attention(c, g, root, &ms);
+      changed |= (attention_op && try_attention(c, g, root, &ms)) ||
+                 try_grouped_attention(c, g, root, attention_op, &ms);
   }
   if (!changed) return 0;
   fm_sweep(g);

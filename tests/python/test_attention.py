@@ -329,6 +329,8 @@ def test_dot_product_attention(kv_heads, mask, opset):
             assert counts["Transpose"] == 0, dict(counts)
     else:
         assert counts["Softmax"] == 1 and counts["Attention"] == 0, dict(counts)
+        # G = 2: scores [B, K, T*G, S] from one MatMul, no Transpose of them
+        assert score_transposes(model) == 0, dict(counts)
         if kv_heads == 4:
             assert counts["Transpose"] == 4, dict(counts)
 
