@@ -719,6 +719,7 @@ typedef struct Atoms {
   int64_t size[MAX_ATOMS]; /* -1 for the one symbolic atom (b) */
   int child[MAX_ATOMS];    /* split: outer child; inner = child + 1; else -1 */
   int n;
+  ODim sym; /* the symbolic atom's dim */
 } Atoms;
 typedef struct Layout {
   int rank;
@@ -769,7 +770,7 @@ static bool layout_reshape(Atoms *at, Layout *l, const OValue *v) {
     r.n[i] = 0;
     if (d.value == 1) continue;
     if (d.value < 1) { /* the symbolic atom, whole */
-      if (next == n || at->size[seq[next]] >= 0) return false;
+      if (next == n || at->size[seq[next]] >= 0 || !og_same_dim(d, at->sym)) return false;
       r.atom[i][r.n[i]++] = seq[next++];
       continue;
     }
@@ -1133,7 +1134,7 @@ static bool try_grouped_attention(Ctx *c, OGraph *g, ONode *root, bool attention
   if (qd[1].value < 1 || qd[2].value < 1 || qd[3].value < 1 || kd[3].value < 1) return false;
 
   /* the scores [b,h,m,s] as atoms, through the moves */
-  Atoms at = {.n = 0};
+  Atoms at = {.n = 0, .sym = qd[0]};
   Layout l = {.rank = 4};
   int ab = -1, ah = -1, am, as;
   if (qd[0].value != 1) ab = atom_new(&at, qd[0].value < 1 ? -1 : qd[0].value);

@@ -230,7 +230,7 @@ def _haiku_attention():
 
 def _bert_self_attention():
     """transformers' FlaxBertSelfAttention (a 1-layer tiny BertConfig) with a
-    padding mask: a bias Where(m, 0, FLT_MIN) added to the scores, Q scaled
+    padding mask: a bias Where(m, 0, finfo.min) added to the scores, Q scaled
     before the head Transpose."""
     from transformers import BertConfig
     from transformers.models.bert.modeling_flax_bert import FlaxBertSelfAttention
