@@ -213,24 +213,64 @@ def _equinox_attention():
     return jax.vmap(lambda x: layer(x, x, x, mask=causal)), None
 
 
-# nnx.MultiHeadAttention calls jax.nn.dot_product_attention, whose grouped
-# (GQA) form [B, T, K, G, H] the Attention fusion does not match yet: its mask
-# becomes additive, the MatMul/Softmax/MatMul form stays.
-LIBRARY_CASES = [(_linen_self_attention, True), (_nnx_attention, False),
-                 (_equinox_attention, True)]
+def _haiku_attention():
+    """hk.MultiHeadAttention with a causal mask: its fill -1e30 absorbs the
+    scores, so the mask is additive although Haiku builds it at run time
+    (iota, compare) and zeroes nothing."""
+    import haiku as hk
+
+    def forward(x):
+        causal = jnp.tril(jnp.ones((1, 1, T, T), bool))
+        layer = hk.MultiHeadAttention(num_heads=4, key_size=16, model_size=64,
+                                      w_init=hk.initializers.VarianceScaling(1.0))
+        return layer(x, x, x, mask=causal)
+    net = hk.without_apply_rng(hk.transform(forward))
+    return net.apply, net.init(jax.random.PRNGKey(0), jnp.zeros((2, T, 64)))
+
+
+def _bert_self_attention():
+    """transformers' FlaxBertSelfAttention (a 1-layer tiny BertConfig) with a
+    padding mask: a bias Where(m, 0, finfo.min) added to the scores, Q scaled
+    before the head Transpose."""
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_flax_bert import FlaxBertSelfAttention
+    config = BertConfig(vocab_size=300, hidden_size=64, num_hidden_layers=1,
+                        num_attention_heads=4, intermediate_size=128)
+    layer = FlaxBertSelfAttention(config)
+    variables = layer.init(jax.random.PRNGKey(0), jnp.ones((1, T, 64)),
+                           jnp.ones((1, T), jnp.int32), None)
+    return (lambda v, x, m: layer.apply(v, x, m, None, deterministic=True)[0]), variables
+
+
+# nnx.MultiHeadAttention calls jax.nn.dot_product_attention: its grouped form
+# [B, T, K, G, H] with G = 1 passes unit axes through Reshapes and Transposes
+LIBRARY_CASES = [(_linen_self_attention, False), (_nnx_attention, False),
+                 (_equinox_attention, False), (_haiku_attention, False),
+                 (_bert_self_attention, True)]
+
+
+def _hidden_and_padding(rng, shape, dtype, index):
+    if index == 0:
+        return rng.normal(size=shape).astype(dtype)
+    return _tokens(2)(rng, shape, dtype, 1)
 
 
 @pytest.mark.parametrize("opset", [20, 23])
-@pytest.mark.parametrize("make, fused", LIBRARY_CASES,
+@pytest.mark.parametrize("make, padding", LIBRARY_CASES,
                          ids=["linen SelfAttention", "nnx MultiHeadAttention",
-                              "equinox MultiheadAttention"])
-def test_library_attention(make, fused, opset):
+                              "equinox MultiheadAttention", "haiku MultiHeadAttention",
+                              "transformers FlaxBertSelfAttention"])
+def test_library_attention(make, padding, opset):
     fn, params = make()
     kw = {"params": params} if params is not None else {}
-    model = convert_and_check(fn, [("B", T, 64)], opset=opset, **kw)
+    inputs = [("B", T, 64)]
+    if padding:  # a padding mask (one row all padding) as the second input
+        inputs.append(("B", T))
+        kw.update(input_dtypes=[np.float32, np.int32], input_generator=_hidden_and_padding)
+    model = convert_and_check(fn, inputs, opset=opset, **kw)
     counts = op_counts(model)
     assert masks_around_softmax(model) == 0, dict(counts)
-    if opset >= 23 and fused:
+    if opset >= 23:
         # the heads packed as the projections give them: no Transpose left
         assert counts["Attention"] == 1 and counts["Softmax"] == 0, dict(counts)
         assert counts["Transpose"] == 0, dict(counts)
@@ -239,6 +279,98 @@ def test_library_attention(make, fused, opset):
         # heads to the batch axes for q, k, v and back: Equinox's vmapped
         # Linear layers (weight on the left) add none
         assert counts["Transpose"] == 4, dict(counts)
+
+
+# ---- jax.nn.dot_product_attention and its grouped form ---------------------------
+
+def _projections(kv_heads):
+    rng = np.random.default_rng(6)
+    wq = rng.normal(0, 0.2, (64, 64)).astype(np.float32)
+    wk, wv = (rng.normal(0, 0.2, (64, kv_heads * 16)).astype(np.float32) for _ in range(2))
+
+    def qkv(x):
+        b = x.shape[0]
+        return ((x @ wq).reshape(b, T, 4, 16), (x @ wk).reshape(b, T, kv_heads, 16),
+                (x @ wv).reshape(b, T, kv_heads, 16))
+    return qkv
+
+
+@pytest.mark.parametrize("opset", [20, 23])
+@pytest.mark.parametrize("mask", ["none", "causal", "is_causal", "padding"])
+@pytest.mark.parametrize("kv_heads", [4, 2], ids=["G=1", "G=2"])
+def test_dot_product_attention(kv_heads, mask, opset):
+    """jax.nn.dot_product_attention with as many kv heads as query heads
+    (G = 1 in its [B, T, K, G, H] form) and with 2 query heads per kv head
+    (G = 2: GQA); its fill -0.7 * FLT_MAX absorbs the scores, so a padding
+    mask needs no zeroing."""
+    qkv = _projections(kv_heads)
+    causal = jnp.tril(jnp.ones((T, T), bool))[None, None]
+
+    def f(x, m):
+        q, k, v = qkv(x)
+        kw = {"none": {}, "causal": {"mask": causal}, "is_causal": {"is_causal": True},
+              "padding": {"mask": m[:, None, None, :] > 0}}[mask]
+        return jax.nn.dot_product_attention(q, k, v, **kw).reshape(x.shape[0], T, 64)
+    model = convert_and_check(f, [("B", T, 64), ("B", T)], opset=opset,
+                              input_dtypes=[np.float32, np.int32],
+                              input_generator=_hidden_and_padding)
+    counts = op_counts(model)
+    assert masks_around_softmax(model) == 0, dict(counts)
+    if opset >= 23:
+        assert counts["Attention"] == 1 and counts["Softmax"] == 0, dict(counts)
+        # Q, K, V straight from the projections, the output as the model
+        # wants it: no head Transpose (G = 2: the mask, which jax.nn
+        # materialises as [G, B, K, T, S], is moved to [B, K*G, T, S])
+        attention = next(n for n in model.graph.node if n.op_type == "Attention")
+        producers = {o: n.op_type for n in model.graph.node for o in n.output}
+        assert [producers[i] for i in attention.input[:3]] == ["MatMul"] * 3, dict(counts)
+        assert attention.output[0] == model.graph.output[0].name, dict(counts)
+        if kv_heads == 4 or mask == "none":
+            assert counts["Transpose"] == 0, dict(counts)
+    else:
+        assert counts["Softmax"] == 1 and counts["Attention"] == 0, dict(counts)
+        # G = 2: scores [B, K, T*G, S] from one MatMul, no Transpose of them
+        assert score_transposes(model) == 0, dict(counts)
+        if kv_heads == 4:
+            assert counts["Transpose"] == 4, dict(counts)
+
+
+def _grouped_by_hand(fill, softmax_axis=-1, kv_heads=4):
+    """jax.nn.dot_product_attention's [B, T, K, G, H] form (vmapped over G
+    as jax.nn does) with its core written out: a fill and a softmax axis of
+    our choosing."""
+    qkv = _projections(kv_heads)
+    causal = np.tril(np.ones((T, T), bool))
+
+    def core(q, k, v):
+        s = jnp.einsum("BTNH,BSNH->BNTS", q, k) * 0.25
+        p = jax.nn.softmax(jnp.where(causal, s, fill), axis=softmax_axis)
+        return jnp.einsum("BNTS,BSNH->BTNH", p, v)
+
+    def f(x):
+        q, k, v = qkv(x)
+        q = q.reshape(x.shape[0], T, kv_heads, 4 // kv_heads, 16)
+        grouped = jax.vmap(core, in_axes=(3, None, None), out_axes=3)
+        return grouped(q, k, v).reshape(x.shape[0], T, 64)
+    return f
+
+
+GROUPED_CASES = {
+    "G=1 mask -1e9": (_grouped_by_hand(-1e9), True),
+    "G=1 fill -1 (no mask)": (_grouped_by_hand(-1.0), False),
+    "G=1 softmax over queries": (_grouped_by_hand(-1e9, softmax_axis=-2), False),
+    "G=2 mask -1e9": (_grouped_by_hand(-1e9, kv_heads=2), True),
+    "G=2 fill -1 (no mask)": (_grouped_by_hand(-1.0, kv_heads=2), False),
+    "G=2 softmax over queries": (_grouped_by_hand(-1e9, softmax_axis=-2, kv_heads=2), False),
+}
+
+
+@pytest.mark.parametrize("case", list(GROUPED_CASES))
+def test_grouped_attention_near_misses(case):
+    f, fused = GROUPED_CASES[case]
+    model = convert_and_check(f, [("B", T, 64)], opset=23)
+    counts = op_counts(model)
+    assert counts["Attention"] == int(fused) and counts["Softmax"] == 1 - int(fused), dict(counts)
 
 
 # ---- layouts: no Transpose of the scores (passes/matmul_layout.c) -------------
