@@ -82,6 +82,30 @@ bool og_same_dim(ODim a, ODim b) {
   return a.param && b.param && strcmp(a.param, b.param) == 0;
 }
 
+bool og_reshape_target(const OValue *x, const ODim *out, int rank, int64_t *shape) {
+  int inferred = -1, n_symbolic = 0;
+  bool copies = false;
+  for (int j = 0; j < rank; j++) n_symbolic += out[j].value < 0;
+  for (int j = 0; j < rank; j++) {
+    ODim d = out[j];
+    bool kept = j < x->type.rank && og_same_dim(x->type.dims[j], d);
+    if (d.value > 0) {
+      shape[j] = d.value;
+    } else if (d.value == 0 || !d.param) {
+      return false; /* a literal 0 would copy; an unknown dim has no value */
+    } else if (n_symbolic == 1 || (!kept && inferred < 0)) {
+      shape[j] = -1;
+      inferred = j;
+    } else if (kept) {
+      shape[j] = 0;
+      copies = true;
+    } else {
+      return false;
+    }
+  }
+  return inferred < 0 || !copies;
+}
+
 void og_set_input(ONode *n, int i, OValue *v) {
   if (n->inputs[i]) n->inputs[i]->n_uses--;
   n->inputs[i] = v;

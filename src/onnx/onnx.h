@@ -226,6 +226,13 @@ bool og_is(const ONode *n, OnnxOp kind);
  * (symbolic_dims names a dynamic dim only where a rule proves it, and names
  * equal sizes alike: "B", "50*B"); never guessed. */
 bool og_same_dim(ODim a, ODim b);
+/* A constant target for Reshape(x) to the known dims out[0..rank): the
+ * static sizes, 0 to copy x's dim at the same axis, at most one -1; false
+ * when some dim is unknown or no such target is exact at every run-time
+ * size: a -1 beside a copied dynamic dim is 0 / 0 when that dim is 0.  A
+ * lone dynamic dim is -1 rather than a copy, so that a later Reshape may
+ * skip this one.  Its 0s copy (the Reshape needs allowzero = 0). */
+bool og_reshape_target(const OValue *x, const ODim *out, int rank, int64_t *shape);
 /* v is read by one node only and is not a graph output: a fusion may absorb it. */
 bool og_single_use(const OValue *v);
 /* The one live node of g reading v when og_single_use(v), else NULL (a walk

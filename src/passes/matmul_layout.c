@@ -17,6 +17,9 @@
  * The Transposes move B and A (N x K and M x K per batch) instead of the
  * M x N product; B's new Transpose usually composes with the one that made
  * B (simplify merges the Reshapes between them, then the Transposes).
+ * With a symbolic sequence length no constant Reshape splits the product
+ * back, so it is made split instead: A^T gets unit axes that MatMul
+ * broadcasts over the n_i (key_major_per_split).
  *
  * Merged axes permuted before a weight.  Z = MatMul(Reshape(Transpose(x, p)),
  * W) with W a constant [K, N] and the Reshape merging the axes p permutes:
@@ -50,6 +53,17 @@ static OValue *new_node(Ctx *c, OGraph *g, const ONode *at, OnnxOp op, OValue *c
   OValue *v = n->outputs[0];
   v->type = (OType){et, rank, arena_alloc(c->arena, sizeof(ODim) * (size_t)(rank + 1))};
   for (int i = 0; i < rank; i++) v->type.dims[i] = i < n_lead ? lead[i] : (ODim){dims[i], NULL};
+  return v;
+}
+
+/* A new node of one output typed et with the dims `dims`. */
+static OValue *typed_node(Ctx *c, OGraph *g, const ONode *at, OnnxOp op, OValue *const *in,
+                          int n_in, ElemType et, int rank, const ODim *dims) {
+  ONode *n = og_node(c, g, onnx_op_info[op].name, in, n_in, 1);
+  n->origin = at->origin;
+  OValue *v = n->outputs[0];
+  v->type = (OType){et, rank, arena_alloc(c->arena, sizeof(ODim) * (size_t)(rank + 1))};
+  memcpy(v->type.dims, dims, sizeof(ODim) * (size_t)rank);
   return v;
 }
 
@@ -94,6 +108,108 @@ static OValue *transpose(Ctx *c, OGraph *g, const ONode *at, OValue *x, const in
 
 /* ---- scores in key-major order ------------------------------------------- */
 
+/* try_key_major when N's split or M is symbolic (a dynamic sequence
+ * length): no constant Reshape takes the [.., N, M] product to the
+ * Transpose's output [.., n_p.., M] when two of its dims are symbolic
+ * (the lead's copies are at other axes).  So the product is made in that
+ * shape: B split and transposed to [.., n_p.., K], times A^T with unit
+ * axes for the n_p but the last, which MatMul broadcasts.
+ *   Transpose_p(Reshape(MatMul(A, B)))
+ *     = MatMul(Transpose(Reshape(B, [.., K, n_1..n_k])), Unsqueeze(A^T)) */
+/* A shape vector of `len` elements from a node's output (Shape, Div, Concat). */
+static OValue *shape_node(Ctx *c, OGraph *g, const ONode *at, OnnxOp op, OValue *const *in,
+                          int n_in, int64_t len) {
+  ODim d = {len, NULL};
+  return typed_node(c, g, at, op, in, n_in, ET_I64, 1, &d);
+}
+
+/* Dims [from, to) of x at run time. */
+static OValue *dims_of(Ctx *c, OGraph *g, const ONode *at, OValue *x, int from, int to) {
+  OValue *s = shape_node(c, g, at, ONNX_Shape, &x, 1, to - from);
+  og_attr_int(c, s->producer, "start", from);
+  og_attr_int(c, s->producer, "end", to);
+  return s;
+}
+
+/* The target [lead.., K, n_1..n_k] of B [lead.., K, N] split, computed at
+ * run time where no constant one is exact at every size (the lead copied
+ * beside a -1 is 0 / 0 when the batch is empty): the lead dims read from B,
+ * the one symbolic n_s as N over the static others.  NULL when two n are
+ * symbolic.  For a Reshape with allowzero = 1. */
+static OValue *split_target(Ctx *c, OGraph *g, const ONode *at, OValue *b, int nb, int64_t kk,
+                            const ODim *n, int k) {
+  OValue *parts[MAX_RANK + 2];
+  int n_parts = 0, symbolic = -1;
+  int64_t others = 1, statics[MAX_RANK + 1];
+  for (int i = 0; i < k; i++) {
+    if (n[i].value >= 1) others *= n[i].value;
+    else if (symbolic >= 0) return NULL;
+    else symbolic = i;
+  }
+  if (symbolic < 0) return NULL;
+  if (nb > 0) parts[n_parts++] = dims_of(c, g, at, b, 0, nb);
+  statics[0] = kk;
+  int n_statics = 1;
+  for (int i = 0; i <= k; i++) {
+    if (i < k && i != symbolic) {
+      statics[n_statics++] = n[i].value;
+      continue;
+    }
+    if (n_statics) parts[n_parts++] = og_init_i64s(c, g, "shape", n_statics, statics);
+    n_statics = 0;
+    if (i == k) break;
+    OValue *div_in[2] = {dims_of(c, g, at, b, nb + 1, nb + 2), og_init_i64s(c, g, "size", 1, &others)};
+    parts[n_parts++] = shape_node(c, g, at, ONNX_Div, div_in, 2, 1);
+  }
+  OValue *shape = shape_node(c, g, at, ONNX_Concat, parts, n_parts, nb + 1 + k);
+  og_attr_int(c, shape->producer, "axis", 0);
+  return shape;
+}
+
+static bool key_major_per_split(Ctx *c, OGraph *g, ONode *mm, ONode *t, const OAttr *perm,
+                                int k) {
+  OValue *a = mm->inputs[0], *b = mm->inputs[1];
+  const OValue *y5 = t->inputs[0];
+  int r = a->type.rank, nb = r - 2, ry = y5->type.rank;
+  if (ry + 1 > MAX_RANK) return false;
+  ODim dims[MAX_RANK];
+  int64_t shape[MAX_RANK], q[MAX_RANK];
+  /* B [.., K, N] -> [.., K, n_1..n_k] */
+  for (int i = 0; i < nb; i++) dims[i] = b->type.dims[i];
+  dims[nb] = a->type.dims[r - 1];
+  for (int i = 0; i < k; i++) dims[nb + 1 + i] = y5->type.dims[r - 1 + i];
+  bool constant = og_reshape_target(b, dims, nb + 1 + k, shape);
+  OValue *target = constant ? og_init_i64s(c, g, "shape", nb + 1 + k, shape)
+                            : split_target(c, g, mm, b, nb, dims[nb].value, dims + nb + 1, k);
+  if (!target) return false;
+  OValue *b_in[2] = {b, target};
+  OValue *b_split = typed_node(c, g, mm, ONNX_Reshape, b_in, 2, b->type.et, nb + 1 + k, dims);
+  if (!constant) og_attr_int(c, b_split->producer, "allowzero", 1);
+  /* -> [.., n_p.., K] */
+  for (int i = 0; i < nb; i++) q[i] = i;
+  for (int i = 0; i < k; i++) q[nb + i] = perm->ints[nb + i] - (r - 1) + nb + 1;
+  q[nb + k] = nb;
+  OValue *b_t = transpose(c, g, mm, b_split, q);
+  /* A^T [.., K, M] with k - 1 unit axes before K */
+  int64_t swap[MAX_RANK], units[MAX_RANK];
+  for (int i = 0; i < r; i++) swap[i] = i;
+  swap[r - 1] = r - 2;
+  swap[r - 2] = r - 1;
+  OValue *a_t = transpose(c, g, mm, a, swap);
+  if (k > 1) {
+    for (int i = 0; i < k - 1; i++) units[i] = nb + i;
+    for (int i = 0; i < nb; i++) dims[i] = a_t->type.dims[i];
+    for (int i = 0; i < k - 1; i++) dims[nb + i] = (ODim){1, NULL};
+    dims[nb + k - 1] = a_t->type.dims[nb];
+    dims[nb + k] = a_t->type.dims[nb + 1];
+    OValue *u_in[2] = {a_t, og_init_i64s(c, g, "axes", k - 1, units)};
+    a_t = typed_node(c, g, mm, ONNX_Unsqueeze, u_in, 2, a->type.et, nb + k + 1, dims);
+  }
+  OValue *mm_in[2] = {b_t, a_t};
+  fm_rewrite(c, g, t, ONNX_MatMul, mm_in, 2);
+  return true;
+}
+
 static bool try_key_major(Ctx *c, OGraph *g, ONode *mm) {
   OValue *z = mm->outputs[0], *a = mm->inputs[0], *b = mm->inputs[1];
   int r = z->type.rank;
@@ -115,16 +231,19 @@ static bool try_key_major(Ctx *c, OGraph *g, ONode *mm) {
   int ry = y5->type.rank, k = ry - r + 1; /* N split into k axes */
   if (!perm || k < 2 || ry > MAX_RANK) return false;
   const ODim *zd = z->type.dims, *yd = y5->type.dims;
-  /* the Reshape keeps the batch axes and M, and splits N (static) */
+  /* the Reshape keeps the batch axes and M, and splits N into known dims
+   * (whose product is N: the Reshape is valid) */
   for (int i = 0; i < r - 1; i++)
     if (!og_same_dim(zd[i], yd[i])) return false;
   int64_t n_total = 1, kk = a->type.dims[r - 1].value;
+  bool split_static = true;
   for (int i = r - 1; i < ry; i++) {
-    if (yd[i].value < 1) return false;
-    n_total *= yd[i].value;
+    if (yd[i].value < 1 && !(yd[i].value < 0 && yd[i].param)) return false;
+    split_static &= yd[i].value >= 1;
+    if (yd[i].value >= 1) n_total *= yd[i].value;
   }
-  if (zd[r - 1].value != n_total || kk < 1 || !og_same_dim(b->type.dims[r - 2], a->type.dims[r - 1]))
-    return false;
+  if (kk < 1 || !og_same_dim(b->type.dims[r - 2], a->type.dims[r - 1])) return false;
+  if (split_static && zd[r - 1].value != n_total) return false;
   /* batch axes in place, M (axis r-2) last */
   for (int i = 0; i < r - 2; i++)
     if (perm->ints[i] != i) return false;
@@ -138,7 +257,8 @@ static bool try_key_major(Ctx *c, OGraph *g, ONode *mm) {
   const ODim *td = t->outputs[0]->type.dims;
   int64_t out_shape[MAX_RANK + 1], out_tail[MAX_RANK];
   for (int i = nb; i < ry; i++) out_tail[i - nb] = td[i].value;
-  if (td[ry - 1].value < 1 || !shape_vector(lead, nb, out_tail, ry - nb, out_shape)) return false;
+  if (!split_static || td[ry - 1].value < 1 || !shape_vector(lead, nb, out_tail, ry - nb, out_shape))
+    return key_major_per_split(c, g, mm, t, perm, k);
   /* B' = Reshape(Transpose(Reshape(B, [.., K, n..]), [.., n_p.., K]), [.., N, K]) */
   int64_t split[MAX_RANK], q[MAX_RANK];
   split[0] = kk;

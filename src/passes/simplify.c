@@ -654,34 +654,14 @@ static bool constant_shape(Ctx *c, OGraph *g, ONode *n) {
   int R = out->type.rank, r = x->type.rank;
   if (R < 0 || R > MAX_RANK || r < 0 || (expand && r > R)) return false;
   int64_t shape[MAX_RANK];
-  int inferred = -1, n_symbolic = 0;
-  bool copies = false;
-  for (int j = 0; j < R; j++) n_symbolic += out->type.dims[j].value < 0;
-  for (int j = 0; j < R; j++) {
+  if (reshape && !og_reshape_target(x, out->type.dims, R, shape)) return false;
+  for (int j = 0; expand && j < R; j++) {
     ODim d = out->type.dims[j];
-    int a = expand ? j - (R - r) : j; /* the input axis this dim lines up with */
-    bool kept = a >= 0 && a < r && og_same_dim(x->type.dims[a], d);
-    if (expand) {
-      if (kept) shape[j] = 1;
-      else if (d.value >= 0) shape[j] = d.value;
-      else return false;
-    } else if (d.value > 0) {
-      shape[j] = d.value;
-    } else if (d.value < 0 && d.param && n_symbolic == 1) {
-      /* -1 rather than 0: a later Reshape of this one can then skip it */
-      shape[j] = -1;
-      inferred = j;
-    } else if (d.value < 0 && d.param && kept) {
-      shape[j] = 0;
-      copies = true;
-    } else if (d.value < 0 && d.param && inferred < 0) {
-      shape[j] = -1;
-      inferred = j;
-    } else {
-      return false;
-    }
+    int a = j - (R - r); /* the input axis this dim lines up with */
+    if (a >= 0 && og_same_dim(x->type.dims[a], d)) shape[j] = 1;
+    else if (d.value >= 0) shape[j] = d.value;
+    else return false;
   }
-  if (inferred >= 0 && copies) return false;
   og_set_input(n, 1, og_init_i64s(c, g, "shape", R, shape));
   /* JAX's dynamic reshapes say allowzero=1 (a size computed as 0 is 0); the
    * new shape holds no literal 0, and a dim it copies is the input's even
@@ -840,15 +820,19 @@ static bool simplify_node(Ctx *c, OGraph *g, ONode *n) {
   if (og_is(n, ONNX_Reshape) && n->n_inputs == 2) {
     ONode *p = x->producer;
     if (p && !p->dead && og_is(p, ONNX_Reshape) && p->n_inputs == 2) {
-      /* Reshape(Reshape(y, s1), s2) = Reshape(y, s2) when s2 has no 0
-       * (a 0 would copy a dim of the intermediate shape) */
+      /* Reshape(Reshape(y, s1), s2) = Reshape(y, s2) when each 0 of s2
+       * copies a symbolic dim y has at the same axis (a 0 copies a dim of
+       * the intermediate shape; one with a static dim gets its number) */
       const OAttr *az = og_get_attr(n, "allowzero");
       const Data *s2 = og_const_data(n->inputs[1]);
+      const OType *inner = &p->inputs[0]->type;
       bool safe = az && az->i == 1;
       if (!safe && s2) {
         const int64_t *v = (const int64_t *)data_bytes(c, s2);
         safe = n->inputs[1]->type.et == ET_I64;
-        for (size_t i = 0; safe && i < s2->nbytes / 8; i++) safe = v[i] != 0;
+        for (int i = 0; safe && i < (int)(s2->nbytes / 8); i++)
+          safe = v[i] != 0 || (i < inner->rank && i < x->type.rank && x->type.dims[i].value < 0 &&
+                               og_same_dim(inner->dims[i], x->type.dims[i]));
       }
       if (safe) {
         OValue *y = p->inputs[0];

@@ -318,6 +318,38 @@ int pass_push_transposes(Ctx *c, OModel *m) {
  * attention puts next to the query axis.  Run after the fusions, which
  * match JAX's unit-axis transposes as written (Softmax's max and sum). */
 
+/* The Transpose t of x of static unit axes that unit_transpose_to_reshape
+ * cannot write as one Reshape ([B, 4, T, 1, S] -> [1, B, 4, T, S]: two
+ * symbolic dims move): Squeeze of those axes, then Unsqueeze where the
+ * output has them.  The caller checked that the perm keeps the order of
+ * x's other axes. */
+static bool unit_transpose_to_squeezes(Ctx *c, OGraph *g, ONode *t) {
+  OValue *x = t->inputs[0], *y = t->outputs[0];
+  int rank = x->type.rank;
+  int64_t from[MAX_RANK], to[MAX_RANK];
+  int n_from = 0, n_to = 0;
+  ODim kept[MAX_RANK];
+  for (int i = 0; i < rank; i++) {
+    if (x->type.dims[i].value == 1) from[n_from++] = i;
+    else kept[i - n_from] = x->type.dims[i];
+    if (y->type.dims[i].value == 1) to[n_to++] = i;
+  }
+  if (n_from == 0 || n_from != n_to) return false;
+  OValue *sq_in[2] = {x, og_init_i64s(c, g, "axes", n_from, from)};
+  ONode *sq = og_node(c, g, "Squeeze", sq_in, 2, 1); /* at the end: the caller sorts */
+  sq->origin = t->origin;
+  sq->scope = t->scope;
+  sq->source = t->source;
+  OValue *mid = sq->outputs[0];
+  int mid_rank = rank - n_from;
+  mid->type = (OType){x->type.et, mid_rank,
+                      arena_alloc(c->arena, sizeof(ODim) * (size_t)(mid_rank + 1))};
+  memcpy(mid->type.dims, kept, sizeof(ODim) * (size_t)mid_rank);
+  OValue *un_in[2] = {mid, og_init_i64s(c, g, "axes", n_to, to)};
+  fm_rewrite(c, g, t, ONNX_Unsqueeze, un_in, 2);
+  return true;
+}
+
 /* Rewrites Transpose t in place into Reshape(x, shape) when its perm keeps
  * the order of x's axes of size other than 1 and the target can be written
  * with one -1 at most (a dynamic dim that stays in place is a 0, "copy"), and
@@ -345,7 +377,7 @@ static bool unit_transpose_to_reshape(Ctx *c, OGraph *g, ONode *t) {
     else shape[i] = -1, n_inferred++;
   }
   /* Reshape cannot infer the -1 when a copied dim is 0 at run time (0 / 0) */
-  if (n_inferred > 1 || (n_inferred == 1 && n_copied > 0)) return false;
+  if (n_inferred > 1 || (n_inferred == 1 && n_copied > 0)) return unit_transpose_to_squeezes(c, g, t);
   int64_t *vals = arena_alloc(c->arena, sizeof(int64_t) * (size_t)rank);
   memcpy(vals, shape, sizeof(int64_t) * (size_t)rank);
   int64_t len = rank;
@@ -362,13 +394,15 @@ static bool unit_transpose_to_reshape(Ctx *c, OGraph *g, ONode *t) {
 }
 
 static void unit_transposes_in(Ctx *c, OGraph *g) {
-  for (int i = 0; i < g->nodes.len; i++) {
+  int n_nodes = g->nodes.len;
+  for (int i = 0; i < n_nodes; i++) {
     ONode *n = g->nodes.items[i];
     if (og_is(n, ONNX_Transpose)) unit_transpose_to_reshape(c, g, n);
     if (n->dead) continue;
     for (int j = 0; j < n->n_attrs; j++)
       if (n->attrs[j].kind == OA_GRAPH) unit_transposes_in(c, n->attrs[j].graph);
   }
+  if (g->nodes.len != n_nodes) og_toposort(c, g); /* the Squeezes came last */
 }
 
 int pass_unit_transposes(Ctx *c, OModel *m) {

@@ -194,12 +194,12 @@ def _in_cond(perm):
 # (name, fn, inputs, Transposes left): a Transpose that moves only axes of
 # size 1 becomes a Reshape (passes/transpose.c, pass unit_transposes) when
 # its target shape can be written with constants, 0 ("copy the dim in place")
-# and one -1; otherwise it stays.
+# and one -1; otherwise a Squeeze and an Unsqueeze.  One that moves data stays.
 UNIT_TRANSPOSES = [
     ("nchw_to_nhwc_one_channel", lambda x: jnp.transpose(x, (0, 2, 3, 1)) + 1.0,
      [("B", 1, 5, 6)], 0),
     ("dynamic_dim_moves", lambda x: jnp.transpose(x, (1, 0, 2)) + 1.0, [(1, "B", 4)], 0),
-    ("two_dynamic_dims_move", lambda x: jnp.transpose(x, (1, 2, 0)) + 1.0, [(1, "B", "T")], 1),
+    ("two_dynamic_dims_move", lambda x: jnp.transpose(x, (1, 2, 0)) + 1.0, [(1, "B", "T")], 0),
     ("moves_data", lambda x: jnp.transpose(x, (2, 1, 0)) + 1.0, [(3, 1, 4)], 1),
     ("in_cond_branches", _in_cond((0, 2, 1)), [(3, 4, 1)], 0),
     ("empty", lambda x: jnp.transpose(x, (1, 0, 2)) + 1.0, [(1, 0, 3)], None),
