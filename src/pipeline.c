@@ -33,6 +33,9 @@ const Pass h2o_passes[] = {
      * and Slices that do not change a symbolic shape */
     {"fold_shapes", pass_fold_shapes, true},
     {"name_dims", pass_symbolic_dims, true},
+    /* a Shape of a value whose dims are named reads the graph inputs:
+     * the value may then have a single reader, as fusions want */
+    {"shapes_from_inputs", pass_shapes_from_inputs, true},
     {"simplify", pass_simplify, true},
     {"cse", pass_cse, true},
     /* an Expand whose consumers broadcast anyway: what lies between computes

@@ -371,7 +371,9 @@ static bool try_weight_left(Ctx *c, OGraph *g, ONode *mm) {
    * takes), x flattened to 2-D around it; seen as [N, d0..] through a
    * Transpose */
   int64_t lead_shape[MAX_RANK + 1], n_out = w->type.dims[0].value, flat[2] = {-1, k};
-  if (!shape_vector(x->type.dims, r - 1, &n_out, 1, lead_shape)) return false;
+  /* the product's shape [d0.., N]: a constant, or read from x when more than
+   * one of x's dims is dynamic (B and T: no constant is exact at every size) */
+  bool constant = shape_vector(x->type.dims, r - 1, &n_out, 1, lead_shape);
   OValue *x2 = x;
   if (r != 2) {
     OValue *rin[2] = {x, og_init_i64s(c, g, "shape", 2, flat)};
@@ -386,8 +388,17 @@ static bool try_weight_left(Ctx *c, OGraph *g, ONode *mm) {
   if (r != 2) {
     ODim dims[MAX_RANK];
     for (int i = 0; i < r; i++) dims[i] = i < r - 1 ? x->type.dims[i] : w->type.dims[0];
-    OValue *rin[2] = {prod, og_init_i64s(c, g, "shape", r, lead_shape)};
-    prod = new_node(c, g, mm, ONNX_Reshape, rin, 2, z->type.et, r, dims, r, lead_shape);
+    OValue *target;
+    if (constant) {
+      target = og_init_i64s(c, g, "shape", r, lead_shape);
+    } else {
+      OValue *parts[2] = {dims_of(c, g, mm, x, 0, r - 1), og_init_i64s(c, g, "shape", 1, &n_out)};
+      target = shape_node(c, g, mm, ONNX_Concat, parts, 2, r);
+      og_attr_int(c, target->producer, "axis", 0);
+    }
+    OValue *rin[2] = {prod, target};
+    prod = typed_node(c, g, mm, ONNX_Reshape, rin, 2, z->type.et, r, dims);
+    if (!constant) og_attr_int(c, prod->producer, "allowzero", 1);
   }
   int64_t back[MAX_RANK];
   back[0] = r - 1;

@@ -15,6 +15,7 @@ int pass_dce(Ctx *c, OModel *m);   /* passes/dce.c: unused nodes and initializer
 int pass_dce_function_args(Ctx *c, OModel *m); /* local functions' unused inputs, results */
 int pass_symbolic_dims(Ctx *c, OModel *m); /* passes/symbolic_dims.c: names dynamic dims ("50*B") */
 int pass_fold_shapes(Ctx *c, OModel *m);   /* ... and shape vectors of static sizes -> constants */
+int pass_shapes_from_inputs(Ctx *c, OModel *m); /* Shape of named dims -> of the graph inputs */
 int pass_fold(Ctx *c, OModel *m);  /* passes/fold.c: constant folding */
 int pass_fold_late(Ctx *c, OModel *m); /* the same, after simplify: small broadcasts too */
 int pass_simplify(Ctx *c, OModel *m); /* passes/simplify.c: no-op and redundant nodes */

@@ -757,6 +757,115 @@ static void fold_shapes_in(Ctx *c, OGraph *g) {
   }
 }
 
+/* ---- shape reads moved to the graph inputs -------------------------------
+ * A Shape of an intermediate value whose dims in range are all known
+ * (static, or k * V with V the dim of a graph input) reads the same numbers
+ * from that input: constants, and Shape(input)[axis] times k.  The value
+ * then has one reader less, so a rewrite that wants a single reader sees it
+ * (matmul_layout's key-major scores when the sequence length is dynamic
+ * too, whose splitting Reshape measures the product it splits), and the
+ * shape arithmetic of dynamic reshapes no longer waits for the tensors it
+ * measures.  Names are proven sizes (symbolic_dims), never guesses. */
+
+/* The graph input and axis whose dim is named `base` exactly. */
+static OValue *named_input(const OGraph *root, const char *base, size_t len, int *axis) {
+  for (int i = 0; i < root->inputs.len; i++) {
+    OValue *in = root->inputs.items[i];
+    for (int d = 0; d < in->type.rank; d++) {
+      const char *p = in->type.dims[d].param;
+      if (in->type.dims[d].value < 0 && p && strlen(p) == len && !memcmp(p, base, len)) {
+        *axis = d;
+        return in;
+      }
+    }
+  }
+  return NULL;
+}
+
+static OValue *shape_vector_node(Ctx *c, OGraph *g, const ONode *at, const char *op,
+                                 OValue *const *in, int n_in, int64_t len) {
+  ONode *n = og_node(c, g, op, in, n_in, 1);
+  n->origin = at->origin;
+  n->scope = at->scope;
+  n->source = at->source;
+  OValue *v = n->outputs[0];
+  v->type = (OType){ET_I64, 1, arena_alloc(c->arena, 2 * sizeof(ODim))};
+  v->type.dims[0] = (ODim){len, NULL};
+  return v;
+}
+
+/* Rewrites Shape node n of g to read the graph inputs of root; whether it did. */
+static bool shape_from_inputs(Ctx *c, const OGraph *root, OGraph *g, ONode *n) {
+  OValue *x = n->inputs[0];
+  int rank = x ? x->type.rank : -1;
+  if (rank < 1 || rank > MAX_RANK || x->is_input || n->outputs[0]->is_output) return false;
+  int64_t from = int_attr(n, "start", 0), to = int_attr(n, "end", rank);
+  from = from < 0 ? from + rank : from;
+  to = to < 0 ? to + rank : to;
+  from = from < 0 ? 0 : from > rank ? rank : from;
+  to = to < from ? from : to > rank ? rank : to;
+  /* every dim in range static or a multiple of a graph input's, one at least */
+  bool symbolic = false;
+  int axis;
+  for (int64_t i = from; i < to; i++) {
+    Sym d = dim_of(x, (int)i);
+    if (is_static(d)) continue;
+    if (!is_symbolic(d) || !named_input(root, d.base, d.base_len, &axis)) return false;
+    symbolic = true;
+  }
+  if (!symbolic) return false; /* static: fold_shapes made it a constant */
+  OValue *parts[MAX_RANK];
+  int64_t run[MAX_RANK];
+  int n_parts = 0, n_run = 0;
+  for (int64_t i = from; i < to; i++) {
+    Sym d = dim_of(x, (int)i);
+    if (is_static(d)) {
+      run[n_run++] = d.value;
+      continue;
+    }
+    if (n_run) parts[n_parts++] = og_init_i64s(c, g, "shape", n_run, run);
+    n_run = 0;
+    OValue *in = named_input(root, d.base, d.base_len, &axis);
+    OValue *dim = shape_vector_node(c, g, n, "Shape", &in, 1, 1);
+    og_attr_int(c, dim->producer, "start", axis);
+    og_attr_int(c, dim->producer, "end", axis + 1);
+    if (d.k != 1) {
+      OValue *mul_in[2] = {dim, og_init_i64s(c, g, "size", 1, &d.k)};
+      dim = shape_vector_node(c, g, n, "Mul", mul_in, 2, 1);
+    }
+    parts[n_parts++] = dim;
+  }
+  if (n_run) parts[n_parts++] = og_init_i64s(c, g, "shape", n_run, run);
+  OValue *out = parts[0];
+  if (n_parts > 1) {
+    out = shape_vector_node(c, g, n, "Concat", parts, n_parts, to - from);
+    og_attr_int(c, out->producer, "axis", 0);
+  }
+  og_replace_uses(g, n->outputs[0], out);
+  n->dead = true;
+  return true;
+}
+
+/* Whether it changed g or a subgraph of g. */
+static bool shapes_from_inputs_in(Ctx *c, const OGraph *root, OGraph *g) {
+  bool here = false, below = false;
+  int n_nodes = g->nodes.len;
+  for (int i = 0; i < n_nodes; i++) {
+    ONode *n = g->nodes.items[i];
+    if (n->dead) continue;
+    for (int j = 0; j < n->n_attrs; j++)
+      if (n->attrs[j].kind == OA_GRAPH) below |= shapes_from_inputs_in(c, root, n->attrs[j].graph);
+    if (og_is(n, ONNX_Shape) && n->n_inputs == 1) here |= shape_from_inputs(c, root, g, n);
+  }
+  if (here) og_toposort(c, g); /* the new nodes came last */
+  return here || below;
+}
+
+int pass_shapes_from_inputs(Ctx *c, OModel *m) {
+  if (shapes_from_inputs_in(c, m->graph, m->graph)) og_recount_uses(m->graph);
+  return 0;
+}
+
 int pass_fold_shapes(Ctx *c, OModel *m) {
   fold_shapes_in(c, m->graph);
   og_recount_uses(m->graph);
