@@ -468,6 +468,28 @@ def test_keras_hub_llama_dynamic_sequence_length():
         f"dynamic B, T: {dict(counts)}; static: {dict(static_counts)}"
 
 
+def _grouped_attention(q, k, v):
+    """keras-hub Gemma's grouped-query attention, as its einsums spell it:
+    q [B, T, K, G, H] (G query heads per key head), k and v [B, S, K, H]."""
+    scores = jnp.einsum("btkgh,bskh->bkgts", q * 0.125, k)  # Gemma scales the queries
+    return jnp.einsum("bkgts,bskh->btkgh", jax.nn.softmax(scores, axis=-1), v)
+
+
+def test_grouped_attention_dynamic_sequence_length():
+    """The scores come out of dot_general key-major ([B, K, S, T*G]) and are
+    transposed to [B, K, G, T, S]: matmul_layout builds that layout into the
+    operands.  With T symbolic the product is made split (k^T broadcast over
+    G), and the splitting Reshape no longer reads the product's shape
+    (shapes_from_inputs): as many Transposes as with static shapes."""
+    inputs = [("B", "T", 2, 2, 16), ("B", "T", 2, 16), ("B", "T", 2, 16)]
+    model = convert_and_check(_grouped_attention, inputs)
+    static = hlo2onnx.to_onnx(_grouped_attention,
+                              [tuple(4 if isinstance(d, str) else d for d in s) for s in inputs])
+    counts, static_counts = op_counts(model), op_counts(static)
+    assert counts["Transpose"] <= static_counts["Transpose"], \
+        f"dynamic B, T: {dict(counts)}; static: {dict(static_counts)}"
+
+
 # ---- a dynamic sequence length: shapes followed through the attention --------
 
 class _CausalDecoder:
