@@ -18,7 +18,9 @@ not touch the next):
   them too), timings interleaved over 5 rounds and reported as medians of
   all runs.  It counts nodes by type in our graphs and in the graph
   onnxruntime keeps after its own optimisations (``optimized_model_filepath``)
-  and checks the outputs against JAX.  ``--profile`` adds onnxruntime's
+  and checks the outputs against JAX.  A model with a sequence axis is
+  also converted with "B" and "T" symbolic and timed at batch 8 in the same
+  rounds (a dynamic sequence length).  ``--profile`` adds onnxruntime's
   profiler (time per op type, dynamic and static graph).  ``worker
   jax2onnx`` converts the same model with jax2onnx (dynamic "B") where it
   can and measures its graph the same way.
@@ -201,6 +203,14 @@ def _dtypes(case):
     return [dt for _, dt in case.specs]
 
 
+def _seq_specs(case, seq_len):
+    """The specs with the sequence axis (axis 1 of length seq_len, not of an
+    image) symbolic "T" too; None for a model without one."""
+    specs = [tuple("T" if (i == 1 and d == seq_len and len(shape) <= 3) else d
+                   for i, d in enumerate(shape)) for shape, _ in case.specs]
+    return specs if any("T" in s for s in specs) else None
+
+
 def worker(name: str, out_dir: str, profile: bool, jax2onnx: bool) -> dict:
     """hlo2onnx (and jax2onnx) on one zoo model: conversions, node counts,
     latencies of JAX and of each graph in onnxruntime, interleaved."""
@@ -229,6 +239,16 @@ def worker(name: str, out_dir: str, profile: bool, jax2onnx: bool) -> dict:
     res["convert_s"] = time.perf_counter() - t0
     hlo2onnx.to_onnx(case.obj, _specs(case, STATIC_B), paths["static"], params=case.params,
                      input_dtypes=_dtypes(case), input_names=names, progress=False)
+    seq = _seq_specs(case, zoo_models.T)
+    if seq:  # a dynamic sequence length too (a table of its own)
+        paths["seq"] = os.path.join(out_dir, f"{name}_seq.onnx")
+        try:
+            hlo2onnx.to_onnx(case.obj, seq, paths["seq"], params=case.params,
+                             input_dtypes=_dtypes(case), input_names=names, progress=False,
+                             shape_constraints=[f"T <= {zoo_models.T}"])
+        except Exception as e:  # noqa: BLE001 - reported in the table
+            res["seq_error"] = f"{type(e).__name__}: {str(e)[:160]}"
+            del paths["seq"]
     if jax2onnx:
         j = res["jax2onnx"] = convert_jax2onnx(case, bound, names,
                                                os.path.join(out_dir, f"{name}_jax2onnx.onnx"), 120)
@@ -258,6 +278,7 @@ def worker(name: str, out_dir: str, profile: bool, jax2onnx: bool) -> dict:
         want = [np.asarray(w) for w in jax.tree_util.tree_leaves(want)]
         feeds = dict(zip(names, xs))
         keys = [("dyn", b), ("nospin", b)] + ([("static", b)] if b == STATIC_B else []) + \
+            ([("seq", b)] if b == STATIC_B and "seq" in sess else []) + \
             ([("j2o", b)] if "j2o" in sess else [])
         for k, bb in keys:
             try:
@@ -282,7 +303,7 @@ def worker(name: str, out_dir: str, profile: bool, jax2onnx: bool) -> dict:
         xs = case.inputs(STATIC_B)
         feeds = dict(zip(names, xs))
         res["profile"] = {k: ort_profile(p, feeds, os.path.join(out_dir, f"prof_{name}_{k}"))
-                          for k, p in paths.items() if k in sess}
+                          for k, p in paths.items() if k in sess and k != "seq"}
     return res
 
 
@@ -538,6 +559,11 @@ def _shares(p: dict) -> dict:
     return out
 
 
+def zoo_models_T() -> int:
+    import zoo_models
+    return zoo_models.T
+
+
 def tables(res: dict) -> str:
     m, v = res["machine"], res["versions"]
     lines = [f"Run on {m['date']}: {m['cpu']}, {m['cores']} cores, Linux {m['kernel']}, Python "
@@ -600,6 +626,31 @@ def tables(res: dict) -> str:
             "jax2onnx nodes | jax2onnx after ORT | to_onnx | jax2onnx to_onnx |",
             "|:--|:--|--:|--:|--:|--:|--:|--:|--:|--:|"]
         lines += graphs
+        seq_rows = []
+        for name, h in zoo.items():
+            if h.get("error") or not (h.get("nodes_seq") or h.get("seq_error")):
+                continue
+            if h.get("seq_error"):
+                seq_rows.append(f"| `{name}` | {_n(h.get('nodes_static'))} | "
+                                f"{_n(h.get('nodes_dyn'))} | **{h['seq_error'][:80]}** | | | | |")
+                continue
+            nb, ns = sum(h["nodes_dyn"].values()), sum(h["nodes_seq"].values())
+            ob8, os8 = _lat(h, "ort_dyn_b8"), _lat(h, "ort_seq_b8")
+            seq_rows.append(
+                f"| `{name}` | {_n(h.get('nodes_static'))} | {nb} | {ns} "
+                f"({100 * (ns - nb) / nb:+.0f} %) | {fmt_num(ob8)} | {fmt_num(os8)} | "
+                f"{_ratio(os8, ob8)} | {_ratio(os8, _lat(h, 'jax_b8'))} |")
+        if seq_rows:
+            lines += [
+                "", "**A dynamic sequence length** (the models with one: the graph converted "
+                f"with \"B\" and \"T\" symbolic, `shape_constraints=[\"T <= {zoo_models_T()}\"]` "
+                "for the position tables; nodes against the static and the dynamic-batch "
+                f"graph; onnxruntime at B = {STATIC_B}, T = {zoo_models_T()}, in the same rounds "
+                "as the latency table):", "",
+                "| model | nodes (static) | nodes (B) | nodes (B, T) | ORT B=8 (B) | "
+                "ORT B=8 (B, T) | (B, T) / (B) | (B, T) / JAX |",
+                "|:--|--:|--:|--:|--:|--:|--:|--:|"]
+            lines += seq_rows
     prof = {n: h["profile"] for n, h in (zoo or {}).items() if h.get("profile")}
     if prof:
         lines += ["", f"**onnxruntime's profile** (`enable_profiling`, B = {STATIC_B}, 20 runs; "
