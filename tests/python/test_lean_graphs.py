@@ -411,6 +411,20 @@ def _keras_hub_backbone(name):
         hidden_dim=64, intermediate_dim=128)
 
 
+def _keras_hub_call(name):
+    """(f, kw): the backbone as a function of (params, tokens, mask), and the
+    to_onnx arguments that bind its weights."""
+    model_obj = _keras_hub_backbone(name)
+    params = ([v.value for v in model_obj.trainable_variables],
+              [v.value for v in model_obj.non_trainable_variables])
+
+    def f(params, tokens, mask):
+        return model_obj.stateless_call(params[0], params[1],
+                                        {"token_ids": tokens, "padding_mask": mask},
+                                        training=False)[0]
+    return f, dict(params=params, input_dtypes=[np.int32, np.int32])
+
+
 def _tokens(rng, shape, dtype, index):
     if index == 0:  # token ids within the vocabulary
         return rng.integers(0, 300, shape).astype(dtype)
@@ -425,15 +439,7 @@ def _tokens(rng, shape, dtype, index):
     ("llama", {"ReduceMean": 5, "Sqrt": 5}),
 ])
 def test_keras_hub_backbone(name, norms):
-    model_obj = _keras_hub_backbone(name)
-    params = ([v.value for v in model_obj.trainable_variables],
-              [v.value for v in model_obj.non_trainable_variables])
-
-    def f(params, tokens, mask):
-        return model_obj.stateless_call(params[0], params[1],
-                                        {"token_ids": tokens, "padding_mask": mask},
-                                        training=False)[0]
-    kw = dict(params=params, input_dtypes=[np.int32, np.int32])
+    f, kw = _keras_hub_call(name)
     model = convert_and_check(f, [("B", 16), ("B", 16)],
                               input_generator=_tokens, **kw)
     counts = op_counts(model)
@@ -447,20 +453,12 @@ def test_keras_hub_backbone(name, norms):
 
 def test_keras_hub_llama_dynamic_sequence_length():
     """keras-hub's Llama (grouped-query attention, jax.nn's grouped form)
-    with B and T both dynamic: its matches JAX's at other sizes, and it has
+    with B and T both dynamic: it matches JAX at other sizes, and it has
     no more Transposes than the static graph.  The scores' key-major
     Transpose (matmul_layout) and the unit-axis moves of the heads' vmap
     (unit_transposes) cannot go into constant Reshapes when two symbolic
     dims move; they were 30 % of onnxruntime's time on keras-hub's Gemma."""
-    model_obj = _keras_hub_backbone("llama")
-    params = ([v.value for v in model_obj.trainable_variables],
-              [v.value for v in model_obj.non_trainable_variables])
-
-    def f(params, tokens, mask):
-        return model_obj.stateless_call(params[0], params[1],
-                                        {"token_ids": tokens, "padding_mask": mask},
-                                        training=False)[0]
-    kw = dict(params=params, input_dtypes=[np.int32, np.int32])
+    f, kw = _keras_hub_call("llama")
     model = convert_and_check(f, [("B", "T"), ("B", "T")], input_generator=_tokens, **kw)
     static = hlo2onnx.to_onnx(f, [(4, 16), (4, 16)], **kw)
     counts, static_counts = op_counts(model), op_counts(static)
