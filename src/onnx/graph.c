@@ -106,6 +106,21 @@ bool og_reshape_target(const OValue *x, const ODim *out, int rank, int64_t *shap
   return inferred < 0 || !copies;
 }
 
+bool og_transpose_moves_only_unit_axes(const ONode *t) {
+  const OAttr *perm = og_get_attr(t, "perm");
+  const OType *x = &t->inputs[0]->type;
+  if (!perm || x->rank < 0 || perm->n != x->rank) return false;
+  int64_t last = -1;
+  for (int i = 0; i < perm->n; i++) {
+    int64_t from = perm->ints[i];
+    if (from < 0 || from >= x->rank) return false;
+    if (x->dims[from].value == 1) continue;
+    if (from < last) return false;
+    last = from;
+  }
+  return true;
+}
+
 void og_set_input(ONode *n, int i, OValue *v) {
   if (n->inputs[i]) n->inputs[i]->n_uses--;
   n->inputs[i] = v;

@@ -233,6 +233,10 @@ bool og_same_dim(ODim a, ODim b);
  * lone dynamic dim is -1 rather than a copy, so that a later Reshape may
  * skip this one.  Its 0s copy (the Reshape needs allowzero = 0). */
 bool og_reshape_target(const OValue *x, const ODim *out, int rank, int64_t *shape);
+/* Transpose node t moves only axes of size 1: its other axes keep their
+ * order, so the elements keep their memory order and t is a Reshape (an NCHW
+ * -> NHWC move of one channel; attention's unit group axis). */
+bool og_transpose_moves_only_unit_axes(const ONode *t);
 /* v is read by one node only and is not a graph output: a fusion may absorb it. */
 bool og_single_use(const OValue *v);
 /* The one live node of g reading v when og_single_use(v), else NULL (a walk

@@ -380,19 +380,7 @@ static bool has_perm(const ONode *t, const int64_t *want) {
  * r only moves them: the other dims are the same, in the same order (jax.nn.dot_product_attention's grouped
  * form [B,T,K,G,H] with G = 1 heads; Flax NNX). */
 static bool unit_reshape(const ONode *r) {
-  if (og_is(r, ONNX_Transpose)) { /* one moving unit axes only is one too */
-    const OAttr *perm = og_get_attr(r, "perm");
-    const OValue *in = r->inputs[0];
-    if (!perm || perm->n != in->type.rank) return false;
-    int64_t last = -1;
-    for (int i = 0; i < perm->n; i++) {
-      int64_t from = perm->ints[i];
-      if (from < 0 || from >= in->type.rank || in->type.dims[from].value == 1) continue;
-      if (from < last) return false;
-      last = from;
-    }
-    return true;
-  }
+  if (og_is(r, ONNX_Transpose)) return og_transpose_moves_only_unit_axes(r);
   if (!og_is(r, ONNX_Reshape)) return false;
   const OType *a = &r->inputs[0]->type, *b = &r->outputs[0]->type;
   if (a->rank < 0 || b->rank < 0) return false;

@@ -358,20 +358,17 @@ static bool unit_transpose_to_reshape(Ctx *c, OGraph *g, ONode *t) {
   const OAttr *perm = perm_of(t);
   OValue *x = t->inputs[0];
   int rank = x->type.rank;
-  if (!perm || rank < 0 || perm->n != rank || rank > MAX_RANK) return false;
-  int64_t shape[MAX_RANK], last = -1;
+  if (!perm || !og_transpose_moves_only_unit_axes(t)) return false;
+  int64_t shape[MAX_RANK];
   int n_inferred = 0, n_copied = 0;
   for (int i = 0; i < rank; i++) {
     int64_t p = perm->ints[i];
-    if (p < 0 || p >= rank) return false;
     int64_t d = x->type.dims[p].value;
     if (d == 1) {
       shape[i] = 1;
       continue;
     }
-    /* moves data; or an empty tensor, where 0 and -1 would mislead */
-    if (p < last || d == 0) return false;
-    last = p;
+    if (d == 0) return false; /* an empty tensor, where 0 and -1 would mislead */
     if (d > 0) shape[i] = d;
     else if (p == i) shape[i] = 0, n_copied++;
     else shape[i] = -1, n_inferred++;
