@@ -250,21 +250,34 @@ static bool broadcast_dims(const Tensor *in, int n_in, int *rank, int64_t *dims)
   return true;
 }
 
-/* Broadcasts in[0..n_in) to their common shape into bufs (arena copies),
- * unless the result would be larger than folds allow (see FOLD_MAX_ELEMS
- * and max_growth).  Returns the element count, or -1. */
-static int64_t broadcast_inputs(Ctx *c, Tensor *in, int n_in, int64_t max_growth, int *rank,
-                                int64_t *dims, uint8_t **bufs) {
-  if (!broadcast_dims(in, n_in, rank, dims)) return -1;
-  int64_t numel = shape_numel(dims, *rank), largest = 0;
+/* The operands of an elementwise fold broadcast to their common shape, and
+ * the buffer for its result. */
+typedef struct Broadcast {
+  int rank;
+  int64_t dims[MAX_RANK];
+  int64_t numel;
+  uint8_t *in[2]; /* arena copies of the operands, numel elements each */
+  uint8_t *out;   /* numel elements of the result's type */
+} Broadcast;
+
+/* Broadcasts in[0..n_in) (2 at most) to their common shape and allocates a
+ * result of type out_et, unless the result would be larger than folds allow
+ * (see FOLD_MAX_ELEMS and max_growth). */
+static bool broadcast_inputs(Ctx *c, Tensor *in, int n_in, int64_t max_growth, ElemType out_et,
+                             Broadcast *b) {
+  if (n_in > (int)(sizeof b->in / sizeof b->in[0]) || !broadcast_dims(in, n_in, &b->rank, b->dims))
+    return false;
+  int64_t largest = 0;
+  b->numel = shape_numel(b->dims, b->rank);
   for (int k = 0; k < n_in; k++)
     if (in[k].numel > largest) largest = in[k].numel;
-  if (numel > FOLD_MAX_ELEMS || (numel > largest && numel > max_growth)) return -1;
+  if (b->numel > FOLD_MAX_ELEMS || (b->numel > largest && b->numel > max_growth)) return false;
   for (int k = 0; k < n_in; k++) {
-    bufs[k] = arena_alloc(c->arena, (size_t)numel * et_size(in[k].et) + 1);
-    gather_copy(&in[k], dims, *rank, NULL, bufs[k]);
+    b->in[k] = arena_alloc(c->arena, (size_t)b->numel * et_size(in[k].et) + 1);
+    gather_copy(&in[k], b->dims, b->rank, NULL, b->in[k]);
   }
-  return numel;
+  b->out = arena_alloc(c->arena, (size_t)b->numel * et_size(out_et) + 1);
+  return true;
 }
 
 /* The arithmetic fold_arith computes: one or two operands, one element each. */
@@ -298,19 +311,15 @@ static bool fold_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_
   if (et != ET_F32 && et != ET_F64) return false;
   for (int k = 0; k < n_in; k++)
     if (in[k].et != et) return false;
-  int rank;
-  int64_t dims[MAX_RANK];
-  uint8_t *bufs[2] = {NULL, NULL};
-  int64_t numel = broadcast_inputs(c, in, n_in, max_growth, &rank, dims, bufs);
-  if (numel < 0) return false;
+  Broadcast bc;
+  if (!broadcast_inputs(c, in, n_in, max_growth, et, &bc)) return false;
   size_t es = et_size(et);
-  uint8_t *out = arena_alloc(c->arena, (size_t)numel * es + 1);
-  for (int64_t i = 0; i < numel; i++) {
-    double a = load(et, bufs[0] + i * (int64_t)es);
-    double b = n_in > 1 ? load(et, bufs[1] + i * (int64_t)es) : 0;
-    store(et, out + i * (int64_t)es, arith(n->kind, a, b));
+  for (int64_t i = 0; i < bc.numel; i++) {
+    double a = load(et, bc.in[0] + i * (int64_t)es);
+    double b = n_in > 1 ? load(et, bc.in[1] + i * (int64_t)es) : 0;
+    store(et, bc.out + i * (int64_t)es, arith(n->kind, a, b));
   }
-  fold_to(c, g, n, et, rank, dims, out, (size_t)numel * es);
+  fold_to(c, g, n, et, bc.rank, bc.dims, bc.out, (size_t)bc.numel * es);
   return true;
 }
 
@@ -419,16 +428,12 @@ static bool fold_logic(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_
   if (n_in != (op == NOT ? 1 : 2) || !num_type(in[0].et)) return false;
   if (n_in == 2 && in[1].et != in[0].et) return false;
   if (op >= AND && in[0].et != ET_BOOL) return false;
-  int rank;
-  int64_t dims[MAX_RANK];
-  uint8_t *bufs[2] = {NULL, NULL};
-  int64_t numel = broadcast_inputs(c, in, n_in, max_growth, &rank, dims, bufs);
-  if (numel < 0) return false;
+  Broadcast bc;
+  if (!broadcast_inputs(c, in, n_in, max_growth, ET_BOOL, &bc)) return false;
   size_t es = et_size(in[0].et);
-  uint8_t *out = arena_alloc(c->arena, (size_t)numel + 1);
-  for (int64_t i = 0; i < numel; i++) {
-    Num a = num_load(in[0].et, bufs[0] + (size_t)i * es);
-    Num b = n_in > 1 ? num_load(in[0].et, bufs[1] + (size_t)i * es) : a;
+  for (int64_t i = 0; i < bc.numel; i++) {
+    Num a = num_load(in[0].et, bc.in[0] + (size_t)i * es);
+    Num b = n_in > 1 ? num_load(in[0].et, bc.in[1] + (size_t)i * es) : a;
     bool r;
     if (a.is_float) {
       switch (op) {
@@ -453,9 +458,9 @@ static bool fold_logic(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, int64_
       default: return false;
       }
     }
-    out[i] = r;
+    bc.out[i] = r;
   }
-  fold_to(c, g, n, ET_BOOL, rank, dims, out, (size_t)numel);
+  fold_to(c, g, n, ET_BOOL, bc.rank, bc.dims, bc.out, (size_t)bc.numel);
   return true;
 }
 
@@ -492,17 +497,13 @@ static bool fold_int_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, in
   ElemType et = in[0].et;
   if ((et != ET_I32 && et != ET_I64) || n_in != (unary ? 1 : 2) || (n_in == 2 && in[1].et != et))
     return false;
-  int rank;
-  int64_t dims[MAX_RANK];
-  uint8_t *bufs[2] = {NULL, NULL};
-  int64_t numel = broadcast_inputs(c, in, n_in, max_growth, &rank, dims, bufs);
-  if (numel < 0) return false;
+  Broadcast bc;
+  if (!broadcast_inputs(c, in, n_in, max_growth, et, &bc)) return false;
   size_t es = et_size(et);
-  uint8_t *out = arena_alloc(c->arena, (size_t)numel * es + 1);
   const int64_t small = (int64_t)1 << 31; /* |a|, |b| below: a * b fits */
-  for (int64_t i = 0; i < numel; i++) {
-    int64_t a = num_load(et, bufs[0] + (size_t)i * es).i;
-    int64_t b = unary ? 0 : num_load(et, bufs[1] + (size_t)i * es).i, r;
+  for (int64_t i = 0; i < bc.numel; i++) {
+    int64_t a = num_load(et, bc.in[0] + (size_t)i * es).i;
+    int64_t b = unary ? 0 : num_load(et, bc.in[1] + (size_t)i * es).i, r;
     switch (op) {
     case ONNX_Neg: if (a == INT64_MIN) return false; r = -a; break;
     case ONNX_Add:
@@ -521,9 +522,9 @@ static bool fold_int_arith(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in, in
     default: r = a > b ? a : b; break; /* ONNX_Max */
     }
     if (!int_fits(et, r)) return false;
-    int_store(et, out + (size_t)i * es, r);
+    int_store(et, bc.out + (size_t)i * es, r);
   }
-  fold_to(c, g, n, et, rank, dims, out, (size_t)numel * es);
+  fold_to(c, g, n, et, bc.rank, bc.dims, bc.out, (size_t)bc.numel * es);
   return true;
 }
 
