@@ -3,9 +3,10 @@
  *
  * Like Lua's constfolding, only what cannot change the result is folded:
  * data movement (Reshape, Squeeze, Unsqueeze, Identity share the bytes;
- * Transpose, Expand and Concat copy them), exact conversions, and single
- * IEEE operations (+ - * /, sqrt, reciprocal, neg) in the tensor's own type,
- * which give the same bits at conversion time as at run time.  Integer
+ * Transpose, Expand, Concat and Where copy them), integer Ranges, exact
+ * conversions, comparisons and logic, and single IEEE operations (+ - * /,
+ * sqrt, reciprocal, neg) in the tensor's own type, which give the same bits
+ * at conversion time as at run time.  Integer
  * division and anything that may trap or round differently are left alone.
  * A fold never makes the model noticeably bigger: a result may have more
  * elements than its largest input only in the late run (pass_fold_late) and
@@ -256,11 +257,11 @@ typedef struct Broadcast {
   int rank;
   int64_t dims[MAX_RANK];
   int64_t numel;
-  uint8_t *in[2]; /* arena copies of the operands, numel elements each */
+  uint8_t *in[3]; /* arena copies of the operands, numel elements each */
   uint8_t *out;   /* numel elements of the result's type */
 } Broadcast;
 
-/* Broadcasts in[0..n_in) (2 at most) to their common shape and allocates a
+/* Broadcasts in[0..n_in) (3 at most) to their common shape and allocates a
  * result of type out_et, unless the result would be larger than folds allow
  * (see FOLD_MAX_ELEMS and max_growth). */
 static bool broadcast_inputs(Ctx *c, Tensor *in, int n_in, int64_t max_growth, ElemType out_et,
@@ -485,6 +486,45 @@ static bool fold_concat(Ctx *c, OGraph *g, ONode *n, Tensor *in, int n_in) {
   return true;
 }
 
+/* Where of constants picks elements without computing: exact in any type
+ * (with Range, the causal mask Haiku users build in the model: jnp.tril). */
+static bool fold_where(Ctx *c, OGraph *g, ONode *n, Tensor *in, int64_t max_growth) {
+  ElemType et = in[1].et;
+  if (in[0].et != ET_BOOL || in[2].et != et) return false;
+  Broadcast bc;
+  if (!broadcast_inputs(c, in, 3, max_growth, et, &bc)) return false;
+  size_t es = et_size(et);
+  for (int64_t i = 0; i < bc.numel; i++)
+    memcpy(bc.out + (size_t)i * es, bc.in[bc.in[0][i] ? 1 : 2] + (size_t)i * es, es);
+  fold_to(c, g, n, et, bc.rank, bc.dims, bc.out, (size_t)bc.numel * es);
+  return true;
+}
+
+/* Range of integer scalars, the iota of a mask built at run time: exact.  A
+ * float Range is left alone: runtimes add delta again and again or multiply
+ * it by the index, which round differently. */
+static bool fold_range(Ctx *c, OGraph *g, ONode *n, Tensor *in, int64_t max_growth) {
+  ElemType et = in[0].et;
+  if ((et != ET_I32 && et != ET_I64) || in[1].et != et || in[2].et != et) return false;
+  int64_t v[3]; /* start, limit, delta */
+  const int64_t big = (int64_t)1 << 61; /* below: limit - start + delta fits */
+  for (int k = 0; k < 3; k++) {
+    if (in[k].numel != 1) return false;
+    v[k] = num_load(et, in[k].bytes).i;
+    if (v[k] <= -big || v[k] >= big) return false;
+  }
+  int64_t start = v[0], limit = v[1], delta = v[2], count = 0;
+  if (delta > 0 && limit > start) count = (limit - start + delta - 1) / delta;
+  else if (delta < 0 && limit < start) count = (start - limit - delta - 1) / -delta;
+  else if (delta == 0) return false; /* an error at run time */
+  if (count > FOLD_MAX_ELEMS || (count > 1 && count > max_growth)) return false;
+  size_t es = et_size(et);
+  uint8_t *out = arena_alloc(c->arena, (size_t)count * es + 1);
+  for (int64_t i = 0; i < count; i++) int_store(et, out + (size_t)i * es, start + i * delta);
+  fold_to(c, g, n, et, 1, &count, out, (size_t)count * es);
+  return true;
+}
+
 /* Integer arithmetic of constants (the clamps and offsets of JAX's dynamic
  * slices and gathers): + - * min max and negation of int32 or int64, exact
  * unless it overflows, which is left to the runtime. */
@@ -543,6 +583,8 @@ static bool try_fold(Ctx *c, OGraph *g, ONode *n, int64_t max_growth) {
       fold_int_arith(c, g, n, in, n->n_inputs, max_growth))
     return true;
   if (og_is(n, ONNX_Concat)) return fold_concat(c, g, n, in, n->n_inputs);
+  if (og_is(n, ONNX_Where) && n->n_inputs == 3) return fold_where(c, g, n, in, max_growth);
+  if (og_is(n, ONNX_Range) && n->n_inputs == 3) return fold_range(c, g, n, in, max_growth);
   if (n->n_inputs <= 2 && is_arith(n->kind))
     return fold_arith(c, g, n, in, n->n_inputs, max_growth);
   return false;

@@ -95,6 +95,21 @@ def _haiku(module):
     return net.apply, params
 
 
+def haiku_causal_attention():
+    """hk.MultiHeadAttention with the causal mask as its users write it,
+    jnp.tril(jnp.ones((T, T))) of a static T: JAX leaves it to run time
+    (iota, compare, select), the fold pass computes it (a [16, 16] compare
+    is small enough to fold) and the attention pass adds it to the scores."""
+    import haiku as hk
+
+    def layer():
+        attention = hk.MultiHeadAttention(num_heads=4, key_size=16, model_size=64,
+                                          w_init=hk.initializers.VarianceScaling(1.0))
+        causal = jnp.tril(jnp.ones((16, 16)))[None, None]
+        return lambda x: attention(x, x, x, mask=causal)
+    return _haiku(layer)
+
+
 def _equinox_norm(norm):
     """An Equinox norm of width 64 with random weight and bias, vmapped over
     the batch and the tokens."""
@@ -349,6 +364,8 @@ CASES = [
     Case("haiku LayerNorm", haiku_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("equinox LayerNorm", equinox_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
     Case("linen LayerNorm", linen_layernorm, [("B", 16, 64)], LN, NO_LN_PARTS),
+    Case("haiku MultiHeadAttention, jnp.tril mask", haiku_causal_attention, [("B", 16, 64)],
+         {"Softmax": 1}, ("Range", "GreaterOrEqual", "Where", "Equal", "Not")),
     *[Case(f"GELU, {form}", _gelu(form), [("B", 64)], {"Gelu": 1}, ("Tanh", "Erf", "Pow"))
       for form in ("keras", "keras exact", "nnx", "gelu_new")],
     Case("rotate_half: stack + reshape", rotate_half, [("B", 4, 16)],
@@ -529,14 +546,22 @@ def test_dynamic_sequence_length():
     static = hlo2onnx.to_onnx(model_obj, [(4, 8, 32)])
     dynamic_b = hlo2onnx.to_onnx(model_obj, [("B", 8, 32)])
     n, n_b, n_static = len(model.graph.node), len(dynamic_b.graph.node), len(static.graph.node)
+    # static: the causal mask is folded into a constant; a dynamic B
+    # broadcasts the mask's positions over B before comparing them, so there
+    # the mask is computed at run time (what static folds: the positions'
+    # Range and Expand, three Unsqueezes, the compare, Cast, Equal, Not and
+    # a Reshape: 10 nodes)
+    static_counts = op_counts(static)
+    assert static_counts["Range"] == static_counts["GreaterOrEqual"] == 0, dict(static_counts)
+    mask = 10
     # a dynamic B: the batch of the causal mask's positions (Shape, Cast, Concat)
-    assert n_b <= n_static + 3, \
-        f"dynamic B: {dict(op_counts(dynamic_b))}; static: {dict(op_counts(static))}"
+    assert n_b <= n_static + mask + 3, \
+        f"dynamic B: {dict(op_counts(dynamic_b))}; static: {dict(static_counts)}"
     # and T: the slice of the position table and the iota of the mask read T
     # from a Shape (about a dozen nodes), and three Transposes that only move
     # unit axes of the heads' vmap stay Transposes: with B and T both dynamic
     # no constant Reshape shape can say where they go (static: Reshapes)
-    assert n <= n_static + 16, f"dynamic B, T: {dict(counts)}; static: {dict(op_counts(static))}"
+    assert n <= n_static + mask + 16, f"dynamic B, T: {dict(counts)}; static: {dict(static_counts)}"
 
 
 # ---- indices and broadcasts that cost nothing ------------------------------------
