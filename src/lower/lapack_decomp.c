@@ -247,6 +247,18 @@ static OValue *flatten(Lower *L, const Batch *b, OValue *x, ElemType et, int tai
   return lw_typed(L, y, et, 1 + tail, shape);
 }
 
+/* The opening of most routines: operand v, a batch of static m x n
+ * matrices (batch_of), its batch *b, *m and *n, and the matrices flattened
+ * to [B, m, n]; NULL after an error. */
+static OValue *matrices_of(Lower *L, const Value *v, ElemType et, Batch *b, int64_t *m,
+                           int64_t *n) {
+  if (batch_of(L, v, 2, b) != 0) return NULL;
+  const int64_t *mn = b->dims + b->n_axes;
+  *m = mn[0];
+  *n = mn[1];
+  return flatten(L, b, b->source, et, 2, mn);
+}
+
 /* x ([B, tail...]) reshaped to [batch..., tail...]. */
 static OValue *unflatten(Lower *L, const Batch *b, OValue *x, int tail, const int64_t *tail_dims) {
   OValue *shape;
@@ -262,6 +274,20 @@ static OValue *unflatten(Lower *L, const Batch *b, OValue *x, int tail, const in
     shape = n->outputs[0];
   }
   return lw_op2(L, "Reshape", x, shape);
+}
+
+/* The integer `name` of op's mhlo.backend_config (uplo, mode, ...), else
+ * `fallback`, LAPACK's default. */
+static int64_t config_int(const Op *op, const char *name, int64_t fallback) {
+  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
+  int64_t v = fallback;
+  if (cfg && ir_dict_field(cfg, name)) ir_attr_int(ir_dict_field(cfg, name), &v);
+  return v;
+}
+
+/* x ([B, m, n]) reshaped to the shape of the operand b is the batch of. */
+static OValue *unflatten_like_operand(Lower *L, const Batch *b, OValue *x) {
+  return unflatten(L, b, x, 2, b->dims + b->n_axes);
 }
 
 /* Zeros of type et and shape [B, tail...], B that of `like` ([B, ...]). */
@@ -428,13 +454,11 @@ static OValue *householder_product(Lower *L, ElemType et, int64_t m, int64_t n, 
 
 /* lapack_?geqrf_ffi(a) -> (packed a, tau) */
 static int lower_geqrf(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 2)
-    return lw_unsupported(L, "expected 1 operand and 2 results");
   Batch b;
-  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
-  const Type *t = &op->operands[0]->type;
-  int64_t m = t->dims[t->rank - 2], n = t->dims[t->rank - 1], k = m < n ? m : n;
-  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
+  int64_t m, n;
+  OValue *a = matrices_of(L, op->operands[0], et, &b, &m, &n);
+  if (!a) return -1;
+  int64_t k = m < n ? m : n;
   OValue *packed, *tau;
   if (k == 0) {
     packed = a;
@@ -442,7 +466,7 @@ static int lower_geqrf(Lower *L, const Op *op, ElemType et) {
   } else {
     householder_qr(L, et, b.count, m, n, a, &packed, &tau);
   }
-  lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
+  lw_bind(L, op->results[0], unflatten_like_operand(L, &b, packed));
   lw_bind(L, op->results[1], unflatten(L, &b, tau, 1, &k));
   return 0;
 }
@@ -477,16 +501,14 @@ static bool all_zeros(Lower *L, const Value *v) {
  * lost too much (LAPACK's test against sqrt(eps)), recomputed.  JAX passes
  * jpvt = 0 (every column free); other jpvt are refused. */
 static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 2 || op->n_results != 3)
-    return lw_unsupported(L, "expected 2 operands and 3 results");
   Batch b;
-  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
-  const Type *t = &op->operands[0]->type;
-  int64_t m = t->dims[t->rank - 2], n = t->dims[t->rank - 1], k = m < n ? m : n;
+  int64_t m, n;
+  OValue *a = matrices_of(L, op->operands[0], et, &b, &m, &n);
+  if (!a) return -1;
+  int64_t k = m < n ? m : n;
   if (!all_zeros(L, op->operands[1]))
     return lw_unsupported(L, "QR with columns fixed in front (a jpvt not known to be all 0; "
                              "JAX passes zeros)");
-  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
   int64_t *ones_based = arena_alloc(L->c->arena, sizeof(int64_t) * (size_t)(n + 1));
   for (int64_t i = 0; i < n; i++) ones_based[i] = i + 1;
   int64_t row_dims[2] = {1, n};
@@ -557,7 +579,7 @@ static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
     tau = out[1];
     jpvt = out[4];
   }
-  lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
+  lw_bind(L, op->results[0], unflatten_like_operand(L, &b, packed));
   lw_bind(L, op->results[1], unflatten(L, &b, lw_cast(L, jpvt, op->results[1]->type.et), 1, &n));
   lw_bind(L, op->results[2], unflatten(L, &b, tau, 1, &k));
   return 0;
@@ -565,17 +587,15 @@ static int lower_geqp3(Lower *L, const Op *op, ElemType et) {
 
 /* lapack_?orgqr_ffi(a, tau) -> q (householder_product) */
 static int lower_orgqr(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 2 || op->n_results != 1)
-    return lw_unsupported(L, "expected 2 operands and 1 result");
   Batch b;
-  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
-  const Type *t = &op->operands[0]->type, *tt = &op->operands[1]->type;
-  int64_t m = t->dims[t->rank - 2], n = t->dims[t->rank - 1];
-  if (tt->rank != t->rank - 1 || tt->dims[tt->rank - 1] == DIM_DYN)
+  int64_t m, n;
+  OValue *a = matrices_of(L, op->operands[0], et, &b, &m, &n);
+  if (!a) return -1;
+  const Type *tt = &op->operands[1]->type;
+  if (tt->rank != b.n_axes + 1 || tt->dims[tt->rank - 1] == DIM_DYN)
     return lw_unsupported(L, "tau is not a static vector per matrix");
   int64_t k = tt->dims[tt->rank - 1];
   if (k > n || n > m) return lw_bad_input(L, "orgqr needs k <= n <= m");
-  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
   OValue *q;
   if (k == 0) {
     q = expand_like(L, eye(L, et, m, n), a);
@@ -583,7 +603,7 @@ static int lower_orgqr(Lower *L, const Op *op, ElemType et) {
     OValue *tau = flatten(L, &b, lw_get(L, op->operands[1]), et, 1, &k);
     q = householder_product(L, et, m, n, k, a, tau);
   }
-  lw_bind(L, op->results[0], unflatten(L, &b, q, 2, t->dims + t->rank - 2));
+  lw_bind(L, op->results[0], unflatten_like_operand(L, &b, q));
   return 0;
 }
 
@@ -591,26 +611,20 @@ static int lower_orgqr(Lower *L, const Op *op, ElemType et) {
  * reduction Q^T A Q (jax.scipy.linalg.hessenberg), gehd2's two-sided
  * sweep; JAX passes ilo = low = 1, ihi = high = n (the whole matrix). */
 static int lower_gehrd(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 3)
-    return lw_unsupported(L, "expected 1 operand and 3 results");
   Batch b;
-  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
-  const Type *t = &op->operands[0]->type;
-  int64_t n = t->dims[t->rank - 1];
-  if (t->dims[t->rank - 2] != n) return lw_bad_input(L, "gehrd of a non-square matrix");
-  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
-  int64_t low = 1, high = n;
-  if (cfg && ir_dict_field(cfg, "low")) ir_attr_int(ir_dict_field(cfg, "low"), &low);
-  if (cfg && ir_dict_field(cfg, "high")) ir_attr_int(ir_dict_field(cfg, "high"), &high);
+  int64_t m, n;
+  OValue *a = matrices_of(L, op->operands[0], et, &b, &m, &n);
+  if (!a) return -1;
+  if (m != n) return lw_bad_input(L, "gehrd of a non-square matrix");
+  int64_t low = config_int(op, "low", 1), high = config_int(op, "high", n);
   if (low != 1 || high != n)
     return lw_unsupported(L, "a Hessenberg reduction of rows %lld..%lld only (ilo, ihi)",
                           (long long)low, (long long)high);
   int64_t steps = n > 1 ? n - 1 : 0;
-  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
   OValue *packed = a, *tau;
   if (steps == 0) tau = zeros_batch(L, a, et, 1, &steps);
   else householder_sweep(L, et, b.count, n, n, steps, 1, true, a, &packed, &tau);
-  lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
+  lw_bind(L, op->results[0], unflatten_like_operand(L, &b, packed));
   lw_bind(L, op->results[1], unflatten(L, &b, tau, 1, &steps));
   bind_zero_info(L, op, 2, &b, a, et);
   return 0;
@@ -623,22 +637,17 @@ static int lower_gehrd(Lower *L, const Op *op, ElemType et) {
  * the strict upper triangle as it was and puts d on the diagonal, e below
  * it and the reflectors under that. */
 static int lower_sytrd(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 5)
-    return lw_unsupported(L, "expected 1 operand and 5 results");
   Batch b;
-  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
-  const Type *t = &op->operands[0]->type;
-  int64_t n = t->dims[t->rank - 1];
-  if (t->dims[t->rank - 2] != n) return lw_bad_input(L, "sytrd of a non-square matrix");
-  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
-  int64_t uplo = 'L';
-  if (cfg && ir_dict_field(cfg, "uplo")) ir_attr_int(ir_dict_field(cfg, "uplo"), &uplo);
+  int64_t m, n;
+  OValue *a = matrices_of(L, op->operands[0], et, &b, &m, &n);
+  if (!a) return -1;
+  if (m != n) return lw_bad_input(L, "sytrd of a non-square matrix");
+  int64_t uplo = config_int(op, "uplo", 'L');
   /* uplo = 'U' (sytd2 from the last column up, the reflectors above the
    * superdiagonal) is uplo = 'L' on the matrix with its rows and columns
    * in reverse order, and its results reversed back */
   bool upper = uplo == 'U';
   int64_t steps = n > 1 ? n - 1 : 0;
-  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
   if (upper) a = typed3(L, reversed(L, a, 2), et, b.count, n, n);
   OValue *rows = index_along(L, n, 3, 1), *cols = index_along(L, n, 3, 2);
   OValue *zero = fconst(L, et, 0.0);
@@ -667,7 +676,7 @@ static int lower_sytrd(Lower *L, const Op *op, ElemType et) {
     e = reversed(L, e, 1);
     tau = reversed(L, tau, 1);
   }
-  lw_bind(L, op->results[0], unflatten(L, &b, packed, 2, t->dims + t->rank - 2));
+  lw_bind(L, op->results[0], unflatten_like_operand(L, &b, packed));
   lw_bind(L, op->results[1], unflatten(L, &b, d, 1, &n));
   lw_bind(L, op->results[2], unflatten(L, &b, e, 1, &steps));
   lw_bind(L, op->results[3], unflatten(L, &b, tau, 1, &steps));
@@ -810,20 +819,12 @@ static void jacobi_eigh(Lower *L, ElemType et, int64_t b, int64_t n, OValue *a, 
 /* lapack_?syevd_ffi(a) -> (eigenvectors, eigenvalues, info); reads the
  * lower triangle (uplo = 'L') as LAPACK does. */
 static int lower_syevd(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 3)
-    return lw_unsupported(L, "expected 1 operand and 3 results");
   Batch b;
-  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
-  const Type *t = &op->operands[0]->type;
-  int64_t n = t->dims[t->rank - 1];
-  if (t->dims[t->rank - 2] != n) return lw_bad_input(L, "syevd of a non-square matrix");
-  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
-  const Attr *uplo = cfg ? ir_dict_field(cfg, "uplo") : NULL;
-  const Attr *mode = cfg ? ir_dict_field(cfg, "mode") : NULL;
-  int64_t uplo_c = 'L', mode_c = 'V';
-  if (uplo) ir_attr_int(uplo, &uplo_c);
-  if (mode) ir_attr_int(mode, &mode_c);
-  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
+  int64_t m, n;
+  OValue *a = matrices_of(L, op->operands[0], et, &b, &m, &n);
+  if (!a) return -1;
+  if (m != n) return lw_bad_input(L, "syevd of a non-square matrix");
+  int64_t uplo = config_int(op, "uplo", 'L'), mode = config_int(op, "mode", 'V');
   OValue *values, *vecs = NULL;
   if (n == 0) {
     values = zeros_batch(L, a, et, 1, &n);
@@ -831,13 +832,13 @@ static int lower_syevd(Lower *L, const Op *op, ElemType et) {
   } else {
     /* the symmetric matrix of the triangle LAPACK reads */
     OValue *rows = index_along(L, n, 3, 1), *cols = index_along(L, n, 3, 2);
-    OValue *in_triangle = uplo_c == 'U' ? lw_op2(L, "LessOrEqual", rows, cols)
-                                        : lw_op2(L, "GreaterOrEqual", rows, cols);
+    OValue *in_triangle = uplo == 'U' ? lw_op2(L, "LessOrEqual", rows, cols)
+                                      : lw_op2(L, "GreaterOrEqual", rows, cols);
     OValue *tri = where(L, in_triangle, a, fconst(L, et, 0.0));
     OValue *strict = where(L, lw_op2(L, "Equal", rows, cols), fconst(L, et, 0.0), tri);
     OValue *sym = typed3(L, add(L, tri, transpose_last2(L, strict, true)), et, b.count, n, n);
     OValue *scale = power_of_two_scale(L, et, sym);
-    jacobi_eigh(L, et, b.count, n, scaled_down(L, sym, scale), mode_c != 'N', &values, &vecs);
+    jacobi_eigh(L, et, b.count, n, scaled_down(L, sym, scale), mode != 'N', &values, &vecs);
     values = mul(L, values, squeeze_last(L, scale));
     if (!vecs) vecs = sym;
   }
@@ -933,24 +934,19 @@ static OValue *complete_basis(Lower *L, ElemType et, int64_t b, int64_t p, int64
 /* lapack_?gesdd_ffi / lapack_?gesvd_ffi (a) -> (a, s, u, vt, info); mode
  * 'A' (full U, V), 'S' (thin), 'N' (none: u and vt are zeros here). */
 static int lower_svd(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 1 || op->n_results != 5)
-    return lw_unsupported(L, "expected 1 operand and 5 results");
   Batch b;
-  if (batch_of(L, op->operands[0], 2, &b) != 0) return -1;
-  const Type *t = &op->operands[0]->type;
-  int64_t m = t->dims[t->rank - 2], n = t->dims[t->rank - 1], k = m < n ? m : n;
-  const Attr *cfg = ir_op_attr(op, "mhlo.backend_config");
-  const Attr *mode_a = cfg ? ir_dict_field(cfg, "mode") : NULL;
-  int64_t mode = 'A';
-  if (mode_a) ir_attr_int(mode_a, &mode);
+  int64_t m, n;
+  OValue *a = matrices_of(L, op->operands[0], et, &b, &m, &n);
+  if (!a) return -1;
+  int64_t k = m < n ? m : n;
+  int64_t mode = config_int(op, "mode", 'A');
   if (mode != 'A' && mode != 'S' && mode != 'N')
     return lw_unsupported(L, "SVD mode '%c'", (char)mode);
   const Type *ut = &op->results[2]->type, *vt_t = &op->results[3]->type;
-  if (ut->rank != t->rank || vt_t->rank != t->rank)
+  if (ut->rank != b.n_axes + 2 || vt_t->rank != b.n_axes + 2)
     return lw_unsupported(L, "u and vt are not matrices");
   int64_t u_cols = ut->dims[ut->rank - 1], vt_rows = vt_t->dims[vt_t->rank - 2];
   int64_t u_rows = ut->dims[ut->rank - 2], vt_cols = vt_t->dims[vt_t->rank - 1];
-  OValue *a = flatten(L, &b, b.source, et, 2, t->dims + t->rank - 2);
   bool wide = m < n;
   int64_t p = wide ? n : m, q = k;
   OValue *sigma, *u = NULL, *vt = NULL;
@@ -1003,21 +999,19 @@ static int lower_svd(Lower *L, const Op *op, ElemType et) {
  * in a second Loop.  info: the number of zero pivots (LAPACK's is the
  * first one's row; JAX reads only whether it is 0). */
 static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
-  if (op->n_operands != 4 || op->n_results != 5)
-    return lw_unsupported(L, "expected 4 operands and 5 results");
   Batch b;
   if (batch_of(L, op->operands[3], 2, &b) != 0) return -1;
-  const Type *bt = &op->operands[3]->type;
-  int64_t n = bt->dims[bt->rank - 2], r = bt->dims[bt->rank - 1];
+  const int64_t *system = b.dims + b.n_axes; /* [n, nrhs] */
+  int64_t n = system[0], r = system[1];
   for (int i = 0; i < 3; i++) {
     const Type *t = &op->operands[i]->type;
-    if (t->rank != bt->rank - 1 || t->dims[t->rank - 1] != n)
+    if (t->rank != b.n_axes + 1 || t->dims[t->rank - 1] != n)
       return lw_unsupported(L, "diagonal %d is not a vector of %lld per system", i, (long long)n);
   }
   OValue *dl = flatten(L, &b, lw_get(L, op->operands[0]), et, 1, &n);
   OValue *d0 = flatten(L, &b, lw_get(L, op->operands[1]), et, 1, &n);
   OValue *du0 = flatten(L, &b, lw_get(L, op->operands[2]), et, 1, &n);
-  OValue *rhs = flatten(L, &b, b.source, et, 2, bt->dims + bt->rank - 2);
+  OValue *rhs = flatten(L, &b, b.source, et, 2, system);
   OValue *d = d0, *du = du0, *fill = NULL, *x = rhs;
   OValue *zero = fconst(L, et, 0.0);
   if (n > 1) {
@@ -1101,7 +1095,7 @@ static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
   lw_bind(L, op->results[0], unflatten(L, &b, dl_out, 1, &n));
   lw_bind(L, op->results[1], unflatten(L, &b, d, 1, &n));
   lw_bind(L, op->results[2], unflatten(L, &b, du, 1, &n));
-  lw_bind(L, op->results[3], unflatten(L, &b, x, 2, bt->dims + bt->rank - 2));
+  lw_bind(L, op->results[3], unflatten_like_operand(L, &b, x));
   /* LAPACK stops at a zero pivot with info > 0 (JAX then returns NaN):
    * here the count of zero pivots, 0 when there is none */
   OValue *zero_pivot = lw_cast(L, lw_op2(L, "Equal", d, zero), ET_I32);
@@ -1114,29 +1108,40 @@ static int lower_gtsv(Lower *L, const Op *op, ElemType et) {
 
 typedef int (*DecompFn)(Lower *L, const Op *op, ElemType et);
 
-/* The routines by LAPACK name (without the type letter); fn NULL: refused
- * with `why`. */
+/* The routines by LAPACK name (without the type letter), with the operands
+ * and results of their custom_call (checked before fn runs); fn NULL:
+ * refused with `why`. */
 static const struct {
   const char *routine;
   DecompFn fn;
+  int n_operands, n_results;
   const char *why;
 } routines[] = {
-    {"geqrf", lower_geqrf, NULL},
-    {"orgqr", lower_orgqr, NULL},
-    {"syevd", lower_syevd, NULL},
-    {"gesdd", lower_svd, NULL},
-    {"gesvd", lower_svd, NULL},
-    {"geev", NULL,
+    {"geqrf", lower_geqrf, 1, 2, NULL},
+    {"orgqr", lower_orgqr, 2, 1, NULL},
+    {"syevd", lower_syevd, 1, 3, NULL},
+    {"gesdd", lower_svd, 1, 5, NULL},
+    {"gesvd", lower_svd, 1, 5, NULL},
+    {"geev", NULL, 0, 0,
      "no ONNX equivalent of a non-symmetric eigensolver with complex results "
      "(jnp.linalg.eig); not converted"},
-    {"gees", NULL,
+    {"gees", NULL, 0, 0,
      "no ONNX equivalent of a Schur decomposition (jax.scipy.linalg.schur: "
      "a non-symmetric QR iteration with complex results); not converted"},
-    {"geqp3", lower_geqp3, NULL},
-    {"gehrd", lower_gehrd, NULL},
-    {"sytrd", lower_sytrd, NULL},
-    {"gtsv", lower_gtsv, NULL},
+    {"geqp3", lower_geqp3, 2, 3, NULL},
+    {"gehrd", lower_gehrd, 1, 3, NULL},
+    {"sytrd", lower_sytrd, 1, 5, NULL},
+    {"gtsv", lower_gtsv, 4, 5, NULL},
 };
+
+/* Runs row's fn on op once its operands and results are counted. */
+static int lower_routine(Lower *L, const Op *op, int row, ElemType et) {
+  int n_in = routines[row].n_operands, n_out = routines[row].n_results;
+  if (op->n_operands != n_in || op->n_results != n_out)
+    return lw_unsupported(L, "expected %d operand%s and %d result%s", n_in, n_in == 1 ? "" : "s",
+                          n_out, n_out == 1 ? "" : "s");
+  return routines[row].fn(L, op, et);
+}
 
 /* "lapack_<t><routine>_ffi" -> its row, *et from the type letter. */
 static int routine_of(const char *target, ElemType *et, char *type_letter) {
@@ -1197,7 +1202,7 @@ int lower_lapack_decomposition(Lower *L, const Op *op, const char *target) {
    * (indices_of_shape_operands); the values are static here but for the
    * batch axes, which come from the matrix operand's shape */
   const Attr *shape_ops = ir_op_attr(op, "indices_of_shape_operands");
-  if (!shape_ops) return routines[row].fn(L, op, et);
+  if (!shape_ops) return lower_routine(L, op, row, et);
   int64_t *skip = NULL;
   int n_skip = ir_attr_i64s(L->c, shape_ops, &skip);
   if (n_skip < 0) return lw_bad_input(L, "indices_of_shape_operands is not a list of integers");
@@ -1210,5 +1215,5 @@ int lower_lapack_decomposition(Lower *L, const Op *op, const char *target) {
     for (int j = 0; j < n_skip; j++) is_shape |= skip[j] == i;
     if (!is_shape) data_op->operands[data_op->n_operands++] = op->operands[i];
   }
-  return routines[row].fn(L, data_op, et);
+  return lower_routine(L, data_op, row, et);
 }
