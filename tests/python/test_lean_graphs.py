@@ -559,8 +559,9 @@ def test_dynamic_sequence_length():
         f"dynamic B: {dict(op_counts(dynamic_b))}; static: {dict(static_counts)}"
     # and T: the slice of the position table and the iota of the mask read T
     # from a Shape (about a dozen nodes), and three Transposes that only move
-    # unit axes of the heads' vmap stay Transposes: with B and T both dynamic
-    # no constant Reshape shape can say where they go (static: Reshapes)
+    # unit axes of the heads' vmap become Squeeze + Unsqueeze: with B and T
+    # both dynamic no constant Reshape shape can say where they go (static:
+    # Reshapes)
     assert n <= n_static + mask + 16, f"dynamic B, T: {dict(counts)}; static: {dict(static_counts)}"
 
 
