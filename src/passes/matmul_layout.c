@@ -108,14 +108,6 @@ static OValue *transpose(Ctx *c, OGraph *g, const ONode *at, OValue *x, const in
 
 /* ---- scores in key-major order ------------------------------------------- */
 
-/* try_key_major when N's split or M is symbolic (a dynamic sequence
- * length): no constant Reshape takes the [.., N, M] product to the
- * Transpose's output [.., n_p.., M] when two of its dims are symbolic
- * (the lead's copies are at other axes).  So the product is made in that
- * shape: B split and transposed to [.., n_p.., K], times A^T with unit
- * axes for the n_p but the last, which MatMul broadcasts.
- *   Transpose_p(Reshape(MatMul(A, B)))
- *     = MatMul(Transpose(Reshape(B, [.., K, n_1..n_k])), Unsqueeze(A^T)) */
 /* A shape vector of `len` elements from a node's output (Shape, Div, Concat). */
 static OValue *shape_node(Ctx *c, OGraph *g, const ONode *at, OnnxOp op, OValue *const *in,
                           int n_in, int64_t len) {
@@ -166,6 +158,14 @@ static OValue *split_target(Ctx *c, OGraph *g, const ONode *at, OValue *b, int n
   return shape;
 }
 
+/* try_key_major when N's split or M is symbolic (a dynamic sequence
+ * length): no constant Reshape takes the [.., N, M] product to the
+ * Transpose's output [.., n_p.., M] when two of its dims are symbolic
+ * (the lead's copies are at other axes).  So the product is made in that
+ * shape: B split and transposed to [.., n_p.., K], times A^T with unit
+ * axes for the n_p but the last, which MatMul broadcasts.
+ *   Transpose_p(Reshape(MatMul(A, B)))
+ *     = MatMul(Transpose(Reshape(B, [.., K, n_1..n_k])), Unsqueeze(A^T)) */
 static bool key_major_per_split(Ctx *c, OGraph *g, ONode *mm, ONode *t, const OAttr *perm,
                                 int k) {
   OValue *a = mm->inputs[0], *b = mm->inputs[1];
