@@ -648,11 +648,38 @@ def test_residual_then_layernorm(tmp_path):
     model = convert_and_check(block.apply, [("B", 16, 64)], params=params)
     counts = op_counts(model)
     assert counts["Sum"] == 1 and counts["LayerNormalization"] == 1, dict(counts)
+    kept = _ort_kept(model, tmp_path)
+    assert kept["SkipLayerNormalization"] == 0 and kept["LayerNormalization"] == 1, dict(kept)
+
+
+def _ort_kept(model, tmp_path) -> dict:
+    """The op counts of the graph onnxruntime keeps after its fusions."""
     opts = ort.SessionOptions()
     opts.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    kept = op_counts(onnx.load(opts.optimized_model_filepath))
-    assert kept["SkipLayerNormalization"] == 0 and kept["LayerNormalization"] == 1, dict(kept)
+    return op_counts(onnx.load(opts.optimized_model_filepath))
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_rms_norm_without_scale(tmp_path, scaled):
+    """Linen's RMSNorm without a scale (and keras-hub's Gemma as
+    initialised, whose scale 1 + 0 folds away): onnxruntime fuses the chain
+    into SimplifiedLayerNormalization only when a Mul by the scale ends it,
+    so the kernels pass writes a Mul by ones; a norm with a scale is left as
+    it was."""
+    import flax.linen as nn
+
+    class Block(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(64)(nn.RMSNorm(use_scale=scaled)(x))
+
+    block = Block()
+    params = block.init(jax.random.key(0), jnp.zeros((1, 16, 64)))
+    model = convert_and_check(block.apply, [("B", 16, 64)], params=params)
+    assert op_counts(model)["Mul"] == 1, dict(op_counts(model))
+    kept = _ort_kept(model, tmp_path)
+    assert kept["SimplifiedLayerNormalization"] == 1 and kept["Sqrt"] == 0, dict(kept)
 
 
 def test_mask_and_true_over_heads():
